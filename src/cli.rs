@@ -1,0 +1,226 @@
+//! Command line: `signet run`, `signet verify`, `signet version`.
+//!
+//! Exit codes of `verify`: 0 allowed, 1 denied, 2 the check could not be made (bad input,
+//! policy not loadable, image not resolvable, registry unreachable).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{FileConfig, Settings};
+use crate::enforce::ImageClaim;
+use crate::policy::{local, Mode, NoMatchAction};
+
+#[derive(Parser, Debug)]
+#[command(name = "signet", version, about = "Refuse to start containers whose images are not properly signed (containerd NRI plugin)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the NRI plugin daemon.
+    Run(RunArgs),
+    /// Check one image against the policy, as the daemon would, and print the decision.
+    Verify(VerifyArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct CommonArgs {
+    /// TOML config file with the same keys as the flags (default: /etc/signet/config.toml if present).
+    #[arg(long, env = "SIGNET_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory of policy YAML files.
+    #[arg(long)]
+    pub policy_dir: Option<PathBuf>,
+    /// What to do with images no policy matches.
+    #[arg(long, value_enum)]
+    pub no_match: Option<NoMatchArg>,
+    /// containerd's gRPC socket (for image-store lookups).
+    #[arg(long)]
+    pub containerd_socket: Option<PathBuf>,
+    /// containerd namespace of the images (CRI uses k8s.io).
+    #[arg(long)]
+    pub containerd_namespace: Option<String>,
+    /// Registry (host:port) to reach over plain HTTP; repeatable.
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// NRI socket to dial (ignored when the runtime launched us with NRI_PLUGIN_SOCKET).
+    #[arg(long)]
+    pub nri_socket: Option<PathBuf>,
+    /// enforce: deny what fails policy; warn: allow and log the would-be denial.
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// NRI plugin index (two digits; lower runs first).
+    #[arg(long)]
+    pub plugin_index: Option<String>,
+    /// Log format: plain, json, journald.
+    #[arg(long)]
+    pub log_format: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// Image reference: a tag (resolved through containerd's image store) or name@digest.
+    pub image: String,
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Kubernetes namespace the pod would run in (for namespace-scoped policy).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ModeArg {
+    Enforce,
+    Warn,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum NoMatchArg {
+    Deny,
+    Allow,
+    Warn,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+impl CommonArgs {
+    fn to_file_config(&self) -> FileConfig {
+        FileConfig {
+            policy_dir: self.policy_dir.clone(),
+            no_match: self.no_match.map(|n| match n {
+                NoMatchArg::Deny => NoMatchAction::Deny,
+                NoMatchArg::Allow => NoMatchAction::Allow,
+                NoMatchArg::Warn => NoMatchAction::Warn,
+            }),
+            containerd_socket: self.containerd_socket.clone(),
+            containerd_namespace: self.containerd_namespace.clone(),
+            insecure_registries: Some(self.insecure_registries.clone()).filter(|v| !v.is_empty()),
+            ..Default::default()
+        }
+    }
+
+    fn settings(&self, extra: FileConfig) -> anyhow::Result<Settings> {
+        let file = FileConfig::load_optional(self.config.as_deref())?;
+        Ok(Settings::from(file.overlay(self.to_file_config()).overlay(extra)))
+    }
+}
+
+/// Entry point used by `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = match cli.command {
+        Some(c) => c,
+        // Launched by the runtime as a pre-installed plugin: no arguments, no environment
+        // beyond NRI's own variables. Run with the config file's settings.
+        None if std::env::var_os("NRI_PLUGIN_SOCKET").is_some() => Command::Run(RunArgs {
+            common: CommonArgs::default(),
+            nri_socket: None,
+            mode: None,
+            plugin_index: std::env::var("NRI_PLUGIN_IDX").ok(),
+            log_format: None,
+        }),
+        None => {
+            eprintln!("signet: a command is needed (run, verify, version); see --help");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::Version => {
+            println!("signet {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Run(args) => run(args),
+        Command::Verify(args) => verify(args),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let extra = FileConfig {
+        nri_socket: args.nri_socket.clone(),
+        mode: args.mode.map(|m| match m {
+            ModeArg::Enforce => Mode::Enforce,
+            ModeArg::Warn => Mode::Warn,
+        }),
+        plugin_index: args.plugin_index.clone(),
+        log_format: args.log_format.clone(),
+        ..Default::default()
+    };
+    let settings = match args.common.settings(extra) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("signet: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::logging::init(settings.log_format.as_deref());
+    match runtime().block_on(crate::daemon::run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "signet stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify(args: VerifyArgs) -> ExitCode {
+    crate::logging::init_cli();
+    let settings = match args.common.settings(FileConfig { mode: Some(Mode::Enforce), ..Default::default() }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("signet: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let policy = match local::load_dir(&settings.policy_dir, settings.no_match) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("signet: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _ = &args.namespace; // accepted now so scripts keep working when namespace selectors land
+    let (_tx, rx) = tokio::sync::watch::channel(policy);
+    let budget = settings.registry_timeout + Duration::from_secs(1);
+    let decision = runtime().block_on(async {
+        let enforcer = crate::daemon::enforcer(&settings, rx);
+        enforcer.decide(&ImageClaim { name: args.image.clone(), digest: None }, budget).await
+    });
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&decision).expect("decision serialises")),
+        Output::Text => println!("{decision}"),
+    }
+    if decision.indeterminate {
+        ExitCode::from(2)
+    } else if decision.allowed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,156 @@
+//! Daemon settings: TOML file keys, command-line flags, and their merge.
+//!
+//! The file uses the same names as the flags (`policy_dir` ⇔ `--policy-dir`). A flag given on
+//! the command line wins over the file, the file wins over the default. Unknown keys are
+//! errors: a misspelt `mode` must not leave a node silently in its default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::enforce::EnforcerConfig;
+use crate::policy::{Mode, NoMatchAction};
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/signet/config.toml";
+pub const DEFAULT_POLICY_DIR: &str = "/etc/signet/policies";
+pub const DEFAULT_CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+/// Everything settable in the file; all optional so flags can fill gaps.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub policy_dir: Option<PathBuf>,
+    pub nri_socket: Option<PathBuf>,
+    pub mode: Option<Mode>,
+    pub no_match: Option<NoMatchAction>,
+    pub plugin_name: Option<String>,
+    pub plugin_index: Option<String>,
+    pub containerd_socket: Option<PathBuf>,
+    pub containerd_namespace: Option<String>,
+    /// `host:port` registries reached over plain HTTP.
+    pub insecure_registries: Option<Vec<String>>,
+    pub registry_timeout_ms: Option<u64>,
+    pub cache_allow_ttl_seconds: Option<u64>,
+    pub cache_deny_ttl_seconds: Option<u64>,
+    pub cache_capacity: Option<usize>,
+    /// `plain`, `json` or `journald`; default: journald under systemd, plain otherwise.
+    pub log_format: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+    }
+
+    /// Load `path` if given; the default path only if it exists.
+    pub fn load_optional(path: Option<&Path>) -> Result<Self, ConfigError> {
+        match path {
+            Some(p) => Self::load(p),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => Self::load(Path::new(DEFAULT_CONFIG_PATH)),
+            None => Ok(Self::default()),
+        }
+    }
+
+    /// Values from `over` replace ours where set.
+    pub fn overlay(mut self, over: FileConfig) -> Self {
+        macro_rules! take {
+            ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
+        }
+        take!(
+            policy_dir, nri_socket, mode, no_match, plugin_name, plugin_index, containerd_socket,
+            containerd_namespace, insecure_registries, registry_timeout_ms, cache_allow_ttl_seconds,
+            cache_deny_ttl_seconds, cache_capacity, log_format
+        );
+        self
+    }
+}
+
+/// Resolved settings with defaults applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub policy_dir: PathBuf,
+    pub nri_socket: PathBuf,
+    pub mode: Mode,
+    pub no_match: NoMatchAction,
+    pub plugin_name: String,
+    pub plugin_index: String,
+    pub containerd_socket: PathBuf,
+    pub containerd_namespace: String,
+    pub insecure_registries: Vec<String>,
+    pub registry_timeout: Duration,
+    pub enforcer: EnforcerConfig,
+    pub log_format: Option<String>,
+}
+
+impl From<FileConfig> for Settings {
+    fn from(f: FileConfig) -> Self {
+        let defaults = EnforcerConfig::default();
+        let mode = f.mode.unwrap_or_default();
+        Self {
+            policy_dir: f.policy_dir.unwrap_or_else(|| DEFAULT_POLICY_DIR.into()),
+            nri_socket: f.nri_socket.unwrap_or_else(|| crate::nri::DEFAULT_SOCKET.into()),
+            mode,
+            no_match: f.no_match.unwrap_or_default(),
+            plugin_name: f.plugin_name.unwrap_or_else(|| "signet".into()),
+            plugin_index: f.plugin_index.unwrap_or_else(|| "05".into()),
+            containerd_socket: f.containerd_socket.unwrap_or_else(|| DEFAULT_CONTAINERD_SOCKET.into()),
+            containerd_namespace: f.containerd_namespace.unwrap_or_else(|| "k8s.io".into()),
+            insecure_registries: f.insecure_registries.unwrap_or_default(),
+            // Signatures must arrive well inside the runtime's 2 s; a slower registry gets a
+            // "still verifying" denial and the background fetch continues up to this bound.
+            registry_timeout: Duration::from_millis(f.registry_timeout_ms.unwrap_or(10_000)),
+            enforcer: EnforcerConfig {
+                mode,
+                cache_capacity: f.cache_capacity.unwrap_or(defaults.cache_capacity),
+                allow_ttl: f.cache_allow_ttl_seconds.map(Duration::from_secs).unwrap_or(defaults.allow_ttl),
+                deny_ttl: f.cache_deny_ttl_seconds.map(Duration::from_secs).unwrap_or(defaults.deny_ttl),
+                error_ttl: defaults.error_ttl,
+            },
+            log_format: f.log_format,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_keys_parse_and_flags_win() {
+        let file = FileConfig::parse(
+            Path::new("c.toml"),
+            "policy_dir = \"/p\"\nmode = \"warn\"\ninsecure_registries = [\"127.0.0.1:5000\"]\nno_match = \"allow\"\n",
+        )
+        .unwrap();
+        let flags = FileConfig { mode: Some(Mode::Enforce), ..Default::default() };
+        let s = Settings::from(file.overlay(flags));
+        assert_eq!(s.policy_dir, PathBuf::from("/p"));
+        assert_eq!(s.mode, Mode::Enforce);
+        assert_eq!(s.enforcer.mode, Mode::Enforce);
+        assert_eq!(s.no_match, NoMatchAction::Allow);
+        assert_eq!(s.insecure_registries, ["127.0.0.1:5000"]);
+        assert_eq!(s.plugin_index, "05");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let e = FileConfig::parse(Path::new("c.toml"), "mdoe = \"warn\"\n").unwrap_err().to_string();
+        assert!(e.contains("c.toml") && e.contains("mdoe"), "{e}");
+        let e = FileConfig::parse(Path::new("c.toml"), "mode = \"audit\"\n").unwrap_err().to_string();
+        assert!(e.contains("audit"), "{e}");
+    }
+}

@@ -1,0 +1,510 @@
+//! The decision pipeline: image identity → policy → signatures → cached verdict, in budget.
+//!
+//! [`Enforcer::decide`] always returns within the caller's budget with a [`Decision`]. When
+//! the work is not done in time the decision is a denial that says so; the work continues
+//! and its verdict is cached, so the runtime's retry of the same container is answered from
+//! the cache. No path returns "allowed" without a completed check (or an explicit policy
+//! that allows).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oci_client::Reference;
+use tokio::sync::watch;
+
+use crate::cache::{Cache, Lookup};
+use crate::imagestore::{ImageStore, StoreError};
+use crate::policy::{Mode, NoMatchAction, PolicySet};
+use crate::registry::SignatureSource;
+use crate::verify;
+
+/// What the runtime told us about the container's image.
+#[derive(Debug, Clone, Default)]
+pub struct ImageClaim {
+    /// `io.kubernetes.cri.image-name` or the runtime's image name field.
+    pub name: String,
+    /// The digest the runtime resolved, when it says (NRI >= v0.12 `Container.image.digest`).
+    pub digest: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Checked and allowed by policy.
+    Allowed,
+    /// Allowed only because a policy (or the node) is in warn mode; would have been denied.
+    Warned,
+    /// Denied.
+    Denied,
+}
+
+/// The answer for one container, and everything a person needs to act on it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Decision {
+    pub image: String,
+    pub digest: Option<String>,
+    pub allowed: bool,
+    pub outcome: Outcome,
+    /// Names of the policies that matched the image.
+    pub policies: Vec<String>,
+    pub reason: String,
+    /// Served from the cache (no verification work on this request).
+    #[serde(skip)]
+    pub cached: bool,
+    /// The check could not be completed (no policy, image not resolvable, registry failure,
+    /// out of time): the denial says nothing about the image's signatures.
+    #[serde(rename = "error")]
+    pub indeterminate: bool,
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = match self.outcome {
+            Outcome::Allowed => "allowed",
+            Outcome::Warned => "allowed (warn mode)",
+            Outcome::Denied => "denied",
+        };
+        write!(f, "signet: image {}", self.image)?;
+        if let Some(d) = &self.digest {
+            write!(f, " ({d})")?;
+        }
+        write!(f, " {verb}")?;
+        if !self.policies.is_empty() {
+            write!(f, " by policy {}", self.policies.join(", "))?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
+
+/// Verdict of the expensive part (signatures), cached per (repository, digest, policy hash).
+#[derive(Debug, Clone)]
+struct Verdict {
+    allowed: bool,
+    warned: bool,
+    reason: String,
+    /// A registry failure: cached briefly so a retry tries again soon.
+    transient: bool,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct CacheKey {
+    repository: String,
+    digest: String,
+    policy_hash: String,
+}
+
+/// Tunables of the pipeline.
+#[derive(Clone, Debug)]
+pub struct EnforcerConfig {
+    /// Node-wide mode: in warn mode nothing is denied, every would-be denial is reported.
+    pub mode: Mode,
+    pub cache_capacity: usize,
+    pub allow_ttl: Duration,
+    pub deny_ttl: Duration,
+    pub error_ttl: Duration,
+}
+
+impl Default for EnforcerConfig {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Enforce,
+            cache_capacity: 10_000,
+            allow_ttl: Duration::from_secs(3600),
+            deny_ttl: Duration::from_secs(60),
+            error_ttl: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct Enforcer {
+    store: Arc<dyn ImageStore>,
+    source: Arc<dyn SignatureSource>,
+    policy: watch::Receiver<Arc<PolicySet>>,
+    cache: Cache<CacheKey, Verdict>,
+    mode: Mode,
+}
+
+impl Enforcer {
+    pub fn new(
+        store: Arc<dyn ImageStore>,
+        source: Arc<dyn SignatureSource>,
+        policy: watch::Receiver<Arc<PolicySet>>,
+        config: EnforcerConfig,
+    ) -> Self {
+        let (allow, deny, error) = (config.allow_ttl, config.deny_ttl, config.error_ttl);
+        let ttl = Arc::new(move |v: &Verdict| {
+            Some(if v.transient {
+                error
+            } else if v.allowed {
+                allow
+            } else {
+                deny
+            })
+        });
+        Self { store, source, policy, cache: Cache::new(config.cache_capacity, ttl), mode: config.mode }
+    }
+
+    /// The policy snapshot in force right now.
+    pub fn policy(&self) -> Arc<PolicySet> {
+        self.policy.borrow().clone()
+    }
+
+    /// Decide within `budget`. Never errors: every failure is a denial that names its cause.
+    pub async fn decide(&self, claim: &ImageClaim, budget: Duration) -> Decision {
+        let started = Instant::now();
+        let decision = self.decide_strict(claim, budget).await;
+        let decision = self.apply_node_mode(decision);
+        tracing::trace!(elapsed_us = started.elapsed().as_micros() as u64, "decided");
+        decision
+    }
+
+    fn apply_node_mode(&self, mut d: Decision) -> Decision {
+        if self.mode == Mode::Warn && !d.allowed {
+            d.allowed = true;
+            d.outcome = Outcome::Warned;
+        }
+        d
+    }
+
+    async fn decide_strict(&self, claim: &ImageClaim, budget: Duration) -> Decision {
+        let deadline = Instant::now() + budget;
+        let policy = self.policy();
+        let mut d = Decision {
+            image: claim.name.clone(),
+            digest: None,
+            allowed: false,
+            outcome: Outcome::Denied,
+            policies: Vec::new(),
+            reason: String::new(),
+            cached: false,
+            indeterminate: true,
+        };
+        if let Some(err) = &policy.load_error {
+            d.reason = format!("no valid policy is loaded, every image is denied: {err}");
+            return d;
+        }
+
+        let (reference, digest) = match self.identify(claim).await {
+            Ok(x) => x,
+            Err(reason) => {
+                d.reason = reason;
+                return d;
+            }
+        };
+        let repository = format!("{}/{}", reference.registry(), reference.repository());
+        d.image = reference.whole();
+        d.digest = Some(digest.clone());
+
+        d.indeterminate = false;
+        let full = reference.whole();
+        let matched = policy.matching(&full, &repository);
+        d.policies = matched.iter().map(|p| p.name.clone()).collect();
+        if matched.is_empty() {
+            return self.no_match(d, policy.no_match);
+        }
+
+        let key = CacheKey { repository, digest: digest.clone(), policy_hash: policy.hash.clone() };
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let source = Arc::clone(&self.source);
+        let snapshot = Arc::clone(&policy);
+        let lookup = self
+            .cache
+            .get_or_compute(key, budget, move || async move {
+                let matched = snapshot.matching(&full, &format!("{}/{}", reference.registry(), reference.repository()));
+                let sigs = if verify::needs_signatures(&matched) {
+                    Some(source.signatures(&reference, &digest).await)
+                } else {
+                    None
+                };
+                let transient = matches!(sigs, Some(Err(_)));
+                let eval = verify::evaluate(&matched, sigs.as_ref(), &digest);
+                let reason = if eval.failures.is_empty() { eval.satisfied.join("; ") } else { eval.failures.join("; ") };
+                Verdict { allowed: eval.allowed, warned: eval.warned, reason, transient }
+            })
+            .await;
+        match lookup {
+            Lookup::Ready { value, cached } => {
+                d.allowed = value.allowed;
+                d.outcome = match (value.allowed, value.warned) {
+                    (false, _) => Outcome::Denied,
+                    (true, true) => Outcome::Warned,
+                    (true, false) => Outcome::Allowed,
+                };
+                d.reason = value.reason;
+                d.cached = cached;
+                d.indeterminate = value.transient;
+            }
+            Lookup::Pending => {
+                d.indeterminate = true;
+                d.reason = format!(
+                    "signature verification did not finish within {} ms and continues in the background; \
+                     the runtime's retry will get its result",
+                    budget.as_millis()
+                );
+            }
+        }
+        d
+    }
+
+    fn no_match(&self, mut d: Decision, action: NoMatchAction) -> Decision {
+        d.reason = format!("no policy matches this image (no-match action: {action})");
+        match action {
+            NoMatchAction::Deny => {}
+            NoMatchAction::Allow => {
+                d.allowed = true;
+                d.outcome = Outcome::Allowed;
+            }
+            NoMatchAction::Warn => {
+                d.allowed = true;
+                d.outcome = Outcome::Warned;
+            }
+        }
+        d
+    }
+
+    /// Normalised reference and the digest that will run, or a reason why not.
+    async fn identify(&self, claim: &ImageClaim) -> Result<(Reference, String), String> {
+        let name = claim.name.trim();
+        if name.is_empty() {
+            return Err("the runtime gave no image name for this container".into());
+        }
+        // A bare image ID names content but no repository to find signatures in: map it back
+        // through the store to the names it was pulled as.
+        if let Some(id) = name.strip_prefix("sha256:") {
+            let digest = self.store.resolve(name).await.map_err(|e| store_reason(name, e))?;
+            let names = self.store.names_for_digest(&digest).await.map_err(|e| store_reason(name, e))?;
+            let repo = names.first().ok_or_else(|| format!("image ID sha256:{id} has no repository name in containerd's store"))?;
+            let reference = parse_reference(repo)?;
+            return Ok((reference, digest));
+        }
+        let reference = parse_reference(name)?;
+        if let Some(d) = reference.digest() {
+            // Content-addressed: the digest in the name is what runs.
+            return Ok((reference.clone(), d.to_string()));
+        }
+        if let Some(d) = claim.digest.as_deref().filter(|d| !d.is_empty()) {
+            return Ok((reference, d.to_string()));
+        }
+        // The runtime's own name first (it is what CRI stored), then the normalised form.
+        let digest = match self.store.resolve(name).await {
+            Ok(d) => d,
+            Err(StoreError::NotFound { .. }) if reference.whole() != name => {
+                self.store.resolve(&reference.whole()).await.map_err(|e| store_reason(name, e))?
+            }
+            Err(e) => return Err(store_reason(name, e)),
+        };
+        Ok((reference, digest))
+    }
+}
+
+fn parse_reference(name: &str) -> Result<Reference, String> {
+    Reference::try_from(name).map_err(|e| format!("image name {name:?} is not a valid reference: {e}"))
+}
+
+fn store_reason(name: &str, e: StoreError) -> String {
+    format!("cannot resolve {name} to the digest containerd runs: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imagestore::FakeImageStore;
+    use crate::policy::matching::ImageGlob;
+    use crate::policy::{Authority, AuthorityKind, Policy};
+    use crate::registry::{FakeSignatureSource, RegistryError};
+    use crate::verify::testkit::TestSigner;
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const SECOND: Duration = Duration::from_secs(1);
+
+    struct World {
+        store: Arc<FakeImageStore>,
+        source: Arc<FakeSignatureSource>,
+        signer: TestSigner,
+        policy_tx: watch::Sender<Arc<PolicySet>>,
+        enforcer: Enforcer,
+    }
+
+    fn policy_set(key: &TestSigner, mode: Mode, no_match: NoMatchAction) -> Arc<PolicySet> {
+        let p = Policy {
+            name: "probe".into(),
+            images: vec![ImageGlob::new("reg.io/probe/**").unwrap()],
+            authorities: vec![Authority { name: "team".into(), kind: AuthorityKind::Key(key.trusted()) }],
+            mode,
+        };
+        PolicySet::new(vec![p], no_match, format!("{mode}{}", key.trusted().fingerprint).as_bytes())
+    }
+
+    fn world(config: EnforcerConfig) -> World {
+        let store = FakeImageStore::new();
+        let source = FakeSignatureSource::new();
+        let signer = TestSigner::new(1);
+        let (policy_tx, rx) = watch::channel(policy_set(&signer, Mode::Enforce, NoMatchAction::Deny));
+        let enforcer = Enforcer::new(store.clone(), source.clone(), rx, config);
+        World { store, source, signer, policy_tx, enforcer }
+    }
+
+    fn claim(name: &str) -> ImageClaim {
+        ImageClaim { name: name.into(), digest: None }
+    }
+
+    #[tokio::test]
+    async fn signed_image_is_allowed_and_then_served_from_cache() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(d.allowed, "{d}");
+        assert_eq!(d.outcome, Outcome::Allowed);
+        assert_eq!(d.digest.as_deref(), Some(D1));
+        assert_eq!(d.policies, ["probe"]);
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(d.allowed && d.cached);
+        assert_eq!(w.source.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn unsigned_image_is_denied_with_a_message_naming_everything() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(!d.allowed);
+        let msg = d.to_string();
+        for part in ["reg.io/probe/app:v1", D1, "probe", "team", "no signatures found", "denied"] {
+            assert!(msg.contains(part), "{part:?} missing from {msg}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_digest_comes_from_the_store_not_from_the_tag() {
+        // The tag was re-pointed in the registry after the node pulled it: the store still
+        // says D1, the signature for D2 must not help.
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D2)]));
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(!d.allowed);
+        assert!(d.reason.contains("is for digest"), "{}", d.reason);
+    }
+
+    #[tokio::test]
+    async fn image_missing_from_the_store_is_denied() {
+        let w = world(EnforcerConfig::default());
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(!d.allowed);
+        assert!(d.reason.contains("not in containerd's image store"), "{}", d.reason);
+    }
+
+    #[tokio::test]
+    async fn docker_hub_short_names_resolve_via_the_normalised_name() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("docker.io/library/busybox:latest", D1);
+        let d = w.enforcer.decide(&claim("busybox"), SECOND).await;
+        assert_eq!(d.digest.as_deref(), Some(D1));
+        assert!(d.reason.contains("no policy matches"), "{}", d.reason);
+        assert!(!d.allowed);
+    }
+
+    #[tokio::test]
+    async fn runtime_supplied_digest_is_used_without_a_lookup() {
+        let w = world(EnforcerConfig::default());
+        w.source.set(D2, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D2)]));
+        let d = w
+            .enforcer
+            .decide(&ImageClaim { name: "reg.io/probe/app:v1".into(), digest: Some(D2.into()) }, SECOND)
+            .await;
+        assert!(d.allowed, "{d}");
+    }
+
+    #[tokio::test]
+    async fn bare_image_id_maps_back_to_its_repository() {
+        let w = world(EnforcerConfig::default());
+        let id = format!("sha256:{}", "c".repeat(64));
+        w.store.put(&id, D1);
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
+        let d = w.enforcer.decide(&claim(&id), SECOND).await;
+        assert!(d.allowed, "{d}");
+    }
+
+    #[tokio::test]
+    async fn slow_registry_denies_in_budget_then_retry_hits_the_cache() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
+        w.source.set_delay(Duration::from_millis(300));
+        let t0 = Instant::now();
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), Duration::from_millis(50)).await;
+        assert!(t0.elapsed() < Duration::from_millis(250), "answered late: {:?}", t0.elapsed());
+        assert!(!d.allowed);
+        assert!(d.reason.contains("continues in the background"), "{}", d.reason);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), Duration::from_millis(50)).await;
+        assert!(d.allowed && d.cached, "{d}");
+    }
+
+    #[tokio::test]
+    async fn registry_failure_denies_and_names_the_failure() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.source.set(D1, Err(RegistryError::Request { location: "x".into(), message: "connection refused".into() }));
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(!d.allowed);
+        assert!(d.reason.contains("connection refused"));
+    }
+
+    #[tokio::test]
+    async fn node_warn_mode_allows_but_reports() {
+        let w = world(EnforcerConfig { mode: Mode::Warn, ..Default::default() });
+        w.store.put("reg.io/probe/app:v1", D1);
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(d.allowed);
+        assert_eq!(d.outcome, Outcome::Warned);
+        assert!(d.reason.contains("no signatures found"));
+    }
+
+    #[tokio::test]
+    async fn no_match_actions() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("other.io/app:v1", D1);
+        assert!(!w.enforcer.decide(&claim("other.io/app:v1"), SECOND).await.allowed);
+        w.policy_tx.send(policy_set(&w.signer, Mode::Enforce, NoMatchAction::Allow)).unwrap();
+        let d = w.enforcer.decide(&claim("other.io/app:v1"), SECOND).await;
+        assert!(d.allowed && d.outcome == Outcome::Allowed);
+        w.policy_tx.send(policy_set(&w.signer, Mode::Enforce, NoMatchAction::Warn)).unwrap();
+        assert_eq!(w.enforcer.decide(&claim("other.io/app:v1"), SECOND).await.outcome, Outcome::Warned);
+    }
+
+    #[tokio::test]
+    async fn policy_change_is_not_served_stale_decisions() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
+        assert!(w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await.allowed);
+        let other = TestSigner::new(9);
+        w.policy_tx.send(policy_set(&other, Mode::Enforce, NoMatchAction::Deny)).unwrap();
+        assert!(!w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await.allowed);
+    }
+
+    #[tokio::test]
+    async fn unloaded_policy_denies_everything() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.policy_tx.send(PolicySet::unavailable("policy file x.yaml: bad".into())).unwrap();
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(!d.allowed);
+        assert!(d.reason.contains("x.yaml"));
+    }
+
+    #[tokio::test]
+    async fn garbage_names_are_denied_not_panicking() {
+        let w = world(EnforcerConfig::default());
+        for name in ["", "   ", "UPPER/Case:tag", "a@@b", "sha256:zz", &"x".repeat(5000)] {
+            let d = w.enforcer.decide(&claim(name), SECOND).await;
+            assert!(!d.allowed, "{name:?} allowed");
+            assert!(!d.reason.is_empty());
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! Resolving an image name to the digest containerd will run (an I/O seam, with a fake).
+//!
+//! The CRI annotation gives a name, usually a tag. Asking the registry what the tag points
+//! to *now* is a time-of-check/time-of-use hole: the tag may have moved since the node
+//! pulled it. containerd's own image store records what was pulled, so that is the only
+//! place signet asks.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use containerd_client::services::v1::images_client::ImagesClient;
+use containerd_client::services::v1::{GetImageRequest, ListImagesRequest};
+use containerd_client::tonic::{transport::Channel, Code, Request};
+
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("image {name} is not in containerd's image store (namespace {namespace})")]
+    NotFound { name: String, namespace: String },
+    #[error("containerd image store at {socket} is unavailable: {message}")]
+    Unavailable { socket: String, message: String },
+    #[error("containerd image store entry for {name} has no usable target digest ({digest:?})")]
+    BadTarget { name: String, digest: String },
+}
+
+/// Where images are looked up.
+#[async_trait]
+pub trait ImageStore: Send + Sync {
+    /// The target digest (manifest or index) recorded for `name`.
+    async fn resolve(&self, name: &str) -> Result<String, StoreError>;
+    /// Repository names (`registry/repo`) recorded for images with this target digest;
+    /// used when the runtime names an image only by its ID.
+    async fn names_for_digest(&self, digest: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// containerd's image service over its gRPC socket.
+pub struct ContainerdImageStore {
+    socket: PathBuf,
+    namespace: String,
+    timeout: Duration,
+    channel: tokio::sync::Mutex<Option<Channel>>,
+}
+
+impl ContainerdImageStore {
+    pub fn new(socket: PathBuf, namespace: String, timeout: Duration) -> Self {
+        Self { socket, namespace, timeout, channel: tokio::sync::Mutex::new(None) }
+    }
+
+    fn unavailable(&self, message: impl ToString) -> StoreError {
+        StoreError::Unavailable { socket: self.socket.display().to_string(), message: message.to_string() }
+    }
+
+    async fn client(&self) -> Result<ImagesClient<Channel>, StoreError> {
+        let mut guard = self.channel.lock().await;
+        if let Some(ch) = guard.as_ref() {
+            return Ok(ImagesClient::new(ch.clone()));
+        }
+        let ch = tokio::time::timeout(self.timeout, containerd_client::connect(&self.socket))
+            .await
+            .map_err(|_| self.unavailable("connect timed out"))?
+            .map_err(|e| self.unavailable(e))?;
+        *guard = Some(ch.clone());
+        Ok(ImagesClient::new(ch))
+    }
+
+    /// Forget the channel after a transport failure so the next call dials again
+    /// (containerd restarts take the socket away).
+    async fn reset(&self) {
+        *self.channel.lock().await = None;
+    }
+
+    fn request<T>(&self, msg: T) -> Request<T> {
+        let mut req = Request::new(msg);
+        req.metadata_mut().insert("containerd-namespace", self.namespace.parse().expect("namespace is ascii"));
+        req.set_timeout(self.timeout);
+        req
+    }
+}
+
+#[async_trait]
+impl ImageStore for ContainerdImageStore {
+    async fn resolve(&self, name: &str) -> Result<String, StoreError> {
+        let mut client = self.client().await?;
+        let resp = match client.get(self.request(GetImageRequest { name: name.to_string() })).await {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == Code::NotFound => {
+                return Err(StoreError::NotFound { name: name.to_string(), namespace: self.namespace.clone() })
+            }
+            Err(s) => {
+                self.reset().await;
+                return Err(self.unavailable(s.message()));
+            }
+        };
+        let digest = resp.image.and_then(|i| i.target).map(|t| t.digest).unwrap_or_default();
+        check_digest(name, digest)
+    }
+
+    async fn names_for_digest(&self, digest: &str) -> Result<Vec<String>, StoreError> {
+        let mut client = self.client().await?;
+        let filter = format!("target.digest=={digest}");
+        let resp = match client.list(self.request(ListImagesRequest { filters: vec![filter] })).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => {
+                self.reset().await;
+                return Err(self.unavailable(s.message()));
+            }
+        };
+        Ok(resp.images.into_iter().map(|i| i.name).filter(|n| !n.starts_with("sha256:")).collect())
+    }
+}
+
+fn check_digest(name: &str, digest: String) -> Result<String, StoreError> {
+    let ok = digest
+        .strip_prefix("sha256:")
+        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    if ok {
+        Ok(digest)
+    } else {
+        Err(StoreError::BadTarget { name: name.to_string(), digest })
+    }
+}
+
+/// In-memory image store for tests.
+#[derive(Default)]
+pub struct FakeImageStore {
+    images: Mutex<HashMap<String, String>>,
+    unavailable: Mutex<bool>,
+}
+
+impl FakeImageStore {
+    pub fn new() -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self::default())
+    }
+    pub fn put(&self, name: &str, digest: &str) {
+        self.images.lock().unwrap().insert(name.to_string(), digest.to_string());
+    }
+    pub fn set_unavailable(&self, down: bool) {
+        *self.unavailable.lock().unwrap() = down;
+    }
+}
+
+#[async_trait]
+impl ImageStore for FakeImageStore {
+    async fn resolve(&self, name: &str) -> Result<String, StoreError> {
+        if *self.unavailable.lock().unwrap() {
+            return Err(StoreError::Unavailable { socket: "fake".into(), message: "down".into() });
+        }
+        let digest = self.images.lock().unwrap().get(name).cloned();
+        match digest {
+            Some(d) => check_digest(name, d),
+            None => Err(StoreError::NotFound { name: name.to_string(), namespace: "k8s.io".into() }),
+        }
+    }
+
+    async fn names_for_digest(&self, digest: &str) -> Result<Vec<String>, StoreError> {
+        let images = self.images.lock().unwrap();
+        Ok(images.iter().filter(|(n, d)| *d == digest && !n.starts_with("sha256:")).map(|(n, _)| n.clone()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_sha256_targets_are_accepted() {
+        let good = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(check_digest("x", good.clone()), Ok(good));
+        assert!(check_digest("x", String::new()).is_err());
+        assert!(check_digest("x", format!("sha256:{}", "A".repeat(64))).is_err());
+        assert!(check_digest("x", format!("sha512:{}", "a".repeat(128))).is_err());
+    }
+}

@@ -1,0 +1,27 @@
+//! signet: a containerd NRI plugin that refuses to start containers whose images are not
+//! properly signed.
+//!
+//! Map of the crate, following one CreateContainer from the socket to the reply:
+//!
+//! - [`nri`]: the NRI socket — [`nri::mux`] splits it into two ttrpc streams,
+//!   [`nri::protocol`] is the wire schema, [`nri::handler`] answers the runtime and is the
+//!   one place a decision becomes a wire reply, [`nri::run`] keeps the connection up.
+//! - [`enforce`]: the decision pipeline under a deadline (identity → policy → signatures).
+//! - [`imagestore`]: tag → digest through containerd's image store (seam, with a fake).
+//! - [`registry`]: bounded signature fetches from the registry (seam, with a fake).
+//! - [`verify`]: which signatures count, and policy evaluation (pure).
+//! - [`policy`]: policy model, glob matching, YAML documents, local directory loading.
+//! - [`cache`]: bounded TTL cache with singleflight and background completion.
+//! - [`config`], [`cli`], [`logging`], [`daemon`]: settings, commands, log output, wiring.
+
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod enforce;
+pub mod imagestore;
+pub mod logging;
+pub mod nri;
+pub mod policy;
+pub mod registry;
+pub mod verify;

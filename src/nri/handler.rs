@@ -1,0 +1,236 @@
+//! The NRI Plugin service: what signet answers when the runtime calls.
+//!
+//! Only CreateContainer is subscribed to. Its reply is built in exactly one place,
+//! [`reply`]: an allowed decision is an empty adjustment, anything else is a
+//! PermissionDenied status whose message is the decision's human-readable text — containerd
+//! fails the creation and the CRI client (kubelet, crictl) shows that text.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ttrpc::r#async::TtrpcContext;
+
+use super::protocol::nri::{
+    ConfigureRequest, ConfigureResponse, CreateContainerRequest, CreateContainerResponse, Empty, SynchronizeRequest,
+    SynchronizeResponse,
+};
+use super::protocol::nri_ttrpc::Plugin;
+use crate::enforce::{Decision, Enforcer, ImageClaim, Outcome};
+
+/// The CRI annotation that carries the image name on containerd and CRI-O.
+pub const IMAGE_NAME_ANNOTATION: &str = "io.kubernetes.cri.image-name";
+/// NRI event numbers (`Event` enum in the NRI API).
+pub const EVENT_CREATE_CONTAINER: u32 = 4;
+/// The runtime's request timeout when it does not tell us (NRI default).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Subscription mask for a set of events: bit `1 << (event - 1)`.
+pub fn event_mask(events: &[u32]) -> i32 {
+    events.iter().fold(0, |m, e| m | (1 << (e - 1)))
+}
+
+/// How much of the runtime's timeout a decision may use. The rest is margin for the reply
+/// to travel back and for scheduling hiccups: a late answer is a dropped plugin, and a
+/// dropped plugin is an unchecked container.
+pub fn decision_budget(timeout: Duration) -> Duration {
+    let margin = (timeout / 4).max(Duration::from_millis(200));
+    timeout.saturating_sub(margin).max(Duration::from_millis(50))
+}
+
+pub struct NriHandler {
+    enforcer: Arc<Enforcer>,
+    /// Request timeout announced in Configure (ms, 0 = not announced).
+    configured_timeout_ms: AtomicU64,
+    /// Registered and configured with a runtime right now.
+    synchronized: AtomicBool,
+}
+
+impl NriHandler {
+    pub fn new(enforcer: Arc<Enforcer>) -> Self {
+        Self { enforcer, configured_timeout_ms: AtomicU64::new(0), synchronized: AtomicBool::new(false) }
+    }
+
+    pub fn is_synchronized(&self) -> bool {
+        self.synchronized.load(Ordering::SeqCst)
+    }
+
+    pub fn connection_lost(&self) {
+        self.synchronized.store(false, Ordering::SeqCst);
+    }
+
+    /// The runtime's timeout for this request: the tighter of what the request carries
+    /// and what Configure announced, else the NRI default.
+    fn request_timeout(&self, ctx_timeout_nano: i64) -> Duration {
+        let mut t = DEFAULT_REQUEST_TIMEOUT;
+        let configured = self.configured_timeout_ms.load(Ordering::SeqCst);
+        if configured > 0 {
+            t = Duration::from_millis(configured);
+        }
+        if ctx_timeout_nano > 0 {
+            t = t.min(Duration::from_nanos(ctx_timeout_nano as u64));
+        }
+        t
+    }
+
+    /// Decide for one CreateContainer request (public for in-process tests and benchmarks).
+    pub async fn create_container_decision(&self, req: &CreateContainerRequest, ctx_timeout_nano: i64) -> Decision {
+        let budget = decision_budget(self.request_timeout(ctx_timeout_nano));
+        let claim = image_claim(req);
+        self.enforcer.decide(&claim, budget).await
+    }
+}
+
+/// What the request says about the image: the runtime's image field when present (NRI
+/// >= v0.12), otherwise the CRI annotation.
+pub fn image_claim(req: &CreateContainerRequest) -> ImageClaim {
+    let container = req.container.as_ref();
+    let from_field = container.and_then(|c| c.image.as_ref()).filter(|i| !i.name.is_empty());
+    if let Some(image) = from_field {
+        return ImageClaim {
+            name: image.name.clone(),
+            digest: Some(image.digest.clone()).filter(|d| !d.is_empty()),
+        };
+    }
+    let name = container.and_then(|c| c.annotations.get(IMAGE_NAME_ANNOTATION)).cloned().unwrap_or_default();
+    ImageClaim { name, digest: None }
+}
+
+/// The single conversion from a decision to the NRI wire reply.
+pub fn reply(decision: &Decision) -> ttrpc::Result<CreateContainerResponse> {
+    if decision.allowed {
+        Ok(CreateContainerResponse::default())
+    } else {
+        Err(ttrpc::Error::RpcStatus(ttrpc::get_status(ttrpc::Code::PERMISSION_DENIED, decision.to_string())))
+    }
+}
+
+#[async_trait]
+impl Plugin for NriHandler {
+    async fn configure(&self, _ctx: &TtrpcContext, req: ConfigureRequest) -> ttrpc::Result<ConfigureResponse> {
+        self.configured_timeout_ms.store(req.request_timeout.max(0) as u64, Ordering::SeqCst);
+        tracing::info!(
+            runtime = %req.runtime_name,
+            runtime_version = %req.runtime_version,
+            request_timeout_ms = req.request_timeout,
+            "nri configured; subscribing to CreateContainer"
+        );
+        // Only events every NRI version knows: an unknown bit gets the plugin rejected.
+        Ok(ConfigureResponse { events: event_mask(&[EVENT_CREATE_CONTAINER]), ..Default::default() })
+    }
+
+    async fn synchronize(&self, _ctx: &TtrpcContext, req: SynchronizeRequest) -> ttrpc::Result<SynchronizeResponse> {
+        tracing::info!(pods = req.pods.len(), containers = req.containers.len(), more = req.more, "nri synchronized");
+        if !req.more {
+            self.synchronized.store(true, Ordering::SeqCst);
+        }
+        Ok(SynchronizeResponse { more: req.more, ..Default::default() })
+    }
+
+    async fn shutdown(&self, _ctx: &TtrpcContext, _req: Empty) -> ttrpc::Result<Empty> {
+        tracing::info!("runtime is shutting down nri");
+        self.connection_lost();
+        Ok(Empty::default())
+    }
+
+    async fn create_container(&self, ctx: &TtrpcContext, req: CreateContainerRequest) -> ttrpc::Result<CreateContainerResponse> {
+        let started = Instant::now();
+        let decision = self.create_container_decision(&req, ctx.timeout_nano).await;
+        log_decision(&req, &decision, started.elapsed());
+        reply(&decision)
+    }
+}
+
+/// One structured line per decision: the only place a decision is logged.
+fn log_decision(req: &CreateContainerRequest, d: &Decision, elapsed: Duration) {
+    let pod = req.pod.as_ref();
+    let container = req.container.as_ref();
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    let fields = (
+        pod.map(|p| p.namespace.as_str()).unwrap_or(""),
+        pod.map(|p| p.name.as_str()).unwrap_or(""),
+        container.map(|c| c.name.as_str()).unwrap_or(""),
+    );
+    let digest = d.digest.as_deref().unwrap_or("");
+    let policies = d.policies.join(",");
+    match d.outcome {
+        Outcome::Allowed => tracing::info!(
+            image = %d.image, digest, namespace = fields.0, pod = fields.1, container = fields.2,
+            policy = %policies, result = "allowed", cached = d.cached, ms, reason = %d.reason, "decision"
+        ),
+        Outcome::Warned => tracing::warn!(
+            image = %d.image, digest, namespace = fields.0, pod = fields.1, container = fields.2,
+            policy = %policies, result = "warned", cached = d.cached, ms, reason = %d.reason, "decision"
+        ),
+        Outcome::Denied => tracing::warn!(
+            image = %d.image, digest, namespace = fields.0, pod = fields.1, container = fields.2,
+            policy = %policies, result = "denied", cached = d.cached, ms, reason = %d.reason, "decision"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nri::protocol::nri::{Container, Image};
+
+    #[test]
+    fn create_container_mask_is_bit_three() {
+        assert_eq!(event_mask(&[EVENT_CREATE_CONTAINER]), 0x8);
+        // v0.6.1 knows events 1..=11 (mask 0x7FF): our mask must stay inside it.
+        assert_eq!(event_mask(&[EVENT_CREATE_CONTAINER]) & !0x7FF, 0);
+    }
+
+    #[test]
+    fn budget_leaves_margin_below_the_runtime_timeout() {
+        assert_eq!(decision_budget(Duration::from_secs(2)), Duration::from_millis(1500));
+        assert_eq!(decision_budget(Duration::from_millis(400)), Duration::from_millis(200));
+        assert_eq!(decision_budget(Duration::from_millis(100)), Duration::from_millis(50));
+    }
+
+    #[test]
+    fn claim_prefers_the_runtime_image_field() {
+        let mut c = Container::default();
+        c.annotations.insert(IMAGE_NAME_ANNOTATION.into(), "reg.io/a:v1".into());
+        let mut req = CreateContainerRequest::default();
+        req.container = Some(c.clone()).into();
+        assert_eq!(image_claim(&req).name, "reg.io/a:v1");
+        assert_eq!(image_claim(&req).digest, None);
+        let mut img = Image::default();
+        img.name = "reg.io/a:v2".into();
+        img.digest = "sha256:00".into();
+        c.image = Some(img).into();
+        req.container = Some(c).into();
+        let claim = image_claim(&req);
+        assert_eq!((claim.name.as_str(), claim.digest.as_deref()), ("reg.io/a:v2", Some("sha256:00")));
+    }
+
+    #[test]
+    fn missing_container_gives_an_empty_claim_not_a_panic() {
+        assert_eq!(image_claim(&CreateContainerRequest::default()).name, "");
+    }
+
+    #[test]
+    fn denial_becomes_permission_denied_with_the_message() {
+        let d = Decision {
+            image: "reg.io/a:v1".into(),
+            digest: Some("sha256:ab".into()),
+            allowed: false,
+            outcome: Outcome::Denied,
+            policies: vec!["p".into()],
+            reason: "no signatures found".into(),
+            cached: false,
+            indeterminate: false,
+        };
+        match reply(&d) {
+            Err(ttrpc::Error::RpcStatus(s)) => {
+                assert_eq!(s.code(), ttrpc::Code::PERMISSION_DENIED);
+                assert!(s.message().contains("reg.io/a:v1") && s.message().contains("no signatures found"));
+            }
+            other => panic!("expected a denial, got {other:?}"),
+        }
+        let allowed = Decision { allowed: true, outcome: Outcome::Allowed, ..d };
+        assert!(reply(&allowed).is_ok());
+    }
+}

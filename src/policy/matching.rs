@@ -1,0 +1,163 @@
+//! Image glob matching with sigstore policy-controller's rules.
+//!
+//! `*` matches within one path segment, `**` matches across segments. A glob is tried
+//! against the full reference (with tag or digest) and against the repository alone, so
+//! `registry.example/team/*` covers every tag of every image directly under `team/`.
+//! Docker Hub short names are expanded on both sides (`busybox` → `docker.io/library/busybox`),
+//! and the legacy `index.docker.io` host is folded into `docker.io`.
+
+use std::fmt;
+
+/// A compiled image glob.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImageGlob {
+    source: String,
+    tokens: Vec<Token>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Token {
+    Literal(char),
+    /// `*`: any run of characters except `/`.
+    Segment,
+    /// `**`: any run of characters.
+    Any,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GlobError {
+    #[error("image glob is empty")]
+    Empty,
+    #[error("image glob {0:?} contains whitespace")]
+    Whitespace(String),
+    #[error("image glob {0:?} has more than two '*' in a row")]
+    TooManyStars(String),
+}
+
+impl ImageGlob {
+    pub fn new(glob: &str) -> Result<Self, GlobError> {
+        if glob.is_empty() {
+            return Err(GlobError::Empty);
+        }
+        if glob.chars().any(char::is_whitespace) {
+            return Err(GlobError::Whitespace(glob.to_string()));
+        }
+        if glob.contains("***") {
+            return Err(GlobError::TooManyStars(glob.to_string()));
+        }
+        let normalised = normalise_glob(glob);
+        let mut tokens = Vec::new();
+        let mut chars = normalised.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '*' {
+                if chars.peek() == Some(&'*') {
+                    chars.next();
+                    tokens.push(Token::Any);
+                } else {
+                    tokens.push(Token::Segment);
+                }
+            } else {
+                tokens.push(Token::Literal(c));
+            }
+        }
+        Ok(Self { source: glob.to_string(), tokens })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Does the glob cover this image? `full` is the normalised reference
+    /// (`registry/repo:tag` or `registry/repo@digest`), `repository` is `registry/repo`.
+    pub fn matches(&self, full: &str, repository: &str) -> bool {
+        let full: Vec<char> = full.chars().collect();
+        let repo: Vec<char> = repository.chars().collect();
+        match_tokens(&self.tokens, &full) || match_tokens(&self.tokens, &repo)
+    }
+}
+
+impl fmt::Debug for ImageGlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ImageGlob({:?})", self.source)
+    }
+}
+
+/// Expand Docker Hub short forms the same way image references are expanded, leaving
+/// patterns that start with a wildcard alone (they already cover any registry).
+fn normalise_glob(glob: &str) -> String {
+    if glob.starts_with('*') {
+        return glob.to_string();
+    }
+    let (first, rest) = match glob.split_once('/') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (glob, None),
+    };
+    let is_host = first.contains('.') || first.contains(':') || first == "localhost";
+    match (is_host, rest) {
+        (true, Some(rest)) if first == "index.docker.io" => format!("docker.io/{rest}"),
+        (true, _) => glob.to_string(),
+        (false, None) => format!("docker.io/library/{glob}"),
+        (false, Some(_)) => format!("docker.io/{glob}"),
+    }
+}
+
+/// Backtracking matcher over chars; globs are short, references are short.
+fn match_tokens(tokens: &[Token], text: &[char]) -> bool {
+    match tokens.split_first() {
+        None => text.is_empty(),
+        Some((Token::Literal(c), rest)) => text.first() == Some(c) && match_tokens(rest, &text[1..]),
+        Some((Token::Segment, rest)) => {
+            let limit = text.iter().position(|&c| c == '/').unwrap_or(text.len());
+            (0..=limit).any(|n| match_tokens(rest, &text[n..]))
+        }
+        Some((Token::Any, rest)) => (0..=text.len()).any(|n| match_tokens(rest, &text[n..])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(glob: &str, full: &str, repo: &str) -> bool {
+        ImageGlob::new(glob).unwrap().matches(full, repo)
+    }
+
+    #[test]
+    fn single_star_stays_in_one_segment() {
+        assert!(m("reg.io/team/*", "reg.io/team/app:v1", "reg.io/team/app"));
+        assert!(!m("reg.io/team/*", "reg.io/team/sub/app:v1", "reg.io/team/sub/app"));
+    }
+
+    #[test]
+    fn double_star_crosses_segments() {
+        assert!(m("reg.io/team/**", "reg.io/team/sub/app:v1", "reg.io/team/sub/app"));
+        assert!(m("**", "anything.io/x/y@sha256:00", "anything.io/x/y"));
+    }
+
+    #[test]
+    fn exact_repository_matches_any_tag_and_exact_tag_only_that_tag() {
+        assert!(m("127.0.0.1:5000/probe/signed", "127.0.0.1:5000/probe/signed:v1", "127.0.0.1:5000/probe/signed"));
+        assert!(m("127.0.0.1:5000/probe/signed:v1", "127.0.0.1:5000/probe/signed:v1", "127.0.0.1:5000/probe/signed"));
+        assert!(!m("127.0.0.1:5000/probe/signed:v2", "127.0.0.1:5000/probe/signed:v1", "127.0.0.1:5000/probe/signed"));
+    }
+
+    #[test]
+    fn docker_hub_short_names_are_expanded() {
+        assert!(m("busybox", "docker.io/library/busybox:latest", "docker.io/library/busybox"));
+        assert!(m("myorg/*", "docker.io/myorg/app:1", "docker.io/myorg/app"));
+        assert!(m("index.docker.io/library/*", "docker.io/library/nginx:1", "docker.io/library/nginx"));
+        assert!(!m("busybox", "quay.io/library/busybox:latest", "quay.io/library/busybox"));
+    }
+
+    #[test]
+    fn prefix_is_not_enough() {
+        assert!(!m("reg.io/team/app", "reg.io/team/application:v1", "reg.io/team/application"));
+    }
+
+    #[test]
+    fn bad_globs_are_named() {
+        assert_eq!(ImageGlob::new(""), Err(GlobError::Empty));
+        assert!(matches!(ImageGlob::new("a b"), Err(GlobError::Whitespace(_))));
+        assert!(matches!(ImageGlob::new("reg/***"), Err(GlobError::TooManyStars(_))));
+    }
+}

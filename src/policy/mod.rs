@@ -1,0 +1,34 @@
+//! Image-signature policy: the model the enforcer evaluates, and where it comes from.
+//!
+//! - [`model`]: compiled, immutable policy snapshots ([`PolicySet`]) and the evaluation rules.
+//! - [`matching`]: image globs with sigstore policy-controller's semantics.
+//! - [`file`]: the YAML documents (`ClusterImagePolicy`, group `signet.dev`) and their
+//!   compilation, with errors that name the file, the policy and the field.
+//! - [`local`]: loading a policy directory into a snapshot.
+
+pub mod file;
+pub mod local;
+pub mod matching;
+pub mod model;
+
+pub use model::{Authority, AuthorityKind, Mode, NoMatchAction, Policy, PolicySet, TrustedKey};
+
+/// Why a policy could not be loaded. Every message names the file and what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("policy directory {path}: {source}")]
+    Dir { path: std::path::PathBuf, source: std::io::Error },
+    #[error("policy file {path}: {source}")]
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    #[error("policy file {path}: document {index}: {message}")]
+    Parse { path: std::path::PathBuf, index: usize, message: String },
+    #[error("policy file {path}: policy {policy:?}: {message}")]
+    Invalid { path: std::path::PathBuf, policy: String, message: String },
+    #[error("policy {policy:?} is defined twice: in {first} and {second}")]
+    Duplicate { policy: String, first: std::path::PathBuf, second: std::path::PathBuf },
+}
+
+/// All problems found in one load, so a user fixes them in one round.
+#[derive(Debug, thiserror::Error)]
+#[error("{} policy error(s):\n  {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  "))]
+pub struct PolicyErrors(pub Vec<PolicyError>);

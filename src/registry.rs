@@ -1,0 +1,264 @@
+//! Fetching cosign signatures from the image's registry (an I/O seam, with a fake for tests).
+//!
+//! Signatures live in the image's own repository under the tag `sha256-<hex>.sig`: an OCI
+//! manifest whose layers are simple-signing payloads, each carrying its base64 signature in
+//! the `dev.cosignproject.cosign/signature` annotation. The registry is hostile input here,
+//! so every fetch is bounded (manifest size, number of layers, payload size, total time) and
+//! every blob is checked against its digest. A registry failure is reported as a failure,
+//! never as "no signatures", so it cannot be mistaken for an unsigned image or vice versa.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::manifest::{OciDescriptor, OciImageManifest};
+use oci_client::secrets::RegistryAuth;
+use oci_client::Reference;
+use sha2::{Digest, Sha256};
+
+pub const SIGNATURE_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+
+/// Bounds on what a registry may make us download for one image.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_manifest_bytes: usize,
+    pub max_signatures: usize,
+    pub max_payload_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // cosign payloads are a few hundred bytes and a busy image has a handful of
+        // signatures; these bounds leave two orders of magnitude of headroom.
+        Self { max_manifest_bytes: 1 << 20, max_signatures: 64, max_payload_bytes: 64 << 10 }
+    }
+}
+
+/// One signature layer as found in the registry, not yet trusted in any way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignatureLayer {
+    /// The simple-signing payload bytes, exactly as signed.
+    pub payload: Vec<u8>,
+    /// The base64 signature from the layer annotation.
+    pub signature: String,
+}
+
+/// What was found at the signature location for one image digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signatures {
+    /// Where we looked (`registry/repo:sha256-<hex>.sig`), for messages.
+    pub location: String,
+    /// Empty when the registry says the signature tag does not exist.
+    pub layers: Vec<SignatureLayer>,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum RegistryError {
+    #[error("registry request for {location} failed: {message}")]
+    Request { location: String, message: String },
+    #[error("registry request for {location} took longer than {timeout:?}")]
+    Timeout { location: String, timeout: Duration },
+    #[error("signature manifest {location} is {size} bytes, over the {limit} byte limit")]
+    ManifestTooLarge { location: String, size: usize, limit: usize },
+    #[error("signature manifest {location} is malformed: {message}")]
+    Malformed { location: String, message: String },
+    #[error("signature manifest {location} lists {count} signatures, over the limit of {limit}")]
+    TooManySignatures { location: String, count: usize, limit: usize },
+    #[error("signature payload {digest} in {location} is over the {limit} byte limit")]
+    PayloadTooLarge { location: String, digest: String, limit: usize },
+    #[error("signature payload in {location} does not match its digest {digest}")]
+    PayloadDigestMismatch { location: String, digest: String },
+    #[error("image reference {0:?} cannot name a signature location")]
+    BadReference(String),
+}
+
+/// Where signatures come from.
+#[async_trait]
+pub trait SignatureSource: Send + Sync {
+    /// Signatures for `digest` in the repository of `image`.
+    async fn signatures(&self, image: &Reference, digest: &str) -> Result<Signatures, RegistryError>;
+}
+
+/// The `.sig` tag reference for an image digest.
+pub fn signature_reference(image: &Reference, digest: &str) -> Result<Reference, RegistryError> {
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| RegistryError::BadReference(format!("{}@{digest}", image.repository())))?;
+    Ok(Reference::with_tag(image.registry().to_string(), image.repository().to_string(), format!("sha256-{hex}.sig")))
+}
+
+/// Registry client on oci-client.
+pub struct OciSignatureSource {
+    client: oci_client::Client,
+    limits: Limits,
+    timeout: Duration,
+}
+
+impl OciSignatureSource {
+    /// `insecure` lists `host:port` registries spoken to over plain HTTP (tests, local mirrors).
+    pub fn new(insecure: &[String], limits: Limits, timeout: Duration) -> Self {
+        let protocol = if insecure.is_empty() {
+            ClientProtocol::Https
+        } else {
+            ClientProtocol::HttpsExcept(insecure.to_vec())
+        };
+        let config = ClientConfig {
+            protocol,
+            connect_timeout: Some(timeout),
+            read_timeout: Some(timeout),
+            ..Default::default()
+        };
+        Self { client: oci_client::Client::new(config), limits, timeout }
+    }
+
+    async fn fetch(&self, sig_ref: &Reference, location: &str) -> Result<Signatures, RegistryError> {
+        let accepted = [oci_client::manifest::OCI_IMAGE_MEDIA_TYPE, oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE];
+        let raw = match self.client.pull_manifest_raw(sig_ref, &RegistryAuth::Anonymous, &accepted).await {
+            Ok((raw, _digest)) => raw,
+            Err(e) if is_not_found(&e) => return Ok(Signatures { location: location.to_string(), layers: Vec::new() }),
+            Err(e) => return Err(RegistryError::Request { location: location.to_string(), message: e.to_string() }),
+        };
+        if raw.len() > self.limits.max_manifest_bytes {
+            return Err(RegistryError::ManifestTooLarge {
+                location: location.to_string(),
+                size: raw.len(),
+                limit: self.limits.max_manifest_bytes,
+            });
+        }
+        let manifest: OciImageManifest = serde_json::from_slice(&raw)
+            .map_err(|e| RegistryError::Malformed { location: location.to_string(), message: e.to_string() })?;
+        let sig_layers: Vec<&OciDescriptor> =
+            manifest.layers.iter().filter(|l| l.media_type == SIGNATURE_MEDIA_TYPE).collect();
+        if sig_layers.len() > self.limits.max_signatures {
+            return Err(RegistryError::TooManySignatures {
+                location: location.to_string(),
+                count: sig_layers.len(),
+                limit: self.limits.max_signatures,
+            });
+        }
+        let mut layers = Vec::with_capacity(sig_layers.len());
+        for desc in sig_layers {
+            // A layer without a signature annotation cannot satisfy anything; skip it
+            // rather than downloading it.
+            let Some(signature) = desc.annotations.as_ref().and_then(|a| a.get(SIGNATURE_ANNOTATION)) else {
+                continue;
+            };
+            let payload = self.fetch_payload(sig_ref, desc, location).await?;
+            layers.push(SignatureLayer { payload, signature: signature.clone() });
+        }
+        Ok(Signatures { location: location.to_string(), layers })
+    }
+
+    async fn fetch_payload(&self, sig_ref: &Reference, desc: &OciDescriptor, location: &str) -> Result<Vec<u8>, RegistryError> {
+        let limit = self.limits.max_payload_bytes;
+        let too_large =
+            || RegistryError::PayloadTooLarge { location: location.to_string(), digest: desc.digest.clone(), limit };
+        if desc.size < 0 || desc.size as usize > limit {
+            return Err(too_large());
+        }
+        let mut stream = self
+            .client
+            .pull_blob_stream(sig_ref, desc)
+            .await
+            .map_err(|e| RegistryError::Request { location: location.to_string(), message: e.to_string() })?;
+        let mut payload = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| RegistryError::Request { location: location.to_string(), message: e.to_string() })?;
+            if payload.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            payload.extend_from_slice(&chunk);
+        }
+        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&payload)));
+        if actual != desc.digest {
+            return Err(RegistryError::PayloadDigestMismatch { location: location.to_string(), digest: desc.digest.clone() });
+        }
+        Ok(payload)
+    }
+}
+
+fn is_not_found(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::ImageManifestNotFoundError(_) => true,
+        OciDistributionError::RegistryError { envelope, .. } => envelope
+            .errors
+            .iter()
+            .any(|e| matches!(e.code, OciErrorCode::ManifestUnknown | OciErrorCode::NotFound)),
+        OciDistributionError::ServerError { code, .. } => *code == 404,
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl SignatureSource for OciSignatureSource {
+    async fn signatures(&self, image: &Reference, digest: &str) -> Result<Signatures, RegistryError> {
+        let sig_ref = signature_reference(image, digest)?;
+        let location = sig_ref.whole();
+        match tokio::time::timeout(self.timeout, self.fetch(&sig_ref, &location)).await {
+            Ok(r) => r,
+            Err(_) => Err(RegistryError::Timeout { location, timeout: self.timeout }),
+        }
+    }
+}
+
+/// In-memory signature source for tests: canned answers per digest, and a call counter.
+#[derive(Default)]
+pub struct FakeSignatureSource {
+    answers: std::sync::Mutex<std::collections::HashMap<String, Result<Vec<SignatureLayer>, RegistryError>>>,
+    delay: std::sync::Mutex<Duration>,
+    pub calls: std::sync::atomic::AtomicUsize,
+}
+
+impl FakeSignatureSource {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+    pub fn set(&self, digest: &str, answer: Result<Vec<SignatureLayer>, RegistryError>) {
+        self.answers.lock().unwrap().insert(digest.to_string(), answer);
+    }
+    /// Make every fetch take this long (to exercise deadlines).
+    pub fn set_delay(&self, d: Duration) {
+        *self.delay.lock().unwrap() = d;
+    }
+}
+
+#[async_trait]
+impl SignatureSource for FakeSignatureSource {
+    async fn signatures(&self, image: &Reference, digest: &str) -> Result<Signatures, RegistryError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let location = signature_reference(image, digest)?.whole();
+        let answer = self.answers.lock().unwrap().get(digest).cloned().unwrap_or(Ok(Vec::new()));
+        answer.map(|layers| Signatures { location, layers })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_tag_is_derived_from_the_digest() {
+        let image: Reference = "127.0.0.1:5000/probe/signed:v1".parse().unwrap();
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let r = signature_reference(&image, &d).unwrap();
+        assert_eq!(r.whole(), format!("127.0.0.1:5000/probe/signed:sha256-{}.sig", "ab".repeat(32)));
+    }
+
+    #[test]
+    fn malformed_digests_are_refused() {
+        let image: Reference = "reg.io/a:v1".parse().unwrap();
+        assert!(signature_reference(&image, "sha256:xyz").is_err());
+        assert!(signature_reference(&image, "sha512:00").is_err());
+        assert!(signature_reference(&image, &format!("sha256:{}/../x", "a".repeat(58))).is_err());
+    }
+}
