@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::stream;
+use futures::{stream, StreamExt};
 use tokio::net::UnixStream;
 use tokio::sync::watch;
 use ttrpc::context;
@@ -157,7 +157,12 @@ async fn session(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<SessionEnd, NriError> {
     let muxed = mux::split(stream);
-    let listener = Listener::new(stream::iter([Ok::<_, std::io::Error>(muxed.plugin_service)]));
+    // One connection, then a stream that never ends: the ttrpc server's accept loop must stay
+    // alive, because `Server::shutdown` hands the listener back through it (and panics on
+    // a send to an accept loop that has already returned).
+    let listener = Listener::new(
+        stream::iter([Ok::<_, std::io::Error>(muxed.plugin_service)]).chain(stream::pending()),
+    );
     let mut server = ttrpc::r#async::Server::new()
         .register_service(create_plugin(handler.clone() as Arc<dyn protocol::nri_ttrpc::Plugin + Send + Sync>))
         .add_listener(listener);

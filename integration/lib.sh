@@ -1,0 +1,92 @@
+# Shared helpers for the demo and the e2e suite: bring up the real containerd + NRI +
+# registry world from ../shared/e2e-env, build signet, write policies, start/stop signet.
+# Sourced, not run.  Needs root (containerd).
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+E2E_ENV=${E2E_ENV:-$REPO/../shared/e2e-env}
+export PROBE_STATE=${PROBE_STATE:-$REPO/target/e2e-state}
+SIGNET=${SIGNET:-$REPO/target/debug/signet}
+WORK=$PROBE_STATE/signet
+SIGNET_PID=
+SIGNET_LOG=
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+need_tools() {
+  # protoc: containerd-client generates its gRPC code at build time.
+  if ! command -v protoc >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q protobuf-compiler >/dev/null
+  fi
+}
+
+world_up() {
+  [ -x "$E2E_ENV/setup-env.sh" ] || { echo "e2e environment not found at $E2E_ENV" >&2; return 1; }
+  SKIP_SMOKE=1 "$E2E_ENV/setup-env.sh" > "$PROBE_STATE.setup.log" 2>&1 || {
+    tail -30 "$PROBE_STATE.setup.log" >&2; return 1; }
+  # shellcheck disable=SC1091
+  . "$PROBE_STATE/env.sh"
+  mkdir -p "$WORK"
+}
+
+build_signet() {
+  (cd "$REPO" && cargo build -q --bin signet)
+}
+
+# write_policy DIR NAME GLOB PUBKEY|static:pass
+write_policy() {
+  local dir=$1 name=$2 glob=$3 key=$4
+  mkdir -p "$dir"
+  if [ "${key#static:}" != "$key" ]; then
+    printf 'apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: %s\nspec:\n  images:\n    - glob: "%s"\n  authorities:\n    - static: {action: %s}\n' \
+      "$name" "$glob" "${key#static:}" > "$dir/$name.yaml"
+  else
+    printf 'apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata:\n  name: %s\nspec:\n  images:\n    - glob: "%s"\n  authorities:\n    - name: %s\n      key:\n        path: %s\n' \
+      "$name" "$glob" "$(basename "$(dirname "$key")")" "$key" > "$dir/$name.yaml"
+  fi
+}
+
+# start_signet POLICY_DIR [extra flags...]: start the daemon, wait until registered.
+start_signet() {
+  local dir=$1; shift
+  SIGNET_LOG=$WORK/signet-$(date +%s%N).log
+  "$SIGNET" run --policy-dir "$dir" --insecure-registry "$REGISTRY" --log-format plain "$@" > "$SIGNET_LOG" 2>&1 &
+  SIGNET_PID=$!
+  wait_registered 1
+}
+
+# wait_registered N: until the log shows N registrations (re-registration after restarts).
+wait_registered() {
+  local want=$1
+  for _ in $(seq 1 100); do
+    [ "$(grep -c 'registered with the runtime' "$SIGNET_LOG" 2>/dev/null)" -ge "$want" ] && return 0
+    kill -0 "$SIGNET_PID" 2>/dev/null || { echo "signet exited:" >&2; cat "$SIGNET_LOG" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "signet did not register (wanted $want):" >&2; cat "$SIGNET_LOG" >&2; return 1
+}
+
+stop_signet() {
+  [ -n "$SIGNET_PID" ] || return 0
+  kill -TERM "$SIGNET_PID" 2>/dev/null
+  for _ in $(seq 1 50); do kill -0 "$SIGNET_PID" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$SIGNET_PID" 2>/dev/null
+  wait "$SIGNET_PID" 2>/dev/null
+  SIGNET_PID=
+}
+
+restart_containerd() {
+  local pidf=$PROBE_STATE/containerd/containerd.pid
+  $CRI cleanup >/dev/null 2>&1 || true
+  if [ -f "$pidf" ]; then
+    kill "$(cat "$pidf")" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$(cat "$pidf")" 2>/dev/null || break; sleep 0.1; done
+  fi
+  SKIP_SMOKE=1 "$E2E_ENV/setup-env.sh" >> "$PROBE_STATE.setup.log" 2>&1
+}
+
+# copy_image SRC DST (registry-local refs, digest preserved)
+copy_image() {
+  skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$1" "docker://$2"
+}
+
+sig_tag() { echo "sha256-${1#sha256:}.sig"; }
