@@ -122,7 +122,13 @@ where
     }
 }
 
-fn insert_bounded<K: Hash + Eq + Clone, V>(entries: &mut HashMap<K, Entry<V>>, capacity: usize, key: K, value: V, ttl: Duration) {
+fn insert_bounded<K: Hash + Eq + Clone, V>(
+    entries: &mut HashMap<K, Entry<V>>,
+    capacity: usize,
+    key: K,
+    value: V,
+    ttl: Duration,
+) {
     let now = Instant::now();
     if entries.len() >= capacity && !entries.contains_key(&key) {
         entries.retain(|_, e| e.expires > now);
@@ -189,10 +195,17 @@ mod tests {
 
     #[tokio::test]
     async fn uncacheable_values_are_recomputed() {
-        let cache = Cache::<u8, u32>::new(10, Arc::new(|v: &u32| if *v == 0 { None } else { Some(Duration::from_secs(1)) }));
-        assert!(matches!(cache.get_or_compute(1, Duration::from_secs(1), || async { 0 }).await, Lookup::Ready { value: 0, .. }));
+        let cache =
+            Cache::<u8, u32>::new(10, Arc::new(|v: &u32| if *v == 0 { None } else { Some(Duration::from_secs(1)) }));
+        assert!(matches!(
+            cache.get_or_compute(1, Duration::from_secs(1), || async { 0 }).await,
+            Lookup::Ready { value: 0, .. }
+        ));
         assert_eq!(cache.get(&1), None);
-        assert!(matches!(cache.get_or_compute(1, Duration::from_secs(1), || async { 5 }).await, Lookup::Ready { value: 5, cached: false }));
+        assert!(matches!(
+            cache.get_or_compute(1, Duration::from_secs(1), || async { 5 }).await,
+            Lookup::Ready { value: 5, cached: false }
+        ));
     }
 
     #[tokio::test]

@@ -14,7 +14,11 @@ use crate::enforce::ImageClaim;
 use crate::policy::{local, Mode, NoMatchAction};
 
 #[derive(Parser, Debug)]
-#[command(name = "signet", version, about = "Refuse to start containers whose images are not properly signed (containerd NRI plugin)")]
+#[command(
+    name = "signet",
+    version,
+    about = "Refuse to start containers whose images are not properly signed (containerd NRI plugin)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -154,11 +158,7 @@ pub fn main() -> ExitCode {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
 fn run(args: RunArgs) -> ExitCode {

@@ -71,9 +71,20 @@ impl FileConfig {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
         }
         take!(
-            policy_dir, nri_socket, mode, no_match, plugin_name, plugin_index, containerd_socket,
-            containerd_namespace, insecure_registries, registry_timeout_ms, cache_allow_ttl_seconds,
-            cache_deny_ttl_seconds, cache_capacity, log_format
+            policy_dir,
+            nri_socket,
+            mode,
+            no_match,
+            plugin_name,
+            plugin_index,
+            containerd_socket,
+            containerd_namespace,
+            insecure_registries,
+            registry_timeout_ms,
+            cache_allow_ttl_seconds,
+            cache_deny_ttl_seconds,
+            cache_capacity,
+            log_format
         );
         self
     }

@@ -73,7 +73,8 @@ pub fn enforcer(settings: &Settings, policy: watch::Receiver<Arc<PolicySet>>) ->
         settings.containerd_namespace.clone(),
         Duration::from_secs(1),
     ));
-    let source = Arc::new(OciSignatureSource::new(&settings.insecure_registries, Limits::default(), settings.registry_timeout));
+    let source =
+        Arc::new(OciSignatureSource::new(&settings.insecure_registries, Limits::default(), settings.registry_timeout));
     Arc::new(Enforcer::new(store, source, policy, settings.enforcer.clone()))
 }
 

@@ -219,7 +219,8 @@ impl Enforcer {
                 };
                 let transient = matches!(sigs, Some(Err(_)));
                 let eval = verify::evaluate(&matched, sigs.as_ref(), &digest);
-                let reason = if eval.failures.is_empty() { eval.satisfied.join("; ") } else { eval.failures.join("; ") };
+                let reason =
+                    if eval.failures.is_empty() { eval.satisfied.join("; ") } else { eval.failures.join("; ") };
                 Verdict { allowed: eval.allowed, warned: eval.warned, reason, transient }
             })
             .await;
@@ -274,7 +275,9 @@ impl Enforcer {
         if let Some(id) = name.strip_prefix("sha256:") {
             let digest = self.store.resolve(name).await.map_err(|e| store_reason(name, e))?;
             let names = self.store.names_for_digest(&digest).await.map_err(|e| store_reason(name, e))?;
-            let repo = names.first().ok_or_else(|| format!("image ID sha256:{id} has no repository name in containerd's store"))?;
+            let repo = names
+                .first()
+                .ok_or_else(|| format!("image ID sha256:{id} has no repository name in containerd's store"))?;
             let reference = parse_reference(repo)?;
             return Ok((reference, digest));
         }

@@ -13,9 +13,9 @@ fn filter() -> EnvFilter {
 /// Daemon logging. `format` is `plain`, `json` or `journald`; unset means journald when
 /// systemd gave us a journal stream, plain otherwise.
 pub fn init(format: Option<&str>) {
-    let format = format.map(str::to_owned).unwrap_or_else(|| {
-        if std::env::var_os("JOURNAL_STREAM").is_some() { "journald" } else { "plain" }.to_owned()
-    });
+    let format = format
+        .map(str::to_owned)
+        .unwrap_or_else(|| if std::env::var_os("JOURNAL_STREAM").is_some() { "journald" } else { "plain" }.to_owned());
     let registry = tracing_subscriber::registry().with(filter());
     match format.as_str() {
         "journald" => match tracing_journald::layer() {
@@ -46,8 +46,5 @@ where
 /// CLI commands: warnings and errors only, on stderr, so stdout stays machine-readable.
 pub fn init_cli() {
     let filter = EnvFilter::try_from_env("SIGNET_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(plain())
-        .try_init();
+    let _ = tracing_subscriber::registry().with(filter).with(plain()).try_init();
 }

@@ -102,11 +102,8 @@ pub struct OciSignatureSource {
 impl OciSignatureSource {
     /// `insecure` lists `host:port` registries spoken to over plain HTTP (tests, local mirrors).
     pub fn new(insecure: &[String], limits: Limits, timeout: Duration) -> Self {
-        let protocol = if insecure.is_empty() {
-            ClientProtocol::Https
-        } else {
-            ClientProtocol::HttpsExcept(insecure.to_vec())
-        };
+        let protocol =
+            if insecure.is_empty() { ClientProtocol::Https } else { ClientProtocol::HttpsExcept(insecure.to_vec()) };
         let config = ClientConfig {
             protocol,
             connect_timeout: Some(timeout),
@@ -154,7 +151,12 @@ impl OciSignatureSource {
         Ok(Signatures { location: location.to_string(), layers })
     }
 
-    async fn fetch_payload(&self, sig_ref: &Reference, desc: &OciDescriptor, location: &str) -> Result<Vec<u8>, RegistryError> {
+    async fn fetch_payload(
+        &self,
+        sig_ref: &Reference,
+        desc: &OciDescriptor,
+        location: &str,
+    ) -> Result<Vec<u8>, RegistryError> {
         let limit = self.limits.max_payload_bytes;
         let too_large =
             || RegistryError::PayloadTooLarge { location: location.to_string(), digest: desc.digest.clone(), limit };
@@ -177,7 +179,10 @@ impl OciSignatureSource {
         }
         let actual = format!("sha256:{}", hex::encode(Sha256::digest(&payload)));
         if actual != desc.digest {
-            return Err(RegistryError::PayloadDigestMismatch { location: location.to_string(), digest: desc.digest.clone() });
+            return Err(RegistryError::PayloadDigestMismatch {
+                location: location.to_string(),
+                digest: desc.digest.clone(),
+            });
         }
         Ok(payload)
     }
@@ -186,10 +191,9 @@ impl OciSignatureSource {
 fn is_not_found(e: &OciDistributionError) -> bool {
     match e {
         OciDistributionError::ImageManifestNotFoundError(_) => true,
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .any(|e| matches!(e.code, OciErrorCode::ManifestUnknown | OciErrorCode::NotFound)),
+        OciDistributionError::RegistryError { envelope, .. } => {
+            envelope.errors.iter().any(|e| matches!(e.code, OciErrorCode::ManifestUnknown | OciErrorCode::NotFound))
+        }
         OciDistributionError::ServerError { code, .. } => *code == 404,
         _ => false,
     }

@@ -88,10 +88,7 @@ pub fn image_claim(req: &CreateContainerRequest) -> ImageClaim {
     let container = req.container.as_ref();
     let from_field = container.and_then(|c| c.image.as_ref()).filter(|i| !i.name.is_empty());
     if let Some(image) = from_field {
-        return ImageClaim {
-            name: image.name.clone(),
-            digest: Some(image.digest.clone()).filter(|d| !d.is_empty()),
-        };
+        return ImageClaim { name: image.name.clone(), digest: Some(image.digest.clone()).filter(|d| !d.is_empty()) };
     }
     let name = container.and_then(|c| c.annotations.get(IMAGE_NAME_ANNOTATION)).cloned().unwrap_or_default();
     ImageClaim { name, digest: None }
@@ -134,7 +131,11 @@ impl Plugin for NriHandler {
         Ok(Empty::default())
     }
 
-    async fn create_container(&self, ctx: &TtrpcContext, req: CreateContainerRequest) -> ttrpc::Result<CreateContainerResponse> {
+    async fn create_container(
+        &self,
+        ctx: &TtrpcContext,
+        req: CreateContainerRequest,
+    ) -> ttrpc::Result<CreateContainerResponse> {
         let started = Instant::now();
         let decision = self.create_container_decision(&req, ctx.timeout_nano).await;
         log_decision(&req, &decision, started.elapsed());
@@ -193,14 +194,10 @@ mod tests {
     fn claim_prefers_the_runtime_image_field() {
         let mut c = Container::default();
         c.annotations.insert(IMAGE_NAME_ANNOTATION.into(), "reg.io/a:v1".into());
-        let mut req = CreateContainerRequest::default();
-        req.container = Some(c.clone()).into();
+        let mut req = CreateContainerRequest { container: Some(c.clone()).into(), ..Default::default() };
         assert_eq!(image_claim(&req).name, "reg.io/a:v1");
         assert_eq!(image_claim(&req).digest, None);
-        let mut img = Image::default();
-        img.name = "reg.io/a:v2".into();
-        img.digest = "sha256:00".into();
-        c.image = Some(img).into();
+        c.image = Some(Image { name: "reg.io/a:v2".into(), digest: "sha256:00".into(), ..Default::default() }).into();
         req.container = Some(c).into();
         let claim = image_claim(&req);
         assert_eq!((claim.name.as_str(), claim.digest.as_deref()), ("reg.io/a:v2", Some("sha256:00")));

@@ -160,9 +160,8 @@ async fn session(
     // One connection, then a stream that never ends: the ttrpc server's accept loop must stay
     // alive, because `Server::shutdown` hands the listener back through it (and panics on
     // a send to an accept loop that has already returned).
-    let listener = Listener::new(
-        stream::iter([Ok::<_, std::io::Error>(muxed.plugin_service)]).chain(stream::pending()),
-    );
+    let listener =
+        Listener::new(stream::iter([Ok::<_, std::io::Error>(muxed.plugin_service)]).chain(stream::pending()));
     let mut server = ttrpc::r#async::Server::new()
         .register_service(create_plugin(handler.clone() as Arc<dyn protocol::nri_ttrpc::Plugin + Send + Sync>))
         .add_listener(listener);
@@ -218,3 +217,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod fake_runtime_tests;

@@ -1,5 +1,14 @@
 //! The NRI wire types and ttrpc service glue, generated from `proto/nri.proto`.
-#![allow(clippy::all, dead_code, unused_attributes, unknown_lints, missing_docs, unused_imports, unused_mut, nonstandard_style)]
+#![allow(
+    clippy::all,
+    dead_code,
+    unused_attributes,
+    unknown_lints,
+    missing_docs,
+    unused_imports,
+    unused_mut,
+    nonstandard_style
+)]
 
 pub mod nri {
     include!(concat!(env!("OUT_DIR"), "/nri.rs"));

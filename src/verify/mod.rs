@@ -94,7 +94,9 @@ pub fn evaluate(policies: &[&Policy], sigs: Option<&Result<Signatures, RegistryE
     let mut eval = Evaluation { allowed: true, failures: vec![], satisfied: vec![], warned: false };
     for policy in policies {
         match evaluate_policy(policy, sigs, digest) {
-            Ok(authority) => eval.satisfied.push(format!("policy {:?} satisfied by authority {authority:?}", policy.name)),
+            Ok(authority) => {
+                eval.satisfied.push(format!("policy {:?} satisfied by authority {authority:?}", policy.name))
+            }
             Err(reason) => {
                 eval.failures.push(format!("policy {:?}: {reason}", policy.name));
                 match policy.mode {
@@ -248,7 +250,8 @@ mod tests {
     #[test]
     fn one_good_signature_among_bad_ones_is_enough() {
         let (a, b) = (TestSigner::new(1), TestSigner::new(2));
-        let layers = vec![a.sign_digest("reg.io/app", D1), b.sign_digest("reg.io/app", D2), b.sign_digest("reg.io/app", D1)];
+        let layers =
+            vec![a.sign_digest("reg.io/app", D1), b.sign_digest("reg.io/app", D2), b.sign_digest("reg.io/app", D1)];
         assert_eq!(verify_key(&sigs(layers), D1, &b.trusted()), Ok(()));
     }
 
@@ -262,7 +265,8 @@ mod tests {
     fn all_matching_policies_must_pass_and_any_authority_passes_one() {
         let (a, b) = (TestSigner::new(1), TestSigner::new(2));
         let found = Ok(sigs(vec![a.sign_digest("reg.io/app", D1)]));
-        let p_or = policy("either", Mode::Enforce, vec![AuthorityKind::Key(b.trusted()), AuthorityKind::Key(a.trusted())]);
+        let p_or =
+            policy("either", Mode::Enforce, vec![AuthorityKind::Key(b.trusted()), AuthorityKind::Key(a.trusted())]);
         let p_b = policy("only-b", Mode::Enforce, vec![AuthorityKind::Key(b.trusted())]);
         let e = evaluate(&[&p_or], Some(&found), D1);
         assert!(e.allowed && e.failures.is_empty(), "{e:?}");
@@ -285,7 +289,8 @@ mod tests {
     fn registry_error_is_reported_as_such_not_as_unsigned() {
         let b = TestSigner::new(2);
         let p = policy("p", Mode::Enforce, vec![AuthorityKind::Key(b.trusted())]);
-        let err = Err(RegistryError::Request { location: "reg.io/app:sig".into(), message: "connection refused".into() });
+        let err =
+            Err(RegistryError::Request { location: "reg.io/app:sig".into(), message: "connection refused".into() });
         let e = evaluate(&[&p], Some(&err), D1);
         assert!(!e.allowed);
         assert!(e.failures[0].contains("connection refused"), "{e:?}");

@@ -1,0 +1,193 @@
+//! In-process tests of the whole NRI layer against a fake runtime at the socket seam.
+//!
+//! The fake plays containerd's side of the NRI socket with the same mux and ttrpc: it serves
+//! the Runtime service (RegisterPlugin) and calls the plugin's methods with deadlines. The
+//! real-runtime behaviour is covered by `integration/e2e.sh`; these pin down the protocol
+//! corners that a real runtime does not easily produce on demand.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, watch};
+use ttrpc::context;
+use ttrpc::proto::RequestInit;
+use ttrpc::r#async::transport::{Listener, Socket};
+use ttrpc::r#async::TtrpcContext;
+
+use super::handler::{NriHandler, IMAGE_NAME_ANNOTATION};
+use super::protocol::nri::{
+    ConfigureRequest, Container, CreateContainerRequest, Empty, PodSandbox, RegisterPluginRequest, SynchronizeRequest,
+};
+use super::protocol::nri_ttrpc::{create_runtime, PluginClient, Runtime};
+use super::{mux, run, PluginIdentity, Transport};
+use crate::enforce::{Enforcer, EnforcerConfig};
+use crate::imagestore::FakeImageStore;
+use crate::policy::matching::ImageGlob;
+use crate::policy::{Authority, AuthorityKind, Mode, NoMatchAction, Policy, PolicySet};
+use crate::registry::FakeSignatureSource;
+use crate::verify::testkit::TestSigner;
+
+const SIGNED: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const UNSIGNED: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+struct Registrar(mpsc::UnboundedSender<RegisterPluginRequest>);
+
+#[async_trait]
+impl Runtime for Registrar {
+    async fn register_plugin(&self, _ctx: &TtrpcContext, req: RegisterPluginRequest) -> ttrpc::Result<Empty> {
+        let _ = self.0.send(req);
+        Ok(Empty::default())
+    }
+}
+
+/// One accepted plugin connection, seen from the runtime's side.
+struct RuntimeSide {
+    plugin: PluginClient,
+    raw: ttrpc::r#async::Client,
+    registered: RegisterPluginRequest,
+    /// The runtime side's socket lives in this task; aborting it is the runtime vanishing.
+    socket: tokio::task::JoinHandle<mux::MuxError>,
+    _server: ttrpc::r#async::Server,
+}
+
+async fn accept(listener: &UnixListener) -> RuntimeSide {
+    let (stream, _) =
+        tokio::time::timeout(Duration::from_secs(10), listener.accept()).await.expect("plugin dials").unwrap();
+    let m = mux::split(stream);
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut server = ttrpc::r#async::Server::new()
+        .register_service(create_runtime(Arc::new(Registrar(tx))))
+        .add_listener(Listener::new(
+            futures::stream::iter([Ok::<_, std::io::Error>(m.runtime_service)]).chain(futures::stream::pending()),
+        ));
+    server.start().await.unwrap();
+    let raw = ttrpc::r#async::Client::new(Socket::new(m.plugin_service));
+    let registered = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("plugin registers").unwrap();
+    RuntimeSide { plugin: PluginClient::new(raw.clone()), raw, registered, socket: m.done, _server: server }
+}
+
+struct Setup {
+    listener: UnixListener,
+    source: Arc<FakeSignatureSource>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), super::NriError>>,
+    _policy: watch::Sender<Arc<PolicySet>>,
+    _dir: tempfile::TempDir,
+}
+
+fn start() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nri.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    let signer = TestSigner::new(3);
+    let store = FakeImageStore::new();
+    store.put("reg.io/app:signed", SIGNED);
+    store.put("reg.io/app:unsigned", UNSIGNED);
+    let source = FakeSignatureSource::new();
+    source.set(SIGNED, Ok(vec![signer.sign_digest("reg.io/app", SIGNED)]));
+    let policy = Policy {
+        name: "app".into(),
+        images: vec![ImageGlob::new("reg.io/**").unwrap()],
+        authorities: vec![Authority { name: "k".into(), kind: AuthorityKind::Key(signer.trusted()) }],
+        mode: Mode::Enforce,
+    };
+    let (policy_tx, rx) = watch::channel(PolicySet::new(vec![policy], NoMatchAction::Deny, b"t"));
+    let enforcer = Arc::new(Enforcer::new(store, source.clone(), rx, EnforcerConfig::default()));
+    let handler = Arc::new(NriHandler::new(enforcer));
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let id = PluginIdentity::new("signet", "05").unwrap();
+    let task = tokio::spawn(run(Transport::External(path), id, handler, shutdown_rx));
+    Setup { listener, source, shutdown, task, _policy: policy_tx, _dir: dir }
+}
+
+fn create_req(image: &str) -> CreateContainerRequest {
+    let mut c = Container { id: "c1".into(), name: "main".into(), ..Default::default() };
+    c.annotations.insert(IMAGE_NAME_ANNOTATION.into(), image.into());
+    let p = PodSandbox { name: "pod".into(), namespace: "default".into(), ..Default::default() };
+    CreateContainerRequest { container: Some(c).into(), pod: Some(p).into(), ..Default::default() }
+}
+
+fn ctx(ms: u64) -> context::Context {
+    context::with_timeout(Duration::from_millis(ms).as_nanos() as i64)
+}
+
+#[tokio::test]
+async fn registers_configures_and_decides_over_the_socket() {
+    let s = start();
+    let rt = accept(&s.listener).await;
+    assert_eq!((rt.registered.plugin_name.as_str(), rt.registered.plugin_idx.as_str()), ("signet", "05"));
+
+    let conf = rt
+        .plugin
+        .configure(ctx(2000), &ConfigureRequest { runtime_name: "fake".into(), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(conf.events, 0x8, "only CreateContainer");
+    rt.plugin.synchronize(ctx(2000), &SynchronizeRequest::default()).await.unwrap();
+
+    assert!(rt.plugin.create_container(ctx(2000), &create_req("reg.io/app:signed")).await.is_ok());
+    match rt.plugin.create_container(ctx(2000), &create_req("reg.io/app:unsigned")).await {
+        Err(ttrpc::Error::RpcStatus(st)) => {
+            assert_eq!(st.code(), ttrpc::Code::PERMISSION_DENIED);
+            assert!(st.message().contains(UNSIGNED) && st.message().contains("no signatures"), "{}", st.message());
+        }
+        other => panic!("unsigned image not denied: {other:?}"),
+    }
+    // A request without a container or annotation is denied, and the daemon lives on.
+    assert!(rt.plugin.create_container(ctx(2000), &CreateContainerRequest::default()).await.is_err());
+    assert!(rt.plugin.create_container(ctx(2000), &create_req("reg.io/app:signed")).await.is_ok());
+
+    let _ = s.shutdown.send(true);
+    tokio::time::timeout(Duration::from_secs(10), s.task).await.unwrap().unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn newer_runtime_methods_get_unimplemented() {
+    let s = start();
+    let rt = accept(&s.listener).await;
+    let req = ttrpc::Request::init_request(
+        "nri.pkg.api.v1alpha1.Plugin".into(),
+        "UpdatePodSandbox".into(),
+        Duration::from_secs(1).as_nanos() as i64,
+        vec![],
+    );
+    let resp = rt.raw.request(req).await;
+    let code = match resp {
+        Ok(r) => r.status.as_ref().map(|s| s.code()),
+        Err(ttrpc::Error::RpcStatus(st)) => Some(st.code()),
+        Err(e) => panic!("transport error: {e}"),
+    };
+    assert_eq!(code, Some(ttrpc::Code::UNIMPLEMENTED));
+}
+
+#[tokio::test]
+async fn slow_registry_is_answered_inside_the_runtime_deadline() {
+    let s = start();
+    s.source.set_delay(Duration::from_secs(3));
+    let rt = accept(&s.listener).await;
+    rt.plugin.configure(ctx(2000), &ConfigureRequest::default()).await.unwrap();
+    let t0 = Instant::now();
+    let r = rt.plugin.create_container(ctx(600), &create_req("reg.io/app:signed")).await;
+    let took = t0.elapsed();
+    assert!(took < Duration::from_millis(600), "answered after the deadline: {took:?}");
+    match r {
+        Err(ttrpc::Error::RpcStatus(st)) => {
+            assert_eq!(st.code(), ttrpc::Code::PERMISSION_DENIED);
+            assert!(st.message().contains("continues in the background"), "{}", st.message());
+        }
+        other => panic!("expected an in-time denial, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn redials_and_registers_again_when_the_runtime_goes_away() {
+    let s = start();
+    let first = accept(&s.listener).await;
+    first.socket.abort();
+    let second = accept(&s.listener).await;
+    assert_eq!(second.registered.plugin_name, "signet");
+    assert!(second.plugin.create_container(ctx(2000), &create_req("reg.io/app:signed")).await.is_ok());
+}
