@@ -118,6 +118,17 @@ expect_runs "after a corrupt policy file, signed still runs" "$IMG_SIGNED"
 if grep -q 'policy update rejected; keeping the previous policy' "$SIGNET_LOG"; then ok "the rejected update is reported"; else bad "the rejected update is reported" "$(cat "$SIGNET_LOG")"; fi
 stop_signet
 
+say "registry down"
+REG_PID=$(cat "$PROBE_STATE/registry/registry.pid")
+kill "$REG_PID"; for _ in $(seq 1 50); do kill -0 "$REG_PID" 2>/dev/null || break; sleep 0.1; done
+V=$("$SIGNET" verify "$IMG_UNSIGNED" --policy-dir "$POL1" --insecure-registry "$REGISTRY" --output json 2>&1); rc=$?
+if [ $rc = 2 ] && grep -q '"error": true' <<<"$V" && grep -q 'registry request' <<<"$V" && ! grep -q 'no signatures' <<<"$V"; then
+  ok "registry down: reported as a registry failure (exit 2), never as 'no signatures'"
+else
+  bad "registry down: reported as a registry failure (exit 2), never as 'no signatures'" "rc=$rc $V"
+fi
+SKIP_SMOKE=1 "$E2E_ENV/setup-env.sh" >> "$PROBE_STATE.setup.log" 2>&1   # brings the registry back
+
 say "no plugin connected (documents the fail-open window of containerd 1.7)"
 expect_runs "with signet stopped, containerd 1.7 runs unsigned images unchecked (README: closing the window)" "$IMG_UNSIGNED"
 
