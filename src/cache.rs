@@ -70,11 +70,6 @@ where
         self.len() == 0
     }
 
-    /// Drop every cached value (in-flight work still lands afterwards).
-    pub fn clear(&self) {
-        self.inner.lock().unwrap().entries.clear();
-    }
-
     /// Return the cached value, or join/start the computation and wait up to `budget`.
     /// `compute` is only called when no value is cached and none is being computed.
     pub async fn get_or_compute<F, Fut>(&self, key: K, budget: Duration, compute: F) -> Lookup<V>

@@ -152,11 +152,8 @@ impl Enforcer {
 
     /// Decide within `budget`. Never errors: every failure is a denial that names its cause.
     pub async fn decide(&self, claim: &ImageClaim, budget: Duration) -> Decision {
-        let started = Instant::now();
         let decision = self.decide_strict(claim, budget).await;
-        let decision = self.apply_node_mode(decision);
-        tracing::trace!(elapsed_us = started.elapsed().as_micros() as u64, "decided");
-        decision
+        self.apply_node_mode(decision)
     }
 
     fn apply_node_mode(&self, mut d: Decision) -> Decision {
@@ -185,10 +182,20 @@ impl Enforcer {
             return d;
         }
 
-        let (reference, digest) = match self.identify(claim).await {
-            Ok(x) => x,
-            Err(reason) => {
+        // The store lookup shares the budget: a hung containerd must cost a denial, not a
+        // late reply (which would get the plugin dropped and the container admitted).
+        let (reference, digest) = match tokio::time::timeout(budget, self.identify(claim)).await {
+            Ok(Ok(x)) => x,
+            Ok(Err(reason)) => {
                 d.reason = reason;
+                return d;
+            }
+            Err(_) => {
+                d.reason = format!(
+                    "resolving {} through containerd's image store took longer than {} ms",
+                    claim.name,
+                    budget.as_millis()
+                );
                 return d;
             }
         };
@@ -446,6 +453,28 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(400)).await;
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), Duration::from_millis(50)).await;
         assert!(d.allowed && d.cached, "{d}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_image_store_denies_and_says_so() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.store.set_unavailable(true);
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(!d.allowed && d.indeterminate);
+        assert!(d.reason.contains("image store") && d.reason.contains("unavailable"), "{}", d.reason);
+    }
+
+    #[tokio::test]
+    async fn hung_image_store_denies_inside_the_budget() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.store.set_delay(Duration::from_secs(5));
+        let t0 = Instant::now();
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), Duration::from_millis(100)).await;
+        assert!(t0.elapsed() < Duration::from_millis(500), "answered late: {:?}", t0.elapsed());
+        assert!(!d.allowed && d.indeterminate);
+        assert!(d.reason.contains("took longer than 100 ms"), "{}", d.reason);
     }
 
     #[tokio::test]

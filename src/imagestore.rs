@@ -127,6 +127,7 @@ fn check_digest(name: &str, digest: String) -> Result<String, StoreError> {
 pub struct FakeImageStore {
     images: Mutex<HashMap<String, String>>,
     unavailable: Mutex<bool>,
+    delay: Mutex<Duration>,
 }
 
 impl FakeImageStore {
@@ -139,11 +140,19 @@ impl FakeImageStore {
     pub fn set_unavailable(&self, down: bool) {
         *self.unavailable.lock().unwrap() = down;
     }
+    /// Make every lookup take this long (a hung containerd).
+    pub fn set_delay(&self, d: Duration) {
+        *self.delay.lock().unwrap() = d;
+    }
 }
 
 #[async_trait]
 impl ImageStore for FakeImageStore {
     async fn resolve(&self, name: &str) -> Result<String, StoreError> {
+        let delay = *self.delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if *self.unavailable.lock().unwrap() {
             return Err(StoreError::Unavailable { socket: "fake".into(), message: "down".into() });
         }
