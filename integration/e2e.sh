@@ -131,6 +131,18 @@ SKIP_SMOKE=1 "$E2E_ENV/setup-env.sh" >> "$PROBE_STATE.setup.log" 2>&1   # brings
 
 say "no plugin connected (documents the fail-open window of containerd 1.7)"
 expect_runs "with signet stopped, containerd 1.7 runs unsigned images unchecked (README: closing the window)" "$IMG_UNSIGNED"
+# What slipped through that window is reported when signet connects (pre-warm at Synchronize).
+$CRI run "$IMG_UNSIGNED" --keep >/dev/null 2>&1
+start_signet "$POL1"
+for _ in $(seq 1 50); do grep -q 'pre-warm of running containers done' "$SIGNET_LOG" && break; sleep 0.1; done
+if grep -q "would not be admitted now.*$IMG_UNSIGNED_DIGEST\|$IMG_UNSIGNED_DIGEST.*would not be admitted now" "$SIGNET_LOG" \
+   && grep -q 'pre-warm of running containers done.*violators=1' "$SIGNET_LOG"; then
+  ok "on connect, signet reports the running unsigned container (pre-warm at Synchronize)"
+else
+  bad "on connect, signet reports the running unsigned container (pre-warm at Synchronize)" "$(cat "$SIGNET_LOG")"
+fi
+stop_signet
+$CRI cleanup >/dev/null 2>&1
 
 say "pre-installed mode (/opt/nri/plugins/05-signet, launched by containerd on fd 3)"
 mkdir -p /opt/nri/plugins /etc/signet

@@ -5,6 +5,7 @@
 //! real-runtime behaviour is covered by `integration/e2e.sh`; these pin down the protocol
 //! corners that a real runtime does not easily produce on demand.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -142,6 +143,25 @@ async fn registers_configures_and_decides_over_the_socket() {
 
     let _ = s.shutdown.send(true);
     tokio::time::timeout(Duration::from_secs(10), s.task).await.unwrap().unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn synchronize_prewarms_running_images_without_delaying_the_reply() {
+    let s = start();
+    s.source.set_delay(Duration::from_millis(300));
+    let rt = accept(&s.listener).await;
+    let running = create_req("reg.io/app:signed").container.unwrap();
+    let sync = SynchronizeRequest { containers: vec![running.clone(), running], ..Default::default() };
+    let t0 = Instant::now();
+    rt.plugin.synchronize(ctx(2000), &sync).await.unwrap();
+    assert!(t0.elapsed() < Duration::from_millis(300), "synchronize waited for verification");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.source.calls.load(Ordering::SeqCst), 1, "one fetch for two containers of one image");
+    // The first pod of that image is answered from the cache: no new fetch, no delay.
+    let t0 = Instant::now();
+    assert!(rt.plugin.create_container(ctx(2000), &create_req("reg.io/app:signed")).await.is_ok());
+    assert!(t0.elapsed() < Duration::from_millis(300));
+    assert_eq!(s.source.calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use ttrpc::r#async::TtrpcContext;
 
 use super::protocol::nri::{
-    ConfigureRequest, ConfigureResponse, CreateContainerRequest, CreateContainerResponse, Empty, SynchronizeRequest,
-    SynchronizeResponse,
+    ConfigureRequest, ConfigureResponse, Container, CreateContainerRequest, CreateContainerResponse, Empty,
+    SynchronizeRequest, SynchronizeResponse,
 };
 use super::protocol::nri_ttrpc::Plugin;
 use crate::enforce::{Decision, Enforcer, ImageClaim, Outcome};
@@ -25,6 +25,8 @@ pub const IMAGE_NAME_ANNOTATION: &str = "io.kubernetes.cri.image-name";
 pub const EVENT_CREATE_CONTAINER: u32 = 4;
 /// The runtime's request timeout when it does not tell us (NRI default).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pre-warm runs off the request path, so it may wait for slow registries.
+const PREWARM_BUDGET: Duration = Duration::from_secs(30);
 
 /// Subscription mask for a set of events: bit `1 << (event - 1)`.
 pub fn event_mask(events: &[u32]) -> i32 {
@@ -82,16 +84,49 @@ impl NriHandler {
     }
 }
 
-/// What the request says about the image: the runtime's image field when present (NRI
-/// >= v0.12), otherwise the CRI annotation.
+/// What the request says about the image (see [`container_claim`]).
 pub fn image_claim(req: &CreateContainerRequest) -> ImageClaim {
-    let container = req.container.as_ref();
-    let from_field = container.and_then(|c| c.image.as_ref()).filter(|i| !i.name.is_empty());
-    if let Some(image) = from_field {
+    req.container.as_ref().map(container_claim).unwrap_or_default()
+}
+
+/// A container's image: the runtime's image field when present (NRI >= v0.12), otherwise
+/// the CRI annotation.
+pub fn container_claim(container: &Container) -> ImageClaim {
+    if let Some(image) = container.image.as_ref().filter(|i| !i.name.is_empty()) {
         return ImageClaim { name: image.name.clone(), digest: Some(image.digest.clone()).filter(|d| !d.is_empty()) };
     }
-    let name = container.and_then(|c| c.annotations.get(IMAGE_NAME_ANNOTATION)).cloned().unwrap_or_default();
+    let name = container.annotations.get(IMAGE_NAME_ANNOTATION).cloned().unwrap_or_default();
     ImageClaim { name, digest: None }
+}
+
+/// Verify the images of containers that already run, off the request path: it primes the
+/// cache for the pods that will follow and reports running containers that policy would
+/// not admit today. Each distinct image is checked once.
+fn prewarm(enforcer: Arc<Enforcer>, containers: Vec<Container>) {
+    let mut claims: Vec<ImageClaim> = Vec::new();
+    for c in &containers {
+        let claim = container_claim(c);
+        if !claim.name.is_empty() && !claims.iter().any(|k| k.name == claim.name && k.digest == claim.digest) {
+            claims.push(claim);
+        }
+    }
+    if claims.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        let (mut allowed, mut violators) = (0usize, 0usize);
+        for claim in claims {
+            let d = enforcer.decide(&claim, PREWARM_BUDGET).await;
+            if d.outcome == Outcome::Allowed {
+                allowed += 1;
+            } else {
+                violators += 1;
+                tracing::warn!(image = %d.image, digest = d.digest.as_deref().unwrap_or(""), reason = %d.reason,
+                    "running container's image would not be admitted now");
+            }
+        }
+        tracing::info!(images = allowed + violators, allowed, violators, "pre-warm of running containers done");
+    });
 }
 
 /// The single conversion from a decision to the NRI wire reply.
@@ -119,6 +154,7 @@ impl Plugin for NriHandler {
 
     async fn synchronize(&self, _ctx: &TtrpcContext, req: SynchronizeRequest) -> ttrpc::Result<SynchronizeResponse> {
         tracing::info!(pods = req.pods.len(), containers = req.containers.len(), more = req.more, "nri synchronized");
+        prewarm(Arc::clone(&self.enforcer), req.containers);
         if !req.more {
             self.synchronized.store(true, Ordering::SeqCst);
         }
@@ -174,7 +210,7 @@ fn log_decision(req: &CreateContainerRequest, d: &Decision, elapsed: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nri::protocol::nri::{Container, Image};
+    use crate::nri::protocol::nri::Image;
 
     #[test]
     fn create_container_mask_is_bit_three() {
