@@ -200,25 +200,26 @@ impl Enforcer {
             }
         };
         let repository = format!("{}/{}", reference.registry(), reference.repository());
-        d.image = reference.whole();
+        let full = reference.whole();
+        d.image = full.clone();
         d.digest = Some(digest.clone());
 
         d.indeterminate = false;
-        let full = reference.whole();
         let matched = policy.matching(&full, &repository);
         d.policies = matched.iter().map(|p| p.name.clone()).collect();
         if matched.is_empty() {
             return self.no_match(d, policy.no_match);
         }
 
-        let key = CacheKey { repository, digest: digest.clone(), policy_hash: policy.hash.clone() };
+        let key = CacheKey { repository: repository.clone(), digest: digest.clone(), policy_hash: policy.hash.clone() };
         let budget = deadline.saturating_duration_since(Instant::now());
         let source = Arc::clone(&self.source);
         let snapshot = Arc::clone(&policy);
         let lookup = self
             .cache
             .get_or_compute(key, budget, move || async move {
-                let matched = snapshot.matching(&full, &format!("{}/{}", reference.registry(), reference.repository()));
+                // The closure outlives this call, so it matches again on its own snapshot.
+                let matched = snapshot.matching(&full, &repository);
                 let sigs = if verify::needs_signatures(&matched) {
                     Some(source.signatures(&reference, &digest).await)
                 } else {

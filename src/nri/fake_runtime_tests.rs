@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, watch};
 use ttrpc::context;
 use ttrpc::proto::RequestInit;
-use ttrpc::r#async::transport::{Listener, Socket};
+use ttrpc::r#async::transport::Socket;
 use ttrpc::r#async::TtrpcContext;
 
 use super::handler::{NriHandler, IMAGE_NAME_ANNOTATION};
@@ -23,7 +22,7 @@ use super::protocol::nri::{
     ConfigureRequest, Container, CreateContainerRequest, Empty, PodSandbox, RegisterPluginRequest, SynchronizeRequest,
 };
 use super::protocol::nri_ttrpc::{create_runtime, PluginClient, Runtime};
-use super::{mux, run, PluginIdentity, Transport};
+use super::{mux, run, single_connection_listener, PluginIdentity, Transport};
 use crate::enforce::{Enforcer, EnforcerConfig};
 use crate::imagestore::FakeImageStore;
 use crate::policy::matching::ImageGlob;
@@ -61,9 +60,7 @@ async fn accept(listener: &UnixListener) -> RuntimeSide {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut server = ttrpc::r#async::Server::new()
         .register_service(create_runtime(Arc::new(Registrar(tx))))
-        .add_listener(Listener::new(
-            futures::stream::iter([Ok::<_, std::io::Error>(m.runtime_service)]).chain(futures::stream::pending()),
-        ));
+        .add_listener(single_connection_listener(m.runtime_service));
     server.start().await.unwrap();
     let raw = ttrpc::r#async::Client::new(Socket::new(m.plugin_service));
     let registered = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("plugin registers").unwrap();

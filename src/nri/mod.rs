@@ -157,11 +157,7 @@ async fn session(
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<SessionEnd, NriError> {
     let muxed = mux::split(stream);
-    // One connection, then a stream that never ends: the ttrpc server's accept loop must stay
-    // alive, because `Server::shutdown` hands the listener back through it (and panics on
-    // a send to an accept loop that has already returned).
-    let listener =
-        Listener::new(stream::iter([Ok::<_, std::io::Error>(muxed.plugin_service)]).chain(stream::pending()));
+    let listener = single_connection_listener(muxed.plugin_service);
     let mut server = ttrpc::r#async::Server::new()
         .register_service(create_plugin(handler.clone() as Arc<dyn protocol::nri_ttrpc::Plugin + Send + Sync>))
         .add_listener(listener);
@@ -196,6 +192,14 @@ async fn session(
     let _ = server.shutdown().await;
     drop(client);
     Ok(end)
+}
+
+/// A ttrpc listener that yields one already-connected stream. After it the stream stays
+/// pending instead of ending: the ttrpc server's accept loop must stay alive, because
+/// `Server::shutdown` hands the listener back through it (and panics on a send to an
+/// accept loop that has already returned).
+pub(crate) fn single_connection_listener(conn: tokio::io::DuplexStream) -> Listener {
+    Listener::new(stream::iter([Ok::<_, std::io::Error>(conn)]).chain(stream::pending()))
 }
 
 async fn sleep_or_shutdown(d: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
