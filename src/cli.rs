@@ -1,4 +1,5 @@
-//! Command line: `signet run`, `signet verify`, `signet version`.
+//! Command line: `signet run`, `signet verify`, `signet policy check|explain`, `signet crd`,
+//! `signet version`.
 //!
 //! Exit codes of `verify`: 0 allowed, 1 denied, 2 the check could not be made (bad input,
 //! policy not loadable, image not resolvable, registry unreachable).
@@ -30,6 +31,11 @@ pub enum Command {
     Run(RunArgs),
     /// Check one image against the policy, as the daemon would, and print the decision.
     Verify(VerifyArgs),
+    /// Validate policy files or explain which policies cover an image (no network).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Print the CustomResourceDefinition of signet's ClusterImagePolicy.
+    Crd,
     /// Print the version.
     Version,
 }
@@ -87,6 +93,34 @@ pub struct VerifyArgs {
     pub output: Output,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Validate policy files of any supported kind and print the normalised policy.
+    /// Exit 1 with every error listed if any document is invalid.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Show which policies and authorities cover an image, and what the node would do.
+    Explain(ExplainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Image reference as a pod would name it.
+    pub image: String,
+    #[arg(long)]
+    pub policy_dir: PathBuf,
+    /// Namespace the pod would run in.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Node setting for images no policy matches.
+    #[arg(long, value_enum, default_value = "deny")]
+    pub no_match: NoMatchArg,
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: Output,
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum ModeArg {
     Enforce,
@@ -110,11 +144,7 @@ impl CommonArgs {
     fn to_file_config(&self) -> FileConfig {
         FileConfig {
             policy_dir: self.policy_dir.clone(),
-            no_match: self.no_match.map(|n| match n {
-                NoMatchArg::Deny => NoMatchAction::Deny,
-                NoMatchArg::Allow => NoMatchAction::Allow,
-                NoMatchArg::Warn => NoMatchAction::Warn,
-            }),
+            no_match: self.no_match.map(no_match_action),
             containerd_socket: self.containerd_socket.clone(),
             containerd_namespace: self.containerd_namespace.clone(),
             insecure_registries: Some(self.insecure_registries.clone()).filter(|v| !v.is_empty()),
@@ -143,7 +173,7 @@ pub fn main() -> ExitCode {
             log_format: None,
         }),
         None => {
-            eprintln!("signet: a command is needed (run, verify, version); see --help");
+            eprintln!("signet: a command is needed (run, verify, policy, crd, version); see --help");
             return ExitCode::from(2);
         }
     };
@@ -154,7 +184,75 @@ pub fn main() -> ExitCode {
         }
         Command::Run(args) => run(args),
         Command::Verify(args) => verify(args),
+        Command::Policy(PolicyCommand::Check { files }) => policy_check(&files),
+        Command::Policy(PolicyCommand::Explain(args)) => policy_explain(&args),
+        Command::Crd => {
+            print!("{}", crate::policy::crd::crd_yaml());
+            ExitCode::SUCCESS
+        }
     }
+}
+
+fn no_match_action(n: NoMatchArg) -> NoMatchAction {
+    match n {
+        NoMatchArg::Deny => NoMatchAction::Deny,
+        NoMatchArg::Allow => NoMatchAction::Allow,
+        NoMatchArg::Warn => NoMatchAction::Warn,
+    }
+}
+
+fn policy_check(files: &[PathBuf]) -> ExitCode {
+    match local::load_files(files) {
+        Ok(loaded) => {
+            for n in &loaded.notes {
+                eprintln!("note: {n}");
+            }
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            for p in &loaded.normal {
+                print!("---\n{}", serde_yaml::to_string(p).expect("normalised policy serialises"));
+            }
+            eprintln!(
+                "{} policies valid in {} file(s); {} part(s) fail closed on the node",
+                loaded.normal.len(),
+                files.len(),
+                loaded.warnings.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("signet: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn policy_explain(args: &ExplainArgs) -> ExitCode {
+    let loaded = match local::load_dir(&args.policy_dir) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("signet: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let explanation = match crate::policy::explain::explain(
+        &loaded,
+        no_match_action(args.no_match),
+        &args.image,
+        args.namespace.as_deref(),
+    ) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("signet: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match args.output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&explanation).expect("explanation serialises")),
+        Output::Text => print!("{explanation}"),
+    }
+    ExitCode::SUCCESS
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -198,19 +296,27 @@ fn verify(args: VerifyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let policy = match local::load_dir(&settings.policy_dir, settings.no_match) {
-        Ok(p) => p,
+    let mut policies = match local::load_dir(&settings.policy_dir) {
+        Ok(p) => p.policies,
         Err(e) => {
             eprintln!("signet: {e}");
             return ExitCode::from(2);
         }
     };
-    let _ = &args.namespace; // accepted now so scripts keep working when namespace selectors land
+    // With cluster policy on, the node enforces the last-known-good cluster snapshot too.
+    if settings.cluster_policy {
+        if let Some(c) = crate::sync::kube::load_last_known_good(&settings.state_dir.join("cluster-policy.json")) {
+            policies.extend(c.policies);
+        }
+    }
+    let policy = crate::policy::PolicySet::assemble(policies, settings.no_match);
     let (_tx, rx) = tokio::sync::watch::channel(policy);
     let budget = settings.registry_timeout + Duration::from_secs(1);
     let decision = runtime().block_on(async {
         let enforcer = crate::daemon::enforcer(&settings, rx);
-        enforcer.decide(&ImageClaim { name: args.image.clone(), digest: None }, budget).await
+        enforcer
+            .decide(&ImageClaim { namespace: args.namespace.clone(), ..ImageClaim::named(&args.image) }, budget)
+            .await
     });
     match args.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&decision).expect("decision serialises")),

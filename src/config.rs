@@ -44,6 +44,15 @@ pub struct FileConfig {
     pub cache_capacity: Option<usize>,
     /// `plain`, `json` or `journald`; default: journald under systemd, plain otherwise.
     pub log_format: Option<String>,
+    /// Watch policy objects in the cluster (in-cluster service account or KUBECONFIG).
+    pub cluster_policy: Option<bool>,
+    /// Where the last-known-good snapshot of cluster policy is kept.
+    pub state_dir: Option<PathBuf>,
+    /// Name this node reports policy status under (default: $NODE_NAME, then the hostname).
+    pub node_name: Option<String>,
+    /// Write per-node acceptance into signet ClusterImagePolicy status (needs RBAC patch
+    /// on clusterimagepolicies/status).
+    pub report_status: Option<bool>,
 }
 
 impl FileConfig {
@@ -84,7 +93,11 @@ impl FileConfig {
             cache_allow_ttl_seconds,
             cache_deny_ttl_seconds,
             cache_capacity,
-            log_format
+            log_format,
+            cluster_policy,
+            state_dir,
+            node_name,
+            report_status
         );
         self
     }
@@ -105,6 +118,20 @@ pub struct Settings {
     pub registry_timeout: Duration,
     pub enforcer: EnforcerConfig,
     pub log_format: Option<String>,
+    pub cluster_policy: bool,
+    pub state_dir: PathBuf,
+    pub node_name: String,
+    pub report_status: bool,
+}
+
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/signet";
+
+fn default_node_name() -> String {
+    std::env::var("NODE_NAME")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .or_else(|| nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()))
+        .unwrap_or_else(|| "unknown-node".into())
 }
 
 impl From<FileConfig> for Settings {
@@ -132,6 +159,10 @@ impl From<FileConfig> for Settings {
                 error_ttl: defaults.error_ttl,
             },
             log_format: f.log_format,
+            cluster_policy: f.cluster_policy.unwrap_or(false),
+            state_dir: f.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            node_name: f.node_name.unwrap_or_else(default_node_name),
+            report_status: f.report_status.unwrap_or(true),
         }
     }
 }

@@ -26,6 +26,14 @@ pub struct ImageClaim {
     pub name: String,
     /// The digest the runtime resolved, when it says (NRI >= v0.12 `Container.image.digest`).
     pub digest: Option<String>,
+    /// The pod's Kubernetes namespace, for namespace-scoped policy; `None` when unknown.
+    pub namespace: Option<String>,
+}
+
+impl ImageClaim {
+    pub fn named(name: &str) -> Self {
+        Self { name: name.to_string(), ..Default::default() }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -92,6 +100,9 @@ struct CacheKey {
     repository: String,
     digest: String,
     policy_hash: String,
+    /// Which policies applied: namespaces can select different ones for the same image,
+    /// while pods in namespaces with the same policies still share one verification.
+    matched: Vec<String>,
 }
 
 /// Tunables of the pipeline.
@@ -205,13 +216,19 @@ impl Enforcer {
         d.digest = Some(digest.clone());
 
         d.indeterminate = false;
-        let matched = policy.matching(&full, &repository);
+        let namespace = claim.namespace.clone().filter(|n| !n.is_empty());
+        let matched = policy.matching(&full, &repository, namespace.as_deref());
         d.policies = matched.iter().map(|p| p.name.clone()).collect();
         if matched.is_empty() {
             return self.no_match(d, policy.no_match);
         }
 
-        let key = CacheKey { repository: repository.clone(), digest: digest.clone(), policy_hash: policy.hash.clone() };
+        let key = CacheKey {
+            repository: repository.clone(),
+            digest: digest.clone(),
+            policy_hash: policy.hash.clone(),
+            matched: d.policies.clone(),
+        };
         let budget = deadline.saturating_duration_since(Instant::now());
         let source = Arc::clone(&self.source);
         let snapshot = Arc::clone(&policy);
@@ -219,7 +236,7 @@ impl Enforcer {
             .cache
             .get_or_compute(key, budget, move || async move {
                 // The closure outlives this call, so it matches again on its own snapshot.
-                let matched = snapshot.matching(&full, &repository);
+                let matched = snapshot.matching(&full, &repository, namespace.as_deref());
                 let sigs = if verify::needs_signatures(&matched) {
                     Some(source.signatures(&reference, &digest).await)
                 } else {
@@ -309,7 +326,7 @@ impl Enforcer {
     }
 }
 
-fn parse_reference(name: &str) -> Result<Reference, String> {
+pub(crate) fn parse_reference(name: &str) -> Result<Reference, String> {
     Reference::try_from(name).map_err(|e| format!("image name {name:?} is not a valid reference: {e}"))
 }
 
@@ -339,12 +356,12 @@ mod tests {
     }
 
     fn policy_set(key: &TestSigner, mode: Mode, no_match: NoMatchAction) -> Arc<PolicySet> {
-        let p = Policy {
-            name: "probe".into(),
-            images: vec![ImageGlob::new("reg.io/probe/**").unwrap()],
-            authorities: vec![Authority { name: "team".into(), kind: AuthorityKind::Key(key.trusted()) }],
+        let p = Policy::any_of(
+            "probe",
+            vec![ImageGlob::new("reg.io/probe/**").unwrap()],
+            vec![Authority { name: "team".into(), kind: AuthorityKind::Key(key.trusted()) }],
             mode,
-        };
+        );
         PolicySet::new(vec![p], no_match, format!("{mode}{}", key.trusted().fingerprint).as_bytes())
     }
 
@@ -358,7 +375,7 @@ mod tests {
     }
 
     fn claim(name: &str) -> ImageClaim {
-        ImageClaim { name: name.into(), digest: None }
+        ImageClaim::named(name)
     }
 
     #[tokio::test]
@@ -424,7 +441,7 @@ mod tests {
         w.source.set(D2, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D2)]));
         let d = w
             .enforcer
-            .decide(&ImageClaim { name: "reg.io/probe/app:v1".into(), digest: Some(D2.into()) }, SECOND)
+            .decide(&ImageClaim { digest: Some(D2.into()), ..ImageClaim::named("reg.io/probe/app:v1") }, SECOND)
             .await;
         assert!(d.allowed, "{d}");
     }

@@ -10,7 +10,10 @@
 //! - [`imagestore`]: tag → digest through containerd's image store (seam, with a fake).
 //! - [`registry`]: bounded signature fetches from the registry (seam, with a fake).
 //! - [`verify`]: which signatures count, and policy evaluation (pure).
-//! - [`policy`]: policy model, glob matching, YAML documents, local directory loading.
+//! - [`policy`]: policy model, glob matching, signet's CRD, importers of the other policy
+//!   languages, the normalised form, local directory loading.
+//! - [`sync`]: merging local and cluster policy into published snapshots; kube watchers;
+//!   the last-known-good file.
 //! - [`cache`]: bounded TTL cache with singleflight and background completion.
 //! - [`config`], [`cli`], [`logging`], [`daemon`]: settings, commands, log output, wiring.
 
@@ -24,4 +27,5 @@ pub mod logging;
 pub mod nri;
 pub mod policy;
 pub mod registry;
+pub mod sync;
 pub mod verify;

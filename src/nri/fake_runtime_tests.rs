@@ -86,12 +86,12 @@ fn start() -> Setup {
     store.put("reg.io/app:unsigned", UNSIGNED);
     let source = FakeSignatureSource::new();
     source.set(SIGNED, Ok(vec![signer.sign_digest("reg.io/app", SIGNED)]));
-    let policy = Policy {
-        name: "app".into(),
-        images: vec![ImageGlob::new("reg.io/**").unwrap()],
-        authorities: vec![Authority { name: "k".into(), kind: AuthorityKind::Key(signer.trusted()) }],
-        mode: Mode::Enforce,
-    };
+    let policy = Policy::any_of(
+        "app",
+        vec![ImageGlob::new("reg.io/**").unwrap()],
+        vec![Authority { name: "k".into(), kind: AuthorityKind::Key(signer.trusted()) }],
+        Mode::Enforce,
+    );
     let (policy_tx, rx) = watch::channel(PolicySet::new(vec![policy], NoMatchAction::Deny, b"t"));
     let enforcer = Arc::new(Enforcer::new(store, source.clone(), rx, EnforcerConfig::default()));
     let handler = Arc::new(NriHandler::new(enforcer));

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use ttrpc::r#async::TtrpcContext;
 
 use super::protocol::nri::{
-    ConfigureRequest, ConfigureResponse, Container, CreateContainerRequest, CreateContainerResponse, Empty,
+    ConfigureRequest, ConfigureResponse, Container, CreateContainerRequest, CreateContainerResponse, Empty, PodSandbox,
     SynchronizeRequest, SynchronizeResponse,
 };
 use super::protocol::nri_ttrpc::Plugin;
@@ -86,27 +86,37 @@ impl NriHandler {
 
 /// What the request says about the image (see [`container_claim`]).
 pub fn image_claim(req: &CreateContainerRequest) -> ImageClaim {
-    req.container.as_ref().map(container_claim).unwrap_or_default()
+    let mut claim = req.container.as_ref().map(container_claim).unwrap_or_default();
+    claim.namespace = req.pod.as_ref().map(|p| p.namespace.clone()).filter(|n| !n.is_empty());
+    claim
 }
 
 /// A container's image: the runtime's image field when present (NRI >= v0.12), otherwise
 /// the CRI annotation.
 pub fn container_claim(container: &Container) -> ImageClaim {
     if let Some(image) = container.image.as_ref().filter(|i| !i.name.is_empty()) {
-        return ImageClaim { name: image.name.clone(), digest: Some(image.digest.clone()).filter(|d| !d.is_empty()) };
+        return ImageClaim {
+            name: image.name.clone(),
+            digest: Some(image.digest.clone()).filter(|d| !d.is_empty()),
+            namespace: None,
+        };
     }
     let name = container.annotations.get(IMAGE_NAME_ANNOTATION).cloned().unwrap_or_default();
-    ImageClaim { name, digest: None }
+    ImageClaim { name, digest: None, namespace: None }
 }
 
 /// Verify the images of containers that already run, off the request path: it primes the
 /// cache for the pods that will follow and reports running containers that policy would
 /// not admit today. Each distinct image is checked once.
-fn prewarm(enforcer: Arc<Enforcer>, containers: Vec<Container>) {
+fn prewarm(enforcer: Arc<Enforcer>, pods: &[PodSandbox], containers: Vec<Container>) {
     let mut claims: Vec<ImageClaim> = Vec::new();
     for c in &containers {
-        let claim = container_claim(c);
-        if !claim.name.is_empty() && !claims.iter().any(|k| k.name == claim.name && k.digest == claim.digest) {
+        let mut claim = container_claim(c);
+        claim.namespace =
+            pods.iter().find(|p| p.id == c.pod_sandbox_id).map(|p| p.namespace.clone()).filter(|n| !n.is_empty());
+        let seen =
+            claims.iter().any(|k| k.name == claim.name && k.digest == claim.digest && k.namespace == claim.namespace);
+        if !claim.name.is_empty() && !seen {
             claims.push(claim);
         }
     }
@@ -154,7 +164,7 @@ impl Plugin for NriHandler {
 
     async fn synchronize(&self, _ctx: &TtrpcContext, req: SynchronizeRequest) -> ttrpc::Result<SynchronizeResponse> {
         tracing::info!(pods = req.pods.len(), containers = req.containers.len(), more = req.more, "nri synchronized");
-        prewarm(Arc::clone(&self.enforcer), req.containers);
+        prewarm(Arc::clone(&self.enforcer), &req.pods, req.containers);
         if !req.more {
             self.synchronized.store(true, Ordering::SeqCst);
         }

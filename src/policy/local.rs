@@ -2,16 +2,29 @@
 //!
 //! Every `*.yaml` / `*.yml` file in the directory (not recursive, sorted by name) is read;
 //! hidden files are skipped so editors' swap files and `..data` symlink farms of mounted
-//! ConfigMaps do not count twice. A load succeeds only if every document compiles; otherwise
-//! the caller keeps its previous snapshot and reports all errors.
+//! ConfigMaps do not count twice. Documents may be of any kind the importers read. A load
+//! succeeds only if every document compiles; otherwise the caller keeps its previous
+//! snapshot and reports all errors.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use super::file::{compile, parse_documents};
-use super::model::{NoMatchAction, PolicySet};
-use super::{PolicyError, PolicyErrors};
+use super::file::parse_documents;
+use super::importers;
+use super::normal::{compile, FilesOnly, NormalPolicy};
+use super::{Policy, PolicyError, PolicyErrors};
+
+/// Everything loaded from a set of files.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub policies: Vec<Policy>,
+    /// The normalised form, in the same order as `policies`.
+    pub normal: Vec<NormalPolicy>,
+    /// Parts that fail closed on this node (unsupported checks, unreadable Secrets).
+    pub warnings: Vec<String>,
+    /// Informational remarks from the importers.
+    pub notes: Vec<String>,
+}
 
 /// Files in `dir` that hold policy, in load order.
 pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
@@ -31,10 +44,10 @@ pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
     Ok(files)
 }
 
-/// Load the named files into one snapshot. Key paths are relative to each file's directory.
-pub fn load_files(files: &[PathBuf], no_match: NoMatchAction) -> Result<Arc<PolicySet>, PolicyErrors> {
+/// Load the named files. Key paths are relative to each file's directory.
+pub fn load_files(files: &[PathBuf]) -> Result<Loaded, PolicyErrors> {
     let mut errors = Vec::new();
-    let mut policies = Vec::new();
+    let mut out = Loaded::default();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for path in files {
         let text = match std::fs::read_to_string(path) {
@@ -51,41 +64,72 @@ pub fn load_files(files: &[PathBuf], no_match: NoMatchAction) -> Result<Arc<Poli
                 continue;
             }
         };
-        let base = path.parent().unwrap_or(Path::new("."));
-        for doc in &docs {
-            if let Some(first) = seen.insert(doc.metadata.name.clone(), path.clone()) {
-                errors.push(PolicyError::Duplicate { policy: doc.metadata.name.clone(), first, second: path.clone() });
+        let keys = FilesOnly(path.parent().unwrap_or(Path::new(".")));
+        for (index, doc) in docs.iter().enumerate() {
+            let meta = importers::meta(doc).ok();
+            let object = meta.as_ref().map(|m| m.name.clone()).unwrap_or_else(|| format!("document {}", index + 1));
+            // One object per (group, kind, namespace, name), as in a cluster; checked before
+            // import so a broken duplicate is still reported as one.
+            if let Some(m) = &meta {
+                let group = m.api_version.split('/').next().unwrap_or_default();
+                let id = format!("{group} {} {}/{}", m.kind, m.namespace.as_deref().unwrap_or(""), m.name);
+                if let Some(first) = seen.insert(id, path.clone()) {
+                    errors.push(PolicyError::Duplicate { policy: object.clone(), first, second: path.clone() });
+                }
             }
-            match compile(path, base, doc) {
-                Ok(p) => policies.push(p),
-                Err(mut e) => errors.append(&mut e),
+            let invalid =
+                |message: String| PolicyError::Invalid { path: path.clone(), policy: object.clone(), message };
+            let imported = match importers::import(doc) {
+                Ok(i) => i,
+                Err(messages) => {
+                    errors.extend(messages.into_iter().map(invalid));
+                    continue;
+                }
+            };
+            out.notes.extend(imported.notes.into_iter().map(|n| format!("{}: {object}: {n}", path.display())));
+            for normal in imported.policies {
+                match compile(&normal, &keys) {
+                    Ok(c) => {
+                        out.warnings.extend(c.warnings.into_iter().map(|w| format!("policy {:?}: {w}", normal.name)));
+                        out.policies.push(c.policy);
+                        out.normal.push(normal);
+                    }
+                    Err(messages) => errors.extend(messages.into_iter().map(|m| PolicyError::Invalid {
+                        path: path.clone(),
+                        policy: normal.name.clone(),
+                        message: m,
+                    })),
+                }
             }
         }
     }
-    if !errors.is_empty() {
-        return Err(PolicyErrors(errors));
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(PolicyErrors(errors))
     }
-    // The Debug form covers names, globs, modes and key fingerprints: everything a decision
-    // depends on, so the hash changes exactly when a decision could.
-    let canonical = format!("{policies:?}");
-    Ok(PolicySet::new(policies, no_match, canonical.as_bytes()))
 }
 
 /// Load every policy file of a directory.
-pub fn load_dir(dir: &Path, no_match: NoMatchAction) -> Result<Arc<PolicySet>, PolicyErrors> {
+pub fn load_dir(dir: &Path) -> Result<Loaded, PolicyErrors> {
     let files = policy_files(dir).map_err(|e| PolicyErrors(vec![e]))?;
-    load_files(&files, no_match)
+    load_files(&files)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::{NoMatchAction, PolicySet};
 
     fn write(dir: &Path, name: &str, text: &str) {
         std::fs::write(dir.join(name), text).unwrap();
     }
 
     const POLICY: &str = "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: NAME}\nspec:\n  images: [{glob: \"reg.io/**\"}]\n  authorities: [{static: {action: pass}}]\n";
+
+    fn hash(dir: &Path, no_match: NoMatchAction) -> String {
+        PolicySet::assemble(load_dir(dir).unwrap().policies, no_match).hash.clone()
+    }
 
     #[test]
     fn loads_yaml_files_and_skips_others() {
@@ -94,8 +138,8 @@ mod tests {
         write(d.path(), "b.yml", &format!("{}---\n{}", POLICY.replace("NAME", "b1"), POLICY.replace("NAME", "b2")));
         write(d.path(), "notes.txt", "not policy");
         write(d.path(), ".swap.yaml", "{{{{");
-        let set = load_dir(d.path(), NoMatchAction::Deny).unwrap();
-        let names: Vec<_> = set.policies.iter().map(|p| p.name.as_str()).collect();
+        let loaded = load_dir(d.path()).unwrap();
+        let names: Vec<_> = loaded.policies.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a", "b1", "b2"]);
     }
 
@@ -105,28 +149,45 @@ mod tests {
         write(d.path(), "a.yaml", "apiVersion: [");
         write(d.path(), "b.yaml", &POLICY.replace("NAME", "b").replace("pass", "nope"));
         write(d.path(), "c.yaml", &POLICY.replace("NAME", "b"));
-        let err = load_dir(d.path(), NoMatchAction::Deny).unwrap_err();
+        write(d.path(), "d.yaml", "apiVersion: example.com/v1\nkind: Thing\nmetadata: {name: t}\n");
+        let err = load_dir(d.path()).unwrap_err();
         let text = err.to_string();
-        assert_eq!(err.0.len(), 3, "{text}");
+        assert_eq!(err.0.len(), 4, "{text}");
         assert!(text.contains("a.yaml"), "{text}");
         assert!(text.contains("nope"), "{text}");
         assert!(text.contains("defined twice"), "{text}");
+        assert!(text.contains("example.com/v1 Thing is not a policy kind"), "{text}");
+    }
+
+    #[test]
+    fn unsupported_parts_load_as_warnings_and_fail_closed() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "k.yaml",
+            &POLICY
+                .replace("NAME", "k")
+                .replace("{static: {action: pass}}", "{keyless: {identities: [{issuer: i, subject: s}]}}"),
+        );
+        let loaded = load_dir(d.path()).unwrap();
+        assert_eq!(loaded.policies.len(), 1);
+        assert!(loaded.warnings[0].contains("keyless"), "{:?}", loaded.warnings);
     }
 
     #[test]
     fn hash_changes_with_content_and_no_match_action() {
         let d = tempfile::tempdir().unwrap();
         write(d.path(), "a.yaml", &POLICY.replace("NAME", "a"));
-        let h1 = load_dir(d.path(), NoMatchAction::Deny).unwrap().hash.clone();
-        assert_eq!(h1, load_dir(d.path(), NoMatchAction::Deny).unwrap().hash);
-        assert_ne!(h1, load_dir(d.path(), NoMatchAction::Allow).unwrap().hash);
+        let h1 = hash(d.path(), NoMatchAction::Deny);
+        assert_eq!(h1, hash(d.path(), NoMatchAction::Deny));
+        assert_ne!(h1, hash(d.path(), NoMatchAction::Allow));
         write(d.path(), "a.yaml", &POLICY.replace("NAME", "a").replace("reg.io", "other.io"));
-        assert_ne!(h1, load_dir(d.path(), NoMatchAction::Deny).unwrap().hash);
+        assert_ne!(h1, hash(d.path(), NoMatchAction::Deny));
     }
 
     #[test]
     fn missing_directory_is_named() {
-        let err = load_dir(Path::new("/no/such/dir"), NoMatchAction::Deny).unwrap_err();
+        let err = load_dir(Path::new("/no/such/dir")).unwrap_err();
         assert!(err.to_string().contains("/no/such/dir"));
     }
 }

@@ -5,6 +5,9 @@
 //! `registry.example/team/*` covers every tag of every image directly under `team/`.
 //! Docker Hub short names are expanded on both sides (`busybox` → `docker.io/library/busybox`),
 //! and the legacy `index.docker.io` host is folded into `docker.io`.
+//!
+//! Tanzu's `namePattern` and Kyverno's `imageReferences` use plain wildcards instead, where
+//! `*` crosses `/` and `?` is one character; [`ImageGlob::wildcard`] compiles those.
 
 use std::fmt;
 
@@ -22,6 +25,8 @@ enum Token {
     Segment,
     /// `**`: any run of characters.
     Any,
+    /// `?` in wildcard patterns: exactly one character.
+    One,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -35,21 +40,39 @@ pub enum GlobError {
 }
 
 impl ImageGlob {
+    /// A policy-controller glob: `*` stays in one segment, `**` crosses segments.
     pub fn new(glob: &str) -> Result<Self, GlobError> {
+        Self::compile(glob, false)
+    }
+
+    /// A plain wildcard pattern (Tanzu, Kyverno, Portieris): `*` is any run of characters,
+    /// `/` included, and `?` is one character.
+    pub fn wildcard(pattern: &str) -> Result<Self, GlobError> {
+        Self::compile(pattern, true)
+    }
+
+    fn compile(glob: &str, plain: bool) -> Result<Self, GlobError> {
         if glob.is_empty() {
             return Err(GlobError::Empty);
         }
         if glob.chars().any(char::is_whitespace) {
             return Err(GlobError::Whitespace(glob.to_string()));
         }
-        if glob.contains("***") {
+        if !plain && glob.contains("***") {
             return Err(GlobError::TooManyStars(glob.to_string()));
         }
         let normalised = normalise_glob(glob);
         let mut tokens = Vec::new();
         let mut chars = normalised.chars().peekable();
         while let Some(c) = chars.next() {
-            if c == '*' {
+            if plain && c == '*' {
+                while chars.peek() == Some(&'*') {
+                    chars.next();
+                }
+                tokens.push(Token::Any);
+            } else if plain && c == '?' {
+                tokens.push(Token::One);
+            } else if c == '*' {
                 if chars.peek() == Some(&'*') {
                     chars.next();
                     tokens.push(Token::Any);
@@ -65,6 +88,12 @@ impl ImageGlob {
 
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// How many literal characters the pattern has: Portieris lets the most specific
+    /// matching repository pattern win, and this is that measure.
+    pub fn specificity(&self) -> usize {
+        self.tokens.iter().filter(|t| matches!(t, Token::Literal(_))).count()
     }
 
     /// Does the glob cover this image? `full` is the normalised reference
@@ -111,6 +140,7 @@ fn match_tokens(tokens: &[Token], text: &[char]) -> bool {
             (0..=limit).any(|n| match_tokens(rest, &text[n..]))
         }
         Some((Token::Any, rest)) => (0..=text.len()).any(|n| match_tokens(rest, &text[n..])),
+        Some((Token::One, rest)) => !text.is_empty() && match_tokens(rest, &text[1..]),
     }
 }
 
@@ -152,6 +182,18 @@ mod tests {
     #[test]
     fn prefix_is_not_enough() {
         assert!(!m("reg.io/team/app", "reg.io/team/application:v1", "reg.io/team/application"));
+    }
+
+    #[test]
+    fn wildcard_star_crosses_segments_and_question_mark_is_one_char() {
+        let w = |p: &str, full: &str, repo: &str| ImageGlob::wildcard(p).unwrap().matches(full, repo);
+        assert!(w("reg.io/*", "reg.io/a/b/c:v1", "reg.io/a/b/c"));
+        assert!(w("reg.io/app", "reg.io/app:v9", "reg.io/app"), "no tag means any tag");
+        assert!(!w("reg.io/app:v1", "reg.io/app:v9", "reg.io/app"));
+        assert!(w("reg.io/app:v?", "reg.io/app:v9", "reg.io/app"));
+        assert!(!w("reg.io/app:v?", "reg.io/app:v10", "reg.io/app"));
+        assert!(w("nginx*", "docker.io/library/nginx:1.27", "docker.io/library/nginx"));
+        assert_eq!(ImageGlob::wildcard("reg.io/a/*").unwrap().specificity(), 9);
     }
 
     #[test]

@@ -2,16 +2,24 @@
 //!
 //! - [`model`]: compiled, immutable policy snapshots ([`PolicySet`]) and the evaluation rules.
 //! - [`matching`]: image globs with sigstore policy-controller's semantics.
-//! - [`file`]: the YAML documents (`ClusterImagePolicy`, group `signet.dev`) and their
-//!   compilation, with errors that name the file, the policy and the field.
-//! - [`local`]: loading a policy directory into a snapshot.
+//! - [`crd`]: signet's own `ClusterImagePolicy` CRD types (the YAML is generated from them).
+//! - [`importers`]: the other policy languages (sigstore, Tanzu, Portieris, Kyverno).
+//! - [`normal`]: the normalised form every source becomes, and its compilation.
+//! - [`file`]: multi-document YAML files.
+//! - [`local`]: loading a policy directory.
 
+pub mod crd;
+pub mod explain;
 pub mod file;
+pub mod importers;
 pub mod local;
 pub mod matching;
 pub mod model;
+pub mod normal;
 
-pub use model::{Authority, AuthorityKind, Mode, NoMatchAction, Policy, PolicySet, TrustedKey};
+pub use model::{
+    Authority, AuthorityKind, Exclusive, Mode, Namespaces, NoMatchAction, Policy, PolicySet, Requirement, TrustedKey,
+};
 
 /// Why a policy could not be loaded. Every message names the file and what was wrong.
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,12 @@
 //! policy-controller: every policy whose globs match the image must pass (AND), and a policy
 //! passes when any one of its authorities is satisfied (OR). A policy in `warn` mode that
 //! fails is reported but does not deny.
+//!
+//! The other policy languages fit the same shape with two generalisations: a policy holds a
+//! list of [`Requirement`]s that must all hold, each satisfied by `count` of its authorities
+//! (Kyverno's attestor sets; policy-controller is one requirement with count 1), and an
+//! optional [`Exclusive`] group in which only the most specific matching policy applies
+//! (Portieris).
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,7 +21,7 @@ use sigstore::crypto::CosignVerificationKey;
 use super::matching::ImageGlob;
 
 /// What a failing policy does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     #[default]
@@ -24,13 +30,26 @@ pub enum Mode {
 }
 
 /// What happens to an image that no policy matches.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    Default,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum NoMatchAction {
+    // Declared strictest first: `min()` over several settings picks the strictest.
     #[default]
     Deny,
-    Allow,
     Warn,
+    Allow,
 }
 
 impl fmt::Display for Mode {
@@ -88,6 +107,45 @@ pub enum AuthorityKind {
     StaticPass,
     /// `static: {action: fail}`: never satisfied.
     StaticFail,
+    /// A requirement the node cannot check (keyless, KMS, GPG, attestations, ...). It is
+    /// never satisfied, so the policy fails closed, and the reason says what is missing.
+    Unsupported(String),
+}
+
+/// At least `count` of `authorities` must be satisfied.
+#[derive(Clone, Debug)]
+pub struct Requirement {
+    pub count: usize,
+    pub authorities: Vec<Authority>,
+}
+
+/// Which namespaces a policy covers. An unknown namespace (a CLI check without
+/// `--namespace`) is covered by every policy: scoping may only ever narrow what is allowed
+/// by the caller's knowledge, never by its ignorance.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Namespaces {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+}
+
+impl Namespaces {
+    pub fn is_all(&self) -> bool {
+        self.include.is_empty() && self.exclude.is_empty()
+    }
+
+    pub fn covers(&self, namespace: Option<&str>) -> bool {
+        let Some(ns) = namespace else { return true };
+        (self.include.is_empty() || self.include.iter().any(|n| n == ns)) && !self.exclude.iter().any(|n| n == ns)
+    }
+}
+
+/// Among matching policies of one group only those of the highest rank apply.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Exclusive {
+    pub group: String,
+    pub rank: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -100,13 +158,43 @@ pub struct Authority {
 pub struct Policy {
     pub name: String,
     pub images: Vec<ImageGlob>,
-    pub authorities: Vec<Authority>,
+    pub exclude_images: Vec<ImageGlob>,
+    pub namespaces: Namespaces,
+    pub requirements: Vec<Requirement>,
     pub mode: Mode,
+    pub exclusive: Option<Exclusive>,
+    /// The no-match action this policy asks the node to use (signet CRD only).
+    pub no_match_action: Option<NoMatchAction>,
 }
 
 impl Policy {
-    pub fn matches(&self, full: &str, repository: &str) -> bool {
-        self.images.iter().any(|g| g.matches(full, repository))
+    /// The common case: any one of `authorities` satisfies the policy, for every namespace.
+    pub fn any_of(name: &str, images: Vec<ImageGlob>, authorities: Vec<Authority>, mode: Mode) -> Self {
+        Self {
+            name: name.to_string(),
+            images,
+            exclude_images: Vec::new(),
+            namespaces: Namespaces::default(),
+            requirements: vec![Requirement { count: 1, authorities }],
+            mode,
+            exclusive: None,
+            no_match_action: None,
+        }
+    }
+
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    pub fn matches(&self, full: &str, repository: &str, namespace: Option<&str>) -> bool {
+        self.namespaces.covers(namespace)
+            && self.images.iter().any(|g| g.matches(full, repository))
+            && !self.exclude_images.iter().any(|g| g.matches(full, repository))
+    }
+
+    pub fn authorities(&self) -> impl Iterator<Item = &Authority> {
+        self.requirements.iter().flat_map(|r| r.authorities.iter())
     }
 }
 
@@ -132,6 +220,16 @@ impl PolicySet {
         Arc::new(Self { policies, no_match, hash: hex::encode(&h.finalize()[..16]), load_error: None })
     }
 
+    /// Build a snapshot from compiled policies. The no-match action is the strictest any
+    /// policy asks for, or the node's own when none does.
+    pub fn assemble(policies: Vec<Policy>, node_no_match: NoMatchAction) -> Arc<Self> {
+        let no_match = policies.iter().filter_map(|p| p.no_match_action).min().unwrap_or(node_no_match);
+        // The Debug form covers names, globs, scopes, modes and key fingerprints: everything
+        // a decision depends on, so the hash changes exactly when a decision could.
+        let canonical = format!("{policies:?}");
+        Self::new(policies, no_match, canonical.as_bytes())
+    }
+
     /// The fail-closed snapshot used when no valid policy has ever been loaded.
     pub fn unavailable(reason: String) -> Arc<Self> {
         Arc::new(Self {
@@ -142,8 +240,75 @@ impl PolicySet {
         })
     }
 
-    /// The policies that cover an image, in load order.
-    pub fn matching<'a>(&'a self, full: &str, repository: &str) -> Vec<&'a Policy> {
-        self.policies.iter().filter(|p| p.matches(full, repository)).collect()
+    /// The policies that cover an image in a namespace, in load order. In an exclusive
+    /// group only the highest-ranked matches survive.
+    pub fn matching<'a>(&'a self, full: &str, repository: &str, namespace: Option<&str>) -> Vec<&'a Policy> {
+        let matched: Vec<&Policy> = self.policies.iter().filter(|p| p.matches(full, repository, namespace)).collect();
+        let top = |group: &str| {
+            matched.iter().filter_map(|p| p.exclusive.as_ref()).filter(|e| e.group == group).map(|e| e.rank).max()
+        };
+        matched
+            .iter()
+            .copied()
+            .filter(|p| match &p.exclusive {
+                None => true,
+                Some(e) => Some(e.rank) == top(&e.group),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(name: &str, glob: &str, exclusive: Option<(&str, u64)>) -> Policy {
+        let mut p = Policy::any_of(
+            name,
+            vec![ImageGlob::wildcard(glob).unwrap()],
+            vec![Authority { name: "a".into(), kind: AuthorityKind::StaticPass }],
+            Mode::Enforce,
+        );
+        p.exclusive = exclusive.map(|(g, rank)| Exclusive { group: g.into(), rank });
+        p
+    }
+
+    fn names(set: &PolicySet, full: &str, repo: &str, ns: Option<&str>) -> Vec<String> {
+        set.matching(full, repo, ns).iter().map(|p| p.name.clone()).collect()
+    }
+
+    #[test]
+    fn exclusive_group_keeps_only_the_most_specific() {
+        let set = PolicySet::new(
+            vec![
+                policy("broad", "reg.io/*", Some(("g", 7))),
+                policy("narrow", "reg.io/team/*", Some(("g", 12))),
+                policy("other", "reg.io/*", None),
+            ],
+            NoMatchAction::Deny,
+            b"x",
+        );
+        assert_eq!(names(&set, "reg.io/team/app:1", "reg.io/team/app", None), ["narrow", "other"]);
+        assert_eq!(names(&set, "reg.io/x/app:1", "reg.io/x/app", None), ["broad", "other"]);
+    }
+
+    #[test]
+    fn namespaces_narrow_only_when_known() {
+        let mut p = policy("p", "reg.io/*", None);
+        p.namespaces = Namespaces { include: vec![], exclude: vec!["kube-system".into()] };
+        assert!(!p.matches("reg.io/a:1", "reg.io/a", Some("kube-system")));
+        assert!(p.matches("reg.io/a:1", "reg.io/a", Some("default")));
+        assert!(p.matches("reg.io/a:1", "reg.io/a", None));
+        p.namespaces = Namespaces { include: vec!["prod".into()], exclude: vec![] };
+        assert!(!p.matches("reg.io/a:1", "reg.io/a", Some("dev")));
+        assert!(p.matches("reg.io/a:1", "reg.io/a", Some("prod")));
+    }
+
+    #[test]
+    fn excluded_images_do_not_match() {
+        let mut p = policy("p", "reg.io/*", None);
+        p.exclude_images = vec![ImageGlob::wildcard("reg.io/public/*").unwrap()];
+        assert!(!p.matches("reg.io/public/a:1", "reg.io/public/a", None));
+        assert!(p.matches("reg.io/private/a:1", "reg.io/private/a", None));
     }
 }

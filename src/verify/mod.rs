@@ -75,10 +75,11 @@ pub struct Evaluation {
 
 /// Does this policy set need signatures from the registry at all?
 pub fn needs_signatures(policies: &[&Policy]) -> bool {
-    policies.iter().any(|p| p.authorities.iter().any(|a| matches!(a.kind, AuthorityKind::Key(_))))
+    policies.iter().any(|p| p.authorities().any(|a| matches!(a.kind, AuthorityKind::Key(_))))
 }
 
-/// Evaluate matching policies: all must pass (AND), any authority passes a policy (OR).
+/// Evaluate matching policies: all must pass (AND); a policy passes when each of its
+/// requirements has `count` satisfied authorities (policy-controller: one requirement, count 1).
 /// `sigs` is `None` only when [`needs_signatures`] was false.
 pub fn evaluate(policies: &[&Policy], sigs: Option<&Result<Signatures, RegistryError>>, digest: &str) -> Evaluation {
     // An empty set of constraints must never read as "allowed": callers apply the no-match
@@ -114,26 +115,55 @@ fn evaluate_policy(
     sigs: Option<&Result<Signatures, RegistryError>>,
     digest: &str,
 ) -> Result<String, String> {
-    if policy.authorities.is_empty() {
-        return Err("policy has no authorities".into());
+    // Vacuous truth must not admit anything: no requirement, or a requirement that needs
+    // nothing, is a policy that fails.
+    if policy.requirements.is_empty() {
+        return Err("policy has no requirements".into());
     }
-    let mut reasons = Vec::new();
-    for authority in &policy.authorities {
-        let result = match &authority.kind {
-            AuthorityKind::StaticPass => Ok(()),
-            AuthorityKind::StaticFail => Err("static authority always fails".to_string()),
-            AuthorityKind::Key(key) => match sigs {
-                None => Err("signatures were not fetched".to_string()),
-                Some(Err(e)) => Err(e.to_string()),
-                Some(Ok(s)) => verify_key(s, digest, key).map_err(|e| e.to_string()),
-            },
-        };
-        match result {
-            Ok(()) => return Ok(authority.name.clone()),
-            Err(r) => reasons.push(format!("authority {:?}: {r}", authority.name)),
+    let mut passed_by = Vec::new();
+    for (i, req) in policy.requirements.iter().enumerate() {
+        if req.count == 0 || req.authorities.is_empty() {
+            return Err(format!("requirement {i} needs no authority, which never counts as passing"));
         }
+        let mut ok = Vec::new();
+        let mut reasons = Vec::new();
+        for authority in &req.authorities {
+            match check_authority(&authority.kind, sigs, digest) {
+                Ok(()) => ok.push(authority.name.clone()),
+                Err(r) => reasons.push(format!("authority {:?}: {r}", authority.name)),
+            }
+            if ok.len() >= req.count {
+                break;
+            }
+        }
+        if ok.len() < req.count {
+            let need = if req.count == 1 {
+                String::new()
+            } else {
+                format!("{} of {} authorities needed, {} satisfied: ", req.count, req.authorities.len(), ok.len())
+            };
+            return Err(format!("{need}{}", reasons.join("; ")));
+        }
+        passed_by.extend(ok);
     }
-    Err(reasons.join("; "))
+    Ok(passed_by.join(", "))
+}
+
+fn check_authority(
+    kind: &AuthorityKind,
+    sigs: Option<&Result<Signatures, RegistryError>>,
+    digest: &str,
+) -> Result<(), String> {
+    match kind {
+        AuthorityKind::StaticPass => Ok(()),
+        AuthorityKind::StaticFail => Err("static authority always fails".to_string()),
+        AuthorityKind::Unsupported(reason) => Err(format!("cannot be checked on this node: {reason}")),
+        AuthorityKind::Key(key) => match sigs {
+            None => Err("signatures were not fetched".to_string()),
+            Some(Err(e)) => Err(e.to_string()),
+            Some(Ok(s)) => verify_key(s, digest, key).map_err(|e| e.to_string()),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -187,7 +217,7 @@ mod tests {
     use super::testkit::*;
     use super::*;
     use crate::policy::matching::ImageGlob;
-    use crate::policy::Authority;
+    use crate::policy::{Authority, Requirement};
     use crate::registry::SignatureLayer;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -198,16 +228,9 @@ mod tests {
     }
 
     fn policy(name: &str, mode: Mode, kinds: Vec<AuthorityKind>) -> Policy {
-        Policy {
-            name: name.into(),
-            images: vec![ImageGlob::new("reg.io/**").unwrap()],
-            authorities: kinds
-                .into_iter()
-                .enumerate()
-                .map(|(i, kind)| Authority { name: format!("a{i}"), kind })
-                .collect(),
-            mode,
-        }
+        let authorities =
+            kinds.into_iter().enumerate().map(|(i, kind)| Authority { name: format!("a{i}"), kind }).collect();
+        Policy::any_of(name, vec![ImageGlob::new("reg.io/**").unwrap()], authorities, Mode::Enforce).with_mode(mode)
     }
 
     #[test]
@@ -302,6 +325,39 @@ mod tests {
         assert!(!evaluate(&[], None, D1).allowed);
         let empty = policy("empty", Mode::Enforce, vec![]);
         assert!(!evaluate(&[&empty], None, D1).allowed);
+    }
+
+    #[test]
+    fn threshold_counts_distinct_authorities_and_all_requirements_must_hold() {
+        let (a, b, c) = (TestSigner::new(1), TestSigner::new(2), TestSigner::new(3));
+        let found = Ok(sigs(vec![a.sign_digest("reg.io/app", D1), b.sign_digest("reg.io/app", D1)]));
+        let auth =
+            |i: usize, s: &TestSigner| Authority { name: format!("k{i}"), kind: AuthorityKind::Key(s.trusted()) };
+        let mut p = policy("kyverno", Mode::Enforce, vec![]);
+        p.requirements = vec![Requirement { count: 2, authorities: vec![auth(0, &a), auth(1, &b), auth(2, &c)] }];
+        assert!(evaluate(&[&p], Some(&found), D1).allowed);
+        p.requirements[0].count = 3;
+        let e = evaluate(&[&p], Some(&found), D1);
+        assert!(!e.allowed);
+        assert!(e.failures[0].contains("3 of 3 authorities needed, 2 satisfied"), "{e:?}");
+        p.requirements = vec![
+            Requirement { count: 1, authorities: vec![auth(0, &a)] },
+            Requirement { count: 1, authorities: vec![auth(2, &c)] },
+        ];
+        assert!(!evaluate(&[&p], Some(&found), D1).allowed, "second requirement unmet");
+        p.requirements[1].count = 0;
+        assert!(!evaluate(&[&p], Some(&found), D1).allowed, "a requirement of zero never passes");
+    }
+
+    #[test]
+    fn unsupported_authority_fails_closed_with_its_reason() {
+        let p = policy("p", Mode::Enforce, vec![AuthorityKind::Unsupported("keyless is not verified".into())]);
+        let e = evaluate(&[&p], None, D1);
+        assert!(!e.allowed);
+        assert!(e.failures[0].contains("keyless is not verified"), "{e:?}");
+        let either =
+            policy("q", Mode::Enforce, vec![AuthorityKind::Unsupported("gpg".into()), AuthorityKind::StaticPass]);
+        assert!(evaluate(&[&either], None, D1).allowed, "OR still lets a checkable authority pass");
     }
 
     #[test]

@@ -1,0 +1,172 @@
+//! `signet policy explain`: which policies and authorities cover an image, offline.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use super::local::Loaded;
+use super::normal::{Check, KeyRef, NormalRequirement};
+use super::{Mode, NoMatchAction, PolicySet};
+use crate::verify;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    /// The normalised reference the policies were matched against.
+    pub image: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Names of the policies that apply, in load order.
+    pub matched: Vec<String>,
+    /// `allow`, `warn` or `deny` when policy alone decides; `verify` when signatures do.
+    pub action: String,
+    pub no_match_action: NoMatchAction,
+    pub policies: Vec<Matched>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Matched {
+    pub name: String,
+    pub origin: String,
+    pub mode: Mode,
+    pub requirements: Vec<NormalRequirement>,
+}
+
+/// Explain `image` in `namespace` against loaded policies.
+pub fn explain(
+    loaded: &Loaded,
+    node_no_match: NoMatchAction,
+    image: &str,
+    namespace: Option<&str>,
+) -> Result<Explanation, String> {
+    let reference = crate::enforce::parse_reference(image)?;
+    let full = reference.whole();
+    let repository = format!("{}/{}", reference.registry(), reference.repository());
+    let set = PolicySet::assemble(loaded.policies.clone(), node_no_match);
+    let matched = set.matching(&full, &repository, namespace);
+    let action = if matched.is_empty() {
+        set.no_match.to_string()
+    } else if verify::needs_signatures(&matched) {
+        "verify".to_string()
+    } else {
+        // A dummy digest: without key authorities the digest plays no part.
+        let e = verify::evaluate(&matched, None, "sha256:0");
+        match (e.allowed, e.warned) {
+            (false, _) => "deny",
+            (true, true) => "warn",
+            (true, false) => "allow",
+        }
+        .to_string()
+    };
+    let policies = matched
+        .iter()
+        .filter_map(|p| loaded.normal.iter().find(|n| n.name == p.name))
+        .map(|n| Matched {
+            name: n.name.clone(),
+            origin: n.origin.clone(),
+            mode: n.mode,
+            requirements: n.requirements.clone(),
+        })
+        .collect();
+    Ok(Explanation {
+        image: full,
+        namespace: namespace.map(String::from),
+        matched: matched.iter().map(|p| p.name.clone()).collect(),
+        action,
+        no_match_action: set.no_match,
+        policies,
+    })
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ns = self.namespace.as_deref().map(|n| format!(" in namespace {n}")).unwrap_or_default();
+        writeln!(f, "image {}{ns}: {}", self.image, self.action)?;
+        if self.matched.is_empty() {
+            return writeln!(f, "  no policy matches; the no-match action is {}", self.no_match_action);
+        }
+        for p in &self.policies {
+            writeln!(f, "  policy {} ({}, {})", p.name, p.mode, p.origin)?;
+            for (i, r) in p.requirements.iter().enumerate() {
+                writeln!(f, "    requirement {i}: {} of {}", r.count, r.authorities.len())?;
+                for a in &r.authorities {
+                    let what = match &a.check {
+                        Check::Key(k) => {
+                            let key = match &k.key {
+                                KeyRef::Pem(_) => "inline key".to_string(),
+                                KeyRef::Path(p) => format!("key file {}", p.display()),
+                                KeyRef::Secret { namespace, name, .. } => format!("key in Secret {namespace}/{name}"),
+                            };
+                            match &k.rekor {
+                                Some(r) => format!("{key}, in transparency log {r}"),
+                                None => key,
+                            }
+                        }
+                        Check::Static(s) => format!("static {}", serde_json::to_string(s).unwrap_or_default()),
+                        Check::Unsupported(why) => format!("fails closed: {why}"),
+                    };
+                    writeln!(f, "      authority {}: {what}", a.name)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::local::load_dir;
+
+    const POLICIES: &str = "apiVersion: signet.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata: {name: team}
+spec:
+  images: [{glob: \"reg.io/team/*\"}]
+  namespaces: {exclude: [kube-system]}
+  authorities: [{name: k, key: {path: k.pub}}]
+---
+apiVersion: signet.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata: {name: public}
+spec:
+  images: [{glob: \"reg.io/public/**\"}]
+  authorities: [{static: {action: pass}}]
+";
+
+    fn loaded() -> (tempfile::TempDir, Loaded) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("p.yaml"), POLICIES).unwrap();
+        std::fs::write(d.path().join("k.pub"), crate::policy::normal::tests::TEST_PUB).unwrap();
+        let l = load_dir(d.path()).unwrap();
+        (d, l)
+    }
+
+    #[test]
+    fn matched_policies_and_action() {
+        let (_d, l) = loaded();
+        let x = explain(&l, NoMatchAction::Deny, "reg.io/team/app:v1", Some("default")).unwrap();
+        assert_eq!(x.matched, ["team"]);
+        assert_eq!(x.action, "verify");
+        let json = serde_json::to_value(&x).unwrap();
+        assert_eq!(json["matched"][0], "team");
+        assert_eq!(json["action"], "verify");
+        let x = explain(&l, NoMatchAction::Deny, "reg.io/public/a/b:1", None).unwrap();
+        assert_eq!((x.matched.as_slice(), x.action.as_str()), (&["public".to_string()][..], "allow"));
+    }
+
+    #[test]
+    fn namespace_exclusion_and_no_match() {
+        let (_d, l) = loaded();
+        let x = explain(&l, NoMatchAction::Warn, "reg.io/team/app:v1", Some("kube-system")).unwrap();
+        assert!(x.matched.is_empty());
+        assert_eq!(x.action, "warn");
+        assert!(x.to_string().contains("no policy matches"));
+    }
+
+    #[test]
+    fn bad_reference_is_named() {
+        let (_d, l) = loaded();
+        assert!(explain(&l, NoMatchAction::Deny, "UPPER/Case:x", None).unwrap_err().contains("UPPER/Case"));
+    }
+}

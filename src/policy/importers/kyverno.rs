@@ -1,0 +1,422 @@
+//! Kyverno `kyverno.io/v1` ClusterPolicy: the `verifyImages` rules.
+//!
+//! Each rule's each `verifyImages` entry becomes one policy: `imageReferences` and
+//! `skipImageReferences` are plain wildcards, every attestor set must hold, and within a set
+//! `count` entries must verify (all of them when `count` is absent, as in Kyverno, after a
+//! multi-key `publicKeys` is split into one entry per key). `Audit` maps to warn mode.
+//! Kyverno requires a Rekor entry unless `rekor.ignoreTlog: true`; the node does not verify
+//! Rekor yet, so such keys fail closed rather than being checked alone.
+//!
+//! Resource filters the node cannot see (label selectors, names, preconditions, kinds) are
+//! not applied, which makes a rule cover more containers, never fewer. Namespaces are
+//! applied when they are plain names.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{parse_spec, split_pem_keys, Imported, Meta};
+use crate::policy::model::{Mode, Namespaces};
+use crate::policy::normal::{Check, KeyCheck, KeyRef, NormalAuthority, NormalPolicy, NormalRequirement, Pattern};
+
+const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Spec {
+    #[serde(default)]
+    validation_failure_action: Option<String>,
+    #[serde(default)]
+    validation_failure_action_overrides: Vec<Override>,
+    #[serde(default)]
+    rules: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+struct Override {
+    #[serde(default)]
+    action: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Rule {
+    name: String,
+    #[serde(default, rename = "match")]
+    match_: Option<Filter>,
+    #[serde(default)]
+    exclude: Option<Filter>,
+    #[serde(default)]
+    verify_images: Vec<VerifyImage>,
+}
+
+#[derive(Deserialize, Default)]
+struct Filter {
+    #[serde(default)]
+    any: Vec<FilterEntry>,
+    #[serde(default)]
+    all: Vec<FilterEntry>,
+    #[serde(default)]
+    resources: Option<BTreeMap<String, Value>>,
+}
+
+#[derive(Deserialize)]
+struct FilterEntry {
+    #[serde(default)]
+    resources: Option<BTreeMap<String, Value>>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyImage {
+    #[serde(default)]
+    image_references: Vec<String>,
+    #[serde(default)]
+    skip_image_references: Vec<String>,
+    #[serde(default, rename = "type")]
+    type_: Option<String>,
+    #[serde(default)]
+    attestors: Vec<AttestorSet>,
+    #[serde(default)]
+    attestations: Vec<Value>,
+    #[serde(default)]
+    failure_action: Option<String>,
+    /// Deprecated single-key form.
+    #[serde(default)]
+    key: Option<String>,
+    /// Deprecated single-image form.
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttestorSet {
+    #[serde(default)]
+    count: Option<usize>,
+    #[serde(default)]
+    entries: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    #[serde(default)]
+    keys: Option<Keys>,
+    #[serde(default)]
+    keyless: Option<Value>,
+    #[serde(default)]
+    certificates: Option<Value>,
+    #[serde(default)]
+    attestor: Option<Value>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    repository: Option<String>,
+}
+
+// Some fields are read only so the object parses strictly; they matter only to checks
+// that fail closed today.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Keys {
+    #[serde(default)]
+    public_keys: Option<String>,
+    #[serde(default)]
+    signature_algorithm: Option<String>,
+    #[serde(default)]
+    kms: Option<String>,
+    #[serde(default)]
+    secret: Option<SecretRef>,
+    #[serde(default)]
+    rekor: Option<Rekor>,
+    #[serde(default)]
+    ctlog: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretRef {
+    name: String,
+    namespace: String,
+}
+
+// Some fields are read only so the object parses strictly; they matter only to checks
+// that fail closed today.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Rekor {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    pubkey: Option<String>,
+    #[serde(default)]
+    ignore_tlog: Option<bool>,
+}
+
+fn mode_of(action: Option<&str>) -> Result<Mode, String> {
+    match action.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("audit") => Ok(Mode::Warn),
+        Some("enforce") => Ok(Mode::Enforce),
+        Some(other) => Err(format!("failure action {other:?} is neither Enforce nor Audit")),
+    }
+}
+
+pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
+    let spec: Spec = parse_spec(spec)?;
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    let mut policy_mode = mode_of(spec.validation_failure_action.as_deref()).unwrap_or_else(|e| {
+        errors.push(format!("spec.validationFailureAction: {e}"));
+        Mode::Enforce
+    });
+    // An override can only make some namespaces stricter than the default we keep here when
+    // it says Enforce; honouring that everywhere errs on the strict side.
+    if spec.validation_failure_action_overrides.iter().any(|o| mode_of(o.action.as_deref()) == Ok(Mode::Enforce)) {
+        policy_mode = Mode::Enforce;
+        notes.push("validationFailureActionOverrides with Enforce: enforced in every namespace on the node".into());
+    }
+    let mut policies = Vec::new();
+    for rule in &spec.rules {
+        let several = rule.verify_images.len() > 1;
+        for (v, vi) in rule.verify_images.iter().enumerate() {
+            let field = format!("spec.rules[{}].verifyImages[{v}]", rule.name);
+            let name = if several {
+                format!("kyverno:{}/{}/{v}", meta.name, rule.name)
+            } else {
+                format!("kyverno:{}/{}", meta.name, rule.name)
+            };
+            match verify_image(vi, &field, &mut notes) {
+                Ok((images, exclude_images, requirements)) => {
+                    let mode = match vi.failure_action.as_deref() {
+                        Some(a) => mode_of(Some(a)).unwrap_or_else(|e| {
+                            errors.push(format!("{field}.failureAction: {e}"));
+                            Mode::Enforce
+                        }),
+                        None => policy_mode,
+                    };
+                    if requirements.is_empty() {
+                        notes.push(format!("{field}: no attestors or attestations, nothing to verify on the node"));
+                        continue;
+                    }
+                    policies.push(NormalPolicy {
+                        name,
+                        origin: meta.origin(),
+                        images,
+                        exclude_images,
+                        namespaces: namespaces(rule, &mut notes),
+                        mode,
+                        requirements,
+                        exclusive: None,
+                        no_match_action: None,
+                    });
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if policies.is_empty() {
+        notes.push("no verifyImages rule: nothing for the node to enforce".into());
+    }
+    Ok(Imported { policies, notes })
+}
+
+type Translated = (Vec<Pattern>, Vec<Pattern>, Vec<NormalRequirement>);
+
+fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Result<Translated, Vec<String>> {
+    let mut errors = Vec::new();
+    for key in vi.other.keys() {
+        if !matches!(
+            key.as_str(),
+            "mutateDigest" | "verifyDigest" | "required" | "useCache" | "imageRegistryCredentials"
+        ) {
+            notes.push(format!("{field}.{key} is not applied on the node"));
+        }
+    }
+    let mut refs = vi.image_references.clone();
+    refs.extend(vi.image.clone());
+    if refs.is_empty() {
+        errors.push(format!("{field}: imageReferences is empty"));
+    }
+    let images = refs.into_iter().map(Pattern::Wildcard).collect();
+    let exclude = vi.skip_image_references.iter().cloned().map(Pattern::Wildcard).collect();
+    let unsupported_type = match vi.type_.as_deref() {
+        None | Some("Cosign") => None,
+        Some(other) => Some(format!("{other} signatures are not verified on the node yet")),
+    };
+    let mut requirements = Vec::new();
+    if let Some(pem) = &vi.key {
+        // The deprecated `key` field is one attestor with one key, tlog as Kyverno's default.
+        let keys = Keys {
+            public_keys: Some(pem.clone()),
+            signature_algorithm: None,
+            kms: None,
+            secret: None,
+            rekor: None,
+            ctlog: None,
+        };
+        match key_authorities("key", &keys) {
+            Ok(a) => requirements.push(NormalRequirement { count: a.len(), authorities: a }),
+            Err(e) => errors.push(format!("{field}.key: {e}")),
+        }
+    }
+    for (s, set) in vi.attestors.iter().enumerate() {
+        let mut authorities = Vec::new();
+        for (e, entry) in set.entries.iter().enumerate() {
+            let label = format!("attestors[{s}].entries[{e}]");
+            match entry_authorities(&label, entry, unsupported_type.as_deref()) {
+                Ok(mut a) => authorities.append(&mut a),
+                Err(msg) => errors.push(format!("{field}.{label}: {msg}")),
+            }
+        }
+        if authorities.is_empty() {
+            errors.push(format!("{field}.attestors[{s}]: no entries"));
+            continue;
+        }
+        let count = set.count.unwrap_or(authorities.len());
+        if count == 0 || count > authorities.len() {
+            errors.push(format!("{field}.attestors[{s}].count {count} does not fit {} entries", authorities.len()));
+            continue;
+        }
+        requirements.push(NormalRequirement { count, authorities });
+    }
+    for (a, att) in vi.attestations.iter().enumerate() {
+        let ty = att.get("predicateType").or_else(|| att.get("type")).and_then(Value::as_str).unwrap_or("?");
+        requirements.push(NormalRequirement::any_of(vec![NormalAuthority::new(
+            format!("attestations[{a}]"),
+            Check::Unsupported(format!("attestations of predicate type {ty} are not verified on the node yet")),
+        )]));
+    }
+    if errors.is_empty() {
+        Ok((images, exclude, requirements))
+    } else {
+        Err(errors)
+    }
+}
+
+fn entry_authorities(label: &str, e: &Entry, unsupported_type: Option<&str>) -> Result<Vec<NormalAuthority>, String> {
+    let unsupported = |why: String| Ok(vec![NormalAuthority::new(label, Check::Unsupported(why))]);
+    let set = [e.keys.is_some(), e.keyless.is_some(), e.certificates.is_some(), e.attestor.is_some()];
+    if set.iter().filter(|b| **b).count() != 1 {
+        return Err("exactly one of keys, keyless, certificates or attestor must be set".into());
+    }
+    if let Some(why) = unsupported_type {
+        return unsupported(why.to_string());
+    }
+    if e.annotations.as_ref().is_some_and(|a| !a.is_empty()) {
+        return unsupported("required signature annotations are not checked on the node yet".into());
+    }
+    if let Some(repo) = &e.repository {
+        return unsupported(format!("signatures kept in another repository ({repo}) are not fetched yet"));
+    }
+    if e.keyless.is_some() {
+        return unsupported("keyless (Fulcio certificate) verification is not implemented on the node yet".into());
+    }
+    if e.certificates.is_some() {
+        return unsupported("certificate-based verification is not implemented on the node yet".into());
+    }
+    if e.attestor.is_some() {
+        return unsupported("nested attestor sets are not supported on the node yet".into());
+    }
+    key_authorities(label, e.keys.as_ref().expect("counted above"))
+}
+
+fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String> {
+    let set = [k.public_keys.is_some(), k.kms.is_some(), k.secret.is_some()];
+    if set.iter().filter(|b| **b).count() != 1 {
+        return Err("exactly one of keys.publicKeys, keys.kms or keys.secret must be set".into());
+    }
+    let unsupported = |why: String| Ok(vec![NormalAuthority::new(label, Check::Unsupported(why))]);
+    if let Some(alg) = &k.signature_algorithm {
+        if alg != "sha256" {
+            return unsupported(format!("signatureAlgorithm {alg:?} is not supported (only sha256)"));
+        }
+    }
+    if let Some(kms) = &k.kms {
+        return unsupported(format!("KMS key {kms}: KMS keys are not supported on the node"));
+    }
+    let rekor = match &k.rekor {
+        Some(Rekor { ignore_tlog: Some(true), .. }) => None,
+        Some(r) => Some(r.url.clone().unwrap_or_else(|| PUBLIC_REKOR.to_string())),
+        None => Some(PUBLIC_REKOR.to_string()),
+    };
+    if let Some(s) = &k.secret {
+        let key =
+            KeyRef::Secret { namespace: s.namespace.clone(), name: s.name.clone(), key: Some("cosign.pub".into()) };
+        return Ok(vec![NormalAuthority::new(label, Check::Key(KeyCheck { key, rekor }))]);
+    }
+    let text = k.public_keys.as_deref().expect("counted above");
+    let pems = if text.trim_start().starts_with("k8s://") {
+        return unsupported(format!("key reference {} is not resolved on the node; use keys.secret", text.trim()));
+    } else {
+        split_pem_keys(text).map_err(|e| format!("keys.publicKeys: {e}"))?
+    };
+    let several = pems.len() > 1;
+    Ok(pems
+        .into_iter()
+        .enumerate()
+        .map(|(n, pem)| {
+            let name = if several { format!("{label}#{n}") } else { label.to_string() };
+            NormalAuthority::new(name, Check::Key(KeyCheck { key: KeyRef::Pem(pem), rekor: rekor.clone() }))
+        })
+        .collect())
+}
+
+/// Namespaces a rule is limited to, from what the node can evaluate.
+fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
+    let is_plain = |n: &String| !n.contains(['*', '?']);
+    let names = |r: &BTreeMap<String, Value>| -> Vec<String> {
+        r.get("namespaces")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    let mut out = Namespaces::default();
+    if let Some(m) = &rule.match_ {
+        // `any`: the rule covers the union; only if every entry names namespaces is it narrower.
+        let entries: Vec<&BTreeMap<String, Value>> =
+            m.any.iter().filter_map(|e| e.resources.as_ref()).chain(m.resources.as_ref()).collect();
+        let lists: Vec<Vec<String>> = entries.iter().map(|r| names(r)).collect();
+        if !lists.is_empty() && lists.iter().all(|l| !l.is_empty()) {
+            let all: Vec<String> = lists.into_iter().flatten().collect();
+            if all.iter().all(is_plain) {
+                out.include = all;
+            } else {
+                notes.push(format!("rule {}: namespace wildcards in match are applied to all namespaces", rule.name));
+            }
+        }
+        if !m.all.is_empty() {
+            notes.push(format!("rule {}: match.all conditions are not applied on the node", rule.name));
+        }
+    }
+    if let Some(x) = &rule.exclude {
+        let entries = x.any.iter().chain(x.all.iter());
+        for entry in entries {
+            let Some(r) = &entry.resources else { continue };
+            let only_namespaces = entry.other.is_empty() && r.keys().all(|k| k == "namespaces" || k == "kinds");
+            let ns = names(r);
+            if only_namespaces && ns.iter().all(is_plain) {
+                out.exclude.extend(ns);
+            } else {
+                notes.push(format!("rule {}: an exclude entry the node cannot evaluate is not applied", rule.name));
+            }
+        }
+        if let Some(r) = &x.resources {
+            let ns = names(r);
+            if r.keys().all(|k| k == "namespaces" || k == "kinds") && ns.iter().all(is_plain) {
+                out.exclude.extend(ns);
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,181 @@
+//! IBM Portieris `portieris.cloud.ibm.com/v1` ClusterImagePolicy and ImagePolicy.
+//!
+//! Portieris applies exactly one policy to an image: the most specific matching repository
+//! pattern, where a namespace's ImagePolicy beats any ClusterImagePolicy. Each repository
+//! entry becomes one policy in the exclusive group `portieris`, ranked by that rule. Inside
+//! a policy every `simple.requirements` entry must hold (containers/image semantics).
+//! `signedBy` (GPG simple signing), Notary `trust` and Vulnerability Advisor checks are not
+//! verified on the node yet; they fail closed with that reason.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{parse_spec, Imported, Meta};
+use crate::policy::model::{Exclusive, Namespaces};
+use crate::policy::normal::{Check, NormalAuthority, NormalPolicy, NormalRequirement, Pattern, StaticAction};
+
+/// ImagePolicy ranks above every ClusterImagePolicy, whatever the pattern lengths.
+const NAMESPACE_RANK: u64 = 1 << 32;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spec {
+    #[serde(default)]
+    repositories: Vec<Repository>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Repository {
+    name: String,
+    #[serde(default)]
+    policy: RepoPolicy,
+}
+
+// Some fields are read only so the object parses strictly; they matter only to checks
+// that fail closed today.
+#[allow(dead_code)]
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RepoPolicy {
+    #[serde(default)]
+    trust: Option<Trust>,
+    #[serde(default)]
+    simple: Option<Simple>,
+    #[serde(default)]
+    vulnerability: Option<Value>,
+    #[serde(default)]
+    mutate_image: Option<bool>,
+}
+
+// Some fields are read only so the object parses strictly; they matter only to checks
+// that fail closed today.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Trust {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    signer_secrets: Vec<Value>,
+    #[serde(default)]
+    trust_server: Option<String>,
+}
+
+// Some fields are read only so the object parses strictly; they matter only to checks
+// that fail closed today.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Simple {
+    #[serde(default)]
+    requirements: Vec<SimpleRequirement>,
+    #[serde(default, rename = "storeURL")]
+    store_url: Option<String>,
+    #[serde(default)]
+    store_secret: Option<String>,
+}
+
+// Some fields are read only so the object parses strictly; they matter only to checks
+// that fail closed today.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SimpleRequirement {
+    #[serde(rename = "type")]
+    type_: String,
+    #[serde(default)]
+    key_secret: Option<String>,
+    #[serde(default)]
+    signed_identity: Option<Value>,
+}
+
+pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
+    let spec: Spec = parse_spec(spec)?;
+    let namespaced = meta.kind == "ImagePolicy";
+    if namespaced && meta.namespace.is_none() {
+        return Err(vec!["an ImagePolicy must have metadata.namespace".into()]);
+    }
+    let mut errors = Vec::new();
+    let mut policies = Vec::new();
+    for (i, repo) in spec.repositories.iter().enumerate() {
+        let field = format!("spec.repositories[{i}] ({})", repo.name);
+        let pattern = Pattern::Wildcard(repo.name.clone());
+        let specificity = match pattern.compile() {
+            Ok(g) => g.specificity() as u64,
+            Err(e) => {
+                errors.push(format!("{field}: {e}"));
+                continue;
+            }
+        };
+        let requirements = match requirements(&repo.policy) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(format!("{field}: {e}"));
+                continue;
+            }
+        };
+        let scope = match &meta.namespace {
+            Some(ns) if namespaced => format!("{ns}/{}", meta.name),
+            _ => meta.name.clone(),
+        };
+        policies.push(NormalPolicy {
+            name: format!("portieris:{scope}/{}", repo.name),
+            origin: meta.origin(),
+            images: vec![pattern],
+            exclude_images: Vec::new(),
+            namespaces: Namespaces {
+                include: if namespaced { meta.namespace.iter().cloned().collect() } else { vec![] },
+                exclude: vec![],
+            },
+            mode: Default::default(),
+            requirements,
+            exclusive: Some(Exclusive {
+                group: "portieris".into(),
+                rank: if namespaced { NAMESPACE_RANK + specificity } else { specificity },
+            }),
+            no_match_action: None,
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Imported { policies, notes: vec![] })
+}
+
+fn requirements(p: &RepoPolicy) -> Result<Vec<NormalRequirement>, String> {
+    let one = |name: &str, check: Check| NormalRequirement::any_of(vec![NormalAuthority::new(name, check)]);
+    let mut out = Vec::new();
+    if p.trust.as_ref().and_then(|t| t.enabled).unwrap_or(false) {
+        out.push(one("trust", Check::Unsupported("Notary v1 content trust is not verified on the node".into())));
+    }
+    let va_enabled = p.vulnerability.as_ref().is_some_and(|v| {
+        v.as_object().is_some_and(|o| o.values().any(|x| x.get("enabled").and_then(Value::as_bool) == Some(true)))
+    });
+    if va_enabled {
+        out.push(one(
+            "vulnerability",
+            Check::Unsupported("vulnerability-scan gates are not checked on the node".into()),
+        ));
+    }
+    for (n, r) in p.simple.iter().flat_map(|s| s.requirements.iter()).enumerate() {
+        let name = format!("simple.requirements[{n}]");
+        let check = match r.type_.as_str() {
+            "insecureAcceptAnything" => Check::Static(StaticAction::Pass),
+            "reject" => Check::Static(StaticAction::Fail),
+            "signedBy" => {
+                let secret = r.key_secret.as_deref().ok_or(format!("{name}: signedBy needs keySecret"))?;
+                Check::Unsupported(format!(
+                    "GPG simple signing (signedBy key in Secret {secret}) is not verified on the node yet"
+                ))
+            }
+            other => return Err(format!("{name}: requirement type {other:?} is not a Portieris simple requirement")),
+        };
+        out.push(one(&name, check));
+    }
+    if out.is_empty() {
+        // Portieris admits images whose policy asks for nothing.
+        out.push(one("empty-policy", Check::Static(StaticAction::Pass)));
+    }
+    Ok(out)
+}

@@ -1,0 +1,143 @@
+//! `signet.dev/v1alpha1` ClusterImagePolicy, and the authority translation it shares with
+//! sigstore policy-controller's kind (same field names).
+
+use serde_json::Value;
+
+use super::{parse_spec, Imported, Meta};
+use crate::policy::crd::{AuthoritySpec, ClusterImagePolicySpec, KeySpec};
+use crate::policy::normal::{
+    Check, KeyCheck, KeyRef, NormalAuthority, NormalPolicy, NormalRequirement, Pattern, StaticAction,
+};
+
+/// Where a `secretRef` without namespace is looked up for signet's own kind.
+pub const DEFAULT_SECRET_NAMESPACE: &str = "signet-system";
+
+pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
+    let spec: ClusterImagePolicySpec = parse_spec(spec)?;
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    let authorities = authorities(&spec.authorities, DEFAULT_SECRET_NAMESPACE, &mut errors, &mut notes);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let policy = NormalPolicy {
+        name: meta.name.clone(),
+        origin: meta.origin(),
+        images: spec.images.iter().map(|i| Pattern::Glob(i.glob.clone())).collect(),
+        exclude_images: Vec::new(),
+        namespaces: spec.namespaces.map(Into::into).unwrap_or_default(),
+        mode: spec.mode.unwrap_or_default(),
+        requirements: if authorities.is_empty() { vec![] } else { vec![NormalRequirement::any_of(authorities)] },
+        exclusive: None,
+        no_match_action: spec.no_match_action,
+    };
+    Ok(Imported { policies: vec![policy], notes })
+}
+
+/// Translate policy-controller-style authorities (OR). Problems are appended to `errors`.
+pub(crate) fn authorities(
+    specs: &[AuthoritySpec],
+    secret_namespace: &str,
+    errors: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> Vec<NormalAuthority> {
+    let mut out = Vec::new();
+    for (i, a) in specs.iter().enumerate() {
+        match named_authority(i, a, secret_namespace, notes) {
+            Ok(a) => out.push(a),
+            Err(e) => errors.push(e),
+        }
+    }
+    out
+}
+
+/// One authority; the error names it by index and name.
+pub(crate) fn named_authority(
+    i: usize,
+    a: &AuthoritySpec,
+    secret_namespace: &str,
+    notes: &mut Vec<String>,
+) -> Result<NormalAuthority, String> {
+    let name = a.name.clone().unwrap_or_else(|| format!("authority-{i}"));
+    authority(a, secret_namespace, notes)
+        .map(|check| NormalAuthority::new(name.clone(), check))
+        .map_err(|e| format!("spec.authorities[{i}] ({name}): {e}"))
+}
+
+fn authority(a: &AuthoritySpec, secret_namespace: &str, notes: &mut Vec<String>) -> Result<Check, String> {
+    let kinds = [a.key.is_some(), a.keyless.is_some(), a.static_.is_some()].iter().filter(|b| **b).count();
+    if kinds != 1 {
+        return Err("exactly one of key, keyless or static must be set".into());
+    }
+    if let Some(s) = &a.static_ {
+        return match s.action.as_str() {
+            "pass" => Ok(Check::Static(StaticAction::Pass)),
+            "fail" => Ok(Check::Static(StaticAction::Fail)),
+            other => Err(format!("static.action {other:?} is neither \"pass\" nor \"fail\"")),
+        };
+    }
+    for source in &a.source {
+        if !source.signature_pull_secrets.is_empty() {
+            notes.push("source.signaturePullSecrets are not used yet: signatures are fetched anonymously".into());
+        }
+    }
+    // Requirements the node cannot check yet turn the authority into one that never passes.
+    if !a.attestations.is_empty() {
+        let types: Vec<_> = a.attestations.iter().map(|t| t.predicate_type.as_str()).collect();
+        return Ok(Check::Unsupported(format!("attestations ({}) are not verified on the node yet", types.join(", "))));
+    }
+    if let Some(oci) = a.source.iter().find_map(|s| s.oci.as_ref()) {
+        return Ok(Check::Unsupported(format!("signatures kept in another repository ({oci}) are not fetched yet")));
+    }
+    if let Some(prefix) = a.source.iter().find_map(|s| s.tag_prefix.as_ref()) {
+        return Ok(Check::Unsupported(format!("signature tag prefix {prefix:?} is not supported yet")));
+    }
+    if let Some(keyless) = &a.keyless {
+        // Validate what can be validated now, so a bad regexp is an error today rather
+        // than a surprise when keyless verification lands.
+        for (i, id) in keyless.identities.iter().enumerate() {
+            for (field, re) in [("issuerRegExp", &id.issuer_reg_exp), ("subjectRegExp", &id.subject_reg_exp)] {
+                if let Some(re) = re {
+                    regex::Regex::new(re).map_err(|e| format!("keyless.identities[{i}].{field}: {e}"))?;
+                }
+            }
+        }
+        if keyless.identities.is_empty() && keyless.ca_cert.is_none() {
+            return Err("keyless needs identities (issuer and subject) or a ca-cert".into());
+        }
+        return Ok(Check::Unsupported(
+            "keyless (Fulcio certificate) verification is not implemented on the node yet".into(),
+        ));
+    }
+    let key = a.key.as_ref().expect("counted above");
+    let rekor = a.ctlog.as_ref().and_then(|c| c.url.clone());
+    key_check(key, secret_namespace, rekor)
+}
+
+fn key_check(key: &KeySpec, secret_namespace: &str, rekor: Option<String>) -> Result<Check, String> {
+    let set = [key.data.is_some(), key.path.is_some(), key.secret_ref.is_some(), key.kms.is_some()];
+    if set.iter().filter(|b| **b).count() != 1 {
+        return Err("exactly one of key.data, key.path, key.secretRef or key.kms must be set".into());
+    }
+    if let Some(alg) = &key.hash_algorithm {
+        if alg != "sha256" {
+            return Ok(Check::Unsupported(format!("key.hashAlgorithm {alg:?} is not supported (only sha256)")));
+        }
+    }
+    if let Some(kms) = &key.kms {
+        return Ok(Check::Unsupported(format!("KMS key {kms}: KMS keys are not supported on the node")));
+    }
+    let key = if let Some(data) = &key.data {
+        KeyRef::Pem(data.clone())
+    } else if let Some(path) = &key.path {
+        KeyRef::Path(path.clone())
+    } else {
+        let r = key.secret_ref.as_ref().expect("counted above");
+        KeyRef::Secret {
+            namespace: r.namespace.clone().unwrap_or_else(|| secret_namespace.to_string()),
+            name: r.name.clone(),
+            key: None,
+        }
+    };
+    Ok(Check::Key(KeyCheck { key, rekor }))
+}

@@ -1,0 +1,124 @@
+//! sigstore policy-controller `policy.sigstore.dev/v1alpha1` and `v1beta1` ClusterImagePolicy.
+//!
+//! Same semantics as policy-controller: every matching policy must pass, any one authority
+//! passes a policy, `mode: warn` reports instead of denying. `secretRef` names a Secret in
+//! policy-controller's namespace (`cosign-system` unless the node is told otherwise).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{parse_spec, Imported, Meta};
+use crate::policy::crd::AuthoritySpec;
+use crate::policy::model::Mode;
+use crate::policy::normal::{Check, NormalAuthority, NormalPolicy, NormalRequirement, Pattern};
+
+pub const DEFAULT_SECRET_NAMESPACE: &str = "cosign-system";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Spec {
+    images: Vec<Image>,
+    #[serde(default)]
+    authorities: Vec<Value>,
+    #[serde(default)]
+    mode: Option<Mode>,
+    /// CUE/Rego evaluated over the verified image.
+    #[serde(default)]
+    policy: Option<Value>,
+    /// Which resource kinds admission looks at; every container is checked on the node.
+    #[serde(default, rename = "match")]
+    match_: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Image {
+    #[serde(default)]
+    glob: Option<String>,
+    #[serde(default)]
+    regex: Option<String>,
+}
+
+pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
+    let spec: Spec = parse_spec(spec)?;
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    let mut images = Vec::new();
+    for (i, image) in spec.images.iter().enumerate() {
+        match (&image.glob, &image.regex) {
+            (Some(g), None) => images.push(Pattern::Glob(g.clone())),
+            (_, Some(_)) => {
+                errors.push(format!("spec.images[{i}].regex: policy-controller dropped regex patterns; use glob"))
+            }
+            (None, None) => errors.push(format!("spec.images[{i}]: glob is missing")),
+        }
+    }
+    let mut authorities = Vec::new();
+    for (i, raw) in spec.authorities.iter().enumerate() {
+        let (a, unsupported) = match authority_spec(raw) {
+            Ok(x) => x,
+            Err(e) => {
+                errors.push(format!("spec.authorities[{i}]: {e}"));
+                continue;
+            }
+        };
+        match super::signet::named_authority(i, &a, DEFAULT_SECRET_NAMESPACE, &mut notes) {
+            Ok(mut a) => {
+                if let Some(reason) = unsupported {
+                    a.check = Check::Unsupported(reason);
+                }
+                authorities.push(a);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    if spec.match_.is_some() {
+        notes.push("spec.match is ignored: on the node every container's image is checked".into());
+    }
+    let mut requirements = Vec::new();
+    if !authorities.is_empty() {
+        requirements.push(NormalRequirement::any_of(authorities));
+    }
+    if spec.policy.is_some() {
+        requirements.push(NormalRequirement::any_of(vec![NormalAuthority::new(
+            "spec.policy",
+            Check::Unsupported("CUE/Rego policies (spec.policy) are not evaluated on the node".into()),
+        )]));
+    }
+    let policy = NormalPolicy {
+        name: format!("sigstore:{}", meta.name),
+        origin: meta.origin(),
+        images,
+        exclude_images: Vec::new(),
+        namespaces: Default::default(),
+        mode: spec.mode.unwrap_or_default(),
+        requirements,
+        exclusive: None,
+        no_match_action: None,
+    };
+    Ok(Imported { policies: vec![policy], notes })
+}
+
+/// Read one authority with signet's types after taking out what only policy-controller has;
+/// the second value says why the authority cannot be checked, if so.
+fn authority_spec(raw: &Value) -> Result<(AuthoritySpec, Option<String>), String> {
+    let mut raw = raw.clone();
+    let obj = raw.as_object_mut().ok_or("an authority must be an object")?;
+    let mut reason = None;
+    if obj.remove("rfc3161timestamp").is_some() {
+        reason = Some("rfc3161timestamp: signed timestamps are not verified on the node yet".to_string());
+    }
+    if let Some(format) = obj.remove("signatureFormat") {
+        if format.as_str() != Some("simplesigning") {
+            reason = Some(format!("signatureFormat {format}: only simplesigning is verified on the node yet"));
+        }
+    }
+    if obj.get("key").and_then(|k| k.get("path")).is_some() {
+        return Err("key.path is a signet field; policy-controller has no such field".into());
+    }
+    let spec: AuthoritySpec = serde_json::from_value(raw).map_err(|e| e.to_string())?;
+    Ok((spec, reason))
+}

@@ -1,0 +1,429 @@
+//! Watching the cluster's policy objects with kube-rs.
+//!
+//! Every supported kind that the API server serves is watched (list + watch, bookmarks,
+//! relist after 410 Gone, reconnect with backoff: kube-rs's watcher does these). A kind's
+//! objects are replaced as a whole at the end of each (re)list, so an object deleted while
+//! the watch was down does not linger. After every kind has been listed once, each change
+//! produces one complete [`ClusterPolicies`] for [`super::PolicyState`], and the
+//! last-known-good file is rewritten when its content changed.
+//!
+//! Per object, nothing is lost: an object that stops importing keeps its last good version
+//! in force, and the error is logged once and, for signet's own kind, written to the
+//! object's status under this node's name. Access is read-only except that status entry.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use futures::{stream, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch};
+
+use super::{lkg, ClusterOrigin, ClusterPolicies};
+use crate::policy::importers::{self, Kind, KINDS};
+use crate::policy::normal::{compile, KeyRef, KeySource, NormalPolicy};
+
+/// How often the set of served kinds is looked at again (a CRD installed later is picked
+/// up), and Secrets are re-read (key rotation).
+const REFRESH: Duration = Duration::from_secs(300);
+/// A Secret read that takes longer is treated as unavailable for this round.
+const SECRET_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+}
+
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// Name this node reports status under.
+    pub node_name: String,
+    /// Where the last-known-good snapshot lives.
+    pub lkg_path: PathBuf,
+    /// Write per-node status into signet's own ClusterImagePolicy objects.
+    pub report_status: bool,
+}
+
+/// Key of one watched object.
+type ObjectKey = (usize, Option<String>, String);
+
+/// What one object currently contributes.
+struct Entry {
+    generation: i64,
+    /// The last version that imported cleanly; kept when a later version does not.
+    last_good: Option<Vec<NormalPolicy>>,
+    /// The current version's problem, if any.
+    error: Option<String>,
+}
+
+/// The watcher state: objects by kind, which kinds have been listed, what was last sent.
+struct Watched {
+    objects: BTreeMap<ObjectKey, Entry>,
+    /// Per kind, objects of a (re)list in progress.
+    relisting: HashMap<usize, BTreeMap<ObjectKey, Entry>>,
+    listed: BTreeSet<usize>,
+    serving: Vec<usize>,
+    last_sent: Option<Vec<NormalPolicy>>,
+    /// Status last written per object, to write only on change.
+    reported: HashMap<ObjectKey, (i64, bool, String)>,
+}
+
+/// Run until `shutdown`: discover, watch, publish. Errors talking to the API server are
+/// retried; only a closed `tx` ends it early.
+pub async fn run(
+    client: Client,
+    config: ClusterConfig,
+    tx: mpsc::Sender<ClusterPolicies>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut state = Watched {
+        objects: BTreeMap::new(),
+        relisting: HashMap::new(),
+        listed: BTreeSet::new(),
+        serving: Vec::new(),
+        last_sent: None,
+        reported: HashMap::new(),
+    };
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        let serving = match discover(&client).await {
+            Ok(s) => {
+                backoff = Duration::from_millis(500);
+                s
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "policy kinds could not be discovered");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        if serving != state.serving {
+            let names: Vec<String> =
+                serving.iter().map(|&i| format!("{} {}", KINDS[i].api_version(), KINDS[i].kind)).collect();
+            tracing::info!(kinds = ?names, "watching policy kinds");
+            state.objects.retain(|k, _| serving.contains(&k.0));
+            state.listed.retain(|k| serving.contains(k));
+            state.relisting.clear();
+            state.serving = serving.clone();
+        }
+        if serving.is_empty() {
+            // Nothing to wait for: an empty cluster contribution is complete.
+            publish(&client, &config, &mut state, &tx).await;
+        }
+        let streams = serving.iter().map(|&i| {
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(&KINDS[i]));
+            watcher::watcher(api, watcher::Config::default()).default_backoff().map(move |e| (i, e)).boxed()
+        });
+        let mut events = stream::select_all(streams);
+        let refresh = tokio::time::sleep(REFRESH);
+        tokio::pin!(refresh);
+        loop {
+            tokio::select! {
+                ev = events.next(), if !serving.is_empty() => {
+                    let Some((kind, ev)) = ev else { break };
+                    match ev {
+                        Ok(ev) => {
+                            if apply_event(&mut state, kind, ev) {
+                                publish(&client, &config, &mut state, &tx).await;
+                            }
+                        }
+                        Err(e) => tracing::warn!(kind = KINDS[kind].kind, group = KINDS[kind].group, error = %e,
+                            "policy watch failed; retrying"),
+                    }
+                }
+                _ = &mut refresh => {
+                    // Re-read Secrets even when no object changed.
+                    state.last_sent = None;
+                    publish(&client, &config, &mut state, &tx).await;
+                    break;
+                }
+                _ = shutdown.changed() => return,
+            }
+            if tx.is_closed() {
+                return;
+            }
+        }
+    }
+}
+
+fn api_resource(k: &Kind) -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(k.group, k.version, k.kind), k.plural)
+}
+
+/// Which supported kinds the API server serves now. Where one group serves two versions
+/// of a kind (policy-controller v1beta1 and v1alpha1), only the first listed is watched:
+/// they are the same objects.
+async fn discover(client: &Client) -> Result<Vec<usize>, SyncError> {
+    let mut out = Vec::new();
+    for (i, k) in KINDS.iter().enumerate() {
+        if out.iter().any(|&j: &usize| KINDS[j].group == k.group && KINDS[j].kind == k.kind) {
+            continue;
+        }
+        match client.list_api_group_resources(&k.api_version()).await {
+            Ok(list) => {
+                if list.resources.iter().any(|r| r.name == k.plural) {
+                    out.push(i);
+                }
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Fold one watch event into the state; true when the published contribution may change.
+fn apply_event(state: &mut Watched, kind: usize, ev: Event<DynamicObject>) -> bool {
+    match ev {
+        Event::Init => {
+            state.relisting.insert(kind, BTreeMap::new());
+            false
+        }
+        Event::InitApply(obj) => {
+            let key = object_key(kind, &obj);
+            let previous = state.objects.get(&key).and_then(|e| e.last_good.clone());
+            let entry = import_object(kind, &obj, previous);
+            state.relisting.entry(kind).or_default().insert(key, entry);
+            false
+        }
+        Event::InitDone => {
+            let fresh = state.relisting.remove(&kind).unwrap_or_default();
+            state.objects.retain(|k, _| k.0 != kind);
+            state.objects.extend(fresh);
+            state.listed.insert(kind);
+            true
+        }
+        Event::Apply(obj) => {
+            let key = object_key(kind, &obj);
+            let previous = state.objects.get(&key).and_then(|e| e.last_good.clone());
+            let entry = import_object(kind, &obj, previous);
+            state.objects.insert(key, entry);
+            true
+        }
+        Event::Delete(obj) => {
+            state.objects.remove(&object_key(kind, &obj));
+            true
+        }
+    }
+}
+
+fn object_key(kind: usize, obj: &DynamicObject) -> ObjectKey {
+    (kind, obj.metadata.namespace.clone(), obj.metadata.name.clone().unwrap_or_default())
+}
+
+/// Import one object. A failure keeps `previous` (the last good version) in force.
+fn import_object(kind: usize, obj: &DynamicObject, previous: Option<Vec<NormalPolicy>>) -> Entry {
+    let k = &KINDS[kind];
+    let mut value = serde_json::to_value(obj).unwrap_or(Value::Null);
+    // List items may omit their type; the watch knows it.
+    value["apiVersion"] = json!(k.api_version());
+    value["kind"] = json!(k.kind);
+    let generation = obj.metadata.generation.unwrap_or(0);
+    let name = obj.metadata.name.clone().unwrap_or_default();
+    match importers::import(&value) {
+        Ok(imported) => {
+            for n in &imported.notes {
+                tracing::info!(kind = k.kind, group = k.group, object = %name, note = %n, "policy note");
+            }
+            Entry { generation, last_good: Some(imported.policies), error: None }
+        }
+        Err(errors) => {
+            let error = errors.join("; ");
+            let kept = if previous.is_some() { "keeping its previous version" } else { "it is not enforced" };
+            tracing::error!(kind = k.kind, group = k.group, object = %name, error = %error,
+                "policy object rejected; {kept}");
+            Entry { generation, last_good: previous, error: Some(error) }
+        }
+    }
+}
+
+/// When every served kind has been listed: resolve Secrets, compile, send, persist, report.
+async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, tx: &mpsc::Sender<ClusterPolicies>) {
+    if state.serving.iter().any(|k| !state.listed.contains(k)) {
+        return;
+    }
+    let normal: Vec<NormalPolicy> = state.objects.values().filter_map(|e| e.last_good.clone()).flatten().collect();
+    let secrets = fetch_secrets(client, &normal).await;
+    let mut inlined = Vec::new();
+    let mut policies = Vec::new();
+    let mut problems: HashMap<String, Vec<String>> = HashMap::new();
+    for p in normal {
+        let p = inline_secrets(p, &secrets);
+        match compile(&p, &secrets) {
+            Ok(c) => {
+                for w in &c.warnings {
+                    tracing::warn!(policy = %p.name, warning = %w, "policy part fails closed on this node");
+                }
+                problems.entry(p.origin.clone()).or_default().extend(c.warnings);
+                policies.push(c.policy);
+                inlined.push(p);
+            }
+            Err(errors) => {
+                tracing::error!(policy = %p.name, errors = ?errors, "policy does not compile on this node; not enforced");
+                problems.entry(p.origin.clone()).or_default().extend(errors);
+            }
+        }
+    }
+    if state.last_sent.as_ref() == Some(&inlined) {
+        return;
+    }
+    if let Err(e) = lkg::store(&config.lkg_path, &inlined) {
+        tracing::error!(error = %e, "last-known-good snapshot not written; the previous one stays");
+    }
+    let _ = tx.send(ClusterPolicies { policies, normal: inlined.clone(), origin: ClusterOrigin::Live }).await;
+    state.last_sent = Some(inlined);
+    if config.report_status {
+        report_status(client, config, state, &problems).await;
+    }
+}
+
+/// Secrets referenced by policies, read now. Missing or unreadable ones are absent.
+struct Secrets(HashMap<(String, String), BTreeMap<String, String>>);
+
+impl KeySource for Secrets {
+    fn secret(&self, namespace: &str, name: &str, key: Option<&str>) -> Result<Option<String>, String> {
+        let Some(data) = self.0.get(&(namespace.to_string(), name.to_string())) else { return Ok(None) };
+        match key {
+            Some(k) => Ok(data.get(k).cloned()),
+            None if data.len() == 1 => Ok(data.values().next().cloned()),
+            None => Err(format!("Secret {namespace}/{name} has {} entries; it must hold exactly one key", data.len())),
+        }
+    }
+    fn base_dir(&self) -> &std::path::Path {
+        std::path::Path::new("/")
+    }
+}
+
+async fn fetch_secrets(client: &Client, policies: &[NormalPolicy]) -> Secrets {
+    let mut wanted = BTreeSet::new();
+    for p in policies {
+        for r in &p.requirements {
+            for a in &r.authorities {
+                if let crate::policy::normal::Check::Key(k) = &a.check {
+                    if let KeyRef::Secret { namespace, name, .. } = &k.key {
+                        wanted.insert((namespace.clone(), name.clone()));
+                    }
+                }
+            }
+        }
+    }
+    let mut out = HashMap::new();
+    for (ns, name) in wanted {
+        let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+        match tokio::time::timeout(SECRET_TIMEOUT, api.get_opt(&name)).await {
+            Ok(Ok(Some(secret))) => {
+                let data = secret
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(k, v)| String::from_utf8(v.0).ok().map(|s| (k, s)))
+                    .collect();
+                out.insert((ns, name), data);
+            }
+            Ok(Ok(None)) => tracing::warn!(namespace = %ns, secret = %name, "referenced Secret not found"),
+            // Never log the Secret itself: only where it is and what went wrong.
+            Ok(Err(e)) => tracing::warn!(namespace = %ns, secret = %name, error = %e, "referenced Secret unreadable"),
+            Err(_) => tracing::warn!(namespace = %ns, secret = %name, "reading referenced Secret timed out"),
+        }
+    }
+    Secrets(out)
+}
+
+/// Replace Secret references that resolve with the PEM itself, so the last-known-good
+/// file enforces the same keys without the API server.
+fn inline_secrets(mut p: NormalPolicy, secrets: &Secrets) -> NormalPolicy {
+    for r in &mut p.requirements {
+        for a in &mut r.authorities {
+            if let crate::policy::normal::Check::Key(k) = &mut a.check {
+                if let KeyRef::Secret { namespace, name, key } = &k.key {
+                    if let Ok(Some(pem)) = secrets.secret(namespace, name, key.as_deref()) {
+                        k.key = KeyRef::Pem(pem);
+                    }
+                }
+            }
+        }
+    }
+    p
+}
+
+/// Write this node's verdict into signet's own objects' status, only where it changed.
+async fn report_status(
+    client: &Client,
+    config: &ClusterConfig,
+    state: &mut Watched,
+    problems: &HashMap<String, Vec<String>>,
+) {
+    let signet = 0; // KINDS[0] is signet's own kind
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &api_resource(&KINDS[signet]));
+    let manager = format!("signet-node-{}", config.node_name);
+    let keys: Vec<ObjectKey> = state.objects.keys().filter(|k| k.0 == signet).cloned().collect();
+    for key in keys {
+        let entry = &state.objects[&key];
+        let origin = format!("{} {} {}", KINDS[signet].api_version(), KINDS[signet].kind, key.2);
+        let mut messages: Vec<String> = entry.error.iter().cloned().collect();
+        messages.extend(problems.get(&origin).cloned().unwrap_or_default());
+        let accepted = entry.error.is_none() && messages.is_empty();
+        let message = messages.join("; ");
+        let report = (entry.generation, accepted, message.clone());
+        if state.reported.get(&key) == Some(&report) {
+            continue;
+        }
+        let patch = json!({
+            "apiVersion": KINDS[signet].api_version(),
+            "kind": KINDS[signet].kind,
+            "status": { "nodes": { config.node_name.clone(): {
+                "accepted": accepted, "message": message, "observedGeneration": entry.generation,
+            }}}
+        });
+        match api.patch_status(&key.2, &PatchParams::apply(&manager).force(), &Patch::Apply(&patch)).await {
+            Ok(_) => {
+                state.reported.insert(key, report);
+            }
+            Err(e) => tracing::warn!(object = %key.2, error = %e, "policy status not written"),
+        }
+    }
+}
+
+/// The cluster contribution recorded in the last-known-good file, compiled; `None` when
+/// there is no file. A file that cannot be read or compiled is reported and ignored.
+pub fn load_last_known_good(path: &std::path::Path) -> Option<ClusterPolicies> {
+    let normal = match lkg::load(path) {
+        Ok(Some(n)) => n,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::error!(error = %e, "last-known-good snapshot unusable; waiting for the API server");
+            return None;
+        }
+    };
+    let keys = Secrets(HashMap::new());
+    let mut policies = Vec::new();
+    for p in &normal {
+        match compile(p, &keys) {
+            Ok(c) => policies.push(c.policy),
+            Err(errors) => {
+                tracing::error!(policy = %p.name, errors = ?errors, "last-known-good policy does not compile")
+            }
+        }
+    }
+    tracing::info!(path = %path.display(), policies = policies.len(), "enforcing last-known-good cluster policy until the API server answers");
+    Some(ClusterPolicies { policies, normal, origin: ClusterOrigin::LastKnownGood })
+}
+
+/// Used by the daemon: a client from the in-cluster environment or KUBECONFIG.
+pub async fn client() -> Result<Client, SyncError> {
+    Ok(Client::try_default().await?)
+}
+
+#[cfg(test)]
+#[path = "fake_api_tests.rs"]
+mod fake_api_tests;

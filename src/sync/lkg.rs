@@ -1,0 +1,114 @@
+//! The last-known-good snapshot of cluster policy.
+//!
+//! Written after each complete sync whose content changed, atomically (temporary file,
+//! fsync, rename, fsync of the directory) so a crash or power loss leaves either the old or
+//! the new file, never a torn one. Secret keys are stored inline, so the file alone is
+//! enough to enforce at boot with the API server down; it therefore holds public keys
+//! only and is written 0600 all the same.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::normal::NormalPolicy;
+
+const FORMAT: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LkgError {
+    #[error("last-known-good file {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("last-known-good file {path}: {message}")]
+    Format { path: PathBuf, message: String },
+}
+
+#[derive(Serialize, Deserialize)]
+struct File {
+    format: u32,
+    /// When the sync it records completed (RFC 3339), for operators.
+    written_at: String,
+    policies: Vec<NormalPolicy>,
+}
+
+/// Read the file; `Ok(None)` when it does not exist (first boot).
+pub fn load(path: &Path) -> Result<Option<Vec<NormalPolicy>>, LkgError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(LkgError::Io { path: path.into(), source }),
+    };
+    let file: File =
+        serde_json::from_slice(&bytes).map_err(|e| LkgError::Format { path: path.into(), message: e.to_string() })?;
+    if file.format != FORMAT {
+        return Err(LkgError::Format { path: path.into(), message: format!("format {} is not {FORMAT}", file.format) });
+    }
+    Ok(Some(file.policies))
+}
+
+/// Replace the file with these policies, atomically.
+pub fn store(path: &Path, policies: &[NormalPolicy]) -> Result<(), LkgError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| LkgError::Io { path: path.into(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let file = File { format: FORMAT, written_at: now_rfc3339(), policies: policies.to_vec() };
+    let bytes = serde_json::to_vec_pretty(&file).expect("policies always serialise");
+    let tmp = path.with_extension("tmp");
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+    f.write_all(&bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    Ok(())
+}
+
+fn now_rfc3339() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::normal::{Check, NormalAuthority, NormalRequirement, Pattern, StaticAction};
+
+    fn policy() -> NormalPolicy {
+        NormalPolicy {
+            name: "p".into(),
+            origin: "signet.dev/v1alpha1 ClusterImagePolicy p".into(),
+            images: vec![Pattern::Glob("reg.io/**".into())],
+            exclude_images: vec![],
+            namespaces: Default::default(),
+            mode: Default::default(),
+            requirements: vec![NormalRequirement::any_of(vec![NormalAuthority::new(
+                "a",
+                Check::Static(StaticAction::Pass),
+            )])],
+            exclusive: None,
+            no_match_action: None,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_missing_file() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("state/lkg.json");
+        assert!(load(&path).unwrap().is_none());
+        store(&path, &[policy()]).unwrap();
+        assert_eq!(load(&path).unwrap().unwrap(), vec![policy()]);
+        assert!(!path.with_extension("tmp").exists());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("lkg.json");
+        std::fs::write(&path, "{\"format\": 1, \"writ").unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("lkg.json"), "{err}");
+    }
+}

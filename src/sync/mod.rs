@@ -1,0 +1,199 @@
+//! Keeping the published policy snapshot current from every source.
+//!
+//! - [`PolicyState`]: merges the local policy directory and the cluster's policies into one
+//!   immutable [`PolicySet`] and publishes it only when complete and changed.
+//! - [`lkg`]: the last-known-good file of cluster policy, so a node enforces from its first
+//!   second even when the API server is down.
+//! - [`kube`]: the kube-rs watchers on every supported policy kind present in the cluster.
+//!
+//! Nothing is lost on bad input: a local directory that stops loading keeps its last good
+//! policies, a cluster object that stops compiling keeps its last good version.
+
+pub mod kube;
+pub mod lkg;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::policy::normal::NormalPolicy;
+use crate::policy::{local, NoMatchAction, Policy, PolicySet};
+
+/// The cluster's contribution, as the watcher (or the last-known-good file) reports it.
+#[derive(Debug, Clone)]
+pub struct ClusterPolicies {
+    pub policies: Vec<Policy>,
+    /// Normalised, with Secret keys inlined: what the last-known-good file stores.
+    pub normal: Vec<NormalPolicy>,
+    pub origin: ClusterOrigin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterOrigin {
+    /// Read at boot from the last-known-good file.
+    LastKnownGood,
+    /// Every watched kind has been listed since this process started.
+    Live,
+}
+
+#[derive(Debug)]
+enum Cluster {
+    /// No cluster source configured.
+    Disabled,
+    /// Configured, never synced, and no last-known-good file: unmatched images are denied
+    /// whatever the no-match setting, since the missing policies might have covered them.
+    Waiting,
+    Ready(ClusterPolicies),
+}
+
+/// Merges the sources and publishes snapshots.
+pub struct PolicyState {
+    dir: PathBuf,
+    node_no_match: NoMatchAction,
+    /// Last good local policies; `Err` until the directory has loaded once.
+    local: Result<Vec<Policy>, String>,
+    cluster: Cluster,
+    /// Last reported local problem, so each distinct problem is logged once.
+    last_local_report: Option<String>,
+    tx: watch::Sender<Arc<PolicySet>>,
+}
+
+impl PolicyState {
+    /// Load what is available now and publish the first snapshot. With no valid local
+    /// policy the node starts fail-closed: every image is denied, with the reason.
+    pub fn start(
+        dir: PathBuf,
+        node_no_match: NoMatchAction,
+        cluster: Option<Option<ClusterPolicies>>,
+    ) -> (Self, watch::Receiver<Arc<PolicySet>>) {
+        let (tx, rx) = watch::channel(PolicySet::unavailable("policy not loaded yet".into()));
+        let cluster = match cluster {
+            None => Cluster::Disabled,
+            Some(None) => Cluster::Waiting,
+            Some(Some(c)) => Cluster::Ready(c),
+        };
+        let mut state = Self { dir, node_no_match, local: Err(String::new()), cluster, last_local_report: None, tx };
+        state.reload_local();
+        (state, rx)
+    }
+
+    /// Re-read the policy directory; a failure keeps the last good local policies.
+    pub fn reload_local(&mut self) {
+        match local::load_dir(&self.dir) {
+            Ok(loaded) => {
+                let report = loaded.warnings.join("\n");
+                if self.last_local_report.as_deref() != Some(report.as_str()) {
+                    for w in &loaded.warnings {
+                        tracing::warn!(dir = %self.dir.display(), warning = %w, "policy part fails closed on this node");
+                    }
+                    for n in &loaded.notes {
+                        tracing::info!(dir = %self.dir.display(), note = %n, "policy note");
+                    }
+                    self.last_local_report = Some(report);
+                }
+                self.local = Ok(loaded.policies);
+            }
+            Err(e) => {
+                let text = e.to_string();
+                if self.last_local_report.as_deref() != Some(text.as_str()) {
+                    if self.local.is_ok() {
+                        tracing::error!(dir = %self.dir.display(), error = %text, "policy update rejected; keeping the previous policy");
+                    } else {
+                        tracing::error!(dir = %self.dir.display(), error = %text, "no valid policy; denying every image until fixed");
+                    }
+                    self.last_local_report = Some(text.clone());
+                }
+                if self.local.is_err() {
+                    self.local = Err(text);
+                }
+            }
+        }
+        self.publish();
+    }
+
+    /// Take a new cluster contribution (always complete: the watcher sends whole sets).
+    pub fn set_cluster(&mut self, c: ClusterPolicies) {
+        self.cluster = Cluster::Ready(c);
+        self.publish();
+    }
+
+    fn publish(&mut self) {
+        let set = match (&self.local, &self.cluster) {
+            (Err(e), _) => PolicySet::unavailable(e.clone()),
+            (Ok(local), Cluster::Disabled) => PolicySet::assemble(local.clone(), self.node_no_match),
+            (Ok(local), Cluster::Waiting) => PolicySet::assemble(local.clone(), NoMatchAction::Deny),
+            (Ok(local), Cluster::Ready(c)) => {
+                let mut all = local.clone();
+                all.extend(c.policies.iter().cloned());
+                PolicySet::assemble(all, self.node_no_match)
+            }
+        };
+        if set.hash != self.tx.borrow().hash || set.load_error != self.tx.borrow().load_error {
+            let cluster = match &self.cluster {
+                Cluster::Disabled => "disabled",
+                Cluster::Waiting => "waiting for first sync",
+                Cluster::Ready(c) if c.origin == ClusterOrigin::LastKnownGood => "last-known-good",
+                Cluster::Ready(_) => "live",
+            };
+            tracing::info!(policies = set.policies.len(), hash = %set.hash, no_match = %set.no_match, cluster,
+                "policy snapshot published");
+            self.tx.send_replace(set);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Authority, AuthorityKind, Mode};
+
+    const GOOD: &str = "apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: p}\nspec:\n  images: [{glob: \"reg.io/**\"}]\n  authorities: [{static: {action: pass}}]\n";
+
+    fn cluster_policy(name: &str) -> ClusterPolicies {
+        let p = Policy::any_of(
+            name,
+            vec![crate::policy::matching::ImageGlob::new("cluster.io/**").unwrap()],
+            vec![Authority { name: "a".into(), kind: AuthorityKind::StaticPass }],
+            Mode::Enforce,
+        );
+        ClusterPolicies { policies: vec![p], normal: vec![], origin: ClusterOrigin::Live }
+    }
+
+    #[test]
+    fn bad_update_keeps_the_last_good_policy() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("p.yaml"), GOOD).unwrap();
+        let (mut s, rx) = PolicyState::start(d.path().into(), NoMatchAction::Deny, None);
+        let good_hash = rx.borrow().hash.clone();
+        assert!(rx.borrow().load_error.is_none());
+        std::fs::write(d.path().join("p.yaml"), "spec: [").unwrap();
+        s.reload_local();
+        assert_eq!(rx.borrow().hash, good_hash);
+        assert!(s.last_local_report.as_deref().unwrap().contains("p.yaml"));
+        std::fs::write(d.path().join("p.yaml"), GOOD.replace("reg.io", "new.io")).unwrap();
+        s.reload_local();
+        assert_ne!(rx.borrow().hash, good_hash);
+    }
+
+    #[test]
+    fn boot_without_valid_policy_is_fail_closed() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("p.yaml"), "nonsense: [").unwrap();
+        let (_s, rx) = PolicyState::start(d.path().into(), NoMatchAction::Allow, None);
+        assert!(rx.borrow().load_error.as_deref().unwrap().contains("p.yaml"));
+    }
+
+    #[test]
+    fn cluster_waiting_denies_unmatched_then_merges_when_synced() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("p.yaml"), GOOD).unwrap();
+        let (mut s, rx) = PolicyState::start(d.path().into(), NoMatchAction::Allow, Some(None));
+        assert_eq!(rx.borrow().no_match, NoMatchAction::Deny);
+        s.set_cluster(cluster_policy("c"));
+        let set = rx.borrow().clone();
+        assert_eq!(set.no_match, NoMatchAction::Allow);
+        let names: Vec<_> = set.policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["p", "c"]);
+    }
+}
