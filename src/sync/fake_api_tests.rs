@@ -1,1 +1,406 @@
-//! Placeholder replaced below.
+//! The watcher against a scripted fake API server: list + watch, bookmarks, 410 Gone
+//! relists, disconnects, Secrets, status writes, and objects that stop being valid.
+//!
+//! The fake speaks plain HTTP/1.1 on loopback, enough of it for kube-rs: discovery, list,
+//! streaming watch (chunked JSON lines), GET Secret, PATCH status.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+use super::{run, ClusterConfig};
+use crate::sync::{lkg, ClusterOrigin, ClusterPolicies};
+use crate::verify::testkit::TestSigner;
+
+const API: &str = "/apis/signet.dev/v1alpha1";
+
+#[derive(Default)]
+struct State {
+    rv: u64,
+    objects: BTreeMap<String, Value>,
+    secrets: BTreeMap<(String, String), Value>,
+    watchers: Vec<mpsc::UnboundedSender<Option<String>>>,
+    /// Every event with its resourceVersion: a watch from version N replays what followed,
+    /// as the real API server does.
+    events: Vec<(u64, String)>,
+    expire_next_watch: bool,
+    lists: usize,
+    status: Vec<(String, Value)>,
+}
+
+#[derive(Clone)]
+struct FakeApi {
+    url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeApi {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State::default()));
+        let s = Arc::clone(&state);
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                tokio::spawn(serve(conn, Arc::clone(&s)));
+            }
+        });
+        Self { url, state }
+    }
+
+    fn client(&self) -> kube::Client {
+        kube::Client::try_from(kube::Config::new(self.url.parse().unwrap())).unwrap()
+    }
+
+    /// Create or update an object and tell open watches.
+    fn apply(&self, name: &str, spec: Value) {
+        let mut s = self.state.lock().unwrap();
+        s.rv += 1;
+        let generation = s.objects.get(name).and_then(|o| o["metadata"]["generation"].as_i64()).unwrap_or(0) + 1;
+        let obj = json!({
+            "apiVersion": "signet.dev/v1alpha1", "kind": "ClusterImagePolicy",
+            "metadata": {"name": name, "resourceVersion": s.rv.to_string(), "generation": generation},
+            "spec": spec,
+        });
+        let ty = if s.objects.insert(name.to_string(), obj.clone()).is_some() { "MODIFIED" } else { "ADDED" };
+        let line = json!({"type": ty, "object": obj}).to_string();
+        let rv = s.rv;
+        s.events.push((rv, line.clone()));
+        s.watchers.retain(|w| w.send(Some(line.clone())).is_ok());
+    }
+
+    fn delete(&self, name: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.rv += 1;
+        if let Some(mut obj) = s.objects.remove(name) {
+            obj["metadata"]["resourceVersion"] = json!(s.rv.to_string());
+            let line = json!({"type": "DELETED", "object": obj}).to_string();
+            let rv = s.rv;
+            s.events.push((rv, line.clone()));
+            s.watchers.retain(|w| w.send(Some(line.clone())).is_ok());
+        }
+    }
+
+    /// Change objects without telling anyone: what a watcher misses while disconnected.
+    fn apply_silently(&self, name: &str, spec: Option<Value>) {
+        let watchers = std::mem::take(&mut self.state.lock().unwrap().watchers);
+        match spec {
+            Some(spec) => self.apply(name, spec),
+            None => self.delete(name),
+        }
+        self.state.lock().unwrap().watchers = watchers;
+    }
+
+    fn disconnect_watches(&self) {
+        for w in self.state.lock().unwrap().watchers.drain(..) {
+            let _ = w.send(None);
+        }
+    }
+
+    fn set_secret(&self, ns: &str, name: &str, data: &[(&str, &str)]) {
+        use base64::Engine;
+        let enc = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+        let data: serde_json::Map<String, Value> = data.iter().map(|(k, v)| (k.to_string(), json!(enc(v)))).collect();
+        let secret =
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": ns}, "data": data});
+        self.state.lock().unwrap().secrets.insert((ns.into(), name.into()), secret);
+    }
+}
+
+fn not_found() -> (u16, String) {
+    (404, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404}).to_string())
+}
+
+async fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
+    let mut reader = BufReader::new(conn);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = request_line.split_whitespace();
+        let (method, target) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).await.unwrap();
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let is_watch = query.split('&').any(|p| p == "watch=true" || p == "watch=1");
+        if method == "GET" && path == format!("{API}/clusterimagepolicies") && is_watch {
+            let from = query
+                .split('&')
+                .find_map(|p| p.strip_prefix("resourceVersion="))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            stream_watch(reader.into_inner(), &state, from).await;
+            return;
+        }
+        let (code, text) = respond(&method, path, &body, &state);
+        let head =
+            format!("HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", text.len());
+        let conn = reader.get_mut();
+        if conn.write_all(head.as_bytes()).await.is_err() || conn.write_all(text.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn respond(method: &str, path: &str, body: &[u8], state: &Mutex<State>) -> (u16, String) {
+    let mut s = state.lock().unwrap();
+    if method == "GET" && path == API {
+        let resources = json!([{"name": "clusterimagepolicies", "singularName": "clusterimagepolicy", "namespaced": false,
+            "kind": "ClusterImagePolicy", "verbs": ["get", "list", "watch"]}]);
+        return (200, json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "signet.dev/v1alpha1", "resources": resources}).to_string());
+    }
+    if method == "GET" && path == format!("{API}/clusterimagepolicies") {
+        s.lists += 1;
+        let items: Vec<Value> = s.objects.values().cloned().collect();
+        return (
+            200,
+            json!({"apiVersion": "signet.dev/v1alpha1", "kind": "ClusterImagePolicyList",
+            "metadata": {"resourceVersion": s.rv.to_string()}, "items": items})
+            .to_string(),
+        );
+    }
+    if method == "PATCH" {
+        if let Some(name) =
+            path.strip_prefix(&format!("{API}/clusterimagepolicies/")).and_then(|r| r.strip_suffix("/status"))
+        {
+            let patch: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            s.status.push((name.to_string(), patch));
+            return match s.objects.get(name) {
+                Some(o) => (200, o.to_string()),
+                None => not_found(),
+            };
+        }
+    }
+    if method == "GET" {
+        if let Some(rest) = path.strip_prefix("/api/v1/namespaces/") {
+            if let Some((ns, name)) = rest.split_once("/secrets/") {
+                return match s.secrets.get(&(ns.to_string(), name.to_string())) {
+                    Some(secret) => (200, secret.to_string()),
+                    None => not_found(),
+                };
+            }
+        }
+    }
+    not_found()
+}
+
+async fn stream_watch(mut conn: TcpStream, state: &Mutex<State>, from: u64) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (expire, rv) = {
+        let mut s = state.lock().unwrap();
+        let expire = std::mem::take(&mut s.expire_next_watch);
+        if !expire {
+            for (_, line) in s.events.iter().filter(|(v, _)| *v > from) {
+                let _ = tx.send(Some(line.clone()));
+            }
+            s.watchers.push(tx.clone());
+        }
+        (expire, s.rv)
+    };
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+    if conn.write_all(head.as_bytes()).await.is_err() {
+        return;
+    }
+    if expire {
+        let gone = json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Failure", "reason": "Expired", "message": "too old resource version", "code": 410}});
+        let _ = tx.send(Some(gone.to_string()));
+        let _ = tx.send(None);
+    } else {
+        // A bookmark first: the watcher must take it in its stride.
+        let bookmark = json!({"type": "BOOKMARK", "object": {"apiVersion": "signet.dev/v1alpha1",
+            "kind": "ClusterImagePolicy", "metadata": {"resourceVersion": rv.to_string()}}});
+        let _ = tx.send(Some(bookmark.to_string()));
+    }
+    drop(tx);
+    while let Some(Some(line)) = rx.recv().await {
+        let chunk = format!("{:x}\r\n{line}\n\r\n", line.len() + 1);
+        if conn.write_all(chunk.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+    let _ = conn.write_all(b"0\r\n\r\n").await;
+}
+
+struct Harness {
+    api: FakeApi,
+    rx: mpsc::Receiver<ClusterPolicies>,
+    _shutdown: watch::Sender<bool>,
+    dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn start() -> Self {
+        let api = FakeApi::start().await;
+        Self::with_api(api).await
+    }
+
+    async fn with_api(api: FakeApi) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            ClusterConfig { node_name: "node-a".into(), lkg_path: dir.path().join("lkg.json"), report_status: true };
+        let (tx, rx) = mpsc::channel(16);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        tokio::spawn(run(api.client(), config, tx, shutdown_rx));
+        Self { api, rx, _shutdown: shutdown, dir }
+    }
+
+    /// The next published contribution, as policy names.
+    async fn next(&mut self) -> Vec<String> {
+        let c = tokio::time::timeout(Duration::from_secs(10), self.rx.recv())
+            .await
+            .expect("a cluster policy update within 10 s")
+            .expect("watcher running");
+        assert_eq!(c.origin, ClusterOrigin::Live);
+        c.policies.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// Wait until the contribution has exactly these names.
+    async fn until(&mut self, want: &[&str]) {
+        loop {
+            if self.next().await == want {
+                return;
+            }
+        }
+    }
+}
+
+fn pass(glob: &str) -> Value {
+    json!({"images": [{"glob": glob}], "authorities": [{"static": {"action": "pass"}}]})
+}
+
+#[tokio::test]
+async fn list_then_watch_adds_updates_and_deletes() {
+    let api = FakeApi::start().await;
+    api.apply("a", pass("a.io/**"));
+    let mut h = Harness::with_api(api).await;
+    assert_eq!(h.next().await, ["a"]);
+    h.api.apply("b", pass("b.io/**"));
+    h.until(&["a", "b"]).await;
+    h.api.delete("a");
+    h.until(&["b"]).await;
+    // The last-known-good file follows the complete state.
+    let lkg = lkg::load(&h.dir.path().join("lkg.json")).unwrap().unwrap();
+    assert_eq!(lkg.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["b"]);
+}
+
+#[tokio::test]
+async fn gone_watch_relists_and_drops_objects_deleted_meanwhile() {
+    let mut h = Harness::start().await;
+    h.api.apply("a", pass("a.io/**"));
+    h.until(&["a"]).await;
+    // While the watch is down, a is deleted and c created; the next watch gets 410 Gone.
+    h.api.apply_silently("a", None);
+    h.api.apply_silently("c", Some(pass("c.io/**")));
+    h.api.state.lock().unwrap().expire_next_watch = true;
+    h.api.disconnect_watches();
+    h.until(&["c"]).await;
+    assert!(h.api.state.lock().unwrap().lists >= 2, "a relist happened");
+}
+
+#[tokio::test]
+async fn disconnect_rewatches_and_sees_later_events() {
+    let mut h = Harness::start().await;
+    h.api.apply("a", pass("a.io/**"));
+    h.until(&["a"]).await;
+    h.api.disconnect_watches();
+    // Wait for the watcher to come back, then change something.
+    for _ in 0..100 {
+        if !h.api.state.lock().unwrap().watchers.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    h.api.apply("b", pass("b.io/**"));
+    h.until(&["a", "b"]).await;
+}
+
+#[tokio::test]
+async fn invalid_update_keeps_the_previous_version_and_reports_status() {
+    let mut h = Harness::start().await;
+    h.api.apply("a", pass("a.io/**"));
+    h.until(&["a"]).await;
+    h.api.apply("bad-new", json!({"images": [{"glob": "x"}], "authorites": []}));
+    h.api.apply("a", json!({"images": [{"glob": "a.io/**"}], "authorities": [{"static": {"action": "maybe"}}]}));
+    h.api.apply("z", pass("z.io/**"));
+    h.until(&["a", "z"]).await;
+    // Status: a's rejection and bad-new's are written under this node's name.
+    let entry = |name: &str| {
+        let status = h.api.state.lock().unwrap().status.clone();
+        status.iter().rev().find(|(n, _)| n == name).map(|(_, p)| p["status"]["nodes"]["node-a"].clone())
+    };
+    let mut waited = 0;
+    let done = |e: &dyn Fn(&str) -> Option<Value>| {
+        e("a").is_some_and(|a| a["observedGeneration"] == 2) && e("bad-new").is_some() && e("z").is_some()
+    };
+    while !done(&entry) && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    let a = entry("a").expect("status written for a");
+    assert_eq!(a["accepted"], false, "{a}");
+    assert!(a["message"].as_str().unwrap().contains("maybe"), "{a}");
+    assert!(entry("bad-new").unwrap()["message"].as_str().unwrap().contains("authorites"));
+    assert_eq!(entry("z").unwrap()["accepted"], true);
+}
+
+#[tokio::test]
+async fn keys_come_from_secrets_and_are_inlined_in_the_snapshot() {
+    let signer = TestSigner::new(4);
+    let api = FakeApi::start().await;
+    api.set_secret("signet-system", "team-key", &[("cosign.pub", &signer.public_pem())]);
+    api.apply(
+        "a",
+        json!({"images": [{"glob": "a.io/**"}], "authorities": [{"key": {"secretRef": {"name": "team-key"}}}]}),
+    );
+    api.apply(
+        "b",
+        json!({"images": [{"glob": "b.io/**"}], "authorities": [{"key": {"secretRef": {"name": "missing"}}}]}),
+    );
+    let mut h = Harness::with_api(api).await;
+    let c = tokio::time::timeout(Duration::from_secs(10), h.rx.recv()).await.unwrap().unwrap();
+    use crate::policy::AuthorityKind;
+    let kind = |i: usize| &c.policies[i].requirements[0].authorities[0].kind;
+    assert!(matches!(kind(0), AuthorityKind::Key(k) if k.fingerprint == signer.trusted().fingerprint));
+    assert!(matches!(kind(1), AuthorityKind::Unsupported(r) if r.contains("signet-system/missing")), "{:?}", kind(1));
+    let lkg = std::fs::read_to_string(h.dir.path().join("lkg.json")).unwrap();
+    assert!(lkg.contains("BEGIN PUBLIC KEY"), "the resolved key is stored inline");
+}
+
+#[tokio::test]
+async fn unreachable_api_server_publishes_nothing_and_keeps_retrying() {
+    // A port nobody listens on: discovery fails, no contribution is sent, nothing panics.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = ClusterConfig { node_name: "n".into(), lkg_path: dir.path().join("lkg.json"), report_status: false };
+    let (tx, mut rx) = mpsc::channel(1);
+    let (_shutdown, shutdown_rx) = watch::channel(false);
+    let task = tokio::spawn(run(client, config, tx, shutdown_rx));
+    assert!(tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.is_err());
+    assert!(!task.is_finished());
+    assert!(!dir.path().join("lkg.json").exists());
+}

@@ -274,14 +274,15 @@ async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, t
             }
         }
     }
-    if state.last_sent.as_ref() == Some(&inlined) {
-        return;
+    if state.last_sent.as_ref() != Some(&inlined) {
+        if let Err(e) = lkg::store(&config.lkg_path, &inlined) {
+            tracing::error!(error = %e, "last-known-good snapshot not written; the previous one stays");
+        }
+        let _ = tx.send(ClusterPolicies { policies, normal: inlined.clone(), origin: ClusterOrigin::Live }).await;
+        state.last_sent = Some(inlined);
     }
-    if let Err(e) = lkg::store(&config.lkg_path, &inlined) {
-        tracing::error!(error = %e, "last-known-good snapshot not written; the previous one stays");
-    }
-    let _ = tx.send(ClusterPolicies { policies, normal: inlined.clone(), origin: ClusterOrigin::Live }).await;
-    state.last_sent = Some(inlined);
+    // Even when the enforced set did not change (a rejected update keeps the old version),
+    // the object's author needs to see the rejection.
     if config.report_status {
         report_status(client, config, state, &problems).await;
     }
