@@ -22,5 +22,8 @@ say "lints"
 cargo fmt --check
 cargo clippy --locked --all-targets -q -- -D warnings
 
+say "manifests and generated artifacts"
+bash "$REPO/integration/check-manifests.sh"
+
 say "end-to-end on real containerd (NRI v0.6.1)"
 bash "$REPO/integration/e2e.sh"

@@ -78,6 +78,9 @@ pub struct RunArgs {
     /// Log format: plain, json, journald.
     #[arg(long)]
     pub log_format: Option<String>,
+    /// Metrics and health endpoint, host:port (default 127.0.0.1:9180; "" disables).
+    #[arg(long)]
+    pub admin_address: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -171,6 +174,7 @@ pub fn main() -> ExitCode {
             mode: None,
             plugin_index: std::env::var("NRI_PLUGIN_IDX").ok(),
             log_format: None,
+            admin_address: None,
         }),
         None => {
             eprintln!("signet: a command is needed (run, verify, policy, crd, version); see --help");
@@ -268,6 +272,7 @@ fn run(args: RunArgs) -> ExitCode {
         }),
         plugin_index: args.plugin_index.clone(),
         log_format: args.log_format.clone(),
+        admin_address: args.admin_address.clone(),
         ..Default::default()
     };
     let settings = match args.common.settings(extra) {

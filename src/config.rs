@@ -53,6 +53,8 @@ pub struct FileConfig {
     /// Write per-node acceptance into signet ClusterImagePolicy status (needs RBAC patch
     /// on clusterimagepolicies/status).
     pub report_status: Option<bool>,
+    /// `host:port` of the metrics and health endpoint; empty disables it.
+    pub admin_address: Option<String>,
 }
 
 impl FileConfig {
@@ -97,7 +99,8 @@ impl FileConfig {
             cluster_policy,
             state_dir,
             node_name,
-            report_status
+            report_status,
+            admin_address
         );
         self
     }
@@ -122,8 +125,11 @@ pub struct Settings {
     pub state_dir: PathBuf,
     pub node_name: String,
     pub report_status: bool,
+    /// `None` when disabled.
+    pub admin_address: Option<String>,
 }
 
+pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9180";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/signet";
 
 fn default_node_name() -> String {
@@ -163,6 +169,11 @@ impl From<FileConfig> for Settings {
             state_dir: f.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
             node_name: f.node_name.unwrap_or_else(default_node_name),
             report_status: f.report_status.unwrap_or(true),
+            admin_address: match f.admin_address {
+                None => Some(DEFAULT_ADMIN_ADDRESS.to_string()),
+                Some(a) if a.is_empty() => None,
+                Some(a) => Some(a),
+            },
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
+use crate::admin;
 use crate::config::Settings;
 use crate::enforce::Enforcer;
 use crate::imagestore::ContainerdImageStore;
@@ -65,7 +66,17 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         None
     };
     let (mut state, policy) = PolicyState::start(settings.policy_dir.clone(), settings.no_match, cluster_start);
-    let handler = Arc::new(NriHandler::new(enforcer(&settings, policy)));
+    let handler = Arc::new(NriHandler::new(enforcer(&settings, policy.clone())));
+
+    if let Some(address) = &settings.admin_address {
+        let addr: std::net::SocketAddr =
+            address.parse().map_err(|e| anyhow::anyhow!("admin_address {address:?} is not host:port: {e}"))?;
+        let h = Arc::clone(&handler);
+        let readiness = admin::Readiness { registered: Arc::new(move || h.is_synchronized()), policy };
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|source| admin::AdminError::Bind { addr, source })?;
+        tokio::spawn(admin::serve_on(listener, readiness, shutdown_rx.clone()));
+    }
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;

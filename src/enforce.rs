@@ -47,6 +47,16 @@ pub enum Outcome {
     Denied,
 }
 
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Warned => "warned",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
 /// The answer for one container, and everything a person needs to act on it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Decision {
@@ -237,18 +247,25 @@ impl Enforcer {
             .get_or_compute(key, budget, move || async move {
                 // The closure outlives this call, so it matches again on its own snapshot.
                 let matched = snapshot.matching(&full, &repository, namespace.as_deref());
+                let started = Instant::now();
                 let sigs = if verify::needs_signatures(&matched) {
                     Some(source.signatures(&reference, &digest).await)
                 } else {
                     None
                 };
                 let transient = matches!(sigs, Some(Err(_)));
+                crate::admin::metrics().verification(started.elapsed(), transient);
                 let eval = verify::evaluate(&matched, sigs.as_ref(), &digest);
                 let reason =
                     if eval.failures.is_empty() { eval.satisfied.join("; ") } else { eval.failures.join("; ") };
                 Verdict { allowed: eval.allowed, warned: eval.warned, reason, transient }
             })
             .await;
+        crate::admin::metrics().cache_lookup(match &lookup {
+            Lookup::Ready { cached: true, .. } => "hit",
+            Lookup::Ready { cached: false, .. } => "miss",
+            Lookup::Pending => "pending",
+        });
         match lookup {
             Lookup::Ready { value, cached } => {
                 d.allowed = value.allowed;

@@ -15,8 +15,10 @@
 //! - [`sync`]: merging local and cluster policy into published snapshots; kube watchers;
 //!   the last-known-good file.
 //! - [`cache`]: bounded TTL cache with singleflight and background completion.
+//! - [`admin`]: Prometheus metrics, `/healthz`, `/readyz` on loopback.
 //! - [`config`], [`cli`], [`logging`], [`daemon`]: settings, commands, log output, wiring.
 
+pub mod admin;
 pub mod cache;
 pub mod cli;
 pub mod config;

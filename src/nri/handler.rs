@@ -184,7 +184,9 @@ impl Plugin for NriHandler {
     ) -> ttrpc::Result<CreateContainerResponse> {
         let started = Instant::now();
         let decision = self.create_container_decision(&req, ctx.timeout_nano).await;
-        log_decision(&req, &decision, started.elapsed());
+        let elapsed = started.elapsed();
+        log_decision(&req, &decision, elapsed);
+        crate::admin::metrics().decision(&decision, elapsed);
         reply(&decision)
     }
 }

@@ -115,6 +115,7 @@ pub async fn run(
         };
         let result = session(stream, &identity, &handler, &mut shutdown).await;
         handler.connection_lost();
+        crate::admin::metrics().nri_connected(false);
         match (&result, &transport) {
             (Ok(SessionEnd::Shutdown), _) => return Ok(()),
             (_, Transport::Inherited(_)) => {
@@ -182,6 +183,7 @@ async fn session(
         return Err(NriError::Register(e.to_string()));
     }
     tracing::info!(name = %identity.name, index = %identity.index, "registered with the runtime over nri");
+    crate::admin::metrics().nri_connected(true);
 
     let end = tokio::select! {
         end = &mut done => SessionEnd::Disconnected(end.map(|e| e.to_string()).unwrap_or_else(|e| e.to_string())),

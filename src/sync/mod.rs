@@ -106,6 +106,8 @@ impl PolicyState {
                 }
                 if self.local.is_err() {
                     self.local = Err(text);
+                } else {
+                    crate::admin::metrics().policy_rejected();
                 }
             }
         }
@@ -138,6 +140,7 @@ impl PolicyState {
             };
             tracing::info!(policies = set.policies.len(), hash = %set.hash, no_match = %set.no_match, cluster,
                 "policy snapshot published");
+            crate::admin::metrics().policy_snapshot(set.policies.len());
             self.tx.send_replace(set);
         }
     }
@@ -182,6 +185,39 @@ mod tests {
         std::fs::write(d.path().join("p.yaml"), "nonsense: [").unwrap();
         let (_s, rx) = PolicyState::start(d.path().into(), NoMatchAction::Allow, None);
         assert!(rx.borrow().load_error.as_deref().unwrap().contains("p.yaml"));
+    }
+
+    #[test]
+    fn boot_enforces_the_last_known_good_cluster_policy() {
+        use crate::policy::normal::{Check, NormalAuthority, NormalPolicy, NormalRequirement, Pattern, StaticAction};
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("p.yaml"), GOOD).unwrap();
+        let lkg_path = d.path().join("state/cluster-policy.json");
+        let normal = NormalPolicy {
+            name: "from-cluster".into(),
+            origin: "test".into(),
+            images: vec![Pattern::Glob("cluster.io/**".into())],
+            exclude_images: vec![],
+            namespaces: Default::default(),
+            mode: Mode::Enforce,
+            requirements: vec![NormalRequirement::any_of(vec![NormalAuthority::new(
+                "a",
+                Check::Static(StaticAction::Fail),
+            )])],
+            exclusive: None,
+            no_match_action: None,
+        };
+        lkg::store(&lkg_path, &[normal]).unwrap();
+        let lkg = kube::load_last_known_good(&lkg_path);
+        assert_eq!(lkg.as_ref().map(|c| c.origin), Some(ClusterOrigin::LastKnownGood));
+        let (_s, rx) = PolicyState::start(d.path().into(), NoMatchAction::Allow, Some(lkg));
+        let set = rx.borrow().clone();
+        let names: Vec<_> = set.policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["p", "from-cluster"]);
+        assert_eq!(set.no_match, NoMatchAction::Allow, "a snapshot counts as synced");
+        // A corrupt snapshot is ignored (reported), which leaves the node waiting: fail closed.
+        std::fs::write(&lkg_path, "{").unwrap();
+        assert!(kube::load_last_known_good(&lkg_path).is_none());
     }
 
     #[test]
