@@ -27,3 +27,6 @@ bash "$REPO/integration/check-manifests.sh"
 
 say "end-to-end on real containerd (NRI v0.6.1)"
 bash "$REPO/integration/e2e.sh"
+
+say "packages: .deb installed with dpkg, .rpm inspected"
+bash "$REPO/integration/package.sh"
