@@ -116,6 +116,30 @@ expect_runs "warn mode lets the unsigned image run" "$IMG_UNSIGNED" "hello from 
 if grep -q 'result="warned".*no signatures found' "$SIGNET_LOG"; then ok "warn mode logs the would-be denial"; else bad "warn mode logs the would-be denial" "$(cat "$SIGNET_LOG")"; fi
 stop_signet
 
+say "config reload and the sandbox image"
+CFG=$WORK/reload.toml
+printf 'mode = "enforce"\ncontainerd_config = "%s"\n' "$PROBE_STATE/containerd/config.toml" > "$CFG"
+start_signet "$POL1" --config "$CFG"
+for _ in $(seq 1 50); do grep -q 'sandbox (pause) image' "$SIGNET_LOG" && break; sleep 0.1; done
+if grep -q "sandbox (pause) image would not be admitted.*$REGISTRY/probe/pause" "$SIGNET_LOG"; then
+  ok "the sandbox image from containerd's config is verified at start (unsigned pause reported)"
+else
+  bad "the sandbox image from containerd's config is verified at start (unsigned pause reported)" "$(cat "$SIGNET_LOG")"
+fi
+expect_rejected "config mode enforce: unsigned is rejected" "$IMG_UNSIGNED" "no signatures found"
+printf 'mode = "warn"\nplugin_index = "07"\ncontainerd_config = "%s"\n' "$PROBE_STATE/containerd/config.toml" > "$CFG"
+for _ in $(seq 1 50); do grep -q 'mode changed by config reload' "$SIGNET_LOG" && break; sleep 0.1; done
+expect_runs "config changed to warn: applied live, unsigned runs" "$IMG_UNSIGNED" "hello from unsigned"
+if grep -q 'take effect only after a restart.*plugin_index\|plugin_index.*take effect only after a restart' "$SIGNET_LOG"; then
+  ok "a change that needs a restart is named in the log"
+else
+  bad "a change that needs a restart is named in the log" "$(cat "$SIGNET_LOG")"
+fi
+echo 'mode = [' > "$CFG"
+for _ in $(seq 1 50); do grep -q 'config change rejected' "$SIGNET_LOG" && break; sleep 0.1; done
+if grep -q "config change rejected.*reload.toml" "$SIGNET_LOG"; then ok "an invalid config is rejected and the running settings kept"; else bad "an invalid config is rejected and the running settings kept" "$(cat "$SIGNET_LOG")"; fi
+stop_signet
+
 say "bad policy update keeps the last good policy"
 POL3=$WORK/e2e-reload
 rm -rf "$POL3"; write_policy "$POL3" probe "$REGISTRY/probe/**" "$COSIGN_PUB"

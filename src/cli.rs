@@ -159,6 +159,15 @@ impl CommonArgs {
         let file = FileConfig::load_optional(self.config.as_deref())?;
         Ok(Settings::from(file.overlay(self.to_file_config()).overlay(extra)))
     }
+
+    /// Where the daemon re-reads its config from, with the flags that keep winning.
+    fn config_source(&self, extra: FileConfig) -> crate::config::ConfigSource {
+        let path = self.config.clone().or_else(|| {
+            let default = std::path::Path::new(crate::config::DEFAULT_CONFIG_PATH);
+            default.exists().then(|| default.to_path_buf())
+        });
+        crate::config::ConfigSource { path, flags: self.to_file_config().overlay(extra) }
+    }
 }
 
 /// Entry point used by `main`.
@@ -275,6 +284,7 @@ fn run(args: RunArgs) -> ExitCode {
         admin_address: args.admin_address.clone(),
         ..Default::default()
     };
+    let source = args.common.config_source(extra.clone());
     let settings = match args.common.settings(extra) {
         Ok(s) => s,
         Err(e) => {
@@ -283,7 +293,7 @@ fn run(args: RunArgs) -> ExitCode {
         }
     };
     crate::logging::init(settings.log_format.as_deref());
-    match runtime().block_on(crate::daemon::run(settings)) {
+    match runtime().block_on(crate::daemon::run(settings, source)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "signet stopped");

@@ -55,6 +55,13 @@ pub struct FileConfig {
     pub report_status: Option<bool>,
     /// `host:port` of the metrics and health endpoint; empty disables it.
     pub admin_address: Option<String>,
+    /// The pod sandbox (pause) image, verified at start; default: read from containerd's config.
+    pub sandbox_image: Option<String>,
+    /// containerd's config file, read for the sandbox image.
+    pub containerd_config: Option<PathBuf>,
+    /// Post a Kubernetes Event on the pod for each denial (needs cluster access; RBAC create
+    /// on events.k8s.io events).
+    pub events: Option<bool>,
 }
 
 impl FileConfig {
@@ -100,9 +107,31 @@ impl FileConfig {
             state_dir,
             node_name,
             report_status,
-            admin_address
+            admin_address,
+            sandbox_image,
+            containerd_config,
+            events
         );
         self
+    }
+}
+
+/// Where settings came from, so the daemon can re-read them: the file (if any) and the
+/// command-line values that override it.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSource {
+    pub path: Option<PathBuf>,
+    pub flags: FileConfig,
+}
+
+impl ConfigSource {
+    /// Settings as they would be now; errors name the file.
+    pub fn load(&self) -> Result<Settings, ConfigError> {
+        let file = match &self.path {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        Ok(Settings::from(file.overlay(self.flags.clone())))
     }
 }
 
@@ -127,6 +156,45 @@ pub struct Settings {
     pub report_status: bool,
     /// `None` when disabled.
     pub admin_address: Option<String>,
+    pub sandbox_image: Option<String>,
+    pub containerd_config: PathBuf,
+    pub events: bool,
+}
+
+impl Settings {
+    /// Settings that changed between `self` and `new` and only take effect on restart.
+    /// (`mode`, `no_match` and `policy_dir` apply live.)
+    pub fn restart_needed(&self, new: &Settings) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        macro_rules! cmp {
+            ($($f:ident),*) => { $( if format!("{:?}", self.$f) != format!("{:?}", new.$f) { out.push(stringify!($f)); } )* };
+        }
+        cmp!(
+            nri_socket,
+            plugin_name,
+            plugin_index,
+            containerd_socket,
+            containerd_namespace,
+            insecure_registries,
+            registry_timeout,
+            log_format,
+            cluster_policy,
+            state_dir,
+            node_name,
+            report_status,
+            admin_address,
+            sandbox_image,
+            containerd_config,
+            events
+        );
+        if self.enforcer.cache_capacity != new.enforcer.cache_capacity
+            || self.enforcer.allow_ttl != new.enforcer.allow_ttl
+            || self.enforcer.deny_ttl != new.enforcer.deny_ttl
+        {
+            out.push("cache settings");
+        }
+        out
+    }
 }
 
 pub const DEFAULT_ADMIN_ADDRESS: &str = "127.0.0.1:9180";
@@ -174,6 +242,9 @@ impl From<FileConfig> for Settings {
                 Some(a) if a.is_empty() => None,
                 Some(a) => Some(a),
             },
+            sandbox_image: f.sandbox_image,
+            containerd_config: f.containerd_config.unwrap_or_else(|| "/etc/containerd/config.toml".into()),
+            events: f.events.unwrap_or(false),
         }
     }
 }
@@ -197,6 +268,20 @@ mod tests {
         assert_eq!(s.no_match, NoMatchAction::Allow);
         assert_eq!(s.insecure_registries, ["127.0.0.1:5000"]);
         assert_eq!(s.plugin_index, "05");
+    }
+
+    #[test]
+    fn restart_needed_names_only_fields_that_do_not_apply_live() {
+        let old = Settings::from(FileConfig::default());
+        let new = Settings::from(FileConfig {
+            mode: Some(Mode::Warn),
+            no_match: Some(NoMatchAction::Allow),
+            nri_socket: Some("/other.sock".into()),
+            cache_capacity: Some(1),
+            ..Default::default()
+        });
+        assert_eq!(old.restart_needed(&new), ["nri_socket", "cache settings"]);
+        assert!(old.restart_needed(&Settings::from(FileConfig::default())).is_empty());
     }
 
     #[test]

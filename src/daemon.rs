@@ -7,8 +7,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 use crate::admin;
-use crate::config::Settings;
-use crate::enforce::Enforcer;
+use crate::config::{ConfigSource, Settings};
+use crate::enforce::{Enforcer, ImageClaim, Outcome};
 use crate::imagestore::ContainerdImageStore;
 use crate::nri::handler::NriHandler;
 use crate::nri::{self, PluginIdentity};
@@ -31,7 +31,7 @@ pub fn enforcer(settings: &Settings, policy: watch::Receiver<Arc<PolicySet>>) ->
     Arc::new(Enforcer::new(store, source, policy, settings.enforcer.clone()))
 }
 
-pub async fn run(settings: Settings) -> anyhow::Result<()> {
+pub async fn run(settings: Settings, source: ConfigSource) -> anyhow::Result<()> {
     let identity = PluginIdentity::new(settings.plugin_name.clone(), settings.plugin_index.clone())?;
     let transport = nri::transport_from_env(settings.nri_socket.clone());
     tracing::info!(
@@ -39,12 +39,26 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         mode = %settings.mode,
         no_match = %settings.no_match,
         transport = ?transport,
+        config = ?source.path,
         "signet starting"
     );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let lkg_path = settings.state_dir.join("cluster-policy.json");
+    // Client construction only reads configuration (in-cluster or KUBECONFIG); the API
+    // server may well be down.
+    let client = if settings.cluster_policy || settings.events {
+        match sync::kube::client().await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::error!(error = %e, "no kubernetes client configuration: cluster policy and events are off");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let (cluster_tx, mut cluster_rx) = tokio::sync::mpsc::channel(4);
     let cluster_start = if settings.cluster_policy {
+        let lkg_path = settings.state_dir.join("cluster-policy.json");
         // The snapshot from the last complete sync is in force before the API server answers.
         let lkg = sync::kube::load_last_known_good(&lkg_path);
         let config = sync::kube::ClusterConfig {
@@ -52,21 +66,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             lkg_path,
             report_status: settings.report_status,
         };
-        let shutdown = shutdown_rx.clone();
-        tokio::spawn(async move {
-            // Client construction only reads configuration; the API server may be down.
-            match sync::kube::client().await {
-                Ok(client) => sync::kube::run(client, config, cluster_tx, shutdown).await,
-                Err(e) => tracing::error!(error = %e, "cluster policy disabled: no kubernetes client configuration"),
-            }
-        });
+        if let Some(client) = client.clone() {
+            tokio::spawn(sync::kube::run(client, config, cluster_tx, shutdown_rx.clone()));
+        }
         Some(lkg)
     } else {
         drop(cluster_tx);
         None
     };
     let (mut state, policy) = PolicyState::start(settings.policy_dir.clone(), settings.no_match, cluster_start);
-    let handler = Arc::new(NriHandler::new(enforcer(&settings, policy.clone())));
+    let enforcer = enforcer(&settings, policy.clone());
+    let mut handler = NriHandler::new(Arc::clone(&enforcer));
+    if let (true, Some(client)) = (settings.events, client) {
+        handler = handler.with_events(sync::events::DenialEvents::start(client, settings.node_name.clone()));
+    }
+    let handler = Arc::new(handler);
 
     if let Some(address) = &settings.admin_address {
         let addr: std::net::SocketAddr =
@@ -77,18 +91,24 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             tokio::net::TcpListener::bind(addr).await.map_err(|source| admin::AdminError::Bind { addr, source })?;
         tokio::spawn(admin::serve_on(listener, readiness, shutdown_rx.clone()));
     }
+    tokio::spawn(check_sandbox_image(Arc::clone(&enforcer), sandbox_image(&settings)));
 
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     tokio::spawn(async move {
+        let mut config = ConfigWatch::new(source, settings);
         let mut poll = tokio::time::interval(POLICY_POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = poll.tick() => state.reload_local(),
+                _ = poll.tick() => {
+                    config.reload(false, &enforcer, &mut state);
+                    state.reload_local();
+                }
                 _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading policy");
+                    tracing::info!("SIGHUP: reloading config and policy");
+                    config.reload(true, &enforcer, &mut state);
                     state.reload_local();
                 }
                 Some(cluster) = cluster_rx.recv() => state.set_cluster(cluster),
@@ -101,4 +121,111 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     });
     nri::run(transport, identity, handler, shutdown_rx).await?;
     Ok(())
+}
+
+/// Follows the config file: applies what can change live, names what needs a restart, and
+/// keeps the running settings when the file is invalid. Each outcome is logged once.
+struct ConfigWatch {
+    source: ConfigSource,
+    current: Settings,
+    last_text: Option<String>,
+}
+
+impl ConfigWatch {
+    fn new(source: ConfigSource, current: Settings) -> Self {
+        let last_text = source.path.as_ref().and_then(|p| std::fs::read_to_string(p).ok());
+        Self { source, current, last_text }
+    }
+
+    fn reload(&mut self, forced: bool, enforcer: &Enforcer, state: &mut PolicyState) {
+        let Some(path) = &self.source.path else { return };
+        let text = std::fs::read_to_string(path).ok();
+        if !forced && text == self.last_text {
+            return;
+        }
+        self.last_text = text;
+        let new = match self.source.load() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "config change rejected; running settings unchanged");
+                return;
+            }
+        };
+        if new.mode != self.current.mode {
+            tracing::info!(mode = %new.mode, "mode changed by config reload");
+            enforcer.set_mode(new.mode);
+        }
+        state.set_node_settings(new.policy_dir.clone(), new.no_match);
+        let restart = self.current.restart_needed(&new);
+        if !restart.is_empty() {
+            tracing::warn!(fields = ?restart, config = %path.display(),
+                "config fields changed that take effect only after a restart; still running with the old values");
+        }
+        // Remember live-applied values only, so restart-needed differences keep being
+        // compared against what actually runs.
+        self.current.mode = new.mode;
+        self.current.no_match = new.no_match;
+        self.current.policy_dir = new.policy_dir;
+    }
+}
+
+/// The pod sandbox image: configured, or containerd's (`sandbox_image` in a version 2
+/// config, `pinned_images.sandbox` in version 3), or containerd 1.7's built-in default.
+pub fn sandbox_image(settings: &Settings) -> String {
+    if let Some(image) = &settings.sandbox_image {
+        return image.clone();
+    }
+    let from_config = std::fs::read_to_string(&settings.containerd_config)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|t| {
+            let plugins = t.get("plugins")?;
+            plugins
+                .get("io.containerd.grpc.v1.cri")
+                .and_then(|c| c.get("sandbox_image"))
+                .or_else(|| plugins.get("io.containerd.cri.v1.images")?.get("pinned_images")?.get("sandbox"))
+                .and_then(|v| v.as_str().map(String::from))
+        });
+    from_config.unwrap_or_else(|| "registry.k8s.io/pause:3.8".to_string())
+}
+
+/// Verify the sandbox image once at start. NRI gives plugins no say over sandboxes, so a
+/// sandbox image that fails policy cannot be blocked here; it is reported loudly instead.
+async fn check_sandbox_image(enforcer: Arc<Enforcer>, image: String) {
+    let d = enforcer.decide(&ImageClaim::named(&image), Duration::from_secs(30)).await;
+    match d.outcome {
+        Outcome::Allowed => tracing::info!(image = %d.image, digest = d.digest.as_deref().unwrap_or(""),
+            "sandbox (pause) image verified"),
+        _ => tracing::warn!(image = %d.image, digest = d.digest.as_deref().unwrap_or(""), reason = %d.reason,
+            "sandbox (pause) image would not be admitted by policy; sandboxes are not gated by NRI, fix the image or policy"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+
+    #[test]
+    fn sandbox_image_from_containerd_config_v2_and_v3() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("config.toml");
+        let settings =
+            |extra: FileConfig| Settings::from(FileConfig { containerd_config: Some(path.clone()), ..extra });
+        assert_eq!(sandbox_image(&settings(FileConfig::default())), "registry.k8s.io/pause:3.8");
+        std::fs::write(
+            &path,
+            "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\nsandbox_image = \"reg.io/pause:v1\"\n",
+        )
+        .unwrap();
+        assert_eq!(sandbox_image(&settings(FileConfig::default())), "reg.io/pause:v1");
+        std::fs::write(
+            &path,
+            "version = 3\n[plugins.\"io.containerd.cri.v1.images\".pinned_images]\nsandbox = \"reg.io/pause:v3\"\n",
+        )
+        .unwrap();
+        assert_eq!(sandbox_image(&settings(FileConfig::default())), "reg.io/pause:v3");
+        let explicit = FileConfig { sandbox_image: Some("mine:1".into()), ..Default::default() };
+        assert_eq!(sandbox_image(&settings(explicit)), "mine:1");
+    }
 }

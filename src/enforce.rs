@@ -7,6 +7,7 @@
 //! that allows).
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -143,7 +144,8 @@ pub struct Enforcer {
     source: Arc<dyn SignatureSource>,
     policy: watch::Receiver<Arc<PolicySet>>,
     cache: Cache<CacheKey, Verdict>,
-    mode: Mode,
+    /// Node-wide warn mode; switchable by a config reload.
+    warn_mode: AtomicBool,
 }
 
 impl Enforcer {
@@ -163,7 +165,14 @@ impl Enforcer {
                 deny
             })
         });
-        Self { store, source, policy, cache: Cache::new(config.cache_capacity, ttl), mode: config.mode }
+        let warn_mode = AtomicBool::new(config.mode == Mode::Warn);
+        Self { store, source, policy, cache: Cache::new(config.cache_capacity, ttl), warn_mode }
+    }
+
+    /// Switch the node-wide mode (config reload). Cached verdicts stay valid: the mode is
+    /// applied after the cache.
+    pub fn set_mode(&self, mode: Mode) {
+        self.warn_mode.store(mode == Mode::Warn, Ordering::SeqCst);
     }
 
     /// The policy snapshot in force right now.
@@ -178,7 +187,7 @@ impl Enforcer {
     }
 
     fn apply_node_mode(&self, mut d: Decision) -> Decision {
-        if self.mode == Mode::Warn && !d.allowed {
+        if self.warn_mode.load(Ordering::SeqCst) && !d.allowed {
             d.allowed = true;
             d.outcome = Outcome::Warned;
         }

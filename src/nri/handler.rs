@@ -18,6 +18,7 @@ use super::protocol::nri::{
 };
 use super::protocol::nri_ttrpc::Plugin;
 use crate::enforce::{Decision, Enforcer, ImageClaim, Outcome};
+use crate::sync::events::{Denial, DenialEvents};
 
 /// The CRI annotation that carries the image name on containerd and CRI-O.
 pub const IMAGE_NAME_ANNOTATION: &str = "io.kubernetes.cri.image-name";
@@ -47,11 +48,18 @@ pub struct NriHandler {
     configured_timeout_ms: AtomicU64,
     /// Registered and configured with a runtime right now.
     synchronized: AtomicBool,
+    events: Option<DenialEvents>,
 }
 
 impl NriHandler {
     pub fn new(enforcer: Arc<Enforcer>) -> Self {
-        Self { enforcer, configured_timeout_ms: AtomicU64::new(0), synchronized: AtomicBool::new(false) }
+        Self { enforcer, configured_timeout_ms: AtomicU64::new(0), synchronized: AtomicBool::new(false), events: None }
+    }
+
+    /// Also post a Kubernetes Event on the pod for each denial.
+    pub fn with_events(mut self, events: DenialEvents) -> Self {
+        self.events = Some(events);
+        self
     }
 
     pub fn is_synchronized(&self) -> bool {
@@ -187,6 +195,14 @@ impl Plugin for NriHandler {
         let elapsed = started.elapsed();
         log_decision(&req, &decision, elapsed);
         crate::admin::metrics().decision(&decision, elapsed);
+        if let (false, Some(events), Some(pod)) = (decision.allowed, &self.events, req.pod.as_ref()) {
+            events.report(Denial {
+                namespace: pod.namespace.clone(),
+                pod: pod.name.clone(),
+                uid: pod.uid.clone(),
+                message: decision.to_string(),
+            });
+        }
         reply(&decision)
     }
 }

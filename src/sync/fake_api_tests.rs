@@ -31,6 +31,8 @@ struct State {
     expire_next_watch: bool,
     lists: usize,
     status: Vec<(String, Value)>,
+    /// Events posted, as (namespace, body).
+    posted_events: Vec<(String, Value)>,
 }
 
 #[derive(Clone)]
@@ -190,6 +192,15 @@ fn respond(method: &str, path: &str, body: &[u8], state: &Mutex<State>) -> (u16,
                 Some(o) => (200, o.to_string()),
                 None => not_found(),
             };
+        }
+    }
+    if method == "POST" {
+        if let Some(ns) =
+            path.strip_prefix("/apis/events.k8s.io/v1/namespaces/").and_then(|r| r.strip_suffix("/events"))
+        {
+            let event: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            s.posted_events.push((ns.to_string(), event.clone()));
+            return (201, event.to_string());
         }
     }
     if method == "GET" {
@@ -403,4 +414,33 @@ async fn unreachable_api_server_publishes_nothing_and_keeps_retrying() {
     assert!(tokio::time::timeout(Duration::from_secs(2), rx.recv()).await.is_err());
     assert!(!task.is_finished());
     assert!(!dir.path().join("lkg.json").exists());
+}
+
+#[tokio::test]
+async fn denials_become_events_on_the_pod() {
+    use crate::sync::events::{Denial, DenialEvents};
+    let api = FakeApi::start().await;
+    let events = DenialEvents::start(api.client(), "node-a".into());
+    events.report(Denial {
+        namespace: "team".into(),
+        pod: "web-1".into(),
+        uid: "u-1".into(),
+        message: "signet: image reg.io/app:v1 denied: no signatures found".into(),
+    });
+    let mut posted = Vec::new();
+    for _ in 0..100 {
+        posted = api.state.lock().unwrap().posted_events.clone();
+        if !posted.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (ns, event) = posted.first().expect("an event was posted");
+    assert_eq!(ns, "team");
+    assert_eq!(event["regarding"]["name"], "web-1");
+    assert_eq!(event["regarding"]["kind"], "Pod");
+    assert_eq!(event["reason"], "ImageSignatureDenied");
+    assert_eq!(event["type"], "Warning");
+    assert_eq!(event["reportingController"], "signet");
+    assert!(event["note"].as_str().unwrap().contains("no signatures found"), "{event}");
 }

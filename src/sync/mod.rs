@@ -5,10 +5,12 @@
 //! - [`lkg`]: the last-known-good file of cluster policy, so a node enforces from its first
 //!   second even when the API server is down.
 //! - [`kube`]: the kube-rs watchers on every supported policy kind present in the cluster.
+//! - [`events`]: Kubernetes Events on denial (optional).
 //!
 //! Nothing is lost on bad input: a local directory that stops loading keeps its last good
 //! policies, a cluster object that stops compiling keeps its last good version.
 
+pub mod events;
 pub mod kube;
 pub mod lkg;
 
@@ -112,6 +114,17 @@ impl PolicyState {
             }
         }
         self.publish();
+    }
+
+    /// Apply a reloaded config's policy settings.
+    pub fn set_node_settings(&mut self, dir: PathBuf, node_no_match: NoMatchAction) {
+        if dir != self.dir || node_no_match != self.node_no_match {
+            tracing::info!(dir = %dir.display(), no_match = %node_no_match, "policy settings changed by config reload");
+            self.dir = dir;
+            self.node_no_match = node_no_match;
+            self.last_local_report = None;
+            self.reload_local();
+        }
     }
 
     /// Take a new cluster contribution (always complete: the watcher sends whole sets).
