@@ -67,10 +67,10 @@ wait_registered() {
 
 stop_signet() {
   [ -n "$SIGNET_PID" ] || return 0
-  kill -TERM "$SIGNET_PID" 2>/dev/null
+  kill -TERM "$SIGNET_PID" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$SIGNET_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$SIGNET_PID" 2>/dev/null
-  wait "$SIGNET_PID" 2>/dev/null
+  kill -9 "$SIGNET_PID" 2>/dev/null || true   # (safe under set -e: it has usually exited)
+  wait "$SIGNET_PID" 2>/dev/null || true
   SIGNET_PID=
 }
 

@@ -120,33 +120,11 @@ impl OciSignatureSource {
             Err(e) if is_not_found(&e) => return Ok(Signatures { location: location.to_string(), layers: Vec::new() }),
             Err(e) => return Err(RegistryError::Request { location: location.to_string(), message: e.to_string() }),
         };
-        if raw.len() > self.limits.max_manifest_bytes {
-            return Err(RegistryError::ManifestTooLarge {
-                location: location.to_string(),
-                size: raw.len(),
-                limit: self.limits.max_manifest_bytes,
-            });
-        }
-        let manifest: OciImageManifest = serde_json::from_slice(&raw)
-            .map_err(|e| RegistryError::Malformed { location: location.to_string(), message: e.to_string() })?;
-        let sig_layers: Vec<&OciDescriptor> =
-            manifest.layers.iter().filter(|l| l.media_type == SIGNATURE_MEDIA_TYPE).collect();
-        if sig_layers.len() > self.limits.max_signatures {
-            return Err(RegistryError::TooManySignatures {
-                location: location.to_string(),
-                count: sig_layers.len(),
-                limit: self.limits.max_signatures,
-            });
-        }
+        let sig_layers = signature_layers(&raw, &self.limits, location)?;
         let mut layers = Vec::with_capacity(sig_layers.len());
-        for desc in sig_layers {
-            // A layer without a signature annotation cannot satisfy anything; skip it
-            // rather than downloading it.
-            let Some(signature) = desc.annotations.as_ref().and_then(|a| a.get(SIGNATURE_ANNOTATION)) else {
-                continue;
-            };
-            let payload = self.fetch_payload(sig_ref, desc, location).await?;
-            layers.push(SignatureLayer { payload, signature: signature.clone() });
+        for (desc, signature) in sig_layers {
+            let payload = self.fetch_payload(sig_ref, &desc, location).await?;
+            layers.push(SignatureLayer { payload, signature });
         }
         Ok(Signatures { location: location.to_string(), layers })
     }
@@ -186,6 +164,41 @@ impl OciSignatureSource {
         }
         Ok(payload)
     }
+}
+
+/// The signature layers of a `.sig` manifest, with their signatures, within the limits.
+/// Pure over untrusted bytes (fuzzed): size first, then parse, then the count cap. A layer
+/// without a signature annotation cannot satisfy anything and is skipped, not downloaded.
+pub fn signature_layers(
+    raw: &[u8],
+    limits: &Limits,
+    location: &str,
+) -> Result<Vec<(OciDescriptor, String)>, RegistryError> {
+    if raw.len() > limits.max_manifest_bytes {
+        return Err(RegistryError::ManifestTooLarge {
+            location: location.to_string(),
+            size: raw.len(),
+            limit: limits.max_manifest_bytes,
+        });
+    }
+    let manifest: OciImageManifest = serde_json::from_slice(raw)
+        .map_err(|e| RegistryError::Malformed { location: location.to_string(), message: e.to_string() })?;
+    let sig_layers: Vec<OciDescriptor> =
+        manifest.layers.into_iter().filter(|l| l.media_type == SIGNATURE_MEDIA_TYPE).collect();
+    if sig_layers.len() > limits.max_signatures {
+        return Err(RegistryError::TooManySignatures {
+            location: location.to_string(),
+            count: sig_layers.len(),
+            limit: limits.max_signatures,
+        });
+    }
+    Ok(sig_layers
+        .into_iter()
+        .filter_map(|d| {
+            let sig = d.annotations.as_ref().and_then(|a| a.get(SIGNATURE_ANNOTATION)).cloned()?;
+            Some((d, sig))
+        })
+        .collect())
 }
 
 fn is_not_found(e: &OciDistributionError) -> bool {
@@ -264,5 +277,39 @@ mod tests {
         assert!(signature_reference(&image, "sha256:xyz").is_err());
         assert!(signature_reference(&image, "sha512:00").is_err());
         assert!(signature_reference(&image, &format!("sha256:{}/../x", "a".repeat(58))).is_err());
+    }
+
+    fn manifest(layers: usize, annotated: bool) -> Vec<u8> {
+        let layer = |i: usize| {
+            let ann = if annotated {
+                format!(r#","annotations":{{"{SIGNATURE_ANNOTATION}":"sig{i}"}}"#)
+            } else {
+                String::new()
+            };
+            format!(r#"{{"mediaType":"{SIGNATURE_MEDIA_TYPE}","digest":"sha256:{:064x}","size":10{ann}}}"#, i)
+        };
+        let layers: Vec<String> = (0..layers).map(layer).collect();
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{:064x}","size":2}},"layers":[{}]}}"#,
+            0,
+            layers.join(",")
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn signature_layers_within_limits() {
+        let limits = Limits::default();
+        let got = signature_layers(&manifest(3, true), &limits, "loc").unwrap();
+        assert_eq!(got.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), ["sig0", "sig1", "sig2"]);
+        assert!(signature_layers(&manifest(3, false), &limits, "loc").unwrap().is_empty(), "unannotated skipped");
+        let too_many = signature_layers(&manifest(limits.max_signatures + 1, true), &limits, "loc").unwrap_err();
+        assert!(matches!(too_many, RegistryError::TooManySignatures { .. }), "{too_many}");
+        let small = Limits { max_manifest_bytes: 10, ..Limits::default() };
+        assert!(matches!(
+            signature_layers(&manifest(1, true), &small, "loc"),
+            Err(RegistryError::ManifestTooLarge { .. })
+        ));
+        assert!(matches!(signature_layers(b"{not json", &limits, "loc"), Err(RegistryError::Malformed { .. })));
     }
 }

@@ -9,20 +9,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use tokio::net::UnixListener;
-use tokio::sync::{mpsc, watch};
-use ttrpc::context;
+use tokio::sync::watch;
 use ttrpc::proto::RequestInit;
-use ttrpc::r#async::transport::Socket;
-use ttrpc::r#async::TtrpcContext;
 
-use super::handler::{NriHandler, IMAGE_NAME_ANNOTATION};
-use super::protocol::nri::{
-    ConfigureRequest, Container, CreateContainerRequest, Empty, PodSandbox, RegisterPluginRequest, SynchronizeRequest,
-};
-use super::protocol::nri_ttrpc::{create_runtime, PluginClient, Runtime};
-use super::{mux, run, single_connection_listener, PluginIdentity, Transport};
+use super::handler::NriHandler;
+use super::protocol::nri::{ConfigureRequest, CreateContainerRequest, SynchronizeRequest};
+use super::runtime_side::{self, accept, create_request};
+use super::{run, PluginIdentity, Transport};
 use crate::enforce::{Enforcer, EnforcerConfig};
 use crate::imagestore::FakeImageStore;
 use crate::policy::matching::ImageGlob;
@@ -32,40 +26,6 @@ use crate::verify::testkit::TestSigner;
 
 const SIGNED: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const UNSIGNED: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
-
-struct Registrar(mpsc::UnboundedSender<RegisterPluginRequest>);
-
-#[async_trait]
-impl Runtime for Registrar {
-    async fn register_plugin(&self, _ctx: &TtrpcContext, req: RegisterPluginRequest) -> ttrpc::Result<Empty> {
-        let _ = self.0.send(req);
-        Ok(Empty::default())
-    }
-}
-
-/// One accepted plugin connection, seen from the runtime's side.
-struct RuntimeSide {
-    plugin: PluginClient,
-    raw: ttrpc::r#async::Client,
-    registered: RegisterPluginRequest,
-    /// The runtime side's socket lives in this task; aborting it is the runtime vanishing.
-    socket: tokio::task::JoinHandle<mux::MuxError>,
-    _server: ttrpc::r#async::Server,
-}
-
-async fn accept(listener: &UnixListener) -> RuntimeSide {
-    let (stream, _) =
-        tokio::time::timeout(Duration::from_secs(10), listener.accept()).await.expect("plugin dials").unwrap();
-    let m = mux::split(stream);
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut server = ttrpc::r#async::Server::new()
-        .register_service(create_runtime(Arc::new(Registrar(tx))))
-        .add_listener(single_connection_listener(m.runtime_service));
-    server.start().await.unwrap();
-    let raw = ttrpc::r#async::Client::new(Socket::new(m.plugin_service));
-    let registered = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("plugin registers").unwrap();
-    RuntimeSide { plugin: PluginClient::new(raw.clone()), raw, registered, socket: m.done, _server: server }
-}
 
 struct Setup {
     listener: UnixListener,
@@ -102,14 +62,11 @@ fn start() -> Setup {
 }
 
 fn create_req(image: &str) -> CreateContainerRequest {
-    let mut c = Container { id: "c1".into(), name: "main".into(), ..Default::default() };
-    c.annotations.insert(IMAGE_NAME_ANNOTATION.into(), image.into());
-    let p = PodSandbox { name: "pod".into(), namespace: "default".into(), ..Default::default() };
-    CreateContainerRequest { container: Some(c).into(), pod: Some(p).into(), ..Default::default() }
+    create_request(image, "default")
 }
 
-fn ctx(ms: u64) -> context::Context {
-    context::with_timeout(Duration::from_millis(ms).as_nanos() as i64)
+fn ctx(ms: u64) -> ttrpc::context::Context {
+    runtime_side::ctx(Duration::from_millis(ms))
 }
 
 #[tokio::test]

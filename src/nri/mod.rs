@@ -3,6 +3,7 @@
 //! - [`mux`]: the two logical ttrpc streams carried over the one NRI socket.
 //! - [`protocol`]: wire types generated from our own `proto/nri.proto`.
 //! - [`handler`]: the Plugin service (Configure, Synchronize, CreateContainer, Shutdown).
+//! - [`runtime_side`]: the runtime's end of the socket, for tests and the benchmark driver.
 //!
 //! Two ways in: *external* (a daemon dials `/var/run/nri/nri.sock` and redials with backoff
 //! whenever the runtime restarts) and *pre-installed* (the runtime starts
@@ -12,6 +13,7 @@
 pub mod handler;
 pub mod mux;
 pub mod protocol;
+pub mod runtime_side;
 
 use std::os::fd::{FromRawFd, RawFd};
 use std::path::PathBuf;

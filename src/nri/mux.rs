@@ -17,7 +17,7 @@ pub const PLUGIN_SERVICE_CONN: u32 = 1;
 /// Logical connection on which the plugin calls the runtime (plugin is the ttrpc client).
 pub const RUNTIME_SERVICE_CONN: u32 = 2;
 
-const HEADER_LEN: usize = 8;
+pub const HEADER_LEN: usize = 8;
 /// NRI v0.6.1 refuses to send or accept payloads above 16 MiB; anything larger is a broken
 /// or hostile peer, and reading it would let the peer make us allocate without bound.
 pub const MAX_PAYLOAD: usize = 1 << 24;
