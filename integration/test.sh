@@ -30,3 +30,6 @@ bash "$REPO/integration/e2e.sh"
 
 say "packages: .deb installed with dpkg, .rpm inspected"
 bash "$REPO/integration/package.sh"
+
+say "fuzzing: a short run of every target"
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} bash "$REPO/integration/fuzz.sh"
