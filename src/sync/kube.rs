@@ -142,10 +142,15 @@ pub async fn run(
                     }
                 }
                 _ = &mut refresh => {
-                    // Re-read Secrets even when no object changed.
+                    // Re-read Secrets even when no object changed (key rotation).
                     state.last_sent = None;
                     publish(&client, &config, &mut state, &tx).await;
-                    break;
+                    // Restart the watches only when the set of served kinds changed (a CRD
+                    // installed or removed); otherwise keep them, sparing the API server a relist.
+                    match discover(&client).await {
+                        Ok(now) if now == serving => refresh.as_mut().reset(tokio::time::Instant::now() + REFRESH),
+                        _ => break,
+                    }
                 }
                 _ = shutdown.changed() => return,
             }
