@@ -15,6 +15,13 @@ cargo build --release --locked -q --bin signet --example nri_bench
 REL=$REPO/target/release/signet
 DRIVER=$REPO/target/release/examples/nri_bench
 B=$WORK/bench; rm -rf "$B"; mkdir -p "$B/policies"
+# The bench images share content with probe/signed; left in containerd's store they would
+# become that content's first reference and change what the e2e suite sees. Remove them.
+cleanup_bench() {
+  stop_signet
+  ctr -n k8s.io images ls -q 2>/dev/null | grep "/bench/" | xargs -r ctr -n k8s.io images rm >/dev/null 2>&1 || true
+}
+trap cleanup_bench EXIT
 RESULTS=$B/results.json
 
 say "fixtures: 20 repositories of cosign-signed content, 100 policies"

@@ -384,9 +384,14 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
     let mut out = Namespaces::default();
     if let Some(m) = &rule.match_ {
         // `any`: the rule covers the union; only if every entry names namespaces is it narrower.
-        let entries: Vec<&BTreeMap<String, Value>> =
-            m.any.iter().filter_map(|e| e.resources.as_ref()).chain(m.resources.as_ref()).collect();
-        let lists: Vec<Vec<String>> = entries.iter().map(|r| names(r)).collect();
+        // An entry without `resources` (say, only `subjects`) covers every namespace, so it
+        // counts as an empty list: no narrowing.
+        let lists: Vec<Vec<String>> = m
+            .any
+            .iter()
+            .map(|e| e.resources.as_ref().map(names).unwrap_or_default())
+            .chain(m.resources.as_ref().map(names))
+            .collect();
         if !lists.is_empty() && lists.iter().all(|l| !l.is_empty()) {
             let all: Vec<String> = lists.into_iter().flatten().collect();
             if all.iter().all(is_plain) {
@@ -419,4 +424,28 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(yaml: &str) -> Rule {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn namespaces_narrow_only_when_every_match_entry_names_them() {
+        let mut notes = Vec::new();
+        let r = rule("name: r\nmatch: {any: [{resources: {namespaces: [a]}}, {resources: {namespaces: [b]}}]}\n");
+        assert_eq!(namespaces(&r, &mut notes).include, ["a", "b"]);
+        let r = rule("name: r\nmatch: {any: [{resources: {namespaces: [a]}}, {subjects: [{kind: User, name: u}]}]}\n");
+        assert!(namespaces(&r, &mut notes).include.is_empty(), "an entry without resources covers all");
+        let r = rule("name: r\nmatch: {any: [{resources: {namespaces: [\"prod-*\"]}}]}\n");
+        assert!(namespaces(&r, &mut notes).include.is_empty(), "wildcards widen to all namespaces");
+        let r = rule(
+            "name: r\nexclude: {any: [{resources: {namespaces: [kube-system], selector: {matchLabels: {a: b}}}}]}\n",
+        );
+        assert!(namespaces(&r, &mut notes).exclude.is_empty(), "a partial exclude is not applied");
+    }
 }
