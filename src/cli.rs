@@ -320,7 +320,7 @@ fn verify(args: VerifyArgs) -> ExitCode {
     };
     // With cluster policy on, the node enforces the last-known-good cluster snapshot too.
     if settings.cluster_policy {
-        if let Some(c) = crate::sync::kube::load_last_known_good(&settings.state_dir.join("cluster-policy.json")) {
+        if let Some(c) = crate::sync::kube::load_last_known_good(&settings.lkg_path()) {
             policies.extend(c.policies);
         }
     }

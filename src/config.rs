@@ -162,6 +162,11 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The last-known-good snapshot of cluster policy.
+    pub fn lkg_path(&self) -> PathBuf {
+        self.state_dir.join("cluster-policy.json")
+    }
+
     /// Settings that changed between `self` and `new` and only take effect on restart.
     /// (`mode`, `no_match` and `policy_dir` apply live.)
     pub fn restart_needed(&self, new: &Settings) -> Vec<&'static str> {

@@ -58,7 +58,7 @@ pub async fn run(settings: Settings, source: ConfigSource) -> anyhow::Result<()>
     };
     let (cluster_tx, mut cluster_rx) = tokio::sync::mpsc::channel(4);
     let cluster_start = if settings.cluster_policy {
-        let lkg_path = settings.state_dir.join("cluster-policy.json");
+        let lkg_path = settings.lkg_path();
         // The snapshot from the last complete sync is in force before the API server answers.
         let lkg = sync::kube::load_last_known_good(&lkg_path);
         let config = sync::kube::ClusterConfig {

@@ -222,15 +222,15 @@ fn log_decision(req: &CreateContainerRequest, d: &Decision, elapsed: Duration) {
     match d.outcome {
         Outcome::Allowed => tracing::info!(
             image = %d.image, digest, namespace = fields.0, pod = fields.1, container = fields.2,
-            policy = %policies, result = "allowed", cached = d.cached, ms, reason = %d.reason, "decision"
+            policy = %policies, result = d.outcome.as_str(), cached = d.cached, ms, reason = %d.reason, "decision"
         ),
         Outcome::Warned => tracing::warn!(
             image = %d.image, digest, namespace = fields.0, pod = fields.1, container = fields.2,
-            policy = %policies, result = "warned", cached = d.cached, ms, reason = %d.reason, "decision"
+            policy = %policies, result = d.outcome.as_str(), cached = d.cached, ms, reason = %d.reason, "decision"
         ),
         Outcome::Denied => tracing::warn!(
             image = %d.image, digest, namespace = fields.0, pod = fields.1, container = fields.2,
-            policy = %policies, result = "denied", cached = d.cached, ms, reason = %d.reason, "decision"
+            policy = %policies, result = d.outcome.as_str(), cached = d.cached, ms, reason = %d.reason, "decision"
         ),
     }
 }

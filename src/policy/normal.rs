@@ -47,6 +47,23 @@ pub enum Pattern {
     Wildcard(String),
 }
 
+impl NormalPolicy {
+    /// Every key check of every requirement.
+    pub fn key_checks(&self) -> impl Iterator<Item = &KeyCheck> {
+        self.requirements.iter().flat_map(|r| &r.authorities).filter_map(|a| match &a.check {
+            Check::Key(k) => Some(k),
+            _ => None,
+        })
+    }
+
+    pub fn key_checks_mut(&mut self) -> impl Iterator<Item = &mut KeyCheck> {
+        self.requirements.iter_mut().flat_map(|r| &mut r.authorities).filter_map(|a| match &mut a.check {
+            Check::Key(k) => Some(k),
+            _ => None,
+        })
+    }
+}
+
 impl From<Pattern> for BTreeMap<String, String> {
     fn from(p: Pattern) -> Self {
         match p {

@@ -313,15 +313,9 @@ impl KeySource for Secrets {
 
 async fn fetch_secrets(client: &Client, policies: &[NormalPolicy]) -> Secrets {
     let mut wanted = BTreeSet::new();
-    for p in policies {
-        for r in &p.requirements {
-            for a in &r.authorities {
-                if let crate::policy::normal::Check::Key(k) = &a.check {
-                    if let KeyRef::Secret { namespace, name, .. } = &k.key {
-                        wanted.insert((namespace.clone(), name.clone()));
-                    }
-                }
-            }
+    for k in policies.iter().flat_map(NormalPolicy::key_checks) {
+        if let KeyRef::Secret { namespace, name, .. } = &k.key {
+            wanted.insert((namespace.clone(), name.clone()));
         }
     }
     let mut out = HashMap::new();
@@ -349,14 +343,10 @@ async fn fetch_secrets(client: &Client, policies: &[NormalPolicy]) -> Secrets {
 /// Replace Secret references that resolve with the PEM itself, so the last-known-good
 /// file enforces the same keys without the API server.
 fn inline_secrets(mut p: NormalPolicy, secrets: &Secrets) -> NormalPolicy {
-    for r in &mut p.requirements {
-        for a in &mut r.authorities {
-            if let crate::policy::normal::Check::Key(k) = &mut a.check {
-                if let KeyRef::Secret { namespace, name, key } = &k.key {
-                    if let Ok(Some(pem)) = secrets.secret(namespace, name, key.as_deref()) {
-                        k.key = KeyRef::Pem(pem);
-                    }
-                }
+    for k in p.key_checks_mut() {
+        if let KeyRef::Secret { namespace, name, key } = &k.key {
+            if let Ok(Some(pem)) = secrets.secret(namespace, name, key.as_deref()) {
+                k.key = KeyRef::Pem(pem);
             }
         }
     }

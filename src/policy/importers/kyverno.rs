@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_spec, split_pem_keys, Imported, Meta};
+use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta};
 use crate::policy::model::{Mode, Namespaces};
 use crate::policy::normal::{Check, KeyCheck, KeyRef, NormalAuthority, NormalPolicy, NormalRequirement, Pattern};
 
@@ -361,15 +361,7 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String
     } else {
         split_pem_keys(text).map_err(|e| format!("keys.publicKeys: {e}"))?
     };
-    let several = pems.len() > 1;
-    Ok(pems
-        .into_iter()
-        .enumerate()
-        .map(|(n, pem)| {
-            let name = if several { format!("{label}#{n}") } else { label.to_string() };
-            NormalAuthority::new(name, Check::Key(KeyCheck { key: KeyRef::Pem(pem), rekor: rekor.clone() }))
-        })
-        .collect())
+    Ok(pem_authorities(label, &pems, rekor))
 }
 
 /// Namespaces a rule is limited to, from what the node can evaluate.
@@ -405,21 +397,16 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
         }
     }
     if let Some(x) = &rule.exclude {
-        let entries = x.any.iter().chain(x.all.iter());
-        for entry in entries {
-            let Some(r) = &entry.resources else { continue };
-            let only_namespaces = entry.other.is_empty() && r.keys().all(|k| k == "namespaces" || k == "kinds");
+        // An exclusion the node can evaluate names plain namespaces and nothing else (kinds
+        // aside); `exclude.resources` is the legacy form of one such entry.
+        let entries =
+            x.any.iter().chain(x.all.iter()).filter_map(|e| e.resources.as_ref().map(|r| (r, e.other.is_empty())));
+        for (r, no_other_filters) in entries.chain(x.resources.as_ref().map(|r| (r, true))) {
             let ns = names(r);
-            if only_namespaces && ns.iter().all(is_plain) {
+            if no_other_filters && r.keys().all(|k| k == "namespaces" || k == "kinds") && ns.iter().all(is_plain) {
                 out.exclude.extend(ns);
             } else {
                 notes.push(format!("rule {}: an exclude entry the node cannot evaluate is not applied", rule.name));
-            }
-        }
-        if let Some(r) = &x.resources {
-            let ns = names(r);
-            if r.keys().all(|k| k == "namespaces" || k == "kinds") && ns.iter().all(is_plain) {
-                out.exclude.extend(ns);
             }
         }
     }

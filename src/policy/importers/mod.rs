@@ -14,7 +14,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::normal::NormalPolicy;
+use super::normal::{Check, KeyCheck, KeyRef, NormalAuthority, NormalPolicy};
 
 pub mod kyverno;
 pub mod portieris;
@@ -152,6 +152,17 @@ pub(crate) fn parse_spec<T: DeserializeOwned>(spec: Value) -> Result<T, Vec<Stri
         return Err(vec!["spec is missing".into()]);
     }
     serde_json::from_value(spec).map_err(|e| vec![format!("spec: {e}")])
+}
+
+/// One key authority per PEM key; with several, each is named `label#n`.
+pub(crate) fn pem_authorities(label: &str, pems: &[String], rekor: Option<String>) -> Vec<NormalAuthority> {
+    pems.iter()
+        .enumerate()
+        .map(|(n, pem)| {
+            let name = if pems.len() == 1 { label.to_string() } else { format!("{label}#{n}") };
+            NormalAuthority::new(name, Check::Key(KeyCheck { key: KeyRef::Pem(pem.clone()), rekor: rekor.clone() }))
+        })
+        .collect()
 }
 
 /// Split PEM text holding several public keys into one text per key (Kyverno and Tanzu

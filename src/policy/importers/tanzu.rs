@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_spec, split_pem_keys, Imported, Meta};
+use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta};
 use crate::policy::model::Namespaces;
-use crate::policy::normal::{Check, KeyCheck, KeyRef, NormalAuthority, NormalPolicy, NormalRequirement, Pattern};
+use crate::policy::normal::{NormalPolicy, NormalRequirement, Pattern};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -91,13 +91,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         let mut authorities = Vec::new();
         for k in &image.keys {
             match keys.get(k.name.as_str()) {
-                Some(pems) => {
-                    for (n, pem) in pems.iter().enumerate() {
-                        let name = if pems.len() == 1 { k.name.clone() } else { format!("{}#{n}", k.name) };
-                        let check = Check::Key(KeyCheck { key: KeyRef::Pem(pem.clone()), rekor: None });
-                        authorities.push(NormalAuthority::new(name, check));
-                    }
-                }
+                Some(pems) => authorities.extend(pem_authorities(&k.name, pems, None)),
                 None => errors.push(format!(
                     "spec.verification.images[{i}] ({}): key {:?} is not declared in spec.verification.keys",
                     image.name_pattern, k.name
