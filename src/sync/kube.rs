@@ -72,6 +72,8 @@ struct Watched {
     last_sent: Option<Vec<NormalPolicy>>,
     /// Status last written per object, to write only on change.
     reported: HashMap<ObjectKey, (i64, bool, String)>,
+    /// Secrets referenced by the current policies, as last read.
+    secrets: Secrets,
 }
 
 /// Run until `shutdown`: discover, watch, publish. Errors talking to the API server are
@@ -89,6 +91,7 @@ pub async fn run(
         serving: Vec::new(),
         last_sent: None,
         reported: HashMap::new(),
+        secrets: Secrets(HashMap::new()),
     };
     let mut backoff = Duration::from_millis(500);
     loop {
@@ -143,6 +146,7 @@ pub async fn run(
                 }
                 _ = &mut refresh => {
                     // Re-read Secrets even when no object changed (key rotation).
+                    state.secrets.0.clear();
                     state.last_sent = None;
                     publish(&client, &config, &mut state, &tx).await;
                     // Restart the watches only when the set of served kinds changed (a CRD
@@ -259,13 +263,14 @@ async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, t
         return;
     }
     let normal: Vec<NormalPolicy> = state.objects.values().filter_map(|e| e.last_good.clone()).flatten().collect();
-    let secrets = fetch_secrets(client, &normal).await;
+    fetch_secrets(client, &normal, &mut state.secrets).await;
+    let secrets = &state.secrets;
     let mut inlined = Vec::new();
     let mut policies = Vec::new();
     let mut problems: HashMap<String, Vec<String>> = HashMap::new();
     for p in normal {
-        let p = inline_secrets(p, &secrets);
-        match compile(&p, &secrets) {
+        let p = inline_secrets(p, secrets);
+        match compile(&p, secrets) {
             Ok(c) => {
                 for w in &c.warnings {
                     tracing::warn!(policy = %p.name, warning = %w, "policy part fails closed on this node");
@@ -294,7 +299,7 @@ async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, t
     }
 }
 
-/// Secrets referenced by policies, read now. Missing or unreadable ones are absent.
+/// Secrets referenced by policies, as last read. Missing or unreadable ones are absent.
 struct Secrets(HashMap<(String, String), BTreeMap<String, String>>);
 
 impl KeySource for Secrets {
@@ -311,15 +316,20 @@ impl KeySource for Secrets {
     }
 }
 
-async fn fetch_secrets(client: &Client, policies: &[NormalPolicy]) -> Secrets {
+/// Bring `secrets` in line with what `policies` reference: drop the unreferenced, read the
+/// ones not held yet. Held Secrets are re-read only on the periodic refresh (which empties
+/// the cache), so a burst of watch events does not become a burst of Secret reads.
+async fn fetch_secrets(client: &Client, policies: &[NormalPolicy], secrets: &mut Secrets) {
     let mut wanted = BTreeSet::new();
     for k in policies.iter().flat_map(NormalPolicy::key_checks) {
         if let KeyRef::Secret { namespace, name, .. } = &k.key {
             wanted.insert((namespace.clone(), name.clone()));
         }
     }
-    let mut out = HashMap::new();
-    for (ns, name) in wanted {
+    let out = &mut secrets.0;
+    out.retain(|k, _| wanted.contains(k));
+    let missing: Vec<(String, String)> = wanted.into_iter().filter(|k| !out.contains_key(k)).collect();
+    for (ns, name) in missing {
         let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
         match tokio::time::timeout(SECRET_TIMEOUT, api.get_opt(&name)).await {
             Ok(Ok(Some(secret))) => {
@@ -337,7 +347,6 @@ async fn fetch_secrets(client: &Client, policies: &[NormalPolicy]) -> Secrets {
             Err(_) => tracing::warn!(namespace = %ns, secret = %name, "reading referenced Secret timed out"),
         }
     }
-    Secrets(out)
 }
 
 /// Replace Secret references that resolve with the PEM itself, so the last-known-good
