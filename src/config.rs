@@ -22,6 +22,8 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error(transparent)]
+    TrustRoot(#[from] crate::verify::trust::TrustError),
 }
 
 /// Everything settable in the file; all optional so flags can fill gaps.
@@ -62,6 +64,9 @@ pub struct FileConfig {
     /// Post a Kubernetes Event on the pod for each denial (needs cluster access; RBAC create
     /// on events.k8s.io events).
     pub events: Option<bool>,
+    /// A Sigstore trusted_root.json (CA certificates, Rekor and CT log keys) for keyless and
+    /// transparency-log checks. Read from disk only: the node never fetches trust material.
+    pub trust_root: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -110,7 +115,8 @@ impl FileConfig {
             admin_address,
             sandbox_image,
             containerd_config,
-            events
+            events,
+            trust_root
         );
         self
     }
@@ -131,7 +137,11 @@ impl ConfigSource {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
-        Ok(Settings::from(file.overlay(self.flags.clone())))
+        let mut settings = Settings::from(file.overlay(self.flags.clone()));
+        if let Some(path) = &settings.trust_root {
+            settings.enforcer.trust = std::sync::Arc::new(crate::verify::trust::TrustRoot::load(path)?);
+        }
+        Ok(settings)
     }
 }
 
@@ -159,6 +169,8 @@ pub struct Settings {
     pub sandbox_image: Option<String>,
     pub containerd_config: PathBuf,
     pub events: bool,
+    /// Loaded into `enforcer.trust` by [`ConfigSource::load`].
+    pub trust_root: Option<PathBuf>,
 }
 
 impl Settings {
@@ -190,8 +202,12 @@ impl Settings {
             admin_address,
             sandbox_image,
             containerd_config,
-            events
+            events,
+            trust_root
         );
+        if self.enforcer.trust.version != new.enforcer.trust.version {
+            out.push("trust root content");
+        }
         if self.enforcer.cache_capacity != new.enforcer.cache_capacity
             || self.enforcer.allow_ttl != new.enforcer.allow_ttl
             || self.enforcer.deny_ttl != new.enforcer.deny_ttl
@@ -236,6 +252,7 @@ impl From<FileConfig> for Settings {
                 allow_ttl: f.cache_allow_ttl_seconds.map(Duration::from_secs).unwrap_or(defaults.allow_ttl),
                 deny_ttl: f.cache_deny_ttl_seconds.map(Duration::from_secs).unwrap_or(defaults.deny_ttl),
                 error_ttl: defaults.error_ttl,
+                trust: defaults.trust,
             },
             log_format: f.log_format,
             cluster_policy: f.cluster_policy.unwrap_or(false),
@@ -250,6 +267,7 @@ impl From<FileConfig> for Settings {
             sandbox_image: f.sandbox_image,
             containerd_config: f.containerd_config.unwrap_or_else(|| "/etc/containerd/config.toml".into()),
             events: f.events.unwrap_or(false),
+            trust_root: f.trust_root,
         }
     }
 }

@@ -17,8 +17,8 @@ use tokio::sync::watch;
 use crate::cache::{Cache, Lookup};
 use crate::imagestore::{ImageStore, StoreError};
 use crate::policy::{Mode, NoMatchAction, PolicySet};
-use crate::registry::SignatureSource;
-use crate::verify;
+use crate::registry::{Artifact, SignatureSource};
+use crate::verify::{self, trust::TrustRoot};
 
 /// What the runtime told us about the container's image.
 #[derive(Debug, Clone, Default)]
@@ -111,6 +111,8 @@ struct CacheKey {
     repository: String,
     digest: String,
     policy_hash: String,
+    /// The trust root's content hash: new CA or log keys must not serve old verdicts.
+    trust_version: String,
     /// Which policies applied: namespaces can select different ones for the same image,
     /// while pods in namespaces with the same policies still share one verification.
     matched: Vec<String>,
@@ -125,6 +127,8 @@ pub struct EnforcerConfig {
     pub allow_ttl: Duration,
     pub deny_ttl: Duration,
     pub error_ttl: Duration,
+    /// CA certificates and log keys for keyless and transparency-log checks.
+    pub trust: Arc<TrustRoot>,
 }
 
 impl Default for EnforcerConfig {
@@ -135,6 +139,7 @@ impl Default for EnforcerConfig {
             allow_ttl: Duration::from_secs(3600),
             deny_ttl: Duration::from_secs(60),
             error_ttl: Duration::from_secs(5),
+            trust: Arc::new(TrustRoot::empty()),
         }
     }
 }
@@ -146,6 +151,7 @@ pub struct Enforcer {
     cache: Cache<CacheKey, Verdict>,
     /// Node-wide warn mode; switchable by a config reload.
     warn_mode: AtomicBool,
+    trust: Arc<TrustRoot>,
 }
 
 impl Enforcer {
@@ -166,7 +172,7 @@ impl Enforcer {
             })
         });
         let warn_mode = AtomicBool::new(config.mode == Mode::Warn);
-        Self { store, source, policy, cache: Cache::new(config.cache_capacity, ttl), warn_mode }
+        Self { store, source, policy, cache: Cache::new(config.cache_capacity, ttl), warn_mode, trust: config.trust }
     }
 
     /// Switch the node-wide mode (config reload). Cached verdicts stay valid: the mode is
@@ -246,25 +252,46 @@ impl Enforcer {
             repository: repository.clone(),
             digest: digest.clone(),
             policy_hash: policy.hash.clone(),
+            trust_version: self.trust.version.clone(),
             matched: d.policies.clone(),
         };
         let budget = deadline.saturating_duration_since(Instant::now());
         let source = Arc::clone(&self.source);
         let snapshot = Arc::clone(&policy);
+        let trust = Arc::clone(&self.trust);
         let lookup = self
             .cache
             .get_or_compute(key, budget, move || async move {
                 // The closure outlives this call, so it matches again on its own snapshot.
                 let matched = snapshot.matching(&full, &repository, namespace.as_deref());
                 let started = Instant::now();
-                let sigs = if verify::needs_signatures(&matched) {
-                    Some(source.signatures(&reference, &digest).await)
-                } else {
-                    None
+                let needs = verify::needs(&matched);
+                let fetch = |what| {
+                    let (source, reference, digest) = (&source, &reference, &digest);
+                    async move { source.signatures(reference, digest, what).await }
                 };
-                let transient = matches!(sigs, Some(Err(_)));
+                let (signatures, attestations) = tokio::join!(
+                    async {
+                        if needs.signatures {
+                            Some(fetch(Artifact::Signatures).await)
+                        } else {
+                            None
+                        }
+                    },
+                    async {
+                        if needs.attestations {
+                            Some(fetch(Artifact::Attestations).await)
+                        } else {
+                            None
+                        }
+                    },
+                );
+                let evidence = verify::Evidence { signatures, attestations };
+                let transient =
+                    matches!(evidence.signatures, Some(Err(_))) || matches!(evidence.attestations, Some(Err(_)));
                 crate::admin::metrics().verification(started.elapsed(), transient);
-                let eval = verify::evaluate(&matched, sigs.as_ref(), &digest);
+                let cx = verify::Context { trust: &trust, now: verify::Context::now_secs() };
+                let eval = verify::evaluate(&matched, &evidence, &digest, cx);
                 let reason =
                     if eval.failures.is_empty() { eval.satisfied.join("; ") } else { eval.failures.join("; ") };
                 Verdict { allowed: eval.allowed, warned: eval.warned, reason, transient }
@@ -385,7 +412,7 @@ mod tests {
         let p = Policy::any_of(
             "probe",
             vec![ImageGlob::new("reg.io/probe/**").unwrap()],
-            vec![Authority { name: "team".into(), kind: AuthorityKind::Key(key.trusted()) }],
+            vec![Authority { name: "team".into(), kind: AuthorityKind::key(key.trusted()) }],
             mode,
         );
         PolicySet::new(vec![p], no_match, format!("{mode}{}", key.trusted().fingerprint).as_bytes())

@@ -20,7 +20,35 @@ use oci_client::Reference;
 use sha2::{Digest, Sha256};
 
 pub const SIGNATURE_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+pub const ATTESTATION_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
+pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+
+/// What cosign attaches to an image digest, each under its own tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Artifact {
+    /// `sha256-<hex>.sig`: simple-signing payloads, signature in an annotation.
+    Signatures,
+    /// `sha256-<hex>.att`: DSSE envelopes with in-toto statements, signed inside.
+    Attestations,
+}
+
+impl Artifact {
+    fn suffix(self) -> &'static str {
+        match self {
+            Artifact::Signatures => "sig",
+            Artifact::Attestations => "att",
+        }
+    }
+    fn media_type(self) -> &'static str {
+        match self {
+            Artifact::Signatures => SIGNATURE_MEDIA_TYPE,
+            Artifact::Attestations => ATTESTATION_MEDIA_TYPE,
+        }
+    }
+}
 
 /// Bounds on what a registry may make us download for one image.
 #[derive(Clone, Copy, Debug)]
@@ -39,12 +67,17 @@ impl Default for Limits {
 }
 
 /// One signature layer as found in the registry, not yet trusted in any way.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SignatureLayer {
-    /// The simple-signing payload bytes, exactly as signed.
+    /// The layer bytes exactly as signed: a simple-signing payload, or a DSSE envelope.
     pub payload: Vec<u8>,
-    /// The base64 signature from the layer annotation.
+    /// The base64 signature from the layer annotation (empty for attestations).
     pub signature: String,
+    /// Keyless: the signing certificate (PEM) and the chain that helps build its path.
+    pub certificate: Option<String>,
+    pub chain: Option<String>,
+    /// The transparency-log entry with its signed timestamp (JSON).
+    pub bundle: Option<String>,
 }
 
 /// What was found at the signature location for one image digest.
@@ -79,17 +112,26 @@ pub enum RegistryError {
 /// Where signatures come from.
 #[async_trait]
 pub trait SignatureSource: Send + Sync {
-    /// Signatures for `digest` in the repository of `image`.
-    async fn signatures(&self, image: &Reference, digest: &str) -> Result<Signatures, RegistryError>;
+    /// Signatures or attestations for `digest` in the repository of `image`.
+    async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError>;
 }
 
 /// The `.sig` tag reference for an image digest.
 pub fn signature_reference(image: &Reference, digest: &str) -> Result<Reference, RegistryError> {
+    artifact_reference(image, digest, Artifact::Signatures)
+}
+
+/// The `.sig` or `.att` tag reference for an image digest.
+pub fn artifact_reference(image: &Reference, digest: &str, what: Artifact) -> Result<Reference, RegistryError> {
     let hex = digest
         .strip_prefix("sha256:")
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| RegistryError::BadReference(format!("{}@{digest}", image.repository())))?;
-    Ok(Reference::with_tag(image.registry().to_string(), image.repository().to_string(), format!("sha256-{hex}.sig")))
+    Ok(Reference::with_tag(
+        image.registry().to_string(),
+        image.repository().to_string(),
+        format!("sha256-{hex}.{}", what.suffix()),
+    ))
 }
 
 /// Registry client on oci-client.
@@ -113,18 +155,18 @@ impl OciSignatureSource {
         Self { client: oci_client::Client::new(config), limits, timeout }
     }
 
-    async fn fetch(&self, sig_ref: &Reference, location: &str) -> Result<Signatures, RegistryError> {
+    async fn fetch(&self, sig_ref: &Reference, location: &str, what: Artifact) -> Result<Signatures, RegistryError> {
         let accepted = [oci_client::manifest::OCI_IMAGE_MEDIA_TYPE, oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE];
         let raw = match self.client.pull_manifest_raw(sig_ref, &RegistryAuth::Anonymous, &accepted).await {
             Ok((raw, _digest)) => raw,
             Err(e) if is_not_found(&e) => return Ok(Signatures { location: location.to_string(), layers: Vec::new() }),
             Err(e) => return Err(RegistryError::Request { location: location.to_string(), message: e.to_string() }),
         };
-        let sig_layers = signature_layers(&raw, &self.limits, location)?;
+        let sig_layers = artifact_layers(&raw, &self.limits, location, what)?;
         let mut layers = Vec::with_capacity(sig_layers.len());
-        for (desc, signature) in sig_layers {
-            let payload = self.fetch_payload(sig_ref, &desc, location).await?;
-            layers.push(SignatureLayer { payload, signature });
+        for (desc, mut layer) in sig_layers {
+            layer.payload = self.fetch_payload(sig_ref, &desc, location).await?;
+            layers.push(layer);
         }
         Ok(Signatures { location: location.to_string(), layers })
     }
@@ -167,13 +209,24 @@ impl OciSignatureSource {
 }
 
 /// The signature layers of a `.sig` manifest, with their signatures, within the limits.
-/// Pure over untrusted bytes (fuzzed): size first, then parse, then the count cap. A layer
-/// without a signature annotation cannot satisfy anything and is skipped, not downloaded.
 pub fn signature_layers(
     raw: &[u8],
     limits: &Limits,
     location: &str,
-) -> Result<Vec<(OciDescriptor, String)>, RegistryError> {
+) -> Result<Vec<(OciDescriptor, SignatureLayer)>, RegistryError> {
+    artifact_layers(raw, limits, location, Artifact::Signatures)
+}
+
+/// The layers of a `.sig` or `.att` manifest with their annotations (payloads not yet
+/// fetched), within the limits. Pure over untrusted bytes (fuzzed): size first, then parse,
+/// then the count cap. A signature layer without a signature annotation cannot satisfy
+/// anything and is skipped, not downloaded.
+pub fn artifact_layers(
+    raw: &[u8],
+    limits: &Limits,
+    location: &str,
+    what: Artifact,
+) -> Result<Vec<(OciDescriptor, SignatureLayer)>, RegistryError> {
     if raw.len() > limits.max_manifest_bytes {
         return Err(RegistryError::ManifestTooLarge {
             location: location.to_string(),
@@ -184,7 +237,7 @@ pub fn signature_layers(
     let manifest: OciImageManifest = serde_json::from_slice(raw)
         .map_err(|e| RegistryError::Malformed { location: location.to_string(), message: e.to_string() })?;
     let sig_layers: Vec<OciDescriptor> =
-        manifest.layers.into_iter().filter(|l| l.media_type == SIGNATURE_MEDIA_TYPE).collect();
+        manifest.layers.into_iter().filter(|l| l.media_type == what.media_type()).collect();
     if sig_layers.len() > limits.max_signatures {
         return Err(RegistryError::TooManySignatures {
             location: location.to_string(),
@@ -195,8 +248,19 @@ pub fn signature_layers(
     Ok(sig_layers
         .into_iter()
         .filter_map(|d| {
-            let sig = d.annotations.as_ref().and_then(|a| a.get(SIGNATURE_ANNOTATION)).cloned()?;
-            Some((d, sig))
+            let get = |k: &str| d.annotations.as_ref().and_then(|a| a.get(k)).cloned();
+            let signature = match (what, get(SIGNATURE_ANNOTATION)) {
+                (Artifact::Signatures, None) => return None,
+                (_, sig) => sig.unwrap_or_default(),
+            };
+            let layer = SignatureLayer {
+                payload: Vec::new(),
+                signature,
+                certificate: get(CERTIFICATE_ANNOTATION).filter(|c| !c.is_empty()),
+                chain: get(CHAIN_ANNOTATION).filter(|c| !c.is_empty()),
+                bundle: get(BUNDLE_ANNOTATION).filter(|c| !c.is_empty()),
+            };
+            Some((d, layer))
         })
         .collect())
 }
@@ -214,20 +278,22 @@ fn is_not_found(e: &OciDistributionError) -> bool {
 
 #[async_trait]
 impl SignatureSource for OciSignatureSource {
-    async fn signatures(&self, image: &Reference, digest: &str) -> Result<Signatures, RegistryError> {
-        let sig_ref = signature_reference(image, digest)?;
+    async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError> {
+        let sig_ref = artifact_reference(image, digest, what)?;
         let location = sig_ref.whole();
-        match tokio::time::timeout(self.timeout, self.fetch(&sig_ref, &location)).await {
+        match tokio::time::timeout(self.timeout, self.fetch(&sig_ref, &location, what)).await {
             Ok(r) => r,
             Err(_) => Err(RegistryError::Timeout { location, timeout: self.timeout }),
         }
     }
 }
 
+type FakeAnswers = std::collections::HashMap<(Artifact, String), Result<Vec<SignatureLayer>, RegistryError>>;
+
 /// In-memory signature source for tests: canned answers per digest, and a call counter.
 #[derive(Default)]
 pub struct FakeSignatureSource {
-    answers: std::sync::Mutex<std::collections::HashMap<String, Result<Vec<SignatureLayer>, RegistryError>>>,
+    answers: std::sync::Mutex<FakeAnswers>,
     delay: std::sync::Mutex<Duration>,
     pub calls: std::sync::atomic::AtomicUsize,
 }
@@ -237,7 +303,10 @@ impl FakeSignatureSource {
         Arc::new(Self::default())
     }
     pub fn set(&self, digest: &str, answer: Result<Vec<SignatureLayer>, RegistryError>) {
-        self.answers.lock().unwrap().insert(digest.to_string(), answer);
+        self.set_artifact(Artifact::Signatures, digest, answer)
+    }
+    pub fn set_artifact(&self, what: Artifact, digest: &str, answer: Result<Vec<SignatureLayer>, RegistryError>) {
+        self.answers.lock().unwrap().insert((what, digest.to_string()), answer);
     }
     /// Make every fetch take this long (to exercise deadlines).
     pub fn set_delay(&self, d: Duration) {
@@ -247,14 +316,14 @@ impl FakeSignatureSource {
 
 #[async_trait]
 impl SignatureSource for FakeSignatureSource {
-    async fn signatures(&self, image: &Reference, digest: &str) -> Result<Signatures, RegistryError> {
+    async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError> {
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let delay = *self.delay.lock().unwrap();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let location = signature_reference(image, digest)?.whole();
-        let answer = self.answers.lock().unwrap().get(digest).cloned().unwrap_or(Ok(Vec::new()));
+        let location = artifact_reference(image, digest, what)?.whole();
+        let answer = self.answers.lock().unwrap().get(&(what, digest.to_string())).cloned().unwrap_or(Ok(Vec::new()));
         answer.map(|layers| Signatures { location, layers })
     }
 }
@@ -301,7 +370,7 @@ mod tests {
     fn signature_layers_within_limits() {
         let limits = Limits::default();
         let got = signature_layers(&manifest(3, true), &limits, "loc").unwrap();
-        assert_eq!(got.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), ["sig0", "sig1", "sig2"]);
+        assert_eq!(got.iter().map(|(_, s)| s.signature.as_str()).collect::<Vec<_>>(), ["sig0", "sig1", "sig2"]);
         assert!(signature_layers(&manifest(3, false), &limits, "loc").unwrap().is_empty(), "unannotated skipped");
         let too_many = signature_layers(&manifest(limits.max_signatures + 1, true), &limits, "loc").unwrap_err();
         assert!(matches!(too_many, RegistryError::TooManySignatures { .. }), "{too_many}");

@@ -8,7 +8,9 @@ use p256::ecdsa::{signature::Signer, DerSignature, SigningKey};
 use p256::pkcs8::{EncodePublicKey, LineEnding};
 use signet::policy::TrustedKey;
 use signet::registry::{SignatureLayer, Signatures};
-use signet::verify::verify_key;
+use signet::policy::{SignedBy, Signer as By, Tlog};
+use signet::verify::trust::TrustRoot;
+use signet::verify::{verify_signatures, Context};
 
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
@@ -20,9 +22,12 @@ fuzz_target!(|data: &[u8]| {
     let layer = SignatureLayer {
         payload: data.to_vec(),
         signature: base64::engine::general_purpose::STANDARD.encode(sig.as_bytes()),
+        ..Default::default()
     };
     let sigs = Signatures { location: "fuzz".into(), layers: vec![layer] };
-    if verify_key(&sigs, DIGEST, &trusted).is_ok() {
+    let by = SignedBy { signer: By::Key(trusted), tlog: Tlog::Ignore, attestations: vec![] };
+    let trust = TrustRoot::empty();
+    if verify_signatures(&sigs, DIGEST, &by, Context { trust: &trust, now: 0 }).is_ok() {
         let v: serde_json::Value = serde_json::from_slice(data).expect("a verified payload is JSON");
         assert_eq!(v["critical"]["image"]["docker-manifest-digest"], DIGEST);
     }

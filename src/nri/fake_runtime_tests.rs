@@ -49,7 +49,7 @@ fn start() -> Setup {
     let policy = Policy::any_of(
         "app",
         vec![ImageGlob::new("reg.io/**").unwrap()],
-        vec![Authority { name: "k".into(), kind: AuthorityKind::Key(signer.trusted()) }],
+        vec![Authority { name: "k".into(), kind: AuthorityKind::key(signer.trusted()) }],
         Mode::Enforce,
     );
     let (policy_tx, rx) = watch::channel(PolicySet::new(vec![policy], NoMatchAction::Deny, b"t"));

@@ -46,11 +46,13 @@ pub fn explain(
     let matched = set.matching(&full, &repository, namespace);
     let action = if matched.is_empty() {
         set.no_match.to_string()
-    } else if verify::needs_signatures(&matched) {
+    } else if verify::needs(&matched) != verify::Needs::default() {
         "verify".to_string()
     } else {
-        // A dummy digest: without key authorities the digest plays no part.
-        let e = verify::evaluate(&matched, None, "sha256:0");
+        // A dummy digest and no trust: without signed authorities neither plays a part.
+        let trust = verify::trust::TrustRoot::empty();
+        let cx = verify::Context { trust: &trust, now: verify::Context::now_secs() };
+        let e = verify::evaluate(&matched, &verify::Evidence::default(), "sha256:0", cx);
         match (e.allowed, e.warned) {
             (false, _) => "deny",
             (true, true) => "warn",
@@ -78,6 +80,17 @@ pub fn explain(
     })
 }
 
+fn with_evidence(signer: String, rekor: &Option<String>, attestations: &[String]) -> String {
+    let mut out = signer;
+    if let Some(r) = rekor {
+        out.push_str(&format!(", in transparency log {r}"));
+    }
+    if !attestations.is_empty() {
+        out.push_str(&format!(", attestations {}", attestations.join(", ")));
+    }
+    out
+}
+
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ns = self.namespace.as_deref().map(|n| format!(" in namespace {n}")).unwrap_or_default();
@@ -97,10 +110,24 @@ impl fmt::Display for Explanation {
                                 KeyRef::Path(p) => format!("key file {}", p.display()),
                                 KeyRef::Secret { namespace, name, .. } => format!("key in Secret {namespace}/{name}"),
                             };
-                            match &k.rekor {
-                                Some(r) => format!("{key}, in transparency log {r}"),
-                                None => key,
-                            }
+                            with_evidence(key, &k.rekor, &k.attestations)
+                        }
+                        Check::Keyless(k) => {
+                            let ca = match &k.ca {
+                                None => "the node trust root's CAs".to_string(),
+                                Some(KeyRef::Pem(_)) => "an inline CA".to_string(),
+                                Some(KeyRef::Path(p)) => format!("CA file {}", p.display()),
+                                Some(KeyRef::Secret { namespace, name, .. }) => {
+                                    format!("CA in Secret {namespace}/{name}")
+                                }
+                            };
+                            let ids = serde_json::to_string(&k.identities).unwrap_or_default();
+                            let sct = if k.ignore_sct { ", SCT not checked" } else { ", SCT required" };
+                            with_evidence(
+                                format!("keyless from {ca}, identities {ids}{sct}"),
+                                &k.rekor,
+                                &k.attestations,
+                            )
                         }
                         Check::Static(s) => format!("static {}", serde_json::to_string(s).unwrap_or_default()),
                         Check::Unsupported(why) => format!("fails closed: {why}"),

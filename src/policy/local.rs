@@ -165,13 +165,11 @@ mod tests {
         write(
             d.path(),
             "k.yaml",
-            &POLICY
-                .replace("NAME", "k")
-                .replace("{static: {action: pass}}", "{keyless: {identities: [{issuer: i, subject: s}]}}"),
+            &POLICY.replace("NAME", "k").replace("{static: {action: pass}}", "{key: {kms: \"awskms:///alias/k\"}}"),
         );
         let loaded = load_dir(d.path()).unwrap();
         assert_eq!(loaded.policies.len(), 1);
-        assert!(loaded.warnings[0].contains("keyless"), "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("KMS"), "{:?}", loaded.warnings);
     }
 
     #[test]

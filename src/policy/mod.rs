@@ -18,7 +18,8 @@ pub mod model;
 pub mod normal;
 
 pub use model::{
-    Authority, AuthorityKind, Exclusive, Mode, Namespaces, NoMatchAction, Policy, PolicySet, Requirement, TrustedKey,
+    Authority, AuthorityKind, Exclusive, Keyless, Mode, Namespaces, NoMatchAction, Policy, PolicySet, Requirement,
+    SignedBy, Signer, Tlog, TrustedKey,
 };
 
 /// Why a policy could not be loaded. Every message names the file and what was wrong.

@@ -19,6 +19,8 @@ use sha2::{Digest, Sha256};
 use sigstore::crypto::CosignVerificationKey;
 
 use super::matching::ImageGlob;
+use crate::verify::keyless::Identity;
+use crate::verify::trust::{CaPool, LogKey};
 
 /// What a failing policy does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default, schemars::JsonSchema)]
@@ -77,6 +79,8 @@ pub struct TrustedKey {
     pub key: CosignVerificationKey,
     /// First 16 hex chars of the SHA-256 of the key's DER: enough to tell keys apart in logs.
     pub fingerprint: String,
+    /// SubjectPublicKeyInfo DER, to recognise the key in transparency-log entries.
+    pub der: Vec<u8>,
 }
 
 impl TrustedKey {
@@ -89,7 +93,7 @@ impl TrustedKey {
         let key = CosignVerificationKey::try_from_der(block.contents())
             .map_err(|e| format!("unsupported public key: {e}"))?;
         let fingerprint = hex::encode(&Sha256::digest(block.contents())[..8]);
-        Ok(Self { key, fingerprint })
+        Ok(Self { key, fingerprint, der: block.into_contents() })
     }
 }
 
@@ -101,15 +105,60 @@ impl fmt::Debug for TrustedKey {
 
 #[derive(Clone, Debug)]
 pub enum AuthorityKind {
-    /// A cosign signature made by this key must be found for the image's digest.
-    Key(TrustedKey),
+    /// A signature (or attestations) by a signer must be found for the image's digest.
+    Signed(Box<SignedBy>),
     /// `static: {action: pass}`: always satisfied.
     StaticPass,
     /// `static: {action: fail}`: never satisfied.
     StaticFail,
-    /// A requirement the node cannot check (keyless, KMS, GPG, attestations, ...). It is
-    /// never satisfied, so the policy fails closed, and the reason says what is missing.
+    /// A requirement the node cannot check (KMS, GPG, Notary, ...). It is never satisfied,
+    /// so the policy fails closed, and the reason says what is missing.
     Unsupported(String),
+}
+
+impl AuthorityKind {
+    /// A cosign signature by `key`, no transparency-log entry required.
+    pub fn key(key: TrustedKey) -> Self {
+        AuthorityKind::Signed(Box::new(SignedBy { signer: Signer::Key(key), tlog: Tlog::Ignore, attestations: vec![] }))
+    }
+}
+
+/// What an authority accepts as evidence.
+#[derive(Clone, Debug)]
+pub struct SignedBy {
+    pub signer: Signer,
+    pub tlog: Tlog,
+    /// Predicate types that must each be attested by the signer. When set, attestations
+    /// are checked instead of image signatures (as in policy-controller).
+    pub attestations: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Signer {
+    Key(TrustedKey),
+    Keyless(Keyless),
+}
+
+#[derive(Clone, Debug)]
+pub struct Keyless {
+    /// Any one must match; empty means any holder of a certificate from the CA.
+    pub identities: Vec<Identity>,
+    /// The policy's own CA; `None` means the node trust root's certificate authorities.
+    pub ca: Option<CaPool>,
+    /// Require an embedded SCT from a trusted CT log.
+    pub sct: bool,
+}
+
+/// Whether the signature must be in a transparency log (verified offline from its SET).
+#[derive(Clone, Debug)]
+pub enum Tlog {
+    Ignore,
+    Require {
+        /// For messages only: the node never contacts the log.
+        url: Option<String>,
+        /// The policy's own log keys; empty means the node trust root's logs.
+        keys: Vec<LogKey>,
+    },
 }
 
 /// At least `count` of `authorities` must be satisfied.

@@ -12,8 +12,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::matching::ImageGlob;
-use super::model::{Authority, AuthorityKind, Exclusive, Mode, Namespaces, NoMatchAction, Policy, Requirement};
+use super::model::{
+    Authority, AuthorityKind, Exclusive, Keyless, Mode, Namespaces, NoMatchAction, Policy, Requirement, SignedBy,
+    Signer, Tlog,
+};
 use super::TrustedKey;
+use crate::verify::keyless::{Identity, Matcher};
+use crate::verify::trust::{CaPool, LogKey};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -48,17 +53,19 @@ pub enum Pattern {
 }
 
 impl NormalPolicy {
-    /// Every key check of every requirement.
-    pub fn key_checks(&self) -> impl Iterator<Item = &KeyCheck> {
+    /// Every key or CA reference, for Secret lookup and inlining.
+    pub fn key_refs(&self) -> impl Iterator<Item = &KeyRef> {
         self.requirements.iter().flat_map(|r| &r.authorities).filter_map(|a| match &a.check {
-            Check::Key(k) => Some(k),
+            Check::Key(k) => Some(&k.key),
+            Check::Keyless(k) => k.ca.as_ref(),
             _ => None,
         })
     }
 
-    pub fn key_checks_mut(&mut self) -> impl Iterator<Item = &mut KeyCheck> {
+    pub fn key_refs_mut(&mut self) -> impl Iterator<Item = &mut KeyRef> {
         self.requirements.iter_mut().flat_map(|r| &mut r.authorities).filter_map(|a| match &mut a.check {
-            Check::Key(k) => Some(k),
+            Check::Key(k) => Some(&mut k.key),
+            Check::Keyless(k) => k.ca.as_mut(),
             _ => None,
         })
     }
@@ -127,6 +134,8 @@ impl NormalAuthority {
 pub enum Check {
     /// A cosign signature by this key over the exact digest.
     Key(KeyCheck),
+    /// A cosign signature by a certificate from a trusted CA naming a trusted identity.
+    Keyless(KeylessCheck),
     /// Always satisfied (`pass`) or never (`fail`).
     Static(StaticAction),
     /// The node cannot check this; it is never satisfied and the text says why.
@@ -148,6 +157,61 @@ pub struct KeyCheck {
     /// The signature must also be in this transparency log (Rekor URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rekor: Option<String>,
+    /// That log's public keys (PEM); empty means the node trust root's logs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rekor_keys: Vec<String>,
+    /// Predicate types that must be attested by this key (instead of an image signature).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<String>,
+}
+
+impl KeyCheck {
+    pub fn new(key: KeyRef, rekor: Option<String>) -> Self {
+        Self { key, rekor, rekor_keys: Vec::new(), attestations: Vec::new() }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeylessCheck {
+    /// Any one must match; empty means any certificate holder of the CA.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<NormalIdentity>,
+    /// CA certificates (PEM bundle); none means the node trust root's CAs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<KeyRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekor: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rekor_keys: Vec<String>,
+    /// Skip the certificate-transparency (SCT) check.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_sct: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<String>,
+}
+
+/// Exactly one of each pair must be set; the `…RegExp` forms are regular expressions.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NormalIdentity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer_reg_exp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_reg_exp: Option<String>,
+}
+
+impl NormalIdentity {
+    pub fn compile(&self) -> Result<Identity, String> {
+        Ok(Identity {
+            issuer: Matcher::from_fields(self.issuer.as_deref(), self.issuer_reg_exp.as_deref(), "issuer")?,
+            subject: Matcher::from_fields(self.subject.as_deref(), self.subject_reg_exp.as_deref(), "subject")?,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,13 +327,56 @@ pub fn compile(p: &NormalPolicy, keys: &dyn KeySource) -> Result<Compiled, Vec<S
 }
 
 fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<AuthorityKind, String> {
-    let check = match &a.check {
+    let (signer, rekor, rekor_keys, attestations) = match &a.check {
         Check::Static(StaticAction::Pass) => return Ok(AuthorityKind::StaticPass),
         Check::Static(StaticAction::Fail) => return Ok(AuthorityKind::StaticFail),
         Check::Unsupported(reason) => return Ok(AuthorityKind::Unsupported(reason.clone())),
-        Check::Key(k) => k,
+        Check::Key(k) => {
+            let pem = match resolve(&k.key, keys)? {
+                Ok(pem) => pem,
+                Err(missing) => return Ok(AuthorityKind::Unsupported(missing)),
+            };
+            (Signer::Key(TrustedKey::from_pem(pem.as_bytes())?), &k.rekor, &k.rekor_keys, &k.attestations)
+        }
+        Check::Keyless(k) => {
+            let identities = k
+                .identities
+                .iter()
+                .enumerate()
+                .map(|(i, id)| id.compile().map_err(|e| format!("identities[{i}]: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let ca = match &k.ca {
+                None => None,
+                Some(r) => match resolve(r, keys)? {
+                    Ok(pem) => Some(CaPool::from_pem(&pem).map_err(|e| format!("CA certificates: {e}"))?),
+                    Err(missing) => return Ok(AuthorityKind::Unsupported(missing)),
+                },
+            };
+            if identities.is_empty() && ca.is_none() {
+                // Any certificate from the public CA would be anyone at all.
+                return Err("keyless needs identities, or its own CA certificates".into());
+            }
+            let signer = Signer::Keyless(Keyless { identities, ca, sct: !k.ignore_sct });
+            (signer, &k.rekor, &k.rekor_keys, &k.attestations)
+        }
     };
-    let pem = match &check.key {
+    let tlog = match rekor {
+        None => Tlog::Ignore,
+        Some(url) => Tlog::Require {
+            url: Some(url.clone()).filter(|u| !u.is_empty()),
+            keys: rekor_keys
+                .iter()
+                .map(|pem| LogKey::from_pem(pem).map_err(|e| format!("transparency log key: {e}")))
+                .collect::<Result<_, _>>()?,
+        },
+    };
+    Ok(AuthorityKind::Signed(Box::new(SignedBy { signer, tlog, attestations: attestations.clone() })))
+}
+
+/// The PEM text a reference names: `Ok(Err(reason))` when a Secret is missing, which makes
+/// the authority fail closed rather than reject the whole policy.
+fn resolve(r: &KeyRef, keys: &dyn KeySource) -> Result<Result<String, String>, String> {
+    Ok(Ok(match r {
         KeyRef::Pem(pem) => pem.clone(),
         KeyRef::Path(path) => {
             let full = if path.is_absolute() { path.clone() } else { keys.base_dir().join(path) };
@@ -279,21 +386,11 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
             Ok(Some(pem)) => pem,
             Ok(None) => {
                 let entry = key.as_deref().map(|k| format!(" entry {k:?}")).unwrap_or_default();
-                return Ok(AuthorityKind::Unsupported(format!("Secret {namespace}/{name}{entry} was not found")));
+                return Ok(Err(format!("Secret {namespace}/{name}{entry} was not found")));
             }
-            Err(e) => return Ok(AuthorityKind::Unsupported(e)),
+            Err(e) => return Ok(Err(e)),
         },
-    };
-    let key = TrustedKey::from_pem(pem.as_bytes())?;
-    if let Some(rekor) = &check.rekor {
-        // Accepting the key alone would be weaker than what the policy asks for.
-        return Ok(AuthorityKind::Unsupported(format!(
-            "key {} must also have its signature in transparency log {rekor}, and the node does not verify \
-             Rekor entries yet (set the policy's tlog to ignored to check the key alone)",
-            key.fingerprint
-        )));
-    }
-    Ok(AuthorityKind::Key(key))
+    }))
 }
 
 #[cfg(test)]
@@ -321,25 +418,54 @@ n6jj4T408Ki/F10p17R/R2YobGd7XDaa6PR2vfSDiAfBvxSCmvFGmEf35w==
     }
 
     fn key(k: KeyRef, rekor: Option<&str>) -> NormalAuthority {
-        NormalAuthority::new("k", Check::Key(KeyCheck { key: k, rekor: rekor.map(String::from) }))
+        NormalAuthority::new("k", Check::Key(KeyCheck::new(k, rekor.map(String::from))))
     }
 
     #[test]
     fn inline_key_compiles_to_a_key_authority() {
         let c = compile(&policy(vec![key(KeyRef::Pem(TEST_PUB.into()), None)]), &FilesOnly(Path::new("/"))).unwrap();
-        assert!(matches!(c.policy.requirements[0].authorities[0].kind, AuthorityKind::Key(_)));
+        let AuthorityKind::Signed(by) = &c.policy.requirements[0].authorities[0].kind else { panic!() };
+        assert!(matches!((&by.signer, &by.tlog), (Signer::Key(_), Tlog::Ignore)));
         assert!(c.warnings.is_empty());
     }
 
     #[test]
-    fn required_tlog_fails_closed_rather_than_checking_the_key_alone() {
-        let c = compile(
-            &policy(vec![key(KeyRef::Pem(TEST_PUB.into()), Some("https://rekor.sigstore.dev"))]),
-            &FilesOnly(Path::new("/")),
-        )
-        .unwrap();
-        assert!(matches!(c.policy.requirements[0].authorities[0].kind, AuthorityKind::Unsupported(_)));
-        assert!(c.warnings[0].contains("rekor.sigstore.dev"), "{:?}", c.warnings);
+    fn required_tlog_is_kept_with_its_keys() {
+        let mut a = key(KeyRef::Pem(TEST_PUB.into()), Some("https://rekor.example"));
+        let Check::Key(k) = &mut a.check else { unreachable!() };
+        k.rekor_keys = vec![TEST_PUB.into()];
+        let c = compile(&policy(vec![a]), &FilesOnly(Path::new("/"))).unwrap();
+        let AuthorityKind::Signed(by) = &c.policy.requirements[0].authorities[0].kind else { panic!() };
+        assert!(
+            matches!(&by.tlog, Tlog::Require { url: Some(u), keys } if u == "https://rekor.example" && keys.len() == 1)
+        );
+    }
+
+    #[test]
+    fn keyless_identities_are_compiled_and_bad_ones_rejected() {
+        let keyless = |ids: Vec<NormalIdentity>, ca: Option<KeyRef>| {
+            policy(vec![NormalAuthority::new(
+                "kl",
+                Check::Keyless(KeylessCheck { identities: ids, ca, ..Default::default() }),
+            )])
+        };
+        let good = NormalIdentity {
+            issuer: Some("https://issuer.example".into()),
+            subject_reg_exp: Some("^builder@".into()),
+            ..Default::default()
+        };
+        let c = compile(&keyless(vec![good.clone()], None), &FilesOnly(Path::new("/"))).unwrap();
+        let AuthorityKind::Signed(by) = &c.policy.requirements[0].authorities[0].kind else { panic!() };
+        assert!(matches!(&by.signer, Signer::Keyless(k) if k.sct && k.ca.is_none() && k.identities.len() == 1));
+        let bad = NormalIdentity { subject_reg_exp: Some("(".into()), ..good.clone() };
+        let errs = compile(&keyless(vec![bad], None), &FilesOnly(Path::new("/"))).unwrap_err();
+        assert!(errs[0].contains("identities[0]: subjectRegExp"), "{errs:?}");
+        let half = NormalIdentity { subject: None, subject_reg_exp: None, ..good };
+        assert!(compile(&keyless(vec![half], None), &FilesOnly(Path::new("/"))).is_err());
+        let errs = compile(&keyless(vec![], None), &FilesOnly(Path::new("/"))).unwrap_err();
+        assert!(errs[0].contains("needs identities"), "{errs:?}");
+        let ca = KeyRef::Path(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign/root.pem"));
+        assert!(compile(&keyless(vec![], Some(ca)), &FilesOnly(Path::new("/"))).is_ok(), "own CA, any holder");
     }
 
     #[test]

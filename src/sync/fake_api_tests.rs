@@ -393,7 +393,10 @@ async fn keys_come_from_secrets_and_are_inlined_in_the_snapshot() {
     let c = tokio::time::timeout(Duration::from_secs(10), h.rx.recv()).await.unwrap().unwrap();
     use crate::policy::AuthorityKind;
     let kind = |i: usize| &c.policies[i].requirements[0].authorities[0].kind;
-    assert!(matches!(kind(0), AuthorityKind::Key(k) if k.fingerprint == signer.trusted().fingerprint));
+    use crate::policy::Signer;
+    assert!(
+        matches!(kind(0), AuthorityKind::Signed(by) if matches!(&by.signer, Signer::Key(k) if k.fingerprint == signer.trusted().fingerprint))
+    );
     assert!(matches!(kind(1), AuthorityKind::Unsupported(r) if r.contains("signet-system/missing")), "{:?}", kind(1));
     let lkg = std::fs::read_to_string(h.dir.path().join("lkg.json")).unwrap();
     assert!(lkg.contains("BEGIN PUBLIC KEY"), "the resolved key is stored inline");

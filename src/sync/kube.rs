@@ -321,8 +321,8 @@ impl KeySource for Secrets {
 /// the cache), so a burst of watch events does not become a burst of Secret reads.
 async fn fetch_secrets(client: &Client, policies: &[NormalPolicy], secrets: &mut Secrets) {
     let mut wanted = BTreeSet::new();
-    for k in policies.iter().flat_map(NormalPolicy::key_checks) {
-        if let KeyRef::Secret { namespace, name, .. } = &k.key {
+    for k in policies.iter().flat_map(NormalPolicy::key_refs) {
+        if let KeyRef::Secret { namespace, name, .. } = k {
             wanted.insert((namespace.clone(), name.clone()));
         }
     }
@@ -352,10 +352,10 @@ async fn fetch_secrets(client: &Client, policies: &[NormalPolicy], secrets: &mut
 /// Replace Secret references that resolve with the PEM itself, so the last-known-good
 /// file enforces the same keys without the API server.
 fn inline_secrets(mut p: NormalPolicy, secrets: &Secrets) -> NormalPolicy {
-    for k in p.key_checks_mut() {
-        if let KeyRef::Secret { namespace, name, key } = &k.key {
+    for k in p.key_refs_mut() {
+        if let KeyRef::Secret { namespace, name, key } = k {
             if let Ok(Some(pem)) = secrets.secret(namespace, name, key.as_deref()) {
-                k.key = KeyRef::Pem(pem);
+                *k = KeyRef::Pem(pem);
             }
         }
     }

@@ -1,63 +1,283 @@
 //! Signature verification and policy evaluation for one image digest.
 //!
-//! Pure functions over data already fetched: the registry seam brings untrusted signature
-//! layers, this module decides which of them count. A layer counts for a key only if
-//! (1) the key verifies the signature over the exact payload bytes, (2) the payload is a
-//! cosign simple-signing document, and (3) its `docker-manifest-digest` equals the digest
-//! containerd will run. Point 3 is what binds a signature to content: a valid signature for
-//! some other digest (a re-pointed tag, a copied `.sig`) must never pass.
+//! Pure functions over data already fetched: the registry seam brings untrusted layers,
+//! this module decides which of them count. A signature layer counts for an authority only
+//! if (1) the authority's signer made it — its key, or a certificate from a trusted CA
+//! naming a trusted identity — over the exact payload bytes, (2) the payload is a cosign
+//! simple-signing document whose `docker-manifest-digest` equals the digest containerd
+//! will run, and (3) when the policy requires it, a transparency-log entry for exactly this
+//! signature verifies offline. Point 2 is what binds a signature to content: a valid
+//! signature for some other digest (a re-pointed tag, a copied `.sig`) must never pass.
+//!
+//! - [`trust`]: the node's trust root (trusted_root.json) and policy CA/log material.
+//! - [`keyless`]: certificate chains and signer identities.
+//! - [`tlog`]: Rekor entries (SETs) checked offline.
+//! - [`dsse`]: attestations (DSSE envelopes, in-toto statements).
+
+pub mod dsse;
+pub mod keyless;
+pub mod tlog;
+pub mod trust;
 
 use sigstore::cosign::payload::simple_signing::{SimpleSigning, CRITICAL_TYPE_NAME};
-use sigstore::crypto::Signature;
+use sigstore::crypto::{CosignVerificationKey, Signature};
 
-use crate::policy::{AuthorityKind, Mode, Policy, TrustedKey};
-use crate::registry::{RegistryError, Signatures};
+use crate::policy::{AuthorityKind, Keyless, Mode, Policy, SignedBy, Signer, Tlog};
+use crate::registry::{RegistryError, SignatureLayer, Signatures};
+use keyless::CertError;
+use tlog::{EntrySigner, TlogError};
+use trust::{LogKey, TrustRoot};
 
-/// Why no signature of a set satisfied a key. Ordered from least to most informative, so the
-/// most telling reason across several layers is the one reported.
+/// Why no layer of a set satisfied an authority. Ordered from least to most informative,
+/// so the most telling reason across several layers is the one reported.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
-pub enum KeyFailure {
+pub enum LayerFailure {
     #[error("no signatures found at {location}")]
     NoSignatures { location: String },
-    #[error("{count} signature(s) at {location}, none made by key {fingerprint}")]
-    WrongKey { location: String, count: usize, fingerprint: String },
-    #[error("signature by key {fingerprint} has an unreadable payload: {message}")]
-    BadPayload { fingerprint: String, message: String },
-    #[error("signature by key {fingerprint} is for digest {signed}, not {expected}")]
-    OtherDigest { fingerprint: String, signed: String, expected: String },
+    #[error("{count} signature(s) at {location}, none made by {signer}")]
+    WrongSigner { location: String, count: usize, signer: String },
+    #[error("{0}")]
+    Certificate(CertError),
+    #[error("signature by {signer} has an unreadable payload: {message}")]
+    BadPayload { signer: String, message: String },
+    #[error("signature by {signer} is for digest {signed}, not {expected}")]
+    OtherDigest { signer: String, signed: String, expected: String },
+    #[error("{0}")]
+    Attestation(dsse::AttestationError),
+    #[error("signature by {signer} is not accepted without a transparency-log entry: {error}")]
+    Tlog { signer: String, error: TlogError },
+    #[error("{0}")]
+    NotCheckable(String),
 }
 
-/// Is there a signature in `sigs` made by `key` for exactly `digest`?
-pub fn verify_key(sigs: &Signatures, digest: &str, key: &TrustedKey) -> Result<(), KeyFailure> {
+/// Everything fetched for one digest. `None`: not needed by the matching policies.
+#[derive(Debug, Default)]
+pub struct Evidence {
+    pub signatures: Option<Result<Signatures, RegistryError>>,
+    pub attestations: Option<Result<Signatures, RegistryError>>,
+}
+
+/// What verification trusts besides the policies, and the clock.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub trust: &'a TrustRoot,
+    /// Seconds since the epoch; certificates are checked at this time when no log entry
+    /// gives the signing time.
+    pub now: i64,
+}
+
+impl Context<'_> {
+    pub fn now_secs() -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    }
+}
+
+/// Does an authority set need image signatures, attestations, or neither?
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub signatures: bool,
+    pub attestations: bool,
+}
+
+pub fn needs(policies: &[&Policy]) -> Needs {
+    let mut n = Needs::default();
+    for a in policies.iter().flat_map(|p| p.authorities()) {
+        if let AuthorityKind::Signed(s) = &a.kind {
+            if s.attestations.is_empty() {
+                n.signatures = true;
+            } else {
+                n.attestations = true;
+            }
+        }
+    }
+    n
+}
+
+fn describe(signer: &Signer) -> String {
+    match signer {
+        Signer::Key(k) => format!("key {}", k.fingerprint),
+        Signer::Keyless(k) => match &k.ca {
+            Some(ca) => format!("a certificate from CA {}", ca.fingerprint()),
+            None => "a certificate from the node trust root's CAs".to_string(),
+        },
+    }
+}
+
+/// Is there a layer in `sigs` that satisfies `by` for exactly `digest`?
+pub fn verify_signatures(sigs: &Signatures, digest: &str, by: &SignedBy, cx: Context<'_>) -> Result<(), LayerFailure> {
+    first_good(sigs, &by.signer, |layer| check_signature_layer(layer, digest, by, cx))
+}
+
+/// Run `check` over every layer; the first success wins, else the most telling failure.
+fn first_good(
+    sigs: &Signatures,
+    signer: &Signer,
+    check: impl Fn(&SignatureLayer) -> Result<(), LayerFailure>,
+) -> Result<(), LayerFailure> {
     let mut worst = if sigs.layers.is_empty() {
-        KeyFailure::NoSignatures { location: sigs.location.clone() }
+        LayerFailure::NoSignatures { location: sigs.location.clone() }
     } else {
-        KeyFailure::WrongKey {
+        LayerFailure::WrongSigner {
             location: sigs.location.clone(),
             count: sigs.layers.len(),
-            fingerprint: key.fingerprint.clone(),
+            signer: describe(signer),
         }
     };
     for layer in &sigs.layers {
-        if key.key.verify_signature(Signature::Base64Encoded(layer.signature.as_bytes()), &layer.payload).is_err() {
-            continue;
+        match check(layer) {
+            Ok(()) => return Ok(()),
+            Err(f) => worst = worst.max(f),
         }
-        let failure = match serde_json::from_slice::<SimpleSigning>(&layer.payload) {
-            Err(e) => KeyFailure::BadPayload { fingerprint: key.fingerprint.clone(), message: e.to_string() },
-            Ok(p) if p.critical.type_name != CRITICAL_TYPE_NAME => KeyFailure::BadPayload {
-                fingerprint: key.fingerprint.clone(),
-                message: format!("critical.type is {:?}, not {CRITICAL_TYPE_NAME:?}", p.critical.type_name),
-            },
-            Ok(p) if p.critical.image.docker_manifest_digest != digest => KeyFailure::OtherDigest {
-                fingerprint: key.fingerprint.clone(),
-                signed: p.critical.image.docker_manifest_digest,
-                expected: digest.to_string(),
-            },
-            Ok(_) => return Ok(()),
-        };
-        worst = worst.max(failure);
     }
     Err(worst)
+}
+
+/// The key that made `layer` under `signer`, with the signing time a log entry proved.
+/// `signed` is what the layer's signature covers; `signature` its base64 signature.
+fn signing_key(
+    layer: &SignatureLayer,
+    signer: &Signer,
+    tlog: &Tlog,
+    cx: Context<'_>,
+    verifies: impl Fn(&CosignVerificationKey) -> bool,
+) -> Result<CosignVerificationKey, LayerFailure> {
+    let wrong = || LayerFailure::WrongSigner { location: String::new(), count: 0, signer: describe(signer) };
+    match signer {
+        Signer::Key(k) => {
+            if !verifies(&k.key) {
+                return Err(wrong());
+            }
+            check_tlog(layer, tlog, EntrySigner::PublicKey(&k.der), &describe(signer), cx)?;
+            Ok(k.key.clone())
+        }
+        Signer::Keyless(kl) => keyless_key(layer, kl, tlog, cx, verifies).map_err(|f| match f {
+            LayerFailure::WrongSigner { .. } => wrong(),
+            other => other,
+        }),
+    }
+}
+
+fn keyless_key(
+    layer: &SignatureLayer,
+    kl: &Keyless,
+    tlog: &Tlog,
+    cx: Context<'_>,
+    verifies: impl Fn(&CosignVerificationKey) -> bool,
+) -> Result<CosignVerificationKey, LayerFailure> {
+    let wrong = LayerFailure::WrongSigner { location: String::new(), count: 0, signer: String::new() };
+    let Some(cert_pem) = layer.certificate.as_deref() else { return Err(wrong) };
+    let ca = kl.ca.as_ref().unwrap_or(&cx.trust.fulcio);
+    if ca.is_empty() {
+        return Err(LayerFailure::NotCheckable(
+            "no certificate authority to check keyless signatures against: set the policy's CA or the node's \
+             trust_root"
+                .into(),
+        ));
+    }
+    let der = pem::parse(cert_pem)
+        .map_err(|e| LayerFailure::Certificate(CertError::Malformed(e.to_string())))?
+        .into_contents();
+    // The log entry, when required, proves when the signature was made: short-lived
+    // certificates must have been valid then, not now.
+    let at = check_tlog(layer, tlog, EntrySigner::Certificate(&der), "the certificate's holder", cx)?
+        .map(|e| e.integrated_time)
+        .unwrap_or(cx.now);
+    let cert =
+        keyless::verify_certificate(cert_pem, layer.chain.as_deref(), ca, at).map_err(LayerFailure::Certificate)?;
+    if !verifies(&cert.key) {
+        return Err(wrong);
+    }
+    cert.identity.check(&kl.identities).map_err(LayerFailure::Certificate)?;
+    if kl.sct {
+        return Err(LayerFailure::NotCheckable(
+            "the certificate's SCT (certificate transparency proof) cannot be verified on the node yet; the \
+             policy must disable the SCT check (insecureIgnoreSCT / ctlog.ignoreSCT) to rely on the CA chain \
+             and the transparency log"
+                .into(),
+        ));
+    }
+    Ok(cert.key)
+}
+
+fn check_tlog(
+    layer: &SignatureLayer,
+    tlog: &Tlog,
+    signer: EntrySigner<'_>,
+    who: &str,
+    cx: Context<'_>,
+) -> Result<Option<tlog::LogEntry>, LayerFailure> {
+    let Tlog::Require { keys, .. } = tlog else { return Ok(None) };
+    let logs: Vec<&LogKey> = if keys.is_empty() { cx.trust.rekor.iter().collect() } else { keys.iter().collect() };
+    if logs.is_empty() {
+        return Err(LayerFailure::NotCheckable(
+            "a transparency-log entry is required but no log key is configured (node trust_root or the \
+             policy's log key)"
+                .into(),
+        ));
+    }
+    tlog::verify(layer.bundle.as_deref(), &layer.signature, &layer.payload, signer, &logs)
+        .map(Some)
+        .map_err(|error| LayerFailure::Tlog { signer: who.to_string(), error })
+}
+
+fn check_signature_layer(
+    layer: &SignatureLayer,
+    digest: &str,
+    by: &SignedBy,
+    cx: Context<'_>,
+) -> Result<(), LayerFailure> {
+    let sig = layer.signature.as_bytes();
+    signing_key(layer, &by.signer, &by.tlog, cx, |k| {
+        k.verify_signature(Signature::Base64Encoded(sig), &layer.payload).is_ok()
+    })?;
+    let signer = describe(&by.signer);
+    match serde_json::from_slice::<SimpleSigning>(&layer.payload) {
+        Err(e) => Err(LayerFailure::BadPayload { signer, message: e.to_string() }),
+        Ok(p) if p.critical.type_name != CRITICAL_TYPE_NAME => Err(LayerFailure::BadPayload {
+            signer,
+            message: format!("critical.type is {:?}, not {CRITICAL_TYPE_NAME:?}", p.critical.type_name),
+        }),
+        Ok(p) if p.critical.image.docker_manifest_digest != digest => Err(LayerFailure::OtherDigest {
+            signer,
+            signed: p.critical.image.docker_manifest_digest,
+            expected: digest.to_string(),
+        }),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Is every predicate type of `by.attestations` attested by the signer for `digest`?
+pub fn verify_attestations(
+    atts: &Signatures,
+    digest: &str,
+    by: &SignedBy,
+    cx: Context<'_>,
+) -> Result<(), LayerFailure> {
+    if matches!(by.tlog, Tlog::Require { .. }) {
+        // cosign logs attestations as intoto/dsse entries, which the node does not check.
+        return Err(LayerFailure::NotCheckable(
+            "transparency-log entries of attestations are not verified on the node yet; the policy must \
+             ignore the transparency log for attestations"
+                .into(),
+        ));
+    }
+    for predicate in &by.attestations {
+        first_good(atts, &by.signer, |layer| {
+            let key = signing_key(layer, &by.signer, &by.tlog, cx, |k| {
+                // Only the envelope's own signature matters; the full check follows.
+                dsse::verify(&layer.payload, k, digest, predicate)
+                    .map_or_else(|e| !matches!(e, dsse::AttestationError::NotSigned), |_| true)
+            })?;
+            dsse::verify(&layer.payload, &key, digest, predicate).map_err(LayerFailure::Attestation)
+        })
+        .map_err(|f| match f {
+            LayerFailure::NoSignatures { location } => {
+                LayerFailure::NoSignatures { location: format!("{location} (attestation {predicate})") }
+            }
+            other => other,
+        })?;
+    }
+    Ok(())
 }
 
 /// Outcome of evaluating every matching policy for one image digest.
@@ -73,15 +293,9 @@ pub struct Evaluation {
     pub warned: bool,
 }
 
-/// Does this policy set need signatures from the registry at all?
-pub fn needs_signatures(policies: &[&Policy]) -> bool {
-    policies.iter().any(|p| p.authorities().any(|a| matches!(a.kind, AuthorityKind::Key(_))))
-}
-
 /// Evaluate matching policies: all must pass (AND); a policy passes when each of its
 /// requirements has `count` satisfied authorities (policy-controller: one requirement, count 1).
-/// `sigs` is `None` only when [`needs_signatures`] was false.
-pub fn evaluate(policies: &[&Policy], sigs: Option<&Result<Signatures, RegistryError>>, digest: &str) -> Evaluation {
+pub fn evaluate(policies: &[&Policy], evidence: &Evidence, digest: &str, cx: Context<'_>) -> Evaluation {
     // An empty set of constraints must never read as "allowed": callers apply the no-match
     // action before getting here, so reaching this with nothing is a bug we fail closed on.
     if policies.is_empty() {
@@ -94,7 +308,7 @@ pub fn evaluate(policies: &[&Policy], sigs: Option<&Result<Signatures, RegistryE
     }
     let mut eval = Evaluation { allowed: true, failures: vec![], satisfied: vec![], warned: false };
     for policy in policies {
-        match evaluate_policy(policy, sigs, digest) {
+        match evaluate_policy(policy, evidence, digest, cx) {
             Ok(authority) => {
                 eval.satisfied.push(format!("policy {:?} satisfied by authority {authority:?}", policy.name))
             }
@@ -110,11 +324,7 @@ pub fn evaluate(policies: &[&Policy], sigs: Option<&Result<Signatures, RegistryE
     eval
 }
 
-fn evaluate_policy(
-    policy: &Policy,
-    sigs: Option<&Result<Signatures, RegistryError>>,
-    digest: &str,
-) -> Result<String, String> {
+fn evaluate_policy(policy: &Policy, evidence: &Evidence, digest: &str, cx: Context<'_>) -> Result<String, String> {
     // Vacuous truth must not admit anything: no requirement, or a requirement that needs
     // nothing, is a policy that fails.
     if policy.requirements.is_empty() {
@@ -128,7 +338,7 @@ fn evaluate_policy(
         let mut ok = Vec::new();
         let mut reasons = Vec::new();
         for authority in &req.authorities {
-            match check_authority(&authority.kind, sigs, digest) {
+            match check_authority(&authority.kind, evidence, digest, cx) {
                 Ok(()) => ok.push(authority.name.clone()),
                 Err(r) => reasons.push(format!("authority {:?}: {r}", authority.name)),
             }
@@ -149,20 +359,26 @@ fn evaluate_policy(
     Ok(passed_by.join(", "))
 }
 
-fn check_authority(
-    kind: &AuthorityKind,
-    sigs: Option<&Result<Signatures, RegistryError>>,
-    digest: &str,
-) -> Result<(), String> {
+fn check_authority(kind: &AuthorityKind, evidence: &Evidence, digest: &str, cx: Context<'_>) -> Result<(), String> {
     match kind {
         AuthorityKind::StaticPass => Ok(()),
         AuthorityKind::StaticFail => Err("static authority always fails".to_string()),
         AuthorityKind::Unsupported(reason) => Err(format!("cannot be checked on this node: {reason}")),
-        AuthorityKind::Key(key) => match sigs {
-            None => Err("signatures were not fetched".to_string()),
-            Some(Err(e)) => Err(e.to_string()),
-            Some(Ok(s)) => verify_key(s, digest, key).map_err(|e| e.to_string()),
-        },
+        AuthorityKind::Signed(by) => {
+            let fetched = if by.attestations.is_empty() { &evidence.signatures } else { &evidence.attestations };
+            let check = |s: &Signatures| {
+                if by.attestations.is_empty() {
+                    verify_signatures(s, digest, by, cx)
+                } else {
+                    verify_attestations(s, digest, by, cx)
+                }
+            };
+            match fetched {
+                None => Err("signatures were not fetched".to_string()),
+                Some(Err(e)) => Err(e.to_string()),
+                Some(Ok(s)) => check(s).map_err(|e| e.to_string()),
+            }
+        }
     }
 }
 
@@ -197,6 +413,7 @@ pub(crate) mod testkit {
             SignatureLayer {
                 payload: payload.to_vec(),
                 signature: base64::engine::general_purpose::STANDARD.encode(sig.as_bytes()),
+                ..Default::default()
             }
         }
         /// A cosign simple-signing payload for `digest`, signed.
@@ -219,6 +436,23 @@ mod tests {
     use crate::policy::matching::ImageGlob;
     use crate::policy::{Authority, Requirement};
     use crate::registry::SignatureLayer;
+
+    fn cx() -> Context<'static> {
+        static EMPTY: std::sync::LazyLock<TrustRoot> = std::sync::LazyLock::new(TrustRoot::empty);
+        Context { trust: &EMPTY, now: Context::now_secs() }
+    }
+
+    fn by_key(key: &crate::policy::TrustedKey) -> SignedBy {
+        SignedBy { signer: Signer::Key(key.clone()), tlog: Tlog::Ignore, attestations: vec![] }
+    }
+
+    fn verify_key(sigs: &Signatures, digest: &str, key: &crate::policy::TrustedKey) -> Result<(), LayerFailure> {
+        verify_signatures(sigs, digest, &by_key(key), cx())
+    }
+
+    fn ev(found: Result<Signatures, RegistryError>) -> Evidence {
+        Evidence { signatures: Some(found), attestations: None }
+    }
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -243,7 +477,7 @@ mod tests {
     fn signature_for_another_digest_is_rejected() {
         let s = TestSigner::new(1);
         let err = verify_key(&sigs(vec![s.sign_digest("reg.io/app", D2)]), D1, &s.trusted()).unwrap_err();
-        assert!(matches!(err, KeyFailure::OtherDigest { .. }), "{err}");
+        assert!(matches!(err, LayerFailure::OtherDigest { .. }), "{err}");
         assert!(err.to_string().contains(D2));
     }
 
@@ -251,7 +485,7 @@ mod tests {
     fn signature_by_another_key_is_rejected() {
         let (a, b) = (TestSigner::new(1), TestSigner::new(2));
         let err = verify_key(&sigs(vec![a.sign_digest("reg.io/app", D1)]), D1, &b.trusted()).unwrap_err();
-        assert!(matches!(err, KeyFailure::WrongKey { count: 1, .. }), "{err}");
+        assert!(matches!(err, LayerFailure::WrongSigner { count: 1, .. }), "{err}");
     }
 
     #[test]
@@ -260,14 +494,14 @@ mod tests {
         let mut layer = s.sign_digest("reg.io/app", D2);
         // Swap the signed digest for ours, keep the signature: must not verify.
         layer.payload = payload("reg.io/app", D1, CRITICAL_TYPE_NAME).into_bytes();
-        assert!(matches!(verify_key(&sigs(vec![layer]), D1, &s.trusted()), Err(KeyFailure::WrongKey { .. })));
+        assert!(matches!(verify_key(&sigs(vec![layer]), D1, &s.trusted()), Err(LayerFailure::WrongSigner { .. })));
     }
 
     #[test]
     fn wrong_payload_type_is_rejected() {
         let s = TestSigner::new(1);
         let layer = s.sign_raw(payload("reg.io/app", D1, "https://in-toto.io/Statement/v0.1").as_bytes());
-        assert!(matches!(verify_key(&sigs(vec![layer]), D1, &s.trusted()), Err(KeyFailure::BadPayload { .. })));
+        assert!(matches!(verify_key(&sigs(vec![layer]), D1, &s.trusted()), Err(LayerFailure::BadPayload { .. })));
     }
 
     #[test]
@@ -281,7 +515,7 @@ mod tests {
     #[test]
     fn no_signatures_is_named() {
         let s = TestSigner::new(1);
-        assert!(matches!(verify_key(&sigs(vec![]), D1, &s.trusted()), Err(KeyFailure::NoSignatures { .. })));
+        assert!(matches!(verify_key(&sigs(vec![]), D1, &s.trusted()), Err(LayerFailure::NoSignatures { .. })));
     }
 
     #[test]
@@ -289,11 +523,11 @@ mod tests {
         let (a, b) = (TestSigner::new(1), TestSigner::new(2));
         let found = Ok(sigs(vec![a.sign_digest("reg.io/app", D1)]));
         let p_or =
-            policy("either", Mode::Enforce, vec![AuthorityKind::Key(b.trusted()), AuthorityKind::Key(a.trusted())]);
-        let p_b = policy("only-b", Mode::Enforce, vec![AuthorityKind::Key(b.trusted())]);
-        let e = evaluate(&[&p_or], Some(&found), D1);
+            policy("either", Mode::Enforce, vec![AuthorityKind::key(b.trusted()), AuthorityKind::key(a.trusted())]);
+        let p_b = policy("only-b", Mode::Enforce, vec![AuthorityKind::key(b.trusted())]);
+        let e = evaluate(&[&p_or], &ev(found.clone()), D1, cx());
         assert!(e.allowed && e.failures.is_empty(), "{e:?}");
-        let e = evaluate(&[&p_or, &p_b], Some(&found), D1);
+        let e = evaluate(&[&p_or, &p_b], &ev(found.clone()), D1, cx());
         assert!(!e.allowed);
         assert_eq!(e.failures.len(), 1);
         assert!(e.failures[0].contains("only-b"));
@@ -302,8 +536,8 @@ mod tests {
     #[test]
     fn warn_mode_policy_failure_allows_but_is_reported() {
         let b = TestSigner::new(2);
-        let p = policy("audit", Mode::Warn, vec![AuthorityKind::Key(b.trusted())]);
-        let e = evaluate(&[&p], Some(&Ok(sigs(vec![]))), D1);
+        let p = policy("audit", Mode::Warn, vec![AuthorityKind::key(b.trusted())]);
+        let e = evaluate(&[&p], &ev(Ok(sigs(vec![]))), D1, cx());
         assert!(e.allowed && e.warned);
         assert!(e.failures[0].contains("no signatures"));
     }
@@ -311,10 +545,10 @@ mod tests {
     #[test]
     fn registry_error_is_reported_as_such_not_as_unsigned() {
         let b = TestSigner::new(2);
-        let p = policy("p", Mode::Enforce, vec![AuthorityKind::Key(b.trusted())]);
+        let p = policy("p", Mode::Enforce, vec![AuthorityKind::key(b.trusted())]);
         let err =
             Err(RegistryError::Request { location: "reg.io/app:sig".into(), message: "connection refused".into() });
-        let e = evaluate(&[&p], Some(&err), D1);
+        let e = evaluate(&[&p], &ev(err.clone()), D1, cx());
         assert!(!e.allowed);
         assert!(e.failures[0].contains("connection refused"), "{e:?}");
         assert!(!e.failures[0].contains("no signatures"));
@@ -322,9 +556,9 @@ mod tests {
 
     #[test]
     fn empty_constraint_set_never_allows() {
-        assert!(!evaluate(&[], None, D1).allowed);
+        assert!(!evaluate(&[], &Evidence::default(), D1, cx()).allowed);
         let empty = policy("empty", Mode::Enforce, vec![]);
-        assert!(!evaluate(&[&empty], None, D1).allowed);
+        assert!(!evaluate(&[&empty], &Evidence::default(), D1, cx()).allowed);
     }
 
     #[test]
@@ -332,40 +566,199 @@ mod tests {
         let (a, b, c) = (TestSigner::new(1), TestSigner::new(2), TestSigner::new(3));
         let found = Ok(sigs(vec![a.sign_digest("reg.io/app", D1), b.sign_digest("reg.io/app", D1)]));
         let auth =
-            |i: usize, s: &TestSigner| Authority { name: format!("k{i}"), kind: AuthorityKind::Key(s.trusted()) };
+            |i: usize, s: &TestSigner| Authority { name: format!("k{i}"), kind: AuthorityKind::key(s.trusted()) };
         let mut p = policy("kyverno", Mode::Enforce, vec![]);
         p.requirements = vec![Requirement { count: 2, authorities: vec![auth(0, &a), auth(1, &b), auth(2, &c)] }];
-        assert!(evaluate(&[&p], Some(&found), D1).allowed);
+        assert!(evaluate(&[&p], &ev(found.clone()), D1, cx()).allowed);
         p.requirements[0].count = 3;
-        let e = evaluate(&[&p], Some(&found), D1);
+        let e = evaluate(&[&p], &ev(found.clone()), D1, cx());
         assert!(!e.allowed);
         assert!(e.failures[0].contains("3 of 3 authorities needed, 2 satisfied"), "{e:?}");
         p.requirements = vec![
             Requirement { count: 1, authorities: vec![auth(0, &a)] },
             Requirement { count: 1, authorities: vec![auth(2, &c)] },
         ];
-        assert!(!evaluate(&[&p], Some(&found), D1).allowed, "second requirement unmet");
+        assert!(!evaluate(&[&p], &ev(found.clone()), D1, cx()).allowed, "second requirement unmet");
         p.requirements[1].count = 0;
-        assert!(!evaluate(&[&p], Some(&found), D1).allowed, "a requirement of zero never passes");
+        assert!(!evaluate(&[&p], &ev(found.clone()), D1, cx()).allowed, "a requirement of zero never passes");
     }
 
     #[test]
     fn unsupported_authority_fails_closed_with_its_reason() {
         let p = policy("p", Mode::Enforce, vec![AuthorityKind::Unsupported("keyless is not verified".into())]);
-        let e = evaluate(&[&p], None, D1);
+        let e = evaluate(&[&p], &Evidence::default(), D1, cx());
         assert!(!e.allowed);
         assert!(e.failures[0].contains("keyless is not verified"), "{e:?}");
         let either =
             policy("q", Mode::Enforce, vec![AuthorityKind::Unsupported("gpg".into()), AuthorityKind::StaticPass]);
-        assert!(evaluate(&[&either], None, D1).allowed, "OR still lets a checkable authority pass");
+        assert!(
+            evaluate(&[&either], &Evidence::default(), D1, cx()).allowed,
+            "OR still lets a checkable authority pass"
+        );
     }
 
     #[test]
     fn static_authorities() {
         let pass = policy("pass", Mode::Enforce, vec![AuthorityKind::StaticPass]);
         let fail = policy("fail", Mode::Enforce, vec![AuthorityKind::StaticFail]);
-        assert!(!needs_signatures(&[&pass, &fail]));
-        assert!(evaluate(&[&pass], None, D1).allowed);
-        assert!(!evaluate(&[&fail], None, D1).allowed);
+        assert_eq!(needs(&[&pass, &fail]), Needs::default());
+        assert!(evaluate(&[&pass], &Evidence::default(), D1, cx()).allowed);
+        assert!(!evaluate(&[&fail], &Evidence::default(), D1, cx()).allowed);
+    }
+
+    /// Against material made by real cosign (testdata/cosign, see its README).
+    mod vectors {
+        use super::*;
+        use crate::policy::TrustedKey;
+        use crate::verify::keyless::{Identity, Matcher};
+        use crate::verify::trust::tests::vector;
+        use crate::verify::trust::CaPool;
+
+        const DIGEST: &str = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
+        const ISSUER: &str = "https://issuer.example";
+
+        fn trust() -> TrustRoot {
+            TrustRoot::parse(vector("trusted_root.json").as_bytes(), "trusted_root.json").unwrap()
+        }
+
+        fn run(layers: Vec<SignatureLayer>, by: &SignedBy) -> Result<(), LayerFailure> {
+            let t = trust();
+            let s = Signatures { location: "registry.example/team/app:sha256-479b.sig".into(), layers };
+            verify_signatures(&s, DIGEST, by, Context { trust: &t, now: Context::now_secs() })
+        }
+
+        fn key_layer(bundle: Option<&str>) -> SignatureLayer {
+            SignatureLayer {
+                payload: vector("payload.json").into_bytes(),
+                signature: vector("payload.sig").trim().into(),
+                bundle: bundle.map(vector),
+                ..Default::default()
+            }
+        }
+
+        fn leaf_layer(leaf: &str, bundle: Option<&str>) -> SignatureLayer {
+            SignatureLayer {
+                payload: vector("payload.json").into_bytes(),
+                signature: vector("payload-leaf.sig").trim().into(),
+                certificate: Some(vector(leaf)),
+                chain: Some(vector("chain.pem")),
+                bundle: bundle.map(vector),
+            }
+        }
+
+        fn key() -> Signer {
+            Signer::Key(TrustedKey::from_pem(vector("cosign.pub").as_bytes()).unwrap())
+        }
+
+        fn keyless(subject: Matcher, ca: Option<&str>, sct: bool) -> Signer {
+            Signer::Keyless(Keyless {
+                identities: vec![Identity { issuer: Matcher::Exact(ISSUER.into()), subject }],
+                ca: ca.map(|c| CaPool::from_pem(&vector(c)).unwrap()),
+                sct,
+            })
+        }
+
+        fn by(signer: Signer, tlog: bool) -> SignedBy {
+            let tlog = if tlog { Tlog::Require { url: None, keys: vec![] } } else { Tlog::Ignore };
+            SignedBy { signer, tlog, attestations: vec![] }
+        }
+
+        #[test]
+        fn cosign_key_signature_with_and_without_a_log_entry() {
+            run(vec![key_layer(None)], &by(key(), false)).unwrap();
+            run(vec![key_layer(Some("bundle-key.json"))], &by(key(), true)).unwrap();
+            let err = run(vec![key_layer(None)], &by(key(), true)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::Missing, .. }), "{err}");
+            let err = run(vec![key_layer(Some("bundle-forged.json"))], &by(key(), true)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::UnknownLog(_), .. }), "{err}");
+            // The signed digest is the vector image's; any other digest is refused.
+            let t = trust();
+            let s = Signatures { location: "l".into(), layers: vec![key_layer(None)] };
+            let other = DIGEST.replace("479b", "0000");
+            let err = verify_signatures(&s, &other, &by(key(), false), Context { trust: &t, now: 0 }).unwrap_err();
+            assert!(matches!(err, LayerFailure::OtherDigest { .. }), "{err}");
+        }
+
+        #[test]
+        fn keyless_signature_chains_to_the_ca_and_names_a_trusted_identity() {
+            let email = Matcher::Exact("builder@example.com".into());
+            // The policy's own CA, or the node trust root's.
+            run(vec![leaf_layer("leaf-email.pem", None)], &by(keyless(email.clone(), Some("root.pem"), false), false))
+                .unwrap();
+            run(vec![leaf_layer("leaf-email.pem", None)], &by(keyless(email.clone(), None, false), false)).unwrap();
+            // Logged: checked against the log entry's time.
+            run(
+                vec![leaf_layer("leaf-email.pem", Some("bundle-leaf-email.json"))],
+                &by(keyless(email.clone(), None, false), true),
+            )
+            .unwrap();
+            let uri = Matcher::Regex(regex::Regex::new("^https://github\\.com/example/app/").unwrap());
+            run(vec![leaf_layer("leaf-uri.pem", None)], &by(keyless(uri, None, false), false)).unwrap();
+
+            let other_org = Matcher::Regex(regex::Regex::new("^https://github\\.com/other/").unwrap());
+            let err =
+                run(vec![leaf_layer("leaf-uri.pem", None)], &by(keyless(other_org, None, false), false)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Certificate(CertError::Identity { .. })), "{err}");
+            let err = run(
+                vec![leaf_layer("leaf-email.pem", None)],
+                &by(keyless(email.clone(), Some("other-root.pem"), false), false),
+            )
+            .unwrap_err();
+            assert!(matches!(err, LayerFailure::Certificate(CertError::Untrusted(_))), "{err}");
+            // A key signature is not a keyless one, and vice versa.
+            let err = run(vec![key_layer(None)], &by(keyless(email.clone(), None, false), false)).unwrap_err();
+            assert!(matches!(err, LayerFailure::WrongSigner { .. }), "{err}");
+            assert!(run(vec![leaf_layer("leaf-email.pem", None)], &by(key(), false)).is_err());
+            // SCTs cannot be checked yet: required means refused, with the reason.
+            let err =
+                run(vec![leaf_layer("leaf-email.pem", None)], &by(keyless(email, None, true), false)).unwrap_err();
+            assert!(err.to_string().contains("SCT"), "{err}");
+        }
+
+        #[test]
+        fn keyless_without_any_ca_fails_closed() {
+            let empty = TrustRoot::empty();
+            let s = Signatures { location: "l".into(), layers: vec![leaf_layer("leaf-email.pem", None)] };
+            let signer = keyless(Matcher::Exact("builder@example.com".into()), None, false);
+            let err =
+                verify_signatures(&s, DIGEST, &by(signer, false), Context { trust: &empty, now: Context::now_secs() })
+                    .unwrap_err();
+            assert!(err.to_string().contains("no certificate authority"), "{err}");
+        }
+
+        #[test]
+        fn attestations_of_the_required_type_by_the_signer() {
+            let t = trust();
+            let layer = |name: &str| SignatureLayer { payload: vector(name).into_bytes(), ..Default::default() };
+            let atts = |names: &[&str]| Signatures {
+                location: "l.att".into(),
+                layers: names.iter().map(|n| layer(n)).collect(),
+            };
+            let want = |ty: &str| SignedBy { signer: key(), tlog: Tlog::Ignore, attestations: vec![ty.into()] };
+            let cx = Context { trust: &t, now: Context::now_secs() };
+            verify_attestations(&atts(&["att-custom.json", "att-slsa.json"]), DIGEST, &want("slsaprovenance"), cx)
+                .unwrap();
+            let err =
+                verify_attestations(&atts(&["att-custom.json"]), DIGEST, &want("slsaprovenance"), cx).unwrap_err();
+            assert!(matches!(err, LayerFailure::Attestation(dsse::AttestationError::OtherType { .. })), "{err}");
+            let err = verify_attestations(&atts(&[]), DIGEST, &want("custom"), cx).unwrap_err();
+            assert!(err.to_string().contains("attestation custom"), "{err}");
+            let mut two = want("custom");
+            two.attestations.push("https://spdx.dev/Document".into());
+            assert!(verify_attestations(&atts(&["att-custom.json", "att-slsa.json"]), DIGEST, &two, cx).is_err());
+            // Through evaluate: an attestation authority reads the attestation evidence.
+            let p = Policy::any_of(
+                "p",
+                vec![crate::policy::matching::ImageGlob::new("registry.example/**").unwrap()],
+                vec![crate::policy::Authority {
+                    name: "a".into(),
+                    kind: AuthorityKind::Signed(Box::new(want("slsaprovenance"))),
+                }],
+                Mode::Enforce,
+            );
+            let ev = Evidence { signatures: None, attestations: Some(Ok(atts(&["att-slsa.json"]))) };
+            assert_eq!(needs(&[&p]), Needs { signatures: false, attestations: true });
+            assert!(evaluate(&[&p], &ev, DIGEST, cx).allowed);
+        }
     }
 }

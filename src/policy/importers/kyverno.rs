@@ -4,8 +4,10 @@
 //! `skipImageReferences` are plain wildcards, every attestor set must hold, and within a set
 //! `count` entries must verify (all of them when `count` is absent, as in Kyverno, after a
 //! multi-key `publicKeys` is split into one entry per key). `Audit` maps to warn mode.
-//! Kyverno requires a Rekor entry unless `rekor.ignoreTlog: true`; the node does not verify
-//! Rekor yet, so such keys fail closed rather than being checked alone.
+//! Kyverno requires a Rekor entry unless `rekor.ignoreTlog: true`, and an SCT for keyless
+//! unless `ctlog.ignoreSCT: true`; both defaults are kept (the entry is checked offline with
+//! `rekor.pubkey` or the node's trust root). `attestations` become requirements checked
+//! with their own attestors; attestation `conditions` are not evaluated and fail closed.
 //!
 //! Resource filters the node cannot see (label selectors, names, preconditions, kinds) are
 //! not applied, which makes a rule cover more containers, never fewer. Namespaces are
@@ -18,7 +20,9 @@ use serde_json::Value;
 
 use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta};
 use crate::policy::model::{Mode, Namespaces};
-use crate::policy::normal::{Check, KeyCheck, KeyRef, NormalAuthority, NormalPolicy, NormalRequirement, Pattern};
+use crate::policy::normal::{
+    Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
+};
 
 const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
 
@@ -81,7 +85,7 @@ struct VerifyImage {
     #[serde(default)]
     attestors: Vec<AttestorSet>,
     #[serde(default)]
-    attestations: Vec<Value>,
+    attestations: Vec<Attestation>,
     #[serde(default)]
     failure_action: Option<String>,
     /// Deprecated single-key form.
@@ -92,6 +96,54 @@ struct VerifyImage {
     image: Option<String>,
     #[serde(flatten)]
     other: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Attestation {
+    #[serde(default)]
+    predicate_type: Option<String>,
+    #[serde(default, rename = "type")]
+    type_: Option<String>,
+    #[serde(default)]
+    attestors: Vec<AttestorSet>,
+    #[serde(default)]
+    conditions: Vec<Value>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Keyless {
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    subject_reg_exp: Option<String>,
+    #[serde(default)]
+    issuer_reg_exp: Option<String>,
+    #[serde(default)]
+    roots: Option<String>,
+    #[serde(default)]
+    rekor: Option<Rekor>,
+    #[serde(default)]
+    ctlog: Option<Ctlog>,
+    #[serde(default)]
+    additional_extensions: Option<BTreeMap<String, String>>,
+}
+
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Ctlog {
+    #[serde(default, rename = "ignoreSCT")]
+    ignore_sct: Option<bool>,
+    #[serde(default)]
+    pubkey: Option<String>,
+    #[serde(default)]
+    tsa_cert_chain: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -109,7 +161,7 @@ struct Entry {
     #[serde(default)]
     keys: Option<Keys>,
     #[serde(default)]
-    keyless: Option<Value>,
+    keyless: Option<Keyless>,
     #[serde(default)]
     certificates: Option<Value>,
     #[serde(default)]
@@ -270,11 +322,56 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
             Err(e) => errors.push(format!("{field}.key: {e}")),
         }
     }
-    for (s, set) in vi.attestors.iter().enumerate() {
+    attestor_requirements(&vi.attestors, field, unsupported_type.as_deref(), None, &mut requirements, &mut errors);
+    for (a, att) in vi.attestations.iter().enumerate() {
+        let label = match &att.name {
+            Some(n) => format!("attestations[{a}]({n})"),
+            None => format!("attestations[{a}]"),
+        };
+        let Some(ty) = att.predicate_type.as_ref().or(att.type_.as_ref()) else {
+            errors.push(format!("{field}.{label}: predicateType is required"));
+            continue;
+        };
+        let unsupported =
+            |why: String| NormalRequirement::any_of(vec![NormalAuthority::new(label.clone(), Check::Unsupported(why))]);
+        if !att.conditions.is_empty() {
+            requirements
+                .push(unsupported(format!("conditions on attestations of type {ty} are not evaluated on the node")));
+        } else if att.attestors.is_empty() {
+            requirements.push(unsupported(format!("attestation of type {ty} names no attestors to verify it with")));
+        } else {
+            let field = format!("{field}.{label}");
+            attestor_requirements(
+                &att.attestors,
+                &field,
+                unsupported_type.as_deref(),
+                Some(ty),
+                &mut requirements,
+                &mut errors,
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok((images, exclude, requirements))
+    } else {
+        Err(errors)
+    }
+}
+
+/// One requirement per attestor set; with `attestation`, its entries must attest that type.
+fn attestor_requirements(
+    sets: &[AttestorSet],
+    field: &str,
+    unsupported_type: Option<&str>,
+    attestation: Option<&str>,
+    requirements: &mut Vec<NormalRequirement>,
+    errors: &mut Vec<String>,
+) {
+    for (s, set) in sets.iter().enumerate() {
         let mut authorities = Vec::new();
         for (e, entry) in set.entries.iter().enumerate() {
             let label = format!("attestors[{s}].entries[{e}]");
-            match entry_authorities(&label, entry, unsupported_type.as_deref()) {
+            match entry_authorities(&label, entry, unsupported_type) {
                 Ok(mut a) => authorities.append(&mut a),
                 Err(msg) => errors.push(format!("{field}.{label}: {msg}")),
             }
@@ -283,24 +380,21 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
             errors.push(format!("{field}.attestors[{s}]: no entries"));
             continue;
         }
+        if let Some(ty) = attestation {
+            for a in &mut authorities {
+                match &mut a.check {
+                    Check::Key(k) => k.attestations = vec![ty.to_string()],
+                    Check::Keyless(k) => k.attestations = vec![ty.to_string()],
+                    _ => {}
+                }
+            }
+        }
         let count = set.count.unwrap_or(authorities.len());
         if count == 0 || count > authorities.len() {
             errors.push(format!("{field}.attestors[{s}].count {count} does not fit {} entries", authorities.len()));
             continue;
         }
         requirements.push(NormalRequirement { count, authorities });
-    }
-    for (a, att) in vi.attestations.iter().enumerate() {
-        let ty = att.get("predicateType").or_else(|| att.get("type")).and_then(Value::as_str).unwrap_or("?");
-        requirements.push(NormalRequirement::any_of(vec![NormalAuthority::new(
-            format!("attestations[{a}]"),
-            Check::Unsupported(format!("attestations of predicate type {ty} are not verified on the node yet")),
-        )]));
-    }
-    if errors.is_empty() {
-        Ok((images, exclude, requirements))
-    } else {
-        Err(errors)
     }
 }
 
@@ -319,8 +413,8 @@ fn entry_authorities(label: &str, e: &Entry, unsupported_type: Option<&str>) -> 
     if let Some(repo) = &e.repository {
         return unsupported(format!("signatures kept in another repository ({repo}) are not fetched yet"));
     }
-    if e.keyless.is_some() {
-        return unsupported("keyless (Fulcio certificate) verification is not implemented on the node yet".into());
+    if let Some(k) = &e.keyless {
+        return keyless_authority(label, k).map(|a| vec![a]);
     }
     if e.certificates.is_some() {
         return unsupported("certificate-based verification is not implemented on the node yet".into());
@@ -329,6 +423,58 @@ fn entry_authorities(label: &str, e: &Entry, unsupported_type: Option<&str>) -> 
         return unsupported("nested attestor sets are not supported on the node yet".into());
     }
     key_authorities(label, e.keys.as_ref().expect("counted above"))
+}
+
+fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, String> {
+    if k.additional_extensions.as_ref().is_some_and(|e| !e.is_empty()) {
+        let why = "keyless.additionalExtensions (certificate extension checks) are not applied on the node";
+        return Ok(NormalAuthority::new(label, Check::Unsupported(why.into())));
+    }
+    // Kyverno matches `subject` and `issuer` as wildcards (`*`, `?`); carried over as
+    // anchored regular expressions so nothing wider than the wildcard passes.
+    let split = |exact: &Option<String>, re: &Option<String>| match (exact, re) {
+        (Some(w), None) if w.contains(['*', '?']) => (None, Some(wildcard_regex(w))),
+        _ => (exact.clone(), re.clone()),
+    };
+    let (issuer, issuer_reg_exp) = split(&k.issuer, &k.issuer_reg_exp);
+    let (subject, subject_reg_exp) = split(&k.subject, &k.subject_reg_exp);
+    let identity = NormalIdentity { issuer, issuer_reg_exp, subject, subject_reg_exp };
+    identity.compile().map_err(|e| format!("keyless: {e}"))?;
+    let (rekor, rekor_keys) = tlog(k.rekor.as_ref());
+    Ok(NormalAuthority::new(
+        label,
+        Check::Keyless(KeylessCheck {
+            identities: vec![identity],
+            ca: k.roots.clone().map(KeyRef::Pem),
+            rekor,
+            rekor_keys,
+            ignore_sct: k.ctlog.as_ref().and_then(|c| c.ignore_sct).unwrap_or(false),
+            attestations: Vec::new(),
+        }),
+    ))
+}
+
+fn wildcard_regex(w: &str) -> String {
+    let body: String = w
+        .chars()
+        .map(|c| match c {
+            '*' => ".*".to_string(),
+            '?' => ".".to_string(),
+            c => regex::escape(&c.to_string()),
+        })
+        .collect();
+    format!("^{body}$")
+}
+
+/// Kyverno's transparency-log default: required, in the public Rekor, unless ignoreTlog.
+fn tlog(r: Option<&Rekor>) -> (Option<String>, Vec<String>) {
+    match r {
+        Some(Rekor { ignore_tlog: Some(true), .. }) => (None, Vec::new()),
+        Some(r) => {
+            (Some(r.url.clone().unwrap_or_else(|| PUBLIC_REKOR.to_string())), r.pubkey.clone().into_iter().collect())
+        }
+        None => (Some(PUBLIC_REKOR.to_string()), Vec::new()),
+    }
 }
 
 fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String> {
@@ -345,15 +491,14 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String
     if let Some(kms) = &k.kms {
         return unsupported(format!("KMS key {kms}: KMS keys are not supported on the node"));
     }
-    let rekor = match &k.rekor {
-        Some(Rekor { ignore_tlog: Some(true), .. }) => None,
-        Some(r) => Some(r.url.clone().unwrap_or_else(|| PUBLIC_REKOR.to_string())),
-        None => Some(PUBLIC_REKOR.to_string()),
-    };
+    let (rekor, rekor_keys) = tlog(k.rekor.as_ref());
     if let Some(s) = &k.secret {
         let key =
             KeyRef::Secret { namespace: s.namespace.clone(), name: s.name.clone(), key: Some("cosign.pub".into()) };
-        return Ok(vec![NormalAuthority::new(label, Check::Key(KeyCheck { key, rekor }))]);
+        return Ok(vec![NormalAuthority::new(
+            label,
+            Check::Key(KeyCheck { key, rekor, rekor_keys, attestations: vec![] }),
+        )]);
     }
     let text = k.public_keys.as_deref().expect("counted above");
     let pems = if text.trim_start().starts_with("k8s://") {
@@ -361,7 +506,13 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String
     } else {
         split_pem_keys(text).map_err(|e| format!("keys.publicKeys: {e}"))?
     };
-    Ok(pem_authorities(label, &pems, rekor))
+    let mut out = pem_authorities(label, &pems, rekor);
+    for a in &mut out {
+        if let Check::Key(k) = &mut a.check {
+            k.rekor_keys = rekor_keys.clone();
+        }
+    }
+    Ok(out)
 }
 
 /// Namespaces a rule is limited to, from what the node can evaluate.

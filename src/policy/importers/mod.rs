@@ -160,7 +160,7 @@ pub(crate) fn pem_authorities(label: &str, pems: &[String], rekor: Option<String
         .enumerate()
         .map(|(n, pem)| {
             let name = if pems.len() == 1 { label.to_string() } else { format!("{label}#{n}") };
-            NormalAuthority::new(name, Check::Key(KeyCheck { key: KeyRef::Pem(pem.clone()), rekor: rekor.clone() }))
+            NormalAuthority::new(name, Check::Key(KeyCheck::new(KeyRef::Pem(pem.clone()), rekor.clone())))
         })
         .collect()
 }
@@ -214,7 +214,10 @@ mod semantics {
         let (repo, _) = image.rsplit_once(':').unwrap();
         let layers = signers.iter().map(|s| s.sign_digest(repo, D)).collect();
         let sigs = Ok(Signatures { location: "test".into(), layers });
-        evaluate(&set.matching(image, repo, None), Some(&sigs), D)
+        let trust = crate::verify::trust::TrustRoot::empty();
+        let cx = crate::verify::Context { trust: &trust, now: crate::verify::Context::now_secs() };
+        let evidence = crate::verify::Evidence { signatures: Some(sigs), attestations: None };
+        evaluate(&set.matching(image, repo, None), &evidence, D, cx)
     }
 
     fn indent(pem: &str, n: usize) -> String {
@@ -261,7 +264,7 @@ mod semantics {
     }
 
     #[test]
-    fn kyverno_default_tlog_fails_closed_rather_than_key_only() {
+    fn kyverno_default_tlog_is_required_not_key_only() {
         let a = TestSigner::new(1);
         let yaml = format!(
             "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: p}}\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: r\n    verifyImages:\n    - imageReferences: [\"reg.io/*\"]\n      attestors:\n      - entries:\n        - keys:\n            publicKeys: |\n{}",
@@ -269,7 +272,7 @@ mod semantics {
         );
         let e = eval(&set(&yaml), "reg.io/app:1", &[&a]);
         assert!(!e.allowed);
-        assert!(e.failures[0].contains("transparency log"), "{e:?}");
+        assert!(e.failures[0].contains("transparency-log entry is required"), "{e:?}");
     }
 
     #[test]

@@ -6,7 +6,8 @@ use serde_json::Value;
 use super::{parse_spec, Imported, Meta};
 use crate::policy::crd::{AuthoritySpec, ClusterImagePolicySpec, KeySpec};
 use crate::policy::normal::{
-    Check, KeyCheck, KeyRef, NormalAuthority, NormalPolicy, NormalRequirement, Pattern, StaticAction,
+    Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
+    StaticAction,
 };
 
 /// Where a `secretRef` without namespace is looked up for signet's own kind.
@@ -82,52 +83,77 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str, notes: &mut Vec<String>)
         }
     }
     // Requirements the node cannot check yet turn the authority into one that never passes.
-    if !a.attestations.is_empty() {
-        let types: Vec<_> = a.attestations.iter().map(|t| t.predicate_type.as_str()).collect();
-        return Ok(Check::Unsupported(format!("attestations ({}) are not verified on the node yet", types.join(", "))));
-    }
     if let Some(oci) = a.source.iter().find_map(|s| s.oci.as_ref()) {
         return Ok(Check::Unsupported(format!("signatures kept in another repository ({oci}) are not fetched yet")));
     }
     if let Some(prefix) = a.source.iter().find_map(|s| s.tag_prefix.as_ref()) {
         return Ok(Check::Unsupported(format!("signature tag prefix {prefix:?} is not supported yet")));
     }
+    // policy-controller checks the transparency log only when the authority names one.
+    let rekor = a.ctlog.as_ref().and_then(|c| c.url.clone());
+    let attestations: Vec<String> = a.attestations.iter().map(|t| t.predicate_type.clone()).collect();
     if let Some(keyless) = &a.keyless {
-        // Validate what can be validated now, so a bad regexp is an error today rather
-        // than a surprise when keyless verification lands.
-        for (i, id) in keyless.identities.iter().enumerate() {
-            for (field, re) in [("issuerRegExp", &id.issuer_reg_exp), ("subjectRegExp", &id.subject_reg_exp)] {
-                if let Some(re) = re {
-                    regex::Regex::new(re).map_err(|e| format!("keyless.identities[{i}].{field}: {e}"))?;
-                }
-            }
+        if let Some(root) = &keyless.trust_root_ref {
+            return Ok(Check::Unsupported(format!(
+                "keyless.trustRootRef {root:?}: TrustRoot resources are not read on the node; give the CA as \
+                 keyless.ca-cert, or leave both out to use the node's trust_root"
+            )));
         }
-        if keyless.identities.is_empty() && keyless.ca_cert.is_none() {
+        let ca = match &keyless.ca_cert {
+            None => None,
+            Some(k) => match key_ref(k, secret_namespace).map_err(|e| e.replace("key.", "keyless.ca-cert."))? {
+                Ok(r) => Some(r),
+                Err(unsupported) => return Ok(unsupported),
+            },
+        };
+        let identities: Vec<NormalIdentity> = keyless
+            .identities
+            .iter()
+            .map(|id| NormalIdentity {
+                issuer: id.issuer.clone(),
+                issuer_reg_exp: id.issuer_reg_exp.clone(),
+                subject: id.subject.clone(),
+                subject_reg_exp: id.subject_reg_exp.clone(),
+            })
+            .collect();
+        // Checked here so a bad regexp is reported against the object that holds it.
+        for (i, id) in identities.iter().enumerate() {
+            id.compile().map_err(|e| format!("keyless.identities[{i}]: {e}"))?;
+        }
+        if identities.is_empty() && ca.is_none() {
             return Err("keyless needs identities (issuer and subject) or a ca-cert".into());
         }
-        return Ok(Check::Unsupported(
-            "keyless (Fulcio certificate) verification is not implemented on the node yet".into(),
-        ));
+        return Ok(Check::Keyless(KeylessCheck {
+            identities,
+            ca,
+            rekor,
+            rekor_keys: Vec::new(),
+            ignore_sct: keyless.insecure_ignore_sct.unwrap_or(false),
+            attestations,
+        }));
     }
     let key = a.key.as_ref().expect("counted above");
-    let rekor = a.ctlog.as_ref().and_then(|c| c.url.clone());
-    key_check(key, secret_namespace, rekor)
-}
-
-fn key_check(key: &KeySpec, secret_namespace: &str, rekor: Option<String>) -> Result<Check, String> {
-    let set = [key.data.is_some(), key.path.is_some(), key.secret_ref.is_some(), key.kms.is_some()];
-    if set.iter().filter(|b| **b).count() != 1 {
-        return Err("exactly one of key.data, key.path, key.secretRef or key.kms must be set".into());
-    }
     if let Some(alg) = &key.hash_algorithm {
         if alg != "sha256" {
             return Ok(Check::Unsupported(format!("key.hashAlgorithm {alg:?} is not supported (only sha256)")));
         }
     }
-    if let Some(kms) = &key.kms {
-        return Ok(Check::Unsupported(format!("KMS key {kms}: KMS keys are not supported on the node")));
+    match key_ref(key, secret_namespace)? {
+        Ok(key) => Ok(Check::Key(KeyCheck { key, rekor, rekor_keys: Vec::new(), attestations })),
+        Err(unsupported) => Ok(unsupported),
     }
-    let key = if let Some(data) = &key.data {
+}
+
+/// Where a key (or CA bundle) is; `Ok(Err(check))` when it is somewhere the node cannot use.
+fn key_ref(key: &KeySpec, secret_namespace: &str) -> Result<Result<KeyRef, Check>, String> {
+    let set = [key.data.is_some(), key.path.is_some(), key.secret_ref.is_some(), key.kms.is_some()];
+    if set.iter().filter(|b| **b).count() != 1 {
+        return Err("exactly one of key.data, key.path, key.secretRef or key.kms must be set".into());
+    }
+    if let Some(kms) = &key.kms {
+        return Ok(Err(Check::Unsupported(format!("KMS key {kms}: KMS keys are not supported on the node"))));
+    }
+    Ok(Ok(if let Some(data) = &key.data {
         KeyRef::Pem(data.clone())
     } else if let Some(path) = &key.path {
         KeyRef::Path(path.clone())
@@ -138,6 +164,5 @@ fn key_check(key: &KeySpec, secret_namespace: &str, rekor: Option<String>) -> Re
             name: r.name.clone(),
             key: None,
         }
-    };
-    Ok(Check::Key(KeyCheck { key, rekor }))
+    }))
 }

@@ -116,6 +116,13 @@ fn authority_spec(raw: &Value) -> Result<(AuthoritySpec, Option<String>), String
             reason = Some(format!("signatureFormat {format}: only simplesigning is verified on the node yet"));
         }
     }
+    // An attestation's CUE/Rego policy narrows what passes; dropping it would widen.
+    for att in obj.get_mut("attestations").and_then(Value::as_array_mut).into_iter().flatten() {
+        if let Some(policy) = att.as_object_mut().and_then(|a| a.remove("policy")) {
+            let kind = policy.get("type").and_then(Value::as_str).unwrap_or("a");
+            reason = Some(format!("attestation policies ({kind}) are not evaluated on the node"));
+        }
+    }
     if obj.get("key").and_then(|k| k.get("path")).is_some() {
         return Err("key.path is a signet field; policy-controller has no such field".into());
     }

@@ -1,0 +1,212 @@
+//! Trust material for keyless and transparency-log checks, read from local files only.
+//!
+//! A node may have no internet, so nothing here fetches: the Sigstore `trusted_root.json`
+//! (the same file `cosign --trusted-root` takes, or a private instance's) is read from disk
+//! and policies may add their own CA certificates and log keys. The content hash is the
+//! trust root's version, which is part of every cache key.
+
+use std::fmt;
+use std::path::Path;
+
+use base64::Engine;
+use rustls_pki_types::CertificateDer;
+use sha2::{Digest, Sha256};
+use sigstore::crypto::CosignVerificationKey;
+use sigstore_protobuf_specs::dev::sigstore::trustroot::v1::TrustedRoot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    #[error("trust root {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("trust root {path}: not a Sigstore trusted_root.json: {message}")]
+    Parse { path: String, message: String },
+    #[error("trust root {path}: {what}: {message}")]
+    Entry { path: String, what: String, message: String },
+}
+
+/// Certificate authorities: self-signed roots are anchors, everything else an intermediate
+/// that may be used to build a path but is never trusted on its own.
+#[derive(Clone, Default)]
+pub struct CaPool {
+    pub roots: Vec<CertificateDer<'static>>,
+    pub intermediates: Vec<CertificateDer<'static>>,
+}
+
+impl CaPool {
+    /// Every certificate of a PEM bundle; self-signed ones become roots.
+    pub fn from_pem(text: &str) -> Result<Self, String> {
+        let blocks = pem::parse_many(text).map_err(|e| format!("not PEM: {e}"))?;
+        let mut pool = CaPool::default();
+        for b in blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE") {
+            pool.add(b.into_contents())?;
+        }
+        if pool.roots.is_empty() {
+            return Err("no self-signed root certificate among the CA certificates".into());
+        }
+        Ok(pool)
+    }
+
+    fn add(&mut self, der: Vec<u8>) -> Result<(), String> {
+        use x509_cert::der::Decode;
+        let cert = x509_cert::Certificate::from_der(&der).map_err(|e| format!("bad certificate: {e}"))?;
+        let tbs = cert.tbs_certificate();
+        if tbs.subject() == tbs.issuer() {
+            self.roots.push(CertificateDer::from(der));
+        } else {
+            self.intermediates.push(CertificateDer::from(der));
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.roots.is_empty()
+    }
+
+    /// Short identity for messages and the policy hash.
+    pub fn fingerprint(&self) -> String {
+        let mut h = Sha256::new();
+        for c in self.roots.iter().chain(&self.intermediates) {
+            h.update(c.as_ref());
+        }
+        hex::encode(&h.finalize()[..8])
+    }
+}
+
+impl fmt::Debug for CaPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CaPool({} roots, {})", self.roots.len(), self.fingerprint())
+    }
+}
+
+/// A log's public key, named the way log entries name it: hex SHA-256 of the key's DER.
+#[derive(Clone)]
+pub struct LogKey {
+    pub id: String,
+    pub key: CosignVerificationKey,
+}
+
+impl LogKey {
+    pub fn from_der(der: &[u8]) -> Result<Self, String> {
+        let key = CosignVerificationKey::try_from_der(der).map_err(|e| format!("unsupported log key: {e}"))?;
+        Ok(Self { id: hex::encode(Sha256::digest(der)), key })
+    }
+
+    pub fn from_pem(text: &str) -> Result<Self, String> {
+        let block = pem::parse(text).map_err(|e| format!("not a PEM public key: {e}"))?;
+        if block.tag() != "PUBLIC KEY" {
+            return Err(format!("PEM block is {:?}, expected \"PUBLIC KEY\"", block.tag()));
+        }
+        Self::from_der(block.contents())
+    }
+}
+
+impl fmt::Debug for LogKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LogKey({})", &self.id[..16])
+    }
+}
+
+/// The node's trust root. Empty unless configured: then keyless and transparency-log
+/// checks have nothing to trust and fail closed, unless a policy brings its own material.
+#[derive(Clone, Default)]
+pub struct TrustRoot {
+    pub fulcio: CaPool,
+    pub rekor: Vec<LogKey>,
+    pub ctlogs: Vec<LogKey>,
+    /// Content hash of the file, or `none`.
+    pub version: String,
+}
+
+impl fmt::Debug for TrustRoot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TrustRoot({})", self.version)
+    }
+}
+
+impl TrustRoot {
+    pub fn empty() -> Self {
+        Self { version: "none".into(), ..Default::default() }
+    }
+
+    /// Read a Sigstore `trusted_root.json`. Every entry must parse: a trust root that is
+    /// half understood would silently trust less, or more, than its author meant.
+    pub fn load(path: &Path) -> Result<Self, TrustError> {
+        let shown = path.display().to_string();
+        let data = std::fs::read(path).map_err(|source| TrustError::Read { path: shown.clone(), source })?;
+        Self::parse(&data, &shown)
+    }
+
+    pub fn parse(data: &[u8], path: &str) -> Result<Self, TrustError> {
+        let root: TrustedRoot = serde_json::from_slice(data)
+            .map_err(|e| TrustError::Parse { path: path.to_string(), message: e.to_string() })?;
+        let entry = |what: String, message: String| TrustError::Entry { path: path.to_string(), what, message };
+        let mut out = TrustRoot { version: hex::encode(&Sha256::digest(data)[..8]), ..Default::default() };
+        for (i, ca) in root.certificate_authorities.iter().enumerate() {
+            let chain = ca.cert_chain.as_ref().map(|c| c.certificates.as_slice()).unwrap_or_default();
+            if chain.is_empty() {
+                return Err(entry(format!("certificateAuthorities[{i}]"), "empty certChain".into()));
+            }
+            for c in chain {
+                out.fulcio.add(c.raw_bytes.clone()).map_err(|m| entry(format!("certificateAuthorities[{i}]"), m))?;
+            }
+        }
+        let logs = |list: &[sigstore_protobuf_specs::dev::sigstore::trustroot::v1::TransparencyLogInstance],
+                    field: &str|
+         -> Result<Vec<LogKey>, TrustError> {
+            let mut keys = Vec::new();
+            for (i, log) in list.iter().enumerate() {
+                let der = log
+                    .public_key
+                    .as_ref()
+                    .and_then(|k| k.raw_bytes.as_ref())
+                    .ok_or_else(|| entry(format!("{field}[{i}]"), "no publicKey.rawBytes".into()))?;
+                keys.push(LogKey::from_der(der).map_err(|m| entry(format!("{field}[{i}]"), m))?);
+            }
+            Ok(keys)
+        };
+        out.rekor = logs(&root.tlogs, "tlogs")?;
+        out.ctlogs = logs(&root.ctlogs, "ctlogs")?;
+        Ok(out)
+    }
+}
+
+/// Decode standard base64 (the encoding of every sigstore field).
+pub(crate) fn b64(s: &str) -> Result<Vec<u8>, String> {
+    base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|e| format!("bad base64: {e}"))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn vector(name: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign").join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    #[test]
+    fn reads_a_trusted_root_json() {
+        let t = TrustRoot::parse(vector("trusted_root.json").as_bytes(), "t.json").unwrap();
+        assert_eq!(t.fulcio.roots.len(), 1);
+        assert_eq!(t.fulcio.intermediates.len(), 1);
+        assert_eq!(t.rekor.len(), 1);
+        assert_eq!(t.rekor[0].id, LogKey::from_pem(&vector("rekor.pub")).unwrap().id);
+        assert_ne!(t.version, "none");
+    }
+
+    #[test]
+    fn a_broken_trust_root_names_the_entry() {
+        let mut v: serde_json::Value = serde_json::from_str(&vector("trusted_root.json")).unwrap();
+        v["tlogs"][0]["publicKey"]["rawBytes"] = "AAAA".into();
+        let err = TrustRoot::parse(v.to_string().as_bytes(), "t.json").unwrap_err().to_string();
+        assert!(err.contains("t.json") && err.contains("tlogs[0]"), "{err}");
+        let err = TrustRoot::parse(b"{\"tlogs\": 3}", "t.json").unwrap_err().to_string();
+        assert!(err.contains("not a Sigstore trusted_root.json"), "{err}");
+    }
+
+    #[test]
+    fn ca_pool_needs_a_root() {
+        assert!(CaPool::from_pem(&vector("chain.pem")).unwrap().roots.len() == 1);
+        assert!(CaPool::from_pem(&vector("inter.pem")).unwrap_err().contains("no self-signed root"));
+    }
+}

@@ -1,0 +1,1 @@
+MEQCIAmDccYGuhvStcA2bhn7KOJizQ7OhCe7oze5x8lcNDPwAiBwDXs/mzb0rpRvU5/L81Yi+sy7lRKtjTXjt9Gh/PWmRw==
