@@ -219,12 +219,105 @@ expect_rejected "sigstore ClusterImagePolicy: unsigned image is rejected, policy
 expect_runs "Kyverno verifyImages: skopeo-signed image runs" "$IMG_SKOPEO_SIGNED" "hello from skopeo-signed"
 stop_signet
 
-# Kyverno's default requires a Rekor entry; the node cannot check Rekor yet, so the key alone
-# must not be enough: the signed image is refused, with the reason.
+# Kyverno's default requires a Rekor entry. These signatures were made without one, so the
+# key alone must not be enough: the signed image is refused, with the reason.
 sed -i '/rekor: {ignoreTlog: true}/d' "$POL4/kyverno.yaml"
 start_signet "$POL4"
-expect_rejected "Kyverno key without ignoreTlog fails closed (Rekor not verified yet)" "$IMG_SKOPEO_SIGNED" \
-  "transparency log"
+expect_rejected "Kyverno key without ignoreTlog requires a transparency-log entry" "$IMG_SKOPEO_SIGNED" \
+  "transparency-log entry is required"
+stop_signet
+
+say "keyless (a private CA), transparency log checked offline, attestations"
+# integration/testpki.sh: a test CA with Fulcio-shaped certificates, a test Rekor key, and a
+# trusted_root.json naming both. Signatures and attestations are made by real cosign.
+. "$REPO/integration/testpki.sh"
+PKI=$WORK/e2e-pki; rm -rf "$PKI"; mkdir -p "$PKI"
+ISSUER=https://issuer.example
+SUBJECT=https://github.com/example/app/.github/workflows/release.yml@refs/heads/main
+(cd "$PKI" && pki_ca "$ISSUER" builder@example.com "$SUBJECT")
+KL_DIGEST=$(new_image keyless)
+cosign sign --key "$PKI/leaf.key" --certificate "$PKI/leaf-uri.pem" --certificate-chain "$PKI/chain.pem" \
+  "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/keyless@$KL_DIGEST" >/dev/null 2>&1
+echo '{"buildType":"https://example.com/build/v1","builder":{"id":"https://example.com/builder"}}' > "$PKI/predicate.json"
+cosign attest --key "$COSIGN_KEY" --type slsaprovenance --predicate "$PKI/predicate.json" \
+  "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/keyless@$KL_DIGEST" >/dev/null 2>&1
+TL_DIGEST=$(new_image tlog)
+cosign generate "$REGISTRY/probe/tlog@$TL_DIGEST" > "$PKI/tlog-payload.json" 2>/dev/null
+cosign sign-blob --key "$COSIGN_KEY" --tlog-upload=false "$PKI/tlog-payload.json" > "$PKI/tlog.sig" 2>/dev/null
+(cd "$PKI" && pki_set tlog.sig "$COSIGN_PUB" tlog-payload.json tlog-bundle.json)
+push_signature probe/tlog "$TL_DIGEST" "$PKI/tlog-payload.json" "$PKI/tlog.sig" "$PKI/tlog-bundle.json"
+POL7=$WORK/e2e-breadth; rm -rf "$POL7"; mkdir -p "$POL7"
+cat > "$POL7/keyless.yaml" <<YAML
+apiVersion: signet.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata: {name: keyless}
+spec:
+  images: [{glob: "$REGISTRY/probe/keyless"}]
+  authorities:
+    - name: release-workflow
+      keyless:
+        ca-cert: {path: $PKI/root.pem}
+        identities: [{issuer: "$ISSUER", subjectRegExp: '^https://github\.com/example/'}]
+        insecureIgnoreSCT: true
+YAML
+cat > "$POL7/provenance.yaml" <<YAML
+apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: provenance}
+spec:
+  images: [{glob: "$REGISTRY/probe/keyless"}]
+  authorities:
+    - key:
+        data: |
+$(sed 's/^/          /' "$COSIGN_PUB")
+      attestations: [{name: slsa, predicateType: "https://slsa.dev/provenance/v0.2"}]
+YAML
+cat > "$POL7/tlog.yaml" <<YAML
+apiVersion: signet.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata: {name: logged}
+spec:
+  images: [{glob: "$REGISTRY/probe/tlog"}, {glob: "$REGISTRY/probe/signed"}]
+  authorities:
+    - key: {path: $COSIGN_PUB}
+      ctlog: {url: "https://rekor.example"}
+YAML
+printf 'trust_root = "%s"\n' "$PKI/trusted_root.json" > "$WORK/trust.toml"
+start_signet "$POL7" --config "$WORK/trust.toml" || { echo "$PASSED passed, $((FAILED + 1)) failed"; exit 1; }
+expect_runs "keyless: a certificate from the policy's CA with a matching identity (regexp), plus its SLSA attestation" \
+  "$REGISTRY/probe/keyless:v1" "hello from keyless"
+expect_runs "transparency log: the signature's Rekor entry is verified offline with the trust root's log key" \
+  "$REGISTRY/probe/tlog:v1" "hello from tlog"
+expect_rejected "transparency log required: a signature without an entry is rejected" "$IMG_SIGNED" \
+  'policy "logged"' "no transparency-log entry"
+stop_signet
+sed -i 's#github\\.com/example/#github\\.com/other-org/#' "$POL7/keyless.yaml"
+start_signet "$POL7" --config "$WORK/trust.toml"
+expect_rejected "keyless: an identity regexp that does not match is applied, not ignored" "$REGISTRY/probe/keyless:v1" \
+  'policy "keyless"' "matches no trusted identity" "github.com/example/app"
+stop_signet
+sed -i 's#github\\.com/other-org/#github\\.com/example/#; /insecureIgnoreSCT/d' "$POL7/keyless.yaml"
+sed -i 's#https://slsa.dev/provenance/v0.2#https://spdx.dev/Document#' "$POL7/provenance.yaml"
+start_signet "$POL7" --config "$WORK/trust.toml"
+expect_rejected "attestation of another predicate type does not satisfy; SCT required by default" \
+  "$REGISTRY/probe/keyless:v1" "predicate type https://slsa.dev/provenance/v0.2, not https://spdx.dev/Document" "SCT"
+stop_signet
+
+say "registry mirrors: signatures come the way containerd pulls (hosts.toml)"
+# containerd's hosts.toml sends docker.io to the local registry; docker.io itself is not
+# reachable from here. An image pulled as docker.io/... must find its signature the same way.
+MR_DIGEST=$(new_image mirrored)
+cosign sign --key "$COSIGN_KEY" "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/mirrored@$MR_DIGEST" >/dev/null 2>&1
+POL8=$WORK/e2e-mirror; rm -rf "$POL8"; write_policy "$POL8" hub "docker.io/probe/**" "$COSIGN_PUB"
+printf 'containerd_config = "%s"\n' "$PROBE_STATE/containerd/config.toml" > "$WORK/mirror.toml"
+start_signet "$POL8" --config "$WORK/mirror.toml"
+expect_runs "an image pulled through a docker.io mirror is verified with signatures fetched through the mirror" \
+  docker.io/probe/mirrored:v1 "hello from mirrored"
+new_image mirrored-unsigned >/dev/null
+# The mirror has no signature and docker.io cannot be asked: a registry failure that says so,
+# not "unsigned" (the upstream might have one).
+expect_rejected "through the mirror, an unsigned image is rejected, naming where it was not found" \
+  docker.io/probe/mirrored-unsigned:v1 'policy "hub"' "not found at $REGISTRY"
 stop_signet
 
 say "namespace scope (the pod sandbox's namespace reaches policy)"

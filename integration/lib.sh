@@ -90,3 +90,44 @@ copy_image() {
 }
 
 sig_tag() { echo "sha256-${1#sha256:}.sig"; }
+
+COSIGN_REG_FLAGS=(--allow-insecure-registry --allow-http-registry)
+
+# new_image NAME: build an image with content of its own (containerd names content by its
+# first reference) and push it as $REGISTRY/probe/NAME:v1; prints its digest.
+new_image() {
+  rm -rf "$WORK/oci-$1"
+  python3 "$E2E_ENV/mkimage.py" "$WORK/oci-$1" "$1" --entrypoint null \
+    --cmd "[\"/bin/sh\",\"-c\",\"echo hello from $1; sleep 2147483647\"]" >/dev/null
+  skopeo copy -q --dest-tls-verify=false "oci:$WORK/oci-$1:latest" "docker://$REGISTRY/probe/$1:v1"
+  skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REGISTRY/probe/$1:v1"
+}
+
+# push_signature REPO DIGEST PAYLOAD SIGFILE BUNDLE: write a cosign-layout .sig manifest whose
+# one layer is PAYLOAD with its signature and Rekor bundle annotations. (cosign can make the
+# signature offline but cannot attach a bundle it did not get from a Rekor.)
+push_signature() {
+  python3 - "$REGISTRY" "$@" <<'PY'
+import hashlib, json, sys, urllib.request
+reg, repo, digest, payload, sigfile, bundle = sys.argv[1:7]
+def blob(data):
+    d = "sha256:" + hashlib.sha256(data).hexdigest()
+    loc = urllib.request.urlopen(urllib.request.Request(f"http://{reg}/v2/{repo}/blobs/uploads/", method="POST")).headers["Location"]
+    sep = "&" if "?" in loc else "?"
+    url = loc if loc.startswith("http") else f"http://{reg}{loc}"
+    urllib.request.urlopen(urllib.request.Request(f"{url}{sep}digest={d}", data=data, method="PUT",
+                                                  headers={"Content-Type": "application/octet-stream"}))
+    return {"digest": d, "size": len(data)}
+body = open(payload, "rb").read()
+config = blob(b"{}")
+layer = blob(body)
+manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),
+            "layers": [dict(layer, mediaType="application/vnd.dev.cosign.simplesigning.v1+json", annotations={
+                "dev.cosignproject.cosign/signature": open(sigfile).read().strip(),
+                "dev.sigstore.cosign/bundle": open(bundle).read().strip()})]}
+tag = "sha256-" + digest.split(":", 1)[1] + ".sig"
+urllib.request.urlopen(urllib.request.Request(f"http://{reg}/v2/{repo}/manifests/{tag}", method="PUT",
+    data=json.dumps(manifest).encode(), headers={"Content-Type": manifest["mediaType"]}))
+PY
+}

@@ -8,6 +8,7 @@
 # unit tests run against material cosign itself accepts. Needs cosign >= 2.2, openssl 3,
 # python3. Run: bash integration/make-vectors.sh; then commit testdata/cosign.
 set -euo pipefail
+. "$(dirname "$0")/testpki.sh"
 out=$(cd "$(dirname "$0")/.." && pwd)/testdata/cosign
 work=$(mktemp -d)
 [ -n "${KEEP:-}" ] && echo "work dir: $work" || trap 'rm -rf "$work"' EXIT
@@ -34,105 +35,14 @@ cosign attest-blob --key cosign.key --type slsaprovenance --predicate predicate.
 cosign attest-blob --key cosign.key --type custom --predicate predicate.json \
   --hash "${digest#sha256:}" --tlog-upload=false payload.json > att-custom.json
 
-# --- test CA (root -> intermediate -> leaf), Fulcio-shaped leaves -----------------------
-cat > ext.cnf <<J
-[root]
-basicConstraints=critical,CA:TRUE
-keyUsage=critical,keyCertSign,cRLSign
-subjectKeyIdentifier=hash
-[inter]
-basicConstraints=critical,CA:TRUE,pathlen:0
-keyUsage=critical,keyCertSign,cRLSign
-extendedKeyUsage=codeSigning
-subjectKeyIdentifier=hash
-authorityKeyIdentifier=keyid
-[email]
-basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=codeSigning
-subjectAltName=critical,email:$email
-authorityKeyIdentifier=keyid
-1.3.6.1.4.1.57264.1.1=DER:$(printf %s "$issuer" | od -An -tx1 | tr -d ' \n')
-1.3.6.1.4.1.57264.1.8=ASN1:UTF8String:$issuer
-[uri]
-basicConstraints=critical,CA:FALSE
-keyUsage=critical,digitalSignature
-extendedKeyUsage=codeSigning
-subjectAltName=critical,URI:$uri
-authorityKeyIdentifier=keyid
-1.3.6.1.4.1.57264.1.1=DER:$(printf %s "$issuer" | od -An -tx1 | tr -d ' \n')
-1.3.6.1.4.1.57264.1.8=ASN1:UTF8String:$issuer
-J
-ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
-ec root.key; ec inter.key; ec csr.key; ec other-root.key
-# The leaf key is cosign's own (its import-key-pair rejects openssl EC keys); the
-# certificate is issued for its public key.
-cosign generate-key-pair --output-key-prefix leaf >/dev/null
-openssl req -new -x509 -key root.key -subj "/O=signet-test/CN=test root" -days 36500 \
-  -extensions root -config <(cat /etc/ssl/openssl.cnf ext.cnf) -out root.pem 2>/dev/null
-openssl req -new -x509 -key other-root.key -subj "/O=signet-test/CN=unrelated root" -days 36500 \
-  -extensions root -config <(cat /etc/ssl/openssl.cnf ext.cnf) -out other-root.pem 2>/dev/null
-openssl req -new -key inter.key -subj "/O=signet-test/CN=test intermediate" -out inter.csr
-openssl x509 -req -in inter.csr -CA root.pem -CAkey root.key -days 36500 -set_serial 2 \
-  -extfile ext.cnf -extensions inter -out inter.pem 2>/dev/null
-openssl req -new -key csr.key -subj "/" -out leaf.csr 2>/dev/null
-for kind in email uri; do
-  openssl x509 -req -in leaf.csr -CA inter.pem -CAkey inter.key -days 36500 -set_serial 1$((RANDOM)) \
-    -force_pubkey leaf.pub -extfile ext.cnf -extensions "$kind" -out "leaf-$kind.pem" 2>/dev/null
-done
-cat inter.pem root.pem > chain.pem
+# --- test CA, Fulcio-shaped leaves, test Rekor log, SETs (integration/testpki.sh) ---------
+pki_ca "$issuer" "$email" "$uri"
 cosign sign-blob --key leaf.key --tlog-upload=false payload.json > payload-leaf.sig
-
-# --- a test Rekor log and SETs ------------------------------------------------------------
-ec rekor.key
-openssl pkey -in rekor.key -pubout -out rekor.pub
-# $1 signature file, $2 signer PEM (public key or certificate), $3 output bundle annotation
-make_set() {
-  python3 - "$1" "$2" "$3" <<'PY'
-import base64, hashlib, json, subprocess, sys, time
-sig = open(sys.argv[1]).read().strip()
-signer = open(sys.argv[2], "rb").read()
-payload = open("payload.json", "rb").read()
-body = {"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
-    "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()}},
-    "signature": {"content": sig, "publicKey": {"content": base64.b64encode(signer).decode()}}}}
-der = subprocess.run(["openssl", "pkey", "-pubin", "-in", "rekor.pub", "-outform", "DER"],
-                     capture_output=True, check=True).stdout
-entry = {"body": base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode(),
-         "integratedTime": int(time.time()), "logID": hashlib.sha256(der).hexdigest(), "logIndex": 42}
-canonical = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
-set_ = subprocess.run(["openssl", "dgst", "-sha256", "-sign", "rekor.key"], input=canonical,
-                      capture_output=True, check=True).stdout
-json.dump({"SignedEntryTimestamp": base64.b64encode(set_).decode(), "Payload": entry},
-          open(sys.argv[3], "w"), separators=(",", ":"))
-PY
-}
-make_set payload.sig cosign.pub bundle-key.json
-make_set payload-leaf.sig leaf-email.pem bundle-leaf-email.json
+pki_set payload.sig cosign.pub payload.json bundle-key.json
+pki_set payload-leaf.sig leaf-email.pem payload.json bundle-leaf-email.json
 # A SET made by a key that is not the configured log's.
-ec forged.key
-openssl pkey -in forged.key -pubout -out forged.pub
-( mv rekor.key keep.key; cp forged.key rekor.key; mv rekor.pub keep.pub; cp forged.pub rekor.pub
-  make_set payload.sig cosign.pub bundle-forged.json; mv keep.key rekor.key; mv keep.pub rekor.pub )
-
-# --- a trusted_root.json for the test CA and log ------------------------------------------
-python3 - <<'PY' > trusted_root.json
-import base64, hashlib, json, subprocess
-def der(args): return subprocess.run(args, capture_output=True, check=True).stdout
-cert = lambda p: {"rawBytes": base64.b64encode(der(["openssl", "x509", "-in", p, "-outform", "DER"])).decode()}
-rekor = der(["openssl", "pkey", "-pubin", "-in", "rekor.pub", "-outform", "DER"])
-print(json.dumps({
-  "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
-  "tlogs": [{"baseUrl": "https://rekor.example", "hashAlgorithm": "SHA2_256",
-             "publicKey": {"rawBytes": base64.b64encode(rekor).decode(), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-                           "validFor": {"start": "2020-01-01T00:00:00Z"}},
-             "logId": {"keyId": base64.b64encode(hashlib.sha256(rekor).digest()).decode()}}],
-  "certificateAuthorities": [{"subject": {"organization": "signet-test", "commonName": "test root"},
-             "uri": "https://fulcio.example",
-             "certChain": {"certificates": [cert("inter.pem"), cert("root.pem")]},
-             "validFor": {"start": "2020-01-01T00:00:00Z"}}],
-  "ctlogs": [], "timestampAuthorities": []}, indent=2))
-PY
+pki_ec forged.key
+pki_set payload.sig cosign.pub payload.json bundle-forged.json forged.key
 
 # --- cosign itself must accept every positive vector --------------------------------------
 check() { if ! command cosign "$@" >/dev/null 2>&1; then echo "cosign rejected a vector: $*" >&2; exit 1; fi; }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::enforce::EnforcerConfig;
 use crate::policy::{Mode, NoMatchAction};
+use crate::registry::{auth, hosts, Access};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/signet/config.toml";
 pub const DEFAULT_POLICY_DIR: &str = "/etc/signet/policies";
@@ -24,6 +25,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error(transparent)]
     TrustRoot(#[from] crate::verify::trust::TrustError),
+    #[error("{0}")]
+    Registry(String),
 }
 
 /// Everything settable in the file; all optional so flags can fill gaps.
@@ -67,6 +70,12 @@ pub struct FileConfig {
     /// A Sigstore trusted_root.json (CA certificates, Rekor and CT log keys) for keyless and
     /// transparency-log checks. Read from disk only: the node never fetches trust material.
     pub trust_root: Option<PathBuf>,
+    /// containerd's registry hosts directory (mirrors); default: `config_path` from
+    /// containerd's config, else /etc/containerd/certs.d.
+    pub registry_hosts_dir: Option<PathBuf>,
+    /// docker config.json files with registry credentials; default: kubelet's
+    /// /var/lib/kubelet/config.json and /root/.docker/config.json, where they exist.
+    pub registry_auth_files: Option<Vec<PathBuf>>,
 }
 
 impl FileConfig {
@@ -116,7 +125,9 @@ impl FileConfig {
             sandbox_image,
             containerd_config,
             events,
-            trust_root
+            trust_root,
+            registry_hosts_dir,
+            registry_auth_files
         );
         self
     }
@@ -137,11 +148,26 @@ impl ConfigSource {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
-        let mut settings = Settings::from(file.overlay(self.flags.clone()));
+        Settings::from(file.overlay(self.flags.clone())).load_files()
+    }
+}
+
+impl Settings {
+    /// Read the files the settings name (trust root, registry mirrors and credentials).
+    pub fn load_files(mut self) -> Result<Settings, ConfigError> {
+        let settings = &mut self;
         if let Some(path) = &settings.trust_root {
             settings.enforcer.trust = std::sync::Arc::new(crate::verify::trust::TrustRoot::load(path)?);
         }
-        Ok(settings)
+        let hosts_dir = settings.registry_hosts_dir.clone().unwrap_or_else(|| {
+            hosts::config_path_from_containerd(&settings.containerd_config)
+                .unwrap_or_else(|| "/etc/containerd/certs.d".into())
+        });
+        settings.access.mirrors = hosts::Mirrors::load(&hosts_dir).map_err(ConfigError::Registry)?;
+        let files = settings.registry_auth_files.clone().unwrap_or_else(auth::default_files);
+        settings.access.credentials = auth::Credentials::load_files(&files).map_err(ConfigError::Registry)?;
+        settings.access.insecure = settings.insecure_registries.clone();
+        Ok(self)
     }
 }
 
@@ -171,6 +197,10 @@ pub struct Settings {
     pub events: bool,
     /// Loaded into `enforcer.trust` by [`ConfigSource::load`].
     pub trust_root: Option<PathBuf>,
+    pub registry_hosts_dir: Option<PathBuf>,
+    pub registry_auth_files: Option<Vec<PathBuf>>,
+    /// Mirrors and credentials, loaded by [`ConfigSource::load`].
+    pub access: Access,
 }
 
 impl Settings {
@@ -203,7 +233,9 @@ impl Settings {
             sandbox_image,
             containerd_config,
             events,
-            trust_root
+            trust_root,
+            registry_hosts_dir,
+            registry_auth_files
         );
         if self.enforcer.trust.version != new.enforcer.trust.version {
             out.push("trust root content");
@@ -268,6 +300,9 @@ impl From<FileConfig> for Settings {
             containerd_config: f.containerd_config.unwrap_or_else(|| "/etc/containerd/config.toml".into()),
             events: f.events.unwrap_or(false),
             trust_root: f.trust_root,
+            registry_hosts_dir: f.registry_hosts_dir,
+            registry_auth_files: f.registry_auth_files,
+            access: Access::default(),
         }
     }
 }

@@ -27,7 +27,7 @@ pub fn enforcer(settings: &Settings, policy: watch::Receiver<Arc<PolicySet>>) ->
         Duration::from_secs(1),
     ));
     let source =
-        Arc::new(OciSignatureSource::new(&settings.insecure_registries, Limits::default(), settings.registry_timeout));
+        Arc::new(OciSignatureSource::new(settings.access.clone(), Limits::default(), settings.registry_timeout));
     Arc::new(Enforcer::new(store, source, policy, settings.enforcer.clone()))
 }
 
@@ -40,8 +40,13 @@ pub async fn run(settings: Settings, source: ConfigSource) -> anyhow::Result<()>
         no_match = %settings.no_match,
         transport = ?transport,
         config = ?source.path,
+        trust_root = %settings.enforcer.trust.version,
+        registry_credentials = ?settings.access.credentials,
         "signet starting"
     );
+    for note in settings.access.mirrors.notes.iter().chain(&settings.access.credentials.notes) {
+        tracing::warn!("{note}");
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Client construction only reads configuration (in-cluster or KUBECONFIG); the API
     // server may well be down.

@@ -6,6 +6,14 @@
 //! so every fetch is bounded (manifest size, number of layers, payload size, total time) and
 //! every blob is checked against its digest. A registry failure is reported as a failure,
 //! never as "no signatures", so it cannot be mistaken for an unsigned image or vice versa.
+//!
+//! - [`hosts`]: containerd's mirror configuration, so signatures come the way images do.
+//! - [`auth`]: credentials from docker config files, never logged.
+
+pub mod auth;
+#[cfg(test)]
+mod fake_registry_tests;
+pub mod hosts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -134,32 +142,92 @@ pub fn artifact_reference(image: &Reference, digest: &str, what: Artifact) -> Re
     ))
 }
 
+/// How the node reaches registries: plain-HTTP hosts, mirrors, credentials.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// `host:port` registries spoken to over plain HTTP (tests, local mirrors).
+    pub insecure: Vec<String>,
+    pub mirrors: hosts::Mirrors,
+    pub credentials: auth::Credentials,
+}
+
 /// Registry client on oci-client.
 pub struct OciSignatureSource {
     client: oci_client::Client,
+    mirrors: hosts::Mirrors,
+    credentials: auth::Credentials,
     limits: Limits,
     timeout: Duration,
 }
 
 impl OciSignatureSource {
-    /// `insecure` lists `host:port` registries spoken to over plain HTTP (tests, local mirrors).
-    pub fn new(insecure: &[String], limits: Limits, timeout: Duration) -> Self {
-        let protocol =
-            if insecure.is_empty() { ClientProtocol::Https } else { ClientProtocol::HttpsExcept(insecure.to_vec()) };
+    pub fn new(access: Access, limits: Limits, timeout: Duration) -> Self {
+        let mut insecure = access.insecure.clone();
+        insecure.extend(access.mirrors.plain_http_hosts().map(String::from));
+        let protocol = if insecure.is_empty() { ClientProtocol::Https } else { ClientProtocol::HttpsExcept(insecure) };
         let config = ClientConfig {
             protocol,
             connect_timeout: Some(timeout),
             read_timeout: Some(timeout),
             ..Default::default()
         };
-        Self { client: oci_client::Client::new(config), limits, timeout }
+        Self {
+            client: oci_client::Client::new(config),
+            mirrors: access.mirrors,
+            credentials: access.credentials,
+            limits,
+            timeout,
+        }
     }
 
-    async fn fetch(&self, sig_ref: &Reference, location: &str, what: Artifact) -> Result<Signatures, RegistryError> {
+    /// Try each endpoint containerd would pull from, in its order. The first that answers
+    /// wins; "not found" counts only if every endpoint says so, so an unreachable mirror
+    /// never turns into "unsigned".
+    async fn fetch_via_hosts(
+        &self,
+        sig_ref: &Reference,
+        location: &str,
+        what: Artifact,
+    ) -> Result<Signatures, RegistryError> {
+        let registry = sig_ref.registry().to_string();
+        let (mut errors, mut absent) = (Vec::new(), Vec::new());
+        for endpoint in self.mirrors.endpoints(&registry) {
+            let mut r = sig_ref.clone();
+            if endpoint.host != registry {
+                r.set_mirror_registry(endpoint.host.clone());
+            }
+            let auth = match self.credentials.auth_for(&endpoint.host) {
+                RegistryAuth::Anonymous => self.credentials.auth_for(&registry),
+                a => a,
+            };
+            match self.fetch(&r, location, what, &auth).await {
+                Ok(Some(found)) => return Ok(found),
+                Ok(None) => absent.push(endpoint.host),
+                Err(RegistryError::Request { message, .. }) => errors.push(format!("{}: {message}", endpoint.host)),
+                Err(other) => return Err(other),
+            }
+        }
+        if errors.is_empty() {
+            return Ok(Signatures { location: location.to_string(), layers: Vec::new() });
+        }
+        if !absent.is_empty() {
+            errors.push(format!("not found at {}", absent.join(", ")));
+        }
+        Err(RegistryError::Request { location: location.to_string(), message: errors.join("; ") })
+    }
+
+    /// `Ok(None)`: this endpoint says the tag does not exist.
+    async fn fetch(
+        &self,
+        sig_ref: &Reference,
+        location: &str,
+        what: Artifact,
+        auth: &RegistryAuth,
+    ) -> Result<Option<Signatures>, RegistryError> {
         let accepted = [oci_client::manifest::OCI_IMAGE_MEDIA_TYPE, oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE];
-        let raw = match self.client.pull_manifest_raw(sig_ref, &RegistryAuth::Anonymous, &accepted).await {
+        let raw = match self.client.pull_manifest_raw(sig_ref, auth, &accepted).await {
             Ok((raw, _digest)) => raw,
-            Err(e) if is_not_found(&e) => return Ok(Signatures { location: location.to_string(), layers: Vec::new() }),
+            Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(RegistryError::Request { location: location.to_string(), message: e.to_string() }),
         };
         let sig_layers = artifact_layers(&raw, &self.limits, location, what)?;
@@ -168,7 +236,7 @@ impl OciSignatureSource {
             layer.payload = self.fetch_payload(sig_ref, &desc, location).await?;
             layers.push(layer);
         }
-        Ok(Signatures { location: location.to_string(), layers })
+        Ok(Some(Signatures { location: location.to_string(), layers }))
     }
 
     async fn fetch_payload(
@@ -281,7 +349,7 @@ impl SignatureSource for OciSignatureSource {
     async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError> {
         let sig_ref = artifact_reference(image, digest, what)?;
         let location = sig_ref.whole();
-        match tokio::time::timeout(self.timeout, self.fetch(&sig_ref, &location, what)).await {
+        match tokio::time::timeout(self.timeout, self.fetch_via_hosts(&sig_ref, &location, what)).await {
             Ok(r) => r,
             Err(_) => Err(RegistryError::Timeout { location, timeout: self.timeout }),
         }
