@@ -7,6 +7,8 @@ set -uo pipefail
 
 PASSED=0 FAILED=0
 FAILURES=()
+# Every expect_rejected is an attempt to start an image that must not run in enforce mode.
+ATTEMPTS=0 STARTED_UNVERIFIED=0
 ok()   { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
 bad()  { FAILED=$((FAILED + 1)); FAILURES+=("$1"); echo "FAIL - $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/       /'; }
 
@@ -20,7 +22,9 @@ expect_runs() {  # name image [log-marker]
 }
 expect_rejected() {  # name image [text that the CRI error must contain]...
   local name=$1 image=$2; shift 2
+  ATTEMPTS=$((ATTEMPTS + 1))
   cri_run "$image"; local rc=$?
+  [ $rc = 0 ] && STARTED_UNVERIFIED=$((STARTED_UNVERIFIED + 1))
   if [ $rc != 3 ]; then bad "$name" "expected rejection (3), got rc=$rc: $OUT"; return; fi
   local t
   for t in "$@"; do
@@ -31,6 +35,8 @@ expect_rejected() {  # name image [text that the CRI error must contain]...
 
 cleanup() {
   stop_signet
+  [ -n "${FAULT_PID:-}" ] && kill "$FAULT_PID" 2>/dev/null
+  rm -rf "$PROBE_STATE/containerd/certs.d/faulty.local"
   rm -f /opt/nri/plugins/05-signet /etc/signet/config.toml
   [ -n "${PREINSTALLED:-}" ] && restart_containerd
 }
@@ -161,6 +167,47 @@ else
   bad "registry down: reported as a registry failure (exit 2), never as 'no signatures'" "rc=$rc $V"
 fi
 SKIP_SMOKE=1 "$E2E_ENV/setup-env.sh" >> "$PROBE_STATE.setup.log" 2>&1   # brings the registry back
+
+say "faults: a slow, failing or hostile registry (a fault-injecting proxy in front of the registry)"
+# faulty.local is served through integration/faulty-registry.py, which forwards to the real
+# registry but answers signature manifests according to $FAULT_MODE.
+FAULT_MODE=$WORK/fault-mode; echo pass > "$FAULT_MODE"
+SLOW_SECONDS=4 python3 "$REPO/integration/faulty-registry.py" 5099 "$REGISTRY" "$FAULT_MODE" & FAULT_PID=$!
+mkdir -p "$PROBE_STATE/containerd/certs.d/faulty.local"
+printf 'server = "http://127.0.0.1:5099"\n\n[host."http://127.0.0.1:5099"]\n  capabilities = ["pull", "resolve"]\n' \
+  > "$PROBE_STATE/containerd/certs.d/faulty.local/hosts.toml"
+FT_DIGEST=$(new_image faulty)
+cosign sign --key "$COSIGN_KEY" "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/faulty@$FT_DIGEST" >/dev/null 2>&1
+POL9=$WORK/e2e-faults; rm -rf "$POL9"; write_policy "$POL9" faulty "faulty.local/probe/**" "$COSIGN_PUB"
+FAULTY=faulty.local/probe/faulty:v1
+printf 'containerd_config = "%s"\n' "$PROBE_STATE/containerd/config.toml" > "$WORK/mirror.toml"
+fault() {  # mode name expected-text...
+  echo "$1" > "$FAULT_MODE"; local name=$2; shift 2
+  start_signet "$POL9" --config "$WORK/mirror.toml"
+  expect_rejected "$name" "$FAULTY" "$@"
+}
+fault down "registry failing (HTTP 500): rejected as a registry error, not as unsigned" "registry request" "injected failure"
+stop_signet
+fault garbage "registry returning garbage for the signature manifest: rejected, named malformed" "is malformed"
+stop_signet
+fault huge "registry returning an 8 MiB signature manifest: rejected at the size limit" "over the 1048576 byte limit"
+stop_signet
+fault slow "registry slower than the runtime's deadline: rejected in time, the plugin stays connected" \
+  "did not finish within"
+if [ "$(grep -c 'registered with the runtime' "$SIGNET_LOG")" = 1 ] \
+   && curl -s http://127.0.0.1:9180/metrics | grep -q '^signet_nri_connected 1'; then
+  ok "after the slow registry, signet was not dropped by containerd (still connected, no re-registration)"
+else
+  bad "after the slow registry, signet was not dropped by containerd (still connected, no re-registration)" "$(cat "$SIGNET_LOG")"
+fi
+sleep 5   # the background verification finishes (SLOW_SECONDS=4) and is cached
+expect_runs "the runtime's retry after the slow fetch gets the finished verification" "$FAULTY" "hello from faulty"
+stop_signet
+echo pass > "$FAULT_MODE"
+start_signet "$POL9" --config "$WORK/mirror.toml"
+expect_runs "with the faults removed, the same image runs through the proxy" "$FAULTY" "hello from faulty"
+stop_signet
+kill "$FAULT_PID" 2>/dev/null; FAULT_PID=
 
 say "no plugin connected (documents the fail-open window of containerd 1.7)"
 expect_runs "with signet stopped, containerd 1.7 runs unsigned images unchecked (README: closing the window)" "$IMG_UNSIGNED"
@@ -390,6 +437,11 @@ restart_containerd
 PREINSTALLED=
 
 echo
+if [ "$STARTED_UNVERIFIED" = 0 ]; then
+  ok "enforce mode: $ATTEMPTS attempts to start unverified images, none started"
+else
+  bad "enforce mode: $ATTEMPTS attempts to start unverified images, $STARTED_UNVERIFIED started"
+fi
 [ ${#FAILURES[@]} -gt 0 ] && printf 'failed: %s\n' "${FAILURES[@]}"
 echo "e2e: $PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ]
