@@ -9,6 +9,7 @@ PASSED=0 FAILED=0
 FAILURES=()
 # Every expect_rejected is an attempt to start an image that must not run in enforce mode.
 ATTEMPTS=0 STARTED_UNVERIFIED=0
+RUN_ID=run-$(date +%s)   # new content for images this run signs (see new_image)
 ok()   { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
 bad()  { FAILED=$((FAILED + 1)); FAILURES+=("$1"); echo "FAIL - $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/       /'; }
 
@@ -176,7 +177,7 @@ SLOW_SECONDS=4 python3 "$REPO/integration/faulty-registry.py" 5099 "$REGISTRY" "
 mkdir -p "$PROBE_STATE/containerd/certs.d/faulty.local"
 printf 'server = "http://127.0.0.1:5099"\n\n[host."http://127.0.0.1:5099"]\n  capabilities = ["pull", "resolve"]\n' \
   > "$PROBE_STATE/containerd/certs.d/faulty.local/hosts.toml"
-FT_DIGEST=$(new_image faulty)
+FT_DIGEST=$(new_image faulty "$RUN_ID")
 cosign sign --key "$COSIGN_KEY" "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/faulty@$FT_DIGEST" >/dev/null 2>&1
 POL9=$WORK/e2e-faults; rm -rf "$POL9"; write_policy "$POL9" faulty "faulty.local/probe/**" "$COSIGN_PUB"
 FAULTY=faulty.local/probe/faulty:v1
@@ -281,11 +282,22 @@ say "keyless (a private CA), transparency log checked offline, attestations"
 PKI=$WORK/e2e-pki; rm -rf "$PKI"; mkdir -p "$PKI"
 ISSUER=https://issuer.example
 SUBJECT=https://github.com/example/app/.github/workflows/release.yml@refs/heads/main
-(cd "$PKI" && pki_ca "$ISSUER" builder@example.com "$SUBJECT")
-KL_DIGEST=$(new_image keyless)
+# The SCT-bearing certificate is built with python's cryptography package.
+PKI_PYTHON=python3
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+  [ -x "$WORK/pki-venv/bin/python" ] || { python3 -m venv "$WORK/pki-venv" && "$WORK/pki-venv/bin/pip" install -q cryptography; }
+  PKI_PYTHON=$WORK/pki-venv/bin/python
+fi
+export PKI_PYTHON
+(cd "$PKI" && pki_ca "$ISSUER" builder@example.com "$SUBJECT" && pki_sct_leaf "$ISSUER" builder@example.com)
+KL_DIGEST=$(new_image keyless "$RUN_ID")
 cosign sign --key "$PKI/leaf.key" --certificate "$PKI/leaf-uri.pem" --certificate-chain "$PKI/chain.pem" \
   "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/keyless@$KL_DIGEST" >/dev/null 2>&1
 echo '{"buildType":"https://example.com/build/v1","builder":{"id":"https://example.com/builder"}}' > "$PKI/predicate.json"
+# A second signature by the same key, under a certificate with an embedded SCT (which cosign
+# checks while signing, with the test CT log's key).
+SIGSTORE_CT_LOG_PUBLIC_KEY_FILE=$PKI/ctlog.pub cosign sign --key "$PKI/leaf.key" --certificate "$PKI/leaf-sct.pem" --certificate-chain "$PKI/chain.pem" \
+  "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/keyless@$KL_DIGEST" >/dev/null 2>&1
 cosign attest --key "$COSIGN_KEY" --type slsaprovenance --predicate "$PKI/predicate.json" \
   "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/keyless@$KL_DIGEST" >/dev/null 2>&1
 TL_DIGEST=$(new_image tlog)
@@ -349,11 +361,17 @@ start_signet "$POL7" --config "$WORK/trust.toml"
 expect_rejected "attestation of another predicate type does not satisfy; SCT required by default" \
   "$REGISTRY/probe/keyless:v1" "predicate type https://slsa.dev/provenance/v0.2, not https://spdx.dev/Document" "SCT"
 stop_signet
+rm "$POL7/provenance.yaml"
+sed -i "s#subjectRegExp: .*}]#subject: builder@example.com}]#" "$POL7/keyless.yaml"
+start_signet "$POL7" --config "$WORK/trust.toml"
+expect_runs "keyless with the SCT check on: the certificate's SCT verifies with the trust root's CT log" \
+  "$REGISTRY/probe/keyless:v1" "hello from keyless"
+stop_signet
 
 say "registry mirrors: signatures come the way containerd pulls (hosts.toml)"
 # containerd's hosts.toml sends docker.io to the local registry; docker.io itself is not
 # reachable from here. An image pulled as docker.io/... must find its signature the same way.
-MR_DIGEST=$(new_image mirrored)
+MR_DIGEST=$(new_image mirrored "$RUN_ID")
 cosign sign --key "$COSIGN_KEY" "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/mirrored@$MR_DIGEST" >/dev/null 2>&1
 POL8=$WORK/e2e-mirror; rm -rf "$POL8"; write_policy "$POL8" hub "docker.io/probe/**" "$COSIGN_PUB"
 printf 'containerd_config = "%s"\n' "$PROBE_STATE/containerd/config.toml" > "$WORK/mirror.toml"

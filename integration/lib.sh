@@ -93,12 +93,13 @@ sig_tag() { echo "sha256-${1#sha256:}.sig"; }
 
 COSIGN_REG_FLAGS=(--allow-insecure-registry --allow-http-registry)
 
-# new_image NAME: build an image with content of its own (containerd names content by its
-# first reference) and push it as $REGISTRY/probe/NAME:v1; prints its digest.
+# new_image NAME [NONCE]: build an image with content of its own (containerd names content by
+# its first reference) and push it as $REGISTRY/probe/NAME:v1; prints its digest. A NONCE
+# makes new content, so signatures added in this run do not pile onto a previous run's.
 new_image() {
   rm -rf "$WORK/oci-$1"
   python3 "$E2E_ENV/mkimage.py" "$WORK/oci-$1" "$1" --entrypoint null \
-    --cmd "[\"/bin/sh\",\"-c\",\"echo hello from $1; sleep 2147483647\"]" >/dev/null
+    --cmd "[\"/bin/sh\",\"-c\",\"echo hello from $1 ${2:-}; sleep 2147483647\"]" >/dev/null
   skopeo copy -q --dest-tls-verify=false "oci:$WORK/oci-$1:latest" "docker://$REGISTRY/probe/$1:v1"
   skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REGISTRY/probe/$1:v1"
 }

@@ -37,6 +37,7 @@ cosign attest-blob --key cosign.key --type custom --predicate predicate.json \
 
 # --- test CA, Fulcio-shaped leaves, test Rekor log, SETs (integration/testpki.sh) ---------
 pki_ca "$issuer" "$email" "$uri"
+pki_sct_leaf "$issuer" "$email"
 cosign sign-blob --key leaf.key --tlog-upload=false payload.json > payload-leaf.sig
 pki_set payload.sig cosign.pub payload.json bundle-key.json
 pki_set payload-leaf.sig leaf-email.pem payload.json bundle-leaf-email.json
@@ -57,6 +58,15 @@ for kind in email uri; do
     --certificate-identity "$id" --certificate-oidc-issuer "$issuer" --insecure-ignore-sct --insecure-ignore-tlog \
     payload.json
 done
+# The SCT is checked by cosign here (no --insecure-ignore-sct), with the test CT log's key.
+SIGSTORE_CT_LOG_PUBLIC_KEY_FILE=ctlog.pub check verify-blob --certificate leaf-sct.pem --certificate-chain chain.pem \
+  --signature payload-leaf.sig --certificate-identity "$email" --certificate-oidc-issuer "$issuer" \
+  --insecure-ignore-tlog payload.json
+if SIGSTORE_CT_LOG_PUBLIC_KEY_FILE=ctlog.pub command cosign verify-blob --certificate leaf-email.pem \
+    --certificate-chain chain.pem --signature payload-leaf.sig --certificate-identity "$email" \
+    --certificate-oidc-issuer "$issuer" --insecure-ignore-tlog payload.json >/dev/null 2>&1; then
+  echo "cosign accepted a certificate without an SCT" >&2; exit 1
+fi
 python3 -c 'import json,sys; b=json.load(open("bundle-key.json")); print(json.dumps({"base64Signature": open("payload.sig").read().strip(), "cert": "", "rekorBundle": b}))' > blob-bundle.json
 SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub check verify-blob --key cosign.pub --bundle blob-bundle.json --offline payload.json
 python3 -c 'import base64,json; b=json.load(open("bundle-leaf-email.json")); print(json.dumps({"base64Signature": open("payload-leaf.sig").read().strip(), "cert": base64.b64encode(open("leaf-email.pem","rb").read()).decode(), "rekorBundle": b}))' > leaf-bundle.json
@@ -68,12 +78,13 @@ fi
 
 mkdir -p "$out"
 cp payload.json payload.sig payload-leaf.sig cosign.pub att-slsa.json att-custom.json root.pem other-root.pem \
-  inter.pem chain.pem leaf-email.pem leaf-uri.pem rekor.pub bundle-key.json bundle-leaf-email.json \
+  inter.pem chain.pem leaf-email.pem leaf-uri.pem leaf-sct.pem ctlog.pub rekor.pub bundle-key.json bundle-leaf-email.json \
   bundle-forged.json trusted_root.json "$out/"
 cat > "$out/README.md" <<J
 Test vectors for src/verify, made by \`integration/make-vectors.sh\` with cosign $(dpkg-query -W -f '${Version}' cosign 2>/dev/null || command cosign version 2>&1 | awk '/GitVersion/ {print $2}') and $(openssl version | cut -d' ' -f1-2).
 Image: \`$image@$digest\`. Keyless identities: issuer \`$issuer\`, email \`$email\`, URI \`$uri\`.
-Every positive vector was accepted by cosign verify-blob when generated; bundle-forged.json was rejected.
+Every positive vector was accepted by cosign verify-blob when generated (leaf-sct.pem with its SCT checked
+against ctlog.pub); bundle-forged.json, and leaf-email.pem when an SCT is required, were rejected.
 Private keys are not kept. Regenerate with \`bash integration/make-vectors.sh\`.
 J
 echo "vectors written to $out"

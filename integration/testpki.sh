@@ -6,6 +6,10 @@
 #                             cosign's key pair leaf.key/leaf.pub; chain.pem = inter + root;
 #                             other-root.pem (unrelated); a test Rekor log rekor.key/rekor.pub;
 #                             trusted_root.json naming the CA and the log.
+#   pki_sct_leaf ISSUER EMAIL
+#                             leaf-sct.pem: like leaf-email.pem, with an SCT from the test CT log
+#                             (ctlog.key/ctlog.pub, made by pki_ca) embedded as Fulcio does.
+#                             Needs a python with the cryptography package ($PKI_PYTHON, default python3).
 #   pki_set SIG SIGNER PAYLOAD OUT [LOGKEY]
 #                             the cosign bundle annotation (Rekor SET) for a hashedrekord entry of
 #                             signature file SIG by SIGNER (public key or certificate PEM) over PAYLOAD.
@@ -45,8 +49,9 @@ authorityKeyIdentifier=keyid
 1.3.6.1.4.1.57264.1.1=DER:$ihex
 1.3.6.1.4.1.57264.1.8=ASN1:UTF8String:$issuer
 J
-  pki_ec root.key; pki_ec inter.key; pki_ec csr.key; pki_ec other-root.key; pki_ec rekor.key
+  pki_ec root.key; pki_ec inter.key; pki_ec csr.key; pki_ec other-root.key; pki_ec rekor.key; pki_ec ctlog.key
   openssl pkey -in rekor.key -pubout -out rekor.pub
+  openssl pkey -in ctlog.key -pubout -out ctlog.pub
   # The leaf key is cosign's own (its import-key-pair rejects openssl EC keys); the
   # certificates are issued for its public key.
   rm -f leaf.key leaf.pub
@@ -70,17 +75,63 @@ import base64, hashlib, json, subprocess
 def der(args): return subprocess.run(args, capture_output=True, check=True).stdout
 cert = lambda p: {"rawBytes": base64.b64encode(der(["openssl", "x509", "-in", p, "-outform", "DER"])).decode()}
 rekor = der(["openssl", "pkey", "-pubin", "-in", "rekor.pub", "-outform", "DER"])
+ctlog = der(["openssl", "pkey", "-pubin", "-in", "ctlog.pub", "-outform", "DER"])
+log = lambda key, url: {"baseUrl": url, "hashAlgorithm": "SHA2_256",
+             "publicKey": {"rawBytes": base64.b64encode(key).decode(), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                           "validFor": {"start": "2020-01-01T00:00:00Z"}},
+             "logId": {"keyId": base64.b64encode(hashlib.sha256(key).digest()).decode()}}
 print(json.dumps({
   "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
-  "tlogs": [{"baseUrl": "https://rekor.example", "hashAlgorithm": "SHA2_256",
-             "publicKey": {"rawBytes": base64.b64encode(rekor).decode(), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-                           "validFor": {"start": "2020-01-01T00:00:00Z"}},
-             "logId": {"keyId": base64.b64encode(hashlib.sha256(rekor).digest()).decode()}}],
+  "tlogs": [log(rekor, "https://rekor.example")],
   "certificateAuthorities": [{"subject": {"organization": "signet-test", "commonName": "test root"},
              "uri": "https://fulcio.example",
              "certChain": {"certificates": [cert("inter.pem"), cert("root.pem")]},
              "validFor": {"start": "2020-01-01T00:00:00Z"}}],
-  "ctlogs": [], "timestampAuthorities": []}, indent=2))
+  "ctlogs": [log(ctlog, "https://ctfe.example")], "timestampAuthorities": []}, indent=2))
+PY
+}
+
+pki_sct_leaf() {
+  "${PKI_PYTHON:-python3}" - "$1" "$2" <<'PY'
+import datetime, hashlib, struct, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, ObjectIdentifier
+issuer_url, email = sys.argv[1:3]
+load_key = lambda p: serialization.load_pem_private_key(open(p, "rb").read(), None)
+inter, inter_key, ct_key = x509.load_pem_x509_certificate(open("inter.pem", "rb").read()), load_key("inter.key"), load_key("ctlog.key")
+leaf_pub = serialization.load_pem_public_key(open("leaf.pub", "rb").read())
+now = datetime.datetime.now(datetime.timezone.utc)
+utf8 = lambda s: b"\x0c" + bytes([len(s)]) + s.encode()
+def build(last):
+    b = (x509.CertificateBuilder().subject_name(x509.Name([])).issuer_name(inter.subject)
+         .public_key(leaf_pub).serial_number(4242).not_valid_before(inter.not_valid_before_utc + datetime.timedelta(seconds=1))
+         .not_valid_after(now + datetime.timedelta(days=36500))
+         .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), True)
+         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), False)
+         .add_extension(x509.SubjectAlternativeName([x509.RFC822Name(email)]), True)
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(inter_key.public_key()), False)
+         .add_extension(x509.UnrecognizedExtension(ObjectIdentifier("1.3.6.1.4.1.57264.1.1"), issuer_url.encode()), False)
+         .add_extension(x509.UnrecognizedExtension(ObjectIdentifier("1.3.6.1.4.1.57264.1.8"), utf8(issuer_url)), False))
+    return b.add_extension(last, False).sign(inter_key, hashes.SHA256())
+der_len = lambda n: bytes([n]) if n < 128 else bytes([0x80 | len(n.to_bytes((n.bit_length() + 7) // 8, "big"))]) + n.to_bytes((n.bit_length() + 7) // 8, "big")
+sct_ext = lambda lst: x509.UnrecognizedExtension(ObjectIdentifier("1.3.6.1.4.1.11129.2.4.2"), b"\x04" + der_len(len(lst)) + lst)
+# What the log signs is the TBS without the SCT list (the precertificate with its poison
+# removed), which does not depend on the list itself.
+tbs = build(sct_ext(b"\x00\x00")).tbs_precertificate_bytes
+issuer_key_hash = hashlib.sha256(inter.public_key().public_bytes(
+    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).digest()
+ts = int(now.timestamp() * 1000)
+signed = b"\x00\x00" + struct.pack(">Q", ts) + b"\x00\x01" + issuer_key_hash + struct.pack(">I", len(tbs))[1:] + tbs + b"\x00\x00"
+sig = ct_key.sign(signed, ec.ECDSA(hashes.SHA256()))
+log_id = hashlib.sha256(ct_key.public_key().public_bytes(
+    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).digest()
+sct = b"\x00" + log_id + struct.pack(">Q", ts) + b"\x00\x00" + b"\x04\x03" + struct.pack(">H", len(sig)) + sig
+lst = struct.pack(">H", len(sct) + 2) + struct.pack(">H", len(sct)) + sct
+leaf = build(sct_ext(lst))
+assert leaf.tbs_precertificate_bytes == tbs, "precertificate TBS differs from the final certificate's"
+open("leaf-sct.pem", "wb").write(leaf.public_bytes(serialization.Encoding.PEM))
 PY
 }
 

@@ -11,11 +11,13 @@
 //!
 //! - [`trust`]: the node's trust root (trusted_root.json) and policy CA/log material.
 //! - [`keyless`]: certificate chains and signer identities.
+//! - [`sct`]: certificate-transparency proofs embedded in keyless certificates.
 //! - [`tlog`]: Rekor entries (SETs) checked offline.
 //! - [`dsse`]: attestations (DSSE envelopes, in-toto statements).
 
 pub mod dsse;
 pub mod keyless;
+pub mod sct;
 pub mod tlog;
 pub mod trust;
 
@@ -42,6 +44,8 @@ pub enum LayerFailure {
     BadPayload { signer: String, message: String },
     #[error("signature by {signer} is for digest {signed}, not {expected}")]
     OtherDigest { signer: String, signed: String, expected: String },
+    #[error("{0}")]
+    Sct(sct::SctError),
     #[error("{0}")]
     Attestation(dsse::AttestationError),
     #[error("signature by {signer} is not accepted without a transparency-log entry: {error}")]
@@ -189,12 +193,20 @@ fn keyless_key(
     }
     cert.identity.check(&kl.identities).map_err(LayerFailure::Certificate)?;
     if kl.sct {
-        return Err(LayerFailure::NotCheckable(
-            "the certificate's SCT (certificate transparency proof) cannot be verified on the node yet; the \
-             policy must disable the SCT check (insecureIgnoreSCT / ctlog.ignoreSCT) to rely on the CA chain \
-             and the transparency log"
-                .into(),
-        ));
+        let chain: Vec<Vec<u8>> = layer
+            .chain
+            .as_deref()
+            .and_then(|c| pem::parse_many(c).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| b.into_contents())
+            .collect();
+        let issuers: Vec<&[u8]> = chain
+            .iter()
+            .map(Vec::as_slice)
+            .chain(ca.intermediates.iter().chain(&ca.roots).map(|c| c.as_ref()))
+            .collect();
+        sct::verify(&cert.der, &issuers, &cx.trust.ctlogs).map_err(LayerFailure::Sct)?;
     }
     Ok(cert.key)
 }
