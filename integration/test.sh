@@ -31,5 +31,8 @@ bash "$REPO/integration/e2e.sh"
 say "packages: .deb installed with dpkg, .rpm inspected"
 bash "$REPO/integration/package.sh"
 
+say "container image: built, signed, run like the DaemonSet runs it"
+bash "$REPO/integration/image.sh"
+
 say "fuzzing: a short run of every target"
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} bash "$REPO/integration/fuzz.sh"
