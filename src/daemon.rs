@@ -70,6 +70,7 @@ pub async fn run(settings: Settings, source: ConfigSource) -> anyhow::Result<()>
             node_name: settings.node_name.clone(),
             lkg_path,
             report_status: settings.report_status,
+            pull_credentials: Arc::clone(&settings.access.cluster_credentials),
         };
         if let Some(client) = client.clone() {
             tokio::spawn(sync::kube::run(client, config, cluster_tx, shutdown_rx.clone()));

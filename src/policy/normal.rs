@@ -40,6 +40,16 @@ pub struct NormalPolicy {
     pub exclusive: Option<Exclusive>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_match_action: Option<NoMatchAction>,
+    /// `kubernetes.io/dockerconfigjson` Secrets with credentials for fetching signatures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pull_secrets: Vec<SecretName>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretName {
+    pub namespace: String,
+    pub name: String,
 }
 
 /// Written as a one-key mapping (`{glob: ...}` or `{wildcard: ...}`), like the sources.
@@ -414,6 +424,7 @@ n6jj4T408Ki/F10p17R/R2YobGd7XDaa6PR2vfSDiAfBvxSCmvFGmEf35w==
             requirements: vec![NormalRequirement::any_of(authorities)],
             exclusive: None,
             no_match_action: None,
+            pull_secrets: Vec::new(),
         }
     }
 

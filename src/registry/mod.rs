@@ -148,7 +148,10 @@ pub struct Access {
     /// `host:port` registries spoken to over plain HTTP (tests, local mirrors).
     pub insecure: Vec<String>,
     pub mirrors: hosts::Mirrors,
+    /// The node's own credentials (docker config files).
     pub credentials: auth::Credentials,
+    /// Pull Secrets named by cluster policies, kept current by the cluster watcher.
+    pub cluster_credentials: Arc<std::sync::RwLock<auth::Credentials>>,
 }
 
 /// Registry client on oci-client.
@@ -156,6 +159,7 @@ pub struct OciSignatureSource {
     client: oci_client::Client,
     mirrors: hosts::Mirrors,
     credentials: auth::Credentials,
+    cluster_credentials: Arc<std::sync::RwLock<auth::Credentials>>,
     limits: Limits,
     timeout: Duration,
 }
@@ -175,6 +179,7 @@ impl OciSignatureSource {
             client: oci_client::Client::new(config),
             mirrors: access.mirrors,
             credentials: access.credentials,
+            cluster_credentials: access.cluster_credentials,
             limits,
             timeout,
         }
@@ -196,10 +201,7 @@ impl OciSignatureSource {
             if endpoint.host != registry {
                 r.set_mirror_registry(endpoint.host.clone());
             }
-            let auth = match self.credentials.auth_for(&endpoint.host) {
-                RegistryAuth::Anonymous => self.credentials.auth_for(&registry),
-                a => a,
-            };
+            let auth = self.auth_for(&endpoint.host, &registry);
             match self.fetch(&r, location, what, &auth).await {
                 Ok(Some(found)) => return Ok(found),
                 Ok(None) => absent.push(endpoint.host),
@@ -214,6 +216,17 @@ impl OciSignatureSource {
             errors.push(format!("not found at {}", absent.join(", ")));
         }
         Err(RegistryError::Request { location: location.to_string(), message: errors.join("; ") })
+    }
+
+    /// The node's credentials first, then the cluster's; for the host asked, then for the
+    /// registry it stands in for.
+    fn auth_for(&self, host: &str, registry: &str) -> RegistryAuth {
+        let cluster = self.cluster_credentials.read().unwrap_or_else(|e| e.into_inner());
+        [host, registry]
+            .into_iter()
+            .flat_map(|h| [self.credentials.auth_for(h), cluster.auth_for(h)])
+            .find(|a| *a != RegistryAuth::Anonymous)
+            .unwrap_or(RegistryAuth::Anonymous)
     }
 
     /// `Ok(None)`: this endpoint says the tag does not exist.

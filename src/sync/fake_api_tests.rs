@@ -259,6 +259,7 @@ struct Harness {
     rx: mpsc::Receiver<ClusterPolicies>,
     _shutdown: watch::Sender<bool>,
     dir: tempfile::TempDir,
+    pull_credentials: Arc<std::sync::RwLock<crate::registry::auth::Credentials>>,
 }
 
 impl Harness {
@@ -269,12 +270,17 @@ impl Harness {
 
     async fn with_api(api: FakeApi) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config =
-            ClusterConfig { node_name: "node-a".into(), lkg_path: dir.path().join("lkg.json"), report_status: true };
+        let config = ClusterConfig {
+            node_name: "node-a".into(),
+            lkg_path: dir.path().join("lkg.json"),
+            report_status: true,
+            pull_credentials: Default::default(),
+        };
+        let pull_credentials = Arc::clone(&config.pull_credentials);
         let (tx, rx) = mpsc::channel(16);
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(run(api.client(), config, tx, shutdown_rx));
-        Self { api, rx, _shutdown: shutdown, dir }
+        Self { api, rx, _shutdown: shutdown, dir, pull_credentials }
     }
 
     /// The next published contribution, as policy names.
@@ -403,6 +409,25 @@ async fn keys_come_from_secrets_and_are_inlined_in_the_snapshot() {
 }
 
 #[tokio::test]
+async fn pull_secrets_named_by_policies_become_registry_credentials_and_are_not_persisted() {
+    use oci_client::secrets::RegistryAuth;
+    let api = FakeApi::start().await;
+    let config = json!({"auths": {"private.example:5000": {"username": "robot", "password": "s3cret"}}}).to_string();
+    api.set_secret("signet-system", "regcred", &[(".dockerconfigjson", &config)]);
+    api.apply(
+        "a",
+        json!({"images": [{"glob": "private.example:5000/**"}],
+               "authorities": [{"static": {"action": "pass"}, "source": [{"signaturePullSecrets": [{"name": "regcred"}]}]}]}),
+    );
+    let mut h = Harness::with_api(api).await;
+    h.until(&["a"]).await;
+    let auth = h.pull_credentials.read().unwrap().auth_for("private.example:5000");
+    assert_eq!(auth, RegistryAuth::Basic("robot".into(), "s3cret".into()));
+    let lkg = std::fs::read_to_string(h.dir.path().join("lkg.json")).unwrap();
+    assert!(lkg.contains("regcred") && !lkg.contains("s3cret"), "names kept, credentials not: {lkg}");
+}
+
+#[tokio::test]
 async fn unreachable_api_server_publishes_nothing_and_keeps_retrying() {
     // A port nobody listens on: discovery fails, no contribution is sent, nothing panics.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -410,7 +435,12 @@ async fn unreachable_api_server_publishes_nothing_and_keeps_retrying() {
     drop(listener);
     let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = ClusterConfig { node_name: "n".into(), lkg_path: dir.path().join("lkg.json"), report_status: false };
+    let config = ClusterConfig {
+        node_name: "n".into(),
+        lkg_path: dir.path().join("lkg.json"),
+        report_status: false,
+        pull_credentials: Default::default(),
+    };
     let (tx, mut rx) = mpsc::channel(1);
     let (_shutdown, shutdown_rx) = watch::channel(false);
     let task = tokio::spawn(run(client, config, tx, shutdown_rx));

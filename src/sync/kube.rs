@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::{stream, StreamExt};
@@ -27,6 +28,7 @@ use tokio::sync::{mpsc, watch};
 use super::{lkg, ClusterOrigin, ClusterPolicies};
 use crate::policy::importers::{self, Kind, KINDS};
 use crate::policy::normal::{compile, KeyRef, KeySource, NormalPolicy};
+use crate::registry::auth::Credentials;
 
 /// How often the set of served kinds is looked at again (a CRD installed later is picked
 /// up), and Secrets are re-read (key rotation).
@@ -48,6 +50,9 @@ pub struct ClusterConfig {
     pub lkg_path: PathBuf,
     /// Write per-node status into signet's own ClusterImagePolicy objects.
     pub report_status: bool,
+    /// Where registry credentials from the policies' pull Secrets go (the registry client
+    /// reads them); never persisted.
+    pub pull_credentials: Arc<RwLock<Credentials>>,
 }
 
 /// Key of one watched object.
@@ -265,6 +270,7 @@ async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, t
     let normal: Vec<NormalPolicy> = state.objects.values().filter_map(|e| e.last_good.clone()).flatten().collect();
     fetch_secrets(client, &normal, &mut state.secrets).await;
     let secrets = &state.secrets;
+    publish_pull_credentials(&normal, secrets, &config.pull_credentials);
     let mut inlined = Vec::new();
     let mut policies = Vec::new();
     let mut problems: HashMap<String, Vec<String>> = HashMap::new();
@@ -326,6 +332,9 @@ async fn fetch_secrets(client: &Client, policies: &[NormalPolicy], secrets: &mut
             wanted.insert((namespace.clone(), name.clone()));
         }
     }
+    for s in policies.iter().flat_map(|p| &p.pull_secrets) {
+        wanted.insert((s.namespace.clone(), s.name.clone()));
+    }
     let out = &mut secrets.0;
     out.retain(|k, _| wanted.contains(k));
     let missing: Vec<(String, String)> = wanted.into_iter().filter(|k| !out.contains_key(k)).collect();
@@ -347,6 +356,25 @@ async fn fetch_secrets(client: &Client, policies: &[NormalPolicy], secrets: &mut
             Err(_) => tracing::warn!(namespace = %ns, secret = %name, "reading referenced Secret timed out"),
         }
     }
+}
+
+/// Registry credentials from the `.dockerconfigjson` of every pull Secret the policies name.
+fn publish_pull_credentials(policies: &[NormalPolicy], secrets: &Secrets, out: &RwLock<Credentials>) {
+    let mut creds = Credentials::default();
+    for s in policies.iter().flat_map(|p| &p.pull_secrets) {
+        let Some(data) = secrets.0.get(&(s.namespace.clone(), s.name.clone())) else { continue };
+        match data.get(".dockerconfigjson") {
+            Some(json) => {
+                let source = format!("Secret {}/{}", s.namespace, s.name);
+                if let Err(e) = creds.add_config(json.as_bytes(), &source) {
+                    tracing::warn!(error = %e, "pull Secret not used");
+                }
+            }
+            None => tracing::warn!(namespace = %s.namespace, secret = %s.name,
+                "pull Secret has no .dockerconfigjson entry; not used"),
+        }
+    }
+    *out.write().unwrap_or_else(|e| e.into_inner()) = creds;
 }
 
 /// Replace Secret references that resolve with the PEM itself, so the last-known-good

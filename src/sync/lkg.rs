@@ -88,6 +88,7 @@ mod tests {
             )])],
             exclusive: None,
             no_match_action: None,
+            pull_secrets: Vec::new(),
         }
     }
 

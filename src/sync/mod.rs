@@ -219,6 +219,7 @@ mod tests {
             )])],
             exclusive: None,
             no_match_action: None,
+            pull_secrets: Vec::new(),
         };
         lkg::store(&lkg_path, &[normal]).unwrap();
         let lkg = kube::load_last_known_good(&lkg_path);

@@ -22,6 +22,7 @@ use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta};
 use crate::policy::model::{Mode, Namespaces};
 use crate::policy::normal::{
     Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
+    SecretName,
 };
 
 const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
@@ -268,6 +269,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
                         requirements,
                         exclusive: None,
                         no_match_action: None,
+                        pull_secrets: pull_secrets(vi, &mut notes),
                     });
                 }
                 Err(mut e) => errors.append(&mut e),
@@ -452,6 +454,24 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, String
             attestations: Vec::new(),
         }),
     ))
+}
+
+/// Kyverno reads `imageRegistryCredentials.secrets` from its own namespace.
+const KYVERNO_NAMESPACE: &str = "kyverno";
+
+fn pull_secrets(vi: &VerifyImage, notes: &mut Vec<String>) -> Vec<SecretName> {
+    let Some(creds) = vi.other.get("imageRegistryCredentials") else { return Vec::new() };
+    if creds.get("providers").and_then(Value::as_array).is_some_and(|p| !p.is_empty()) {
+        notes.push("imageRegistryCredentials.providers (cloud credential helpers) are not used on the node".into());
+    }
+    creds
+        .get("secrets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|name| SecretName { namespace: KYVERNO_NAMESPACE.to_string(), name: name.to_string() })
+        .collect()
 }
 
 fn wildcard_regex(w: &str) -> String {

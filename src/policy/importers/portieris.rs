@@ -135,6 +135,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
                 rank: if namespaced { NAMESPACE_RANK + specificity } else { specificity },
             }),
             no_match_action: None,
+            pull_secrets: Vec::new(),
         });
     }
     if !errors.is_empty() {

@@ -7,7 +7,7 @@ use super::{parse_spec, Imported, Meta};
 use crate::policy::crd::{AuthoritySpec, ClusterImagePolicySpec, KeySpec};
 use crate::policy::normal::{
     Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
-    StaticAction,
+    SecretName, StaticAction,
 };
 
 /// Where a `secretRef` without namespace is looked up for signet's own kind.
@@ -16,8 +16,7 @@ pub const DEFAULT_SECRET_NAMESPACE: &str = "signet-system";
 pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     let spec: ClusterImagePolicySpec = parse_spec(spec)?;
     let mut errors = Vec::new();
-    let mut notes = Vec::new();
-    let authorities = authorities(&spec.authorities, DEFAULT_SECRET_NAMESPACE, &mut errors, &mut notes);
+    let authorities = authorities(&spec.authorities, DEFAULT_SECRET_NAMESPACE, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -31,8 +30,22 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         requirements: if authorities.is_empty() { vec![] } else { vec![NormalRequirement::any_of(authorities)] },
         exclusive: None,
         no_match_action: spec.no_match_action,
+        pull_secrets: pull_secrets(&spec.authorities, DEFAULT_SECRET_NAMESPACE),
     };
-    Ok(Imported { policies: vec![policy], notes })
+    Ok(Imported { policies: vec![policy], notes: Vec::new() })
+}
+
+/// The `source.signaturePullSecrets` of every authority, in `namespace`.
+pub(crate) fn pull_secrets(specs: &[AuthoritySpec], namespace: &str) -> Vec<SecretName> {
+    let mut out: Vec<SecretName> = specs
+        .iter()
+        .flat_map(|a| &a.source)
+        .flat_map(|s| &s.signature_pull_secrets)
+        .map(|r| SecretName { namespace: namespace.to_string(), name: r.name.clone() })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Translate policy-controller-style authorities (OR). Problems are appended to `errors`.
@@ -40,11 +53,10 @@ pub(crate) fn authorities(
     specs: &[AuthoritySpec],
     secret_namespace: &str,
     errors: &mut Vec<String>,
-    notes: &mut Vec<String>,
 ) -> Vec<NormalAuthority> {
     let mut out = Vec::new();
     for (i, a) in specs.iter().enumerate() {
-        match named_authority(i, a, secret_namespace, notes) {
+        match named_authority(i, a, secret_namespace) {
             Ok(a) => out.push(a),
             Err(e) => errors.push(e),
         }
@@ -53,19 +65,14 @@ pub(crate) fn authorities(
 }
 
 /// One authority; the error names it by index and name.
-pub(crate) fn named_authority(
-    i: usize,
-    a: &AuthoritySpec,
-    secret_namespace: &str,
-    notes: &mut Vec<String>,
-) -> Result<NormalAuthority, String> {
+pub(crate) fn named_authority(i: usize, a: &AuthoritySpec, secret_namespace: &str) -> Result<NormalAuthority, String> {
     let name = a.name.clone().unwrap_or_else(|| format!("authority-{i}"));
-    authority(a, secret_namespace, notes)
+    authority(a, secret_namespace)
         .map(|check| NormalAuthority::new(name.clone(), check))
         .map_err(|e| format!("spec.authorities[{i}] ({name}): {e}"))
 }
 
-fn authority(a: &AuthoritySpec, secret_namespace: &str, notes: &mut Vec<String>) -> Result<Check, String> {
+fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, String> {
     let kinds = [a.key.is_some(), a.keyless.is_some(), a.static_.is_some()].iter().filter(|b| **b).count();
     if kinds != 1 {
         return Err("exactly one of key, keyless or static must be set".into());
@@ -76,11 +83,6 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str, notes: &mut Vec<String>)
             "fail" => Ok(Check::Static(StaticAction::Fail)),
             other => Err(format!("static.action {other:?} is neither \"pass\" nor \"fail\"")),
         };
-    }
-    for source in &a.source {
-        if !source.signature_pull_secrets.is_empty() {
-            notes.push("source.signaturePullSecrets are not used yet: signatures are fetched anonymously".into());
-        }
     }
     // Requirements the node cannot check yet turn the authority into one that never passes.
     if let Some(oci) = a.source.iter().find_map(|s| s.oci.as_ref()) {

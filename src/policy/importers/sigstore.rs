@@ -54,6 +54,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         }
     }
     let mut authorities = Vec::new();
+    let mut specs = Vec::new();
     for (i, raw) in spec.authorities.iter().enumerate() {
         let (a, unsupported) = match authority_spec(raw) {
             Ok(x) => x,
@@ -62,7 +63,8 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
                 continue;
             }
         };
-        match super::signet::named_authority(i, &a, DEFAULT_SECRET_NAMESPACE, &mut notes) {
+        specs.push(a.clone());
+        match super::signet::named_authority(i, &a, DEFAULT_SECRET_NAMESPACE) {
             Ok(mut a) => {
                 if let Some(reason) = unsupported {
                     a.check = Check::Unsupported(reason);
@@ -98,6 +100,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         requirements,
         exclusive: None,
         no_match_action: None,
+        pull_secrets: super::signet::pull_secrets(&specs, DEFAULT_SECRET_NAMESPACE),
     };
     Ok(Imported { policies: vec![policy], notes })
 }

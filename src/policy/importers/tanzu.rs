@@ -108,6 +108,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
             requirements: vec![NormalRequirement::any_of(authorities)],
             exclusive: None,
             no_match_action: None,
+            pull_secrets: Vec::new(),
         });
     }
     if !errors.is_empty() {
