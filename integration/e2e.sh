@@ -368,6 +368,40 @@ expect_runs "keyless with the SCT check on: the certificate's SCT verifies with 
   "$REGISTRY/probe/keyless:v1" "hello from keyless"
 stop_signet
 
+say "GPG simple signing (Red Hat / Portieris style), signatures in a lookaside store"
+# skopeo signs with a GPG key and writes the signature to a lookaside directory named in a
+# containers registries.d file; signet reads the same file to find it.
+export GNUPGHOME=$WORK/gnupg; rm -rf "$GNUPGHOME" "$WORK/lookaside"; mkdir -m 700 "$GNUPGHOME"
+printf '%%no-protection\nKey-Type: RSA\nKey-Length: 3072\nName-Real: e2e release\nName-Email: release@example.com\nExpire-Date: 0\n%%commit\n' \
+  | gpg --batch --gen-key >/dev/null 2>&1
+GPG_FPR=$(gpg --list-keys --with-colons 2>/dev/null | awk -F: '/^fpr/ {print $10; exit}')
+gpg --armor --export "$GPG_FPR" > "$WORK/gpg.pub.asc"
+RD=$WORK/registries.d; mkdir -p "$RD"
+printf 'default-docker:\n  lookaside: file://%s\n  lookaside-staging: file://%s\n' "$WORK/lookaside" "$WORK/lookaside" > "$RD/default.yaml"
+new_image gpgsigned "$RUN_ID" >/dev/null
+skopeo --registries.d "$RD" copy -q --src-tls-verify=false --dest-tls-verify=false --sign-by "$GPG_FPR" \
+  "docker://$REGISTRY/probe/gpgsigned:v1" "docker://$REGISTRY/probe/gpgsigned:v1"
+POL10=$WORK/e2e-gpg; rm -rf "$POL10"; mkdir -p "$POL10"
+cat > "$POL10/gpg.yaml" <<YAML
+apiVersion: signet.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata: {name: gpg-release}
+spec:
+  images: [{glob: "$REGISTRY/probe/**"}]
+  authorities:
+    - name: release-gpg
+      gpg: {path: $WORK/gpg.pub.asc}
+YAML
+printf 'registries_d = "%s"\n' "$RD" > "$WORK/gpg.toml"
+start_signet "$POL10" --config "$WORK/gpg.toml"
+expect_runs "GPG: an image signed by skopeo --sign-by (lookaside signature) runs" "$REGISTRY/probe/gpgsigned:v1" \
+  "hello from gpgsigned"
+expect_rejected "GPG: an image without a lookaside signature is rejected" "$IMG_UNSIGNED" \
+  'policy "gpg-release"' "no signatures found at file://$WORK/lookaside/probe/"
+expect_rejected "GPG: a cosign signature does not satisfy a GPG authority" "$IMG_SIGNED" 'policy "gpg-release"'
+stop_signet
+unset GNUPGHOME
+
 say "registry mirrors: signatures come the way containerd pulls (hosts.toml)"
 # containerd's hosts.toml sends docker.io to the local registry; docker.io itself is not
 # reachable from here. An image pulled as docker.io/... must find its signature the same way.

@@ -6,7 +6,8 @@
 # test Rekor key, because there is no Rekor here. Every vector is then checked by real
 # cosign (`verify-blob`, offline, with SIGSTORE_REKOR_PUBLIC_KEY for the SETs), so the
 # unit tests run against material cosign itself accepts. Needs cosign >= 2.2, openssl 3,
-# python3. Run: bash integration/make-vectors.sh; then commit testdata/cosign.
+# python3 (with the cryptography package), gpg, skopeo. Run: bash integration/make-vectors.sh;
+# then commit testdata/cosign.
 set -euo pipefail
 . "$(dirname "$0")/testpki.sh"
 out=$(cd "$(dirname "$0")/.." && pwd)/testdata/cosign
@@ -45,6 +46,21 @@ pki_set payload-leaf.sig leaf-email.pem payload.json bundle-leaf-email.json
 pki_ec forged.key
 pki_set payload.sig cosign.pub payload.json bundle-forged.json forged.key
 
+# --- GPG simple signing (skopeo standalone-sign), for Portieris/Red Hat style policies ----
+export GNUPGHOME=$work/gnupg
+mkdir -m 700 "$GNUPGHOME"
+gpg_key() {  # NAME EMAIL TYPE
+  printf '%%no-protection\nKey-Type: %s\nKey-Length: 3072\nName-Real: %s\nName-Email: %s\nExpire-Date: 0\n%%commit\n' \
+    "$3" "$1" "$2" | gpg --batch --gen-key 2>/dev/null
+  gpg --list-keys --with-colons "$2" 2>/dev/null | awk -F: '/^fpr/ {print $10; exit}'
+}
+gpg_fpr=$(gpg_key "signet release" release@example.com RSA)
+other_fpr=$(gpg_key "someone else" other@example.com RSA)
+gpg --armor --export "$gpg_fpr" > gpg.pub.asc
+gpg --armor --export "$other_fpr" > gpg-other.pub.asc
+printf 'signet test image' > manifest.bin   # its sha256 is $digest
+skopeo standalone-sign manifest.bin "$image:v1" "$gpg_fpr" --output gpg-signature-1
+
 # --- cosign itself must accept every positive vector --------------------------------------
 check() { if ! command cosign "$@" >/dev/null 2>&1; then echo "cosign rejected a vector: $*" >&2; exit 1; fi; }
 check verify-blob --key cosign.pub --signature payload.sig payload.json --insecure-ignore-tlog
@@ -69,6 +85,10 @@ if SIGSTORE_CT_LOG_PUBLIC_KEY_FILE=ctlog.pub command cosign verify-blob --certif
 fi
 python3 -c 'import json,sys; b=json.load(open("bundle-key.json")); print(json.dumps({"base64Signature": open("payload.sig").read().strip(), "cert": "", "rekorBundle": b}))' > blob-bundle.json
 SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub check verify-blob --key cosign.pub --bundle blob-bundle.json --offline payload.json
+# (and skopeo its own GPG signature)
+if ! skopeo standalone-verify manifest.bin "$image:v1" "$gpg_fpr" gpg-signature-1 >/dev/null 2>&1; then
+  echo "skopeo rejected its GPG signature vector" >&2; exit 1
+fi
 python3 -c 'import base64,json; b=json.load(open("bundle-leaf-email.json")); print(json.dumps({"base64Signature": open("payload-leaf.sig").read().strip(), "cert": base64.b64encode(open("leaf-email.pem","rb").read()).decode(), "rekorBundle": b}))' > leaf-bundle.json
 SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub check verify-blob --bundle leaf-bundle.json --certificate-chain chain.pem \
   --certificate-identity "$email" --certificate-oidc-issuer "$issuer" --insecure-ignore-sct --offline payload.json
@@ -78,13 +98,14 @@ fi
 
 mkdir -p "$out"
 cp payload.json payload.sig payload-leaf.sig cosign.pub att-slsa.json att-custom.json root.pem other-root.pem \
-  inter.pem chain.pem leaf-email.pem leaf-uri.pem leaf-sct.pem ctlog.pub rekor.pub bundle-key.json bundle-leaf-email.json \
+  inter.pem chain.pem leaf-email.pem leaf-uri.pem leaf-sct.pem ctlog.pub rekor.pub gpg.pub.asc gpg-other.pub.asc gpg-signature-1 bundle-key.json bundle-leaf-email.json \
   bundle-forged.json trusted_root.json "$out/"
 cat > "$out/README.md" <<J
 Test vectors for src/verify, made by \`integration/make-vectors.sh\` with cosign $(dpkg-query -W -f '${Version}' cosign 2>/dev/null || command cosign version 2>&1 | awk '/GitVersion/ {print $2}') and $(openssl version | cut -d' ' -f1-2).
 Image: \`$image@$digest\`. Keyless identities: issuer \`$issuer\`, email \`$email\`, URI \`$uri\`.
 Every positive vector was accepted by cosign verify-blob when generated (leaf-sct.pem with its SCT checked
-against ctlog.pub); bundle-forged.json, and leaf-email.pem when an SCT is required, were rejected.
+against ctlog.pub; gpg-signature-1, by skopeo standalone-sign, checked by skopeo standalone-verify);
+bundle-forged.json, and leaf-email.pem when an SCT is required, were rejected.
 Private keys are not kept. Regenerate with \`bash integration/make-vectors.sh\`.
 J
 echo "vectors written to $out"

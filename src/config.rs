@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::enforce::EnforcerConfig;
 use crate::policy::{Mode, NoMatchAction};
-use crate::registry::{auth, hosts, Access};
+use crate::registry::{auth, hosts, lookaside, Access};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/signet/config.toml";
 pub const DEFAULT_POLICY_DIR: &str = "/etc/signet/policies";
@@ -76,6 +76,8 @@ pub struct FileConfig {
     /// docker config.json files with registry credentials; default: kubelet's
     /// /var/lib/kubelet/config.json and /root/.docker/config.json, where they exist.
     pub registry_auth_files: Option<Vec<PathBuf>>,
+    /// containers registries.d directory naming lookaside stores of GPG signatures.
+    pub registries_d: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -127,7 +129,8 @@ impl FileConfig {
             events,
             trust_root,
             registry_hosts_dir,
-            registry_auth_files
+            registry_auth_files,
+            registries_d
         );
         self
     }
@@ -167,6 +170,8 @@ impl Settings {
         let files = settings.registry_auth_files.clone().unwrap_or_else(auth::default_files);
         settings.access.credentials = auth::Credentials::load_files(&files).map_err(ConfigError::Registry)?;
         settings.access.insecure = settings.insecure_registries.clone();
+        let registries_d = settings.registries_d.clone().unwrap_or_else(|| "/etc/containers/registries.d".into());
+        settings.access.lookaside = lookaside::Lookaside::load(&registries_d).map_err(ConfigError::Registry)?;
         Ok(self)
     }
 }
@@ -199,6 +204,7 @@ pub struct Settings {
     pub trust_root: Option<PathBuf>,
     pub registry_hosts_dir: Option<PathBuf>,
     pub registry_auth_files: Option<Vec<PathBuf>>,
+    pub registries_d: Option<PathBuf>,
     /// Mirrors and credentials, loaded by [`ConfigSource::load`].
     pub access: Access,
 }
@@ -235,7 +241,8 @@ impl Settings {
             events,
             trust_root,
             registry_hosts_dir,
-            registry_auth_files
+            registry_auth_files,
+            registries_d
         );
         if self.enforcer.trust.version != new.enforcer.trust.version {
             out.push("trust root content");
@@ -302,6 +309,7 @@ impl From<FileConfig> for Settings {
             trust_root: f.trust_root,
             registry_hosts_dir: f.registry_hosts_dir,
             registry_auth_files: f.registry_auth_files,
+            registries_d: f.registries_d,
             access: Access::default(),
         }
     }

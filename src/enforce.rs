@@ -274,25 +274,23 @@ impl Enforcer {
                     let (source, reference, digest) = (&source, &reference, &digest);
                     async move { source.signatures(reference, digest, what).await }
                 };
-                let (signatures, attestations) = tokio::join!(
-                    async {
-                        if needs.signatures {
-                            Some(fetch(Artifact::Signatures).await)
-                        } else {
-                            None
-                        }
-                    },
-                    async {
-                        if needs.attestations {
-                            Some(fetch(Artifact::Attestations).await)
-                        } else {
-                            None
-                        }
-                    },
+                let when = |needed: bool, what| async move {
+                    if needed {
+                        Some(fetch(what).await)
+                    } else {
+                        None
+                    }
+                };
+                let (signatures, attestations, simple_signing) = tokio::join!(
+                    when(needs.signatures, Artifact::Signatures),
+                    when(needs.attestations, Artifact::Attestations),
+                    when(needs.simple_signing, Artifact::SimpleSigning),
                 );
-                let evidence = verify::Evidence { signatures, attestations };
-                let transient =
-                    matches!(evidence.signatures, Some(Err(_))) || matches!(evidence.attestations, Some(Err(_)));
+                let evidence =
+                    verify::Evidence { reference: reference.whole(), signatures, attestations, simple_signing };
+                let transient = [&evidence.signatures, &evidence.attestations, &evidence.simple_signing]
+                    .iter()
+                    .any(|e| matches!(e, Some(Err(_))));
                 crate::admin::metrics().verification(started.elapsed(), transient);
                 let cx = verify::Context { trust: &trust, now: verify::Context::now_secs() };
                 let eval = verify::evaluate(&matched, &evidence, &digest, cx);

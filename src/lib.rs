@@ -30,4 +30,6 @@ pub mod nri;
 pub mod policy;
 pub mod registry;
 pub mod sync;
+#[cfg(test)]
+mod testutil;
 pub mod verify;

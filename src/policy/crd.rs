@@ -90,6 +90,9 @@ pub struct AuthoritySpec {
     pub keyless: Option<KeylessSpec>,
     #[serde(default, rename = "static", skip_serializing_if = "Option::is_none")]
     pub static_: Option<StaticSpec>,
+    /// GPG simple signing (signet only): an OpenPGP key, signatures from the lookaside store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpg: Option<GpgSpec>,
     /// A transparency log (Rekor) the signature must be in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ctlog: Option<TlogSpec>,
@@ -117,6 +120,24 @@ pub struct KeySpec {
     pub kms: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_algorithm: Option<String>,
+}
+
+/// An ASCII-armored OpenPGP public key: inline, a file on the node, or a Secret.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GpgSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    /// Path of an armored key file on the node (relative paths: relative to the policy file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub path: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+    /// containers/image rule for the signed reference: matchRepoDigestOrExact (default),
+    /// matchRepository or matchExact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_identity: Option<String>,
 }
 
 /// A Secret holding a PEM public key.

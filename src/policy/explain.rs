@@ -129,6 +129,17 @@ impl fmt::Display for Explanation {
                                 &k.attestations,
                             )
                         }
+                        Check::Gpg(g) => {
+                            let key = match &g.key {
+                                KeyRef::Pem(_) => "inline OpenPGP key".to_string(),
+                                KeyRef::Path(p) => format!("OpenPGP key file {}", p.display()),
+                                KeyRef::Secret { namespace, name, .. } => {
+                                    format!("OpenPGP key in Secret {namespace}/{name}")
+                                }
+                            };
+                            let rule = g.signed_identity.as_deref().unwrap_or("matchRepoDigestOrExact");
+                            format!("GPG simple signing (lookaside) by {key}, identity {rule}")
+                        }
                         Check::Static(s) => format!("static {}", serde_json::to_string(s).unwrap_or_default()),
                         Check::Unsupported(why) => format!("fails closed: {why}"),
                     };

@@ -137,6 +137,8 @@ pub struct SignedBy {
 pub enum Signer {
     Key(TrustedKey),
     Keyless(Keyless),
+    /// OpenPGP keys of simple-signing signatures in the lookaside store.
+    Gpg(crate::verify::gpg::GpgSigner),
 }
 
 #[derive(Clone, Debug)]

@@ -17,6 +17,7 @@ use super::model::{
     Signer, Tlog,
 };
 use super::TrustedKey;
+use crate::verify::gpg::{GpgKey, GpgSigner, SignedIdentity};
 use crate::verify::keyless::{Identity, Matcher};
 use crate::verify::trust::{CaPool, LogKey};
 
@@ -68,6 +69,7 @@ impl NormalPolicy {
         self.requirements.iter().flat_map(|r| &r.authorities).filter_map(|a| match &a.check {
             Check::Key(k) => Some(&k.key),
             Check::Keyless(k) => k.ca.as_ref(),
+            Check::Gpg(g) => Some(&g.key),
             _ => None,
         })
     }
@@ -76,6 +78,7 @@ impl NormalPolicy {
         self.requirements.iter_mut().flat_map(|r| &mut r.authorities).filter_map(|a| match &mut a.check {
             Check::Key(k) => Some(&mut k.key),
             Check::Keyless(k) => k.ca.as_mut(),
+            Check::Gpg(g) => Some(&mut g.key),
             _ => None,
         })
     }
@@ -146,6 +149,8 @@ pub enum Check {
     Key(KeyCheck),
     /// A cosign signature by a certificate from a trusted CA naming a trusted identity.
     Keyless(KeylessCheck),
+    /// A GPG simple-signing signature (lookaside store) by one of these OpenPGP keys.
+    Gpg(GpgCheck),
     /// Always satisfied (`pass`) or never (`fail`).
     Static(StaticAction),
     /// The node cannot check this; it is never satisfied and the text says why.
@@ -179,6 +184,18 @@ impl KeyCheck {
     pub fn new(key: KeyRef, rekor: Option<String>) -> Self {
         Self { key, rekor, rekor_keys: Vec::new(), attestations: Vec::new() }
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GpgCheck {
+    /// ASCII-armored OpenPGP public key(s).
+    #[serde(flatten)]
+    pub key: KeyRef,
+    /// containers/image `signedIdentity`: `matchRepoDigestOrExact` (default),
+    /// `matchRepository` or `matchExact`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_identity: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -347,6 +364,21 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 Err(missing) => return Ok(AuthorityKind::Unsupported(missing)),
             };
             (Signer::Key(TrustedKey::from_pem(pem.as_bytes())?), &k.rekor, &k.rekor_keys, &k.attestations)
+        }
+        Check::Gpg(g) => {
+            let text = match resolve(&g.key, keys)? {
+                Ok(text) => text,
+                Err(missing) => return Ok(AuthorityKind::Unsupported(missing)),
+            };
+            let identity = match g.signed_identity.as_deref() {
+                None => SignedIdentity::default(),
+                Some(name) => SignedIdentity::parse(name).ok_or_else(|| {
+                    format!("signedIdentity {name:?} is not one of matchRepoDigestOrExact, matchRepository, matchExact")
+                })?,
+            };
+            let signer = GpgSigner { keys: GpgKey::parse_armored(&text)?, identity };
+            let by = SignedBy { signer: Signer::Gpg(signer), tlog: Tlog::Ignore, attestations: Vec::new() };
+            return Ok(AuthorityKind::Signed(Box::new(by)));
         }
         Check::Keyless(k) => {
             let identities = k

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
@@ -69,31 +69,8 @@ impl Fake {
 
 async fn serve(conn: TcpStream, state: Arc<Mutex<Registry>>) {
     let mut reader = BufReader::new(conn);
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
-            return;
-        }
-        let target = request_line.split_whitespace().nth(1).unwrap_or("").to_string();
-        let (mut authorization, mut length) = (None, 0usize);
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case("authorization") {
-                    authorization = Some(v.trim().to_string());
-                } else if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        let _ = reader.read_exact(&mut body).await;
+    while let Some(request) = crate::testutil::read_request(&mut reader).await {
+        let (target, authorization) = (request.target, request.headers.get("authorization").cloned());
         let path = target.split('?').next().unwrap_or("").to_string();
         let (code, extra, ctype, body) = {
             let mut s = state.lock().unwrap();

@@ -14,6 +14,7 @@ pub mod auth;
 #[cfg(test)]
 mod fake_registry_tests;
 pub mod hosts;
+pub mod lookaside;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub enum Artifact {
     Signatures,
     /// `sha256-<hex>.att`: DSSE envelopes with in-toto statements, signed inside.
     Attestations,
+    /// GPG simple-signing signatures from the lookaside store (not in the registry).
+    SimpleSigning,
 }
 
 impl Artifact {
@@ -48,12 +51,14 @@ impl Artifact {
         match self {
             Artifact::Signatures => "sig",
             Artifact::Attestations => "att",
+            Artifact::SimpleSigning => "lookaside",
         }
     }
     fn media_type(self) -> &'static str {
         match self {
             Artifact::Signatures => SIGNATURE_MEDIA_TYPE,
             Artifact::Attestations => ATTESTATION_MEDIA_TYPE,
+            Artifact::SimpleSigning => "",
         }
     }
 }
@@ -152,6 +157,8 @@ pub struct Access {
     pub credentials: auth::Credentials,
     /// Pull Secrets named by cluster policies, kept current by the cluster watcher.
     pub cluster_credentials: Arc<std::sync::RwLock<auth::Credentials>>,
+    /// Lookaside stores for GPG simple-signing signatures (registries.d).
+    pub lookaside: lookaside::Lookaside,
 }
 
 /// Registry client on oci-client.
@@ -160,6 +167,8 @@ pub struct OciSignatureSource {
     mirrors: hosts::Mirrors,
     credentials: auth::Credentials,
     cluster_credentials: Arc<std::sync::RwLock<auth::Credentials>>,
+    lookaside: lookaside::Lookaside,
+    http: reqwest::Client,
     limits: Limits,
     timeout: Duration,
 }
@@ -180,6 +189,8 @@ impl OciSignatureSource {
             mirrors: access.mirrors,
             credentials: access.credentials,
             cluster_credentials: access.cluster_credentials,
+            lookaside: access.lookaside,
+            http: reqwest::Client::builder().timeout(timeout).build().unwrap_or_default(),
             limits,
             timeout,
         }
@@ -216,6 +227,61 @@ impl OciSignatureSource {
             errors.push(format!("not found at {}", absent.join(", ")));
         }
         Err(RegistryError::Request { location: location.to_string(), message: errors.join("; ") })
+    }
+
+    /// GPG signatures `signature-1`, `-2`, ... from the image's lookaside store, until the
+    /// first that does not exist.
+    async fn fetch_lookaside(&self, image: &Reference, digest: &str) -> Result<Signatures, RegistryError> {
+        let repository = format!("{}/{}", image.registry(), image.repository());
+        let Some(base) = self.lookaside.base_for(&repository) else {
+            return Err(RegistryError::Request {
+                location: repository,
+                message: "no lookaside store for GPG signatures is configured for it (registries.d)".into(),
+            });
+        };
+        let location = lookaside::signature_url(base, image.repository(), digest, 1).replace("/signature-1", "");
+        let mut layers = Vec::new();
+        for n in 1.. {
+            if n > self.limits.max_signatures {
+                return Err(RegistryError::TooManySignatures { location, count: n, limit: self.limits.max_signatures });
+            }
+            let url = lookaside::signature_url(base, image.repository(), digest, n);
+            match self.read_url(&url).await? {
+                Some(payload) => layers.push(SignatureLayer { payload, ..Default::default() }),
+                None => break,
+            }
+        }
+        Ok(Signatures { location, layers })
+    }
+
+    /// `Ok(None)` when the URL names nothing (file absent, HTTP 404); bounded in size.
+    async fn read_url(&self, url: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        let limit = self.limits.max_payload_bytes;
+        let err = |message: String| RegistryError::Request { location: url.to_string(), message };
+        let too_large = || RegistryError::PayloadTooLarge { location: url.to_string(), digest: String::new(), limit };
+        if let Some(path) = url.strip_prefix("file://") {
+            return match tokio::fs::metadata(path).await {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(err(e.to_string())),
+                Ok(m) if m.len() > limit as u64 => Err(too_large()),
+                Ok(_) => tokio::fs::read(path).await.map(Some).map_err(|e| err(e.to_string())),
+            };
+        }
+        let mut resp = self.http.get(url).send().await.map_err(|e| err(e.to_string()))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(err(format!("HTTP {}", resp.status())));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| err(e.to_string()))? {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some(body))
     }
 
     /// The node's credentials first, then the cluster's; for the host asked, then for the
@@ -360,6 +426,12 @@ fn is_not_found(e: &OciDistributionError) -> bool {
 #[async_trait]
 impl SignatureSource for OciSignatureSource {
     async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError> {
+        if what == Artifact::SimpleSigning {
+            return match tokio::time::timeout(self.timeout, self.fetch_lookaside(image, digest)).await {
+                Ok(r) => r,
+                Err(_) => Err(RegistryError::Timeout { location: image.whole(), timeout: self.timeout }),
+            };
+        }
         let sig_ref = artifact_reference(image, digest, what)?;
         let location = sig_ref.whole();
         match tokio::time::timeout(self.timeout, self.fetch_via_hosts(&sig_ref, &location, what)).await {

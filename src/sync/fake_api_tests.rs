@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -120,30 +120,9 @@ fn not_found() -> (u16, String) {
 
 async fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
     let mut reader = BufReader::new(conn);
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
-            return;
-        }
-        let mut parts = request_line.split_whitespace();
-        let (method, target) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-        }
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).await.unwrap();
+    while let Some(crate::testutil::Request { method, target, body, .. }) =
+        crate::testutil::read_request(&mut reader).await
+    {
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
         let is_watch = query.split('&').any(|p| p == "watch=true" || p == "watch=1");
         if method == "GET" && path == format!("{API}/clusterimagepolicies") && is_watch {

@@ -14,8 +14,10 @@
 //! - [`sct`]: certificate-transparency proofs embedded in keyless certificates.
 //! - [`tlog`]: Rekor entries (SETs) checked offline.
 //! - [`dsse`]: attestations (DSSE envelopes, in-toto statements).
+//! - [`gpg`]: Red Hat simple signing (OpenPGP) from lookaside stores.
 
 pub mod dsse;
+pub mod gpg;
 pub mod keyless;
 pub mod sct;
 pub mod tlog;
@@ -48,6 +50,8 @@ pub enum LayerFailure {
     Sct(sct::SctError),
     #[error("{0}")]
     Attestation(dsse::AttestationError),
+    #[error("{0}")]
+    Gpg(gpg::GpgError),
     #[error("signature by {signer} is not accepted without a transparency-log entry: {error}")]
     Tlog { signer: String, error: TlogError },
     #[error("{0}")]
@@ -57,8 +61,12 @@ pub enum LayerFailure {
 /// Everything fetched for one digest. `None`: not needed by the matching policies.
 #[derive(Debug, Default)]
 pub struct Evidence {
+    /// The image the evidence is about, normalised (`registry/path:tag` or `@digest`).
+    pub reference: String,
     pub signatures: Option<Result<Signatures, RegistryError>>,
     pub attestations: Option<Result<Signatures, RegistryError>>,
+    /// GPG simple-signing signatures from the lookaside store.
+    pub simple_signing: Option<Result<Signatures, RegistryError>>,
 }
 
 /// What verification trusts besides the policies, and the clock.
@@ -81,13 +89,16 @@ impl Context<'_> {
 pub struct Needs {
     pub signatures: bool,
     pub attestations: bool,
+    pub simple_signing: bool,
 }
 
 pub fn needs(policies: &[&Policy]) -> Needs {
     let mut n = Needs::default();
     for a in policies.iter().flat_map(|p| p.authorities()) {
         if let AuthorityKind::Signed(s) = &a.kind {
-            if s.attestations.is_empty() {
+            if matches!(s.signer, Signer::Gpg(_)) {
+                n.simple_signing = true;
+            } else if s.attestations.is_empty() {
                 n.signatures = true;
             } else {
                 n.attestations = true;
@@ -104,7 +115,33 @@ fn describe(signer: &Signer) -> String {
             Some(ca) => format!("a certificate from CA {}", ca.fingerprint()),
             None => "a certificate from the node trust root's CAs".to_string(),
         },
+        Signer::Gpg(g) => {
+            let fps: Vec<&str> = g.keys.iter().map(|k| k.fingerprint.as_str()).collect();
+            format!("OpenPGP key {}", fps.join(" or "))
+        }
     }
+}
+
+/// Is there a GPG simple-signing signature by one of the signer's keys for the image
+/// `reference` at `digest`?
+pub fn verify_simple_signing(
+    sigs: &Signatures,
+    reference: &str,
+    digest: &str,
+    signer: &Signer,
+    limit: usize,
+) -> Result<(), LayerFailure> {
+    let Signer::Gpg(gpg_signer) = signer else {
+        return Err(LayerFailure::NotCheckable("only OpenPGP keys verify lookaside signatures".into()));
+    };
+    first_good(sigs, signer, |layer| {
+        gpg::verify(&layer.payload, gpg_signer, reference, digest, limit).map_err(|e| match e {
+            gpg::GpgError::NotSigned => {
+                LayerFailure::WrongSigner { location: String::new(), count: 0, signer: describe(signer) }
+            }
+            other => LayerFailure::Gpg(other),
+        })
+    })
 }
 
 /// Is there a layer in `sigs` that satisfies `by` for exactly `digest`?
@@ -158,6 +195,9 @@ fn signing_key(
             LayerFailure::WrongSigner { .. } => wrong(),
             other => other,
         }),
+        Signer::Gpg(_) => Err(LayerFailure::NotCheckable(
+            "OpenPGP keys verify simple-signing signatures from a lookaside store, not cosign signatures".into(),
+        )),
     }
 }
 
@@ -292,6 +332,9 @@ pub fn verify_attestations(
     Ok(())
 }
 
+/// Simple-signing documents are a few hundred bytes; this bounds decompression.
+const GPG_CONTENT_LIMIT: usize = 64 << 10;
+
 /// Outcome of evaluating every matching policy for one image digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evaluation {
@@ -376,6 +419,17 @@ fn check_authority(kind: &AuthorityKind, evidence: &Evidence, digest: &str, cx: 
         AuthorityKind::StaticPass => Ok(()),
         AuthorityKind::StaticFail => Err("static authority always fails".to_string()),
         AuthorityKind::Unsupported(reason) => Err(format!("cannot be checked on this node: {reason}")),
+        AuthorityKind::Signed(by) if matches!(by.signer, Signer::Gpg(_)) => {
+            if !by.attestations.is_empty() {
+                return Err("attestations signed with OpenPGP keys are not supported".into());
+            }
+            match &evidence.simple_signing {
+                None => Err("signatures were not fetched".to_string()),
+                Some(Err(e)) => Err(e.to_string()),
+                Some(Ok(s)) => verify_simple_signing(s, &evidence.reference, digest, &by.signer, GPG_CONTENT_LIMIT)
+                    .map_err(|e| e.to_string()),
+            }
+        }
         AuthorityKind::Signed(by) => {
             let fetched = if by.attestations.is_empty() { &evidence.signatures } else { &evidence.attestations };
             let check = |s: &Signatures| {
@@ -463,7 +517,7 @@ mod tests {
     }
 
     fn ev(found: Result<Signatures, RegistryError>) -> Evidence {
-        Evidence { signatures: Some(found), attestations: None }
+        Evidence { signatures: Some(found), ..Default::default() }
     }
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -768,8 +822,8 @@ mod tests {
                 }],
                 Mode::Enforce,
             );
-            let ev = Evidence { signatures: None, attestations: Some(Ok(atts(&["att-slsa.json"]))) };
-            assert_eq!(needs(&[&p]), Needs { signatures: false, attestations: true });
+            let ev = Evidence { attestations: Some(Ok(atts(&["att-slsa.json"]))), ..Default::default() };
+            assert_eq!(needs(&[&p]), Needs { attestations: true, ..Default::default() });
             assert!(evaluate(&[&p], &ev, DIGEST, cx).allowed);
         }
     }

@@ -216,7 +216,7 @@ mod semantics {
         let sigs = Ok(Signatures { location: "test".into(), layers });
         let trust = crate::verify::trust::TrustRoot::empty();
         let cx = crate::verify::Context { trust: &trust, now: crate::verify::Context::now_secs() };
-        let evidence = crate::verify::Evidence { signatures: Some(sigs), attestations: None };
+        let evidence = crate::verify::Evidence { signatures: Some(sigs), ..Default::default() };
         evaluate(&set.matching(image, repo, None), &evidence, D, cx)
     }
 

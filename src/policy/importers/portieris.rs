@@ -4,15 +4,19 @@
 //! pattern, where a namespace's ImagePolicy beats any ClusterImagePolicy. Each repository
 //! entry becomes one policy in the exclusive group `portieris`, ranked by that rule. Inside
 //! a policy every `simple.requirements` entry must hold (containers/image semantics).
-//! `signedBy` (GPG simple signing), Notary `trust` and Vulnerability Advisor checks are not
-//! verified on the node yet; they fail closed with that reason.
+//! `signedBy` is GPG simple signing with the key in the Secret `keySecret` (entry `key`), in
+//! the ImagePolicy's namespace or Portieris's own for a ClusterImagePolicy; signatures come
+//! from the lookaside store (registries.d). Notary `trust` and Vulnerability Advisor checks
+//! are not verified on the node; they fail closed with that reason.
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::{parse_spec, Imported, Meta};
 use crate::policy::model::{Exclusive, Namespaces};
-use crate::policy::normal::{Check, NormalAuthority, NormalPolicy, NormalRequirement, Pattern, StaticAction};
+use crate::policy::normal::{
+    Check, GpgCheck, KeyRef, NormalAuthority, NormalPolicy, NormalRequirement, Pattern, StaticAction,
+};
 
 /// ImagePolicy ranks above every ClusterImagePolicy, whatever the pattern lengths.
 const NAMESPACE_RANK: u64 = 1 << 32;
@@ -96,6 +100,10 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     if namespaced && meta.namespace.is_none() {
         return Err(vec!["an ImagePolicy must have metadata.namespace".into()]);
     }
+    let secret_namespace = match &meta.namespace {
+        Some(ns) if namespaced => ns.as_str(),
+        _ => PORTIERIS_NAMESPACE,
+    };
     let mut errors = Vec::new();
     let mut policies = Vec::new();
     for (i, repo) in spec.repositories.iter().enumerate() {
@@ -108,7 +116,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
                 continue;
             }
         };
-        let requirements = match requirements(&repo.policy) {
+        let requirements = match requirements(&repo.policy, secret_namespace) {
             Ok(r) => r,
             Err(e) => {
                 errors.push(format!("{field}: {e}"));
@@ -144,7 +152,19 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     Ok(Imported { policies, notes: vec![] })
 }
 
-fn requirements(p: &RepoPolicy) -> Result<Vec<NormalRequirement>, String> {
+/// containers/image `signedIdentity`: the rules the node applies, by name; others fail closed.
+fn signed_identity(v: Option<&Value>) -> Result<Option<String>, String> {
+    let Some(v) = v else { return Ok(None) };
+    match v.get("type").and_then(Value::as_str) {
+        Some(t @ ("matchRepoDigestOrExact" | "matchRepository" | "matchExact")) => Ok(Some(t.to_string())),
+        other => Err(format!("signedIdentity {} is not applied on the node", other.unwrap_or("without a type"))),
+    }
+}
+
+/// Where Portieris looks for a policy's Secrets: the ImagePolicy's namespace, or its own.
+pub const PORTIERIS_NAMESPACE: &str = "portieris";
+
+fn requirements(p: &RepoPolicy, namespace: &str) -> Result<Vec<NormalRequirement>, String> {
     let one = |name: &str, check: Check| NormalRequirement::any_of(vec![NormalAuthority::new(name, check)]);
     let mut out = Vec::new();
     if p.trust.as_ref().and_then(|t| t.enabled).unwrap_or(false) {
@@ -166,9 +186,15 @@ fn requirements(p: &RepoPolicy) -> Result<Vec<NormalRequirement>, String> {
             "reject" => Check::Static(StaticAction::Fail),
             "signedBy" => {
                 let secret = r.key_secret.as_deref().ok_or(format!("{name}: signedBy needs keySecret"))?;
-                Check::Unsupported(format!(
-                    "GPG simple signing (signedBy key in Secret {secret}) is not verified on the node yet"
-                ))
+                let key = KeyRef::Secret {
+                    namespace: namespace.to_string(),
+                    name: secret.to_string(),
+                    key: Some("key".into()),
+                };
+                match signed_identity(r.signed_identity.as_ref()) {
+                    Ok(signed_identity) => Check::Gpg(GpgCheck { key, signed_identity }),
+                    Err(why) => Check::Unsupported(why),
+                }
             }
             other => return Err(format!("{name}: requirement type {other:?} is not a Portieris simple requirement")),
         };

@@ -6,8 +6,8 @@ use serde_json::Value;
 use super::{parse_spec, Imported, Meta};
 use crate::policy::crd::{AuthoritySpec, ClusterImagePolicySpec, KeySpec};
 use crate::policy::normal::{
-    Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
-    SecretName, StaticAction,
+    Check, GpgCheck, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement,
+    Pattern, SecretName, StaticAction,
 };
 
 /// Where a `secretRef` without namespace is looked up for signet's own kind.
@@ -73,9 +73,22 @@ pub(crate) fn named_authority(i: usize, a: &AuthoritySpec, secret_namespace: &st
 }
 
 fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, String> {
-    let kinds = [a.key.is_some(), a.keyless.is_some(), a.static_.is_some()].iter().filter(|b| **b).count();
-    if kinds != 1 {
-        return Err("exactly one of key, keyless or static must be set".into());
+    let kinds = [a.key.is_some(), a.keyless.is_some(), a.static_.is_some(), a.gpg.is_some()];
+    if kinds.iter().filter(|b| **b).count() != 1 {
+        return Err("exactly one of key, keyless, gpg or static must be set".into());
+    }
+    if let Some(g) = &a.gpg {
+        let spec = KeySpec {
+            data: g.data.clone(),
+            path: g.path.clone(),
+            secret_ref: g.secret_ref.clone(),
+            ..Default::default()
+        };
+        let key = match key_ref(&spec, secret_namespace).map_err(|e| e.replace("key.", "gpg."))? {
+            Ok(k) => k,
+            Err(unsupported) => return Ok(unsupported),
+        };
+        return Ok(Check::Gpg(GpgCheck { key, signed_identity: g.signed_identity.clone() }));
     }
     if let Some(s) = &a.static_ {
         return match s.action.as_str() {

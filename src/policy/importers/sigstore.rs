@@ -126,6 +126,9 @@ fn authority_spec(raw: &Value) -> Result<(AuthoritySpec, Option<String>), String
             reason = Some(format!("attestation policies ({kind}) are not evaluated on the node"));
         }
     }
+    if obj.contains_key("gpg") {
+        return Err("gpg is a signet field; policy-controller has no such field".into());
+    }
     if obj.get("key").and_then(|k| k.get("path")).is_some() {
         return Err("key.path is a signet field; policy-controller has no such field".into());
     }
