@@ -368,6 +368,35 @@ expect_runs "keyless with the SCT check on: the certificate's SCT verifies with 
   "$REGISTRY/probe/keyless:v1" "hello from keyless"
 stop_signet
 
+say "OCI 1.1 referrers: sigstore bundle (v0.3) attestations"
+# cosign attest --new-bundle-format attaches a bundle as a referrer; distribution 2.8 has no
+# referrers API, so cosign uses the sha256-<hex> tag schema, which signet reads too.
+BD_DIGEST=$(new_image bundled "$RUN_ID")
+cosign attest --key "$COSIGN_KEY" --new-bundle-format --type slsaprovenance --predicate "$PKI/predicate.json" \
+  "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/bundled@$BD_DIGEST" >/dev/null 2>&1
+POL11=$WORK/e2e-referrers; rm -rf "$POL11"; mkdir -p "$POL11"
+cat > "$POL11/provenance.yaml" <<YAML
+apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: bundled-provenance}
+spec:
+  images: [{glob: "$REGISTRY/probe/bundled"}]
+  authorities:
+    - key:
+        data: |
+$(sed 's/^/          /' "$COSIGN_PUB")
+      attestations: [{name: slsa, predicateType: "https://slsa.dev/provenance/v0.2"}]
+YAML
+start_signet "$POL11"
+expect_runs "referrers: an SLSA attestation in a sigstore bundle (OCI 1.1 referrer) satisfies the policy" \
+  "$REGISTRY/probe/bundled:v1" "hello from bundled"
+stop_signet
+sed -i 's#https://slsa.dev/provenance/v0.2#https://spdx.dev/Document#' "$POL11/provenance.yaml"
+start_signet "$POL11"
+expect_rejected "referrers: a bundle of another predicate type does not" "$REGISTRY/probe/bundled:v1" \
+  "predicate type https://slsa.dev/provenance/v0.2, not https://spdx.dev/Document"
+stop_signet
+
 say "GPG simple signing (Red Hat / Portieris style), signatures in a lookaside store"
 # skopeo signs with a GPG key and writes the signature to a lookaside directory named in a
 # containers registries.d file; signet reads the same file to find it.

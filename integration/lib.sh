@@ -82,6 +82,9 @@ restart_containerd() {
     for _ in $(seq 1 50); do kill -0 "$(cat "$pidf")" 2>/dev/null || break; sleep 0.1; done
   fi
   SKIP_SMOKE=1 "$E2E_ENV/setup-env.sh" >> "$PROBE_STATE.setup.log" 2>&1
+  # The socket answers before the CRI service has initialised ("server is not initialized
+  # yet"), more so when containerd first launches a pre-installed plugin.
+  for _ in $(seq 1 100); do $CRI pull "$IMG_PAUSE" >/dev/null 2>&1 && break; sleep 0.1; done
 }
 
 # copy_image SRC DST (registry-local refs, digest preserved)

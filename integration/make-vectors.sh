@@ -33,6 +33,8 @@ cat > predicate.json <<'J'
 J
 cosign attest-blob --key cosign.key --type slsaprovenance --predicate predicate.json \
   --hash "${digest#sha256:}" --tlog-upload=false payload.json > att-slsa.json
+cosign attest-blob --key cosign.key --type slsaprovenance --predicate predicate.json --new-bundle-format \
+  --hash "${digest#sha256:}" --tlog-upload=false --bundle bundle-v03-slsa.json payload.json >/dev/null
 cosign attest-blob --key cosign.key --type custom --predicate predicate.json \
   --hash "${digest#sha256:}" --tlog-upload=false payload.json > att-custom.json
 
@@ -98,7 +100,7 @@ fi
 
 mkdir -p "$out"
 cp payload.json payload.sig payload-leaf.sig cosign.pub att-slsa.json att-custom.json root.pem other-root.pem \
-  inter.pem chain.pem leaf-email.pem leaf-uri.pem leaf-sct.pem ctlog.pub rekor.pub gpg.pub.asc gpg-other.pub.asc gpg-signature-1 bundle-key.json bundle-leaf-email.json \
+  inter.pem chain.pem leaf-email.pem leaf-uri.pem leaf-sct.pem ctlog.pub rekor.pub gpg.pub.asc gpg-other.pub.asc gpg-signature-1 bundle-v03-slsa.json bundle-key.json bundle-leaf-email.json \
   bundle-forged.json trusted_root.json "$out/"
 cat > "$out/README.md" <<J
 Test vectors for src/verify, made by \`integration/make-vectors.sh\` with cosign $(dpkg-query -W -f '${Version}' cosign 2>/dev/null || command cosign version 2>&1 | awk '/GitVersion/ {print $2}') and $(openssl version | cut -d' ' -f1-2).

@@ -34,13 +34,16 @@ pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+/// Sigstore bundles attached as OCI 1.1 referrers (`cosign attest --new-bundle-format`).
+pub const SIGSTORE_BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle";
 
 /// What cosign attaches to an image digest, each under its own tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Artifact {
     /// `sha256-<hex>.sig`: simple-signing payloads, signature in an annotation.
     Signatures,
-    /// `sha256-<hex>.att`: DSSE envelopes with in-toto statements, signed inside.
+    /// `sha256-<hex>.att`: DSSE envelopes with in-toto statements, signed inside; and
+    /// sigstore bundles (v0.3) holding DSSE envelopes, attached as OCI 1.1 referrers.
     Attestations,
     /// GPG simple-signing signatures from the lookaside store (not in the registry).
     SimpleSigning,
@@ -202,6 +205,7 @@ impl OciSignatureSource {
     async fn fetch_via_hosts(
         &self,
         sig_ref: &Reference,
+        digest: &str,
         location: &str,
         what: Artifact,
     ) -> Result<Signatures, RegistryError> {
@@ -213,7 +217,24 @@ impl OciSignatureSource {
                 r.set_mirror_registry(endpoint.host.clone());
             }
             let auth = self.auth_for(&endpoint.host, &registry);
-            match self.fetch(&r, location, what, &auth).await {
+            let mut fetched = self.fetch(&r, location, what, &auth).await;
+            if what == Artifact::Attestations {
+                let mut subject =
+                    Reference::with_digest(registry.clone(), sig_ref.repository().to_string(), digest.to_string());
+                if endpoint.host != registry {
+                    subject.set_mirror_registry(endpoint.host.clone());
+                }
+                fetched = match (fetched, self.fetch_referrers(&subject, location, &auth).await) {
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                    (Ok(None), Ok(None)) => Ok(None),
+                    (Ok(tagged), Ok(referred)) => {
+                        let mut layers = tagged.map(|s| s.layers).unwrap_or_default();
+                        layers.extend(referred.unwrap_or_default());
+                        Ok(Some(Signatures { location: location.to_string(), layers }))
+                    }
+                };
+            }
+            match fetched {
                 Ok(Some(found)) => return Ok(found),
                 Ok(None) => absent.push(endpoint.host),
                 Err(RegistryError::Request { message, .. }) => errors.push(format!("{}: {message}", endpoint.host)),
@@ -293,6 +314,49 @@ impl OciSignatureSource {
             .flat_map(|h| [self.credentials.auth_for(h), cluster.auth_for(h)])
             .find(|a| *a != RegistryAuth::Anonymous)
             .unwrap_or(RegistryAuth::Anonymous)
+    }
+
+    /// Sigstore bundles attached to `subject` (by digest) as OCI 1.1 referrers — the native
+    /// referrers API, or the `sha256-<hex>` tag schema on registries without it — as
+    /// attestation layers. `Ok(None)` when there are none. Bounded like the tag schemes.
+    async fn fetch_referrers(
+        &self,
+        subject: &Reference,
+        location: &str,
+        auth: &RegistryAuth,
+    ) -> Result<Option<Vec<SignatureLayer>>, RegistryError> {
+        let request = |message: String| RegistryError::Request { location: location.to_string(), message };
+        self.client.store_auth_if_needed(subject.resolve_registry(), auth).await;
+        let index = match self.client.pull_referrers(subject, None).await {
+            Ok(index) => index,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(request(e.to_string())),
+        };
+        if index.manifests.len() > self.limits.max_signatures {
+            return Err(RegistryError::TooManySignatures {
+                location: location.to_string(),
+                count: index.manifests.len(),
+                limit: self.limits.max_signatures,
+            });
+        }
+        let accepted = [oci_client::manifest::OCI_IMAGE_MEDIA_TYPE];
+        let mut layers = Vec::new();
+        for entry in &index.manifests {
+            let mref = subject.clone_with_digest(entry.digest.clone());
+            let (raw, _) =
+                self.client.pull_manifest_raw(&mref, auth, &accepted).await.map_err(|e| request(e.to_string()))?;
+            if format!("sha256:{}", hex::encode(Sha256::digest(&raw))) != entry.digest {
+                return Err(RegistryError::PayloadDigestMismatch {
+                    location: location.to_string(),
+                    digest: entry.digest.clone(),
+                });
+            }
+            for desc in bundle_layers(&raw, &self.limits, location)? {
+                let payload = self.fetch_payload(&mref, &desc, location).await?;
+                layers.extend(bundle_attestation(&payload));
+            }
+        }
+        Ok(Some(layers))
     }
 
     /// `Ok(None)`: this endpoint says the tag does not exist.
@@ -412,6 +476,45 @@ pub fn artifact_layers(
         .collect())
 }
 
+/// The sigstore-bundle layers of a referrer manifest (other artifact types are skipped).
+pub fn bundle_layers(raw: &[u8], limits: &Limits, location: &str) -> Result<Vec<OciDescriptor>, RegistryError> {
+    if raw.len() > limits.max_manifest_bytes {
+        return Err(RegistryError::ManifestTooLarge {
+            location: location.to_string(),
+            size: raw.len(),
+            limit: limits.max_manifest_bytes,
+        });
+    }
+    let manifest: OciImageManifest = serde_json::from_slice(raw)
+        .map_err(|e| RegistryError::Malformed { location: location.to_string(), message: e.to_string() })?;
+    Ok(manifest.layers.into_iter().filter(|l| l.media_type.starts_with(SIGSTORE_BUNDLE_MEDIA_TYPE)).take(1).collect())
+}
+
+/// A sigstore bundle's DSSE envelope (and its certificate, for keyless) as an attestation
+/// layer; bundles holding a message signature instead are not attestations and yield none.
+pub fn bundle_attestation(bundle: &[u8]) -> Option<SignatureLayer> {
+    let v: serde_json::Value = serde_json::from_slice(bundle).ok()?;
+    let envelope = v.get("dsseEnvelope")?;
+    let material = v.get("verificationMaterial");
+    let pem_of = |c: &serde_json::Value| {
+        let der = crate::verify::trust::b64(c.get("rawBytes")?.as_str()?).ok()?;
+        Some(pem::encode(&pem::Pem::new("CERTIFICATE", der)))
+    };
+    let mut certs: Vec<String> = material
+        .and_then(|m| {
+            m.get("certificate")
+                .map(|c| vec![c.clone()])
+                .or_else(|| m.get("x509CertificateChain")?.get("certificates")?.as_array().cloned())
+        })
+        .unwrap_or_default()
+        .iter()
+        .filter_map(pem_of)
+        .collect();
+    let certificate = (!certs.is_empty()).then(|| certs.remove(0));
+    let chain = (!certs.is_empty()).then(|| certs.concat());
+    Some(SignatureLayer { payload: serde_json::to_vec(envelope).ok()?, certificate, chain, ..Default::default() })
+}
+
 fn is_not_found(e: &OciDistributionError) -> bool {
     match e {
         OciDistributionError::ImageManifestNotFoundError(_) => true,
@@ -434,7 +537,7 @@ impl SignatureSource for OciSignatureSource {
         }
         let sig_ref = artifact_reference(image, digest, what)?;
         let location = sig_ref.whole();
-        match tokio::time::timeout(self.timeout, self.fetch_via_hosts(&sig_ref, &location, what)).await {
+        match tokio::time::timeout(self.timeout, self.fetch_via_hosts(&sig_ref, digest, &location, what)).await {
             Ok(r) => r,
             Err(_) => Err(RegistryError::Timeout { location, timeout: self.timeout }),
         }
@@ -533,5 +636,31 @@ mod tests {
             Err(RegistryError::ManifestTooLarge { .. })
         ));
         assert!(matches!(signature_layers(b"{not json", &limits, "loc"), Err(RegistryError::Malformed { .. })));
+    }
+
+    #[test]
+    fn a_cosign_v03_bundle_becomes_an_attestation_layer() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign/bundle-v03-slsa.json");
+        let layer = bundle_attestation(&std::fs::read(path).unwrap()).expect("a DSSE bundle");
+        let key = crate::verify::trust::tests::vector("cosign.pub");
+        let key = crate::policy::TrustedKey::from_pem(key.as_bytes()).unwrap().key;
+        let digest = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
+        crate::verify::dsse::verify(&layer.payload, &key, digest, "slsaprovenance").unwrap();
+        assert!(layer.certificate.is_none());
+        assert!(bundle_attestation(br#"{"messageSignature": {}}"#).is_none(), "not an attestation");
+        assert!(bundle_attestation(b"garbage").is_none());
+    }
+
+    #[test]
+    fn referrer_manifests_yield_only_bundle_layers_within_limits() {
+        let m = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:44", "size": 2},
+            "layers": [{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "digest": "sha256:75", "size": 847},
+                       {"mediaType": "application/spdx+json", "digest": "sha256:11", "size": 9}]});
+        let raw = m.to_string().into_bytes();
+        let got = bundle_layers(&raw, &Limits::default(), "loc").unwrap();
+        assert_eq!(got.len(), 1);
+        let small = Limits { max_manifest_bytes: 10, ..Limits::default() };
+        assert!(matches!(bundle_layers(&raw, &small, "loc"), Err(RegistryError::ManifestTooLarge { .. })));
     }
 }
