@@ -3,7 +3,8 @@
 # machine and check what a platform team relies on: the binary runs, the unit verifies,
 # config is a conffile kept across reinstall, the service is not started on install,
 # removal keeps config and purge removes it. The .rpm is inspected (files, %config
-# noreplace) since this is not an rpm system. Also checks the Vagrantfile's Ruby syntax.
+# noreplace) and, since this is not an rpm system, installed, upgraded and erased in a
+# separate root with rpm. Also checks the Vagrantfile's Ruby syntax.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO"
@@ -46,4 +47,14 @@ check ".rpm built ($RPM)" test -f "$RPM"
 check ".rpm holds the binary and the unit" sh -c "rpm -qpl '$RPM' | grep -q '^/usr/bin/signet$' && rpm -qpl '$RPM' | grep -q '^/usr/lib/systemd/system/signet.service$'"
 check ".rpm marks config.toml %config(noreplace)" sh -c \
   "rpm -qp --queryformat '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' '$RPM' | grep -q '^/etc/signet/config.toml cn'"
+# Not an rpm system: install into a separate root (no scriptlets, no dependency database).
+ROOT=$(mktemp -d)
+check "rpm installs it into a root; the binary runs" sh -c \
+  "rpm --root '$ROOT' -i --nodeps --noscripts '$RPM' 2>/dev/null && '$ROOT/usr/bin/signet' version | grep -q '^signet '"
+echo "# local change" >> "$ROOT/etc/signet/config.toml"
+check "rpm reinstall keeps a locally changed config" sh -c \
+  "rpm --root '$ROOT' -U --replacepkgs --nodeps --noscripts '$RPM' 2>/dev/null && grep -q '# local change' '$ROOT/etc/signet/config.toml'"
+check "rpm erase removes the binary and keeps the changed config as .rpmsave" sh -c \
+  "rpm --root '$ROOT' -e --nodeps --noscripts signet 2>/dev/null && ! test -e '$ROOT/usr/bin/signet' && test -f '$ROOT/etc/signet/config.toml.rpmsave'"
+rm -rf "$ROOT"
 echo "packages: $PASSED passed"
