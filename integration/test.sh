@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command (README, .ci/run): unit and in-process tests, then the end-to-end suite
-# on a real containerd + NRI node that ../shared/e2e-env sets up. Needs root for containerd.
+# The test command (README, .ci/run): unit and in-process tests, lints, manifests, then the
+# end-to-end suite on a real containerd + NRI node that ../shared/e2e-env sets up, the
+# packages, the container image, and short fuzzing runs. Needs root for containerd.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO"
@@ -28,7 +29,7 @@ bash "$REPO/integration/check-manifests.sh"
 say "end-to-end on real containerd (NRI v0.6.1)"
 bash "$REPO/integration/e2e.sh"
 
-say "packages: .deb installed with dpkg, .rpm inspected"
+say "packages: .deb installed with dpkg, .rpm installed with rpm in a separate root"
 bash "$REPO/integration/package.sh"
 
 say "container image: built, signed, run like the DaemonSet runs it"
