@@ -24,7 +24,9 @@ for t in "${TARGETS[@]}"; do
   echo "fuzz: $t for ${SECS}s"
   cargo fuzz run -O "$t" "fuzz/corpus/$t" "${seeds[@]}" -- -max_total_time="$SECS" -rss_limit_mb=2048 \
     -print_final_stats=1 2>&1 | grep -E '^(stat::number_of_executed_units|Done|==[0-9]+==ERROR|SUMMARY)' || true
-  if ls "fuzz/artifacts/$t"/crash-* "fuzz/artifacts/$t"/leak-* "fuzz/artifacts/$t"/oom-* 2>/dev/null | grep -q .; then
+  # (find, not ls: under pipefail, ls of a glob that matches nothing fails the pipeline and
+  # hid a crash once.)
+  if [ -n "$(find "fuzz/artifacts/$t" -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'oom-*' -o -name 'timeout-*' \) 2>/dev/null)" ]; then
     echo "fuzz: $t found a failing input:"; ls "fuzz/artifacts/$t"
     exit 1
   fi

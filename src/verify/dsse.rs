@@ -90,8 +90,11 @@ pub fn verify(
     if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(AttestationError::Malformed(format!("payload type {:?} is not in-toto", env.payload_type)));
     }
+    // JSON is UTF-8; serde_json does not check strings it skips, and a statement other
+    // parsers would read differently must not verify here.
+    let text = std::str::from_utf8(&body).map_err(|e| AttestationError::Malformed(format!("statement: {e}")))?;
     let st: Statement =
-        serde_json::from_slice(&body).map_err(|e| AttestationError::Malformed(format!("statement: {e}")))?;
+        serde_json::from_str(text).map_err(|e| AttestationError::Malformed(format!("statement: {e}")))?;
     let (alg, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
     if !st.subject.iter().any(|s| s.digest.get(alg).is_some_and(|d| d.eq_ignore_ascii_case(hex))) {
         let found = st.subject.iter().flat_map(|s| s.digest.iter().map(|(a, d)| format!("{a}:{d}"))).collect();
@@ -142,5 +145,25 @@ mod tests {
         env["payload"] = base64::engine::general_purpose::STANDARD.encode(forged).into();
         let err = verify(env.to_string().as_bytes(), &key(), DIGEST, "slsaprovenance").unwrap_err();
         assert_eq!(err, AttestationError::NotSigned);
+    }
+
+    #[test]
+    fn a_signed_statement_that_is_not_utf8_is_malformed() {
+        // Found by the attestation fuzz target: invalid UTF-8 inside a field that is not
+        // inspected used to pass, though other JSON parsers reject the statement.
+        let signer = crate::verify::testkit::TestSigner::new(3);
+        let mut body = br#"{"predicateType": "custom", "subject": [{"digest": {"sha256": ""#.to_vec();
+        body.extend_from_slice(&DIGEST.as_bytes()[7..]);
+        body.extend_from_slice(b"\"}}], \"predicate\": {\"x\": \"\xff\"}}");
+        let mut pae =
+            format!("DSSEv1 {} {IN_TOTO_PAYLOAD_TYPE} {} ", IN_TOTO_PAYLOAD_TYPE.len(), body.len()).into_bytes();
+        pae.extend_from_slice(&body);
+        let sig = signer.sign_raw(&pae).signature;
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let env = serde_json::json!({"payloadType": IN_TOTO_PAYLOAD_TYPE, "payload": b64.encode(&body),
+                                     "signatures": [{"sig": sig}]});
+        let err = verify(env.to_string().as_bytes(), &signer.trusted().key, DIGEST, "custom").unwrap_err();
+        assert!(matches!(err, AttestationError::Malformed(_)), "{err}");
     }
 }

@@ -142,7 +142,9 @@ pub fn verify(blob: &[u8], signer: &GpgSigner, reference: &str, digest: &str, li
     if !signed {
         return Err(GpgError::NotSigned);
     }
-    let doc: Document = serde_json::from_slice(&content).map_err(|e| GpgError::BadPayload(e.to_string()))?;
+    // JSON is UTF-8; serde_json does not check the strings it skips.
+    let text = std::str::from_utf8(&content).map_err(|e| GpgError::BadPayload(e.to_string()))?;
+    let doc: Document = serde_json::from_str(text).map_err(|e| GpgError::BadPayload(e.to_string()))?;
     if doc.critical.type_name != ATOMIC_TYPE {
         return Err(GpgError::BadPayload(format!(
             "critical.type is {:?}, not {ATOMIC_TYPE:?}",

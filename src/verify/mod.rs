@@ -283,7 +283,12 @@ fn check_signature_layer(
         k.verify_signature(Signature::Base64Encoded(sig), &layer.payload).is_ok()
     })?;
     let signer = describe(&by.signer);
-    match serde_json::from_slice::<SimpleSigning>(&layer.payload) {
+    // JSON is UTF-8; serde_json does not check the strings it skips.
+    let text = match std::str::from_utf8(&layer.payload) {
+        Ok(t) => t,
+        Err(e) => return Err(LayerFailure::BadPayload { signer, message: e.to_string() }),
+    };
+    match serde_json::from_str::<SimpleSigning>(text) {
         Err(e) => Err(LayerFailure::BadPayload { signer, message: e.to_string() }),
         Ok(p) if p.critical.type_name != CRITICAL_TYPE_NAME => Err(LayerFailure::BadPayload {
             signer,
