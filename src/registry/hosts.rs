@@ -20,8 +20,9 @@ pub struct Endpoint {
     pub plain_http: bool,
 }
 
+/// Unknown keys are tolerated: the file belongs to containerd, whose newer versions add keys,
+/// and refusing it would stop signet from starting over a setting it does not need.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct HostsFile {
     #[serde(default)]
     server: Option<String>,
@@ -213,6 +214,12 @@ mod tests {
         assert_eq!(hosts(&m, "other.io"), [("catch-all".into(), false)]);
         assert!(m.notes.iter().any(|n| n.contains("ca is not applied")), "{:?}", m.notes);
         assert!(m.notes.iter().any(|n| n.contains("with a path")), "{:?}", m.notes);
+    }
+
+    #[test]
+    fn keys_from_newer_containerd_are_tolerated() {
+        let m = mirrors(&[("r.io", "server = \"https://r.io\"\ndial_timeout = \"3s\"\n[host.\"https://m\"]\n")]);
+        assert_eq!(hosts(&m, "r.io"), [("m".into(), false), ("r.io".into(), false)]);
     }
 
     #[test]
