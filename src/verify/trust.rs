@@ -9,6 +9,7 @@ use std::fmt;
 use std::path::Path;
 
 use base64::Engine;
+use prost_reflect::ReflectMessage;
 use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use sigstore::crypto::CosignVerificationKey;
@@ -137,8 +138,20 @@ impl TrustRoot {
     }
 
     pub fn parse(data: &[u8], path: &str) -> Result<Self, TrustError> {
-        let root: TrustedRoot = serde_json::from_slice(data)
-            .map_err(|e| TrustError::Parse { path: path.to_string(), message: e.to_string() })?;
+        // Fields a newer Sigstore release adds are skipped, not fatal: the entries read here
+        // are all checked below, and a node must keep starting after its trust root is
+        // refreshed from a newer release.
+        let parse = |message: String| TrustError::Parse { path: path.to_string(), message };
+        let options = prost_reflect::DeserializeOptions::new().deny_unknown_fields(false);
+        let mut de = serde_json::Deserializer::from_slice(data);
+        let dynamic = prost_reflect::DynamicMessage::deserialize_with_options(
+            TrustedRoot::default().descriptor(),
+            &mut de,
+            &options,
+        )
+        .map_err(|e| parse(e.to_string()))?;
+        de.end().map_err(|e| parse(e.to_string()))?;
+        let root: TrustedRoot = dynamic.transcode_to().map_err(|e| parse(e.to_string()))?;
         let entry = |what: String, message: String| TrustError::Entry { path: path.to_string(), what, message };
         let mut out = TrustRoot { version: hex::encode(&Sha256::digest(data)[..8]), ..Default::default() };
         for (i, ca) in root.certificate_authorities.iter().enumerate() {
@@ -202,6 +215,15 @@ pub(crate) mod tests {
         assert!(err.contains("t.json") && err.contains("tlogs[0]"), "{err}");
         let err = TrustRoot::parse(b"{\"tlogs\": 3}", "t.json").unwrap_err().to_string();
         assert!(err.contains("not a Sigstore trusted_root.json"), "{err}");
+    }
+
+    #[test]
+    fn fields_from_newer_trusted_roots_do_not_break_loading() {
+        let mut v: serde_json::Value = serde_json::from_str(&vector("trusted_root.json")).unwrap();
+        v["someFutureField"] = serde_json::json!({"x": 1});
+        v["tlogs"][0]["operator"] = "example".into();
+        let t = TrustRoot::parse(v.to_string().as_bytes(), "t.json").unwrap();
+        assert_eq!(t.rekor.len(), 1);
     }
 
     #[test]
