@@ -438,15 +438,7 @@ pub fn artifact_layers(
     location: &str,
     what: Artifact,
 ) -> Result<Vec<(OciDescriptor, SignatureLayer)>, RegistryError> {
-    if raw.len() > limits.max_manifest_bytes {
-        return Err(RegistryError::ManifestTooLarge {
-            location: location.to_string(),
-            size: raw.len(),
-            limit: limits.max_manifest_bytes,
-        });
-    }
-    let manifest: OciImageManifest = serde_json::from_slice(raw)
-        .map_err(|e| RegistryError::Malformed { location: location.to_string(), message: e.to_string() })?;
+    let manifest = parse_manifest(raw, limits, location)?;
     let sig_layers: Vec<OciDescriptor> =
         manifest.layers.into_iter().filter(|l| l.media_type == what.media_type()).collect();
     if sig_layers.len() > limits.max_signatures {
@@ -476,8 +468,8 @@ pub fn artifact_layers(
         .collect())
 }
 
-/// The sigstore-bundle layers of a referrer manifest (other artifact types are skipped).
-pub fn bundle_layers(raw: &[u8], limits: &Limits, location: &str) -> Result<Vec<OciDescriptor>, RegistryError> {
+/// An untrusted manifest: size first, then parse.
+fn parse_manifest(raw: &[u8], limits: &Limits, location: &str) -> Result<OciImageManifest, RegistryError> {
     if raw.len() > limits.max_manifest_bytes {
         return Err(RegistryError::ManifestTooLarge {
             location: location.to_string(),
@@ -487,6 +479,12 @@ pub fn bundle_layers(raw: &[u8], limits: &Limits, location: &str) -> Result<Vec<
     }
     let manifest: OciImageManifest = serde_json::from_slice(raw)
         .map_err(|e| RegistryError::Malformed { location: location.to_string(), message: e.to_string() })?;
+    Ok(manifest)
+}
+
+/// The sigstore-bundle layers of a referrer manifest (other artifact types are skipped).
+pub fn bundle_layers(raw: &[u8], limits: &Limits, location: &str) -> Result<Vec<OciDescriptor>, RegistryError> {
+    let manifest = parse_manifest(raw, limits, location)?;
     Ok(manifest.layers.into_iter().filter(|l| l.media_type.starts_with(SIGSTORE_BUNDLE_MEDIA_TYPE)).take(1).collect())
 }
 
