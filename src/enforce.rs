@@ -473,6 +473,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_tag_moved_in_the_store_is_checked_at_its_new_digest() {
+        // No name→digest caching: containerd 1.7 can move a tag without publishing an image
+        // event (an import through the transfer service), so only a lookup per decision
+        // sees what will run. The verdict for the old digest stays cached, and must not
+        // answer for the new one.
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(d.allowed, "{d}");
+        w.store.put("reg.io/probe/app:v1", D2);
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(!d.allowed && !d.cached, "{d}");
+        assert_eq!(d.digest.as_deref(), Some(D2));
+    }
+
+    #[tokio::test]
     async fn image_missing_from_the_store_is_denied() {
         let w = world(EnforcerConfig::default());
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
