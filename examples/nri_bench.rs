@@ -6,7 +6,7 @@
 //!   burst: N concurrent CreateContainer over a list of images (distinct and duplicate),
 //!          time until all are answered and the slowest answer against the deadline;
 //!   rss:   signet's resident memory before and during the burst (from /proc).
-//! Prints one JSON object. Driven by integration/bench.sh.
+//! Prints one JSON object. Driven by integration/bench.sh. BURST_COUNT 0 skips the burst.
 //!
 //!   nri_bench SOCKET PID FIRST_IMAGE WARM_IMAGE WARM_COUNT BURST_COUNT IMAGE...
 
@@ -75,6 +75,16 @@ async fn main() {
     }
     warm.sort();
 
+    let warm = serde_json::json!({"count": warm.len(), "p50_ms": percentile(&warm, 0.50),
+                                  "p99_ms": percentile(&warm, 0.99), "max_ms": percentile(&warm, 1.0)});
+    if burst_count == 0 {
+        let out = serde_json::json!({"cold_ms": cold.as_secs_f64() * 1000.0,
+                                     "cold_first_ms": cold_first.as_secs_f64() * 1000.0,
+                                     "warm": warm, "rss_kib": {"idle": rss_idle}});
+        println!("{out}");
+        return;
+    }
+
     // Burst: every request at once, as kubelet does when a node takes many pods.
     let sampler_stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop = sampler_stop.clone();
@@ -123,8 +133,7 @@ async fn main() {
         serde_json::json!({
             "cold_ms": cold.as_secs_f64() * 1000.0,
             "cold_first_ms": cold_first.as_secs_f64() * 1000.0,
-            "warm": {"count": warm.len(), "p50_ms": percentile(&warm, 0.50), "p99_ms": percentile(&warm, 0.99),
-                     "max_ms": percentile(&warm, 1.0)},
+            "warm": warm,
             "burst": {"requests": burst_count, "distinct_images": images.len(),
                       "wall_ms": burst_wall.as_secs_f64() * 1000.0, "p50_ms": percentile(&lat, 0.5),
                       "max_ms": percentile(&lat, 1.0), "admitted": admitted,
