@@ -37,7 +37,8 @@ expect_rejected() {  # name image [text that the CRI error must contain]...
 cleanup() {
   stop_signet
   [ -n "${FAULT_PID:-}" ] && kill "$FAULT_PID" 2>/dev/null
-  rm -rf "$PROBE_STATE/containerd/certs.d/faulty.local"
+  [ -n "${TLS_PID:-}" ] && kill "$TLS_PID" 2>/dev/null
+  rm -rf "$PROBE_STATE/containerd/certs.d/faulty.local" "$PROBE_STATE/containerd/certs.d/tls.local"
   rm -f /opt/nri/plugins/05-signet /etc/signet/config.toml
   [ -n "${PREINSTALLED:-}" ] && restart_containerd
 }
@@ -447,6 +448,38 @@ new_image mirrored-unsigned >/dev/null
 expect_rejected "through the mirror, an unsigned image is rejected, naming where it was not found" \
   docker.io/probe/mirrored-unsigned:v1 'policy "hub"' "not found at $REGISTRY"
 stop_signet
+
+say "a registry behind a private CA (hosts.toml ca): signatures fetched over TLS with that CA"
+# tls.local is served over HTTPS by the proxy with a certificate from a CA that only the
+# registry's hosts.toml names; neither the system roots nor signet's flags know it.
+TLSD=$WORK/tls; rm -rf "$TLSD"; mkdir -p "$TLSD"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=signet-e2e-registry-ca \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign \
+  -keyout "$TLSD/ca.key" -out "$TLSD/ca.pem" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+  -keyout "$TLSD/tls.key" -out "$TLSD/tls.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' > "$TLSD/ext.cnf"
+openssl x509 -req -in "$TLSD/tls.csr" -CA "$TLSD/ca.pem" -CAkey "$TLSD/ca.key" -CAcreateserial -days 2 \
+  -extfile "$TLSD/ext.cnf" -out "$TLSD/tls.pem" 2>/dev/null
+echo pass > "$TLSD/mode"
+TLS_CERT=$TLSD/tls.pem TLS_KEY=$TLSD/tls.key python3 "$REPO/integration/faulty-registry.py" 5443 "$REGISTRY" "$TLSD/mode" &
+TLS_PID=$!
+mkdir -p "$PROBE_STATE/containerd/certs.d/tls.local"
+cp "$TLSD/ca.pem" "$PROBE_STATE/containerd/certs.d/tls.local/ca.pem"
+# containerd 1.7.24 ignores a hosts.toml without a [host] table ("invalid `host` tree").
+printf 'server = "https://127.0.0.1:5443"\n\n[host."https://127.0.0.1:5443"]\n  capabilities = ["pull", "resolve"]\n  ca = "ca.pem"\n' \
+  > "$PROBE_STATE/containerd/certs.d/tls.local/hosts.toml"
+TL_DIGEST=$(new_image tls-signed "$RUN_ID")
+cosign sign --key "$COSIGN_KEY" "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/tls-signed@$TL_DIGEST" >/dev/null 2>&1
+new_image tls-unsigned "$RUN_ID" >/dev/null
+POLTLS=$WORK/e2e-tls; rm -rf "$POLTLS"; write_policy "$POLTLS" private-ca "tls.local/probe/**" "$COSIGN_PUB"
+start_signet "$POLTLS" --config "$WORK/mirror.toml"
+expect_runs "a signed image from a registry with a private CA runs: its signature was fetched over TLS" \
+  tls.local/probe/tls-signed:v1 "hello from tls-signed"
+expect_rejected "an unsigned image from that registry is rejected as unsigned (the TLS fetch worked)" \
+  tls.local/probe/tls-unsigned:v1 'policy "private-ca"' "no signatures found"
+stop_signet
+kill "$TLS_PID" 2>/dev/null; TLS_PID=
 
 say "namespace scope (the pod sandbox's namespace reaches policy)"
 POL5=$WORK/e2e-namespaces; rm -rf "$POL5"; write_policy "$POL5" probe "$REGISTRY/probe/**" "$COSIGN_PUB"

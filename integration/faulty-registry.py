@@ -3,8 +3,10 @@
 signature manifests (`.../manifests/sha256-<hex>.sig`), which it answers according to the
 mode in MODE_FILE: `pass`, `slow` (wait SLOW_SECONDS, then forward), `garbage` (200 with
 bytes that are not a manifest), `huge` (200 with an 8 MiB manifest), `down` (500).
+With TLS_CERT and TLS_KEY set it serves HTTPS with that certificate (a registry behind a
+private CA).
 Usage: faulty-registry.py LISTEN_PORT UPSTREAM_HOST:PORT MODE_FILE"""
-import http.server, os, sys, time, urllib.request, urllib.error
+import http.server, os, ssl, sys, time, urllib.request, urllib.error
 
 port, upstream, mode_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 SLOW_SECONDS = float(os.environ.get("SLOW_SECONDS", "4"))
@@ -52,4 +54,9 @@ class Proxy(http.server.BaseHTTPRequestHandler):
     do_GET = do_HEAD = handle_one
 
 
-http.server.ThreadingHTTPServer(("127.0.0.1", port), Proxy).serve_forever()
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Proxy)
+if os.environ.get("TLS_CERT"):
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(os.environ["TLS_CERT"], os.environ["TLS_KEY"])
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+server.serve_forever()

@@ -18,6 +18,63 @@ pub struct Endpoint {
     pub host: String,
     /// Spoken to over plain HTTP (`http://` in hosts.toml).
     pub plain_http: bool,
+    pub tls: Tls,
+}
+
+impl Endpoint {
+    fn new(host: &str, plain_http: bool) -> Self {
+        Self { host: host.to_string(), plain_http, tls: Tls::default() }
+    }
+}
+
+/// How to trust one host's certificate, beyond the system roots.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tls {
+    /// DER certificates from the `ca` files, trusted in addition to the system roots.
+    pub extra_roots: Vec<Vec<u8>>,
+    pub skip_verify: bool,
+}
+
+impl Tls {
+    pub fn is_default(&self) -> bool {
+        self.extra_roots.is_empty() && !self.skip_verify
+    }
+
+    /// `ca` (a path or a list of paths) and `skip_verify` from a host table or the file's top
+    /// level. An unreadable CA is an error naming it: containerd would fail those pulls too,
+    /// and guessing would either fail every fetch or trust less than the node does.
+    fn from_settings(ca: Option<&toml::Value>, skip_verify: Option<bool>, base: &Path) -> Result<Self, String> {
+        let paths: Vec<&str> = match ca {
+            None => Vec::new(),
+            Some(toml::Value::String(p)) => vec![p.as_str()],
+            Some(toml::Value::Array(a)) => {
+                a.iter().map(|v| v.as_str().ok_or("ca entries must be paths")).collect::<Result<_, _>>()?
+            }
+            Some(_) => return Err("ca must be a path or a list of paths".into()),
+        };
+        let mut extra_roots = Vec::new();
+        for p in paths {
+            extra_roots.extend(read_ca(&base.join(p))?);
+        }
+        Ok(Self { extra_roots, skip_verify: skip_verify.unwrap_or(false) })
+    }
+}
+
+/// Every certificate in a PEM file, each checked to be X.509.
+fn read_ca(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    use x509_cert::der::Decode;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("ca file {}: {e}", path.display()))?;
+    let blocks = pem::parse_many(&text).map_err(|e| format!("ca file {}: not PEM: {e}", path.display()))?;
+    let certs: Vec<Vec<u8>> =
+        blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE").map(pem::Pem::into_contents).collect();
+    if certs.is_empty() {
+        return Err(format!("ca file {}: no certificate in it", path.display()));
+    }
+    for der in &certs {
+        x509_cert::Certificate::from_der(der)
+            .map_err(|e| format!("ca file {}: bad certificate: {e}", path.display()))?;
+    }
+    Ok(certs)
 }
 
 /// Unknown keys are tolerated: the file belongs to containerd, whose newer versions add keys,
@@ -67,13 +124,17 @@ impl Mirrors {
             Err(e) => return Err(format!("registry hosts directory {}: {e}", dir.display())),
         };
         for entry in entries.flatten() {
-            let file = entry.path().join("hosts.toml");
-            if !file.is_file() {
-                continue;
-            }
+            let base = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let endpoints = parse(&name, &text, &mut out.notes).map_err(|e| format!("{}: {e}", file.display()))?;
+            let file = base.join("hosts.toml");
+            let endpoints = if file.is_file() {
+                let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+                parse(&name, &text, &base, &mut out.notes).map_err(|e| format!("{}: {e}", file.display()))?
+            } else if let Some(e) = docker_certs_dir(&name, &base, &mut out.notes)? {
+                vec![e]
+            } else {
+                continue;
+            };
             out.by_registry.insert(name, endpoints);
         }
         Ok(out)
@@ -86,7 +147,18 @@ impl Mirrors {
             .or_else(|| self.by_registry.get(registry))
             .or_else(|| self.by_registry.get("_default"))
             .cloned()
-            .unwrap_or_else(|| vec![Endpoint { host: registry.to_string(), plain_http: false }])
+            .unwrap_or_else(|| vec![Endpoint::new(registry, false)])
+    }
+
+    /// Hosts with TLS settings of their own, each once (the first setting read wins).
+    pub fn tls_hosts(&self) -> Vec<(&str, &Tls)> {
+        let mut out: Vec<(&str, &Tls)> = Vec::new();
+        for e in self.by_registry.values().flatten().filter(|e| !e.tls.is_default()) {
+            if !out.iter().any(|(h, _)| *h == e.host) {
+                out.push((&e.host, &e.tls));
+            }
+        }
+        out
     }
 
     /// Every plain-HTTP mirror host (the registry client is told about them up front).
@@ -95,7 +167,7 @@ impl Mirrors {
     }
 }
 
-fn parse(registry: &str, text: &str, notes: &mut Vec<String>) -> Result<Vec<Endpoint>, String> {
+fn parse(registry: &str, text: &str, base: &Path, notes: &mut Vec<String>) -> Result<Vec<Endpoint>, String> {
     let file: HostsFile = toml::from_str(text).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for (url, table) in &file.host {
@@ -106,13 +178,15 @@ fn parse(registry: &str, text: &str, notes: &mut Vec<String>) -> Result<Vec<Endp
         if caps == Some(false) {
             continue;
         }
-        for key in ["ca", "client", "skip_verify", "override_path", "header"] {
+        for key in ["client", "override_path", "header"] {
             if table.get(key).is_some() {
                 notes.push(format!("hosts.toml for {registry}: host {url}: {key} is not applied to signature fetches"));
             }
         }
+        let skip_verify = table.get("skip_verify").and_then(toml::Value::as_bool);
+        let tls = Tls::from_settings(table.get("ca"), skip_verify, base).map_err(|e| format!("host {url}: {e}"))?;
         match endpoint(url) {
-            Ok(e) => out.push(e),
+            Ok(e) => out.push(Endpoint { tls, ..e }),
             Err(e) => notes.push(format!("hosts.toml for {registry}: host {url} skipped: {e}")),
         }
     }
@@ -121,21 +195,42 @@ fn parse(registry: &str, text: &str, notes: &mut Vec<String>) -> Result<Vec<Endp
         let server = match &file.server {
             Some(s) => endpoint(s).map_err(|e| format!("server {s}: {e}"))?,
             None if registry == "_default" => return Ok(out),
-            None => Endpoint { host: registry.to_string(), plain_http: false },
+            None => Endpoint::new(registry, false),
         };
-        out.push(server);
+        let tls = Tls::from_settings(file.ca.as_ref(), file.skip_verify, base)?;
+        out.push(Endpoint { tls, ..server });
     }
-    if file.ca.is_some()
-        || file.client.is_some()
-        || file.skip_verify.is_some()
-        || file.header.is_some()
-        || file.override_path.is_some()
-    {
+    if file.client.is_some() || file.header.is_some() || file.override_path.is_some() {
         notes.push(format!(
-            "hosts.toml for {registry}: server TLS and header settings are not applied to signature fetches"
+            "hosts.toml for {registry}: server client certificate and header settings are not applied to signature fetches"
         ));
     }
     Ok(out)
+}
+
+/// A registry directory without hosts.toml, in Docker's layout: its `*.crt` files are CAs for
+/// the registry itself. `None` when it has none.
+fn docker_certs_dir(registry: &str, base: &Path, notes: &mut Vec<String>) -> Result<Option<Endpoint>, String> {
+    let Ok(entries) = std::fs::read_dir(base) else { return Ok(None) };
+    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    files.sort();
+    let mut tls = Tls::default();
+    for f in &files {
+        match f.extension().and_then(|x| x.to_str()) {
+            Some("crt") => tls.extra_roots.extend(read_ca(f)?),
+            Some("cert") => notes.push(format!("{}: client certificates are not presented", f.display())),
+            _ => {}
+        }
+    }
+    if tls.is_default() {
+        return Ok(None);
+    }
+    // containerd names the directory `host_port` for `host:port`.
+    let host = match registry.rsplit_once('_') {
+        Some((h, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => format!("{h}:{port}"),
+        _ => registry.to_string(),
+    };
+    Ok(Some(Endpoint { tls, ..Endpoint::new(&host, false) }))
 }
 
 /// `scheme://host[:port]` with no path (a path prefix cannot be expressed to the registry client).
@@ -154,7 +249,7 @@ fn endpoint(url: &str) -> Result<Endpoint, String> {
     }
     // Docker Hub's documented server name; oci-client resolves docker.io itself.
     let host = if host == "registry-1.docker.io" { "docker.io" } else { host };
-    Ok(Endpoint { host: host.to_string(), plain_http })
+    Ok(Endpoint::new(host, plain_http))
 }
 
 /// containerd's `config_path` from its config file (version 2 or 3), if set.
@@ -204,16 +299,84 @@ mod tests {
         assert_eq!(hosts(&m, "quay.io"), [("quay.io".into(), false)], "no file: the registry itself");
     }
 
+    const ROOT_PEM: &str = include_str!("../../testdata/cosign/root.pem");
+
     #[test]
     fn host_port_directories_default_and_unsupported_parts() {
         let m = mirrors(&[
             ("reg.local_5000", "server = \"http://reg.local:5000\"\n"),
-            ("_default", "[host.\"https://catch-all\"]\nca = \"/etc/ca.pem\"\n[host.\"https://m/prefix\"]\n"),
+            ("_default", "[host.\"https://catch-all\"]\nclient = \"/etc/c.pem\"\n[host.\"https://m/prefix\"]\n"),
         ]);
         assert_eq!(hosts(&m, "reg.local:5000"), [("reg.local:5000".into(), true)]);
         assert_eq!(hosts(&m, "other.io"), [("catch-all".into(), false)]);
-        assert!(m.notes.iter().any(|n| n.contains("ca is not applied")), "{:?}", m.notes);
+        assert!(m.notes.iter().any(|n| n.contains("client is not applied")), "{:?}", m.notes);
         assert!(m.notes.iter().any(|n| n.contains("with a path")), "{:?}", m.notes);
+    }
+
+    fn load(files: &[(&str, &str)]) -> Result<Mirrors, String> {
+        let d = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let p = d.path().join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        Mirrors::load(d.path())
+    }
+
+    fn der_of(pem_text: &str) -> Vec<u8> {
+        pem::parse(pem_text).unwrap().into_contents()
+    }
+
+    #[test]
+    fn ca_files_are_read_like_containerd_reads_them() {
+        // Relative to the registry's directory, a list or one path, per host and for the server.
+        let m = load(&[
+            (
+                "r.io/hosts.toml",
+                "server = \"https://r.io\"\nca = \"server-ca.pem\"\n\
+                                 [host.\"https://m.local\"]\nca = [\"m-ca.pem\"]\n\
+                                 [host.\"https://lax.local\"]\nskip_verify = true\n",
+            ),
+            ("r.io/server-ca.pem", ROOT_PEM),
+            ("r.io/m-ca.pem", ROOT_PEM),
+        ])
+        .unwrap();
+        let e = m.endpoints("r.io");
+        assert_eq!(e.iter().map(|e| e.host.as_str()).collect::<Vec<_>>(), ["m.local", "lax.local", "r.io"]);
+        assert_eq!(e[0].tls.extra_roots, [der_of(ROOT_PEM)]);
+        assert!(!e[0].tls.skip_verify);
+        assert!(e[1].tls.skip_verify && e[1].tls.extra_roots.is_empty());
+        assert_eq!(e[2].tls.extra_roots, [der_of(ROOT_PEM)]);
+        let mut tls_hosts: Vec<&str> = m.tls_hosts().into_iter().map(|(h, _)| h).collect();
+        tls_hosts.sort();
+        assert_eq!(tls_hosts, ["lax.local", "m.local", "r.io"]);
+    }
+
+    #[test]
+    fn docker_layout_crt_files_without_hosts_toml() {
+        let m = load(&[("reg.local_5443/ca.crt", ROOT_PEM), ("reg.local_5443/client.cert", ROOT_PEM)]).unwrap();
+        let e = m.endpoints("reg.local:5443");
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].host.as_str(), e[0].plain_http), ("reg.local:5443", false));
+        assert_eq!(e[0].tls.extra_roots, [der_of(ROOT_PEM)]);
+        assert!(m.notes.iter().any(|n| n.contains("client certificates are not presented")), "{:?}", m.notes);
+        // A directory with neither hosts.toml nor CAs changes nothing.
+        let m = load(&[("plain.io/README", "x")]).unwrap();
+        assert!(m.tls_hosts().is_empty());
+        assert_eq!(hosts(&m, "plain.io"), [("plain.io".into(), false)]);
+    }
+
+    #[test]
+    fn a_missing_or_broken_ca_is_an_error_naming_the_file() {
+        let e = load(&[("r.io/hosts.toml", "[host.\"https://m\"]\nca = \"/nonexistent/ca.pem\"\n")]).unwrap_err();
+        assert!(e.contains("r.io/hosts.toml") && e.contains("/nonexistent/ca.pem"), "{e}");
+        let e = load(&[("r.io/hosts.toml", "ca = \"bad.pem\"\n"), ("r.io/bad.pem", "not a certificate")]).unwrap_err();
+        assert!(e.contains("bad.pem") && e.contains("no certificate"), "{e}");
+        let e = load(&[("r.io/hosts.toml", "ca = 7\n")]).unwrap_err();
+        assert!(e.contains("ca must be a path"), "{e}");
+        let garbled = ROOT_PEM.replace("MII", "MIX");
+        let e = load(&[("r.io/ca.crt", garbled.as_str())]).unwrap_err();
+        assert!(e.contains("r.io/ca.crt"), "{e}");
     }
 
     #[test]

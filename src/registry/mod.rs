@@ -16,12 +16,13 @@ mod fake_registry_tests;
 pub mod hosts;
 pub mod lookaside;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
@@ -167,6 +168,8 @@ pub struct Access {
 /// Registry client on oci-client.
 pub struct OciSignatureSource {
     client: oci_client::Client,
+    /// Clients for hosts with TLS settings of their own (hosts.toml `ca`, `skip_verify`).
+    tls_clients: HashMap<String, oci_client::Client>,
     mirrors: hosts::Mirrors,
     credentials: auth::Credentials,
     cluster_credentials: Arc<std::sync::RwLock<auth::Credentials>>,
@@ -181,14 +184,35 @@ impl OciSignatureSource {
         let mut insecure = access.insecure.clone();
         insecure.extend(access.mirrors.plain_http_hosts().map(String::from));
         let protocol = if insecure.is_empty() { ClientProtocol::Https } else { ClientProtocol::HttpsExcept(insecure) };
-        let config = ClientConfig {
-            protocol,
+        let config = || ClientConfig {
+            protocol: protocol.clone(),
             connect_timeout: Some(timeout),
             read_timeout: Some(timeout),
             ..Default::default()
         };
+        let mut tls_clients = HashMap::new();
+        for (host, tls) in access.mirrors.tls_hosts() {
+            let extra_root_certificates = tls
+                .extra_roots
+                .iter()
+                .map(|der| Certificate { encoding: CertificateEncoding::Der, data: der.clone() })
+                .collect();
+            let tls_config =
+                ClientConfig { extra_root_certificates, accept_invalid_certificates: tls.skip_verify, ..config() };
+            // The CA files were parsed when hosts.toml was read; should the TLS stack still
+            // refuse them, that host's fetches fail (a denial) rather than trust less or more.
+            match oci_client::Client::try_from(tls_config) {
+                Ok(c) => {
+                    tls_clients.insert(host.to_string(), c);
+                }
+                Err(e) => {
+                    tracing::error!(host, error = %e, "hosts.toml TLS settings cannot be applied; this host is reached with the system roots only")
+                }
+            }
+        }
         Self {
-            client: oci_client::Client::new(config),
+            client: oci_client::Client::new(config()),
+            tls_clients,
             mirrors: access.mirrors,
             credentials: access.credentials,
             cluster_credentials: access.cluster_credentials,
@@ -305,6 +329,11 @@ impl OciSignatureSource {
         Ok(Some(body))
     }
 
+    /// The client for the host `r` is fetched from (its mirror, when it has one).
+    fn client_for(&self, r: &Reference) -> &oci_client::Client {
+        self.tls_clients.get(r.resolve_registry()).unwrap_or(&self.client)
+    }
+
     /// The node's credentials first, then the cluster's; for the host asked, then for the
     /// registry it stands in for.
     fn auth_for(&self, host: &str, registry: &str) -> RegistryAuth {
@@ -326,8 +355,9 @@ impl OciSignatureSource {
         auth: &RegistryAuth,
     ) -> Result<Option<Vec<SignatureLayer>>, RegistryError> {
         let request = |message: String| RegistryError::Request { location: location.to_string(), message };
-        self.client.store_auth_if_needed(subject.resolve_registry(), auth).await;
-        let index = match self.client.pull_referrers(subject, None).await {
+        let client = self.client_for(subject);
+        client.store_auth_if_needed(subject.resolve_registry(), auth).await;
+        let index = match client.pull_referrers(subject, None).await {
             Ok(index) => index,
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(request(e.to_string())),
@@ -344,7 +374,7 @@ impl OciSignatureSource {
         for entry in &index.manifests {
             let mref = subject.clone_with_digest(entry.digest.clone());
             let (raw, _) =
-                self.client.pull_manifest_raw(&mref, auth, &accepted).await.map_err(|e| request(e.to_string()))?;
+                client.pull_manifest_raw(&mref, auth, &accepted).await.map_err(|e| request(e.to_string()))?;
             if format!("sha256:{}", hex::encode(Sha256::digest(&raw))) != entry.digest {
                 return Err(RegistryError::PayloadDigestMismatch {
                     location: location.to_string(),
@@ -368,7 +398,7 @@ impl OciSignatureSource {
         auth: &RegistryAuth,
     ) -> Result<Option<Signatures>, RegistryError> {
         let accepted = [oci_client::manifest::OCI_IMAGE_MEDIA_TYPE, oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE];
-        let raw = match self.client.pull_manifest_raw(sig_ref, auth, &accepted).await {
+        let raw = match self.client_for(sig_ref).pull_manifest_raw(sig_ref, auth, &accepted).await {
             Ok((raw, _digest)) => raw,
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(RegistryError::Request { location: location.to_string(), message: e.to_string() }),
@@ -395,7 +425,7 @@ impl OciSignatureSource {
             return Err(too_large());
         }
         let mut stream = self
-            .client
+            .client_for(sig_ref)
             .pull_blob_stream(sig_ref, desc)
             .await
             .map_err(|e| RegistryError::Request { location: location.to_string(), message: e.to_string() })?;
