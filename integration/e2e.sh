@@ -398,6 +398,22 @@ expect_rejected "referrers: a bundle of another predicate type does not" "$REGIS
   "predicate type https://slsa.dev/provenance/v0.2, not https://spdx.dev/Document"
 stop_signet
 
+say "cosign 3 signatures: a sign/v1 statement in a sigstore bundle (OCI 1.1 referrer)"
+# cosign 3 signs this way by default, with no .sig tag. cosign 2.5 here has no bundle
+# signing; its attest --new-bundle-format with the sign predicate type writes the same artifact.
+echo '{}' > "$WORK/empty-predicate.json"
+C3_DIGEST=$(new_image cosign3 "$RUN_ID")
+cosign attest --key "$COSIGN_KEY" --new-bundle-format --type https://sigstore.dev/cosign/sign/v1 \
+  --predicate "$WORK/empty-predicate.json" "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y \
+  "$REGISTRY/probe/cosign3@$C3_DIGEST" >/dev/null 2>&1
+POLC3=$WORK/e2e-cosign3; rm -rf "$POLC3"; write_policy "$POLC3" probe "$REGISTRY/probe/**" "$COSIGN_PUB"
+start_signet "$POLC3"
+expect_runs "cosign 3: an image signed with a bundle (a referrer, no .sig tag) runs" \
+  "$REGISTRY/probe/cosign3:v1" "hello from cosign3"
+expect_rejected "cosign 3: a bundle attestation of another type is not a signature" "$REGISTRY/probe/bundled:v1" \
+  "predicate type https://slsa.dev/provenance/v0.2, not https://sigstore.dev/cosign/sign/v1"
+stop_signet
+
 say "GPG simple signing (Red Hat / Portieris style), signatures in a lookaside store"
 # skopeo signs with a GPG key and writes the signature to a lookaside directory named in a
 # containers registries.d file; signet reads the same file to find it.

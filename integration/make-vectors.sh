@@ -37,6 +37,11 @@ cosign attest-blob --key cosign.key --type slsaprovenance --predicate predicate.
   --hash "${digest#sha256:}" --tlog-upload=false --bundle bundle-v03-slsa.json payload.json >/dev/null
 cosign attest-blob --key cosign.key --type custom --predicate predicate.json \
   --hash "${digest#sha256:}" --tlog-upload=false payload.json > att-custom.json
+# cosign 3 signs images this way by default: a bundle holding a statement of the sign
+# predicate type, with an empty predicate, about the image digest.
+echo '{}' > empty.json
+cosign attest-blob --key cosign.key --type https://sigstore.dev/cosign/sign/v1 --predicate empty.json \
+  --new-bundle-format --hash "${digest#sha256:}" --tlog-upload=false --bundle bundle-v03-sign.json payload.json >/dev/null
 
 # --- test CA, Fulcio-shaped leaves, test Rekor log, SETs (integration/testpki.sh) ---------
 pki_ca "$issuer" "$email" "$uri"
@@ -70,6 +75,14 @@ check verify-blob --key cosign.pub --signature payload.sig payload.json --insecu
 # and type here; the subject is checked by the unit tests.)
 check verify-blob-attestation --key cosign.pub --signature att-slsa.json --type slsaprovenance \
   --check-claims=false --insecure-ignore-tlog payload.json
+# Bundles: the blob whose hash is the image digest stands in for the image, so cosign checks
+# the subject too. cosign 2.5 does not compare a bundle's predicate type with --type
+# (GHSA-w6c6-c85g-mmv6, fixed later upstream); the unit tests check the types.
+printf 'signet test image' > subject.bin
+for b in bundle-v03-slsa.json:slsaprovenance bundle-v03-sign.json:https://sigstore.dev/cosign/sign/v1; do
+  check verify-blob-attestation --key cosign.pub --new-bundle-format --trusted-root trusted_root.json \
+    --bundle "${b%%:*}" --type "${b#*:}" --insecure-ignore-tlog subject.bin
+done
 for kind in email uri; do
   id=$email; [ "$kind" = uri ] && id=$uri
   check verify-blob --certificate "leaf-$kind.pem" --certificate-chain chain.pem --signature payload-leaf.sig \
@@ -100,7 +113,7 @@ fi
 
 mkdir -p "$out"
 cp payload.json payload.sig payload-leaf.sig cosign.pub att-slsa.json att-custom.json root.pem other-root.pem \
-  inter.pem chain.pem leaf-email.pem leaf-uri.pem leaf-sct.pem ctlog.pub rekor.pub gpg.pub.asc gpg-other.pub.asc gpg-signature-1 bundle-v03-slsa.json bundle-key.json bundle-leaf-email.json \
+  inter.pem chain.pem leaf-email.pem leaf-uri.pem leaf-sct.pem ctlog.pub rekor.pub gpg.pub.asc gpg-other.pub.asc gpg-signature-1 bundle-v03-slsa.json bundle-v03-sign.json bundle-key.json bundle-leaf-email.json \
   bundle-forged.json trusted_root.json "$out/"
 cat > "$out/README.md" <<J
 Test vectors for src/verify, made by \`integration/make-vectors.sh\` with cosign $(dpkg-query -W -f '${Version}' cosign 2>/dev/null || command cosign version 2>&1 | awk '/GitVersion/ {print $2}') and $(openssl version | cut -d' ' -f1-2).

@@ -41,7 +41,9 @@ pub const SIGSTORE_BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundl
 /// What cosign attaches to an image digest, each under its own tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Artifact {
-    /// `sha256-<hex>.sig`: simple-signing payloads, signature in an annotation.
+    /// `sha256-<hex>.sig`: simple-signing payloads, signature in an annotation; and sigstore
+    /// bundles attached as OCI 1.1 referrers holding a `https://sigstore.dev/cosign/sign/v1`
+    /// statement, which is how cosign 3 signs by default.
     Signatures,
     /// `sha256-<hex>.att`: DSSE envelopes with in-toto statements, signed inside; and
     /// sigstore bundles (v0.3) holding DSSE envelopes, attached as OCI 1.1 referrers.
@@ -83,11 +85,22 @@ impl Default for Limits {
     }
 }
 
+/// How a layer carries its signature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Form {
+    /// A payload with a detached signature (cosign's `.sig` layers, GPG lookaside blobs).
+    #[default]
+    Detached,
+    /// A DSSE envelope with its signatures inside (`.att` layers, sigstore bundles).
+    Envelope,
+}
+
 /// One signature layer as found in the registry, not yet trusted in any way.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SignatureLayer {
     /// The layer bytes exactly as signed: a simple-signing payload, or a DSSE envelope.
     pub payload: Vec<u8>,
+    pub form: Form,
     /// The base64 signature from the layer annotation (empty for attestations).
     pub signature: String,
     /// Keyless: the signing certificate (PEM) and the chain that helps build its path.
@@ -241,14 +254,26 @@ impl OciSignatureSource {
                 r.set_mirror_registry(endpoint.host.clone());
             }
             let auth = self.auth_for(&endpoint.host, &registry);
-            let mut fetched = self.fetch(&r, location, what, &auth).await;
-            if what == Artifact::Attestations {
-                let mut subject =
-                    Reference::with_digest(registry.clone(), sig_ref.repository().to_string(), digest.to_string());
-                if endpoint.host != registry {
-                    subject.set_mirror_registry(endpoint.host.clone());
-                }
-                fetched = match (fetched, self.fetch_referrers(&subject, location, &auth).await) {
+            // Tag-schema artifacts and OCI 1.1 referrer bundles, asked at the same time: cosign 2
+            // writes the first, cosign 3 the second by default, and either may carry the one
+            // signature that satisfies the policy.
+            let mut subject =
+                Reference::with_digest(registry.clone(), sig_ref.repository().to_string(), digest.to_string());
+            if endpoint.host != registry {
+                subject.set_mirror_registry(endpoint.host.clone());
+            }
+            let fetched = {
+                let (tagged, referred) = tokio::join!(
+                    self.fetch(&r, location, what, &auth),
+                    self.fetch_referrers(&subject, location, &auth)
+                );
+                // Registries without the referrers API answer with an empty list: nothing here,
+                // so the next host is asked.
+                let referred = referred.map(|r| r.filter(|layers| !layers.is_empty()));
+                match (tagged, referred) {
+                    // A registry whose referrers support is broken still serves cosign 2
+                    // signatures; missing evidence can only lead to a denial.
+                    (Ok(Some(found)), Err(_)) if !found.layers.is_empty() => Ok(Some(found)),
                     (Err(e), _) | (_, Err(e)) => Err(e),
                     (Ok(None), Ok(None)) => Ok(None),
                     (Ok(tagged), Ok(referred)) => {
@@ -256,8 +281,8 @@ impl OciSignatureSource {
                         layers.extend(referred.unwrap_or_default());
                         Ok(Some(Signatures { location: location.to_string(), layers }))
                     }
-                };
-            }
+                }
+            };
             match fetched {
                 Ok(Some(found)) => return Ok(found),
                 Ok(None) => absent.push(endpoint.host),
@@ -486,8 +511,10 @@ pub fn artifact_layers(
                 (Artifact::Signatures, None) => return None,
                 (_, sig) => sig.unwrap_or_default(),
             };
+            let form = if what == Artifact::Attestations { Form::Envelope } else { Form::Detached };
             let layer = SignatureLayer {
                 payload: Vec::new(),
+                form,
                 signature,
                 certificate: get(CERTIFICATE_ANNOTATION).filter(|c| !c.is_empty()),
                 chain: get(CHAIN_ANNOTATION).filter(|c| !c.is_empty()),
@@ -518,8 +545,9 @@ pub fn bundle_layers(raw: &[u8], limits: &Limits, location: &str) -> Result<Vec<
     Ok(manifest.layers.into_iter().filter(|l| l.media_type.starts_with(SIGSTORE_BUNDLE_MEDIA_TYPE)).take(1).collect())
 }
 
-/// A sigstore bundle's DSSE envelope (and its certificate, for keyless) as an attestation
-/// layer; bundles holding a message signature instead are not attestations and yield none.
+/// A sigstore bundle's DSSE envelope (and its certificate, for keyless) as a layer: an
+/// attestation, or a cosign 3 image signature (a statement of the sign predicate type). Bundles
+/// holding a message signature yield none; cosign signs images with statements.
 pub fn bundle_attestation(bundle: &[u8]) -> Option<SignatureLayer> {
     let v: serde_json::Value = serde_json::from_slice(bundle).ok()?;
     let envelope = v.get("dsseEnvelope")?;
@@ -540,7 +568,13 @@ pub fn bundle_attestation(bundle: &[u8]) -> Option<SignatureLayer> {
         .collect();
     let certificate = (!certs.is_empty()).then(|| certs.remove(0));
     let chain = (!certs.is_empty()).then(|| certs.concat());
-    Some(SignatureLayer { payload: serde_json::to_vec(envelope).ok()?, certificate, chain, ..Default::default() })
+    Some(SignatureLayer {
+        payload: serde_json::to_vec(envelope).ok()?,
+        form: Form::Envelope,
+        certificate,
+        chain,
+        ..Default::default()
+    })
 }
 
 fn is_not_found(e: &OciDistributionError) -> bool {

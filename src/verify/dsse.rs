@@ -10,6 +10,8 @@ use sigstore::crypto::{CosignVerificationKey, Signature};
 use super::trust::b64;
 
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// The predicate type of cosign 3's image signatures (an empty predicate about the digest).
+pub const COSIGN_SIGN_PREDICATE_TYPE: &str = "https://sigstore.dev/cosign/sign/v1";
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
 pub enum AttestationError {

@@ -27,7 +27,7 @@ use sigstore::cosign::payload::simple_signing::{SimpleSigning, CRITICAL_TYPE_NAM
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
 use crate::policy::{AuthorityKind, Keyless, Mode, Policy, SignedBy, Signer, Tlog};
-use crate::registry::{RegistryError, SignatureLayer, Signatures};
+use crate::registry::{Form, RegistryError, SignatureLayer, Signatures};
 use keyless::CertError;
 use tlog::{EntrySigner, TlogError};
 use trust::{LogKey, TrustRoot};
@@ -278,6 +278,10 @@ fn check_signature_layer(
     by: &SignedBy,
     cx: Context<'_>,
 ) -> Result<(), LayerFailure> {
+    if layer.form == Form::Envelope {
+        // cosign 3 signs an image with an in-toto statement of this type about its digest.
+        return check_envelope(layer, digest, dsse::COSIGN_SIGN_PREDICATE_TYPE, by, cx);
+    }
     let sig = layer.signature.as_bytes();
     signing_key(layer, &by.signer, &by.tlog, cx, |k| {
         k.verify_signature(Signature::Base64Encoded(sig), &layer.payload).is_ok()
@@ -310,31 +314,45 @@ pub fn verify_attestations(
     by: &SignedBy,
     cx: Context<'_>,
 ) -> Result<(), LayerFailure> {
+    for predicate in &by.attestations {
+        first_good(atts, &by.signer, |layer| check_envelope(layer, digest, predicate, by, cx)).map_err(
+            |f| match f {
+                LayerFailure::NoSignatures { location } => {
+                    LayerFailure::NoSignatures { location: format!("{location} (attestation {predicate})") }
+                }
+                other => other,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Is `layer` a DSSE envelope signed by `by.signer` whose statement is of `predicate` type
+/// about `digest`?
+fn check_envelope(
+    layer: &SignatureLayer,
+    digest: &str,
+    predicate: &str,
+    by: &SignedBy,
+    cx: Context<'_>,
+) -> Result<(), LayerFailure> {
     if matches!(by.tlog, Tlog::Require { .. }) {
-        // cosign logs attestations as intoto/dsse entries, which the node does not check.
+        // cosign logs envelopes as intoto/dsse entries, which the node does not check.
         return Err(LayerFailure::NotCheckable(
-            "transparency-log entries of attestations are not verified on the node yet; the policy must \
-             ignore the transparency log for attestations"
+            "transparency-log entries of DSSE envelopes (attestations, cosign 3 signature bundles) are not \
+             verified on the node yet; the policy must ignore the transparency log for them"
                 .into(),
         ));
     }
-    for predicate in &by.attestations {
-        first_good(atts, &by.signer, |layer| {
-            let key = signing_key(layer, &by.signer, &by.tlog, cx, |k| {
-                // Only the envelope's own signature matters; the full check follows.
-                dsse::verify(&layer.payload, k, digest, predicate)
-                    .map_or_else(|e| !matches!(e, dsse::AttestationError::NotSigned), |_| true)
-            })?;
-            dsse::verify(&layer.payload, &key, digest, predicate).map_err(LayerFailure::Attestation)
-        })
-        .map_err(|f| match f {
-            LayerFailure::NoSignatures { location } => {
-                LayerFailure::NoSignatures { location: format!("{location} (attestation {predicate})") }
-            }
-            other => other,
-        })?;
+    if layer.form != Form::Envelope {
+        return Err(LayerFailure::Attestation(dsse::AttestationError::Malformed("not a DSSE envelope".into())));
     }
-    Ok(())
+    let key = signing_key(layer, &by.signer, &by.tlog, cx, |k| {
+        // Only the envelope's own signature matters; the full check follows.
+        dsse::verify(&layer.payload, k, digest, predicate)
+            .map_or_else(|e| !matches!(e, dsse::AttestationError::NotSigned), |_| true)
+    })?;
+    dsse::verify(&layer.payload, &key, digest, predicate).map_err(LayerFailure::Attestation)
 }
 
 /// Simple-signing documents are a few hundred bytes; this bounds decompression.
@@ -714,6 +732,7 @@ mod tests {
                 certificate: Some(vector(leaf)),
                 chain: Some(vector("chain.pem")),
                 bundle: bundle.map(vector),
+                ..Default::default()
             }
         }
 
@@ -748,6 +767,39 @@ mod tests {
             let other = DIGEST.replace("479b", "0000");
             let err = verify_signatures(&s, &other, &by(key(), false), Context { trust: &t, now: 0 }).unwrap_err();
             assert!(matches!(err, LayerFailure::OtherDigest { .. }), "{err}");
+        }
+
+        /// A sigstore bundle as the registry module turns it into a layer.
+        fn bundle_layer(name: &str) -> SignatureLayer {
+            crate::registry::bundle_attestation(vector(name).as_bytes()).expect("a DSSE bundle")
+        }
+
+        #[test]
+        fn cosign_3_signature_bundles_sign_the_digest_with_a_statement() {
+            // cosign 3 signs with a bundle holding a sign/v1 statement about the digest.
+            run(vec![bundle_layer("bundle-v03-sign.json")], &by(key(), false)).unwrap();
+            // Next to cosign 2 signatures by other keys, it is the one that counts.
+            let other = TestSigner::new(9).sign_digest("registry.example/team/app", DIGEST);
+            run(vec![other, bundle_layer("bundle-v03-sign.json")], &by(key(), false)).unwrap();
+            // Bound to its digest.
+            let t = trust();
+            let s = Signatures { location: "l".into(), layers: vec![bundle_layer("bundle-v03-sign.json")] };
+            let elsewhere = DIGEST.replace("479b", "0000");
+            let err = verify_signatures(&s, &elsewhere, &by(key(), false), Context { trust: &t, now: 0 }).unwrap_err();
+            assert!(matches!(err, LayerFailure::Attestation(dsse::AttestationError::OtherSubject { .. })), "{err}");
+            // An attestation of another type is not a signature (and a signature is not an
+            // attestation of another type: cosign 2.5 accepts either, GHSA-w6c6-c85g-mmv6).
+            let err = run(vec![bundle_layer("bundle-v03-slsa.json")], &by(key(), false)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Attestation(dsse::AttestationError::OtherType { .. })), "{err}");
+            let want_slsa = SignedBy { attestations: vec!["slsaprovenance".into()], ..by(key(), false) };
+            let err = verify_attestations(&s, DIGEST, &want_slsa, Context { trust: &t, now: 0 }).unwrap_err();
+            assert!(matches!(err, LayerFailure::Attestation(dsse::AttestationError::OtherType { .. })), "{err}");
+            // Another key's bundle does not count; a required log entry cannot be checked yet.
+            let another_key = Signer::Key(TestSigner::new(9).trusted());
+            let err = run(vec![bundle_layer("bundle-v03-sign.json")], &by(another_key, false)).unwrap_err();
+            assert!(matches!(err, LayerFailure::WrongSigner { .. }), "{err}");
+            let err = run(vec![bundle_layer("bundle-v03-sign.json")], &by(key(), true)).unwrap_err();
+            assert!(matches!(err, LayerFailure::NotCheckable(_)), "{err}");
         }
 
         #[test]
@@ -800,7 +852,11 @@ mod tests {
         #[test]
         fn attestations_of_the_required_type_by_the_signer() {
             let t = trust();
-            let layer = |name: &str| SignatureLayer { payload: vector(name).into_bytes(), ..Default::default() };
+            let layer = |name: &str| SignatureLayer {
+                payload: vector(name).into_bytes(),
+                form: Form::Envelope,
+                ..Default::default()
+            };
             let atts = |names: &[&str]| Signatures {
                 location: "l.att".into(),
                 layers: names.iter().map(|n| layer(n)).collect(),
