@@ -52,6 +52,14 @@ pki_set payload-leaf.sig leaf-email.pem payload.json bundle-leaf-email.json
 # A SET made by a key that is not the configured log's.
 pki_ec forged.key
 pki_set payload.sig cosign.pub payload.json bundle-forged.json forged.key
+# cosign 3 signature bundles with a Rekor v1 dsse entry: by the key, by a keyless leaf, and
+# one whose SET is not the log's.
+pki_bundle_log bundle-v03-sign.json cosign.pub bundle-v03-sign-logged.json
+cosign attest-blob --key leaf.key --certificate leaf-email.pem --certificate-chain chain.pem \
+  --type https://sigstore.dev/cosign/sign/v1 --predicate empty.json --new-bundle-format \
+  --hash "${digest#sha256:}" --tlog-upload=false --bundle bundle-v03-sign-leaf.json payload.json >/dev/null
+pki_bundle_log bundle-v03-sign-leaf.json leaf-email.pem bundle-v03-sign-leaf-logged.json
+pki_bundle_log bundle-v03-sign.json cosign.pub bundle-v03-sign-forged.json forged.key
 
 # --- GPG simple signing (skopeo standalone-sign), for Portieris/Red Hat style policies ----
 export GNUPGHOME=$work/gnupg
@@ -113,14 +121,17 @@ fi
 
 mkdir -p "$out"
 cp payload.json payload.sig payload-leaf.sig cosign.pub att-slsa.json att-custom.json root.pem other-root.pem \
-  inter.pem chain.pem leaf-email.pem leaf-uri.pem leaf-sct.pem ctlog.pub rekor.pub gpg.pub.asc gpg-other.pub.asc gpg-signature-1 bundle-v03-slsa.json bundle-v03-sign.json bundle-key.json bundle-leaf-email.json \
+  inter.pem chain.pem leaf-email.pem leaf-uri.pem leaf-sct.pem ctlog.pub rekor.pub gpg.pub.asc gpg-other.pub.asc gpg-signature-1 bundle-v03-slsa.json bundle-v03-sign.json bundle-v03-sign-logged.json \
+  bundle-v03-sign-leaf-logged.json bundle-v03-sign-forged.json bundle-key.json bundle-leaf-email.json \
   bundle-forged.json trusted_root.json "$out/"
 cat > "$out/README.md" <<J
 Test vectors for src/verify, made by \`integration/make-vectors.sh\` with cosign $(dpkg-query -W -f '${Version}' cosign 2>/dev/null || command cosign version 2>&1 | awk '/GitVersion/ {print $2}') and $(openssl version | cut -d' ' -f1-2).
 Image: \`$image@$digest\`. Keyless identities: issuer \`$issuer\`, email \`$email\`, URI \`$uri\`.
 Every positive vector was accepted by cosign verify-blob when generated (leaf-sct.pem with its SCT checked
 against ctlog.pub; gpg-signature-1, by skopeo standalone-sign, checked by skopeo standalone-verify);
-bundle-forged.json, and leaf-email.pem when an SCT is required, were rejected.
+bundle-forged.json, and leaf-email.pem when an SCT is required, were rejected. The
+bundle-v03-sign-*-logged.json and -forged.json Rekor dsse entries follow Rekor's dsse 0.0.1 schema;
+cosign cannot check them offline (it wants an inclusion proof in v0.3 bundles; signet checks the SET).
 Private keys are not kept. Regenerate with \`bash integration/make-vectors.sh\`.
 J
 echo "vectors written to $out"

@@ -156,3 +156,35 @@ json.dump({"SignedEntryTimestamp": base64.b64encode(set_).decode(), "Payload": e
           open(out, "w"), separators=(",", ":"))
 PY
 }
+
+# pki_bundle_log BUNDLE SIGNER_PEM OUT [LOGKEY]: BUNDLE (a sigstore bundle v0.3 holding a DSSE
+# envelope) with a Rekor v1 `dsse` 0.0.1 entry for it, SET signed by LOGKEY, as Rekor records
+# one (payload hash, the envelope's signature, the signer's PEM as verifier).
+pki_bundle_log() {
+  python3 - "$1" "$2" "$3" "${4:-rekor.key}" <<'PY'
+import base64, hashlib, json, subprocess, sys, time
+src, signer, out, logkey = sys.argv[1:5]
+bundle = json.load(open(src))
+env = bundle["dsseEnvelope"]
+signer = open(signer, "rb").read()
+body = {"apiVersion": "0.0.1", "kind": "dsse", "spec": {
+    "envelopeHash": {"algorithm": "sha256",
+                     "value": hashlib.sha256(json.dumps(env, separators=(",", ":")).encode()).hexdigest()},
+    "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(base64.b64decode(env["payload"])).hexdigest()},
+    "signatures": [{"signature": s["sig"], "verifier": base64.b64encode(signer).decode()} for s in env["signatures"]]}}
+der = subprocess.run(["openssl", "pkey", "-in", logkey, "-pubout", "-outform", "DER"],
+                     capture_output=True, check=True).stdout
+body_b64 = base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
+now, index = int(time.time()), 43
+entry = {"body": body_b64, "integratedTime": now, "logID": hashlib.sha256(der).hexdigest(), "logIndex": index}
+canonical = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+set_ = subprocess.run(["openssl", "dgst", "-sha256", "-sign", logkey], input=canonical,
+                      capture_output=True, check=True).stdout
+bundle["verificationMaterial"]["tlogEntries"] = [{
+    "logIndex": str(index), "logId": {"keyId": base64.b64encode(hashlib.sha256(der).digest()).decode()},
+    "kindVersion": {"kind": "dsse", "version": "0.0.1"}, "integratedTime": str(now),
+    "inclusionPromise": {"signedEntryTimestamp": base64.b64encode(set_).decode()},
+    "canonicalizedBody": body_b64}]
+json.dump(bundle, open(out, "w"), separators=(",", ":"))
+PY
+}

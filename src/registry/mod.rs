@@ -573,8 +573,32 @@ pub fn bundle_attestation(bundle: &[u8]) -> Option<SignatureLayer> {
         form: Form::Envelope,
         certificate,
         chain,
+        bundle: material.and_then(log_entry),
         ..Default::default()
     })
+}
+
+/// A bundle's first transparency-log entry in the shape of cosign's bundle annotation, whose
+/// signed entry timestamp (SET) covers the same fields, so that one verifier checks both.
+/// `None` without an inclusion promise: Rekor v2 entries carry only an inclusion proof and a
+/// checkpoint, which the node does not verify, so a policy requiring the log refuses them.
+fn log_entry(material: &serde_json::Value) -> Option<String> {
+    let entry = material.get("tlogEntries")?.as_array()?.first()?;
+    let number = |key: &str| {
+        let v = entry.get(key)?;
+        v.as_i64().or_else(|| v.as_str()?.parse().ok())
+    };
+    let log_id = crate::verify::trust::b64(entry.get("logId")?.get("keyId")?.as_str()?).ok()?;
+    let legacy = sigstore::cosign::bundle::Bundle {
+        signed_entry_timestamp: entry.get("inclusionPromise")?.get("signedEntryTimestamp")?.as_str()?.to_string(),
+        payload: sigstore::cosign::bundle::Payload {
+            body: entry.get("canonicalizedBody")?.as_str()?.to_string(),
+            integrated_time: number("integratedTime")?,
+            log_index: number("logIndex")?,
+            log_id: hex::encode(log_id),
+        },
+    };
+    serde_json::to_string(&legacy).ok()
 }
 
 fn is_not_found(e: &OciDistributionError) -> bool {

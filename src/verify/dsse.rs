@@ -74,6 +74,15 @@ pub fn predicate_type_uri(name: &str) -> &str {
     }
 }
 
+/// The statement bytes and the signature strings of an envelope, not verified: what a
+/// transparency-log entry about the envelope is compared with.
+pub fn open(envelope: &[u8]) -> Result<(Vec<u8>, Vec<String>), AttestationError> {
+    let env: Envelope =
+        serde_json::from_slice(envelope).map_err(|e| AttestationError::Malformed(format!("envelope: {e}")))?;
+    let body = b64(&env.payload).map_err(AttestationError::Malformed)?;
+    Ok((body, env.signatures.into_iter().map(|s| s.sig).collect()))
+}
+
 /// Is `envelope` an attestation by `key` of `predicate_type` about `digest`?
 pub fn verify(
     envelope: &[u8],

@@ -336,14 +336,6 @@ fn check_envelope(
     by: &SignedBy,
     cx: Context<'_>,
 ) -> Result<(), LayerFailure> {
-    if matches!(by.tlog, Tlog::Require { .. }) {
-        // cosign logs envelopes as intoto/dsse entries, which the node does not check.
-        return Err(LayerFailure::NotCheckable(
-            "transparency-log entries of DSSE envelopes (attestations, cosign 3 signature bundles) are not \
-             verified on the node yet; the policy must ignore the transparency log for them"
-                .into(),
-        ));
-    }
     if layer.form != Form::Envelope {
         return Err(LayerFailure::Attestation(dsse::AttestationError::Malformed("not a DSSE envelope".into())));
     }
@@ -794,12 +786,35 @@ mod tests {
             let want_slsa = SignedBy { attestations: vec!["slsaprovenance".into()], ..by(key(), false) };
             let err = verify_attestations(&s, DIGEST, &want_slsa, Context { trust: &t, now: 0 }).unwrap_err();
             assert!(matches!(err, LayerFailure::Attestation(dsse::AttestationError::OtherType { .. })), "{err}");
-            // Another key's bundle does not count; a required log entry cannot be checked yet.
+            // Another key's bundle does not count; nor does one without a log entry, when required.
             let another_key = Signer::Key(TestSigner::new(9).trusted());
             let err = run(vec![bundle_layer("bundle-v03-sign.json")], &by(another_key, false)).unwrap_err();
             assert!(matches!(err, LayerFailure::WrongSigner { .. }), "{err}");
             let err = run(vec![bundle_layer("bundle-v03-sign.json")], &by(key(), true)).unwrap_err();
-            assert!(matches!(err, LayerFailure::NotCheckable(_)), "{err}");
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::Missing, .. }), "{err}");
+        }
+
+        #[test]
+        fn signature_bundles_with_a_rekor_entry_for_that_envelope() {
+            // A dsse entry with the log's SET: the key's and a keyless leaf's.
+            run(vec![bundle_layer("bundle-v03-sign-logged.json")], &by(key(), true)).unwrap();
+            let email = Matcher::Exact("builder@example.com".into());
+            run(vec![bundle_layer("bundle-v03-sign-leaf-logged.json")], &by(keyless(email, None, false), true))
+                .unwrap();
+            // A SET by a key that is not the log's.
+            let err = run(vec![bundle_layer("bundle-v03-sign-forged.json")], &by(key(), true)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::UnknownLog(_), .. }), "{err}");
+            // A genuine entry replayed beside another envelope by the same key.
+            let mut replayed = bundle_layer("bundle-v03-slsa.json");
+            replayed.bundle = bundle_layer("bundle-v03-sign-logged.json").bundle;
+            let t = trust();
+            let s = Signatures { location: "l".into(), layers: vec![replayed] };
+            let want_slsa = SignedBy { attestations: vec!["slsaprovenance".into()], ..by(key(), true) };
+            let err = verify_attestations(&s, DIGEST, &want_slsa, Context { trust: &t, now: 0 }).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::Mismatch("payload"), .. }), "{err}");
+            // Without the log requirement the same layer is a good attestation.
+            let want_slsa = SignedBy { tlog: Tlog::Ignore, ..want_slsa };
+            verify_attestations(&s, DIGEST, &want_slsa, Context { trust: &t, now: 0 }).unwrap();
         }
 
         #[test]

@@ -5,6 +5,8 @@
 //! those. Checking the SET with the log's public key proves the log accepted the entry,
 //! with no call to the log. The entry must also be about *this* signature: same signature
 //! bytes, same payload hash, same signer; otherwise any genuine entry could be replayed.
+//! Sigstore bundles (v0.3) carry the same entry in `tlogEntries`, as a `dsse` entry when they
+//! hold an envelope; the registry module hands it over in the annotation's shape.
 
 use sha2::{Digest, Sha256};
 use sigstore::cosign::bundle::Bundle;
@@ -72,10 +74,10 @@ struct Body {
     kind: String,
     #[serde(rename = "apiVersion")]
     api_version: String,
-    spec: Spec,
+    spec: serde_json::Value,
 }
 #[derive(serde::Deserialize)]
-struct Spec {
+struct HashedSpec {
     data: Data,
     signature: SigSpec,
 }
@@ -98,30 +100,71 @@ struct SigSpec {
 struct Content {
     content: String,
 }
+#[derive(serde::Deserialize)]
+struct DsseSpec {
+    #[serde(rename = "payloadHash")]
+    payload_hash: Hash,
+    signatures: Vec<DsseSignature>,
+}
+#[derive(serde::Deserialize)]
+struct DsseSignature {
+    signature: String,
+    verifier: String,
+}
 
-/// The entry (a `hashedrekord`) must be about this signature, payload and signer.
+/// The entry must be about this signature, payload and signer: a `hashedrekord` for a
+/// detached signature over `payload`, or a `dsse` entry when `payload` is a DSSE envelope
+/// (then `signature_b64` is unused: the signatures are inside).
 fn check_body(body_b64: &str, signature_b64: &str, payload: &[u8], signer: EntrySigner<'_>) -> Result<(), TlogError> {
     let malformed = |m: String| TlogError::Malformed(m);
     let body: Body = serde_json::from_slice(&b64(body_b64).map_err(malformed)?)
         .map_err(|e| TlogError::Malformed(format!("entry body: {e}")))?;
-    if body.kind != "hashedrekord" || body.api_version != "0.0.1" {
-        return Err(TlogError::Malformed(format!(
-            "entry kind {} {} is not supported (hashedrekord 0.0.1 is)",
-            body.kind, body.api_version
-        )));
+    let spec_error = |e: serde_json::Error| TlogError::Malformed(format!("entry body: {e}"));
+    match (body.kind.as_str(), body.api_version.as_str()) {
+        ("hashedrekord", "0.0.1") => {
+            let spec: HashedSpec = serde_json::from_value(body.spec).map_err(spec_error)?;
+            check_hash(&spec.data.hash, payload)?;
+            if b64(&spec.signature.content).map_err(malformed)? != b64(signature_b64).map_err(malformed)? {
+                return Err(TlogError::Mismatch("signature"));
+            }
+            check_signer(&spec.signature.public_key.content, &signer)
+        }
+        ("dsse", "0.0.1") => {
+            let spec: DsseSpec = serde_json::from_value(body.spec).map_err(spec_error)?;
+            let (statement, signatures) =
+                super::dsse::open(payload).map_err(|e| TlogError::Malformed(e.to_string()))?;
+            check_hash(&spec.payload_hash, &statement)?;
+            // One of the envelope's signatures, logged with this signer as its verifier.
+            let logged = spec.signatures.iter().filter(|s| signatures.contains(&s.signature));
+            let mut last = Err(TlogError::Mismatch("signature"));
+            for s in logged {
+                last = check_signer(&s.verifier, &signer);
+                if last.is_ok() {
+                    break;
+                }
+            }
+            last
+        }
+        (kind, version) => Err(TlogError::Malformed(format!(
+            "entry kind {kind} {version} is not supported (hashedrekord 0.0.1 and dsse 0.0.1 are)"
+        ))),
     }
-    let hash = &body.spec.data.hash;
+}
+
+fn check_hash(hash: &Hash, payload: &[u8]) -> Result<(), TlogError> {
     if hash.algorithm != "sha256" || !hash.value.eq_ignore_ascii_case(&hex::encode(Sha256::digest(payload))) {
         return Err(TlogError::Mismatch("payload"));
     }
-    if b64(&body.spec.signature.content).map_err(malformed)? != b64(signature_b64).map_err(malformed)? {
-        return Err(TlogError::Mismatch("signature"));
-    }
-    let pem_text = b64(&body.spec.signature.public_key.content).map_err(malformed)?;
+    Ok(())
+}
+
+/// `logged_b64` is the base64 PEM the log recorded as the signer.
+fn check_signer(logged_b64: &str, signer: &EntrySigner<'_>) -> Result<(), TlogError> {
+    let pem_text = b64(logged_b64).map_err(TlogError::Malformed)?;
     let block = pem::parse(&pem_text).map_err(|e| TlogError::Malformed(format!("entry signer: {e}")))?;
     let same = match signer {
-        EntrySigner::PublicKey(der) => block.tag() == "PUBLIC KEY" && block.contents() == der,
-        EntrySigner::Certificate(der) => block.tag() == "CERTIFICATE" && block.contents() == der,
+        EntrySigner::PublicKey(der) => block.tag() == "PUBLIC KEY" && block.contents() == *der,
+        EntrySigner::Certificate(der) => block.tag() == "CERTIFICATE" && block.contents() == *der,
     };
     if !same {
         return Err(TlogError::Mismatch("signer"));
