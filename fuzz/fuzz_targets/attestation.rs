@@ -31,6 +31,8 @@ fuzz_target!(|data: &[u8]| {
         let subjects = st["subject"].as_array().expect("subjects");
         assert!(subjects.iter().any(|s| s["digest"]["sha256"].as_str().is_some_and(|d| d.eq_ignore_ascii_case(HEX))));
     }
-    // Raw bytes as an envelope must never panic either.
+    // Raw bytes as an envelope, or as a sigstore bundle (its envelope, certificates and log
+    // entry are read from registry data), must never panic either.
     let _ = verify(data, &trusted.key, &format!("sha256:{HEX}"), WANTED);
+    let _ = signet::registry::bundle_attestation(data);
 });
