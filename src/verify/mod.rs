@@ -210,8 +210,7 @@ fn keyless_key(
 ) -> Result<CosignVerificationKey, LayerFailure> {
     let wrong = LayerFailure::WrongSigner { location: String::new(), count: 0, signer: String::new() };
     let Some(cert_pem) = layer.certificate.as_deref() else { return Err(wrong) };
-    let ca = kl.ca.as_ref().unwrap_or(&cx.trust.fulcio);
-    if ca.is_empty() {
+    if kl.ca.is_none() && !cx.trust.has_fulcio() {
         return Err(LayerFailure::NotCheckable(
             "no certificate authority to check keyless signatures against: set the policy's CA or the node's \
              trust_root"
@@ -226,6 +225,16 @@ fn keyless_key(
     let at = check_tlog(layer, tlog, EntrySigner::Certificate(&der), "the certificate's holder", cx)?
         .map(|e| e.integrated_time)
         .unwrap_or(cx.now);
+    // The node's CAs that were valid then (trusted_root.json `validFor`); a policy's own CA has
+    // no window.
+    let node_cas;
+    let ca = match &kl.ca {
+        Some(ca) => ca,
+        None => {
+            node_cas = cx.trust.fulcio_at(at);
+            &node_cas
+        }
+    };
     let cert =
         keyless::verify_certificate(cert_pem, layer.chain.as_deref(), ca, at).map_err(LayerFailure::Certificate)?;
     if !verifies(&cert.key) {
@@ -815,6 +824,38 @@ mod tests {
             // Without the log requirement the same layer is a good attestation.
             let want_slsa = SignedBy { tlog: Tlog::Ignore, ..want_slsa };
             verify_attestations(&s, DIGEST, &want_slsa, Context { trust: &t, now: 0 }).unwrap();
+        }
+
+        #[test]
+        fn retired_trust_root_entries_vouch_for_nothing_after_their_end() {
+            let retired = |field: &str| {
+                let mut v: serde_json::Value = serde_json::from_str(&vector("trusted_root.json")).unwrap();
+                let past = serde_json::json!({"start": "2000-01-01T00:00:00Z", "end": "2001-01-01T00:00:00Z"});
+                match field {
+                    "tlog" => v["tlogs"][0]["publicKey"]["validFor"] = past,
+                    _ => v["certificateAuthorities"][0]["validFor"] = past,
+                }
+                TrustRoot::parse(v.to_string().as_bytes(), "t.json").unwrap()
+            };
+            let t = retired("tlog");
+            let s = Signatures { location: "l".into(), layers: vec![key_layer(Some("bundle-key.json"))] };
+            let err = verify_signatures(&s, DIGEST, &by(key(), true), Context { trust: &t, now: Context::now_secs() })
+                .unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::KeyNotValid(_), .. }), "{err}");
+            let t = retired("ca");
+            let email = Matcher::Exact("builder@example.com".into());
+            let s = Signatures {
+                location: "l".into(),
+                layers: vec![leaf_layer("leaf-email.pem", Some("bundle-leaf-email.json"))],
+            };
+            let err = verify_signatures(
+                &s,
+                DIGEST,
+                &by(keyless(email, None, false), true),
+                Context { trust: &t, now: Context::now_secs() },
+            )
+            .unwrap_err();
+            assert!(matches!(err, LayerFailure::Certificate(CertError::Untrusted(_))), "{err}");
         }
 
         #[test]

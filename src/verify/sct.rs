@@ -31,6 +31,8 @@ pub enum SctError {
     UnknownLog(String),
     #[error("the certificate's SCT does not verify with CT log {0}'s key")]
     BadSignature(String),
+    #[error("the certificate's SCT is dated outside the validity of CT log {0}'s key in the trust root")]
+    KeyNotValid(String),
 }
 
 /// Does one SCT embedded in `leaf` (DER) verify with one of `logs`? `issuers` are candidate
@@ -66,6 +68,11 @@ pub fn verify(leaf: &[u8], issuers: &[&[u8]], logs: &[LogKey]) -> Result<(), Sct
             failure.get_or_insert(SctError::UnknownLog(id[..16].to_string()));
             continue;
         };
+        // SCT timestamps are milliseconds.
+        if !log.valid.contains((sct.timestamp / 1000) as i64) {
+            failure.get_or_insert(SctError::KeyNotValid(id[..16].to_string()));
+            continue;
+        }
         let signature = sct.signature.signature.as_slice();
         let verified = issuer_keys.iter().any(|issuer_key| {
             let data = signed_data(sct.timestamp, sct.extensions.as_slice(), issuer_key, &tbs);
@@ -155,6 +162,10 @@ mod tests {
         let other = der("other-root.pem");
         assert!(matches!(verify(&leaf, &[&other], &[ctlog("ctlog.pub")]), Err(SctError::BadSignature(_))));
         assert_eq!(verify(&der("leaf-email.pem"), &[&inter], &[ctlog("ctlog.pub")]), Err(SctError::Missing));
+        // A CT log key retired before the SCT was issued (trusted_root.json validFor).
+        let mut retired = ctlog("ctlog.pub");
+        retired.valid = crate::verify::trust::Validity { start: None, end: Some(946_684_800) };
+        assert!(matches!(verify(&leaf, &[&inter], &[retired]), Err(SctError::KeyNotValid(_))));
     }
 
     #[test]

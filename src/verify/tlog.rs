@@ -26,6 +26,8 @@ pub enum TlogError {
     BadSet(String),
     #[error("the transparency-log entry is for another {0}")]
     Mismatch(&'static str),
+    #[error("the transparency-log entry is dated outside the validity of log {0}'s key in the trust root")]
+    KeyNotValid(String),
 }
 
 /// What a verified entry says.
@@ -61,6 +63,9 @@ pub fn verify(
     log.key
         .verify_signature(Signature::Base64Encoded(bundle.signed_entry_timestamp.as_bytes()), &canonical)
         .map_err(|_| TlogError::BadSet(short(&log.id)))?;
+    if !log.valid.contains(bundle.payload.integrated_time) {
+        return Err(TlogError::KeyNotValid(short(&log.id)));
+    }
     check_body(&bundle.payload.body, signature_b64, payload, signer)?;
     Ok(LogEntry { integrated_time: bundle.payload.integrated_time })
 }

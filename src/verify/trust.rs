@@ -79,17 +79,41 @@ impl fmt::Debug for CaPool {
     }
 }
 
+/// When a trust-root entry may vouch for something, in seconds since the epoch, both ends
+/// inclusive (the trusted_root.json `validFor`). Unbounded where the file says nothing, and
+/// for material a policy brings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Validity {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl Validity {
+    pub fn contains(&self, t: i64) -> bool {
+        self.start.is_none_or(|s| t >= s) && self.end.is_none_or(|e| t <= e)
+    }
+
+    fn from_proto(range: Option<&sigstore_protobuf_specs::dev::sigstore::common::v1::TimeRange>) -> Self {
+        range
+            .map(|r| Self { start: r.start.as_ref().map(|t| t.seconds), end: r.end.as_ref().map(|t| t.seconds) })
+            .unwrap_or_default()
+    }
+}
+
 /// A log's public key, named the way log entries name it: hex SHA-256 of the key's DER.
 #[derive(Clone)]
 pub struct LogKey {
     pub id: String,
     pub key: CosignVerificationKey,
+    /// A key retired from the trust root still verifies what it signed while it was valid,
+    /// and nothing it signed after.
+    pub valid: Validity,
 }
 
 impl LogKey {
     pub fn from_der(der: &[u8]) -> Result<Self, String> {
         let key = CosignVerificationKey::try_from_der(der).map_err(|e| format!("unsupported log key: {e}"))?;
-        Ok(Self { id: hex::encode(Sha256::digest(der)), key })
+        Ok(Self { id: hex::encode(Sha256::digest(der)), key, valid: Validity::default() })
     }
 
     pub fn from_pem(text: &str) -> Result<Self, String> {
@@ -111,7 +135,8 @@ impl fmt::Debug for LogKey {
 /// checks have nothing to trust and fail closed, unless a policy brings its own material.
 #[derive(Clone, Default)]
 pub struct TrustRoot {
-    pub fulcio: CaPool,
+    /// Each certificate authority with the time it may have issued certificates in.
+    pub fulcio: Vec<(Validity, CaPool)>,
     pub rekor: Vec<LogKey>,
     pub ctlogs: Vec<LogKey>,
     /// Content hash of the file, or `none`.
@@ -127,6 +152,21 @@ impl fmt::Debug for TrustRoot {
 impl TrustRoot {
     pub fn empty() -> Self {
         Self { version: "none".into(), ..Default::default() }
+    }
+
+    /// The certificate authorities that were valid at `t`: a certificate must chain to one of
+    /// them for a signature made then.
+    pub fn fulcio_at(&self, t: i64) -> CaPool {
+        let mut pool = CaPool::default();
+        for (_, ca) in self.fulcio.iter().filter(|(valid, _)| valid.contains(t)) {
+            pool.roots.extend(ca.roots.iter().cloned());
+            pool.intermediates.extend(ca.intermediates.iter().cloned());
+        }
+        pool
+    }
+
+    pub fn has_fulcio(&self) -> bool {
+        self.fulcio.iter().any(|(_, ca)| !ca.is_empty())
     }
 
     /// Read a Sigstore `trusted_root.json`. Every entry must parse: a trust root that is
@@ -159,9 +199,11 @@ impl TrustRoot {
             if chain.is_empty() {
                 return Err(entry(format!("certificateAuthorities[{i}]"), "empty certChain".into()));
             }
+            let mut pool = CaPool::default();
             for c in chain {
-                out.fulcio.add(c.raw_bytes.clone()).map_err(|m| entry(format!("certificateAuthorities[{i}]"), m))?;
+                pool.add(c.raw_bytes.clone()).map_err(|m| entry(format!("certificateAuthorities[{i}]"), m))?;
             }
+            out.fulcio.push((Validity::from_proto(ca.valid_for.as_ref()), pool));
         }
         let logs = |list: &[sigstore_protobuf_specs::dev::sigstore::trustroot::v1::TransparencyLogInstance],
                     field: &str|
@@ -173,7 +215,9 @@ impl TrustRoot {
                     .as_ref()
                     .and_then(|k| k.raw_bytes.as_ref())
                     .ok_or_else(|| entry(format!("{field}[{i}]"), "no publicKey.rawBytes".into()))?;
-                keys.push(LogKey::from_der(der).map_err(|m| entry(format!("{field}[{i}]"), m))?);
+                let mut key = LogKey::from_der(der).map_err(|m| entry(format!("{field}[{i}]"), m))?;
+                key.valid = Validity::from_proto(log.public_key.as_ref().and_then(|k| k.valid_for.as_ref()));
+                keys.push(key);
             }
             Ok(keys)
         };
@@ -200,11 +244,28 @@ pub(crate) mod tests {
     #[test]
     fn reads_a_trusted_root_json() {
         let t = TrustRoot::parse(vector("trusted_root.json").as_bytes(), "t.json").unwrap();
-        assert_eq!(t.fulcio.roots.len(), 1);
-        assert_eq!(t.fulcio.intermediates.len(), 1);
+        assert_eq!(t.fulcio.len(), 1);
+        let now = 1_800_000_000;
+        assert_eq!(t.fulcio_at(now).roots.len(), 1);
+        assert_eq!(t.fulcio_at(now).intermediates.len(), 1);
         assert_eq!(t.rekor.len(), 1);
         assert_eq!(t.rekor[0].id, LogKey::from_pem(&vector("rekor.pub")).unwrap().id);
         assert_ne!(t.version, "none");
+    }
+
+    #[test]
+    fn valid_for_windows_bound_what_each_entry_vouches_for() {
+        let mut v: serde_json::Value = serde_json::from_str(&vector("trusted_root.json")).unwrap();
+        v["certificateAuthorities"][0]["validFor"] =
+            serde_json::json!({"start": "2020-01-01T00:00:00Z", "end": "2021-01-01T00:00:00Z"});
+        v["tlogs"][0]["publicKey"]["validFor"] = serde_json::json!({"start": "2020-01-01T00:00:00Z"});
+        let t = TrustRoot::parse(v.to_string().as_bytes(), "t.json").unwrap();
+        let (in_2020, in_2022) = (1_590_000_000, 1_650_000_000);
+        assert_eq!(t.fulcio_at(in_2020).roots.len(), 1);
+        assert!(t.fulcio_at(in_2022).is_empty(), "a retired CA vouches for nothing issued after its end");
+        assert!(t.rekor[0].valid.contains(in_2022) && !t.rekor[0].valid.contains(1_500_000_000));
+        assert_eq!(t.rekor[0].valid, Validity { start: Some(1_577_836_800), end: None });
+        assert!(t.has_fulcio());
     }
 
     #[test]
