@@ -306,6 +306,23 @@ cosign generate "$REGISTRY/probe/tlog@$TL_DIGEST" > "$PKI/tlog-payload.json" 2>/
 cosign sign-blob --key "$COSIGN_KEY" --tlog-upload=false "$PKI/tlog-payload.json" > "$PKI/tlog.sig" 2>/dev/null
 (cd "$PKI" && pki_set tlog.sig "$COSIGN_PUB" tlog-payload.json tlog-bundle.json)
 push_signature probe/tlog "$TL_DIGEST" "$PKI/tlog-payload.json" "$PKI/tlog.sig" "$PKI/tlog-bundle.json"
+# An attestation as cosign 2 stores one it logged: its Rekor intoto entry in the .att layer.
+AL_DIGEST=$(new_image attlog "$RUN_ID")
+cosign attest --key "$COSIGN_KEY" --type slsaprovenance --predicate "$PKI/predicate.json" \
+  "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/attlog@$AL_DIGEST" >/dev/null 2>&1
+python3 - "$REGISTRY" "$AL_DIGEST" > "$PKI/attlog-envelope.json" <<'PY'
+import json, sys, urllib.request
+reg, digest = sys.argv[1:3]
+get = lambda path, accept="*/*": urllib.request.urlopen(urllib.request.Request(f"http://{reg}/v2/probe/attlog/{path}",
+                                                                                  headers={"Accept": accept})).read()
+m = json.loads(get("manifests/sha256-" + digest.split(":", 1)[1] + ".att", "application/vnd.oci.image.manifest.v1+json"))
+sys.stdout.write(get("blobs/" + m["layers"][0]["digest"]).decode())
+PY
+(cd "$PKI" && pki_set_intoto attlog-envelope.json "$COSIGN_PUB" attlog-bundle.json)
+push_signature probe/attlog "$AL_DIGEST" "$PKI/attlog-envelope.json" /dev/null "$PKI/attlog-bundle.json" att
+AN_DIGEST=$(new_image attnolog "$RUN_ID")
+cosign attest --key "$COSIGN_KEY" --type slsaprovenance --predicate "$PKI/predicate.json" \
+  "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/attnolog@$AN_DIGEST" >/dev/null 2>&1
 POL7=$WORK/e2e-breadth; rm -rf "$POL7"; mkdir -p "$POL7"
 cat > "$POL7/keyless.yaml" <<YAML
 apiVersion: signet.dev/v1alpha1
@@ -342,6 +359,19 @@ spec:
     - key: {path: $COSIGN_PUB}
       ctlog: {url: "https://rekor.example"}
 YAML
+cat > "$POL7/attlog.yaml" <<YAML
+apiVersion: policy.sigstore.dev/v1beta1
+kind: ClusterImagePolicy
+metadata: {name: logged-provenance}
+spec:
+  images: [{glob: "$REGISTRY/probe/attlog"}, {glob: "$REGISTRY/probe/attnolog"}]
+  authorities:
+    - key:
+        data: |
+$(sed 's/^/          /' "$COSIGN_PUB")
+      ctlog: {url: "https://rekor.example"}
+      attestations: [{name: slsa, predicateType: "https://slsa.dev/provenance/v0.2"}]
+YAML
 printf 'trust_root = "%s"\n' "$PKI/trusted_root.json" > "$WORK/trust.toml"
 start_signet "$POL7" --config "$WORK/trust.toml" || { echo "$PASSED passed, $((FAILED + 1)) failed"; exit 1; }
 expect_runs "keyless: a certificate from the policy's CA with a matching identity (regexp), plus its SLSA attestation" \
@@ -350,6 +380,10 @@ expect_runs "transparency log: the signature's Rekor entry is verified offline w
   "$REGISTRY/probe/tlog:v1" "hello from tlog"
 expect_rejected "transparency log required: a signature without an entry is rejected" "$IMG_SIGNED" \
   'policy "logged"' "no transparency-log entry"
+expect_runs "transparency log: an attestation's Rekor intoto entry (cosign 2 .att) is verified offline" \
+  "$REGISTRY/probe/attlog:v1" "hello from attlog"
+expect_rejected "transparency log required: an attestation without an entry is rejected" "$REGISTRY/probe/attnolog:v1" \
+  'policy "sigstore:logged-provenance"' "no transparency-log entry"
 stop_signet
 sed -i 's#github\\.com/example/#github\\.com/other-org/#' "$POL7/keyless.yaml"
 start_signet "$POL7" --config "$WORK/trust.toml"

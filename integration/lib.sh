@@ -107,13 +107,15 @@ new_image() {
   skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REGISTRY/probe/$1:v1"
 }
 
-# push_signature REPO DIGEST PAYLOAD SIGFILE BUNDLE: write a cosign-layout .sig manifest whose
-# one layer is PAYLOAD with its signature and Rekor bundle annotations. (cosign can make the
+# push_signature REPO DIGEST PAYLOAD SIGFILE BUNDLE [att]: write a cosign-layout .sig manifest
+# whose one layer is PAYLOAD with its signature and Rekor bundle annotations; with `att`, an
+# .att manifest whose layer is the DSSE envelope PAYLOAD (SIGFILE unused). (cosign can make the
 # signature offline but cannot attach a bundle it did not get from a Rekor.)
 push_signature() {
   python3 - "$REGISTRY" "$@" <<'PY'
 import hashlib, json, sys, urllib.request
 reg, repo, digest, payload, sigfile, bundle = sys.argv[1:7]
+att = sys.argv[7:8] == ["att"]
 def blob(data):
     d = "sha256:" + hashlib.sha256(data).hexdigest()
     loc = urllib.request.urlopen(urllib.request.Request(f"http://{reg}/v2/{repo}/blobs/uploads/", method="POST")).headers["Location"]
@@ -127,10 +129,11 @@ config = blob(b"{}")
 layer = blob(body)
 manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),
-            "layers": [dict(layer, mediaType="application/vnd.dev.cosign.simplesigning.v1+json", annotations={
-                "dev.cosignproject.cosign/signature": open(sigfile).read().strip(),
+            "layers": [dict(layer, mediaType="application/vnd.dsse.envelope.v1+json" if att
+                                else "application/vnd.dev.cosign.simplesigning.v1+json", annotations={
+                "dev.cosignproject.cosign/signature": "" if att else open(sigfile).read().strip(),
                 "dev.sigstore.cosign/bundle": open(bundle).read().strip()})]}
-tag = "sha256-" + digest.split(":", 1)[1] + ".sig"
+tag = "sha256-" + digest.split(":", 1)[1] + (".att" if att else ".sig")
 urllib.request.urlopen(urllib.request.Request(f"http://{reg}/v2/{repo}/manifests/{tag}", method="PUT",
     data=json.dumps(manifest).encode(), headers={"Content-Type": manifest["mediaType"]}))
 PY

@@ -60,6 +60,8 @@ cosign attest-blob --key leaf.key --certificate leaf-email.pem --certificate-cha
   --hash "${digest#sha256:}" --tlog-upload=false --bundle bundle-v03-sign-leaf.json payload.json >/dev/null
 pki_bundle_log bundle-v03-sign-leaf.json leaf-email.pem bundle-v03-sign-leaf-logged.json
 pki_bundle_log bundle-v03-sign.json cosign.pub bundle-v03-sign-forged.json forged.key
+# The Rekor intoto entry cosign 2 stores with an attestation it logged.
+pki_set_intoto att-slsa.json cosign.pub att-slsa-rekor.json
 
 # --- GPG simple signing (skopeo standalone-sign), for Portieris/Red Hat style policies ----
 export GNUPGHOME=$work/gnupg
@@ -108,6 +110,9 @@ if SIGSTORE_CT_LOG_PUBLIC_KEY_FILE=ctlog.pub command cosign verify-blob --certif
 fi
 python3 -c 'import json,sys; b=json.load(open("bundle-key.json")); print(json.dumps({"base64Signature": open("payload.sig").read().strip(), "cert": "", "rekorBundle": b}))' > blob-bundle.json
 SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub check verify-blob --key cosign.pub --bundle blob-bundle.json --offline payload.json
+python3 -c 'import base64,json; print(json.dumps({"base64Signature": base64.b64encode(open("att-slsa.json").read().strip().encode()).decode(), "cert": "", "rekorBundle": json.load(open("att-slsa-rekor.json"))}))' > att-bundle.json
+SIGSTORE_REKOR_PUBLIC_KEY=rekor.pub check verify-blob-attestation --key cosign.pub --bundle att-bundle.json \
+  --type slsaprovenance --check-claims=false --offline payload.json
 # (and skopeo its own GPG signature)
 if ! skopeo standalone-verify manifest.bin "$image:v1" "$gpg_fpr" gpg-signature-1 >/dev/null 2>&1; then
   echo "skopeo rejected its GPG signature vector" >&2; exit 1
@@ -122,7 +127,7 @@ fi
 mkdir -p "$out"
 cp payload.json payload.sig payload-leaf.sig cosign.pub att-slsa.json att-custom.json root.pem other-root.pem \
   inter.pem chain.pem leaf-email.pem leaf-uri.pem leaf-sct.pem ctlog.pub rekor.pub gpg.pub.asc gpg-other.pub.asc gpg-signature-1 bundle-v03-slsa.json bundle-v03-sign.json bundle-v03-sign-logged.json \
-  bundle-v03-sign-leaf-logged.json bundle-v03-sign-forged.json bundle-key.json bundle-leaf-email.json \
+  bundle-v03-sign-leaf-logged.json bundle-v03-sign-forged.json att-slsa-rekor.json bundle-key.json bundle-leaf-email.json \
   bundle-forged.json trusted_root.json "$out/"
 cat > "$out/README.md" <<J
 Test vectors for src/verify, made by \`integration/make-vectors.sh\` with cosign $(dpkg-query -W -f '${Version}' cosign 2>/dev/null || command cosign version 2>&1 | awk '/GitVersion/ {print $2}') and $(openssl version | cut -d' ' -f1-2).

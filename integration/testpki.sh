@@ -188,3 +188,28 @@ bundle["verificationMaterial"]["tlogEntries"] = [{
 json.dump(bundle, open(out, "w"), separators=(",", ":"))
 PY
 }
+
+# pki_set_intoto ENVELOPE SIGNER_PEM OUT [LOGKEY]: the bundle annotation cosign 2 stores with
+# an attestation: a Rekor `intoto` 0.0.2 entry for the DSSE ENVELOPE, SET signed by LOGKEY.
+pki_set_intoto() {
+  python3 - "$1" "$2" "$3" "${4:-rekor.key}" <<'PY'
+import base64, hashlib, json, subprocess, sys, time
+src, signer, out, logkey = sys.argv[1:5]
+env = json.load(open(src))
+signer = open(signer, "rb").read()
+b64 = lambda b: base64.b64encode(b).decode()
+body = {"apiVersion": "0.0.2", "kind": "intoto", "spec": {"content": {
+    "envelope": {"payloadType": env["payloadType"],
+                 "signatures": [{"sig": b64(s["sig"].encode()), "publicKey": b64(signer)} for s in env["signatures"]]},
+    "hash": {"algorithm": "sha256", "value": hashlib.sha256(json.dumps(env, separators=(",", ":")).encode()).hexdigest()},
+    "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(base64.b64decode(env["payload"])).hexdigest()}}}}
+der = subprocess.run(["openssl", "pkey", "-in", logkey, "-pubout", "-outform", "DER"],
+                     capture_output=True, check=True).stdout
+entry = {"body": b64(json.dumps(body, separators=(",", ":")).encode()),
+         "integratedTime": int(time.time()), "logID": hashlib.sha256(der).hexdigest(), "logIndex": 44}
+canonical = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
+set_ = subprocess.run(["openssl", "dgst", "-sha256", "-sign", logkey], input=canonical,
+                      capture_output=True, check=True).stdout
+json.dump({"SignedEntryTimestamp": b64(set_), "Payload": entry}, open(out, "w"), separators=(",", ":"))
+PY
+}

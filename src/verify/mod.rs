@@ -827,6 +827,25 @@ mod tests {
         }
 
         #[test]
+        fn cosign_2_attestations_with_their_rekor_intoto_entry() {
+            let t = trust();
+            let cx = Context { trust: &t, now: Context::now_secs() };
+            let att = |envelope: &str| SignatureLayer {
+                payload: vector(envelope).trim().as_bytes().to_vec(),
+                form: Form::Envelope,
+                bundle: Some(vector("att-slsa-rekor.json")),
+                ..Default::default()
+            };
+            let logged = |ty: &str| SignedBy { attestations: vec![ty.into()], ..by(key(), true) };
+            let s = Signatures { location: "l.att".into(), layers: vec![att("att-slsa.json")] };
+            verify_attestations(&s, DIGEST, &logged("slsaprovenance"), cx).unwrap();
+            // The entry names the slsa envelope; beside another envelope it proves nothing.
+            let s = Signatures { location: "l.att".into(), layers: vec![att("att-custom.json")] };
+            let err = verify_attestations(&s, DIGEST, &logged("custom"), cx).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::Mismatch("payload"), .. }), "{err}");
+        }
+
+        #[test]
         fn retired_trust_root_entries_vouch_for_nothing_after_their_end() {
             let retired = |field: &str| {
                 let mut v: serde_json::Value = serde_json::from_str(&vector("trusted_root.json")).unwrap();

@@ -106,6 +106,28 @@ struct Content {
     content: String,
 }
 #[derive(serde::Deserialize)]
+struct IntotoSpec {
+    content: IntotoContent,
+}
+#[derive(serde::Deserialize)]
+struct IntotoContent {
+    envelope: IntotoEnvelope,
+    #[serde(rename = "payloadHash")]
+    payload_hash: Hash,
+}
+#[derive(serde::Deserialize)]
+struct IntotoEnvelope {
+    signatures: Vec<IntotoSignature>,
+}
+/// Both fields are base64 of bytes: `sig` of the envelope's (already base64) signature
+/// string, `publicKey` of the signer's PEM.
+#[derive(serde::Deserialize)]
+struct IntotoSignature {
+    sig: String,
+    #[serde(rename = "publicKey")]
+    public_key: String,
+}
+#[derive(serde::Deserialize)]
 struct DsseSpec {
     #[serde(rename = "payloadHash")]
     payload_hash: Hash,
@@ -118,7 +140,7 @@ struct DsseSignature {
 }
 
 /// The entry must be about this signature, payload and signer: a `hashedrekord` for a
-/// detached signature over `payload`, or a `dsse` entry when `payload` is a DSSE envelope
+/// detached signature over `payload`, or a `dsse` or `intoto` entry when `payload` is a DSSE envelope
 /// (then `signature_b64` is unused: the signatures are inside).
 fn check_body(body_b64: &str, signature_b64: &str, payload: &[u8], signer: EntrySigner<'_>) -> Result<(), TlogError> {
     let malformed = |m: String| TlogError::Malformed(m);
@@ -139,21 +161,42 @@ fn check_body(body_b64: &str, signature_b64: &str, payload: &[u8], signer: Entry
             let (statement, signatures) =
                 super::dsse::open(payload).map_err(|e| TlogError::Malformed(e.to_string()))?;
             check_hash(&spec.payload_hash, &statement)?;
-            // One of the envelope's signatures, logged with this signer as its verifier.
-            let logged = spec.signatures.iter().filter(|s| signatures.contains(&s.signature));
-            let mut last = Err(TlogError::Mismatch("signature"));
-            for s in logged {
-                last = check_signer(&s.verifier, &signer);
-                if last.is_ok() {
-                    break;
-                }
-            }
-            last
+            let logged = spec.signatures.iter().map(|s| (Some(s.signature.clone()), s.verifier.as_str()));
+            check_logged_signatures(logged, &signatures, &signer)
+        }
+        // What cosign 2 logs for `cosign attest`.
+        ("intoto", "0.0.2") => {
+            let spec: IntotoSpec = serde_json::from_value(body.spec).map_err(spec_error)?;
+            let (statement, signatures) =
+                super::dsse::open(payload).map_err(|e| TlogError::Malformed(e.to_string()))?;
+            check_hash(&spec.content.payload_hash, &statement)?;
+            let logged = spec.content.envelope.signatures.iter().map(|s| {
+                let sig = b64(&s.sig).ok().and_then(|raw| String::from_utf8(raw).ok());
+                (sig, s.public_key.as_str())
+            });
+            check_logged_signatures(logged, &signatures, &signer)
         }
         (kind, version) => Err(TlogError::Malformed(format!(
-            "entry kind {kind} {version} is not supported (hashedrekord 0.0.1 and dsse 0.0.1 are)"
+            "entry kind {kind} {version} is not supported (hashedrekord 0.0.1, dsse 0.0.1 and intoto 0.0.2 are)"
         ))),
     }
+}
+
+/// One of the envelope's signatures must be logged with this signer as its verifier.
+/// `logged`: (signature string as in the envelope, base64 PEM of its verifier).
+fn check_logged_signatures<'a>(
+    logged: impl Iterator<Item = (Option<String>, &'a str)>,
+    envelope_signatures: &[String],
+    signer: &EntrySigner<'_>,
+) -> Result<(), TlogError> {
+    let mut last = Err(TlogError::Mismatch("signature"));
+    for (_, verifier) in logged.filter(|(sig, _)| sig.as_ref().is_some_and(|s| envelope_signatures.contains(s))) {
+        last = check_signer(verifier, signer);
+        if last.is_ok() {
+            break;
+        }
+    }
+    last
 }
 
 fn check_hash(hash: &Hash, payload: &[u8]) -> Result<(), TlogError> {
