@@ -223,6 +223,12 @@ fn mode_of(action: Option<&str>) -> Result<Mode, String> {
 }
 
 pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
+    // A namespaced Policy governs its own namespace and no other.
+    let own_namespace = match (meta.kind.as_str(), &meta.namespace) {
+        ("Policy", Some(ns)) => Some(ns.clone()),
+        ("Policy", None) => return Err(vec!["metadata.namespace is missing (a Kyverno Policy is namespaced)".into()]),
+        _ => None,
+    };
     let spec: Spec = parse_spec(spec)?;
     let mut errors = Vec::new();
     let mut notes = Vec::new();
@@ -241,10 +247,14 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         let several = rule.verify_images.len() > 1;
         for (v, vi) in rule.verify_images.iter().enumerate() {
             let field = format!("spec.rules[{}].verifyImages[{v}]", rule.name);
+            let object = match &own_namespace {
+                Some(ns) => format!("{ns}/{}", meta.name),
+                None => meta.name.clone(),
+            };
             let name = if several {
-                format!("kyverno:{}/{}/{v}", meta.name, rule.name)
+                format!("kyverno:{object}/{}/{v}", rule.name)
             } else {
-                format!("kyverno:{}/{}", meta.name, rule.name)
+                format!("kyverno:{object}/{}", rule.name)
             };
             match verify_image(vi, &field, &mut notes) {
                 Ok((images, exclude_images, requirements)) => {
@@ -259,12 +269,23 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
                         notes.push(format!("{field}: no attestors or attestations, nothing to verify on the node"));
                         continue;
                     }
+                    let mut namespaces = namespaces(rule, &mut notes);
+                    if let Some(ns) = &own_namespace {
+                        if !namespaces.include.is_empty() && !namespaces.include.contains(ns) {
+                            notes.push(format!(
+                                "rule {}: matches only namespaces other than {ns}: applies to none",
+                                rule.name
+                            ));
+                            continue;
+                        }
+                        namespaces.include = vec![ns.clone()];
+                    }
                     policies.push(NormalPolicy {
                         name,
                         origin: meta.origin(),
                         images,
                         exclude_images,
-                        namespaces: namespaces(rule, &mut notes),
+                        namespaces,
                         mode,
                         requirements,
                         exclusive: None,

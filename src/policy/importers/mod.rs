@@ -6,7 +6,7 @@
 //! | `policy.sigstore.dev/v1alpha1,v1beta1` ClusterImagePolicy | [`sigstore`] | AND across policies, OR across authorities, warn mode |
 //! | `signing.apps.tanzu.vmware.com/v1beta1` ClusterImagePolicy | [`tanzu`] | `*` crosses `/`, keys by name, excluded namespaces |
 //! | `portieris.cloud.ibm.com/v1` ClusterImagePolicy, ImagePolicy | [`portieris`] | most specific repository wins, namespace policy over cluster policy |
-//! | `kyverno.io/v1` ClusterPolicy (verifyImages rules) | [`kyverno`] | attestor sets with counts, skipped references, audit mode |
+//! | `kyverno.io/v1` ClusterPolicy, Policy (verifyImages rules) | [`kyverno`] | attestor sets with counts, skipped references, audit mode, a Policy only in its namespace |
 //!
 //! Whatever the node cannot check becomes an authority that never passes, with the reason
 //! spelt out: an imported policy may be stricter on the node than in admission, never looser.
@@ -82,6 +82,7 @@ pub const KINDS: &[Kind] = &[
         namespaced: true,
     },
     Kind { group: "kyverno.io", version: "v1", kind: "ClusterPolicy", plural: "clusterpolicies", namespaced: false },
+    Kind { group: "kyverno.io", version: "v1", kind: "Policy", plural: "policies", namespaced: true },
 ];
 
 /// What an importer made of one object.
@@ -138,7 +139,7 @@ pub fn import(obj: &Value) -> Result<Imported, Vec<String>> {
         }
         ("signing.apps.tanzu.vmware.com/v1beta1", "ClusterImagePolicy") => tanzu::import(&meta, spec),
         ("portieris.cloud.ibm.com/v1", "ClusterImagePolicy" | "ImagePolicy") => portieris::import(&meta, spec),
-        ("kyverno.io/v1", "ClusterPolicy") => kyverno::import(&meta, spec),
+        ("kyverno.io/v1", "ClusterPolicy" | "Policy") => kyverno::import(&meta, spec),
         (api, kind) => Err(vec![format!(
             "{api} {kind} is not a policy kind signet reads (supported: {})",
             KINDS.iter().map(|k| format!("{} {}", k.api_version(), k.kind)).collect::<Vec<_>>().join(", ")
@@ -245,6 +246,26 @@ mod semantics {
         assert_eq!(names(&s, "icr.io/team/app:1", Some("default")), ["portieris:default/icr.io/team/*"]);
         assert_eq!(names(&s, "quay.io/x/app:1", Some("default")), ["portieris:default/*"]);
         assert_eq!(names(&s, "icr.io/team/app:1", Some("payments")), ["portieris:payments/p/*"]);
+    }
+
+    #[test]
+    fn a_kyverno_policy_governs_only_its_namespace() {
+        let k = TestSigner::new(1);
+        let policy = |kind: &str, ns: &str| {
+            format!(
+                "apiVersion: kyverno.io/v1\nkind: {kind}\nmetadata: {{name: p{ns}}}\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: r\n    verifyImages:\n    - imageReferences: [\"reg.io/*\"]\n      attestors:\n      - entries:\n        - keys:\n            rekor: {{ignoreTlog: true}}\n            publicKeys: |\n{}",
+                indent(&k.public_pem(), 14)
+            )
+        };
+        let s = set(&policy("Policy", ", namespace: payments"));
+        assert_eq!(names(&s, "reg.io/app:1", Some("payments")), ["kyverno:payments/p/r"]);
+        assert!(names(&s, "reg.io/app:1", Some("default")).is_empty());
+        // Unknown namespace (a container the runtime could not place): every policy applies.
+        assert_eq!(names(&s, "reg.io/app:1", None).len(), 1);
+        // A ClusterPolicy of the same name is another policy, in every namespace.
+        let both = set(&format!("{}---\n{}", policy("Policy", ", namespace: payments"), policy("ClusterPolicy", "")));
+        assert_eq!(names(&both, "reg.io/app:1", Some("payments")).len(), 2);
+        assert_eq!(names(&both, "reg.io/app:1", Some("default")), ["kyverno:p/r"]);
     }
 
     #[test]
