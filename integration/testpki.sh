@@ -13,8 +13,16 @@
 #   pki_set SIG SIGNER PAYLOAD OUT [LOGKEY]
 #                             the cosign bundle annotation (Rekor SET) for a hashedrekord entry of
 #                             signature file SIG by SIGNER (public key or certificate PEM) over PAYLOAD.
+#   pki_set_intoto ENVELOPE SIGNER OUT [LOGKEY]
+#                             the same for cosign 2's attestation entry (intoto 0.0.2) of a DSSE envelope.
+#   pki_bundle_log BUNDLE SIGNER OUT [LOGKEY]
+#                             a sigstore bundle with a dsse 0.0.1 entry for its envelope and the SET.
+#                             (All three: integrated now, signed by LOGKEY, default rekor.key;
+#                             integration/rekor-entry.py makes them.)
 #
 # There is no Rekor or Fulcio here; these are made with openssl and cosign (COSIGN_PASSWORD set).
+
+PKI_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 pki_ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 
@@ -135,81 +143,6 @@ open("leaf-sct.pem", "wb").write(leaf.public_bytes(serialization.Encoding.PEM))
 PY
 }
 
-pki_set() {
-  python3 - "$1" "$2" "$3" "$4" "${5:-rekor.key}" <<'PY'
-import base64, hashlib, json, subprocess, sys, time
-sig, signer, payload, out, logkey = sys.argv[1:6]
-sig = open(sig).read().strip()
-signer = open(signer, "rb").read()
-payload = open(payload, "rb").read()
-body = {"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
-    "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()}},
-    "signature": {"content": sig, "publicKey": {"content": base64.b64encode(signer).decode()}}}}
-der = subprocess.run(["openssl", "pkey", "-in", logkey, "-pubout", "-outform", "DER"],
-                     capture_output=True, check=True).stdout
-entry = {"body": base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode(),
-         "integratedTime": int(time.time()), "logID": hashlib.sha256(der).hexdigest(), "logIndex": 42}
-canonical = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
-set_ = subprocess.run(["openssl", "dgst", "-sha256", "-sign", logkey], input=canonical,
-                      capture_output=True, check=True).stdout
-json.dump({"SignedEntryTimestamp": base64.b64encode(set_).decode(), "Payload": entry},
-          open(out, "w"), separators=(",", ":"))
-PY
-}
-
-# pki_bundle_log BUNDLE SIGNER_PEM OUT [LOGKEY]: BUNDLE (a sigstore bundle v0.3 holding a DSSE
-# envelope) with a Rekor v1 `dsse` 0.0.1 entry for it, SET signed by LOGKEY, as Rekor records
-# one (payload hash, the envelope's signature, the signer's PEM as verifier).
-pki_bundle_log() {
-  python3 - "$1" "$2" "$3" "${4:-rekor.key}" <<'PY'
-import base64, hashlib, json, subprocess, sys, time
-src, signer, out, logkey = sys.argv[1:5]
-bundle = json.load(open(src))
-env = bundle["dsseEnvelope"]
-signer = open(signer, "rb").read()
-body = {"apiVersion": "0.0.1", "kind": "dsse", "spec": {
-    "envelopeHash": {"algorithm": "sha256",
-                     "value": hashlib.sha256(json.dumps(env, separators=(",", ":")).encode()).hexdigest()},
-    "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(base64.b64decode(env["payload"])).hexdigest()},
-    "signatures": [{"signature": s["sig"], "verifier": base64.b64encode(signer).decode()} for s in env["signatures"]]}}
-der = subprocess.run(["openssl", "pkey", "-in", logkey, "-pubout", "-outform", "DER"],
-                     capture_output=True, check=True).stdout
-body_b64 = base64.b64encode(json.dumps(body, separators=(",", ":")).encode()).decode()
-now, index = int(time.time()), 43
-entry = {"body": body_b64, "integratedTime": now, "logID": hashlib.sha256(der).hexdigest(), "logIndex": index}
-canonical = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
-set_ = subprocess.run(["openssl", "dgst", "-sha256", "-sign", logkey], input=canonical,
-                      capture_output=True, check=True).stdout
-bundle["verificationMaterial"]["tlogEntries"] = [{
-    "logIndex": str(index), "logId": {"keyId": base64.b64encode(hashlib.sha256(der).digest()).decode()},
-    "kindVersion": {"kind": "dsse", "version": "0.0.1"}, "integratedTime": str(now),
-    "inclusionPromise": {"signedEntryTimestamp": base64.b64encode(set_).decode()},
-    "canonicalizedBody": body_b64}]
-json.dump(bundle, open(out, "w"), separators=(",", ":"))
-PY
-}
-
-# pki_set_intoto ENVELOPE SIGNER_PEM OUT [LOGKEY]: the bundle annotation cosign 2 stores with
-# an attestation: a Rekor `intoto` 0.0.2 entry for the DSSE ENVELOPE, SET signed by LOGKEY.
-pki_set_intoto() {
-  python3 - "$1" "$2" "$3" "${4:-rekor.key}" <<'PY'
-import base64, hashlib, json, subprocess, sys, time
-src, signer, out, logkey = sys.argv[1:5]
-env = json.load(open(src))
-signer = open(signer, "rb").read()
-b64 = lambda b: base64.b64encode(b).decode()
-body = {"apiVersion": "0.0.2", "kind": "intoto", "spec": {"content": {
-    "envelope": {"payloadType": env["payloadType"],
-                 "signatures": [{"sig": b64(s["sig"].encode()), "publicKey": b64(signer)} for s in env["signatures"]]},
-    "hash": {"algorithm": "sha256", "value": hashlib.sha256(json.dumps(env, separators=(",", ":")).encode()).hexdigest()},
-    "payloadHash": {"algorithm": "sha256", "value": hashlib.sha256(base64.b64decode(env["payload"])).hexdigest()}}}}
-der = subprocess.run(["openssl", "pkey", "-in", logkey, "-pubout", "-outform", "DER"],
-                     capture_output=True, check=True).stdout
-entry = {"body": b64(json.dumps(body, separators=(",", ":")).encode()),
-         "integratedTime": int(time.time()), "logID": hashlib.sha256(der).hexdigest(), "logIndex": 44}
-canonical = json.dumps(entry, sort_keys=True, separators=(",", ":")).encode()
-set_ = subprocess.run(["openssl", "dgst", "-sha256", "-sign", logkey], input=canonical,
-                      capture_output=True, check=True).stdout
-json.dump({"SignedEntryTimestamp": b64(set_), "Payload": entry}, open(out, "w"), separators=(",", ":"))
-PY
-}
+pki_set() { python3 "$PKI_HERE/rekor-entry.py" hashedrekord "$1" "$2" "$3" "$4" "${5:-rekor.key}"; }
+pki_set_intoto() { python3 "$PKI_HERE/rekor-entry.py" intoto "$1" "$2" "$3" "${4:-rekor.key}"; }
+pki_bundle_log() { python3 "$PKI_HERE/rekor-entry.py" dsse "$1" "$2" "$3" "${4:-rekor.key}"; }
