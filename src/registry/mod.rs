@@ -580,10 +580,13 @@ pub fn bundle_attestation(bundle: &[u8]) -> Option<SignatureLayer> {
 
 /// A bundle's first transparency-log entry in the shape of cosign's bundle annotation, whose
 /// signed entry timestamp (SET) covers the same fields, so that one verifier checks both.
-/// `None` without an inclusion promise: Rekor v2 entries carry only an inclusion proof and a
-/// checkpoint, which the node does not verify, so a policy requiring the log refuses them.
+/// An entry without an inclusion promise (Rekor v2: only an inclusion proof and a checkpoint,
+/// which the node does not verify) is passed on as it is, for the verifier to name.
 fn log_entry(material: &serde_json::Value) -> Option<String> {
     let entry = material.get("tlogEntries")?.as_array()?.first()?;
+    if entry.get("inclusionPromise").is_none() {
+        return Some(entry.to_string());
+    }
     let number = |key: &str| {
         let v = entry.get(key)?;
         v.as_i64().or_else(|| v.as_str()?.parse().ok())

@@ -821,6 +821,14 @@ mod tests {
             let want_slsa = SignedBy { attestations: vec!["slsaprovenance".into()], ..by(key(), true) };
             let err = verify_attestations(&s, DIGEST, &want_slsa, Context { trust: &t, now: 0 }).unwrap_err();
             assert!(matches!(err, LayerFailure::Tlog { error: TlogError::Mismatch("payload"), .. }), "{err}");
+            // A Rekor v2 entry (inclusion proof, no SET) is named, not taken for a missing one.
+            let mut v2: serde_json::Value = serde_json::from_str(&vector("bundle-v03-sign-logged.json")).unwrap();
+            let entry = &mut v2["verificationMaterial"]["tlogEntries"][0];
+            entry.as_object_mut().unwrap().remove("inclusionPromise");
+            entry["inclusionProof"] = serde_json::json!({"logIndex": "0", "treeSize": "1", "hashes": []});
+            let layer = crate::registry::bundle_attestation(v2.to_string().as_bytes()).unwrap();
+            let err = run(vec![layer], &by(key(), true)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::NoPromise, .. }), "{err}");
             // Without the log requirement the same layer is a good attestation.
             let want_slsa = SignedBy { tlog: Tlog::Ignore, ..want_slsa };
             verify_attestations(&s, DIGEST, &want_slsa, Context { trust: &t, now: 0 }).unwrap();

@@ -20,6 +20,11 @@ pub enum TlogError {
     Missing,
     #[error("the transparency-log entry is malformed: {0}")]
     Malformed(String),
+    #[error(
+        "the transparency-log entry has no signed entry timestamp (a Rekor v2 entry); inclusion proofs and \
+         checkpoints are not verified on the node"
+    )]
+    NoPromise,
     #[error("the transparency-log entry is from log {0}, which is not a trusted log")]
     UnknownLog(String),
     #[error("the transparency-log entry's signed timestamp (SET) does not verify with log {0}'s key")]
@@ -53,7 +58,14 @@ pub fn verify(
     logs: &[&LogKey],
 ) -> Result<LogEntry, TlogError> {
     let raw = bundle.ok_or(TlogError::Missing)?;
-    let bundle: Bundle = serde_json::from_str(raw).map_err(|e| TlogError::Malformed(e.to_string()))?;
+    let bundle: Bundle = serde_json::from_str(raw).map_err(|e| {
+        let v: serde_json::Value = serde_json::from_str(raw).unwrap_or_default();
+        if v.get("inclusionProof").is_some() && v.get("inclusionPromise").is_none() {
+            TlogError::NoPromise
+        } else {
+            TlogError::Malformed(e.to_string())
+        }
+    })?;
     let log = logs
         .iter()
         .find(|l| l.id == bundle.payload.log_id)
