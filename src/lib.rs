@@ -9,9 +9,11 @@
 //! - [`enforce`]: the decision pipeline under a deadline (identity → policy → signatures).
 //! - [`imagestore`]: tag → digest through containerd's image store (seam, with a fake).
 //! - [`registry`]: bounded signature and attestation fetches the way containerd pulls
-//!   (hosts.toml mirrors, credentials, OCI referrers, GPG lookaside stores; seam, with a fake).
+//!   (hosts.toml mirrors and TLS settings, credentials, `.sig`/`.att` tags and OCI referrers,
+//!   GPG lookaside stores; seam, with a fake).
 //! - [`verify`]: which signatures count — keys, keyless certificates and SCTs, offline Rekor
-//!   SETs, DSSE attestations, GPG simple signing — and policy evaluation (pure).
+//!   SETs (hashedrekord, intoto, dsse), DSSE attestations and cosign 3 signature bundles,
+//!   trust-root validity windows, GPG simple signing — and policy evaluation (pure).
 //! - [`policy`]: policy model, glob matching, signet's CRD, importers of the other policy
 //!   languages, the normalised form, local directory loading.
 //! - [`sync`]: merging local and cluster policy into published snapshots; kube watchers;
