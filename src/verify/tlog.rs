@@ -5,8 +5,9 @@
 //! those. Checking the SET with the log's public key proves the log accepted the entry,
 //! with no call to the log. The entry must also be about *this* signature: same signature
 //! bytes, same payload hash, same signer; otherwise any genuine entry could be replayed.
-//! Sigstore bundles (v0.3) carry the same entry in `tlogEntries`, as a `dsse` entry when they
-//! hold an envelope; the registry module hands it over in the annotation's shape.
+//! For attestations the entry is an `intoto` one (cosign 2's `.att` annotation), and sigstore
+//! bundles (v0.3) carry a `dsse` one in `tlogEntries`, which the registry module hands over in
+//! the annotation's shape; either must name the envelope's payload, a signature and the signer.
 
 use sha2::{Digest, Sha256};
 use sigstore::cosign::bundle::Bundle;
