@@ -231,17 +231,8 @@ POL4=$WORK/e2e-languages; rm -rf "$POL4"; mkdir -p "$POL4"
 # sigstore policy-controller: the cosign key covers probe/signed and probe/unsigned (and
 # probe/repoint: the unsigned content was first pulled under that name above, and
 # containerd names an image by its first reference).
-cat > "$POL4/sigstore.yaml" <<YAML
-apiVersion: policy.sigstore.dev/v1beta1
-kind: ClusterImagePolicy
-metadata: {name: cosign-images}
-spec:
-  images: [{glob: "$REGISTRY/probe/signed"}, {glob: "$REGISTRY/probe/unsigned"}, {glob: "$REGISTRY/probe/repoint"}]
-  authorities:
-    - key:
-        data: |
-$(sed 's/^/          /' "$COSIGN_PUB")
-YAML
+sigstore_key_policy "$POL4/sigstore.yaml" cosign-images \
+  "$REGISTRY/probe/signed $REGISTRY/probe/unsigned $REGISTRY/probe/repoint"
 # Kyverno: skopeo's key, tlog explicitly ignored (as air-gapped users write it).
 cat > "$POL4/kyverno.yaml" <<YAML
 apiVersion: kyverno.io/v1
@@ -337,18 +328,7 @@ spec:
         identities: [{issuer: "$ISSUER", subjectRegExp: '^https://github\.com/example/'}]
         insecureIgnoreSCT: true
 YAML
-cat > "$POL7/provenance.yaml" <<YAML
-apiVersion: policy.sigstore.dev/v1beta1
-kind: ClusterImagePolicy
-metadata: {name: provenance}
-spec:
-  images: [{glob: "$REGISTRY/probe/keyless"}]
-  authorities:
-    - key:
-        data: |
-$(sed 's/^/          /' "$COSIGN_PUB")
-      attestations: [{name: slsa, predicateType: "https://slsa.dev/provenance/v0.2"}]
-YAML
+sigstore_key_policy "$POL7/provenance.yaml" provenance "$REGISTRY/probe/keyless" "$SLSA_ATTESTATION"
 cat > "$POL7/tlog.yaml" <<YAML
 apiVersion: signet.dev/v1alpha1
 kind: ClusterImagePolicy
@@ -359,19 +339,8 @@ spec:
     - key: {path: $COSIGN_PUB}
       ctlog: {url: "https://rekor.example"}
 YAML
-cat > "$POL7/attlog.yaml" <<YAML
-apiVersion: policy.sigstore.dev/v1beta1
-kind: ClusterImagePolicy
-metadata: {name: logged-provenance}
-spec:
-  images: [{glob: "$REGISTRY/probe/attlog"}, {glob: "$REGISTRY/probe/attnolog"}]
-  authorities:
-    - key:
-        data: |
-$(sed 's/^/          /' "$COSIGN_PUB")
-      ctlog: {url: "https://rekor.example"}
-      attestations: [{name: slsa, predicateType: "https://slsa.dev/provenance/v0.2"}]
-YAML
+sigstore_key_policy "$POL7/attlog.yaml" logged-provenance "$REGISTRY/probe/attlog $REGISTRY/probe/attnolog" \
+  'ctlog: {url: "https://rekor.example"}' "$SLSA_ATTESTATION"
 printf 'trust_root = "%s"\n' "$PKI/trusted_root.json" > "$WORK/trust.toml"
 start_signet "$POL7" --config "$WORK/trust.toml" || { echo "$PASSED passed, $((FAILED + 1)) failed"; exit 1; }
 expect_runs "keyless: a certificate from the policy's CA with a matching identity (regexp), plus its SLSA attestation" \
@@ -410,18 +379,7 @@ BD_DIGEST=$(new_image bundled "$RUN_ID")
 cosign attest --key "$COSIGN_KEY" --new-bundle-format --type slsaprovenance --predicate "$PKI/predicate.json" \
   "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/bundled@$BD_DIGEST" >/dev/null 2>&1
 POL11=$WORK/e2e-referrers; rm -rf "$POL11"; mkdir -p "$POL11"
-cat > "$POL11/provenance.yaml" <<YAML
-apiVersion: policy.sigstore.dev/v1beta1
-kind: ClusterImagePolicy
-metadata: {name: bundled-provenance}
-spec:
-  images: [{glob: "$REGISTRY/probe/bundled"}]
-  authorities:
-    - key:
-        data: |
-$(sed 's/^/          /' "$COSIGN_PUB")
-      attestations: [{name: slsa, predicateType: "https://slsa.dev/provenance/v0.2"}]
-YAML
+sigstore_key_policy "$POL11/provenance.yaml" bundled-provenance "$REGISTRY/probe/bundled" "$SLSA_ATTESTATION"
 start_signet "$POL11"
 expect_runs "referrers: an SLSA attestation in a sigstore bundle (OCI 1.1 referrer) satisfies the policy" \
   "$REGISTRY/probe/bundled:v1" "hello from bundled"

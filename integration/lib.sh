@@ -88,6 +88,22 @@ restart_containerd() {
 }
 
 # copy_image SRC DST (registry-local refs, digest preserved)
+# sigstore_key_policy FILE NAME "GLOB..." [LINE...]: a policy.sigstore.dev ClusterImagePolicy
+# with the cosign key inline, as policy-controller users write it; each LINE (say `ctlog: ...`
+# or $SLSA_ATTESTATION) is added to the key authority.
+SLSA_ATTESTATION='attestations: [{name: slsa, predicateType: "https://slsa.dev/provenance/v0.2"}]'
+sigstore_key_policy() {
+  local file=$1 name=$2 globs=$3 g list=""
+  shift 3
+  for g in $globs; do list="$list{glob: \"$g\"}, "; done
+  {
+    printf 'apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: %s}\nspec:\n' "$name"
+    printf '  images: [%s]\n  authorities:\n    - key:\n        data: |\n' "${list%, }"
+    sed 's/^/          /' "$COSIGN_PUB"
+    for g in "$@"; do printf '      %s\n' "$g"; done
+  } > "$file"
+}
+
 copy_image() {
   skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$1" "docker://$2"
 }
