@@ -74,13 +74,21 @@ pub fn predicate_type_uri(name: &str) -> &str {
     }
 }
 
-/// The statement bytes and the signature strings of an envelope, not verified: what a
-/// transparency-log entry about the envelope is compared with.
-pub fn open(envelope: &[u8]) -> Result<(Vec<u8>, Vec<String>), AttestationError> {
+/// An envelope read but not verified: its payload type, the decoded statement bytes and the
+/// signature strings as written.
+pub struct Opened {
+    pub payload_type: String,
+    pub body: Vec<u8>,
+    pub signatures: Vec<String>,
+}
+
+/// Read an envelope without verifying it: what a transparency-log entry about the envelope is
+/// compared with, and what [`verify`] checks.
+pub fn open(envelope: &[u8]) -> Result<Opened, AttestationError> {
     let env: Envelope =
         serde_json::from_slice(envelope).map_err(|e| AttestationError::Malformed(format!("envelope: {e}")))?;
     let body = b64(&env.payload).map_err(AttestationError::Malformed)?;
-    Ok((body, env.signatures.into_iter().map(|s| s.sig).collect()))
+    Ok(Opened { payload_type: env.payload_type, body, signatures: env.signatures.into_iter().map(|s| s.sig).collect() })
 }
 
 /// Is `envelope` an attestation by `key` of `predicate_type` about `digest`?
@@ -90,16 +98,13 @@ pub fn verify(
     digest: &str,
     predicate_type: &str,
 ) -> Result<(), AttestationError> {
-    let env: Envelope =
-        serde_json::from_slice(envelope).map_err(|e| AttestationError::Malformed(format!("envelope: {e}")))?;
-    let body = b64(&env.payload).map_err(AttestationError::Malformed)?;
-    let signed = pae(&env.payload_type, &body);
-    if !env.signatures.iter().any(|s| key.verify_signature(Signature::Base64Encoded(s.sig.as_bytes()), &signed).is_ok())
-    {
+    let Opened { payload_type, body, signatures } = open(envelope)?;
+    let signed = pae(&payload_type, &body);
+    if !signatures.iter().any(|s| key.verify_signature(Signature::Base64Encoded(s.as_bytes()), &signed).is_ok()) {
         return Err(AttestationError::NotSigned);
     }
-    if env.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(AttestationError::Malformed(format!("payload type {:?} is not in-toto", env.payload_type)));
+    if payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(AttestationError::Malformed(format!("payload type {payload_type:?} is not in-toto")));
     }
     // JSON is UTF-8; serde_json does not check strings it skips, and a statement other
     // parsers would read differently must not verify here.

@@ -171,28 +171,30 @@ fn check_body(body_b64: &str, signature_b64: &str, payload: &[u8], signer: Entry
         }
         ("dsse", "0.0.1") => {
             let spec: DsseSpec = serde_json::from_value(body.spec).map_err(spec_error)?;
-            let (statement, signatures) =
-                super::dsse::open(payload).map_err(|e| TlogError::Malformed(e.to_string()))?;
-            check_hash(&spec.payload_hash, &statement)?;
+            let envelope = open_envelope(payload)?;
+            check_hash(&spec.payload_hash, &envelope.body)?;
             let logged = spec.signatures.iter().map(|s| (Some(s.signature.clone()), s.verifier.as_str()));
-            check_logged_signatures(logged, &signatures, &signer)
+            check_logged_signatures(logged, &envelope.signatures, &signer)
         }
         // What cosign 2 logs for `cosign attest`.
         ("intoto", "0.0.2") => {
             let spec: IntotoSpec = serde_json::from_value(body.spec).map_err(spec_error)?;
-            let (statement, signatures) =
-                super::dsse::open(payload).map_err(|e| TlogError::Malformed(e.to_string()))?;
-            check_hash(&spec.content.payload_hash, &statement)?;
+            let envelope = open_envelope(payload)?;
+            check_hash(&spec.content.payload_hash, &envelope.body)?;
             let logged = spec.content.envelope.signatures.iter().map(|s| {
                 let sig = b64(&s.sig).ok().and_then(|raw| String::from_utf8(raw).ok());
                 (sig, s.public_key.as_str())
             });
-            check_logged_signatures(logged, &signatures, &signer)
+            check_logged_signatures(logged, &envelope.signatures, &signer)
         }
         (kind, version) => Err(TlogError::Malformed(format!(
             "entry kind {kind} {version} is not supported (hashedrekord 0.0.1, dsse 0.0.1 and intoto 0.0.2 are)"
         ))),
     }
+}
+
+fn open_envelope(payload: &[u8]) -> Result<super::dsse::Opened, TlogError> {
+    super::dsse::open(payload).map_err(|e| TlogError::Malformed(e.to_string()))
 }
 
 /// One of the envelope's signatures must be logged with this signer as its verifier.
