@@ -96,7 +96,7 @@ impl fmt::Display for Decision {
     }
 }
 
-/// Verdict of the expensive part (signatures), cached per (repository, digest, policy hash).
+/// Verdict of the expensive part (signatures), cached per everything the check reads.
 #[derive(Debug, Clone)]
 struct Verdict {
     allowed: bool,
@@ -108,13 +108,17 @@ struct Verdict {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
 struct CacheKey {
-    repository: String,
+    /// The whole reference, tag included: GPG `matchExact` / `matchRepoDigestOrExact`
+    /// identities read the tag, so an allow for `app:v0.9` must not answer `app:latest`
+    /// at the same digest.
+    reference: String,
     digest: String,
     policy_hash: String,
     /// The trust root's content hash: new CA or log keys must not serve old verdicts.
     trust_version: String,
-    /// Which policies applied: namespaces can select different ones for the same image,
-    /// while pods in namespaces with the same policies still share one verification.
+    /// Which policies applied, by [`crate::policy::Policy::identity`] (display names can
+    /// collide): namespaces can select different ones for the same image, while pods in
+    /// namespaces with the same policies still share one verification.
     matched: Vec<String>,
 }
 
@@ -239,25 +243,25 @@ impl Enforcer {
                 return d;
             }
         };
-        let repository = format!("{}/{}", reference.registry(), reference.repository());
+        let repository = crate::reference::repository(&reference);
         let full = reference.whole();
         d.image = full.clone();
         d.digest = Some(digest.clone());
 
         d.indeterminate = false;
         let namespace = claim.namespace.clone().filter(|n| !n.is_empty());
-        let matched = policy.matching(&full, &repository, namespace.as_deref());
-        d.policies = matched.iter().map(|p| p.name.clone()).collect();
+        let matched = policy.matching_with_identity(&full, &repository, namespace.as_deref());
+        d.policies = matched.iter().map(|(p, _)| p.name.clone()).collect();
         if matched.is_empty() {
             return self.no_match(d, policy.no_match);
         }
 
         let key = CacheKey {
-            repository: repository.clone(),
+            reference: full.clone(),
             digest: digest.clone(),
             policy_hash: policy.hash.clone(),
             trust_version: self.trust.version.clone(),
-            matched: d.policies.clone(),
+            matched: matched.iter().map(|(_, id)| id.to_string()).collect(),
         };
         let budget = deadline.saturating_duration_since(Instant::now());
         let source = Arc::clone(&self.source);
@@ -381,8 +385,8 @@ impl Enforcer {
     }
 }
 
-pub(crate) fn parse_reference(name: &str) -> Result<Reference, String> {
-    Reference::try_from(name).map_err(|e| format!("image name {name:?} is not a valid reference: {e}"))
+fn parse_reference(name: &str) -> Result<Reference, String> {
+    crate::reference::parse(name).map_err(|e| e.to_string())
 }
 
 fn store_reason(name: &str, e: StoreError) -> String {
@@ -487,6 +491,21 @@ mod tests {
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
         assert!(!d.allowed && !d.cached, "{d}");
         assert_eq!(d.digest.as_deref(), Some(D2));
+    }
+
+    /// Regression (#13.6): spellings of the policy's registry that containerd pulls from the
+    /// same place are matched, so `no_match = allow` does not let them through unchecked.
+    #[tokio::test]
+    async fn other_spellings_of_the_registry_are_checked_not_unmatched() {
+        let w = world(EnforcerConfig::default());
+        w.policy_tx.send_replace(policy_set(&w.signer, Mode::Enforce, NoMatchAction::Allow));
+        for name in ["REG.IO/probe/app:v1", "Reg.io/probe/app:v1", "reg.io:443/probe/app:v1"] {
+            w.store.put(name, D1);
+            let d = w.enforcer.decide(&claim(name), SECOND).await;
+            assert!(!d.allowed, "{name}: {d}");
+            assert_eq!(d.policies, ["probe"], "{name}");
+            assert_eq!(d.image, "reg.io/probe/app:v1");
+        }
     }
 
     #[tokio::test]

@@ -7,6 +7,8 @@
 //!   [`nri::protocol`] is the wire schema, [`nri::handler`] answers the runtime and is the
 //!   one place a decision becomes a wire reply, [`nri::run`] keeps the connection up.
 //! - [`enforce`]: the decision pipeline under a deadline (identity → policy → signatures).
+//! - [`reference`]: image names parsed, bounded and canonical (registry case, default port,
+//!   Docker Hub aliases), the form every policy matches on.
 //! - [`imagestore`]: tag → digest through containerd's image store (seam, with a fake).
 //! - [`registry`]: bounded signature and attestation fetches the way containerd pulls
 //!   (hosts.toml mirrors and TLS settings, credentials, `.sig`/`.att` tags and OCI referrers,
@@ -32,6 +34,7 @@ pub mod imagestore;
 pub mod logging;
 pub mod nri;
 pub mod policy;
+pub mod reference;
 pub mod registry;
 pub mod sync;
 #[cfg(test)]

@@ -39,9 +39,9 @@ pub fn explain(
     image: &str,
     namespace: Option<&str>,
 ) -> Result<Explanation, String> {
-    let reference = crate::enforce::parse_reference(image)?;
+    let reference = crate::reference::parse(image).map_err(|e| e.to_string())?;
     let full = reference.whole();
-    let repository = format!("{}/{}", reference.registry(), reference.repository());
+    let repository = crate::reference::repository(&reference);
     let set = PolicySet::assemble(loaded.policies.clone(), node_no_match);
     let matched = set.matching(&full, &repository, namespace);
     let action = if matched.is_empty() {

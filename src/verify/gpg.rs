@@ -155,11 +155,10 @@ pub fn verify(blob: &[u8], signer: &GpgSigner, reference: &str, digest: &str, li
         return Err(GpgError::OtherDigest { signed: doc.critical.image.digest, expected: digest.to_string() });
     }
     let bad_ref = |r: &str| GpgError::BadPayload(format!("docker-reference {r:?} is not an image reference"));
-    let signed = crate::enforce::parse_reference(&doc.critical.identity.reference)
+    let signed = crate::reference::parse(&doc.critical.identity.reference)
         .map_err(|_| bad_ref(&doc.critical.identity.reference))?;
-    let image = crate::enforce::parse_reference(reference).map_err(|_| bad_ref(reference))?;
-    let repo = |r: &oci_client::Reference| format!("{}/{}", r.registry(), r.repository());
-    let same_repo = repo(&signed) == repo(&image);
+    let image = crate::reference::parse(reference).map_err(|_| bad_ref(reference))?;
+    let same_repo = crate::reference::repository(&signed) == crate::reference::repository(&image);
     let ok = match signer.identity {
         SignedIdentity::MatchRepository => same_repo,
         SignedIdentity::MatchExact => signed.whole() == image.whole(),
