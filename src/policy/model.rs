@@ -170,9 +170,11 @@ pub struct Requirement {
     pub authorities: Vec<Authority>,
 }
 
-/// Which namespaces a policy covers. An unknown namespace (a CLI check without
-/// `--namespace`) is covered by every policy: scoping may only ever narrow what is allowed
-/// by the caller's knowledge, never by its ignorance.
+/// Which namespaces a policy covers. An unknown namespace (no pod sandbox found, a CRI pod
+/// without one, a CLI check without `--namespace`) may only narrow what is allowed:
+/// cluster-wide policies apply to it, policies confined to named namespaces do not. A
+/// tenant's namespaced policy must never stand in for the cluster's (a Portieris
+/// ImagePolicy `*` → `{}` outranks the ClusterImagePolicy that rejects).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Namespaces {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -187,7 +189,7 @@ impl Namespaces {
     }
 
     pub fn covers(&self, namespace: Option<&str>) -> bool {
-        let Some(ns) = namespace else { return true };
+        let Some(ns) = namespace else { return self.include.is_empty() };
         (self.include.is_empty() || self.include.iter().any(|n| n == ns)) && !self.exclude.iter().any(|n| n == ns)
     }
 }
@@ -219,6 +221,27 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// What identifies this policy's meaning, for cache keys: a hash of everything a
+    /// decision depends on (name, globs, scope, authorities, keys), so two policies that
+    /// share a display name never share a cached verdict.
+    pub fn identity(&self) -> String {
+        let mut h = Sha256::new();
+        h.update(format!("{self:?}").as_bytes());
+        hex::encode(&h.finalize()[..16])
+    }
+
+    /// The same images and scope, enforced by one authority that never passes, saying why.
+    pub fn fail_closed(self, reason: String) -> Self {
+        Self {
+            requirements: vec![Requirement {
+                count: 1,
+                authorities: vec![Authority { name: "refused".into(), kind: AuthorityKind::Unsupported(reason) }],
+            }],
+            no_match_action: None,
+            ..self
+        }
+    }
+
     /// The common case: any one of `authorities` satisfies the policy, for every namespace.
     pub fn any_of(name: &str, images: Vec<ImageGlob>, authorities: Vec<Authority>, mode: Mode) -> Self {
         Self {
@@ -253,6 +276,8 @@ impl Policy {
 #[derive(Debug)]
 pub struct PolicySet {
     pub policies: Vec<Policy>,
+    /// [`Policy::identity`] of each policy, in the same order, computed once per snapshot.
+    identities: Vec<String>,
     pub no_match: NoMatchAction,
     /// Identifies this snapshot's content; part of every cache key, so a policy change
     /// never serves a decision made under the old policy.
@@ -268,13 +293,20 @@ impl PolicySet {
         let mut h = Sha256::new();
         h.update(canonical);
         h.update(no_match.to_string().as_bytes());
-        Arc::new(Self { policies, no_match, hash: hex::encode(&h.finalize()[..16]), load_error: None })
+        let identities = policies.iter().map(Policy::identity).collect();
+        Arc::new(Self { policies, identities, no_match, hash: hex::encode(&h.finalize()[..16]), load_error: None })
     }
 
     /// Build a snapshot from compiled policies. The no-match action is the strictest any
     /// policy asks for, or the node's own when none does.
     pub fn assemble(policies: Vec<Policy>, node_no_match: NoMatchAction) -> Arc<Self> {
         let no_match = policies.iter().filter_map(|p| p.no_match_action).min().unwrap_or(node_no_match);
+        Self::assemble_with(policies, no_match)
+    }
+
+    /// Build a snapshot whose no-match action is `no_match`, whatever the policies ask for:
+    /// while the cluster's policies are not known yet, unmatched images are denied.
+    pub fn assemble_with(policies: Vec<Policy>, no_match: NoMatchAction) -> Arc<Self> {
         // The Debug form covers names, globs, scopes, modes and key fingerprints: everything
         // a decision depends on, so the hash changes exactly when a decision could.
         let canonical = format!("{policies:?}");
@@ -285,6 +317,7 @@ impl PolicySet {
     pub fn unavailable(reason: String) -> Arc<Self> {
         Arc::new(Self {
             policies: Vec::new(),
+            identities: Vec::new(),
             no_match: NoMatchAction::Deny,
             hash: "unavailable".to_string(),
             load_error: Some(reason),
@@ -294,14 +327,30 @@ impl PolicySet {
     /// The policies that cover an image in a namespace, in load order. In an exclusive
     /// group only the highest-ranked matches survive.
     pub fn matching<'a>(&'a self, full: &str, repository: &str, namespace: Option<&str>) -> Vec<&'a Policy> {
-        let matched: Vec<&Policy> = self.policies.iter().filter(|p| p.matches(full, repository, namespace)).collect();
+        self.matching_with_identity(full, repository, namespace).into_iter().map(|(p, _)| p).collect()
+    }
+
+    /// [`PolicySet::matching`], each with its [`Policy::identity`].
+    pub fn matching_with_identity<'a>(
+        &'a self,
+        full: &str,
+        repository: &str,
+        namespace: Option<&str>,
+    ) -> Vec<(&'a Policy, &'a str)> {
+        let matched: Vec<(&Policy, &str)> = self
+            .policies
+            .iter()
+            .zip(&self.identities)
+            .filter(|(p, _)| p.matches(full, repository, namespace))
+            .map(|(p, id)| (p, id.as_str()))
+            .collect();
         let top = |group: &str| {
-            matched.iter().filter_map(|p| p.exclusive.as_ref()).filter(|e| e.group == group).map(|e| e.rank).max()
+            matched.iter().filter_map(|(p, _)| p.exclusive.as_ref()).filter(|e| e.group == group).map(|e| e.rank).max()
         };
         matched
             .iter()
             .copied()
-            .filter(|p| match &p.exclusive {
+            .filter(|(p, _)| match &p.exclusive {
                 None => true,
                 Some(e) => Some(e.rank) == top(&e.group),
             })
@@ -353,6 +402,35 @@ mod tests {
         p.namespaces = Namespaces { include: vec!["prod".into()], exclude: vec![] };
         assert!(!p.matches("reg.io/a:1", "reg.io/a", Some("dev")));
         assert!(p.matches("reg.io/a:1", "reg.io/a", Some("prod")));
+        assert!(
+            !p.matches("reg.io/a:1", "reg.io/a", None),
+            "a namespaced policy does not apply to an unknown namespace"
+        );
+    }
+
+    /// Regression (#13.3): with the namespace unknown, a tenant's namespaced allow-all
+    /// (ranked above the cluster policy in the exclusive group) must not win.
+    #[test]
+    fn an_unknown_namespace_gets_the_cluster_policy_not_a_tenants() {
+        let mut cluster = policy("cluster-reject", "*", Some(("portieris", 1)));
+        cluster.requirements[0].authorities[0].kind = AuthorityKind::StaticFail;
+        let mut tenant = policy("tenant-allow", "*", Some(("portieris", 1_000_000)));
+        tenant.namespaces = Namespaces { include: vec!["tenant".into()], exclude: vec![] };
+        let set = PolicySet::new(vec![cluster, tenant], NoMatchAction::Deny, b"x");
+        assert_eq!(names(&set, "reg.io/a:1", "reg.io/a", None), ["cluster-reject"]);
+        assert_eq!(names(&set, "reg.io/a:1", "reg.io/a", Some("tenant")), ["tenant-allow"]);
+        assert_eq!(names(&set, "reg.io/a:1", "reg.io/a", Some("other")), ["cluster-reject"]);
+    }
+
+    /// Regression (#13.4): policies that share a display name but differ in meaning have
+    /// different identities (the cache keys on these).
+    #[test]
+    fn identities_tell_same_named_policies_apart() {
+        let a = policy("same", "reg.io/*", None);
+        let mut b = policy("same", "reg.io/*", None);
+        b.namespaces = Namespaces { include: vec!["x".into()], exclude: vec![] };
+        assert_ne!(a.identity(), b.identity());
+        assert_eq!(a.identity(), policy("same", "reg.io/*", None).identity());
     }
 
     #[test]

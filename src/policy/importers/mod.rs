@@ -260,8 +260,9 @@ mod semantics {
         let s = set(&policy("Policy", ", namespace: payments"));
         assert_eq!(names(&s, "reg.io/app:1", Some("payments")), ["kyverno:payments/p/r"]);
         assert!(names(&s, "reg.io/app:1", Some("default")).is_empty());
-        // Unknown namespace (a container the runtime could not place): every policy applies.
-        assert_eq!(names(&s, "reg.io/app:1", None).len(), 1);
+        // Unknown namespace (a container the runtime could not place): only cluster-wide
+        // policies apply; a namespaced one may not stand in for them (#13.3).
+        assert!(names(&s, "reg.io/app:1", None).is_empty());
         // A ClusterPolicy of the same name is another policy, in every namespace.
         let both = set(&format!("{}---\n{}", policy("Policy", ", namespace: payments"), policy("ClusterPolicy", "")));
         assert_eq!(names(&both, "reg.io/app:1", Some("payments")).len(), 2);
