@@ -71,6 +71,7 @@ pub async fn run(settings: Settings, source: ConfigSource) -> anyhow::Result<()>
             lkg_path,
             report_status: settings.report_status,
             pull_credentials: Arc::clone(&settings.access.cluster_credentials),
+            refresh: sync::kube::REFRESH,
         };
         if let Some(client) = client.clone() {
             tokio::spawn(sync::kube::run(client, config, cluster_tx, shutdown_rx.clone()));

@@ -84,6 +84,33 @@ impl NormalPolicy {
     }
 }
 
+impl NormalPolicy {
+    /// The same images, namespaces and mode, enforced by one authority that never passes
+    /// and says why. Stands in for a policy that does not compile on this node (a Secret
+    /// with a malformed key, a `key.path` missing here): dropping it would let whoever can
+    /// write that Secret remove the rule, and the images it covers would fall to the
+    /// no-match action.
+    pub fn fail_closed(&self, reason: &str) -> NormalPolicy {
+        NormalPolicy {
+            requirements: vec![NormalRequirement::any_of(vec![NormalAuthority::new(
+                STAND_IN,
+                Check::Unsupported(format!("the policy does not compile on this node: {reason}")),
+            )])],
+            pull_secrets: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
+
+const STAND_IN: &str = "unusable-on-this-node";
+
+impl NormalPolicy {
+    /// Whether this is a [`NormalPolicy::fail_closed`] stand-in rather than a real version.
+    pub fn is_stand_in(&self) -> bool {
+        matches!(&self.requirements[..], [r] if matches!(&r.authorities[..], [a] if a.name == STAND_IN))
+    }
+}
+
 impl From<Pattern> for BTreeMap<String, String> {
     fn from(p: Pattern) -> Self {
         match p {

@@ -29,6 +29,10 @@ struct State {
     /// as the real API server does.
     events: Vec<(u64, String)>,
     expire_next_watch: bool,
+    /// Discovery of signet's group answers 404, as a lagging API server does.
+    discovery_404: bool,
+    /// The CRD object is gone (GET customresourcedefinitions/... answers 404).
+    crd_deleted: bool,
     lists: usize,
     status: Vec<(String, Value)>,
     /// Events posted, as (namespace, body).
@@ -39,6 +43,8 @@ struct State {
 struct FakeApi {
     url: String,
     state: Arc<Mutex<State>>,
+    /// The watcher's rediscovery period under test.
+    refresh: Duration,
 }
 
 impl FakeApi {
@@ -52,7 +58,7 @@ impl FakeApi {
                 tokio::spawn(serve(conn, Arc::clone(&s)));
             }
         });
-        Self { url, state }
+        Self { url, state, refresh: super::REFRESH }
     }
 
     fn client(&self) -> kube::Client {
@@ -146,6 +152,21 @@ async fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
 
 fn respond(method: &str, path: &str, body: &[u8], state: &Mutex<State>) -> (u16, String) {
     let mut s = state.lock().unwrap();
+    if method == "GET"
+        && path == "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/clusterimagepolicies.signet.dev"
+    {
+        if s.crd_deleted {
+            return not_found();
+        }
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "clusterimagepolicies.signet.dev"},
+            "spec": {"group": "signet.dev", "scope": "Cluster", "versions": [],
+                     "names": {"plural": "clusterimagepolicies", "kind": "ClusterImagePolicy"}}});
+        return (200, crd.to_string());
+    }
+    if method == "GET" && path == API && s.discovery_404 {
+        return not_found();
+    }
     if method == "GET" && path == API {
         let resources = json!([{"name": "clusterimagepolicies", "singularName": "clusterimagepolicy", "namespaced": false,
             "kind": "ClusterImagePolicy", "verbs": ["get", "list", "watch"]}]);
@@ -254,6 +275,7 @@ impl Harness {
             lkg_path: dir.path().join("lkg.json"),
             report_status: true,
             pull_credentials: Default::default(),
+            refresh: api.refresh,
         };
         let pull_credentials = Arc::clone(&config.pull_credentials);
         let (tx, rx) = mpsc::channel(16);
@@ -419,6 +441,7 @@ async fn unreachable_api_server_publishes_nothing_and_keeps_retrying() {
         lkg_path: dir.path().join("lkg.json"),
         report_status: false,
         pull_credentials: Default::default(),
+        refresh: super::REFRESH,
     };
     let (tx, mut rx) = mpsc::channel(1);
     let (_shutdown, shutdown_rx) = watch::channel(false);
@@ -455,4 +478,73 @@ async fn denials_become_events_on_the_pod() {
     assert_eq!(event["type"], "Warning");
     assert_eq!(event["reportingController"], "signet");
     assert!(event["note"].as_str().unwrap().contains("no signatures found"), "{event}");
+}
+
+/// Regression (#13.2): a policy whose key Secret holds no usable key is enforced as never
+/// passing (first version) and keeps its previous version (later versions); it is never
+/// dropped from the snapshot or the last-known-good file.
+#[tokio::test]
+async fn a_policy_that_does_not_compile_on_the_node_fails_closed_not_away() {
+    use crate::policy::AuthorityKind;
+    let signer = TestSigner::new(5);
+    let api = FakeApi::start().await;
+    api.set_secret("signet-system", "good", &[("cosign.pub", &signer.public_pem())]);
+    api.set_secret(
+        "signet-system",
+        "garbage",
+        &[("cosign.pub", "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n")],
+    );
+    let key = |secret: &str| json!({"images": [{"glob": "a.io/**"}], "authorities": [{"key": {"secretRef": {"name": secret}}}]});
+    api.apply(
+        "first",
+        json!({"images": [{"glob": "f.io/**"}], "authorities": [{"key": {"secretRef": {"name": "garbage"}}}]}),
+    );
+    api.apply("a", key("good"));
+    let mut h = Harness::with_api(api).await;
+    let c = tokio::time::timeout(Duration::from_secs(10), h.rx.recv()).await.unwrap().unwrap();
+    let names: Vec<_> = c.policies.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["a", "first"], "the broken first version is enforced, not dropped");
+    let first = &c.policies[1].requirements[0].authorities[0].kind;
+    assert!(
+        matches!(first, AuthorityKind::Unsupported(r) if r.contains("does not compile") && r.contains("garbage") || r.contains("PEM") || r.contains("key")),
+        "{first:?}"
+    );
+    let lkg = lkg::load(&h.dir.path().join("lkg.json")).unwrap().unwrap();
+    assert_eq!(lkg.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "first"]);
+    // A later version pointing at the broken Secret keeps the good key in force.
+    h.api.apply("a", key("garbage"));
+    h.api.apply("z", pass("z.io/**"));
+    let c = loop {
+        let c = tokio::time::timeout(Duration::from_secs(10), h.rx.recv()).await.unwrap().unwrap();
+        if c.policies.iter().any(|p| p.name == "z") {
+            break c;
+        }
+    };
+    let a = c.policies.iter().find(|p| p.name == "a").expect("a is still enforced");
+    assert!(
+        matches!(&a.requirements[0].authorities[0].kind, AuthorityKind::Signed(by)
+            if matches!(&by.signer, crate::policy::Signer::Key(k) if k.fingerprint == signer.trusted().fingerprint)),
+        "the previous key stays: {:?}",
+        a.requirements[0].authorities[0].kind
+    );
+}
+
+/// Regression (#13.8): a 404 from discovery (a lagging API server) keeps the kind's
+/// policies; only a CRD that is positively gone removes them.
+#[tokio::test]
+async fn a_kind_missing_from_discovery_keeps_its_policies_until_its_crd_is_gone() {
+    let mut api = FakeApi::start().await;
+    api.refresh = Duration::from_millis(200);
+    api.apply("a", pass("a.io/**"));
+    let mut h = Harness::with_api(api).await;
+    assert_eq!(h.next().await, ["a"]);
+    h.api.state.lock().unwrap().discovery_404 = true;
+    // Several rediscoveries later, with Secrets re-read and snapshots re-sent each time:
+    for _ in 0..4 {
+        assert_eq!(h.next().await, ["a"], "a lagging discovery must not drop the policy");
+    }
+    let lkg = lkg::load(&h.dir.path().join("lkg.json")).unwrap().unwrap();
+    assert_eq!(lkg.len(), 1);
+    h.api.state.lock().unwrap().crd_deleted = true;
+    h.until(&[]).await;
 }

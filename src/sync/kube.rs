@@ -32,7 +32,7 @@ use crate::registry::auth::Credentials;
 
 /// How often the set of served kinds is looked at again (a CRD installed later is picked
 /// up), and Secrets are re-read (key rotation).
-const REFRESH: Duration = Duration::from_secs(300);
+pub const REFRESH: Duration = Duration::from_secs(300);
 /// A Secret read that takes longer is treated as unavailable for this round.
 const SECRET_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -53,6 +53,8 @@ pub struct ClusterConfig {
     /// Where registry credentials from the policies' pull Secrets go (the registry client
     /// reads them); never persisted.
     pub pull_credentials: Arc<RwLock<Credentials>>,
+    /// How often served kinds are discovered again and Secrets re-read ([`REFRESH`]).
+    pub refresh: Duration,
 }
 
 /// Key of one watched object.
@@ -115,11 +117,32 @@ pub async fn run(
                 continue;
             }
         };
+        // A kind missing from discovery may be an API server that lags (a 404 for a
+        // group it serves): its policies stay until its CRD is positively gone.
+        let vanished: BTreeSet<usize> = state.objects.keys().map(|k| k.0).filter(|k| !serving.contains(k)).collect();
+        for kind in vanished {
+            // The same objects may now be watched under another version of the kind.
+            let other_version =
+                serving.iter().any(|&j| KINDS[j].group == KINDS[kind].group && KINDS[j].kind == KINDS[kind].kind);
+            if other_version || crd_gone(&client, &KINDS[kind]).await {
+                tracing::info!(
+                    kind = KINDS[kind].kind,
+                    group = KINDS[kind].group,
+                    "policy kind removed from the cluster; its policies are no longer enforced"
+                );
+                state.objects.retain(|k, _| k.0 != kind);
+            } else {
+                tracing::warn!(
+                    kind = KINDS[kind].kind,
+                    group = KINDS[kind].group,
+                    "policy kind missing from discovery but its CRD is not known to be gone; keeping its policies"
+                );
+            }
+        }
         if serving != state.serving {
             let names: Vec<String> =
                 serving.iter().map(|&i| format!("{} {}", KINDS[i].api_version(), KINDS[i].kind)).collect();
             tracing::info!(kinds = ?names, "watching policy kinds");
-            state.objects.retain(|k, _| serving.contains(&k.0));
             state.listed.retain(|k| serving.contains(k));
             state.relisting.clear();
             state.serving = serving.clone();
@@ -133,7 +156,7 @@ pub async fn run(
             watcher::watcher(api, watcher::Config::default()).default_backoff().map(move |e| (i, e)).boxed()
         });
         let mut events = stream::select_all(streams);
-        let refresh = tokio::time::sleep(REFRESH);
+        let refresh = tokio::time::sleep(config.refresh);
         tokio::pin!(refresh);
         loop {
             tokio::select! {
@@ -157,7 +180,10 @@ pub async fn run(
                     // Restart the watches only when the set of served kinds changed (a CRD
                     // installed or removed); otherwise keep them, sparing the API server a relist.
                     match discover(&client).await {
-                        Ok(now) if now == serving => refresh.as_mut().reset(tokio::time::Instant::now() + REFRESH),
+                        // A kind kept after vanishing is looked at again on every round.
+                        Ok(now) if now == serving && !state.objects.keys().any(|k| !serving.contains(&k.0)) => {
+                            refresh.as_mut().reset(tokio::time::Instant::now() + config.refresh)
+                        }
                         _ => break,
                     }
                 }
@@ -194,6 +220,14 @@ async fn discover(client: &Client) -> Result<Vec<usize>, SyncError> {
         }
     }
     Ok(out)
+}
+
+/// Whether a policy kind's CustomResourceDefinition is positively absent (404). Any other
+/// answer, including no permission to look, keeps the kind's policies.
+async fn crd_gone(client: &Client, k: &Kind) -> bool {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    matches!(api.get_opt(&format!("{}.{}", k.plural, k.group)).await, Ok(None))
 }
 
 /// Fold one watch event into the state; true when the published contribution may change.
@@ -276,19 +310,11 @@ async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, t
     let mut problems: HashMap<String, Vec<String>> = HashMap::new();
     for p in normal {
         let p = inline_secrets(p, secrets);
-        match compile(&p, secrets) {
-            Ok(c) => {
-                for w in &c.warnings {
-                    tracing::warn!(policy = %p.name, warning = %w, "policy part fails closed on this node");
-                }
-                problems.entry(p.origin.clone()).or_default().extend(c.warnings);
-                policies.push(c.policy);
-                inlined.push(p);
-            }
-            Err(errors) => {
-                tracing::error!(policy = %p.name, errors = ?errors, "policy does not compile on this node; not enforced");
-                problems.entry(p.origin.clone()).or_default().extend(errors);
-            }
+        let v = compile_or_keep(p, state.last_sent.as_deref(), secrets);
+        problems.entry(v.normal.origin.clone()).or_default().extend(v.problems);
+        if let Some(policy) = v.policy {
+            policies.push(policy);
+            inlined.push(v.normal);
         }
     }
     if state.last_sent.as_ref() != Some(&inlined) {
@@ -302,6 +328,58 @@ async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, t
     // the object's author needs to see the rejection.
     if config.report_status {
         report_status(client, config, state, &problems).await;
+    }
+}
+
+/// What one cluster policy enforces on this node.
+struct NodeVersion {
+    /// `None` only when the object's own image patterns are invalid (it covers nothing).
+    policy: Option<crate::policy::Policy>,
+    /// The normal form of what is enforced, for the last-known-good file.
+    normal: NormalPolicy,
+    /// For the object's status.
+    problems: Vec<String>,
+}
+
+/// Compile one policy for this node. A policy that does not compile here is never
+/// dropped: the version last enforced stays in force, or, for a first version, a stand-in
+/// that denies every image it covers with the reason ([`NormalPolicy::fail_closed`]).
+fn compile_or_keep(p: NormalPolicy, last_sent: Option<&[NormalPolicy]>, keys: &dyn KeySource) -> NodeVersion {
+    let errors = match compile(&p, keys) {
+        Ok(c) => {
+            for w in &c.warnings {
+                tracing::warn!(policy = %p.name, warning = %w, "policy part fails closed on this node");
+            }
+            return NodeVersion { policy: Some(c.policy), normal: p, problems: c.warnings };
+        }
+        Err(errors) => errors,
+    };
+    let reason = errors.join("; ");
+    let previous = last_sent.into_iter().flatten().find(|q| q.name == p.name && q.origin == p.origin);
+    if let Some(prev) = previous.filter(|q| **q != p && !q.is_stand_in()) {
+        if let Ok(c) = compile(prev, keys) {
+            tracing::error!(policy = %p.name, error = %reason,
+                "policy does not compile on this node; keeping its previous version");
+            let mut problems = errors;
+            problems.push("the previous version stays in force on this node".into());
+            return NodeVersion { policy: Some(c.policy), normal: prev.clone(), problems };
+        }
+    }
+    let stand_in = p.fail_closed(&reason);
+    match compile(&stand_in, keys) {
+        Ok(c) => {
+            tracing::error!(policy = %p.name, error = %reason,
+                "policy does not compile on this node; every image it covers is denied until fixed");
+            let mut problems = errors;
+            problems.push("every image it covers is denied on this node until it compiles".into());
+            NodeVersion { policy: Some(c.policy), normal: stand_in, problems }
+        }
+        Err(pattern_errors) => {
+            // Only the image patterns are left, and they do not depend on the node: the
+            // object itself is malformed, so it covers nothing anywhere.
+            tracing::error!(policy = %p.name, errors = ?pattern_errors, "policy image patterns are invalid; not enforced");
+            NodeVersion { policy: None, normal: p, problems: errors }
+        }
     }
 }
 
@@ -441,14 +519,17 @@ pub fn load_last_known_good(path: &std::path::Path) -> Option<ClusterPolicies> {
     };
     let keys = Secrets(HashMap::new());
     let mut policies = Vec::new();
-    for p in &normal {
-        match compile(p, &keys) {
-            Ok(c) => policies.push(c.policy),
-            Err(errors) => {
-                tracing::error!(policy = %p.name, errors = ?errors, "last-known-good policy does not compile")
-            }
+    let mut enforced = Vec::new();
+    for p in normal {
+        // The file holds what was enforced; a policy that no longer compiles here (a key
+        // file removed from the node) is enforced as never passing, not dropped.
+        let v = compile_or_keep(p, None, &keys);
+        if let Some(policy) = v.policy {
+            policies.push(policy);
+            enforced.push(v.normal);
         }
     }
+    let normal = enforced;
     tracing::info!(path = %path.display(), policies = policies.len(), "enforcing last-known-good cluster policy until the API server answers");
     Some(ClusterPolicies { policies, normal, origin: ClusterOrigin::LastKnownGood })
 }
