@@ -5,15 +5,21 @@
 //! the new file, never a torn one. Secret keys are stored inline, so the file alone is
 //! enough to enforce at boot with the API server down; it therefore holds public keys
 //! only and is written 0600 all the same.
+//!
+//! The temporary file is created fresh (`O_EXCL`, `O_NOFOLLOW`), so a symlink planted in
+//! the state directory cannot redirect the write. The file carries the SHA-256 of its
+//! policies; a file whose content does not match is refused, never half-trusted.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 
 use crate::policy::normal::NormalPolicy;
 
-const FORMAT: u32 = 1;
+/// 2: with `sha256`. Format 1 files (no integrity hash) are refused.
+const FORMAT: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LkgError {
@@ -28,7 +34,14 @@ struct File {
     format: u32,
     /// When the sync it records completed (RFC 3339), for operators.
     written_at: String,
+    /// Hex SHA-256 of the policies' JSON.
+    sha256: String,
     policies: Vec<NormalPolicy>,
+}
+
+fn digest(policies: &[NormalPolicy]) -> String {
+    let json = serde_json::to_vec(policies).expect("policies always serialise");
+    hex::encode(sha2::Sha256::digest(json))
 }
 
 /// Read the file; `Ok(None)` when it does not exist (first boot).
@@ -38,10 +51,25 @@ pub fn load(path: &Path) -> Result<Option<Vec<NormalPolicy>>, LkgError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(LkgError::Io { path: path.into(), source }),
     };
-    let file: File =
-        serde_json::from_slice(&bytes).map_err(|e| LkgError::Format { path: path.into(), message: e.to_string() })?;
-    if file.format != FORMAT {
-        return Err(LkgError::Format { path: path.into(), message: format!("format {} is not {FORMAT}", file.format) });
+    let format = |message: String| LkgError::Format { path: path.into(), message };
+    #[derive(Deserialize)]
+    struct Version {
+        format: u32,
+    }
+    let version: Version = serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
+    if version.format != FORMAT {
+        return Err(format(format!(
+            "format {} is not {FORMAT} (an older signet wrote it without an integrity hash)",
+            version.format
+        )));
+    }
+    let file: File = serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
+    let actual = digest(&file.policies);
+    if actual != file.sha256 {
+        return Err(format(format!(
+            "content hash {actual} does not match the recorded {}; the file was altered or damaged",
+            file.sha256
+        )));
     }
     Ok(Some(file.policies))
 }
@@ -52,11 +80,24 @@ pub fn store(path: &Path, policies: &[NormalPolicy]) -> Result<(), LkgError> {
     let io = |source| LkgError::Io { path: path.into(), source };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
-    let file = File { format: FORMAT, written_at: now_rfc3339(), policies: policies.to_vec() };
+    let file =
+        File { format: FORMAT, written_at: now_rfc3339(), sha256: digest(policies), policies: policies.to_vec() };
     let bytes = serde_json::to_vec_pretty(&file).expect("policies always serialise");
     let tmp = path.with_extension("tmp");
-    let mut f =
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+    // A leftover from a crash (or anything planted there): unlink removes a symlink itself,
+    // never its target; then the new file must be ours alone.
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(io)?;
     f.write_all(&bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
     drop(f);
@@ -102,6 +143,34 @@ mod tests {
         assert!(!path.with_extension("tmp").exists());
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    /// Regression (#13.8): a symlink where the temporary file goes is not followed.
+    #[test]
+    fn a_planted_symlink_does_not_redirect_the_write() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("lkg.json");
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "keep me").unwrap();
+        std::os::unix::fs::symlink(&victim, path.with_extension("tmp")).unwrap();
+        store(&path, &[policy()]).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me");
+        assert_eq!(load(&path).unwrap().unwrap(), vec![policy()]);
+    }
+
+    /// Regression (#13.8): altered content is refused, naming the file and the mismatch.
+    #[test]
+    fn altered_content_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("lkg.json");
+        store(&path, &[policy()]).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace("reg.io/**", "nothing.invalid/**")).unwrap();
+        let err = load(&path).unwrap_err().to_string();
+        assert!(err.contains("lkg.json") && err.contains("does not match"), "{err}");
+        let old = serde_json::json!({"format": 1, "written_at": "x", "policies": []}).to_string();
+        std::fs::write(&path, old).unwrap();
+        assert!(load(&path).unwrap_err().to_string().contains("format 1"));
     }
 
     #[test]

@@ -137,12 +137,10 @@ impl PolicyState {
         let set = match (&self.local, &self.cluster) {
             (Err(e), _) => PolicySet::unavailable(e.clone()),
             (Ok(local), Cluster::Disabled) => PolicySet::assemble(local.clone(), self.node_no_match),
-            (Ok(local), Cluster::Waiting) => PolicySet::assemble(local.clone(), NoMatchAction::Deny),
-            (Ok(local), Cluster::Ready(c)) => {
-                let mut all = local.clone();
-                all.extend(c.policies.iter().cloned());
-                PolicySet::assemble(all, self.node_no_match)
-            }
+            // Whatever a local policy's noMatchAction says: the missing cluster policies
+            // might have covered the image.
+            (Ok(local), Cluster::Waiting) => PolicySet::assemble_with(local.clone(), NoMatchAction::Deny),
+            (Ok(local), Cluster::Ready(c)) => PolicySet::assemble(merge(local, &c.policies), self.node_no_match),
         };
         if set.hash != self.tx.borrow().hash || set.load_error != self.tx.borrow().load_error {
             let cluster = match &self.cluster {
@@ -157,6 +155,26 @@ impl PolicyState {
             self.tx.send_replace(set);
         }
     }
+}
+
+/// Local policies, then the cluster's. A cluster policy named like a local one is refused:
+/// it stays in force only as a stand-in that denies what it covers and names the clash, so
+/// neither a rename nor a collision can loosen the node.
+fn merge(local: &[Policy], cluster: &[Policy]) -> Vec<Policy> {
+    let mut all = local.to_vec();
+    for p in cluster {
+        if local.iter().any(|l| l.name == p.name) {
+            let reason = format!(
+                "policy {:?} is defined both in the local policy directory and in the cluster; rename one",
+                p.name
+            );
+            tracing::error!(policy = %p.name, "{reason}");
+            all.push(p.clone().fail_closed(reason));
+        } else {
+            all.push(p.clone());
+        }
+    }
+    all
 }
 
 #[cfg(test)]
@@ -232,6 +250,35 @@ mod tests {
         // A corrupt snapshot is ignored (reported), which leaves the node waiting: fail closed.
         std::fs::write(&lkg_path, "{").unwrap();
         assert!(kube::load_last_known_good(&lkg_path).is_none());
+    }
+
+    /// Regression (#13.9): while waiting for the first sync, a local policy's
+    /// `noMatchAction: allow` does not loosen the node.
+    #[test]
+    fn waiting_for_the_cluster_denies_unmatched_even_if_a_local_policy_says_allow() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("p.yaml"), GOOD.replace("spec:\n", "spec:\n  noMatchAction: allow\n")).unwrap();
+        let (mut s, rx) = PolicyState::start(d.path().into(), NoMatchAction::Allow, Some(None));
+        assert!(rx.borrow().load_error.is_none(), "{:?}", rx.borrow().load_error);
+        assert_eq!(rx.borrow().no_match, NoMatchAction::Deny);
+        s.set_cluster(cluster_policy("c"));
+        assert_eq!(rx.borrow().no_match, NoMatchAction::Allow, "once synced, the policy's action applies");
+    }
+
+    /// Regression (#13.4): a cluster policy named like a local one is refused with a clear
+    /// reason, and what it covers is denied rather than merged under one name.
+    #[test]
+    fn a_cluster_policy_named_like_a_local_one_is_refused_closed() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("p.yaml"), GOOD).unwrap();
+        let (mut s, rx) = PolicyState::start(d.path().into(), NoMatchAction::Allow, Some(None));
+        s.set_cluster(cluster_policy("p"));
+        let set = rx.borrow().clone();
+        assert_eq!(set.policies.len(), 2);
+        let clash = &set.policies[1];
+        assert!(matches!(&clash.requirements[0].authorities[0].kind,
+            AuthorityKind::Unsupported(r) if r.contains("both in the local policy directory and in the cluster")));
+        assert_ne!(set.policies[0].identity(), clash.identity());
     }
 
     #[test]
