@@ -192,7 +192,7 @@ pub fn main() -> ExitCode {
     };
     match command {
         Command::Version => {
-            println!("signet {}", env!("CARGO_PKG_VERSION"));
+            out(&format!("signet {}\n", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
         }
         Command::Run(args) => run(args),
@@ -200,9 +200,23 @@ pub fn main() -> ExitCode {
         Command::Policy(PolicyCommand::Check { files }) => policy_check(&files),
         Command::Policy(PolicyCommand::Explain(args)) => policy_explain(&args),
         Command::Crd => {
-            print!("{}", crate::policy::crd::crd_yaml());
+            out(&crate::policy::crd::crd_yaml());
             ExitCode::SUCCESS
         }
+    }
+}
+
+/// Write a command's output. A reader that went away (`signet … | head`) is not an error:
+/// the rest is dropped and the command exits with the status it would have had, as other
+/// command-line tools do. (`print!` panics on a broken pipe; the daemon keeps SIGPIPE
+/// ignored, so this is the one place that decides.)
+fn out(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => eprintln!("signet: writing output: {e}"),
     }
 }
 
@@ -224,7 +238,7 @@ fn policy_check(files: &[PathBuf]) -> ExitCode {
                 eprintln!("warning: {w}");
             }
             for p in &loaded.normal {
-                print!("---\n{}", serde_yaml::to_string(p).expect("normalised policy serialises"));
+                out(&format!("---\n{}", serde_yaml::to_string(p).expect("normalised policy serialises")));
             }
             eprintln!(
                 "{} policies valid in {} file(s); {} part(s) fail closed on the node",
@@ -262,8 +276,10 @@ fn policy_explain(args: &ExplainArgs) -> ExitCode {
         }
     };
     match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&explanation).expect("explanation serialises")),
-        Output::Text => print!("{explanation}"),
+        Output::Json => {
+            out(&format!("{}\n", serde_json::to_string_pretty(&explanation).expect("explanation serialises")))
+        }
+        Output::Text => out(&explanation.to_string()),
     }
     ExitCode::SUCCESS
 }
@@ -334,8 +350,8 @@ fn verify(args: VerifyArgs) -> ExitCode {
             .await
     });
     match args.output {
-        Output::Json => println!("{}", serde_json::to_string_pretty(&decision).expect("decision serialises")),
-        Output::Text => println!("{decision}"),
+        Output::Json => out(&format!("{}\n", serde_json::to_string_pretty(&decision).expect("decision serialises"))),
+        Output::Text => out(&format!("{decision}\n")),
     }
     if decision.indeterminate {
         ExitCode::from(2)
