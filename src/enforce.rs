@@ -508,6 +508,21 @@ mod tests {
         }
     }
 
+    /// Regression (#13.7): a verdict for one tag does not answer another tag at the same
+    /// digest (GPG identities read the tag), nor does a singleflight join across tags.
+    #[tokio::test]
+    async fn a_verdict_for_one_tag_is_not_served_for_another() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v0.9", D1);
+        w.store.put("reg.io/probe/app:latest", D1);
+        w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v0.9"), SECOND).await;
+        assert!(d.allowed && !d.cached, "{d}");
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:latest"), SECOND).await;
+        assert!(d.allowed && !d.cached, "checked on its own: {d}");
+        assert_eq!(w.source.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
     #[tokio::test]
     async fn image_missing_from_the_store_is_denied() {
         let w = world(EnforcerConfig::default());

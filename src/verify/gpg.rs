@@ -3,7 +3,9 @@
 //! registry (`<base>/<repository>@sha256=<hex>/signature-N`).
 //!
 //! A signature counts only if one of the policy's OpenPGP keys (primary or subkey) verifies
-//! it, the document is an `atomic container signature`, its digest is the digest that runs,
+//! it, and that key is valid now: a primary key neither revoked nor expired, a subkey bound
+//! to it by a valid binding signature for signing (with the subkey's back-signature),
+//! neither expired nor revoked (as gpgme, under containers/image, requires), the document is an `atomic container signature`, its digest is the digest that runs,
 //! and its `docker-reference` matches the image the way the policy's `signedIdentity` says
 //! (containers/image semantics; default `matchRepoDigestOrExact`). The signed content is
 //! read with a size cap, so a compression bomb stops at the cap.
@@ -96,6 +98,63 @@ impl GpgKey {
     }
 }
 
+/// The primary key is not revoked (a verifying key revocation) and not past the expiry of
+/// its newest valid self-certification.
+fn key_valid(cert: &SignedPublicKey, now: u64) -> bool {
+    use pgp::packet::SignatureType;
+    let primary = &cert.primary_key;
+    let revoked = cert
+        .details
+        .revocation_signatures
+        .iter()
+        .any(|sig| sig.typ() == Some(SignatureType::KeyRevocation) && sig.verify_key(primary).is_ok());
+    if revoked {
+        return false;
+    }
+    let newest_self_cert = cert
+        .details
+        .users
+        .iter()
+        .flat_map(|u| u.signatures.iter().map(move |sig| (u, sig)))
+        .filter(|(u, sig)| sig.verify_certification(primary, pgp::types::Tag::UserId, &u.id).is_ok())
+        .map(|(_, sig)| sig)
+        .max_by_key(|sig| sig.created().map(|t| t.as_secs()).unwrap_or(0));
+    !newest_self_cert.is_some_and(|sig| expired(primary.created_at().as_secs(), sig.key_expiration_time(), now))
+}
+
+/// A subkey signs for the certificate only through its newest verifying binding signature
+/// that grants signing and carries a verifying back-signature, and only while that
+/// binding's expiry has not passed and no verifying revocation exists.
+fn subkey_valid(primary: &pgp::packet::PublicKey, sub: &pgp::composed::SignedPublicSubKey, now: u64) -> bool {
+    use pgp::packet::SignatureType;
+    let revoked = sub.signatures.iter().any(|sig| {
+        sig.typ() == Some(SignatureType::SubkeyRevocation) && sig.verify_subkey_binding(primary, &sub.key).is_ok()
+    });
+    if revoked {
+        return false;
+    }
+    let binding = sub
+        .signatures
+        .iter()
+        .filter(|sig| sig.typ() == Some(SignatureType::SubkeyBinding))
+        .filter(|sig| sig.verify_subkey_binding(primary, &sub.key).is_ok())
+        .max_by_key(|sig| sig.created().map(|t| t.as_secs()).unwrap_or(0));
+    let Some(binding) = binding else { return false };
+    let back_signed =
+        binding.embedded_signature().is_some_and(|back| back.verify_primary_key_binding(&sub.key, primary).is_ok());
+    binding.key_flags().sign()
+        && back_signed
+        && !expired(sub.key.created_at().as_secs(), binding.key_expiration_time(), now)
+}
+
+/// OpenPGP expiry: a duration after the key's creation; none (or zero) never expires.
+fn expired(created: u32, lifetime: Option<pgp::types::Duration>, now: u64) -> bool {
+    match lifetime.map(|d| d.as_secs()) {
+        None | Some(0) => false,
+        Some(secs) => u64::from(created) + u64::from(secs) <= now,
+    }
+}
+
 #[derive(Deserialize)]
 struct Document {
     critical: Critical,
@@ -136,9 +195,14 @@ pub fn verify(blob: &[u8], signer: &GpgSigner, reference: &str, digest: &str, li
     if content.len() > limit {
         return Err(GpgError::TooLarge(limit));
     }
-    let signed = keys
-        .iter()
-        .any(|k| msg.verify(&k.key.primary_key).is_ok() || k.key.public_subkeys.iter().any(|s| msg.verify(s).is_ok()));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let signed = keys.iter().any(|k| {
+        let primary = &k.key.primary_key;
+        // A revoked or expired certificate signs through none of its keys.
+        key_valid(&k.key, now)
+            && (msg.verify(primary).is_ok()
+                || k.key.public_subkeys.iter().any(|s| subkey_valid(primary, s, now) && msg.verify(s).is_ok()))
+    });
     if !signed {
         return Err(GpgError::NotSigned);
     }
@@ -226,5 +290,21 @@ mod tests {
         flipped[n] ^= 0x55;
         assert!(verify(&flipped, &keys("gpg.pub.asc"), IMAGE, DIGEST, 64 << 10).is_err());
         assert!(GpgKey::parse_armored("not a key").is_err());
+    }
+
+    /// Regression (#13.7): a subkey signs only while validly bound, unexpired and
+    /// unrevoked. Vectors from integration/make-gpg-subkey-vectors.sh (real gpg).
+    #[test]
+    fn subkeys_count_only_while_bound_unexpired_and_unrevoked() {
+        let signer = keys("gpg-subkeys.pub.asc");
+        verify(&blob("gpg-subkeys-sig-good"), &signer, IMAGE, DIGEST, 64 << 10).unwrap();
+        for name in ["gpg-subkeys-sig-expired", "gpg-subkeys-sig-revoked"] {
+            assert_eq!(verify(&blob(name), &signer, IMAGE, DIGEST, 64 << 10), Err(GpgError::NotSigned), "{name}");
+        }
+        // The same subkeys grafted onto another primary key: their bindings are by someone
+        // else, so they sign for nobody here.
+        let mut grafted = keys("gpg-other.pub.asc");
+        grafted.keys[0].key.public_subkeys = signer.keys[0].key.public_subkeys.clone();
+        assert_eq!(verify(&blob("gpg-subkeys-sig-good"), &grafted, IMAGE, DIGEST, 64 << 10), Err(GpgError::NotSigned));
     }
 }
