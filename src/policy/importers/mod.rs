@@ -225,6 +225,16 @@ mod semantics {
         pem.lines().map(|l| format!("{}{l}\n", " ".repeat(n))).collect()
     }
 
+    /// Regression (#13.4): a ClusterImagePolicy named like a namespace, with a pattern that
+    /// starts like an ImagePolicy name, no longer gets the namespaced policy's name.
+    #[test]
+    fn portieris_names_of_cluster_and_namespaced_policies_never_collide() {
+        let yaml = "apiVersion: portieris.cloud.ibm.com/v1\nkind: ClusterImagePolicy\nmetadata: {name: payments}\nspec:\n  repositories:\n  - {name: \"strict/x\", policy: {}}\n---\napiVersion: portieris.cloud.ibm.com/v1\nkind: ImagePolicy\nmetadata: {name: strict, namespace: payments}\nspec:\n  repositories:\n  - {name: \"x\", policy: {simple: {requirements: [{type: reject}]}}}\n";
+        let s = set(yaml);
+        let all: Vec<&str> = s.policies.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(all, ["portieris:payments[strict/x]", "portieris:payments/strict[x]"]);
+    }
+
     #[test]
     fn tanzu_star_crosses_slash_and_excluded_namespaces_are_skipped() {
         let k = TestSigner::new(1);
@@ -243,9 +253,9 @@ mod semantics {
     fn portieris_namespace_policy_beats_cluster_policy_and_specific_beats_broad() {
         let yaml = "apiVersion: portieris.cloud.ibm.com/v1\nkind: ClusterImagePolicy\nmetadata: {name: default}\nspec:\n  repositories:\n  - {name: \"*\", policy: {}}\n  - {name: \"icr.io/team/*\", policy: {simple: {requirements: [{type: reject}]}}}\n---\napiVersion: portieris.cloud.ibm.com/v1\nkind: ImagePolicy\nmetadata: {name: p, namespace: payments}\nspec:\n  repositories:\n  - {name: \"*\", policy: {simple: {requirements: [{type: insecureAcceptAnything}]}}}\n";
         let s = set(yaml);
-        assert_eq!(names(&s, "icr.io/team/app:1", Some("default")), ["portieris:default/icr.io/team/*"]);
-        assert_eq!(names(&s, "quay.io/x/app:1", Some("default")), ["portieris:default/*"]);
-        assert_eq!(names(&s, "icr.io/team/app:1", Some("payments")), ["portieris:payments/p/*"]);
+        assert_eq!(names(&s, "icr.io/team/app:1", Some("default")), ["portieris:default[icr.io/team/*]"]);
+        assert_eq!(names(&s, "quay.io/x/app:1", Some("default")), ["portieris:default[*]"]);
+        assert_eq!(names(&s, "icr.io/team/app:1", Some("payments")), ["portieris:payments/p[*]"]);
     }
 
     #[test]

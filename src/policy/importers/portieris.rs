@@ -128,7 +128,11 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
             _ => meta.name.clone(),
         };
         policies.push(NormalPolicy {
-            name: format!("portieris:{scope}/{}", repo.name),
+            // `[` appears in no Kubernetes name and `/` in no cluster-scoped one, so the
+            // scope and the pattern can never run into each other: with `scope/pattern`,
+            // ClusterImagePolicy `payments` with pattern `strict/x` and ImagePolicy
+            // `payments/strict` with pattern `x` had the same name.
+            name: format!("portieris:{scope}[{}]", repo.name),
             origin: meta.origin(),
             images: vec![pattern],
             exclude_images: Vec::new(),
