@@ -542,3 +542,38 @@ pub async fn client() -> Result<Client, SyncError> {
 #[cfg(test)]
 #[path = "fake_api_tests.rs"]
 mod fake_api_tests;
+
+#[cfg(test)]
+mod rbac_tests {
+    use serde_yaml::Value;
+
+    fn manifests() -> Vec<Value> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/kubernetes/rbac.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect()
+    }
+
+    fn grants_secrets(role: &Value) -> bool {
+        role["rules"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .any(|r| r["resources"].as_sequence().into_iter().flatten().any(|x| x.as_str() == Some("secrets")))
+    }
+
+    /// Regression (#13.10): every node holds this token, so Secrets are readable only in
+    /// signet's own namespace; other namespaces are an explicit opt-in.
+    #[test]
+    fn secrets_are_granted_only_in_signets_namespace() {
+        let docs = manifests();
+        let cluster_wide: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "ClusterRole").collect();
+        assert!(!cluster_wide.is_empty());
+        assert!(!cluster_wide.iter().any(|r| grants_secrets(r)), "a ClusterRole grants Secrets");
+        let roles: Vec<&Value> = docs.iter().filter(|d| d["kind"] == "Role" && grants_secrets(d)).collect();
+        assert_eq!(roles.len(), 1);
+        assert_eq!(roles[0]["metadata"]["namespace"], "signet-system");
+        let binding = docs.iter().find(|d| d["kind"] == "RoleBinding").expect("the Role is bound");
+        assert_eq!(binding["metadata"]["namespace"], "signet-system");
+        assert_eq!(binding["subjects"][0]["name"], "signet");
+    }
+}
