@@ -538,7 +538,10 @@ pem, reg, out = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
 policy = {"name": "from-cluster", "origin": "signet.dev/v1alpha1 ClusterImagePolicy from-cluster",
           "images": [{"glob": reg + "/probe/**"}], "mode": "enforce",
           "requirements": [{"count": 1, "authorities": [{"name": "k", "key": {"pem": pem}}]}]}
-json.dump({"format": 1, "written_at": "2026-01-01T00:00:00Z", "policies": [policy]}, open(out, "w"))
+import hashlib
+policies = json.dumps([policy])  # the integrity hash is over this text exactly as stored
+digest = hashlib.sha256(policies.encode()).hexdigest()
+open(out, "w").write('{"format": 2, "written_at": "2026-01-01T00:00:00Z", "sha256": "%s", "policies": %s}' % (digest, policies))
 PY
 KUBECONFIG=$WORK/unreachable.kubeconfig start_signet "$POL6" --config "$WORK/cluster.toml"
 expect_rejected "API server down at boot: the last-known-good cluster policy rejects unsigned" "$IMG_UNSIGNED" \

@@ -30,18 +30,18 @@ pub enum LkgError {
 }
 
 #[derive(Serialize, Deserialize)]
-struct File {
+struct File<'a> {
     format: u32,
     /// When the sync it records completed (RFC 3339), for operators.
     written_at: String,
-    /// Hex SHA-256 of the policies' JSON.
+    /// Hex SHA-256 of the `policies` JSON text exactly as stored in this file.
     sha256: String,
-    policies: Vec<NormalPolicy>,
+    #[serde(borrow)]
+    policies: &'a serde_json::value::RawValue,
 }
 
-fn digest(policies: &[NormalPolicy]) -> String {
-    let json = serde_json::to_vec(policies).expect("policies always serialise");
-    hex::encode(sha2::Sha256::digest(json))
+fn digest(json: &str) -> String {
+    hex::encode(sha2::Sha256::digest(json.as_bytes()))
 }
 
 /// Read the file; `Ok(None)` when it does not exist (first boot).
@@ -64,14 +64,15 @@ pub fn load(path: &Path) -> Result<Option<Vec<NormalPolicy>>, LkgError> {
         )));
     }
     let file: File = serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
-    let actual = digest(&file.policies);
+    let actual = digest(file.policies.get());
     if actual != file.sha256 {
         return Err(format(format!(
             "content hash {actual} does not match the recorded {}; the file was altered or damaged",
             file.sha256
         )));
     }
-    Ok(Some(file.policies))
+    let policies = serde_json::from_str(file.policies.get()).map_err(|e| format(e.to_string()))?;
+    Ok(Some(policies))
 }
 
 /// Replace the file with these policies, atomically.
@@ -80,9 +81,10 @@ pub fn store(path: &Path, policies: &[NormalPolicy]) -> Result<(), LkgError> {
     let io = |source| LkgError::Io { path: path.into(), source };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
-    let file =
-        File { format: FORMAT, written_at: now_rfc3339(), sha256: digest(policies), policies: policies.to_vec() };
-    let bytes = serde_json::to_vec_pretty(&file).expect("policies always serialise");
+    let json = serde_json::to_string(policies).expect("policies always serialise");
+    let raw = serde_json::value::RawValue::from_string(json).expect("serde_json writes valid JSON");
+    let file = File { format: FORMAT, written_at: now_rfc3339(), sha256: digest(raw.get()), policies: &raw };
+    let bytes = serde_json::to_vec(&file).expect("policies always serialise");
     let tmp = path.with_extension("tmp");
     // A leftover from a crash (or anything planted there): unlink removes a symlink itself,
     // never its target; then the new file must be ours alone.
