@@ -29,6 +29,9 @@ pub struct ImageClaim {
     pub digest: Option<String>,
     /// The pod's Kubernetes namespace, for namespace-scoped policy; `None` when unknown.
     pub namespace: Option<String>,
+    /// For a Kubernetes image volume: where it is mounted in the container. Its image is
+    /// known only by the digest containerd mounted (`digest`), never by a name.
+    pub volume: Option<String>,
 }
 
 impl ImageClaim {
@@ -350,6 +353,9 @@ impl Enforcer {
 
     /// Normalised reference and the digest that will run, or a reason why not.
     async fn identify(&self, claim: &ImageClaim) -> Result<(Reference, String), String> {
+        if let Some(dest) = &claim.volume {
+            return self.identify_volume(dest, claim.digest.as_deref()).await;
+        }
         let name = claim.name.trim();
         if name.is_empty() {
             return Err("the runtime gave no image name for this container".into());
@@ -382,6 +388,22 @@ impl Enforcer {
             Err(e) => return Err(store_reason(name, e)),
         };
         Ok((reference, digest))
+    }
+}
+
+impl Enforcer {
+    /// An image volume's image: the digest containerd mounted, and a repository name the
+    /// image store records for exactly that digest (the pod spec's reference is not in the
+    /// request; any name holding this content is matched, as for a bare image ID).
+    async fn identify_volume(&self, dest: &str, digest: Option<&str>) -> Result<(Reference, String), String> {
+        let digest = digest
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| format!("image volume at {dest}: the runtime's mount does not name the image it holds"))?;
+        let names = self.store.names_for_digest(digest).await.map_err(|e| store_reason(digest, e))?;
+        let name = names
+            .first()
+            .ok_or_else(|| format!("image volume at {dest}: {digest} has no repository name in containerd's store"))?;
+        Ok((parse_reference(name)?, digest.to_string()))
     }
 }
 

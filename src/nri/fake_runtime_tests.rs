@@ -99,6 +99,34 @@ async fn registers_configures_and_decides_over_the_socket() {
     tokio::time::timeout(Duration::from_secs(10), s.task).await.unwrap().unwrap().unwrap();
 }
 
+/// Regression (#13.12): a Kubernetes image volume (containerd >= 2.1 mounts the unpacked
+/// image; NRI shows only the bind mount, its source naming the digest) is checked under
+/// policy like the container's image: a signed container with an unsigned volume is denied.
+#[tokio::test]
+async fn an_unsigned_image_volume_denies_a_signed_container() {
+    use super::protocol::nri::Mount;
+    let s = start();
+    let rt = accept(&s.listener).await;
+    rt.plugin.configure(ctx(2000), &ConfigureRequest::default()).await.unwrap();
+    rt.plugin.synchronize(ctx(2000), &SynchronizeRequest::default()).await.unwrap();
+    let with_volume = |digest: &str| {
+        let mut req = create_req("reg.io/app:signed");
+        let source = format!("/run/containerd/io.containerd.grpc.v1.cri/image-volumes/pod1/{}", &digest[7..]);
+        let mount = Mount { destination: "/data".into(), type_: "bind".into(), source, ..Default::default() };
+        req.container.as_mut().unwrap().mounts.push(mount);
+        req
+    };
+    match rt.plugin.create_container(ctx(2000), &with_volume(UNSIGNED)).await {
+        Err(ttrpc::Error::RpcStatus(st)) => {
+            let m = st.message();
+            assert!(m.contains("image volume at /data") && m.contains(UNSIGNED) && m.contains("no signatures"), "{m}");
+        }
+        other => panic!("unsigned image volume not denied: {other:?}"),
+    }
+    assert!(rt.plugin.create_container(ctx(2000), &with_volume(SIGNED)).await.is_ok(), "signed volume admitted");
+    let _ = s.shutdown.send(true);
+}
+
 #[tokio::test]
 async fn synchronize_prewarms_running_images_without_delaying_the_reply() {
     let s = start();

@@ -84,12 +84,65 @@ impl NriHandler {
         t
     }
 
-    /// Decide for one CreateContainer request (public for in-process tests and benchmarks).
+    /// Decide for one CreateContainer request (public for in-process tests and benchmarks):
+    /// the container's image and every image volume it mounts, at once, under one budget.
+    /// The container runs only if all are admitted; the answer is the first denial, else
+    /// the first warning, else the container image's decision.
     pub async fn create_container_decision(&self, req: &CreateContainerRequest, ctx_timeout_nano: i64) -> Decision {
         let budget = decision_budget(self.request_timeout(ctx_timeout_nano));
         let claim = image_claim(req);
-        self.enforcer.decide(&claim, budget).await
+        let volumes = volume_claims(req);
+        if volumes.is_empty() {
+            return self.enforcer.decide(&claim, budget).await;
+        }
+        let all = std::iter::once(&claim).chain(&volumes).map(|c| self.enforcer.decide(c, budget));
+        let mut decisions = futures::future::join_all(all).await;
+        for (d, c) in decisions.iter_mut().zip(std::iter::once(&claim).chain(&volumes)).skip(1) {
+            if let Some(dest) = &c.volume {
+                d.reason = format!("image volume at {dest}: {}", d.reason);
+            }
+        }
+        let pick = decisions
+            .iter()
+            .position(|d| d.outcome == Outcome::Denied)
+            .or_else(|| decisions.iter().position(|d| d.outcome == Outcome::Warned))
+            .unwrap_or(0);
+        decisions.swap_remove(pick)
     }
+}
+
+/// Where containerd (>= 2.1) mounts a Kubernetes image volume from:
+/// `<state>/io.containerd.grpc.v1.cri/image-volumes/<pod sandbox id>/<hex digest>`, the
+/// digest being the image target (manifest or index) that was unpacked. NRI carries no
+/// other trace of the volume's image (no field, no annotation).
+const IMAGE_VOLUMES_DIR: &str = "/io.containerd.grpc.v1.cri/image-volumes/";
+
+/// One claim per image volume of the container. A mount under the image-volume directory
+/// whose path does not parse still yields a claim, without a digest, which is denied.
+pub fn volume_claims(req: &CreateContainerRequest) -> Vec<ImageClaim> {
+    let Some(container) = req.container.as_ref() else { return Vec::new() };
+    let namespace = req.pod.as_ref().map(|p| p.namespace.clone()).filter(|n| !n.is_empty());
+    container
+        .mounts
+        .iter()
+        .filter_map(|m| {
+            let (_, rest) = m.source.split_once(IMAGE_VOLUMES_DIR)?;
+            let digest = match rest.split('/').collect::<Vec<_>>()[..] {
+                [_pod, hex]
+                    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+                {
+                    Some(format!("sha256:{hex}"))
+                }
+                _ => None,
+            };
+            Some(ImageClaim {
+                name: format!("image volume at {}", m.destination),
+                digest,
+                namespace: namespace.clone(),
+                volume: Some(m.destination.clone()),
+            })
+        })
+        .collect()
 }
 
 /// What the request says about the image (see [`container_claim`]).
@@ -106,11 +159,11 @@ pub fn container_claim(container: &Container) -> ImageClaim {
         return ImageClaim {
             name: image.name.clone(),
             digest: Some(image.digest.clone()).filter(|d| !d.is_empty()),
-            namespace: None,
+            ..Default::default()
         };
     }
     let name = container.annotations.get(IMAGE_NAME_ANNOTATION).cloned().unwrap_or_default();
-    ImageClaim { name, digest: None, namespace: None }
+    ImageClaim { name, ..Default::default() }
 }
 
 /// Verify the images of containers that already run, off the request path: it primes the
@@ -119,13 +172,24 @@ pub fn container_claim(container: &Container) -> ImageClaim {
 fn prewarm(enforcer: Arc<Enforcer>, pods: &[PodSandbox], containers: Vec<Container>) {
     let mut claims: Vec<ImageClaim> = Vec::new();
     for c in &containers {
+        let pod = pods.iter().find(|p| p.id == c.pod_sandbox_id);
         let mut claim = container_claim(c);
-        claim.namespace =
-            pods.iter().find(|p| p.id == c.pod_sandbox_id).map(|p| p.namespace.clone()).filter(|n| !n.is_empty());
-        let seen =
-            claims.iter().any(|k| k.name == claim.name && k.digest == claim.digest && k.namespace == claim.namespace);
-        if !claim.name.is_empty() && !seen {
-            claims.push(claim);
+        claim.namespace = pod.map(|p| p.namespace.clone()).filter(|n| !n.is_empty());
+        let req = CreateContainerRequest {
+            pod: pod.cloned().into(),
+            container: Some(c.clone()).into(),
+            ..Default::default()
+        };
+        for claim in std::iter::once(claim).chain(volume_claims(&req)) {
+            let seen = claims.iter().any(|k| {
+                k.name == claim.name
+                    && k.digest == claim.digest
+                    && k.namespace == claim.namespace
+                    && k.volume == claim.volume
+            });
+            if !claim.name.is_empty() && !seen {
+                claims.push(claim);
+            }
         }
     }
     if claims.is_empty() {
@@ -265,6 +329,29 @@ mod tests {
         req.container = Some(c).into();
         let claim = image_claim(&req);
         assert_eq!((claim.name.as_str(), claim.digest.as_deref()), ("reg.io/a:v2", Some("sha256:00")));
+    }
+
+    #[test]
+    fn image_volumes_become_claims_by_their_mounted_digest() {
+        use crate::nri::protocol::nri::Mount;
+        let hex = "a34354d46a3dfc508149769939311c5d4d405e28b272940153ea6f6b493e5ef0";
+        let mount = |source: String| Mount {
+            destination: "/vol".into(),
+            type_: "bind".into(),
+            source,
+            options: vec!["rbind".into(), "rprivate".into(), "ro".into()],
+            ..Default::default()
+        };
+        let mut c = Container::default();
+        c.mounts.push(mount(format!("/run/containerd/io.containerd.grpc.v1.cri/image-volumes/pod1/{hex}")));
+        c.mounts.push(mount("/var/lib/kubelet/pods/x/volumes/kubernetes.io~empty-dir/data".into()));
+        c.mounts.push(mount("/run/containerd/io.containerd.grpc.v1.cri/image-volumes/pod1/not-a-digest".into()));
+        let req = CreateContainerRequest { container: Some(c).into(), ..Default::default() };
+        let claims = volume_claims(&req);
+        assert_eq!(claims.len(), 2, "{claims:?}");
+        assert_eq!(claims[0].digest.as_deref(), Some(format!("sha256:{hex}").as_str()));
+        assert_eq!(claims[0].volume.as_deref(), Some("/vol"));
+        assert_eq!(claims[1].digest, None, "an unreadable image-volume path is still a claim, and fails");
     }
 
     #[test]
