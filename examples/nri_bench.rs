@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use signet::nri::runtime_side::{accept, create_request, ctx, ConfigureRequest, SynchronizeRequest};
+use nri::runtime_side::{accept, create_request, ctx, ConfigureRequest, SynchronizeRequest};
 use tokio::net::UnixListener;
 
 const DEADLINE: Duration = Duration::from_secs(2);

@@ -274,7 +274,7 @@ impl From<FileConfig> for Settings {
         let mode = f.mode.unwrap_or_default();
         Self {
             policy_dir: f.policy_dir.unwrap_or_else(|| DEFAULT_POLICY_DIR.into()),
-            nri_socket: f.nri_socket.unwrap_or_else(|| crate::nri::DEFAULT_SOCKET.into()),
+            nri_socket: f.nri_socket.unwrap_or_else(|| nri::DEFAULT_SOCKET.into()),
             mode,
             no_match: f.no_match.unwrap_or_default(),
             plugin_name: f.plugin_name.unwrap_or_else(|| "signet".into()),

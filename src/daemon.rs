@@ -10,11 +10,11 @@ use crate::admin;
 use crate::config::{ConfigSource, Settings};
 use crate::enforce::{Enforcer, ImageClaim, Outcome};
 use crate::imagestore::ContainerdImageStore;
-use crate::nri::handler::NriHandler;
-use crate::nri::{self, PluginIdentity};
+use crate::plugin::NriHandler;
 use crate::policy::PolicySet;
 use crate::registry::{Limits, OciSignatureSource};
 use crate::sync::{self, PolicyState};
+use nri::PluginIdentity;
 
 /// How often the policy directory is re-read (a reload also happens on SIGHUP).
 const POLICY_POLL: Duration = Duration::from_secs(2);

@@ -3,9 +3,9 @@
 //!
 //! Map of the crate, following one CreateContainer from the socket to the reply:
 //!
-//! - [`nri`]: the NRI socket — [`nri::mux`] splits it into two ttrpc streams,
-//!   [`nri::protocol`] is the wire schema, [`nri::handler`] answers the runtime and is the
-//!   one place a decision becomes a wire reply, [`nri::run`] keeps the connection up.
+//! - [`plugin`]: signet's NRI plugin service — it answers the runtime and is the one place a
+//!   decision becomes a wire reply. The socket, wire schema, registration and reconnection
+//!   are the workspace's own `nri` crate (`crates/nri`).
 //! - [`enforce`]: the decision pipeline under a deadline (identity → policy → signatures).
 //! - [`reference`]: image names parsed, bounded and canonical (registry case, default port,
 //!   Docker Hub aliases), the form every policy matches on.
@@ -32,7 +32,7 @@ pub mod daemon;
 pub mod enforce;
 pub mod imagestore;
 pub mod logging;
-pub mod nri;
+pub mod plugin;
 pub mod policy;
 pub mod reference;
 pub mod registry;

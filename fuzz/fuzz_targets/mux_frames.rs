@@ -2,7 +2,7 @@
 //! and never a length beyond the cap; a decoded frame re-encodes to the same header.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use signet::nri::mux::{decode_header, encode_frame, HEADER_LEN, MAX_PAYLOAD};
+use nri::mux::{decode_header, encode_frame, HEADER_LEN, MAX_PAYLOAD};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < HEADER_LEN {

@@ -3,8 +3,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use protobuf::Message;
-use signet::nri::handler::image_claim;
-use signet::nri::protocol::nri::{CreateContainerRequest, SynchronizeRequest};
+use nri::api::{CreateContainerRequest, SynchronizeRequest};
+use signet::plugin::image_claim;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(req) = CreateContainerRequest::parse_from_bytes(data) {

@@ -1,19 +1,9 @@
-//! signet as an NRI plugin: connection, registration, and staying connected.
-//!
-//! - [`mux`]: the two logical ttrpc streams carried over the one NRI socket.
-//! - [`protocol`]: wire types generated from our own `proto/nri.proto`.
-//! - [`handler`]: the Plugin service (Configure, Synchronize, CreateContainer, Shutdown).
-//! - [`runtime_side`]: the runtime's end of the socket, for tests and the benchmark driver.
+//! A plugin's connection to the runtime: dialing, registration, serving, reconnecting.
 //!
 //! Two ways in: *external* (a daemon dials `/var/run/nri/nri.sock` and redials with backoff
 //! whenever the runtime restarts) and *pre-installed* (the runtime starts
-//! `/opt/nri/plugins/NN-signet` itself with the socket on an inherited fd; when that
+//! `/opt/nri/plugins/NN-name` itself with the socket on an inherited fd; when that
 //! connection ends, the process ends, and the runtime starts a new one next time).
-
-pub mod handler;
-pub mod mux;
-pub mod protocol;
-pub mod runtime_side;
 
 use std::os::fd::{FromRawFd, RawFd};
 use std::path::PathBuf;
@@ -26,9 +16,19 @@ use tokio::sync::watch;
 use ttrpc::context;
 use ttrpc::r#async::transport::{Listener, Socket};
 
-use handler::NriHandler;
-use protocol::nri::RegisterPluginRequest;
-use protocol::nri_ttrpc::{create_plugin, RuntimeClient};
+use crate::mux;
+use crate::protocol::nri::RegisterPluginRequest;
+use crate::protocol::nri_ttrpc::{create_plugin, Plugin, RuntimeClient};
+
+/// A plugin [`run`] can serve: the NRI [`Plugin`] service, plus hooks for the connection's
+/// state (a validating plugin must know whether the runtime is listening to it at all).
+pub trait NriPlugin: Plugin + Send + Sync + 'static {
+    /// Registered with the runtime; requests may arrive from now on.
+    fn connected(&self) {}
+    /// The connection ended (runtime restart, shutdown, error); nothing is checked by this
+    /// plugin until the next [`NriPlugin::connected`].
+    fn disconnected(&self) {}
+}
 
 /// NRI's default socket for external plugins.
 pub const DEFAULT_SOCKET: &str = "/var/run/nri/nri.sock";
@@ -53,7 +53,7 @@ pub enum NriError {
     Serve(String),
 }
 
-/// How signet reaches the runtime.
+/// How the plugin reaches the runtime.
 #[derive(Debug, Clone)]
 pub enum Transport {
     /// Dial this socket; redial when it goes away.
@@ -89,10 +89,10 @@ pub fn transport_from_env(socket: PathBuf) -> Transport {
 
 /// Run the plugin until `shutdown` flips to true (or, when pre-installed, until the runtime
 /// closes our connection).
-pub async fn run(
+pub async fn run<P: NriPlugin>(
     transport: Transport,
     identity: PluginIdentity,
-    handler: Arc<NriHandler>,
+    handler: Arc<P>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), NriError> {
     let mut backoff = BACKOFF_START;
@@ -116,8 +116,7 @@ pub async fn run(
             },
         };
         let result = session(stream, &identity, &handler, &mut shutdown).await;
-        handler.connection_lost();
-        crate::admin::metrics().nri_connected(false);
+        handler.disconnected();
         match (&result, &transport) {
             (Ok(SessionEnd::Shutdown), _) => return Ok(()),
             (_, Transport::Inherited(_)) => {
@@ -153,16 +152,16 @@ fn inherited_stream(fd: RawFd) -> Result<UnixStream, NriError> {
 }
 
 /// Serve one connection: start the plugin service, register, then wait for the end.
-async fn session(
+async fn session<P: NriPlugin>(
     stream: UnixStream,
     identity: &PluginIdentity,
-    handler: &Arc<NriHandler>,
+    handler: &Arc<P>,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<SessionEnd, NriError> {
     let muxed = mux::split(stream);
     let listener = single_connection_listener(muxed.plugin_service);
     let mut server = ttrpc::r#async::Server::new()
-        .register_service(create_plugin(handler.clone() as Arc<dyn protocol::nri_ttrpc::Plugin + Send + Sync>))
+        .register_service(create_plugin(handler.clone() as Arc<dyn Plugin + Send + Sync>))
         .add_listener(listener);
     server.start().await.map_err(|e| NriError::Serve(e.to_string()))?;
 
@@ -185,7 +184,7 @@ async fn session(
         return Err(NriError::Register(e.to_string()));
     }
     tracing::info!(name = %identity.name, index = %identity.index, "registered with the runtime over nri");
-    crate::admin::metrics().nri_connected(true);
+    handler.connected();
 
     let end = tokio::select! {
         end = &mut done => SessionEnd::Disconnected(end.map(|e| e.to_string()).unwrap_or_else(|e| e.to_string())),
@@ -227,4 +226,92 @@ mod tests {
 }
 
 #[cfg(test)]
-mod fake_runtime_tests;
+mod socket_tests {
+    //! The run loop against the runtime-side harness: registration, a call, the hooks, and
+    //! redialing after the runtime goes away.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use tokio::net::UnixListener;
+    use ttrpc::r#async::TtrpcContext;
+
+    use super::*;
+    use crate::api::{ConfigureRequest, ConfigureResponse, CreateContainerRequest, CreateContainerResponse};
+    use crate::runtime_side::{accept, create_request, ctx};
+
+    #[derive(Default)]
+    struct DenyAll {
+        connected: AtomicUsize,
+        disconnected: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Plugin for DenyAll {
+        async fn configure(&self, _: &TtrpcContext, _: ConfigureRequest) -> ttrpc::Result<ConfigureResponse> {
+            Ok(ConfigureResponse {
+                events: crate::event::mask(&[crate::event::CREATE_CONTAINER]),
+                ..Default::default()
+            })
+        }
+        async fn create_container(
+            &self,
+            _: &TtrpcContext,
+            req: CreateContainerRequest,
+        ) -> ttrpc::Result<CreateContainerResponse> {
+            let image =
+                req.container.as_ref().and_then(|c| c.annotations.get(crate::CRI_IMAGE_NAME_ANNOTATION)).cloned();
+            Err(ttrpc::Error::RpcStatus(ttrpc::get_status(
+                ttrpc::Code::PERMISSION_DENIED,
+                format!("no: {}", image.unwrap_or_default()),
+            )))
+        }
+    }
+
+    impl NriPlugin for DenyAll {
+        fn connected(&self) {
+            self.connected.fetch_add(1, Ordering::SeqCst);
+        }
+        fn disconnected(&self) {
+            self.disconnected.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn registers_answers_and_redials_after_the_runtime_goes_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nri.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let plugin = Arc::new(DenyAll::default());
+        let (stop, stop_rx) = watch::channel(false);
+        let id = PluginIdentity::new("deny-all", "42").unwrap();
+        let task = tokio::spawn(run(Transport::External(path), id, Arc::clone(&plugin), stop_rx));
+
+        let rt = accept(&listener).await;
+        assert_eq!((rt.registered.plugin_name.as_str(), rt.registered.plugin_idx.as_str()), ("deny-all", "42"));
+        let conf = rt.plugin.configure(ctx(Duration::from_secs(2)), &ConfigureRequest::default()).await.unwrap();
+        assert_eq!(conf.events, 0x8);
+        match rt.plugin.create_container(ctx(Duration::from_secs(2)), &create_request("reg.io/a:v1", "ns")).await {
+            Err(ttrpc::Error::RpcStatus(s)) => assert_eq!(s.message(), "no: reg.io/a:v1"),
+            other => panic!("expected the plugin's denial, got {other:?}"),
+        }
+
+        // The runtime vanishes (restart): the plugin notices, and dials again.
+        rt.socket.abort();
+        drop(rt);
+        let again = accept(&listener).await;
+        assert_eq!(again.registered.plugin_name, "deny-all");
+        assert_eq!(plugin.disconnected.load(Ordering::SeqCst), 1);
+        // `connected` runs once RegisterPlugin has returned to the plugin, just after the
+        // runtime side saw the request.
+        for _ in 0..200 {
+            if plugin.connected.load(Ordering::SeqCst) == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(plugin.connected.load(Ordering::SeqCst), 2);
+
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap().unwrap();
+    }
+}

@@ -1,4 +1,4 @@
-//! Generates the NRI message and ttrpc service code from our own `proto/nri.proto`.
+//! Generates the NRI message and ttrpc service code from this crate's `proto/nri.proto`.
 
 use std::path::PathBuf;
 

@@ -1,7 +1,6 @@
-//! The runtime's side of the NRI socket: accept a plugin connection, serve RegisterPlugin,
-//! and call the plugin as containerd would. Used by the fake-runtime tests and by the
-//! benchmark driver (`examples/nri_bench.rs`), which measure signet through the same socket
-//! path a real runtime uses.
+//! The runtime's side of the NRI socket (feature `testing`): accept a plugin connection,
+//! serve RegisterPlugin, and call the plugin as containerd would, so a plugin is tested and
+//! measured through the same socket path a real runtime uses.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,13 +12,14 @@ use ttrpc::context;
 use ttrpc::r#async::transport::Socket;
 use ttrpc::r#async::TtrpcContext;
 
-use super::handler::IMAGE_NAME_ANNOTATION;
-use super::mux;
-use super::protocol::nri::{Container, CreateContainerRequest, Empty, PodSandbox, RegisterPluginRequest};
-use super::protocol::nri_ttrpc::{create_runtime, PluginClient, Runtime};
-use super::single_connection_listener;
+use crate::mux;
+use crate::plugin::single_connection_listener;
+use crate::protocol::nri::{Container, CreateContainerRequest, Empty, PodSandbox, RegisterPluginRequest};
+use crate::protocol::nri_ttrpc::{create_runtime, Runtime};
+use crate::CRI_IMAGE_NAME_ANNOTATION;
 
-pub use super::protocol::nri::{ConfigureRequest, SynchronizeRequest};
+pub use crate::protocol::nri::{ConfigureRequest, SynchronizeRequest};
+pub use crate::protocol::nri_ttrpc::PluginClient;
 
 struct Registrar(mpsc::UnboundedSender<RegisterPluginRequest>);
 
@@ -59,7 +59,7 @@ pub async fn accept(listener: &UnixListener) -> RuntimeSide {
 /// A CreateContainer for `image` as containerd 1.7 sends it (image named by annotation).
 pub fn create_request(image: &str, namespace: &str) -> CreateContainerRequest {
     let mut c = Container { id: "c1".into(), name: "main".into(), ..Default::default() };
-    c.annotations.insert(IMAGE_NAME_ANNOTATION.into(), image.into());
+    c.annotations.insert(CRI_IMAGE_NAME_ANNOTATION.into(), image.into());
     let p = PodSandbox { name: "pod".into(), namespace: namespace.into(), ..Default::default() };
     CreateContainerRequest { container: Some(c).into(), pod: Some(p).into(), ..Default::default() }
 }

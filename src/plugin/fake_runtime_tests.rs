@@ -13,10 +13,11 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 use ttrpc::proto::RequestInit;
 
-use super::handler::NriHandler;
-use super::protocol::nri::{ConfigureRequest, CreateContainerRequest, SynchronizeRequest};
-use super::runtime_side::{self, accept, create_request};
-use super::{run, PluginIdentity, Transport};
+use nri::api::{ConfigureRequest, CreateContainerRequest, SynchronizeRequest};
+use nri::runtime_side::{self, accept, create_request};
+use nri::{run, PluginIdentity, Transport};
+
+use super::NriHandler;
 use crate::enforce::{Enforcer, EnforcerConfig};
 use crate::imagestore::FakeImageStore;
 use crate::policy::matching::ImageGlob;
@@ -31,7 +32,7 @@ struct Setup {
     listener: UnixListener,
     source: Arc<FakeSignatureSource>,
     shutdown: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<Result<(), super::NriError>>,
+    task: tokio::task::JoinHandle<Result<(), nri::NriError>>,
     _policy: watch::Sender<Arc<PolicySet>>,
     _dir: tempfile::TempDir,
 }
@@ -104,7 +105,7 @@ async fn registers_configures_and_decides_over_the_socket() {
 /// policy like the container's image: a signed container with an unsigned volume is denied.
 #[tokio::test]
 async fn an_unsigned_image_volume_denies_a_signed_container() {
-    use super::protocol::nri::Mount;
+    use nri::api::Mount;
     let s = start();
     let rt = accept(&s.listener).await;
     rt.plugin.configure(ctx(2000), &ConfigureRequest::default()).await.unwrap();

@@ -1,4 +1,5 @@
-//! The NRI Plugin service: what signet answers when the runtime calls.
+//! signet as an NRI plugin: what it answers when the runtime calls (the [`nri`] crate
+//! carries the socket, registration and reconnection).
 //!
 //! Only CreateContainer is subscribed to. Its reply is built in exactly one place,
 //! [`reply`]: an allowed decision is an empty adjustment, anything else is a
@@ -12,27 +13,19 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use ttrpc::r#async::TtrpcContext;
 
-use super::protocol::nri::{
+use crate::enforce::{Decision, Enforcer, ImageClaim, Outcome};
+use crate::sync::events::{Denial, DenialEvents};
+use nri::api::{
     ConfigureRequest, ConfigureResponse, Container, CreateContainerRequest, CreateContainerResponse, Empty, PodSandbox,
     SynchronizeRequest, SynchronizeResponse,
 };
-use super::protocol::nri_ttrpc::Plugin;
-use crate::enforce::{Decision, Enforcer, ImageClaim, Outcome};
-use crate::sync::events::{Denial, DenialEvents};
+use nri::Plugin;
 
-/// The CRI annotation that carries the image name on containerd and CRI-O.
-pub const IMAGE_NAME_ANNOTATION: &str = "io.kubernetes.cri.image-name";
-/// NRI event numbers (`Event` enum in the NRI API).
-pub const EVENT_CREATE_CONTAINER: u32 = 4;
+pub use nri::CRI_IMAGE_NAME_ANNOTATION as IMAGE_NAME_ANNOTATION;
 /// The runtime's request timeout when it does not tell us (NRI default).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pre-warm runs off the request path, so it may wait for slow registries.
 const PREWARM_BUDGET: Duration = Duration::from_secs(30);
-
-/// Subscription mask for a set of events: bit `1 << (event - 1)`.
-pub fn event_mask(events: &[u32]) -> i32 {
-    events.iter().fold(0, |m, e| m | (1 << (e - 1)))
-}
 
 /// How much of the runtime's timeout a decision may use. The rest is margin for the reply
 /// to travel back and for scheduling hiccups: a late answer is a dropped plugin, and a
@@ -220,6 +213,17 @@ pub fn reply(decision: &Decision) -> ttrpc::Result<CreateContainerResponse> {
     }
 }
 
+impl nri::NriPlugin for NriHandler {
+    fn connected(&self) {
+        crate::admin::metrics().nri_connected(true);
+    }
+
+    fn disconnected(&self) {
+        self.connection_lost();
+        crate::admin::metrics().nri_connected(false);
+    }
+}
+
 #[async_trait]
 impl Plugin for NriHandler {
     async fn configure(&self, _ctx: &TtrpcContext, req: ConfigureRequest) -> ttrpc::Result<ConfigureResponse> {
@@ -231,7 +235,7 @@ impl Plugin for NriHandler {
             "nri configured; subscribing to CreateContainer"
         );
         // Only events every NRI version knows: an unknown bit gets the plugin rejected.
-        Ok(ConfigureResponse { events: event_mask(&[EVENT_CREATE_CONTAINER]), ..Default::default() })
+        Ok(ConfigureResponse { events: nri::event::mask(&[nri::event::CREATE_CONTAINER]), ..Default::default() })
     }
 
     async fn synchronize(&self, _ctx: &TtrpcContext, req: SynchronizeRequest) -> ttrpc::Result<SynchronizeResponse> {
@@ -302,14 +306,7 @@ fn log_decision(req: &CreateContainerRequest, d: &Decision, elapsed: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nri::protocol::nri::Image;
-
-    #[test]
-    fn create_container_mask_is_bit_three() {
-        assert_eq!(event_mask(&[EVENT_CREATE_CONTAINER]), 0x8);
-        // v0.6.1 knows events 1..=11 (mask 0x7FF): our mask must stay inside it.
-        assert_eq!(event_mask(&[EVENT_CREATE_CONTAINER]) & !0x7FF, 0);
-    }
+    use nri::api::Image;
 
     #[test]
     fn budget_leaves_margin_below_the_runtime_timeout() {
@@ -333,7 +330,7 @@ mod tests {
 
     #[test]
     fn image_volumes_become_claims_by_their_mounted_digest() {
-        use crate::nri::protocol::nri::Mount;
+        use nri::api::Mount;
         let hex = "a34354d46a3dfc508149769939311c5d4d405e28b272940153ea6f6b493e5ef0";
         let mount = |source: String| Mount {
             destination: "/vol".into(),
@@ -382,3 +379,6 @@ mod tests {
         assert!(reply(&allowed).is_ok());
     }
 }
+
+#[cfg(test)]
+mod fake_runtime_tests;
