@@ -5,9 +5,7 @@
 //! pulled it. containerd's own image store records what was pulled, so that is the only
 //! place signet asks.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -122,50 +120,68 @@ fn check_digest(name: &str, digest: String) -> Result<String, StoreError> {
     }
 }
 
-/// In-memory image store for tests.
-#[derive(Default)]
-pub struct FakeImageStore {
-    images: Mutex<HashMap<String, String>>,
-    unavailable: Mutex<bool>,
-    delay: Mutex<Duration>,
-}
+#[cfg(test)]
+pub use fake::FakeImageStore;
 
-impl FakeImageStore {
-    pub fn new() -> std::sync::Arc<Self> {
-        std::sync::Arc::new(Self::default())
-    }
-    pub fn put(&self, name: &str, digest: &str) {
-        self.images.lock().unwrap().insert(name.to_string(), digest.to_string());
-    }
-    pub fn set_unavailable(&self, down: bool) {
-        *self.unavailable.lock().unwrap() = down;
-    }
-    /// Make every lookup take this long (a hung containerd).
-    pub fn set_delay(&self, d: Duration) {
-        *self.delay.lock().unwrap() = d;
-    }
-}
+/// In-memory image store for tests (not in the release binary).
+#[cfg(test)]
+mod fake {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
 
-#[async_trait]
-impl ImageStore for FakeImageStore {
-    async fn resolve(&self, name: &str) -> Result<String, StoreError> {
-        let delay = *self.delay.lock().unwrap();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
+    use async_trait::async_trait;
+
+    use super::{check_digest, ImageStore, StoreError};
+
+    #[derive(Default)]
+    pub struct FakeImageStore {
+        images: Mutex<HashMap<String, String>>,
+        unavailable: Mutex<bool>,
+        delay: Mutex<Duration>,
+    }
+
+    impl FakeImageStore {
+        pub fn new() -> std::sync::Arc<Self> {
+            std::sync::Arc::new(Self::default())
         }
-        if *self.unavailable.lock().unwrap() {
-            return Err(StoreError::Unavailable { socket: "fake".into(), message: "down".into() });
+        pub fn put(&self, name: &str, digest: &str) {
+            self.images.lock().unwrap().insert(name.to_string(), digest.to_string());
         }
-        let digest = self.images.lock().unwrap().get(name).cloned();
-        match digest {
-            Some(d) => check_digest(name, d),
-            None => Err(StoreError::NotFound { name: name.to_string(), namespace: "k8s.io".into() }),
+        pub fn set_unavailable(&self, down: bool) {
+            *self.unavailable.lock().unwrap() = down;
+        }
+        /// Make every lookup take this long (a hung containerd).
+        pub fn set_delay(&self, d: Duration) {
+            *self.delay.lock().unwrap() = d;
         }
     }
 
-    async fn names_for_digest(&self, digest: &str) -> Result<Vec<String>, StoreError> {
-        let images = self.images.lock().unwrap();
-        Ok(images.iter().filter(|(n, d)| *d == digest && !n.starts_with("sha256:")).map(|(n, _)| n.clone()).collect())
+    #[async_trait]
+    impl ImageStore for FakeImageStore {
+        async fn resolve(&self, name: &str) -> Result<String, StoreError> {
+            let delay = *self.delay.lock().unwrap();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            if *self.unavailable.lock().unwrap() {
+                return Err(StoreError::Unavailable { socket: "fake".into(), message: "down".into() });
+            }
+            let digest = self.images.lock().unwrap().get(name).cloned();
+            match digest {
+                Some(d) => check_digest(name, d),
+                None => Err(StoreError::NotFound { name: name.to_string(), namespace: "k8s.io".into() }),
+            }
+        }
+
+        async fn names_for_digest(&self, digest: &str) -> Result<Vec<String>, StoreError> {
+            let images = self.images.lock().unwrap();
+            Ok(images
+                .iter()
+                .filter(|(n, d)| *d == digest && !n.starts_with("sha256:"))
+                .map(|(n, _)| n.clone())
+                .collect())
+        }
     }
 }
 
