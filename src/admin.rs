@@ -1,14 +1,10 @@
-//! Operations endpoint: Prometheus metrics, `/healthz` and `/readyz`, over plain HTTP on
-//! loopback by default (nothing here needs to leave the node; a scraper on the node or a
-//! hostNetwork probe reaches it).
-//!
-//! Metrics live in one process-wide registry ([`metrics`]) so the places that observe
-//! (NRI handler, enforcer, policy sync) do not need to be threaded a handle; the families
-//! are bounded: labels are results, cache outcomes and policy names, never images.
+//! Operations endpoint: Prometheus metrics ([`crate::metrics`]), `/healthz` and `/readyz`,
+//! over plain HTTP on loopback by default (nothing here needs to leave the node; a scraper
+//! on the node or a hostNetwork probe reaches it).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,149 +14,15 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::enforce::Decision;
 use crate::policy::PolicySet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("admin endpoint {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    result: String,
-    cached: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct PolicyLabels {
-    policy: String,
-    result: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct OutcomeLabels {
-    outcome: String,
-}
-
-/// Every metric signet exports.
-pub struct Metrics {
-    registry: Mutex<Registry>,
-    decisions: Family<ResultLabels, Counter>,
-    policy_decisions: Family<PolicyLabels, Counter>,
-    decision_seconds: Histogram,
-    verification_seconds: Histogram,
-    cache_lookups: Family<OutcomeLabels, Counter>,
-    registry_errors: Counter,
-    nri_connected: Gauge,
-    nri_registrations: Counter,
-    policies: Gauge,
-    policy_rejections: Counter,
-}
-
-/// The process-wide metrics.
-pub fn metrics() -> &'static Metrics {
-    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
-    &METRICS
-}
-
-impl Metrics {
-    fn new() -> Self {
-        let mut registry = Registry::with_prefix("signet");
-        let m = Self {
-            registry: Mutex::new(Registry::default()),
-            decisions: Family::default(),
-            policy_decisions: Family::default(),
-            // 0.1 ms .. ~3.3 s: warm decisions are sub-millisecond, the runtime deadline is 2 s.
-            decision_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
-            verification_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
-            cache_lookups: Family::default(),
-            registry_errors: Counter::default(),
-            nri_connected: Gauge::default(),
-            nri_registrations: Counter::default(),
-            policies: Gauge::default(),
-            policy_rejections: Counter::default(),
-        };
-        registry.register("decisions", "CreateContainer decisions by result", m.decisions.clone());
-        registry.register("policy_decisions", "Decisions per matching policy, by result", m.policy_decisions.clone());
-        registry.register("decision_duration_seconds", "Time to answer CreateContainer", m.decision_seconds.clone());
-        registry.register(
-            "verification_duration_seconds",
-            "Time to fetch and verify signatures for one image digest (cache misses only)",
-            m.verification_seconds.clone(),
-        );
-        registry.register("cache_lookups", "Decision cache lookups by outcome", m.cache_lookups.clone());
-        registry.register(
-            "registry_errors",
-            "Signature fetches that failed (not: found no signatures)",
-            m.registry_errors.clone(),
-        );
-        registry.register("nri_connected", "1 while registered with the runtime over NRI", m.nri_connected.clone());
-        registry.register("nri_registrations", "Registrations with the runtime", m.nri_registrations.clone());
-        registry.register("policies", "Policies in the published snapshot", m.policies.clone());
-        registry.register(
-            "policy_rejections",
-            "Policy updates rejected (the previous policy stayed in force)",
-            m.policy_rejections.clone(),
-        );
-        *m.registry.lock().expect("fresh mutex") = registry;
-        m
-    }
-
-    /// One answered CreateContainer.
-    pub fn decision(&self, d: &Decision, elapsed: Duration) {
-        let result = d.outcome.as_str().to_string();
-        self.decisions.get_or_create(&ResultLabels { result: result.clone(), cached: d.cached.to_string() }).inc();
-        for p in &d.policies {
-            self.policy_decisions.get_or_create(&PolicyLabels { policy: p.clone(), result: result.clone() }).inc();
-        }
-        self.decision_seconds.observe(elapsed.as_secs_f64());
-    }
-
-    pub fn verification(&self, elapsed: Duration, registry_error: bool) {
-        self.verification_seconds.observe(elapsed.as_secs_f64());
-        if registry_error {
-            self.registry_errors.inc();
-        }
-    }
-
-    /// `hit`, `miss` (this request verifies) or `pending` (another request is verifying).
-    pub fn cache_lookup(&self, outcome: &str) {
-        self.cache_lookups.get_or_create(&OutcomeLabels { outcome: outcome.to_string() }).inc();
-    }
-
-    pub fn nri_connected(&self, connected: bool) {
-        self.nri_connected.set(i64::from(connected));
-        if connected {
-            self.nri_registrations.inc();
-        }
-    }
-
-    pub fn policy_snapshot(&self, policies: usize) {
-        self.policies.set(policies as i64);
-    }
-
-    pub fn policy_rejected(&self) {
-        self.policy_rejections.inc();
-    }
-
-    /// The Prometheus/OpenMetrics text exposition.
-    pub fn encode(&self) -> String {
-        let mut out = String::new();
-        encode(&mut out, &self.registry.lock().expect("metrics registry")).expect("writing to a String");
-        out
-    }
 }
 
 /// What `/readyz` looks at: registered with the runtime, and a policy loaded.
@@ -219,9 +81,11 @@ fn route(req: &Request<Incoming>, readiness: &Readiness) -> Response<Full<Bytes>
             .expect("static response parts")
     };
     match req.uri().path() {
-        "/metrics" => {
-            text(StatusCode::OK, metrics().encode(), "application/openmetrics-text; version=1.0.0; charset=utf-8")
-        }
+        "/metrics" => text(
+            StatusCode::OK,
+            crate::metrics::metrics().encode(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
         "/healthz" => text(StatusCode::OK, "ok\n".into(), "text/plain"),
         "/readyz" => match readiness.check() {
             Ok(()) => text(StatusCode::OK, "ready\n".into(), "text/plain"),
@@ -267,7 +131,7 @@ mod tests {
         registered.store(true, Ordering::SeqCst);
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
 
-        metrics().cache_lookup("hit");
+        crate::metrics::metrics().cache_lookup("hit");
         let m = get(addr, "/metrics").await;
         assert!(m.contains("signet_cache_lookups_total{outcome=\"hit\"}"), "{m}");
         assert!(m.contains("# TYPE signet_decision_duration_seconds histogram"), "{m}");

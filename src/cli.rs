@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{FileConfig, Settings};
-use crate::enforce::ImageClaim;
+use crate::decision::ImageClaim;
 use crate::policy::{local, Mode, NoMatchAction};
 
 #[derive(Parser, Debug)]
@@ -355,7 +355,7 @@ fn verify(args: VerifyArgs) -> ExitCode {
     }
     if decision.indeterminate {
         ExitCode::from(2)
-    } else if decision.allowed {
+    } else if decision.allowed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

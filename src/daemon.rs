@@ -8,7 +8,8 @@ use tokio::sync::watch;
 
 use crate::admin;
 use crate::config::{ConfigSource, Settings};
-use crate::enforce::{Enforcer, ImageClaim, Outcome};
+use crate::decision::{ImageClaim, Outcome};
+use crate::enforce::Enforcer;
 use crate::imagestore::ContainerdImageStore;
 use crate::plugin::NriHandler;
 use crate::policy::PolicySet;

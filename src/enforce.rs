@@ -6,7 +6,6 @@
 //! the cache. No path returns "allowed" without a completed check (or an explicit policy
 //! that allows).
 
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,89 +14,11 @@ use oci_client::Reference;
 use tokio::sync::watch;
 
 use crate::cache::{Cache, Lookup};
+use crate::decision::{Decision, ImageClaim, Outcome};
 use crate::imagestore::{ImageStore, StoreError};
 use crate::policy::{Mode, NoMatchAction, PolicySet};
 use crate::registry::{Artifact, SignatureSource};
 use crate::verify::{self, trust::TrustRoot};
-
-/// What the runtime told us about the container's image.
-#[derive(Debug, Clone, Default)]
-pub struct ImageClaim {
-    /// `io.kubernetes.cri.image-name` or the runtime's image name field.
-    pub name: String,
-    /// The digest the runtime resolved, when it says (NRI >= v0.12 `Container.image.digest`).
-    pub digest: Option<String>,
-    /// The pod's Kubernetes namespace, for namespace-scoped policy; `None` when unknown.
-    pub namespace: Option<String>,
-    /// For a Kubernetes image volume: where it is mounted in the container. Its image is
-    /// known only by the digest containerd mounted (`digest`), never by a name.
-    pub volume: Option<String>,
-}
-
-impl ImageClaim {
-    pub fn named(name: &str) -> Self {
-        Self { name: name.to_string(), ..Default::default() }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// Checked and allowed by policy.
-    Allowed,
-    /// Allowed only because a policy (or the node) is in warn mode; would have been denied.
-    Warned,
-    /// Denied.
-    Denied,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Allowed => "allowed",
-            Outcome::Warned => "warned",
-            Outcome::Denied => "denied",
-        }
-    }
-}
-
-/// The answer for one container, and everything a person needs to act on it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Decision {
-    pub image: String,
-    pub digest: Option<String>,
-    pub allowed: bool,
-    pub outcome: Outcome,
-    /// Names of the policies that matched the image.
-    pub policies: Vec<String>,
-    pub reason: String,
-    /// Served from the cache (no verification work on this request).
-    #[serde(skip)]
-    pub cached: bool,
-    /// The check could not be completed (no policy, image not resolvable, registry failure,
-    /// out of time): the denial says nothing about the image's signatures.
-    #[serde(rename = "error")]
-    pub indeterminate: bool,
-}
-
-impl fmt::Display for Decision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verb = match self.outcome {
-            Outcome::Allowed => "allowed",
-            Outcome::Warned => "allowed (warn mode)",
-            Outcome::Denied => "denied",
-        };
-        write!(f, "signet: image {}", self.image)?;
-        if let Some(d) = &self.digest {
-            write!(f, " ({d})")?;
-        }
-        write!(f, " {verb}")?;
-        if !self.policies.is_empty() {
-            write!(f, " by policy {}", self.policies.join(", "))?;
-        }
-        write!(f, ": {}", self.reason)
-    }
-}
 
 /// Verdict of the expensive part (signatures), cached per everything the check reads.
 #[derive(Debug, Clone)]
@@ -204,8 +125,7 @@ impl Enforcer {
     }
 
     fn apply_node_mode(&self, mut d: Decision) -> Decision {
-        if self.warn_mode.load(Ordering::SeqCst) && !d.allowed {
-            d.allowed = true;
+        if self.warn_mode.load(Ordering::SeqCst) && d.outcome == Outcome::Denied {
             d.outcome = Outcome::Warned;
         }
         d
@@ -214,16 +134,7 @@ impl Enforcer {
     async fn decide_strict(&self, claim: &ImageClaim, budget: Duration) -> Decision {
         let deadline = Instant::now() + budget;
         let policy = self.policy();
-        let mut d = Decision {
-            image: claim.name.clone(),
-            digest: None,
-            allowed: false,
-            outcome: Outcome::Denied,
-            policies: Vec::new(),
-            reason: String::new(),
-            cached: false,
-            indeterminate: true,
-        };
+        let mut d = Decision::undetermined(&claim.name);
         if let Some(err) = &policy.load_error {
             d.reason = format!("no valid policy is loaded, every image is denied: {err}");
             return d;
@@ -298,7 +209,7 @@ impl Enforcer {
                 let transient = [&evidence.signatures, &evidence.attestations, &evidence.simple_signing]
                     .iter()
                     .any(|e| matches!(e, Some(Err(_))));
-                crate::admin::metrics().verification(started.elapsed(), transient);
+                crate::metrics::metrics().verification(started.elapsed(), transient);
                 let cx = verify::Context { trust: &trust, now: verify::Context::now_secs() };
                 let eval = verify::evaluate(&matched, &evidence, &digest, cx);
                 let reason =
@@ -306,14 +217,13 @@ impl Enforcer {
                 Verdict { allowed: eval.allowed, warned: eval.warned, reason, transient }
             })
             .await;
-        crate::admin::metrics().cache_lookup(match &lookup {
+        crate::metrics::metrics().cache_lookup(match &lookup {
             Lookup::Ready { cached: true, .. } => "hit",
             Lookup::Ready { cached: false, .. } => "miss",
             Lookup::Pending => "pending",
         });
         match lookup {
             Lookup::Ready { value, cached } => {
-                d.allowed = value.allowed;
                 d.outcome = match (value.allowed, value.warned) {
                     (false, _) => Outcome::Denied,
                     (true, true) => Outcome::Warned,
@@ -339,14 +249,8 @@ impl Enforcer {
         d.reason = format!("no policy matches this image (no-match action: {action})");
         match action {
             NoMatchAction::Deny => {}
-            NoMatchAction::Allow => {
-                d.allowed = true;
-                d.outcome = Outcome::Allowed;
-            }
-            NoMatchAction::Warn => {
-                d.allowed = true;
-                d.outcome = Outcome::Warned;
-            }
+            NoMatchAction::Allow => d.outcome = Outcome::Allowed,
+            NoMatchAction::Warn => d.outcome = Outcome::Warned,
         }
         d
     }
@@ -465,12 +369,12 @@ mod tests {
         w.store.put("reg.io/probe/app:v1", D1);
         w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
-        assert!(d.allowed, "{d}");
+        assert!(d.allowed(), "{d}");
         assert_eq!(d.outcome, Outcome::Allowed);
         assert_eq!(d.digest.as_deref(), Some(D1));
         assert_eq!(d.policies, ["probe"]);
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
-        assert!(d.allowed && d.cached);
+        assert!(d.allowed() && d.cached);
         assert_eq!(w.source.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
@@ -479,7 +383,7 @@ mod tests {
         let w = world(EnforcerConfig::default());
         w.store.put("reg.io/probe/app:v1", D1);
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
-        assert!(!d.allowed);
+        assert!(!d.allowed());
         let msg = d.to_string();
         for part in ["reg.io/probe/app:v1", D1, "probe", "team", "no signatures found", "denied"] {
             assert!(msg.contains(part), "{part:?} missing from {msg}");
@@ -494,7 +398,7 @@ mod tests {
         w.store.put("reg.io/probe/app:v1", D1);
         w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D2)]));
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
-        assert!(!d.allowed);
+        assert!(!d.allowed());
         assert!(d.reason.contains("is for digest"), "{}", d.reason);
     }
 
@@ -508,10 +412,10 @@ mod tests {
         w.store.put("reg.io/probe/app:v1", D1);
         w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
-        assert!(d.allowed, "{d}");
+        assert!(d.allowed(), "{d}");
         w.store.put("reg.io/probe/app:v1", D2);
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
-        assert!(!d.allowed && !d.cached, "{d}");
+        assert!(!d.allowed() && !d.cached, "{d}");
         assert_eq!(d.digest.as_deref(), Some(D2));
     }
 
@@ -524,7 +428,7 @@ mod tests {
         for name in ["REG.IO/probe/app:v1", "Reg.io/probe/app:v1", "reg.io:443/probe/app:v1"] {
             w.store.put(name, D1);
             let d = w.enforcer.decide(&claim(name), SECOND).await;
-            assert!(!d.allowed, "{name}: {d}");
+            assert!(!d.allowed(), "{name}: {d}");
             assert_eq!(d.policies, ["probe"], "{name}");
             assert_eq!(d.image, "reg.io/probe/app:v1");
         }
@@ -539,9 +443,9 @@ mod tests {
         w.store.put("reg.io/probe/app:latest", D1);
         w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v0.9"), SECOND).await;
-        assert!(d.allowed && !d.cached, "{d}");
+        assert!(d.allowed() && !d.cached, "{d}");
         let d = w.enforcer.decide(&claim("reg.io/probe/app:latest"), SECOND).await;
-        assert!(d.allowed && !d.cached, "checked on its own: {d}");
+        assert!(d.allowed() && !d.cached, "checked on its own: {d}");
         assert_eq!(w.source.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
@@ -549,7 +453,7 @@ mod tests {
     async fn image_missing_from_the_store_is_denied() {
         let w = world(EnforcerConfig::default());
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
-        assert!(!d.allowed);
+        assert!(!d.allowed());
         assert!(d.reason.contains("not in containerd's image store"), "{}", d.reason);
     }
 
@@ -560,7 +464,7 @@ mod tests {
         let d = w.enforcer.decide(&claim("busybox"), SECOND).await;
         assert_eq!(d.digest.as_deref(), Some(D1));
         assert!(d.reason.contains("no policy matches"), "{}", d.reason);
-        assert!(!d.allowed);
+        assert!(!d.allowed());
     }
 
     #[tokio::test]
@@ -571,7 +475,7 @@ mod tests {
             .enforcer
             .decide(&ImageClaim { digest: Some(D2.into()), ..ImageClaim::named("reg.io/probe/app:v1") }, SECOND)
             .await;
-        assert!(d.allowed, "{d}");
+        assert!(d.allowed(), "{d}");
     }
 
     #[tokio::test]
@@ -582,7 +486,7 @@ mod tests {
         w.store.put("reg.io/probe/app:v1", D1);
         w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
         let d = w.enforcer.decide(&claim(&id), SECOND).await;
-        assert!(d.allowed, "{d}");
+        assert!(d.allowed(), "{d}");
     }
 
     #[tokio::test]
@@ -594,11 +498,11 @@ mod tests {
         let t0 = Instant::now();
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), Duration::from_millis(50)).await;
         assert!(t0.elapsed() < Duration::from_millis(250), "answered late: {:?}", t0.elapsed());
-        assert!(!d.allowed);
+        assert!(!d.allowed());
         assert!(d.reason.contains("continues in the background"), "{}", d.reason);
         tokio::time::sleep(Duration::from_millis(400)).await;
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), Duration::from_millis(50)).await;
-        assert!(d.allowed && d.cached, "{d}");
+        assert!(d.allowed() && d.cached, "{d}");
     }
 
     #[tokio::test]
@@ -607,7 +511,7 @@ mod tests {
         w.store.put("reg.io/probe/app:v1", D1);
         w.store.set_unavailable(true);
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
-        assert!(!d.allowed && d.indeterminate);
+        assert!(!d.allowed() && d.indeterminate);
         assert!(d.reason.contains("image store") && d.reason.contains("unavailable"), "{}", d.reason);
     }
 
@@ -619,7 +523,7 @@ mod tests {
         let t0 = Instant::now();
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), Duration::from_millis(100)).await;
         assert!(t0.elapsed() < Duration::from_millis(500), "answered late: {:?}", t0.elapsed());
-        assert!(!d.allowed && d.indeterminate);
+        assert!(!d.allowed() && d.indeterminate);
         assert!(d.reason.contains("took longer than 100 ms"), "{}", d.reason);
     }
 
@@ -629,7 +533,7 @@ mod tests {
         w.store.put("reg.io/probe/app:v1", D1);
         w.source.set(D1, Err(RegistryError::Request { location: "x".into(), message: "connection refused".into() }));
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
-        assert!(!d.allowed);
+        assert!(!d.allowed());
         assert!(d.reason.contains("connection refused"));
     }
 
@@ -638,7 +542,7 @@ mod tests {
         let w = world(EnforcerConfig { mode: Mode::Warn, ..Default::default() });
         w.store.put("reg.io/probe/app:v1", D1);
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
-        assert!(d.allowed);
+        assert!(d.allowed());
         assert_eq!(d.outcome, Outcome::Warned);
         assert!(d.reason.contains("no signatures found"));
     }
@@ -647,10 +551,10 @@ mod tests {
     async fn no_match_actions() {
         let w = world(EnforcerConfig::default());
         w.store.put("other.io/app:v1", D1);
-        assert!(!w.enforcer.decide(&claim("other.io/app:v1"), SECOND).await.allowed);
+        assert!(!w.enforcer.decide(&claim("other.io/app:v1"), SECOND).await.allowed());
         w.policy_tx.send(policy_set(&w.signer, Mode::Enforce, NoMatchAction::Allow)).unwrap();
         let d = w.enforcer.decide(&claim("other.io/app:v1"), SECOND).await;
-        assert!(d.allowed && d.outcome == Outcome::Allowed);
+        assert!(d.allowed() && d.outcome == Outcome::Allowed);
         w.policy_tx.send(policy_set(&w.signer, Mode::Enforce, NoMatchAction::Warn)).unwrap();
         assert_eq!(w.enforcer.decide(&claim("other.io/app:v1"), SECOND).await.outcome, Outcome::Warned);
     }
@@ -660,10 +564,10 @@ mod tests {
         let w = world(EnforcerConfig::default());
         w.store.put("reg.io/probe/app:v1", D1);
         w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
-        assert!(w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await.allowed);
+        assert!(w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await.allowed());
         let other = TestSigner::new(9);
         w.policy_tx.send(policy_set(&other, Mode::Enforce, NoMatchAction::Deny)).unwrap();
-        assert!(!w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await.allowed);
+        assert!(!w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await.allowed());
     }
 
     #[tokio::test]
@@ -672,7 +576,7 @@ mod tests {
         w.store.put("reg.io/probe/app:v1", D1);
         w.policy_tx.send(PolicySet::unavailable("policy file x.yaml: bad".into())).unwrap();
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
-        assert!(!d.allowed);
+        assert!(!d.allowed());
         assert!(d.reason.contains("x.yaml"));
     }
 
@@ -681,7 +585,7 @@ mod tests {
         let w = world(EnforcerConfig::default());
         for name in ["", "   ", "UPPER/Case:tag", "a@@b", "sha256:zz", &"x".repeat(5000)] {
             let d = w.enforcer.decide(&claim(name), SECOND).await;
-            assert!(!d.allowed, "{name:?} allowed");
+            assert!(!d.allowed(), "{name:?} allowed");
             assert!(!d.reason.is_empty());
         }
     }

@@ -21,7 +21,9 @@
 //! - [`sync`]: merging local and cluster policy into published snapshots; kube watchers;
 //!   the last-known-good file.
 //! - [`cache`]: bounded TTL cache with singleflight and background completion.
-//! - [`admin`]: Prometheus metrics, `/healthz`, `/readyz` on loopback.
+//! - [`decision`]: the shared vocabulary — an image claim and the decision for it.
+//! - [`metrics`]: the process-wide Prometheus registry; [`admin`] serves it with `/healthz`
+//!   and `/readyz` on loopback.
 //! - [`config`], [`cli`], [`logging`], [`daemon`]: settings, commands, log output, wiring.
 
 pub mod admin;
@@ -29,9 +31,11 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod decision;
 pub mod enforce;
 pub mod imagestore;
 pub mod logging;
+pub mod metrics;
 pub mod plugin;
 pub mod policy;
 pub mod reference;

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use ttrpc::r#async::TtrpcContext;
 
-use crate::enforce::{Decision, Enforcer, ImageClaim, Outcome};
+use crate::decision::{Decision, ImageClaim, Outcome};
+use crate::enforce::Enforcer;
 use crate::sync::events::{Denial, DenialEvents};
 use nri::api::{
     ConfigureRequest, ConfigureResponse, Container, CreateContainerRequest, CreateContainerResponse, Empty, PodSandbox,
@@ -206,7 +207,7 @@ fn prewarm(enforcer: Arc<Enforcer>, pods: &[PodSandbox], containers: Vec<Contain
 
 /// The single conversion from a decision to the NRI wire reply.
 pub fn reply(decision: &Decision) -> ttrpc::Result<CreateContainerResponse> {
-    if decision.allowed {
+    if decision.allowed() {
         Ok(CreateContainerResponse::default())
     } else {
         Err(ttrpc::Error::RpcStatus(ttrpc::get_status(ttrpc::Code::PERMISSION_DENIED, decision.to_string())))
@@ -215,12 +216,12 @@ pub fn reply(decision: &Decision) -> ttrpc::Result<CreateContainerResponse> {
 
 impl nri::NriPlugin for NriHandler {
     fn connected(&self) {
-        crate::admin::metrics().nri_connected(true);
+        crate::metrics::metrics().nri_connected(true);
     }
 
     fn disconnected(&self) {
         self.connection_lost();
-        crate::admin::metrics().nri_connected(false);
+        crate::metrics::metrics().nri_connected(false);
     }
 }
 
@@ -262,8 +263,8 @@ impl Plugin for NriHandler {
         let decision = self.create_container_decision(&req, ctx.timeout_nano).await;
         let elapsed = started.elapsed();
         log_decision(&req, &decision, elapsed);
-        crate::admin::metrics().decision(&decision, elapsed);
-        if let (false, Some(events), Some(pod)) = (decision.allowed, &self.events, req.pod.as_ref()) {
+        crate::metrics::metrics().decision(&decision, elapsed);
+        if let (false, Some(events), Some(pod)) = (decision.allowed(), &self.events, req.pod.as_ref()) {
             events.report(Denial {
                 namespace: pod.namespace.clone(),
                 pod: pod.name.clone(),
@@ -361,7 +362,6 @@ mod tests {
         let d = Decision {
             image: "reg.io/a:v1".into(),
             digest: Some("sha256:ab".into()),
-            allowed: false,
             outcome: Outcome::Denied,
             policies: vec!["p".into()],
             reason: "no signatures found".into(),
@@ -375,7 +375,7 @@ mod tests {
             }
             other => panic!("expected a denial, got {other:?}"),
         }
-        let allowed = Decision { allowed: true, outcome: Outcome::Allowed, ..d };
+        let allowed = Decision { outcome: Outcome::Allowed, ..d };
         assert!(reply(&allowed).is_ok());
     }
 }

@@ -288,7 +288,7 @@ fn import_object(kind: usize, obj: &DynamicObject, previous: Option<Vec<NormalPo
         Err(errors) => {
             let error = errors.join("; ");
             let kept = if previous.is_some() { "keeping its previous version" } else { "it is not enforced" };
-            crate::admin::metrics().policy_rejected();
+            crate::metrics::metrics().policy_rejected();
             tracing::error!(kind = k.kind, group = k.group, object = %name, error = %error,
                 "policy object rejected; {kept}");
             Entry { generation, last_good: previous, error: Some(error) }

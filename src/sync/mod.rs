@@ -109,7 +109,7 @@ impl PolicyState {
                 if self.local.is_err() {
                     self.local = Err(text);
                 } else {
-                    crate::admin::metrics().policy_rejected();
+                    crate::metrics::metrics().policy_rejected();
                 }
             }
         }
@@ -151,7 +151,7 @@ impl PolicyState {
             };
             tracing::info!(policies = set.policies.len(), hash = %set.hash, no_match = %set.no_match, cluster,
                 "policy snapshot published");
-            crate::admin::metrics().policy_snapshot(set.policies.len());
+            crate::metrics::metrics().policy_snapshot(set.policies.len());
             self.tx.send_replace(set);
         }
     }

@@ -1,0 +1,131 @@
+//! The vocabulary of a decision, shared by the pipeline ([`crate::enforce`]), the NRI
+//! plugin ([`crate::plugin`]) and the metrics ([`crate::metrics`]): what the runtime claims
+//! about an image, and the answer for it.
+
+use std::fmt;
+
+/// What the runtime told us about the container's image.
+#[derive(Debug, Clone, Default)]
+pub struct ImageClaim {
+    /// `io.kubernetes.cri.image-name` or the runtime's image name field.
+    pub name: String,
+    /// The digest the runtime resolved, when it says (NRI >= v0.12 `Container.image.digest`).
+    pub digest: Option<String>,
+    /// The pod's Kubernetes namespace, for namespace-scoped policy; `None` when unknown.
+    pub namespace: Option<String>,
+    /// For a Kubernetes image volume: where it is mounted in the container. Its image is
+    /// known only by the digest containerd mounted (`digest`), never by a name.
+    pub volume: Option<String>,
+}
+
+impl ImageClaim {
+    pub fn named(name: &str) -> Self {
+        Self { name: name.to_string(), ..Default::default() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Checked and allowed by policy.
+    Allowed,
+    /// Allowed only because a policy (or the node) is in warn mode; would have been denied.
+    Warned,
+    /// Denied.
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Warned => "warned",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+/// The answer for one container, and everything a person needs to act on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub image: String,
+    pub digest: Option<String>,
+    /// Whether the container may run follows from the outcome alone ([`Decision::allowed`]),
+    /// so no decision can say "allowed" and "denied" at once.
+    pub outcome: Outcome,
+    /// Names of the policies that matched the image.
+    pub policies: Vec<String>,
+    pub reason: String,
+    /// Served from the cache (no verification work on this request).
+    pub cached: bool,
+    /// The check could not be completed (no policy, image not resolvable, registry failure,
+    /// out of time): the denial says nothing about the image's signatures.
+    pub indeterminate: bool,
+}
+
+impl Decision {
+    /// A denial of `image` whose check could not be completed (yet): the starting point of
+    /// every decision, so nothing is allowed without a completed check.
+    pub fn undetermined(image: &str) -> Self {
+        Self {
+            image: image.to_string(),
+            digest: None,
+            outcome: Outcome::Denied,
+            policies: Vec::new(),
+            reason: String::new(),
+            cached: false,
+            indeterminate: true,
+        }
+    }
+
+    /// May the container run (allowed, or only warned about)?
+    pub fn allowed(&self) -> bool {
+        self.outcome != Outcome::Denied
+    }
+}
+
+/// The JSON form (`signet verify --output json`) has `allowed` beside `outcome`, both read
+/// from the one field, and `error` for an indeterminate check.
+impl serde::Serialize for Decision {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            image: &'a str,
+            digest: &'a Option<String>,
+            allowed: bool,
+            outcome: Outcome,
+            policies: &'a [String],
+            reason: &'a str,
+            error: bool,
+        }
+        let json = Json {
+            image: &self.image,
+            digest: &self.digest,
+            allowed: self.allowed(),
+            outcome: self.outcome,
+            policies: &self.policies,
+            reason: &self.reason,
+            error: self.indeterminate,
+        };
+        json.serialize(s)
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = match self.outcome {
+            Outcome::Allowed => "allowed",
+            Outcome::Warned => "allowed (warn mode)",
+            Outcome::Denied => "denied",
+        };
+        write!(f, "signet: image {}", self.image)?;
+        if let Some(d) = &self.digest {
+            write!(f, " ({d})")?;
+        }
+        write!(f, " {verb}")?;
+        if !self.policies.is_empty() {
+            write!(f, " by policy {}", self.policies.join(", "))?;
+        }
+        write!(f, ": {}", self.reason)
+    }
+}
