@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oci_client::Reference;
+use crate::registry::Reference;
 use tokio::sync::watch;
 
 use crate::cache::{Cache, Lookup};

@@ -158,7 +158,7 @@ pub fn verify(blob: &[u8], signer: &GpgSigner, reference: &str, digest: &str, li
     let signed = crate::enforce::parse_reference(&doc.critical.identity.reference)
         .map_err(|_| bad_ref(&doc.critical.identity.reference))?;
     let image = crate::enforce::parse_reference(reference).map_err(|_| bad_ref(reference))?;
-    let repo = |r: &oci_client::Reference| format!("{}/{}", r.registry(), r.repository());
+    let repo = |r: &crate::registry::Reference| format!("{}/{}", r.registry(), r.repository());
     let same_repo = repo(&signed) == repo(&image);
     let ok = match signer.identity {
         SignedIdentity::MatchRepository => same_repo,
