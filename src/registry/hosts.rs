@@ -14,7 +14,7 @@ use serde::Deserialize;
 /// One place to fetch from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
-    /// `host[:port]` as oci-client addresses it.
+    /// `host[:port]`, as hosts.toml and docker config files name it.
     pub host: String,
     /// Spoken to over plain HTTP (`http://` in hosts.toml).
     pub plain_http: bool,
@@ -247,7 +247,7 @@ fn endpoint(url: &str) -> Result<Endpoint, String> {
     if host.is_empty() || host.contains('/') {
         return Err("a host with a path is not supported".into());
     }
-    // Docker Hub's documented server name; oci-client resolves docker.io itself.
+    // Docker Hub's documented server name; the client resolves docker.io to it itself.
     let host = if host == "registry-1.docker.io" { "docker.io" } else { host };
     Ok(Endpoint::new(host, plain_http))
 }
