@@ -450,3 +450,15 @@ async fn one_token_per_scope_reused_until_it_expires() {
     assert!(second.iter().all(|s| s.authorization.as_deref() == Some("Bearer tok3n")));
     assert_eq!(reg.count(|p| p == "/v2/"), 0);
 }
+
+#[tokio::test]
+async fn a_hostile_mirror_is_named_and_not_made_up_for() {
+    let mirror = Server::start(Duration::ZERO, registry(HashMap::from([(sig_tag(), Reply::Endless)]), |_| None)).await;
+    let origin = Server::start(Duration::ZERO, registry(signed_objects(), |_| None)).await;
+    let (_d, mirrors) = mirrors_for(&origin.host, &mirror.host);
+    let source =
+        OciSignatureSource::new(Access { mirrors, ..Default::default() }, Limits::default(), Duration::from_secs(20));
+    let e = fetch(&source, &origin.host).await.unwrap_err();
+    assert_refused(&e, &mirror.host, "over the 1048576 byte limit");
+    assert!(origin.paths().is_empty(), "a refusal is not a miss: {:?}", origin.paths());
+}

@@ -170,6 +170,25 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Name the host that answered, when it is a mirror the location does not name.
+    fn via(mut self, host: &str) -> Self {
+        use RegistryError::*;
+        match &mut self {
+            ManifestTooLarge { location, .. }
+            | Malformed { location, .. }
+            | TooManySignatures { location, .. }
+            | PayloadTooLarge { location, .. }
+            | PayloadDigestMismatch { location, .. }
+            | Refused { location, .. }
+                if !location.contains(host) =>
+            {
+                location.push_str(&format!(" (from {host})"));
+            }
+            _ => {}
+        }
+        self
+    }
+
     fn fetch(location: &str, e: FetchError) -> Self {
         let (location, message) = (location.to_string(), e.to_string());
         if e.is_refusal() {
@@ -270,7 +289,7 @@ impl OciSignatureSource {
                 Ok(Some(found)) => return Ok(found),
                 Ok(None) => absent.push(endpoint.host),
                 Err(RegistryError::Request { message, .. }) => errors.push(message),
-                Err(other) => return Err(other),
+                Err(other) => return Err(other.via(&endpoint.host)),
             }
         }
         if errors.is_empty() {
