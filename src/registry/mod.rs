@@ -90,6 +90,8 @@ pub struct Limits {
     pub max_token_bytes: usize,
     /// Everything one verification reads, together: the memory a registry can make it use.
     pub max_total_bytes: usize,
+    /// Everything all verifications in flight hold, together; reads past it wait.
+    pub max_process_bytes: usize,
     /// Blobs and referrer manifests in flight at once, per verification.
     pub max_concurrent: usize,
 }
@@ -98,14 +100,15 @@ impl Default for Limits {
     fn default() -> Self {
         // cosign payloads are a few hundred bytes and a busy image has a handful of
         // signatures; these bounds leave two orders of magnitude of headroom. Registry tokens
-        // are JWTs of a few KiB. The total keeps a verification far inside the daemon's
-        // 128 MiB even when several run at once.
+        // are JWTs of a few KiB. A verification holds at most 4 MiB, and all of them
+        // together 32 MiB, well inside the daemon's 128 MiB.
         Self {
             max_manifest_bytes: 1 << 20,
             max_signatures: 64,
             max_payload_bytes: 64 << 10,
             max_token_bytes: 64 << 10,
             max_total_bytes: 4 << 20,
+            max_process_bytes: 32 << 20,
             max_concurrent: 8,
         }
     }
@@ -246,6 +249,7 @@ pub struct OciSignatureSource {
     lookaside: lookaside::Lookaside,
     limits: Limits,
     timeout: Duration,
+    pool: body::Pool,
 }
 
 const SIGNATURE_ACCEPT: &str =
@@ -261,7 +265,8 @@ impl OciSignatureSource {
             timeout,
             limits.max_token_bytes,
         );
-        Self { client, mirrors: access.mirrors, lookaside: access.lookaside, limits, timeout }
+        let pool = body::Pool::new(limits.max_process_bytes);
+        Self { client, mirrors: access.mirrors, lookaside: access.lookaside, limits, timeout, pool }
     }
 
     /// Try each endpoint containerd would pull from, in its order. The first that answers
@@ -686,7 +691,7 @@ fn log_entry(material: &serde_json::Value) -> Option<String> {
 #[async_trait]
 impl SignatureSource for OciSignatureSource {
     async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError> {
-        let budget = Budget::new(self.limits.max_total_bytes);
+        let budget = Budget::in_pool(self.limits.max_total_bytes, &self.pool);
         if what == Artifact::SimpleSigning {
             return match tokio::time::timeout(self.timeout, self.fetch_lookaside(image, digest, &budget)).await {
                 Ok(r) => r,
