@@ -232,7 +232,9 @@ impl Client {
                 *slot.state.lock().unwrap_or_else(|e| e.into_inner()) = Authorization::Unknown;
                 return Err(unauthorized(repo.host, &what, "the credentials or token were refused"));
             }
-        } else if known == Authorization::Unknown && resp.status() != StatusCode::UNAUTHORIZED {
+        } else if known == Authorization::Unknown
+            && (resp.status().is_success() || resp.status() == StatusCode::NOT_FOUND)
+        {
             *slot.state.lock().unwrap_or_else(|e| e.into_inner()) = Authorization::Anonymous;
         }
         finish(resp, repo.host, &what, limit, budget).await
@@ -457,6 +459,16 @@ mod tests {
         assert_eq!(c.credentials_for("reg.example"), RegistryAuth::Basic("robot".into(), "s3cret".into()));
         assert_eq!(c.credentials_for("mirror.local:5000"), RegistryAuth::Anonymous);
         assert!(c.is_plain_http("mirror.local:5000") && !c.is_plain_http("reg.example"));
+    }
+
+    #[test]
+    fn a_token_is_sent_only_until_it_expires() {
+        let live = Authorization::Header { value: "Bearer t".into(), expires: Some(Instant::now() + TOKEN_MARGIN) };
+        assert_eq!(live.header(), Some("Bearer t"));
+        let gone = Authorization::Header { value: "Bearer t".into(), expires: Some(Instant::now()) };
+        assert_eq!(gone.header(), None);
+        assert_eq!(Authorization::Header { value: "Basic x".into(), expires: None }.header(), Some("Basic x"));
+        assert_eq!(Authorization::Anonymous.header(), None);
     }
 
     #[test]
