@@ -43,8 +43,8 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(5);
 pub enum FetchError {
     #[error("cannot reach {host} for {what}: {message}")]
     Transport { host: String, what: String, message: String },
-    #[error("{host} answered {status} for {what}")]
-    Status { host: String, what: String, status: u16 },
+    #[error("{host} answered {status} for {what}{detail}")]
+    Status { host: String, what: String, status: u16, detail: String },
     #[error("{host} wants credentials for {what}: {message}")]
     Unauthorized { host: String, what: String, message: String },
     #[error("token for {host} from {realm}: {message}")]
@@ -418,7 +418,37 @@ async fn finish(
     match resp.status() {
         StatusCode::NOT_FOUND => Ok(None),
         s if s.is_success() => Ok(Some(body::read(resp, limit, budget, host, what).await?)),
-        s => Err(FetchError::Status { host: host.to_string(), what: what.to_string(), status: s.as_u16() }),
+        s => {
+            let detail = error_detail(resp).await;
+            Err(FetchError::Status { host: host.to_string(), what: what.to_string(), status: s.as_u16(), detail })
+        }
+    }
+}
+
+/// The registry's own words for a failure (the distribution spec's `errors` list), from
+/// the first KiB of the body, as `: CODE message`; empty when there are none.
+async fn error_detail(resp: reqwest::Response) -> String {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        errors: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    const MAX: usize = 1 << 10;
+    let Ok(raw) = body::read(resp, MAX, &Budget::new(MAX), "", "").await else { return String::new() };
+    let Ok(envelope) = serde_json::from_slice::<Envelope>(&raw) else { return String::new() };
+    let words: Vec<String> = envelope.errors.iter().map(|e| format!("{} {}", e.code, e.message)).collect();
+    // Registry text goes into logs and denial messages: printable, and short.
+    let text: String = words.join("; ").chars().filter(|c| !c.is_control()).take(200).collect();
+    if text.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {}", text.trim())
     }
 }
 

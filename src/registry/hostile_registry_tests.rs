@@ -462,3 +462,22 @@ async fn a_hostile_mirror_is_named_and_not_made_up_for() {
     assert_refused(&e, &mirror.host, "over the 1048576 byte limit");
     assert!(origin.paths().is_empty(), "a refusal is not a miss: {:?}", origin.paths());
 }
+
+#[tokio::test]
+async fn a_failing_registry_is_named_with_its_own_words() {
+    let down = |_: &Request| {
+        Some(Reply::Full {
+            status: 500,
+            headers: vec![],
+            body: br#"{"errors":[{"code":"UNKNOWN","message":"injected\u0007 failure"}]}"#.to_vec(),
+        })
+    };
+    let reg = Server::start(Duration::ZERO, registry(HashMap::new(), down)).await;
+    let e = fetch(&source_for(&[&reg.host], Duration::from_secs(5)), &reg.host).await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, RegistryError::Request { .. }), "{e:?}");
+    assert!(
+        text.contains(&format!("{} answered 500", reg.host)) && text.contains("UNKNOWN injected failure"),
+        "{text}"
+    );
+}
