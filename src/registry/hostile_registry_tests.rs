@@ -481,3 +481,22 @@ async fn a_failing_registry_is_named_with_its_own_words() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_slow_mirror_is_named_when_the_deadline_passes() {
+    let (m, _) = signature(b"payload", serde_json::json!({}));
+    let slow = HashMap::from([(sig_tag(), Reply::Drip { body: m, every: Duration::from_millis(50) })]);
+    let mirror = Server::start(Duration::ZERO, registry(slow, |_| None)).await;
+    let (_d, mirrors) = mirrors_for("origin.example", &mirror.host);
+    let source = OciSignatureSource::new(
+        Access { mirrors, ..Default::default() },
+        Limits::default(),
+        Duration::from_millis(500),
+    );
+    let image: Reference = "origin.example/team/app:v1".parse().unwrap();
+    let e = source.signatures(&image, DIGEST, Artifact::Signatures).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Timeout { .. }), "{e:?}");
+    let text = e.to_string();
+    let mirror_failed = format!("from {} broke off", mirror.host);
+    assert!(text.contains("(asking origin.example; ") && text.contains(&mirror_failed), "{text}");
+}

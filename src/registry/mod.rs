@@ -241,6 +241,13 @@ pub struct Access {
     pub lookaside: lookaside::Lookaside,
 }
 
+/// How far a fetch got across the hosts, for the message should its deadline pass.
+#[derive(Default)]
+struct Progress {
+    asking: String,
+    failed: Vec<String>,
+}
+
 /// Signature fetches from registries, their mirrors and lookaside stores. One per process:
 /// its [`client::Client`] keeps the connection pools and the token cache across verifications.
 pub struct OciSignatureSource {
@@ -279,6 +286,7 @@ impl OciSignatureSource {
         location: &str,
         what: Artifact,
         budget: &Budget,
+        progress: &std::sync::Mutex<Progress>,
     ) -> Result<Signatures, RegistryError> {
         let registry = sig_ref.registry();
         let tag = sig_ref.tag().unwrap_or_default();
@@ -290,10 +298,14 @@ impl OciSignatureSource {
                 name: sig_ref.repository(),
                 ns: (endpoint.host != registry).then_some(registry),
             };
+            endpoint.host.clone_into(&mut progress.lock().unwrap_or_else(|e| e.into_inner()).asking);
             match self.fetch_endpoint(&repo, tag, digest, location, what, budget).await {
                 Ok(Some(found)) => return Ok(found),
                 Ok(None) => absent.push(endpoint.host),
-                Err(RegistryError::Request { message, .. }) => errors.push(message),
+                Err(RegistryError::Request { message, .. }) => {
+                    progress.lock().unwrap_or_else(|e| e.into_inner()).failed.push(message.clone());
+                    errors.push(message)
+                }
                 Err(other) => return Err(other.via(&endpoint.host)),
             }
         }
@@ -700,10 +712,24 @@ impl SignatureSource for OciSignatureSource {
         }
         let sig_ref = artifact_reference(image, digest, what)?;
         let location = sig_ref.whole();
-        match tokio::time::timeout(self.timeout, self.fetch_via_hosts(&sig_ref, digest, &location, what, &budget)).await
-        {
+        let progress = std::sync::Mutex::new(Progress::default());
+        let fetch = self.fetch_via_hosts(&sig_ref, digest, &location, what, &budget, &progress);
+        match tokio::time::timeout(self.timeout, fetch).await {
             Ok(r) => r,
-            Err(_) => Err(RegistryError::Timeout { location, timeout: self.timeout }),
+            Err(_) => {
+                // Name the host still being asked, and why the ones before it failed (a slow
+                // mirror uses up the deadline before the registry is reached).
+                let p = progress.into_inner().unwrap_or_else(|e| e.into_inner());
+                let mut location = location;
+                if !p.asking.is_empty() {
+                    location.push_str(&format!(" (asking {}", p.asking));
+                    for f in &p.failed {
+                        location.push_str(&format!("; {f}"));
+                    }
+                    location.push(')');
+                }
+                Err(RegistryError::Timeout { location, timeout: self.timeout })
+            }
         }
     }
 }
