@@ -734,9 +734,11 @@ impl SignatureSource for OciSignatureSource {
     }
 }
 
+#[cfg(test)]
 type FakeAnswers = std::collections::HashMap<(Artifact, String), Result<Vec<SignatureLayer>, RegistryError>>;
 
 /// In-memory signature source for tests: canned answers per digest, and a call counter.
+#[cfg(test)]
 #[derive(Default)]
 pub struct FakeSignatureSource {
     answers: std::sync::Mutex<FakeAnswers>,
@@ -744,6 +746,7 @@ pub struct FakeSignatureSource {
     pub calls: std::sync::atomic::AtomicUsize,
 }
 
+#[cfg(test)]
 impl FakeSignatureSource {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
@@ -760,6 +763,7 @@ impl FakeSignatureSource {
     }
 }
 
+#[cfg(test)]
 #[async_trait]
 impl SignatureSource for FakeSignatureSource {
     async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError> {
