@@ -513,3 +513,15 @@ async fn a_slow_mirror_is_named_when_the_deadline_passes() {
     let mirror_failed = format!("from {} broke off", mirror.host);
     assert!(text.contains("(asking origin.example; ") && text.contains(&mirror_failed), "{text}");
 }
+
+#[tokio::test]
+async fn a_lookaside_digest_cannot_walk_out_of_the_store() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("a.yaml"), "default-docker:\n  lookaside: file:///var/lib/sigs\n").unwrap();
+    let lookaside = lookaside::Lookaside::load(d.path()).unwrap();
+    let source =
+        OciSignatureSource::new(Access { lookaside, ..Default::default() }, Limits::default(), Duration::from_secs(2));
+    let image: Reference = "reg.io/team/app:v1".parse().unwrap();
+    let e = source.signatures(&image, "sha256:../../../etc/passwd", Artifact::SimpleSigning).await.unwrap_err();
+    assert!(matches!(e, RegistryError::BadReference(_)), "{e}");
+}

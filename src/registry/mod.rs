@@ -515,6 +515,10 @@ impl OciSignatureSource {
         budget: &Budget,
     ) -> Result<Signatures, RegistryError> {
         let repository = format!("{}/{}", image.registry(), image.repository());
+        // The digest becomes part of a path or URL: only its one well-formed shape.
+        if !manifest::is_sha256(digest) {
+            return Err(RegistryError::BadReference(format!("{repository}@{digest}")));
+        }
         let Some(base) = self.lookaside.base_for(&repository) else {
             return Err(RegistryError::Request {
                 location: repository,
