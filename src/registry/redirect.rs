@@ -1,7 +1,9 @@
 //! Where a registry may send us: redirects (blobs are commonly served from a CDN or object
 //! store) and token realms are followed only if they keep the scheme and do not turn a
 //! request to a remote host into one to this node's loopback or link-local addresses (the
-//! node's own services, a cloud metadata endpoint).
+//! node's own services, a cloud metadata endpoint). The check is on the URL as written (IP
+//! literals and `localhost` names); a DNS name that resolves to such an address is not
+//! caught, which would take a resolver that knows which request a lookup is for.
 
 use std::net::IpAddr;
 
