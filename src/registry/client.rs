@@ -225,7 +225,7 @@ impl Client {
         if resp.status() == StatusCode::UNAUTHORIZED {
             let challenge =
                 challenge::pick(resp.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()));
-            drop(resp);
+            drain(resp).await;
             let header = self.answer(repo, &slot, &known, challenge, &what).await?;
             resp = self.send(repo.host, &url, accept, Some(&header), &what).await?;
             if resp.status() == StatusCode::UNAUTHORIZED {
@@ -416,13 +416,24 @@ async fn finish(
     budget: &Budget,
 ) -> Result<Option<Bytes>, FetchError> {
     match resp.status() {
-        StatusCode::NOT_FOUND => Ok(None),
+        StatusCode::NOT_FOUND => {
+            drain(resp).await;
+            Ok(None)
+        }
         s if s.is_success() => Ok(Some(body::read(resp, limit, budget, host, what).await?)),
         s => {
             let detail = error_detail(resp).await;
             Err(FetchError::Status { host: host.to_string(), what: what.to_string(), status: s.as_u16(), detail })
         }
     }
+}
+
+/// Read a small answer's body to its end, so that its connection goes back to the pool
+/// (HTTP/1.1 reuses a connection only once its body is read); a longer one is dropped, and
+/// its connection with it.
+async fn drain(resp: reqwest::Response) {
+    const MAX: usize = 4 << 10;
+    let _ = body::read(resp, MAX, &Budget::new(MAX), "", "").await;
 }
 
 /// The registry's own words for a failure (the distribution spec's `errors` list), from
