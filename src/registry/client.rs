@@ -82,6 +82,8 @@ pub struct Repository<'a> {
     /// `host[:port]` as hosts.toml and docker config files name it.
     pub host: &'a str,
     pub plain_http: bool,
+    /// The host's TLS settings where this registry's hosts.toml lists it.
+    pub tls: &'a hosts::Tls,
     pub name: &'a str,
     /// The registry a mirror stands in for, sent as `?ns=` as containerd does.
     pub ns: Option<&'a str>,
@@ -137,8 +139,9 @@ struct Slot {
 
 pub struct Client {
     default: reqwest::Client,
-    /// Hosts with TLS settings of their own (hosts.toml `ca`, `skip_verify`, `*.crt`).
-    per_host: HashMap<String, reqwest::Client>,
+    /// One per TLS setting of hosts.toml (`ca`, `skip_verify`, `*.crt`), used for the hosts
+    /// that have it where they have it (see [`hosts::Tls`]).
+    per_tls: HashMap<hosts::Tls, reqwest::Client>,
     /// Hosts spoken to over plain HTTP: the only ones credentials may reach unencrypted.
     plain_http: HashSet<String>,
     credentials: Credentials,
@@ -163,8 +166,8 @@ impl Client {
                 .redirect(redirect::policy())
                 .pool_idle_timeout(Duration::from_secs(90))
         };
-        let mut per_host = HashMap::new();
-        for (host, tls) in mirrors.tls_hosts() {
+        let mut per_tls = HashMap::new();
+        for tls in mirrors.tls_settings() {
             let certs: Result<Vec<_>, _> =
                 tls.extra_roots.iter().map(|der| reqwest::Certificate::from_der(der)).collect();
             let built = certs
@@ -174,16 +177,16 @@ impl Client {
             // fail (a denial) rather than trust more than the node does.
             match built {
                 Ok(c) => {
-                    per_host.insert(host.to_string(), c);
+                    per_tls.insert(tls.clone(), c);
                 }
-                Err(e) => tracing::error!(host, error = %error_chain(&e), "hosts.toml TLS settings cannot be applied"),
+                Err(e) => tracing::error!(error = %error_chain(&e), "hosts.toml TLS settings cannot be applied"),
             }
         }
         let mut plain: HashSet<String> = plain_http.into_iter().collect();
         plain.extend(mirrors.plain_http_hosts().map(String::from));
         Self {
             default: builder().build().unwrap_or_default(),
-            per_host,
+            per_tls,
             plain_http: plain,
             credentials,
             cluster_credentials,
@@ -197,8 +200,8 @@ impl Client {
         self.plain_http.contains(host)
     }
 
-    fn http_for(&self, host: &str) -> &reqwest::Client {
-        self.per_host.get(host).unwrap_or(&self.default)
+    fn http_for(&self, tls: &hosts::Tls) -> &reqwest::Client {
+        self.per_tls.get(tls).unwrap_or(&self.default)
     }
 
     /// A plain GET outside any registry (lookaside stores): same redirect rules and bounds.
@@ -221,13 +224,13 @@ impl Client {
         let (url, what) = (repo.url(path), format!("{}/{path}", repo.name));
         let slot = self.slot(repo.host, &repo.scope());
         let known = slot.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let mut resp = self.send(repo.host, &url, accept, known.header(), &what).await?;
+        let mut resp = self.send(repo, &url, accept, known.header(), &what).await?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             let challenge =
                 challenge::pick(resp.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()));
             drain(resp).await;
             let header = self.answer(repo, &slot, &known, challenge, &what).await?;
-            resp = self.send(repo.host, &url, accept, Some(&header), &what).await?;
+            resp = self.send(repo, &url, accept, Some(&header), &what).await?;
             if resp.status() == StatusCode::UNAUTHORIZED {
                 *slot.state.lock().unwrap_or_else(|e| e.into_inner()) = Authorization::Unknown;
                 return Err(unauthorized(repo.host, &what, "the credentials or token were refused"));
@@ -242,17 +245,17 @@ impl Client {
 
     async fn send(
         &self,
-        host: &str,
+        repo: &Repository<'_>,
         url: &str,
         accept: &str,
         authorization: Option<&str>,
         what: &str,
     ) -> Result<reqwest::Response, FetchError> {
-        let mut req = self.http_for(host).get(url).header(ACCEPT, accept);
+        let mut req = self.http_for(repo.tls).get(url).header(ACCEPT, accept);
         if let Some(a) = authorization {
             req = req.header(AUTHORIZATION, a);
         }
-        req.send().await.map_err(|e| transport(host, what, &e))
+        req.send().await.map_err(|e| transport(repo.host, what, &e))
     }
 
     fn slot(&self, host: &str, scope: &str) -> Arc<Slot> {
@@ -368,7 +371,8 @@ impl Client {
             }
             q.append_pair("scope", &ours);
         }
-        let mut req = self.http_for(repo.host).get(url.clone());
+        // The host's own TLS settings, as containerd fetches a host's tokens with its client.
+        let mut req = self.http_for(repo.tls).get(url.clone());
         if let RegistryAuth::Basic(u, p) = creds {
             req = req.header(AUTHORIZATION, basic(u, p));
         }
@@ -467,6 +471,8 @@ async fn error_detail(resp: reqwest::Response) -> String {
 mod tests {
     use super::*;
 
+    static SYSTEM_ROOTS: hosts::Tls = hosts::Tls { extra_roots: Vec::new(), skip_verify: false };
+
     fn client(plain_http: &[&str], creds_for: &str) -> Client {
         let mut credentials = Credentials::default();
         let cfg = format!(r#"{{"auths": {{"{creds_for}": {{"username": "robot", "password": "s3cret"}}}}}}"#);
@@ -476,7 +482,7 @@ mod tests {
     }
 
     fn repo(host: &str, plain_http: bool) -> Repository<'_> {
-        Repository { host, plain_http, name: "team/app", ns: None }
+        Repository { host, plain_http, tls: &SYSTEM_ROOTS, name: "team/app", ns: None }
     }
 
     #[tokio::test]
@@ -503,6 +509,27 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_belong_to_the_host_where_a_registrys_hosts_toml_lists_it() {
+        let d = tempfile::tempdir().unwrap();
+        let root = include_str!("../../testdata/cosign/root.pem");
+        for (registry, text) in [
+            ("a.io", "[host.\"https://shared.mirror\"]\nca = \"ca.pem\"\n"),
+            ("b.io", "[host.\"https://shared.mirror\"]\n"),
+        ] {
+            std::fs::create_dir_all(d.path().join(registry)).unwrap();
+            std::fs::write(d.path().join(registry).join("hosts.toml"), text).unwrap();
+            std::fs::write(d.path().join(registry).join("ca.pem"), root).unwrap();
+        }
+        let mirrors = hosts::Mirrors::load(d.path()).unwrap();
+        let c = Client::new(&mirrors, [], Credentials::default(), Arc::default(), Duration::from_secs(2), 1 << 16);
+        let (for_a, for_b) = (mirrors.endpoints("a.io"), mirrors.endpoints("b.io"));
+        assert_eq!((for_a[0].host.as_str(), for_b[0].host.as_str()), ("shared.mirror", "shared.mirror"));
+        assert!(!std::ptr::eq(c.http_for(&for_a[0].tls), &c.default), "a.io's CA for the mirror");
+        assert!(std::ptr::eq(c.http_for(&for_b[0].tls), &c.default), "b.io lists it without one");
+        assert!(std::ptr::eq(c.http_for(&for_a[1].tls), &c.default), "a.io itself has no CA");
+    }
+
+    #[test]
     fn a_token_is_sent_only_until_it_expires() {
         let live = Authorization::Header { value: "Bearer t".into(), expires: Some(Instant::now() + TOKEN_MARGIN) };
         assert_eq!(live.header(), Some("Bearer t"));
@@ -514,9 +541,10 @@ mod tests {
 
     #[test]
     fn urls_name_the_mirrored_registry_and_docker_hubs_api_host() {
-        let r = Repository { host: "docker.io", plain_http: false, name: "library/nginx", ns: None };
+        let r =
+            Repository { host: "docker.io", plain_http: false, tls: &SYSTEM_ROOTS, name: "library/nginx", ns: None };
         assert_eq!(r.url("manifests/v1"), "https://registry-1.docker.io/v2/library/nginx/manifests/v1");
-        let m = Repository { host: "m:5000", plain_http: true, name: "a/b", ns: Some("docker.io") };
+        let m = Repository { host: "m:5000", plain_http: true, tls: &SYSTEM_ROOTS, name: "a/b", ns: Some("docker.io") };
         assert_eq!(m.url("blobs/sha256:1"), "http://m:5000/v2/a/b/blobs/sha256:1?ns=docker.io");
     }
 }

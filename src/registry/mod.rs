@@ -295,6 +295,7 @@ impl OciSignatureSource {
             let repo = Repository {
                 host: &endpoint.host,
                 plain_http: endpoint.plain_http || self.client.is_plain_http(&endpoint.host),
+                tls: &endpoint.tls,
                 name: sig_ref.repository(),
                 ns: (endpoint.host != registry).then_some(registry),
             };
