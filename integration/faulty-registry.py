@@ -2,7 +2,12 @@
 """A registry proxy for fault injection: forwards every request to the real registry, except
 signature manifests (`.../manifests/sha256-<hex>.sig`), which it answers according to the
 mode in MODE_FILE: `pass`, `slow` (wait SLOW_SECONDS, then forward), `garbage` (200 with
-bytes that are not a manifest), `huge` (200 with an 8 MiB manifest), `down` (500).
+bytes that are not a manifest), `huge` (200 with an 8 MiB manifest), `down` (500),
+`endless` (200, chunked, never ending), `lying` (200 with a 10 GiB Content-Length, then
+bytes until the client hangs up). `endless-referrers` answers the referrers API and its
+fallback tag (`.../manifests/sha256-<hex>`) with an endless body instead. `delay:MS` holds
+every request (any path) MS milliseconds before forwarding it, so that a client's
+dependent round trips show in its wall time (rounds ~= time / MS).
 With TLS_CERT and TLS_KEY set it serves HTTPS with that certificate (a registry behind a
 private CA).
 Usage: faulty-registry.py LISTEN_PORT UPSTREAM_HOST:PORT MODE_FILE"""
@@ -28,10 +33,33 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def endless(self, lying=False):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        if lying:
+            self.send_header("Content-Length", str(10 << 30))
+        else:
+            self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        block = b"{" * (64 << 10)
+        chunk = block if lying else b"%x\r\n%s\r\n" % (len(block), block)
+        try:
+            while True:
+                self.wfile.write(chunk)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            self.close_connection = True
+
     def handle_one(self):
         path = self.path.split("?")[0]
+        mode = open(mode_file).read().strip() if os.path.exists(mode_file) else "pass"
+        if mode.startswith("delay:"):
+            time.sleep(float(mode.split(":", 1)[1]) / 1000)
+        referrers = "/referrers/" in path or ("/manifests/sha256-" in path and not path.endswith((".sig", ".att")))
+        if mode == "endless-referrers" and referrers:
+            return self.endless()
         if "/manifests/sha256-" in path and path.endswith(".sig"):
-            mode = open(mode_file).read().strip() if os.path.exists(mode_file) else "pass"
+            if mode in ("endless", "lying"):
+                return self.endless(lying=mode == "lying")
             if mode == "slow":
                 time.sleep(SLOW_SECONDS)
             elif mode == "garbage":

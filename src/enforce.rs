@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oci_client::Reference;
+use crate::reference::Reference;
 use tokio::sync::watch;
 
 use crate::cache::{Cache, Lookup};
@@ -100,10 +100,6 @@ impl Enforcer {
             })
         });
         let warn_mode = AtomicBool::new(config.mode == Mode::Warn);
-        // The reference grammar is a large regular expression compiled on first use; that
-        // synchronous cost (hundreds of ms in debug builds) belongs to start-up, not to the
-        // first container's deadline.
-        let _ = parse_reference("registry.invalid/warm-up:v1");
         Self { store, source, policy, cache: Cache::new(config.cache_capacity, ttl), warn_mode, trust: config.trust }
     }
 

@@ -9,7 +9,6 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
-use oci_client::secrets::RegistryAuth;
 use serde::Deserialize;
 
 /// Where kubelet and the docker CLI keep node-wide credentials.
@@ -37,6 +36,26 @@ struct AuthEntry {
     identity_token: Option<String>,
     #[serde(default, rename = "registrytoken")]
     registry_token: Option<String>,
+}
+
+/// What to answer a host's challenge with.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RegistryAuth {
+    Anonymous,
+    Basic(String, String),
+    /// A docker config `registrytoken`: sent as the bearer token itself.
+    Bearer(String),
+}
+
+/// Only the shape, never the secret.
+impl fmt::Debug for RegistryAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RegistryAuth::Anonymous => f.write_str("Anonymous"),
+            RegistryAuth::Basic(user, _) => write!(f, "Basic({user:?}, ..)"),
+            RegistryAuth::Bearer(_) => f.write_str("Bearer(..)"),
+        }
+    }
 }
 
 #[derive(Clone, PartialEq, Eq)]

@@ -11,23 +11,31 @@
 //! - [`auth`]: credentials from docker config files, never logged.
 
 pub mod auth;
+pub mod body;
+pub mod challenge;
+pub mod client;
 #[cfg(test)]
 mod fake_registry_tests;
+#[cfg(test)]
+mod hostile_registry_tests;
 pub mod hosts;
 pub mod lookaside;
+pub mod manifest;
+pub mod redirect;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::manifest::{OciDescriptor, OciImageManifest};
-use oci_client::secrets::RegistryAuth;
-use oci_client::Reference;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
+
+use crate::reference::Reference;
+use body::Budget;
+use client::{FetchError, Repository};
+pub use manifest::Descriptor;
+use manifest::{Index, Manifest};
 
 pub const SIGNATURE_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 pub const ATTESTATION_MEDIA_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
@@ -72,16 +80,36 @@ impl Artifact {
 /// Bounds on what a registry may make us download for one image.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// Each manifest, index and referrers list.
     pub max_manifest_bytes: usize,
     pub max_signatures: usize,
+    /// Each signature blob, sigstore bundle and lookaside signature.
     pub max_payload_bytes: usize,
+    /// A token endpoint's reply.
+    pub max_token_bytes: usize,
+    /// Everything one verification reads, together: the memory a registry can make it use.
+    pub max_total_bytes: usize,
+    /// Everything all verifications in flight hold, together; reads past it wait.
+    pub max_process_bytes: usize,
+    /// Blobs and referrer manifests in flight at once, per verification.
+    pub max_concurrent: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         // cosign payloads are a few hundred bytes and a busy image has a handful of
-        // signatures; these bounds leave two orders of magnitude of headroom.
-        Self { max_manifest_bytes: 1 << 20, max_signatures: 64, max_payload_bytes: 64 << 10 }
+        // signatures; these bounds leave two orders of magnitude of headroom. Registry tokens
+        // are JWTs of a few KiB. A verification holds at most 4 MiB, and all of them
+        // together 32 MiB, well inside the daemon's 128 MiB.
+        Self {
+            max_manifest_bytes: 1 << 20,
+            max_signatures: 64,
+            max_payload_bytes: 64 << 10,
+            max_token_bytes: 64 << 10,
+            max_total_bytes: 4 << 20,
+            max_process_bytes: 32 << 20,
+            max_concurrent: 8,
+        }
     }
 }
 
@@ -137,6 +165,40 @@ pub enum RegistryError {
     PayloadDigestMismatch { location: String, digest: String },
     #[error("image reference {0:?} cannot name a signature location")]
     BadReference(String),
+    /// The registry broke a bound (an oversized or endless body): hostile or broken, so the
+    /// next mirror is not asked to make up for it.
+    #[error("registry answer for {location} refused: {message}")]
+    Refused { location: String, message: String },
+}
+
+impl RegistryError {
+    /// Name the host that answered, when it is a mirror the location does not name.
+    fn via(mut self, host: &str) -> Self {
+        use RegistryError::*;
+        match &mut self {
+            ManifestTooLarge { location, .. }
+            | Malformed { location, .. }
+            | TooManySignatures { location, .. }
+            | PayloadTooLarge { location, .. }
+            | PayloadDigestMismatch { location, .. }
+            | Refused { location, .. }
+                if !location.contains(host) =>
+            {
+                location.push_str(&format!(" (from {host})"));
+            }
+            _ => {}
+        }
+        self
+    }
+
+    fn fetch(location: &str, e: FetchError) -> Self {
+        let (location, message) = (location.to_string(), e.to_string());
+        if e.is_refusal() {
+            RegistryError::Refused { location, message }
+        } else {
+            RegistryError::Request { location, message }
+        }
+    }
 }
 
 /// Where signatures come from.
@@ -178,62 +240,39 @@ pub struct Access {
     pub lookaside: lookaside::Lookaside,
 }
 
-/// Registry client on oci-client.
+/// How far a fetch got across the hosts, for the message should its deadline pass.
+#[derive(Default)]
+struct Progress {
+    asking: String,
+    failed: Vec<String>,
+}
+
+/// Signature fetches from registries, their mirrors and lookaside stores. One per process:
+/// its [`client::Client`] keeps the connection pools and the token cache across verifications.
 pub struct OciSignatureSource {
-    client: oci_client::Client,
-    /// Clients for hosts with TLS settings of their own (hosts.toml `ca`, `skip_verify`).
-    tls_clients: HashMap<String, oci_client::Client>,
+    client: client::Client,
     mirrors: hosts::Mirrors,
-    credentials: auth::Credentials,
-    cluster_credentials: Arc<std::sync::RwLock<auth::Credentials>>,
     lookaside: lookaside::Lookaside,
-    http: reqwest::Client,
     limits: Limits,
     timeout: Duration,
+    pool: body::Pool,
 }
+
+const SIGNATURE_ACCEPT: &str =
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
 impl OciSignatureSource {
     pub fn new(access: Access, limits: Limits, timeout: Duration) -> Self {
-        let mut insecure = access.insecure.clone();
-        insecure.extend(access.mirrors.plain_http_hosts().map(String::from));
-        let protocol = if insecure.is_empty() { ClientProtocol::Https } else { ClientProtocol::HttpsExcept(insecure) };
-        let config = || ClientConfig {
-            protocol: protocol.clone(),
-            connect_timeout: Some(timeout),
-            read_timeout: Some(timeout),
-            ..Default::default()
-        };
-        let mut tls_clients = HashMap::new();
-        for (host, tls) in access.mirrors.tls_hosts() {
-            let extra_root_certificates = tls
-                .extra_roots
-                .iter()
-                .map(|der| Certificate { encoding: CertificateEncoding::Der, data: der.clone() })
-                .collect();
-            let tls_config =
-                ClientConfig { extra_root_certificates, accept_invalid_certificates: tls.skip_verify, ..config() };
-            // The CA files were parsed when hosts.toml was read; should the TLS stack still
-            // refuse them, that host's fetches fail (a denial) rather than trust less or more.
-            match oci_client::Client::try_from(tls_config) {
-                Ok(c) => {
-                    tls_clients.insert(host.to_string(), c);
-                }
-                Err(e) => {
-                    tracing::error!(host, error = %e, "hosts.toml TLS settings cannot be applied; this host is reached with the system roots only")
-                }
-            }
-        }
-        Self {
-            client: oci_client::Client::new(config()),
-            tls_clients,
-            mirrors: access.mirrors,
-            credentials: access.credentials,
-            cluster_credentials: access.cluster_credentials,
-            lookaside: access.lookaside,
-            http: reqwest::Client::builder().timeout(timeout).build().unwrap_or_default(),
-            limits,
+        let client = client::Client::new(
+            &access.mirrors,
+            access.insecure,
+            access.credentials,
+            access.cluster_credentials,
             timeout,
-        }
+            limits.max_token_bytes,
+        );
+        let pool = body::Pool::new(limits.max_process_bytes);
+        Self { client, mirrors: access.mirrors, lookaside: access.lookaside, limits, timeout, pool }
     }
 
     /// Try each endpoint containerd would pull from, in its order. The first that answers
@@ -245,49 +284,29 @@ impl OciSignatureSource {
         digest: &str,
         location: &str,
         what: Artifact,
+        budget: &Budget,
+        progress: &std::sync::Mutex<Progress>,
     ) -> Result<Signatures, RegistryError> {
-        let registry = sig_ref.registry().to_string();
+        let registry = sig_ref.registry();
+        let tag = sig_ref.tag().unwrap_or_default();
         let (mut errors, mut absent) = (Vec::new(), Vec::new());
-        for endpoint in self.mirrors.endpoints(&registry) {
-            let mut r = sig_ref.clone();
-            if endpoint.host != registry {
-                r.set_mirror_registry(endpoint.host.clone());
-            }
-            let auth = self.auth_for(&endpoint.host, &registry);
-            // Tag-schema artifacts and OCI 1.1 referrer bundles, asked at the same time: cosign 2
-            // writes the first, cosign 3 the second by default, and either may carry the one
-            // signature that satisfies the policy.
-            let mut subject =
-                Reference::with_digest(registry.clone(), sig_ref.repository().to_string(), digest.to_string());
-            if endpoint.host != registry {
-                subject.set_mirror_registry(endpoint.host.clone());
-            }
-            let fetched = {
-                let (tagged, referred) = tokio::join!(
-                    self.fetch(&r, location, what, &auth),
-                    self.fetch_referrers(&subject, location, &auth)
-                );
-                // Registries without the referrers API answer with an empty list: nothing here,
-                // so the next host is asked.
-                let referred = referred.map(|r| r.filter(|layers| !layers.is_empty()));
-                match (tagged, referred) {
-                    // A registry whose referrers support is broken still serves cosign 2
-                    // signatures; missing evidence can only lead to a denial.
-                    (Ok(Some(found)), Err(_)) if !found.layers.is_empty() => Ok(Some(found)),
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                    (Ok(None), Ok(None)) => Ok(None),
-                    (Ok(tagged), Ok(referred)) => {
-                        let mut layers = tagged.map(|s| s.layers).unwrap_or_default();
-                        layers.extend(referred.unwrap_or_default());
-                        Ok(Some(Signatures { location: location.to_string(), layers }))
-                    }
-                }
+        for endpoint in self.mirrors.endpoints(registry) {
+            let repo = Repository {
+                host: &endpoint.host,
+                plain_http: endpoint.plain_http || self.client.is_plain_http(&endpoint.host),
+                tls: &endpoint.tls,
+                name: sig_ref.repository(),
+                ns: (endpoint.host != registry).then_some(registry),
             };
-            match fetched {
+            endpoint.host.clone_into(&mut progress.lock().unwrap_or_else(|e| e.into_inner()).asking);
+            match self.fetch_endpoint(&repo, tag, digest, location, what, budget).await {
                 Ok(Some(found)) => return Ok(found),
                 Ok(None) => absent.push(endpoint.host),
-                Err(RegistryError::Request { message, .. }) => errors.push(format!("{}: {message}", endpoint.host)),
-                Err(other) => return Err(other),
+                Err(RegistryError::Request { message, .. }) => {
+                    progress.lock().unwrap_or_else(|e| e.into_inner()).failed.push(message.clone());
+                    errors.push(message)
+                }
+                Err(other) => return Err(other.via(&endpoint.host)),
             }
         }
         if errors.is_empty() {
@@ -299,10 +318,207 @@ impl OciSignatureSource {
         Err(RegistryError::Request { location: location.to_string(), message: errors.join("; ") })
     }
 
+    /// Tag-schema artifacts and OCI 1.1 referrer bundles from one host. cosign 2 writes the
+    /// first, cosign 3 the second by default, and either may carry the one signature that
+    /// satisfies the policy; so the tag, the referrers API and the referrers fallback tag are
+    /// asked in the same round rather than the fallback after the API's 404.
+    async fn fetch_endpoint(
+        &self,
+        repo: &Repository<'_>,
+        tag: &str,
+        digest: &str,
+        location: &str,
+        what: Artifact,
+        budget: &Budget,
+    ) -> Result<Option<Signatures>, RegistryError> {
+        let max = self.limits.max_manifest_bytes;
+        let paths = [
+            format!("manifests/{tag}"),
+            format!("referrers/{digest}"),
+            format!("manifests/{}", digest.replace(':', "-")),
+        ];
+        let (tagged, api, fallback) = tokio::join!(
+            self.client.get(repo, &paths[0], SIGNATURE_ACCEPT, max, budget),
+            self.client.get(repo, &paths[1], manifest::OCI_INDEX, max, budget),
+            self.client.get(repo, &paths[2], manifest::OCI_INDEX, max, budget),
+        );
+        let err = |e| RegistryError::fetch(location, e);
+        // The API's list when it has one; its 404 says the registry keeps referrers under
+        // the fallback tag instead (OCI distribution 1.1).
+        let index = match api {
+            Ok(Some(list)) => Ok(Some(list)),
+            Ok(None) => fallback.map_err(err),
+            Err(e) => Err(err(e)),
+        };
+        let (tagged, referred) = tokio::join!(
+            async {
+                match tagged {
+                    Ok(Some(raw)) => self.tagged_layers(repo, &raw, location, what, budget).await.map(Some),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(err(e)),
+                }
+            },
+            async {
+                match index {
+                    Ok(Some(raw)) => self.referred_layers(repo, &raw, location, budget).await.map(Some),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+        );
+        // A registry without the referrers API, and no fallback tag: nothing there.
+        let referred = referred.map(|r| r.filter(|layers| !layers.is_empty()));
+        match (tagged, referred) {
+            // A registry whose referrers support is broken still serves cosign 2
+            // signatures; missing evidence can only lead to a denial.
+            (Ok(Some(found)), Err(_)) if !found.is_empty() => {
+                Ok(Some(Signatures { location: location.to_string(), layers: found }))
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+            (Ok(None), Ok(None)) => Ok(None),
+            (Ok(tagged), Ok(referred)) => {
+                let mut layers = tagged.unwrap_or_default();
+                layers.extend(referred.unwrap_or_default());
+                Ok(Some(Signatures { location: location.to_string(), layers }))
+            }
+        }
+    }
+
+    /// The layers of a `.sig`/`.att` manifest with their payloads, fetched concurrently.
+    async fn tagged_layers(
+        &self,
+        repo: &Repository<'_>,
+        raw: &[u8],
+        location: &str,
+        what: Artifact,
+        budget: &Budget,
+    ) -> Result<Vec<SignatureLayer>, RegistryError> {
+        let layers = artifact_layers(raw, &self.limits, location, what)?;
+        futures::stream::iter(layers)
+            .map(|(desc, mut layer)| async move {
+                layer.payload = self.fetch_blob(repo, &desc, location, budget).await?.to_vec();
+                Ok::<_, RegistryError>(layer)
+            })
+            .buffered(self.limits.max_concurrent.max(1))
+            .try_collect()
+            .await
+    }
+
+    /// Sigstore bundles attached as OCI 1.1 referrers, listed in `raw` (an index): each
+    /// entry's manifest, then its bundle blob, all entries at once (bounded).
+    async fn referred_layers(
+        &self,
+        repo: &Repository<'_>,
+        raw: &[u8],
+        location: &str,
+        budget: &Budget,
+    ) -> Result<Vec<SignatureLayer>, RegistryError> {
+        let index: Index = serde_json::from_slice(raw)
+            .map_err(|e| RegistryError::Malformed { location: location.to_string(), message: e.to_string() })?;
+        // Other artifacts (SBOMs, scan reports) are never downloaded.
+        let entries: Vec<Descriptor> = index
+            .manifests
+            .into_iter()
+            .filter(|d| d.artifact_type.as_deref().is_none_or(|t| t.starts_with(SIGSTORE_BUNDLE_MEDIA_TYPE)))
+            .collect();
+        if entries.len() > self.limits.max_signatures {
+            return Err(RegistryError::TooManySignatures {
+                location: location.to_string(),
+                count: entries.len(),
+                limit: self.limits.max_signatures,
+            });
+        }
+        let per_entry: Vec<Vec<SignatureLayer>> = futures::stream::iter(entries)
+            .map(|entry| async move {
+                if !entry.has_valid_digest() {
+                    return Err(malformed(location, &format!("referrer digest {:?} is not sha256", entry.digest)));
+                }
+                let raw = self
+                    .client
+                    .get(
+                        repo,
+                        &format!("manifests/{}", entry.digest),
+                        manifest::OCI_MANIFEST,
+                        self.limits.max_manifest_bytes,
+                        budget,
+                    )
+                    .await
+                    .map_err(|e| RegistryError::fetch(location, e))?
+                    .ok_or_else(|| missing(location, repo, &entry.digest))?;
+                if sha256(&raw) != entry.digest {
+                    return Err(RegistryError::PayloadDigestMismatch {
+                        location: location.to_string(),
+                        digest: entry.digest.clone(),
+                    });
+                }
+                let mut layers = Vec::new();
+                for desc in bundle_layers(&raw, &self.limits, location)? {
+                    let payload = self.fetch_blob(repo, &desc, location, budget).await?;
+                    layers.extend(bundle_attestation(&payload));
+                }
+                Ok(layers)
+            })
+            .buffered(self.limits.max_concurrent.max(1))
+            .try_collect()
+            .await?;
+        Ok(per_entry.into_iter().flatten().collect())
+    }
+
+    /// A blob by its descriptor, no larger than the descriptor says (and the payload limit),
+    /// checked against its digest. The descriptor's `urls` are never followed.
+    async fn fetch_blob(
+        &self,
+        repo: &Repository<'_>,
+        desc: &Descriptor,
+        location: &str,
+        budget: &Budget,
+    ) -> Result<Bytes, RegistryError> {
+        let limit = self.limits.max_payload_bytes;
+        if desc.size < 0 || desc.size as usize > limit {
+            return Err(RegistryError::PayloadTooLarge {
+                location: location.to_string(),
+                digest: desc.digest.clone(),
+                limit,
+            });
+        }
+        if !desc.has_valid_digest() {
+            return Err(malformed(location, &format!("layer digest {:?} is not sha256", desc.digest)));
+        }
+        let payload = self
+            .client
+            .get(repo, &format!("blobs/{}", desc.digest), "*/*", desc.size as usize, budget)
+            .await
+            .map_err(|e| match e {
+                FetchError::Body(body::BodyError::TooLarge { .. }) => RegistryError::PayloadTooLarge {
+                    location: location.to_string(),
+                    digest: desc.digest.clone(),
+                    limit,
+                },
+                e => RegistryError::fetch(location, e),
+            })?
+            .ok_or_else(|| missing(location, repo, &desc.digest))?;
+        if sha256(&payload) != desc.digest {
+            return Err(RegistryError::PayloadDigestMismatch {
+                location: location.to_string(),
+                digest: desc.digest.clone(),
+            });
+        }
+        Ok(payload)
+    }
+
     /// GPG signatures `signature-1`, `-2`, ... from the image's lookaside store, until the
     /// first that does not exist.
-    async fn fetch_lookaside(&self, image: &Reference, digest: &str) -> Result<Signatures, RegistryError> {
+    async fn fetch_lookaside(
+        &self,
+        image: &Reference,
+        digest: &str,
+        budget: &Budget,
+    ) -> Result<Signatures, RegistryError> {
         let repository = format!("{}/{}", image.registry(), image.repository());
+        // The digest becomes part of a path or URL: only its one well-formed shape.
+        if !manifest::is_sha256(digest) {
+            return Err(RegistryError::BadReference(format!("{repository}@{digest}")));
+        }
         let Some(base) = self.lookaside.base_for(&repository) else {
             return Err(RegistryError::Request {
                 location: repository,
@@ -316,7 +532,7 @@ impl OciSignatureSource {
                 return Err(RegistryError::TooManySignatures { location, count: n, limit: self.limits.max_signatures });
             }
             let url = lookaside::signature_url(base, image.repository(), digest, n);
-            match self.read_url(&url).await? {
+            match self.read_url(&url, budget).await? {
                 Some(payload) => layers.push(SignatureLayer { payload, ..Default::default() }),
                 None => break,
             }
@@ -325,152 +541,36 @@ impl OciSignatureSource {
     }
 
     /// `Ok(None)` when the URL names nothing (file absent, HTTP 404); bounded in size.
-    async fn read_url(&self, url: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+    async fn read_url(&self, url: &str, budget: &Budget) -> Result<Option<Vec<u8>>, RegistryError> {
         let limit = self.limits.max_payload_bytes;
-        let err = |message: String| RegistryError::Request { location: url.to_string(), message };
-        let too_large = || RegistryError::PayloadTooLarge { location: url.to_string(), digest: String::new(), limit };
         if let Some(path) = url.strip_prefix("file://") {
-            return match tokio::fs::metadata(path).await {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(err(e.to_string())),
-                Ok(m) if m.len() > limit as u64 => Err(too_large()),
-                Ok(_) => tokio::fs::read(path).await.map(Some).map_err(|e| err(e.to_string())),
+            return match lookaside::read_file(std::path::Path::new(path), limit, self.timeout).await {
+                Ok(found) => Ok(found),
+                Err(e @ lookaside::ReadError::TooLarge { .. }) => {
+                    Err(RegistryError::Refused { location: url.to_string(), message: e.to_string() })
+                }
+                Err(e) => Err(RegistryError::Request { location: url.to_string(), message: e.to_string() }),
             };
         }
-        let mut resp = self.http.get(url).send().await.map_err(|e| err(e.to_string()))?;
-        if resp.status() == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
+        match self.client.get_url(url, limit, budget).await {
+            Ok(found) => Ok(found.map(|b| b.to_vec())),
+            Err(e) => Err(RegistryError::fetch(url, e)),
         }
-        if !resp.status().is_success() {
-            return Err(err(format!("HTTP {}", resp.status())));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| err(e.to_string()))? {
-            if body.len() + chunk.len() > limit {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Some(body))
     }
+}
 
-    /// The client for the host `r` is fetched from (its mirror, when it has one).
-    fn client_for(&self, r: &Reference) -> &oci_client::Client {
-        self.tls_clients.get(r.resolve_registry()).unwrap_or(&self.client)
-    }
+fn sha256(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
 
-    /// The node's credentials first, then the cluster's; for the host asked, then for the
-    /// registry it stands in for.
-    fn auth_for(&self, host: &str, registry: &str) -> RegistryAuth {
-        let cluster = self.cluster_credentials.read().unwrap_or_else(|e| e.into_inner());
-        [host, registry]
-            .into_iter()
-            .flat_map(|h| [self.credentials.auth_for(h), cluster.auth_for(h)])
-            .find(|a| *a != RegistryAuth::Anonymous)
-            .unwrap_or(RegistryAuth::Anonymous)
-    }
+fn malformed(location: &str, message: &str) -> RegistryError {
+    RegistryError::Malformed { location: location.to_string(), message: message.to_string() }
+}
 
-    /// Sigstore bundles attached to `subject` (by digest) as OCI 1.1 referrers — the native
-    /// referrers API, or the `sha256-<hex>` tag schema on registries without it — as
-    /// attestation layers. `Ok(None)` when there are none. Bounded like the tag schemes.
-    async fn fetch_referrers(
-        &self,
-        subject: &Reference,
-        location: &str,
-        auth: &RegistryAuth,
-    ) -> Result<Option<Vec<SignatureLayer>>, RegistryError> {
-        let request = |message: String| RegistryError::Request { location: location.to_string(), message };
-        let client = self.client_for(subject);
-        client.store_auth_if_needed(subject.resolve_registry(), auth).await;
-        let index = match client.pull_referrers(subject, None).await {
-            Ok(index) => index,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(request(e.to_string())),
-        };
-        if index.manifests.len() > self.limits.max_signatures {
-            return Err(RegistryError::TooManySignatures {
-                location: location.to_string(),
-                count: index.manifests.len(),
-                limit: self.limits.max_signatures,
-            });
-        }
-        let accepted = [oci_client::manifest::OCI_IMAGE_MEDIA_TYPE];
-        let mut layers = Vec::new();
-        for entry in &index.manifests {
-            let mref = subject.clone_with_digest(entry.digest.clone());
-            let (raw, _) =
-                client.pull_manifest_raw(&mref, auth, &accepted).await.map_err(|e| request(e.to_string()))?;
-            if format!("sha256:{}", hex::encode(Sha256::digest(&raw))) != entry.digest {
-                return Err(RegistryError::PayloadDigestMismatch {
-                    location: location.to_string(),
-                    digest: entry.digest.clone(),
-                });
-            }
-            for desc in bundle_layers(&raw, &self.limits, location)? {
-                let payload = self.fetch_payload(&mref, &desc, location).await?;
-                layers.extend(bundle_attestation(&payload));
-            }
-        }
-        Ok(Some(layers))
-    }
-
-    /// `Ok(None)`: this endpoint says the tag does not exist.
-    async fn fetch(
-        &self,
-        sig_ref: &Reference,
-        location: &str,
-        what: Artifact,
-        auth: &RegistryAuth,
-    ) -> Result<Option<Signatures>, RegistryError> {
-        let accepted = [oci_client::manifest::OCI_IMAGE_MEDIA_TYPE, oci_client::manifest::IMAGE_MANIFEST_MEDIA_TYPE];
-        let raw = match self.client_for(sig_ref).pull_manifest_raw(sig_ref, auth, &accepted).await {
-            Ok((raw, _digest)) => raw,
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(RegistryError::Request { location: location.to_string(), message: e.to_string() }),
-        };
-        let sig_layers = artifact_layers(&raw, &self.limits, location, what)?;
-        let mut layers = Vec::with_capacity(sig_layers.len());
-        for (desc, mut layer) in sig_layers {
-            layer.payload = self.fetch_payload(sig_ref, &desc, location).await?;
-            layers.push(layer);
-        }
-        Ok(Some(Signatures { location: location.to_string(), layers }))
-    }
-
-    async fn fetch_payload(
-        &self,
-        sig_ref: &Reference,
-        desc: &OciDescriptor,
-        location: &str,
-    ) -> Result<Vec<u8>, RegistryError> {
-        let limit = self.limits.max_payload_bytes;
-        let too_large =
-            || RegistryError::PayloadTooLarge { location: location.to_string(), digest: desc.digest.clone(), limit };
-        if desc.size < 0 || desc.size as usize > limit {
-            return Err(too_large());
-        }
-        let mut stream = self
-            .client_for(sig_ref)
-            .pull_blob_stream(sig_ref, desc)
-            .await
-            .map_err(|e| RegistryError::Request { location: location.to_string(), message: e.to_string() })?;
-        let mut payload = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk =
-                chunk.map_err(|e| RegistryError::Request { location: location.to_string(), message: e.to_string() })?;
-            if payload.len() + chunk.len() > limit {
-                return Err(too_large());
-            }
-            payload.extend_from_slice(&chunk);
-        }
-        let actual = format!("sha256:{}", hex::encode(Sha256::digest(&payload)));
-        if actual != desc.digest {
-            return Err(RegistryError::PayloadDigestMismatch {
-                location: location.to_string(),
-                digest: desc.digest.clone(),
-            });
-        }
-        Ok(payload)
+fn missing(location: &str, repo: &Repository<'_>, digest: &str) -> RegistryError {
+    RegistryError::Request {
+        location: location.to_string(),
+        message: format!("{} lists {digest} in {} but answers 404 for it", repo.host, repo.name),
     }
 }
 
@@ -479,7 +579,7 @@ pub fn signature_layers(
     raw: &[u8],
     limits: &Limits,
     location: &str,
-) -> Result<Vec<(OciDescriptor, SignatureLayer)>, RegistryError> {
+) -> Result<Vec<(Descriptor, SignatureLayer)>, RegistryError> {
     artifact_layers(raw, limits, location, Artifact::Signatures)
 }
 
@@ -492,9 +592,9 @@ pub fn artifact_layers(
     limits: &Limits,
     location: &str,
     what: Artifact,
-) -> Result<Vec<(OciDescriptor, SignatureLayer)>, RegistryError> {
+) -> Result<Vec<(Descriptor, SignatureLayer)>, RegistryError> {
     let manifest = parse_manifest(raw, limits, location)?;
-    let sig_layers: Vec<OciDescriptor> =
+    let sig_layers: Vec<Descriptor> =
         manifest.layers.into_iter().filter(|l| l.media_type == what.media_type()).collect();
     if sig_layers.len() > limits.max_signatures {
         return Err(RegistryError::TooManySignatures {
@@ -526,7 +626,7 @@ pub fn artifact_layers(
 }
 
 /// An untrusted manifest: size first, then parse.
-fn parse_manifest(raw: &[u8], limits: &Limits, location: &str) -> Result<OciImageManifest, RegistryError> {
+fn parse_manifest(raw: &[u8], limits: &Limits, location: &str) -> Result<Manifest, RegistryError> {
     if raw.len() > limits.max_manifest_bytes {
         return Err(RegistryError::ManifestTooLarge {
             location: location.to_string(),
@@ -534,13 +634,13 @@ fn parse_manifest(raw: &[u8], limits: &Limits, location: &str) -> Result<OciImag
             limit: limits.max_manifest_bytes,
         });
     }
-    let manifest: OciImageManifest = serde_json::from_slice(raw)
+    let manifest: Manifest = serde_json::from_slice(raw)
         .map_err(|e| RegistryError::Malformed { location: location.to_string(), message: e.to_string() })?;
     Ok(manifest)
 }
 
 /// The sigstore-bundle layers of a referrer manifest (other artifact types are skipped).
-pub fn bundle_layers(raw: &[u8], limits: &Limits, location: &str) -> Result<Vec<OciDescriptor>, RegistryError> {
+pub fn bundle_layers(raw: &[u8], limits: &Limits, location: &str) -> Result<Vec<Descriptor>, RegistryError> {
     let manifest = parse_manifest(raw, limits, location)?;
     Ok(manifest.layers.into_iter().filter(|l| l.media_type.starts_with(SIGSTORE_BUNDLE_MEDIA_TYPE)).take(1).collect())
 }
@@ -604,38 +704,45 @@ fn log_entry(material: &serde_json::Value) -> Option<String> {
     serde_json::to_string(&legacy).ok()
 }
 
-fn is_not_found(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::ImageManifestNotFoundError(_) => true,
-        OciDistributionError::RegistryError { envelope, .. } => {
-            envelope.errors.iter().any(|e| matches!(e.code, OciErrorCode::ManifestUnknown | OciErrorCode::NotFound))
-        }
-        OciDistributionError::ServerError { code, .. } => *code == 404,
-        _ => false,
-    }
-}
-
 #[async_trait]
 impl SignatureSource for OciSignatureSource {
     async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError> {
+        let budget = Budget::in_pool(self.limits.max_total_bytes, &self.pool);
         if what == Artifact::SimpleSigning {
-            return match tokio::time::timeout(self.timeout, self.fetch_lookaside(image, digest)).await {
+            return match tokio::time::timeout(self.timeout, self.fetch_lookaside(image, digest, &budget)).await {
                 Ok(r) => r,
                 Err(_) => Err(RegistryError::Timeout { location: image.whole(), timeout: self.timeout }),
             };
         }
         let sig_ref = artifact_reference(image, digest, what)?;
         let location = sig_ref.whole();
-        match tokio::time::timeout(self.timeout, self.fetch_via_hosts(&sig_ref, digest, &location, what)).await {
+        let progress = std::sync::Mutex::new(Progress::default());
+        let fetch = self.fetch_via_hosts(&sig_ref, digest, &location, what, &budget, &progress);
+        match tokio::time::timeout(self.timeout, fetch).await {
             Ok(r) => r,
-            Err(_) => Err(RegistryError::Timeout { location, timeout: self.timeout }),
+            Err(_) => {
+                // Name the host still being asked, and why the ones before it failed (a slow
+                // mirror uses up the deadline before the registry is reached).
+                let p = progress.into_inner().unwrap_or_else(|e| e.into_inner());
+                let mut location = location;
+                if !p.asking.is_empty() {
+                    location.push_str(&format!(" (asking {}", p.asking));
+                    for f in &p.failed {
+                        location.push_str(&format!("; {f}"));
+                    }
+                    location.push(')');
+                }
+                Err(RegistryError::Timeout { location, timeout: self.timeout })
+            }
         }
     }
 }
 
+#[cfg(test)]
 type FakeAnswers = std::collections::HashMap<(Artifact, String), Result<Vec<SignatureLayer>, RegistryError>>;
 
 /// In-memory signature source for tests: canned answers per digest, and a call counter.
+#[cfg(test)]
 #[derive(Default)]
 pub struct FakeSignatureSource {
     answers: std::sync::Mutex<FakeAnswers>,
@@ -643,6 +750,7 @@ pub struct FakeSignatureSource {
     pub calls: std::sync::atomic::AtomicUsize,
 }
 
+#[cfg(test)]
 impl FakeSignatureSource {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
@@ -659,6 +767,7 @@ impl FakeSignatureSource {
     }
 }
 
+#[cfg(test)]
 #[async_trait]
 impl SignatureSource for FakeSignatureSource {
     async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError> {

@@ -411,7 +411,7 @@ async fn keys_come_from_secrets_and_are_inlined_in_the_snapshot() {
 
 #[tokio::test]
 async fn pull_secrets_named_by_policies_become_registry_credentials_and_are_not_persisted() {
-    use oci_client::secrets::RegistryAuth;
+    use crate::registry::auth::RegistryAuth;
     let api = FakeApi::start().await;
     let config = json!({"auths": {"private.example:5000": {"username": "robot", "password": "s3cret"}}}).to_string();
     api.set_secret("signet-system", "regcred", &[(".dockerconfigjson", &config)]);

@@ -8,7 +8,9 @@
 //! `registry-1.docker.io` and `registry.hub.docker.com`. Without this, a `reg.io/team/**`
 //! policy under `no_match = allow` lets `Reg.io/team/x` run unchecked.
 
-use oci_client::Reference;
+mod grammar;
+
+pub use grammar::{resolve_host, ParseError, Reference};
 
 /// Longer names are refused before any parsing or matching: the reference grammar bounds a
 /// repository at 255 characters, a tag at 128 and a digest well below this.

@@ -1,0 +1,533 @@
+//! The registry client against a hostile registry on loopback (endless, lying and dripping
+//! bodies, `urls[]`, credentials it should not get) and against a counting one, which holds
+//! every verification to the round-trip floor.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::*;
+use crate::testutil::Request;
+
+const DIGEST: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+fn hex() -> &'static str {
+    &DIGEST[7..]
+}
+
+/// What the server does with one request.
+#[derive(Clone)]
+enum Reply {
+    Full {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Chunked, never ending.
+    Endless,
+    /// A `Content-Length` far over any cap, then bytes until the client hangs up.
+    Lying,
+    /// One byte of `body` every `every`.
+    Drip {
+        body: Vec<u8>,
+        every: Duration,
+    },
+}
+
+fn ok(ctype: &str, body: &[u8]) -> Reply {
+    Reply::Full { status: 200, headers: vec![("content-type".into(), ctype.into())], body: body.to_vec() }
+}
+
+fn not_found() -> Reply {
+    Reply::Full { status: 404, headers: vec![], body: br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#.to_vec() }
+}
+
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    authorization: Option<String>,
+    at: Instant,
+}
+
+type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
+
+struct Server {
+    host: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    connections: Arc<AtomicUsize>,
+    /// Body bytes written, across all replies.
+    sent: Arc<AtomicU64>,
+}
+
+impl Server {
+    async fn start(delay: Duration, handler: Handler) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = listener.local_addr().unwrap().to_string();
+        let (seen, connections, sent) = (Arc::default(), Arc::new(AtomicUsize::new(0)), Arc::new(AtomicU64::new(0)));
+        let s =
+            Server { host, seen: Arc::clone(&seen), connections: Arc::clone(&connections), sent: Arc::clone(&sent) };
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                connections.fetch_add(1, Ordering::SeqCst);
+                let (seen, sent, handler) = (Arc::clone(&seen), Arc::clone(&sent), Arc::clone(&handler));
+                tokio::spawn(serve(conn, delay, handler, seen, sent));
+            }
+        });
+        s
+    }
+
+    fn paths(&self) -> Vec<String> {
+        self.seen.lock().unwrap().iter().map(|s| s.path.clone()).collect()
+    }
+
+    /// Dependent rounds: with every reply held `delay`, a request sent after a reply arrives
+    /// at least `delay` after the first request of the round before; requests sent together
+    /// arrive together. Slowness between rounds only widens the gaps, so this does not
+    /// depend on the machine's speed as wall time would.
+    fn rounds(&self, delay: Duration) -> usize {
+        let mut starts: Vec<Instant> = Vec::new();
+        for s in self.seen.lock().unwrap().iter() {
+            if starts.last().is_none_or(|&first| s.at.duration_since(first) >= delay / 2) {
+                starts.push(s.at);
+            }
+        }
+        starts.len()
+    }
+
+    fn count(&self, pred: impl Fn(&str) -> bool) -> usize {
+        self.paths().iter().filter(|p| pred(p)).count()
+    }
+}
+
+async fn serve(conn: TcpStream, delay: Duration, handler: Handler, seen: Arc<Mutex<Vec<Seen>>>, sent: Arc<AtomicU64>) {
+    let mut reader = BufReader::new(conn);
+    while let Some(req) = crate::testutil::read_request(&mut reader).await {
+        seen.lock().unwrap().push(Seen {
+            path: req.target.clone(),
+            authorization: req.headers.get("authorization").cloned(),
+            at: Instant::now(),
+        });
+        tokio::time::sleep(delay).await;
+        let conn = reader.get_mut();
+        let written = match handler(&req) {
+            Reply::Full { status, headers, body } => {
+                let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                conn.write_all(head.as_bytes()).await.is_ok() && conn.write_all(&body).await.is_ok()
+            }
+            Reply::Endless => {
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                if conn.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("4000\r\n{}\r\n", "{".repeat(0x4000));
+                while conn.write_all(chunk.as_bytes()).await.is_ok() {
+                    sent.fetch_add(0x4000, Ordering::SeqCst);
+                }
+                false
+            }
+            Reply::Lying => {
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 10737418240\r\n\r\n";
+                if conn.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let block = vec![b' '; 0x4000];
+                while conn.write_all(&block).await.is_ok() {
+                    sent.fetch_add(0x4000, Ordering::SeqCst);
+                }
+                false
+            }
+            Reply::Drip { body, every } => {
+                let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+                let mut ok = conn.write_all(head.as_bytes()).await.is_ok();
+                for b in body {
+                    tokio::time::sleep(every).await;
+                    ok = ok && conn.write_all(&[b]).await.is_ok();
+                }
+                ok
+            }
+        };
+        if !written {
+            return;
+        }
+    }
+}
+
+/// A repository `team/app` holding what `objects` lists (path under `/v2/team/app/`), 404
+/// for the rest; `special` may answer first.
+fn registry(
+    objects: HashMap<String, Reply>,
+    special: impl Fn(&Request) -> Option<Reply> + Send + Sync + 'static,
+) -> Handler {
+    Arc::new(move |req: &Request| {
+        if let Some(r) = special(req) {
+            return r;
+        }
+        let path = req.target.split('?').next().unwrap_or("");
+        path.strip_prefix("/v2/team/app/").and_then(|p| objects.get(p)).cloned().unwrap_or_else(not_found)
+    })
+}
+
+fn sha(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// A `.sig` manifest with one signed layer, and its blob.
+fn signature(payload: &[u8], extra: serde_json::Value) -> (Vec<u8>, String) {
+    let blob = sha(payload);
+    let mut layer = serde_json::json!({"mediaType": SIGNATURE_MEDIA_TYPE, "digest": blob, "size": payload.len(),
+        "annotations": {SIGNATURE_ANNOTATION: "c2ln"}});
+    if let (Some(l), Some(e)) = (layer.as_object_mut(), extra.as_object()) {
+        l.extend(e.clone());
+    }
+    let m = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": blob, "size": payload.len()},
+        "layers": [layer]});
+    (m.to_string().into_bytes(), blob)
+}
+
+fn sig_tag() -> String {
+    format!("manifests/sha256-{}.sig", hex())
+}
+
+fn signed_objects() -> HashMap<String, Reply> {
+    let (m, blob) = signature(b"payload", serde_json::json!({}));
+    HashMap::from([
+        (sig_tag(), ok(manifest::OCI_MANIFEST, &m)),
+        (format!("blobs/{blob}"), ok("application/octet-stream", b"payload")),
+    ])
+}
+
+fn source_for(hosts: &[&str], timeout: Duration) -> OciSignatureSource {
+    let access = Access { insecure: hosts.iter().map(|h| h.to_string()).collect(), ..Default::default() };
+    OciSignatureSource::new(access, Limits::default(), timeout)
+}
+
+async fn fetch(source: &OciSignatureSource, host: &str) -> Result<Signatures, RegistryError> {
+    let image: Reference = format!("{host}/team/app:v1").parse().unwrap();
+    source.signatures(&image, DIGEST, Artifact::Signatures).await
+}
+
+/// The body was cut off near its cap, not read on: what the server got written is bounded
+/// by the cap plus socket buffers, far from the endless stream.
+fn assert_cut_off(server: &Server) {
+    let sent = server.sent.load(Ordering::SeqCst);
+    assert!(sent < 32 << 20, "{sent} bytes were sent before the client hung up");
+}
+
+fn assert_refused(e: &RegistryError, host: &str, what: &str) {
+    let text = e.to_string();
+    assert!(matches!(e, RegistryError::Refused { .. } | RegistryError::PayloadTooLarge { .. }), "{e:?}");
+    assert!(text.contains(host) && text.contains(what), "{text}");
+}
+
+#[tokio::test]
+async fn an_endless_signature_manifest_is_cut_off_at_its_cap() {
+    let reg = Server::start(Duration::ZERO, registry(HashMap::from([(sig_tag(), Reply::Endless)]), |_| None)).await;
+    let started = Instant::now();
+    let e = fetch(&source_for(&[&reg.host], Duration::from_secs(20)), &reg.host).await.unwrap_err();
+    assert_refused(&e, &reg.host, "over the 1048576 byte limit");
+    assert!(started.elapsed() < Duration::from_secs(10), "refused at the cap, not at the deadline");
+    assert_cut_off(&reg);
+}
+
+#[tokio::test]
+async fn a_content_length_over_the_cap_is_refused_before_reading() {
+    let reg = Server::start(Duration::ZERO, registry(HashMap::from([(sig_tag(), Reply::Lying)]), |_| None)).await;
+    let e = fetch(&source_for(&[&reg.host], Duration::from_secs(20)), &reg.host).await.unwrap_err();
+    assert_refused(&e, &reg.host, "over the 1048576 byte limit");
+    assert_cut_off(&reg);
+}
+
+#[tokio::test]
+async fn endless_referrers_lists_and_fallback_indexes_are_cut_off() {
+    let api = format!("referrers/{DIGEST}");
+    let fallback = format!("manifests/sha256-{}", hex());
+    for (path, reply) in [(api.clone(), Reply::Endless), (api, Reply::Lying), (fallback, Reply::Endless)] {
+        let reg = Server::start(Duration::ZERO, registry(HashMap::from([(path.clone(), reply)]), |_| None)).await;
+        let e = fetch(&source_for(&[&reg.host], Duration::from_secs(20)), &reg.host).await.unwrap_err();
+        assert_refused(&e, &reg.host, &path);
+        assert_cut_off(&reg);
+    }
+}
+
+#[tokio::test]
+async fn an_endless_blob_is_cut_off_at_its_descriptor_size() {
+    let (m, blob) = signature(b"payload", serde_json::json!({}));
+    let objects =
+        HashMap::from([(sig_tag(), ok(manifest::OCI_MANIFEST, &m)), (format!("blobs/{blob}"), Reply::Endless)]);
+    let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
+    let e = fetch(&source_for(&[&reg.host], Duration::from_secs(20)), &reg.host).await.unwrap_err();
+    assert!(matches!(&e, RegistryError::PayloadTooLarge { digest, .. } if *digest == blob), "{e}");
+    assert_cut_off(&reg);
+}
+
+#[tokio::test]
+async fn an_endless_token_reply_is_cut_off() {
+    let host = Arc::new(Mutex::new(String::new()));
+    let h = Arc::clone(&host);
+    let reg = Server::start(
+        Duration::ZERO,
+        registry(signed_objects(), move |req| {
+            if req.target.starts_with("/token") {
+                return Some(Reply::Endless);
+            }
+            (!req.headers.contains_key("authorization")).then(|| Reply::Full {
+                status: 401,
+                headers: vec![(
+                    "www-authenticate".into(),
+                    format!("Bearer realm=\"http://{}/token\"", h.lock().unwrap()),
+                )],
+                body: vec![],
+            })
+        }),
+    )
+    .await;
+    *host.lock().unwrap() = reg.host.clone();
+    let e = fetch(&source_for(&[&reg.host], Duration::from_secs(20)), &reg.host).await.unwrap_err();
+    let text = e.to_string();
+    assert!(text.contains(&reg.host) && text.contains("token reply") && text.contains("limit"), "{text}");
+    assert_cut_off(&reg);
+    // Each request that got a 401 asks at most once (those waiting on a failed answer share
+    // it; one whose 401 came after the failure asks again), and no request loops on it.
+    assert!(reg.count(|p| p.starts_with("/token")) <= 3, "{:?}", reg.paths());
+}
+
+#[tokio::test]
+async fn a_slow_drip_ends_at_the_deadline() {
+    let (m, _) = signature(b"payload", serde_json::json!({}));
+    let objects = HashMap::from([(sig_tag(), Reply::Drip { body: m, every: Duration::from_millis(50) })]);
+    let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
+    let started = Instant::now();
+    let e = fetch(&source_for(&[&reg.host], Duration::from_millis(600)), &reg.host).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    let text = e.to_string();
+    assert!(text.contains(&reg.host) && (text.contains("longer than") || text.contains("timed out")), "{text}");
+}
+
+#[tokio::test]
+async fn a_layers_urls_are_never_followed() {
+    let elsewhere =
+        Server::start(Duration::ZERO, Arc::new(|_: &Request| ok("application/octet-stream", b"payload"))).await;
+    let (m, _) = signature(b"payload", serde_json::json!({"urls": [format!("http://{}/blob", elsewhere.host)]}));
+    // The registry has the manifest but not the blob, which only the URL would serve.
+    let reg =
+        Server::start(Duration::ZERO, registry(HashMap::from([(sig_tag(), ok(manifest::OCI_MANIFEST, &m))]), |_| None))
+            .await;
+    let e = fetch(&source_for(&[&reg.host, &elsewhere.host], Duration::from_secs(5)), &reg.host).await.unwrap_err();
+    assert!(e.to_string().contains("answers 404"), "{e}");
+    assert!(elsewhere.paths().is_empty(), "asked: {:?}", elsewhere.paths());
+}
+
+fn mirrors_for(registry: &str, mirror: &str) -> (tempfile::TempDir, hosts::Mirrors) {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join(registry.replace(':', "_"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = format!("server = \"http://{registry}\"\n[host.\"http://{mirror}\"]\ncapabilities = [\"pull\"]\n");
+    std::fs::write(dir.join("hosts.toml"), text).unwrap();
+    let m = hosts::Mirrors::load(d.path()).unwrap();
+    (d, m)
+}
+
+#[tokio::test]
+async fn a_mirror_never_gets_the_registrys_credentials() {
+    let challenge = |_: &Request| {
+        Some(Reply::Full {
+            status: 401,
+            headers: vec![("www-authenticate".into(), "Basic realm=\"m\"".into())],
+            body: vec![],
+        })
+    };
+    let (mirror, origin) = (
+        Server::start(Duration::ZERO, registry(HashMap::new(), challenge)).await,
+        Server::start(Duration::ZERO, registry(signed_objects(), |_| None)).await,
+    );
+    let (_d, mirrors) = mirrors_for(&origin.host, &mirror.host);
+    let mut credentials = auth::Credentials::default();
+    let cfg = format!(r#"{{"auths": {{"{}": {{"username": "robot", "password": "s3cret"}}}}}}"#, origin.host);
+    credentials.add_config(cfg.as_bytes(), "test").unwrap();
+    let source = OciSignatureSource::new(
+        Access { mirrors, credentials, ..Default::default() },
+        Limits::default(),
+        Duration::from_secs(5),
+    );
+    let found = fetch(&source, &origin.host).await.unwrap();
+    assert_eq!(found.layers.len(), 1, "the origin, after the mirror refused");
+    let seen = mirror.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty());
+    assert!(seen.iter().all(|s| s.authorization.is_none()), "{seen:?}");
+    assert!(seen.iter().all(|s| s.path.contains(&format!("ns={}", origin.host))), "{seen:?}");
+}
+
+#[tokio::test]
+async fn a_sig_verification_is_two_rounds_with_no_probe() {
+    let delay = Duration::from_millis(250);
+    let reg = Server::start(delay, registry(signed_objects(), |_| None)).await;
+    let source = source_for(&[&reg.host], Duration::from_secs(5));
+    assert_eq!(fetch(&source, &reg.host).await.unwrap().layers.len(), 1);
+    assert_eq!(reg.rounds(delay), 2, "{:?}", reg.seen.lock().unwrap());
+    let mut paths = reg.paths();
+    paths.sort();
+    let mut want = vec![
+        format!("/v2/team/app/blobs/{}", sha(b"payload")),
+        format!("/v2/team/app/manifests/sha256-{}", hex()),
+        format!("/v2/team/app/manifests/sha256-{}.sig", hex()),
+        format!("/v2/team/app/referrers/{DIGEST}"),
+    ];
+    want.sort();
+    assert_eq!(paths, want, "no GET /v2/");
+
+    // The next verification reuses the connections and needs no new one.
+    let before = reg.connections.load(Ordering::SeqCst);
+    assert!(before <= 3, "{before} connections for three concurrent requests");
+    fetch(&source, &reg.host).await.unwrap();
+    assert_eq!(reg.connections.load(Ordering::SeqCst), before, "kept alive across verifications");
+}
+
+/// A cosign 3 bundle under the referrers fallback tag (a registry without the API).
+#[tokio::test]
+async fn a_bundle_under_the_fallback_tag_is_three_rounds() {
+    let bundle =
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign/bundle-v03-slsa.json"))
+            .unwrap();
+    let bundle_type = "application/vnd.dev.sigstore.bundle.v0.3+json";
+    let m = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST, "artifactType": bundle_type,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha(b"{}"), "size": 2},
+        "layers": [{"mediaType": bundle_type, "digest": sha(&bundle), "size": bundle.len()}]})
+    .to_string()
+    .into_bytes();
+    let sbom = sha(b"an sbom manifest");
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": [
+        {"mediaType": manifest::OCI_MANIFEST, "artifactType": bundle_type, "digest": sha(&m), "size": m.len()},
+        {"mediaType": manifest::OCI_MANIFEST, "artifactType": "application/spdx+json", "digest": sbom, "size": 16}]})
+    .to_string()
+    .into_bytes();
+    let objects = HashMap::from([
+        (format!("manifests/sha256-{}", hex()), ok(manifest::OCI_INDEX, &index)),
+        (format!("manifests/{}", sha(&m)), ok(manifest::OCI_MANIFEST, &m)),
+        (format!("blobs/{}", sha(&bundle)), ok(bundle_type, &bundle)),
+    ]);
+    let delay = Duration::from_millis(250);
+    let reg = Server::start(delay, registry(objects, |_| None)).await;
+    let source = source_for(&[&reg.host], Duration::from_secs(5));
+    let found = fetch(&source, &reg.host).await.unwrap();
+    assert_eq!(found.layers.len(), 1);
+    assert_eq!(reg.rounds(delay), 3, "{:?}", reg.seen.lock().unwrap());
+    assert_eq!(reg.paths().len(), 5, "tag, API, fallback, bundle manifest, bundle blob: {:?}", reg.paths());
+    assert_eq!(reg.count(|p| p.contains(&sbom)), 0, "other artifacts are not downloaded");
+}
+
+#[tokio::test]
+async fn one_token_per_scope_reused_until_it_expires() {
+    let tokens = Arc::new(AtomicUsize::new(0));
+    let (t, host) = (Arc::clone(&tokens), Arc::new(Mutex::new(String::new())));
+    let h = Arc::clone(&host);
+    let reg = Server::start(
+        Duration::from_millis(20),
+        registry(signed_objects(), move |req| {
+            if req.target.starts_with("/token") {
+                assert!(req.target.contains("scope=repository%3Ateam%2Fapp%3Apull"), "{}", req.target);
+                assert_eq!(req.headers.get("authorization").map(String::as_str), Some("Basic cm9ib3Q6czNjcmV0"));
+                t.fetch_add(1, Ordering::SeqCst);
+                return Some(ok("application/json", br#"{"token": "tok3n", "expires_in": 300}"#));
+            }
+            (req.headers.get("authorization").map(String::as_str) != Some("Bearer tok3n")).then(|| Reply::Full {
+                status: 401,
+                headers: vec![(
+                    "www-authenticate".into(),
+                    format!("Bearer realm=\"http://{}/token\",service=\"reg\"", h.lock().unwrap()),
+                )],
+                body: vec![],
+            })
+        }),
+    )
+    .await;
+    *host.lock().unwrap() = reg.host.clone();
+    let mut credentials = auth::Credentials::default();
+    let cfg = format!(r#"{{"auths": {{"{}": {{"username": "robot", "password": "s3cret"}}}}}}"#, reg.host);
+    credentials.add_config(cfg.as_bytes(), "test").unwrap();
+    let access = Access { insecure: vec![reg.host.clone()], credentials, ..Default::default() };
+    let source = OciSignatureSource::new(access, Limits::default(), Duration::from_secs(5));
+    assert_eq!(fetch(&source, &reg.host).await.unwrap().layers.len(), 1);
+    assert_eq!(tokens.load(Ordering::SeqCst), 1, "three concurrent 401s share one token fetch");
+    let first = reg.paths().len();
+    assert_eq!(fetch(&source, &reg.host).await.unwrap().layers.len(), 1);
+    assert_eq!(tokens.load(Ordering::SeqCst), 1, "the cached token serves the next verification");
+    let second: Vec<Seen> = reg.seen.lock().unwrap()[first..].to_vec();
+    assert_eq!(second.len(), 4, "no 401 round trip the second time: {second:?}");
+    assert!(second.iter().all(|s| s.authorization.as_deref() == Some("Bearer tok3n")));
+    assert_eq!(reg.count(|p| p == "/v2/"), 0);
+}
+
+#[tokio::test]
+async fn a_hostile_mirror_is_named_and_not_made_up_for() {
+    let mirror = Server::start(Duration::ZERO, registry(HashMap::from([(sig_tag(), Reply::Endless)]), |_| None)).await;
+    let origin = Server::start(Duration::ZERO, registry(signed_objects(), |_| None)).await;
+    let (_d, mirrors) = mirrors_for(&origin.host, &mirror.host);
+    let source =
+        OciSignatureSource::new(Access { mirrors, ..Default::default() }, Limits::default(), Duration::from_secs(20));
+    let e = fetch(&source, &origin.host).await.unwrap_err();
+    assert_refused(&e, &mirror.host, "over the 1048576 byte limit");
+    assert!(origin.paths().is_empty(), "a refusal is not a miss: {:?}", origin.paths());
+}
+
+#[tokio::test]
+async fn a_failing_registry_is_named_with_its_own_words() {
+    let down = |_: &Request| {
+        Some(Reply::Full {
+            status: 500,
+            headers: vec![],
+            body: br#"{"errors":[{"code":"UNKNOWN","message":"injected\u0007 failure"}]}"#.to_vec(),
+        })
+    };
+    let reg = Server::start(Duration::ZERO, registry(HashMap::new(), down)).await;
+    let e = fetch(&source_for(&[&reg.host], Duration::from_secs(5)), &reg.host).await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, RegistryError::Request { .. }), "{e:?}");
+    assert!(
+        text.contains(&format!("{} answered 500", reg.host)) && text.contains("UNKNOWN injected failure"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_mirror_is_named_when_the_deadline_passes() {
+    let (m, _) = signature(b"payload", serde_json::json!({}));
+    let slow = HashMap::from([(sig_tag(), Reply::Drip { body: m, every: Duration::from_millis(50) })]);
+    let mirror = Server::start(Duration::ZERO, registry(slow, |_| None)).await;
+    let (_d, mirrors) = mirrors_for("origin.example", &mirror.host);
+    let source = OciSignatureSource::new(
+        Access { mirrors, ..Default::default() },
+        Limits::default(),
+        Duration::from_millis(500),
+    );
+    let image: Reference = "origin.example/team/app:v1".parse().unwrap();
+    let e = source.signatures(&image, DIGEST, Artifact::Signatures).await.unwrap_err();
+    assert!(matches!(e, RegistryError::Timeout { .. }), "{e:?}");
+    let text = e.to_string();
+    // Either the deadline passed while the mirror was still being asked, or the mirror's own
+    // request timed out first and the registry was being asked: the mirror is named either way.
+    let still_asking = format!("(asking {})", mirror.host);
+    let failed_first =
+        format!("(asking origin.example; team/app/manifests/sha256-{}.sig from {} broke off", hex(), mirror.host);
+    assert!(text.contains(&still_asking) || text.contains(&failed_first), "{text}");
+}
+
+#[tokio::test]
+async fn a_lookaside_digest_cannot_walk_out_of_the_store() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("a.yaml"), "default-docker:\n  lookaside: file:///var/lib/sigs\n").unwrap();
+    let lookaside = lookaside::Lookaside::load(d.path()).unwrap();
+    let source =
+        OciSignatureSource::new(Access { lookaside, ..Default::default() }, Limits::default(), Duration::from_secs(2));
+    let image: Reference = "reg.io/team/app:v1".parse().unwrap();
+    let e = source.signatures(&image, "sha256:../../../etc/passwd", Artifact::SimpleSigning).await.unwrap_err();
+    assert!(matches!(e, RegistryError::BadReference(_)), "{e}");
+}
