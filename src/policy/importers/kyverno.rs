@@ -22,7 +22,7 @@ use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta};
 use crate::policy::model::{Mode, Namespaces};
 use crate::policy::normal::{
     Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
-    SecretName,
+    SecretName, StaticAction,
 };
 
 const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
@@ -30,6 +30,9 @@ const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Spec {
+    /// `false`: background scans only. Kyverno refuses verifyImages rules then.
+    #[serde(default)]
+    admission: Option<bool>,
     #[serde(default)]
     validation_failure_action: Option<String>,
     #[serde(default)]
@@ -226,12 +229,17 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     // A namespaced Policy governs its own namespace and no other.
     let own_namespace = match (meta.kind.as_str(), &meta.namespace) {
         ("Policy", Some(ns)) => Some(ns.clone()),
-        ("Policy", None) => return Err(vec!["metadata.namespace is missing (a Kyverno Policy is namespaced)".into()]),
+        ("Policy", None) => return Err(vec![super::NO_NAMESPACE.into()]),
         _ => None,
     };
     let spec: Spec = parse_spec(spec)?;
     let mut errors = Vec::new();
     let mut notes = Vec::new();
+    if spec.admission == Some(false) && spec.rules.iter().any(|r| !r.verify_images.is_empty()) {
+        return Err(vec![
+            "spec.admission is false: Kyverno refuses verifyImages rules in a policy not run at admission".into(),
+        ]);
+    }
     let mut policy_mode = mode_of(spec.validation_failure_action.as_deref()).unwrap_or_else(|e| {
         errors.push(format!("spec.validationFailureAction: {e}"));
         Mode::Enforce
@@ -244,6 +252,23 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     }
     let mut policies = Vec::new();
     for rule in &spec.rules {
+        if rule.verify_images.is_empty() {
+            continue;
+        }
+        match pod_kinds(rule) {
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+            Ok(false) => {
+                notes.push(format!(
+                    "rule {}: matches no Pod or pod controller kind; it checks no container on the node",
+                    rule.name
+                ));
+                continue;
+            }
+            Ok(true) => {}
+        }
         let several = rule.verify_images.len() > 1;
         for (v, vi) in rule.verify_images.iter().enumerate() {
             let field = format!("spec.rules[{}].verifyImages[{v}]", rule.name);
@@ -265,7 +290,8 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
                         }),
                         None => policy_mode,
                     };
-                    if requirements.is_empty() {
+                    let digest = pins_digest(vi);
+                    if requirements.is_empty() && !digest {
                         notes.push(format!("{field}: no attestors or attestations, nothing to verify on the node"));
                         continue;
                     }
@@ -279,6 +305,29 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
                             continue;
                         }
                         namespaces.include = vec![ns.clone()];
+                    }
+                    if digest {
+                        // Tag-only references are refused; a digest (with or without a tag)
+                        // passes. Excluded by Kyverno's own name, which ends in `@digest`
+                        // exactly when the reference has one.
+                        let mut exclude = exclude_images.clone();
+                        exclude.push(Pattern::KyvernoWildcard("*@*".into()));
+                        let deny = NormalAuthority::new("verifyDigest", Check::Static(StaticAction::Fail));
+                        policies.push(NormalPolicy {
+                            name: format!("{name}/digest"),
+                            origin: meta.origin(),
+                            images: images.clone(),
+                            exclude_images: exclude,
+                            namespaces: namespaces.clone(),
+                            mode,
+                            requirements: vec![NormalRequirement::any_of(vec![deny])],
+                            exclusive: None,
+                            no_match_action: None,
+                            pull_secrets: Vec::new(),
+                        });
+                    }
+                    if requirements.is_empty() {
+                        continue;
                     }
                     policies.push(NormalPolicy {
                         name,
@@ -308,6 +357,40 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
 
 type Translated = (Vec<Pattern>, Vec<Pattern>, Vec<NormalRequirement>);
 
+/// Kinds whose objects carry pod templates Kyverno checks (its autogen set), and Pod.
+const POD_KINDS: [&str; 8] =
+    ["Pod", "Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "ReplicationController", "Job", "CronJob"];
+
+/// Whether a rule checks pod containers: its `match` kinds (`Kind`, `version/Kind` or
+/// `group/version/Kind`) name a Pod or pod controller, or it names no kinds. Kyverno
+/// refuses a verifyImages rule with wildcard kinds.
+fn pod_kinds(rule: &Rule) -> Result<bool, String> {
+    let Some(m) = &rule.match_ else { return Ok(true) };
+    let mut kinds = Vec::new();
+    let resources = m.any.iter().chain(&m.all).filter_map(|e| e.resources.as_ref()).chain(m.resources.as_ref());
+    for r in resources {
+        for k in r.get("kinds").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            kinds.push(k.to_string());
+        }
+    }
+    if let Some(k) = kinds.iter().find(|k| k.contains(['*', '?'])) {
+        return Err(format!(
+            "rule {}: match kinds {k:?}: Kyverno refuses wildcard kinds in verifyImages rules",
+            rule.name
+        ));
+    }
+    let is_pod_kind = |k: &String| k.split('/').any(|part| POD_KINDS.contains(&part));
+    Ok(kinds.is_empty() || kinds.iter().any(is_pod_kind))
+}
+
+/// `verifyDigest` (on by default) with `mutateDigest: false`: Kyverno refuses a reference
+/// without a digest. With `mutateDigest` (the default) it pins the tag to its digest
+/// itself, and on the node the digest that runs is always the one checked.
+fn pins_digest(vi: &VerifyImage) -> bool {
+    let flag = |key: &str, default: bool| vi.other.get(key).and_then(Value::as_bool).unwrap_or(default);
+    flag("verifyDigest", true) && !flag("mutateDigest", true)
+}
+
 fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Result<Translated, Vec<String>> {
     let mut errors = Vec::new();
     for key in vi.other.keys() {
@@ -323,8 +406,8 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
     if refs.is_empty() {
         errors.push(format!("{field}: imageReferences is empty"));
     }
-    let images = refs.into_iter().map(Pattern::Wildcard).collect();
-    let exclude = vi.skip_image_references.iter().cloned().map(Pattern::Wildcard).collect();
+    let images = refs.into_iter().map(Pattern::KyvernoWildcard).collect();
+    let exclude = vi.skip_image_references.iter().cloned().map(Pattern::KyvernoWildcard).collect();
     let unsupported_type = match vi.type_.as_deref() {
         None | Some("Cosign") => None,
         Some(other) => Some(format!("{other} signatures are not verified on the node yet")),
@@ -449,6 +532,11 @@ fn entry_authorities(label: &str, e: &Entry, unsupported_type: Option<&str>) -> 
 }
 
 fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, String> {
+    let fields = [&k.subject, &k.issuer, &k.subject_reg_exp, &k.issuer_reg_exp, &k.roots];
+    if let Some(v) = fields.iter().filter_map(|f| f.as_deref()).find(|v| v.contains("{{")) {
+        let why = format!("keyless field {:?} is a Kyverno variable, not resolved on the node", v.trim());
+        return Ok(NormalAuthority::new(label, Check::Unsupported(why)));
+    }
     if k.additional_extensions.as_ref().is_some_and(|e| !e.is_empty()) {
         let why = "keyless.additionalExtensions (certificate extension checks) are not applied on the node";
         return Ok(NormalAuthority::new(label, Check::Unsupported(why.into())));
@@ -542,6 +630,12 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String
         )]);
     }
     let text = k.public_keys.as_deref().expect("counted above");
+    if text.contains("{{") {
+        return unsupported(format!(
+            "keys.publicKeys {:?} is a Kyverno variable, not resolved on the node",
+            text.trim()
+        ));
+    }
     let pems = if text.trim_start().starts_with("k8s://") {
         return unsupported(format!("key reference {} is not resolved on the node; use keys.secret", text.trim()));
     } else {

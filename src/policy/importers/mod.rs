@@ -6,7 +6,7 @@
 //! | `policy.sigstore.dev/v1alpha1,v1beta1` ClusterImagePolicy | [`sigstore`] | AND across policies, OR across authorities, warn mode |
 //! | `signing.apps.tanzu.vmware.com/v1beta1` ClusterImagePolicy | [`tanzu`] | `*` crosses `/`, keys by name, excluded namespaces |
 //! | `portieris.cloud.ibm.com/v1` ClusterImagePolicy, ImagePolicy | [`portieris`] | most specific repository wins, namespace policy over cluster policy |
-//! | `kyverno.io/v1` ClusterPolicy, Policy (verifyImages rules) | [`kyverno`] | attestor sets with counts, skipped references, audit mode, a Policy only in its namespace |
+//! | `kyverno.io/v1`, `v2beta1` ClusterPolicy, Policy (verifyImages rules) | [`kyverno`] | attestor sets with counts, skipped references, audit mode, a Policy only in its namespace |
 //!
 //! Whatever the node cannot check becomes an authority that never passes, with the reason
 //! spelt out: an imported policy may be stricter on the node than in admission, never looser.
@@ -83,7 +83,43 @@ pub const KINDS: &[Kind] = &[
     },
     Kind { group: "kyverno.io", version: "v1", kind: "ClusterPolicy", plural: "clusterpolicies", namespaced: false },
     Kind { group: "kyverno.io", version: "v1", kind: "Policy", plural: "policies", namespaced: true },
+    // The same objects as v1 (the watcher takes the first version a group serves); files
+    // written for v2beta1 are read as they are.
+    Kind {
+        group: "kyverno.io",
+        version: "v2beta1",
+        kind: "ClusterPolicy",
+        plural: "clusterpolicies",
+        namespaced: false,
+    },
+    Kind { group: "kyverno.io", version: "v2beta1", kind: "Policy", plural: "policies", namespaced: true },
 ];
+
+/// Whether an object of this type is namespaced (and so needs a namespace to mean anything).
+pub fn is_namespaced(api_version: &str, kind: &str) -> bool {
+    KINDS.iter().any(|k| k.namespaced && k.api_version() == api_version && k.kind == kind)
+}
+
+/// Whether an object is plainly not policy: a built-in Kubernetes kind (a Namespace,
+/// ConfigMap or Secret shipped in the same file as the policy). Objects of the policy
+/// groups, and of any group signet does not know, are never passed over: a misspelt
+/// policy must be an error, not a silently missing rule.
+pub fn is_not_policy(api_version: &str, kind: &str) -> bool {
+    // A `List` may hold policies; an object without a type is malformed.
+    if kind.is_empty() || kind.ends_with("List") || api_version.is_empty() {
+        return false;
+    }
+    let group = match api_version.split_once('/') {
+        Some((group, _)) => group,
+        None => return true, // the core group: `v1`
+    };
+    const BUILT_IN: &[&str] = &["apps", "batch", "policy", "autoscaling"];
+    BUILT_IN.contains(&group) || group.ends_with(".k8s.io")
+}
+
+/// Why a namespaced object without a namespace is refused, and how to give one.
+pub const NO_NAMESPACE: &str = "metadata.namespace is missing and this kind is namespaced: give the namespace in \
+     the object, with a `# signet.dev/namespace: NAME` line in the file, or with `policy check --namespace NAME`";
 
 /// What an importer made of one object.
 #[derive(Debug, Default)]
@@ -139,7 +175,7 @@ pub fn import(obj: &Value) -> Result<Imported, Vec<String>> {
         }
         ("signing.apps.tanzu.vmware.com/v1beta1", "ClusterImagePolicy") => tanzu::import(&meta, spec),
         ("portieris.cloud.ibm.com/v1", "ClusterImagePolicy" | "ImagePolicy") => portieris::import(&meta, spec),
-        ("kyverno.io/v1", "ClusterPolicy" | "Policy") => kyverno::import(&meta, spec),
+        ("kyverno.io/v1" | "kyverno.io/v2beta1", "ClusterPolicy" | "Policy") => kyverno::import(&meta, spec),
         (api, kind) => Err(vec![format!(
             "{api} {kind} is not a policy kind signet reads (supported: {})",
             KINDS.iter().map(|k| format!("{} {}", k.api_version(), k.kind)).collect::<Vec<_>>().join(", ")
@@ -232,7 +268,48 @@ mod semantics {
         let yaml = "apiVersion: portieris.cloud.ibm.com/v1\nkind: ClusterImagePolicy\nmetadata: {name: payments}\nspec:\n  repositories:\n  - {name: \"strict/x\", policy: {}}\n---\napiVersion: portieris.cloud.ibm.com/v1\nkind: ImagePolicy\nmetadata: {name: strict, namespace: payments}\nspec:\n  repositories:\n  - {name: \"x\", policy: {simple: {requirements: [{type: reject}]}}}\n";
         let s = set(yaml);
         let all: Vec<&str> = s.policies.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(all, ["portieris:payments[strict/x]", "portieris:payments/strict[x]"]);
+        assert_eq!(
+            all,
+            [
+                "portieris:payments[strict/x]",
+                "portieris:payments",
+                "portieris:payments/strict[x]",
+                "portieris:payments/strict"
+            ]
+        );
+    }
+
+    /// Regression (#15): in a namespace with an ImagePolicy, an image none of its
+    /// repositories match is denied; it used to fall back to the ClusterImagePolicy.
+    #[test]
+    fn portieris_denies_what_a_namespaces_image_policies_do_not_match() {
+        let yaml = "apiVersion: portieris.cloud.ibm.com/v1\nkind: ClusterImagePolicy\nmetadata: {name: default}\nspec:\n  repositories:\n  - {name: \"*\", policy: {}}\n---\napiVersion: portieris.cloud.ibm.com/v1\nkind: ImagePolicy\nmetadata: {name: p, namespace: payments}\nspec:\n  repositories:\n  - {name: \"icr.io/payments/*\", policy: {}}\n";
+        let s = set(yaml);
+        assert_eq!(names(&s, "quay.io/x/app:1", Some("payments")), ["portieris:payments/p"]);
+        assert!(!eval_in(&s, "quay.io/x/app:1", Some("payments")), "no repository of payments matches: denied");
+        assert!(eval_in(&s, "icr.io/payments/app:1", Some("payments")));
+        assert!(eval_in(&s, "quay.io/x/app:1", Some("default")), "the cluster policy where there is no ImagePolicy");
+        let only_cluster = set("apiVersion: portieris.cloud.ibm.com/v1\nkind: ClusterImagePolicy\nmetadata: {name: default}\nspec:\n  repositories:\n  - {name: \"icr.io/*\", policy: {}}\n");
+        assert!(!eval_in(&only_cluster, "quay.io/x/app:1", None), "no repository matches: denied");
+    }
+
+    /// Regression (#15): a pod may name a Docker Hub image several ways and Portieris
+    /// applies the best match for the name written; the node applies every spelling's best
+    /// match, so an allow-all for one spelling does not admit what another spelling rejects.
+    #[test]
+    fn portieris_applies_the_best_match_of_every_spelling() {
+        let yaml = "apiVersion: portieris.cloud.ibm.com/v1\nkind: ClusterImagePolicy\nmetadata: {name: default}\nspec:\n  repositories:\n  - {name: \"*\", policy: {simple: {requirements: [{type: reject}]}}}\n  - {name: \"docker.io/library/nginx\", policy: {}}\n";
+        let s = set(yaml);
+        assert_eq!(names(&s, "docker.io/library/nginx:latest", None).len(), 2);
+        assert!(!eval_in(&s, "docker.io/library/nginx:latest", None), "`nginx` as written gets the `*` rule");
+    }
+
+    fn eval_in(set: &PolicySet, image: &str, ns: Option<&str>) -> bool {
+        let (repo, _) = image.rsplit_once(':').unwrap();
+        let trust = crate::verify::trust::TrustRoot::empty();
+        let cx = crate::verify::Context { trust: &trust, now: crate::verify::Context::now_secs() };
+        let matched = set.matching(image, repo, ns);
+        !matched.is_empty() && evaluate(&matched, &crate::verify::Evidence::default(), D, cx).allowed
     }
 
     #[test]

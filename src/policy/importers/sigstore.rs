@@ -46,7 +46,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     let mut images = Vec::new();
     for (i, image) in spec.images.iter().enumerate() {
         match (&image.glob, &image.regex) {
-            (Some(g), None) => images.push(Pattern::Glob(g.clone())),
+            (Some(g), None) => images.push(Pattern::PolicyControllerGlob(g.clone())),
             (_, Some(_)) => {
                 errors.push(format!("spec.images[{i}].regex: policy-controller dropped regex patterns; use glob"))
             }
@@ -77,7 +77,8 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    if spec.match_.is_some() {
+    if let Some(m) = &spec.match_ {
+        check_match(m).map_err(|e| vec![e])?;
         notes.push("spec.match is ignored: on the node every container's image is checked".into());
     }
     let mut requirements = Vec::new();
@@ -133,5 +134,53 @@ fn authority_spec(raw: &Value) -> Result<(AuthoritySpec, Option<String>), String
         return Err("key.path is a signet field; policy-controller has no such field".into());
     }
     let spec: AuthoritySpec = serde_json::from_value(raw).map_err(|e| e.to_string())?;
+    if let Some(kms) = spec.key.as_ref().and_then(|k| k.kms.as_deref()) {
+        check_kms(kms).map_err(|e| format!("key.kms: {e}"))?;
+    }
+    if spec.keyless.as_ref().is_some_and(|k| k.url.is_some() && k.ca_cert.is_some()) {
+        return Err("keyless: url and ca-cert are exclusive; give one".into());
+    }
     Ok((spec, reason))
+}
+
+/// The resource kinds policy-controller's webhook admits for `spec.match[].resource`.
+const MATCH_RESOURCES: [&str; 7] =
+    ["replicasets", "deployments", "pods", "cronjobs", "jobs", "statefulsets", "daemonsets"];
+
+/// policy-controller refuses `spec.match` entries naming a resource it does not watch.
+fn check_match(m: &Value) -> Result<(), String> {
+    for (i, entry) in m.as_array().ok_or("spec.match must be a list")?.iter().enumerate() {
+        match entry.get("resource").and_then(Value::as_str) {
+            Some(r) if !r.is_empty() && !MATCH_RESOURCES.contains(&r) => {
+                return Err(format!("spec.match[{i}].resource {r:?} is not one of {}", MATCH_RESOURCES.join(", ")))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A KMS URI as policy-controller accepts it: a provider it supports, and for AWS an
+/// optional `host:port` endpoint and a key or alias ARN (other AWS forms need settings
+/// from the environment, which it refuses).
+fn check_kms(uri: &str) -> Result<(), String> {
+    const PROVIDERS: [&str; 4] = ["awskms://", "azurekms://", "hashivault://", "gcpkms://"];
+    if !PROVIDERS.iter().any(|p| uri.starts_with(p)) {
+        return Err(format!("{uri:?} is not a KMS URI of a supported provider ({})", PROVIDERS.join(", ")));
+    }
+    let Some(rest) = uri.strip_prefix("awskms://") else { return Ok(()) };
+    let malformed = |why: &str| Err(format!("{uri:?} is not awskms://[HOST:PORT]/ARN: {why}"));
+    let Some((endpoint, key)) = rest.split_once('/') else { return malformed("no key") };
+    if !endpoint.is_empty() {
+        let port = endpoint.rsplit_once(':').map(|(_, p)| p);
+        if endpoint.starts_with("arn") || endpoint.starts_with("alias") || port.is_none_or(str::is_empty) {
+            return malformed("the endpoint must be host:port");
+        }
+    }
+    let sections: Vec<&str> = key.splitn(6, ':').collect();
+    let resource = sections.get(5).copied().unwrap_or_default();
+    if sections.len() < 6 || sections[0] != "arn" || !(resource.starts_with("key/") || resource.starts_with("alias/")) {
+        return malformed("the key must be a key or alias ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or …:alias/NAME)");
+    }
+    Ok(())
 }
