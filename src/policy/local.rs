@@ -44,8 +44,23 @@ pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
     Ok(files)
 }
 
+/// How files are read beyond their own content.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// The namespace of namespaced objects (Portieris ImagePolicy, Kyverno Policy) that name
+    /// none, as `kubectl apply -n` would give it. A file's own `# signet.dev/namespace: NAME`
+    /// line comes first, `metadata.namespace` before both.
+    pub namespace: Option<String>,
+}
+
 /// Load the named files. Key paths are relative to each file's directory.
 pub fn load_files(files: &[PathBuf]) -> Result<Loaded, PolicyErrors> {
+    load_files_with(files, &LoadOptions::default())
+}
+
+/// [`load_files`] with options; `signet policy check` and the daemon's local source both
+/// come through here.
+pub fn load_files_with(files: &[PathBuf], options: &LoadOptions) -> Result<Loaded, PolicyErrors> {
     let mut errors = Vec::new();
     let mut out = Loaded::default();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
@@ -65,7 +80,29 @@ pub fn load_files(files: &[PathBuf]) -> Result<Loaded, PolicyErrors> {
             }
         };
         let keys = FilesOnly(path.parent().unwrap_or(Path::new(".")));
-        for (index, doc) in docs.iter().enumerate() {
+        let default_namespace = super::file::namespace_directive(&text).or_else(|| options.namespace.clone());
+        for (index, mut doc) in docs.into_iter().enumerate() {
+            let kind = |key: &str| doc.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let (api_version, kind) = (kind("apiVersion"), kind("kind"));
+            if importers::is_not_policy(&api_version, &kind) {
+                let name = doc.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or("?");
+                out.notes.push(format!(
+                    "{}: document {}: {api_version} {kind} {name} is not policy; skipped",
+                    path.display(),
+                    index + 1
+                ));
+                continue;
+            }
+            if importers::is_namespaced(&api_version, &kind) {
+                let metadata = doc.get_mut("metadata").and_then(|m| m.as_object_mut());
+                if let (Some(metadata), Some(ns)) = (metadata, &default_namespace) {
+                    let named = metadata.get("namespace").and_then(|n| n.as_str()).is_some_and(|n| !n.is_empty());
+                    if !named {
+                        metadata.insert("namespace".into(), ns.clone().into());
+                    }
+                }
+            }
+            let doc = &doc;
             let meta = importers::meta(doc).ok();
             let object = meta.as_ref().map(|m| m.name.clone()).unwrap_or_else(|| format!("document {}", index + 1));
             // One object per (group, kind, namespace, name), as in a cluster; checked before
