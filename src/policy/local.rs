@@ -220,6 +220,43 @@ mod tests {
         assert_ne!(h1, hash(d.path(), NoMatchAction::Deny));
     }
 
+    const IMAGE_POLICY: &str = "apiVersion: portieris.cloud.ibm.com/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  repositories:\n  - {name: \"icr.io/*\", policy: {}}\n";
+
+    /// The peers apply namespaced objects with `kubectl -n`; the node is told the namespace
+    /// by the file or the caller, and says how when neither does.
+    #[test]
+    fn namespaced_objects_take_the_namespace_they_are_given() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "p.yaml", IMAGE_POLICY);
+        let err = load_dir(d.path()).unwrap_err().to_string();
+        assert!(err.contains("metadata.namespace is missing") && err.contains("--namespace"), "{err}");
+        let files = policy_files(d.path()).unwrap();
+        let with = |ns: &str| LoadOptions { namespace: Some(ns.into()) };
+        let loaded = load_files_with(&files, &with("payments")).unwrap();
+        assert_eq!(loaded.normal[0].namespaces.include, ["payments"]);
+        write(d.path(), "p.yaml", &format!("# signet.dev/namespace: tenant\n{IMAGE_POLICY}"));
+        let loaded = load_files_with(&files, &with("payments")).unwrap();
+        assert_eq!(loaded.normal[0].namespaces.include, ["tenant"], "the file's own line comes first");
+        let named = IMAGE_POLICY.replace("{name: p}", "{name: p, namespace: own}");
+        write(d.path(), "p.yaml", &format!("# signet.dev/namespace: tenant\n{named}"));
+        let loaded = load_files_with(&files, &with("payments")).unwrap();
+        assert_eq!(loaded.normal[0].namespaces.include, ["own"], "metadata.namespace before both");
+    }
+
+    #[test]
+    fn built_in_kinds_beside_policy_are_skipped_with_a_note() {
+        let d = tempfile::tempdir().unwrap();
+        let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: payments}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: keys}\n";
+        write(d.path(), "a.yaml", &format!("{ns}---\n{}", POLICY.replace("NAME", "a")));
+        let loaded = load_dir(d.path()).unwrap();
+        assert_eq!(loaded.policies.len(), 1);
+        assert!(loaded.notes.iter().any(|n| n.contains("v1 Namespace payments is not policy")), "{:?}", loaded.notes);
+        write(d.path(), "a.yaml", "apiVersion: kyverno.io/v1\nkind: ClusterPolicyy\nmetadata: {name: t}\n");
+        assert!(load_dir(d.path()).is_err(), "a misspelt policy kind is an error, not skipped");
+        write(d.path(), "a.yaml", "apiVersion: v1\nkind: List\nitems: []\nmetadata: {name: l}\n");
+        assert!(load_dir(d.path()).is_err(), "a List may hold policy");
+    }
+
     #[test]
     fn missing_directory_is_named() {
         let err = load_dir(Path::new("/no/such/dir")).unwrap_err();
