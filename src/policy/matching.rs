@@ -247,7 +247,9 @@ impl ImageGlob {
             return Some(PORTIERIS_EXACT);
         }
         let parts = self.portieris.as_ref()?;
-        portieris_compare(parts, spelling).then(|| (self.tokens.len() - stars) as u64)
+        // Portieris' own measure, on the pattern as written: its length without the stars.
+        let quality = self.source.chars().filter(|&c| c != '*').count() as u64;
+        portieris_compare(parts, spelling).then_some(quality)
     }
 }
 
