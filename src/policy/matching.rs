@@ -11,7 +11,10 @@
 //!   `[a-zA-Z0-9-_:/*.@]`; `*` is `[^/]*`, `**` is `.*`, anchored; the bare `*` and `*/*`
 //!   mean `index.docker.io/library/*` and `index.docker.io/*/*`; tried on its normalised
 //!   name (`index.docker.io/library/…`, `:latest` added, the tag dropped for a digest) and on
-//!   the name as the pod wrote it.
+//!   the name as the pod wrote it. One deliberate widening: a glob is also tried on those
+//!   names without tag or digest, so `reg.io/app` covers every tag as in signet's own globs
+//!   (policy-controller: only the untagged name). Under AND semantics a policy that
+//!   applies to more images only checks more, and policies written for signet rely on it.
 //! - Kyverno wildcards ([`ImageGlob::kyverno`]): `*` any run, `?` one character, on its
 //!   `ImageInfo.String()` (`docker.io/<path as written>:<tag>` or `…@<digest>`), so a
 //!   pattern without tag or digest covers no image at all.
@@ -212,9 +215,9 @@ impl ImageGlob {
                 let repo: Vec<char> = repository.chars().collect();
                 match_tokens(&self.tokens, &full) || match_tokens(&self.tokens, &repo)
             }
-            Dialect::PolicyController => {
-                spelling::policy_controller_names(full).iter().any(|n| match_str(&self.tokens, n))
-            }
+            Dialect::PolicyController => spelling::policy_controller_names(full)
+                .iter()
+                .any(|n| match_str(&self.tokens, n) || match_str(&self.tokens, spelling::without_tag(n))),
             Dialect::Kyverno => spelling::kyverno_names(full).iter().any(|n| match_str(&self.tokens, n)),
             Dialect::Portieris => spelling::pod_spellings(full).iter().any(|s| self.portieris_quality(s).is_some()),
         }
@@ -606,7 +609,8 @@ mod tests {
         assert!(with(pc("index.docker.**"), "foo"));
         assert!(with(pc("ghcr.io/foo@*"), &format!("ghcr.io/foo@{digest}")));
         assert!(with(pc("ghcr.io/foo"), "ghcr.io/foo"));
-        assert!(!with(pc("ghcr.io/foo"), "ghcr.io/foo:v1"), "a glob without tag is only the untagged name");
+        assert!(with(pc("ghcr.io/foo"), "ghcr.io/foo:v1"), "deliberately wider: no tag covers every tag");
+        assert!(!with(pc("ghcr.io/foo:v2"), "ghcr.io/foo:v1"));
         assert!(!with(pc("ghcr.io/*/*"), "ghcr.io/foo"));
         assert!(!with(pc("ghcr.io/**"), "ghcrxio/foo"));
         assert!(with(pc("REG.IO:443/team/**"), "reg.io/team/x:v1"));

@@ -154,6 +154,13 @@ pub fn kyverno_names(full: &str) -> Vec<String> {
     out
 }
 
+/// A name without its tag or digest: `reg.io/a:v1@sha256:…` → `reg.io/a`.
+pub fn without_tag(name: &str) -> &str {
+    let name = name.split_once('@').map_or(name, |(n, _)| n);
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    name[last_slash..].find(':').map_or(name, |i| &name[..last_slash + i])
+}
+
 /// A pod spelling taken apart; unlike a canonical reference it may lack the host.
 struct Spelling<'a> {
     host: Option<&'a str>,
@@ -210,5 +217,7 @@ mod tests {
         let k = kyverno_names("docker.io/library/nginx:1.25");
         assert_eq!(k[..2], ["docker.io/library/nginx:1.25".to_string(), "docker.io/nginx:1.25".to_string()]);
         assert_eq!(kyverno_names(&full), [format!("ghcr.io/foo@{D}")]);
+        assert_eq!(without_tag(&full), "ghcr.io/foo");
+        assert_eq!(without_tag("reg.io:5000/a"), "reg.io:5000/a");
     }
 }
