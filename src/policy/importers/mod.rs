@@ -304,6 +304,70 @@ mod semantics {
         assert!(!eval_in(&s, "docker.io/library/nginx:latest", None), "`nginx` as written gets the `*` rule");
     }
 
+    /// The names of the policies covering `image`, matched on its canonical reference.
+    fn covering(set: &PolicySet, image: &str, ns: Option<&str>) -> Vec<String> {
+        let r = crate::reference::parse(image).unwrap();
+        set.matching(&r.whole(), &crate::reference::repository(&r), ns).iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// Regression (#15): a Portieris wildcard host covered images hosted anywhere whose
+    /// path embeds the trusted host name (Portieris' own bypass fix of 2026-06-30).
+    #[test]
+    fn portieris_wildcard_hosts_are_anchored_to_the_registry() {
+        let yaml = "apiVersion: portieris.cloud.ibm.com/v1\nkind: ClusterImagePolicy\nmetadata: {name: default}\nspec:\n  repositories:\n  - {name: \"*.registry.example.com/myorg/*\", policy: {}}\n";
+        let s = set(yaml);
+        let trusted = "portieris:default[*.registry.example.com/myorg/*]";
+        assert_eq!(covering(&s, "us.registry.example.com/myorg/foo:latest", None), [trusted]);
+        let attack = covering(&s, "attacker.com/x.registry.example.com/myorg/malware:latest", None);
+        assert!(!attack.iter().any(|n| n == trusted), "{attack:?}");
+        assert!(!eval_in(&s, "attacker.com/x.registry.example.com/myorg/malware:latest", None));
+    }
+
+    fn kyverno_refs(refs: &str, skip: &str) -> Arc<PolicySet> {
+        set(&format!("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: p}}\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: r\n    verifyImages:\n    - imageReferences: {refs}\n      skipImageReferences: {skip}\n      attestors:\n      - entries:\n        - keys: {{kms: \"awskms:///arn:aws:kms:us-east-2:111122223333:key/k\"}}\n"))
+    }
+
+    /// Regression (#15): Kyverno skips an image when its own name (`docker.io/<path as
+    /// written>:<tag>`) matches; a raw or expanded match skipped images Kyverno verifies.
+    #[test]
+    fn kyverno_skip_lists_skip_only_what_kyverno_skips() {
+        let s = kyverno_refs("[\"*\"]", "[\"myorg/*\", \"ghcr.io/org/base\"]");
+        for verified in [
+            "myorg/app:v1",
+            "ghcr.io/org/base:v1",
+            "ghcr.io/org/base@sha256:5504f2a95018e3d8a52d80d9e1a128c6ea337581808ff9fe96f5628ce2336350",
+        ] {
+            assert_eq!(covering(&s, verified, None), ["kyverno:p/r"], "{verified} is verified by Kyverno");
+        }
+        let s = kyverno_refs("[\"docker.io/nginx:*\"]", "[]");
+        assert_eq!(
+            covering(&s, "nginx:1.25", None),
+            ["kyverno:p/r"],
+            "Kyverno's name of nginx:1.25 is docker.io/nginx:1.25"
+        );
+    }
+
+    fn pc_glob(glob: &str) -> Arc<PolicySet> {
+        set(&format!("apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {{name: p}}\nspec:\n  images: [{{glob: \"{glob}\"}}]\n  authorities: [{{static: {{action: fail}}}}]\n"))
+    }
+
+    /// Regression (#15): globs policy-controller's own tests match, and a policy that fails
+    /// must then apply; signet matched none of these.
+    #[test]
+    fn policy_controller_globs_cover_what_policy_controller_covers() {
+        let digest = "sha256:5504f2a95018e3d8a52d80d9e1a128c6ea337581808ff9fe96f5628ce2336350";
+        let cases = [
+            ("*", "nginx".to_string()),
+            ("*/*", "myuser/myapp".to_string()),
+            ("ghc**", "ghcr.io/foo".to_string()),
+            ("index.docker.**", "foo".to_string()),
+            ("ghcr.io/foo@*", format!("ghcr.io/foo@{digest}")),
+        ];
+        for (glob, image) in cases {
+            assert_eq!(covering(&pc_glob(glob), &image, None), ["sigstore:p"], "{glob} covers {image}");
+        }
+    }
+
     fn eval_in(set: &PolicySet, image: &str, ns: Option<&str>) -> bool {
         let (repo, _) = image.rsplit_once(':').unwrap();
         let trust = crate::verify::trust::TrustRoot::empty();
