@@ -350,7 +350,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         return Err(errors);
     }
     if policies.is_empty() {
-        notes.push("no verifyImages rule: nothing for the node to enforce".into());
+        notes.push("no verifyImages rule for pod containers: nothing for the node to enforce".into());
     }
     Ok(Imported { policies, notes })
 }
@@ -702,6 +702,78 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn import(yaml: &str) -> Result<Imported, Vec<String>> {
+        super::super::import(&serde_yaml::from_str::<Value>(yaml).unwrap())
+    }
+
+    fn policy(api: &str, rule: &str) -> String {
+        format!("apiVersion: {api}\nkind: ClusterPolicy\nmetadata: {{name: p}}\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: r\n{rule}")
+    }
+
+    const VERIFY: &str = "    verifyImages:\n    - imageReferences: [\"reg.io/*\"]\n      attestors: [{entries: [{keys: {kms: \"awskms:///arn:aws:kms:r:1:key/k\"}}]}]\n";
+
+    #[test]
+    fn v2beta1_is_read_like_v1() {
+        let p = import(&policy("kyverno.io/v2beta1", VERIFY)).unwrap();
+        assert_eq!(p.policies.len(), 1);
+    }
+
+    #[test]
+    fn rules_for_other_kinds_check_no_container_and_wildcard_kinds_are_refused() {
+        let only = |kinds: &str| format!("    match: {{any: [{{resources: {{kinds: [{kinds}]}}}}]}}\n{VERIFY}");
+        let p = import(&policy("kyverno.io/v1", &only("TaskRun"))).unwrap();
+        assert!(p.policies.is_empty() && p.notes.iter().any(|n| n.contains("no Pod")), "{:?}", p.notes);
+        assert!(import(&policy("kyverno.io/v1", &only("cdi.kubevirt.io/v1beta1/DataVolume")))
+            .unwrap()
+            .policies
+            .is_empty());
+        assert_eq!(import(&policy("kyverno.io/v1", &only("Deployment, TaskRun"))).unwrap().policies.len(), 1);
+        assert_eq!(import(&policy("kyverno.io/v1", &only("v1/Pod"))).unwrap().policies.len(), 1);
+        let err = import(&policy("kyverno.io/v1", &only("\"*\""))).unwrap_err();
+        assert!(err[0].contains("wildcard kinds"), "{err:?}");
+    }
+
+    #[test]
+    fn admission_false_with_verify_images_is_refused() {
+        let yaml = policy("kyverno.io/v1", VERIFY).replace("spec:\n", "spec:\n  admission: false\n");
+        assert!(import(&yaml).unwrap_err()[0].contains("spec.admission is false"));
+    }
+
+    #[test]
+    fn keys_given_as_variables_fail_closed() {
+        let rule = VERIFY
+            .replace("{kms: \"awskms:///arn:aws:kms:r:1:key/k\"}", "{publicKeys: \"{{ keys.data.production }}\"}");
+        let p = import(&policy("kyverno.io/v1", &rule)).unwrap();
+        let Check::Unsupported(why) = &p.policies[0].requirements[0].authorities[0].check else { panic!("{p:?}") };
+        assert!(why.contains("variable"), "{why}");
+        let rule = VERIFY.replace(
+            "{keys: {kms: \"awskms:///arn:aws:kms:r:1:key/k\"}}",
+            "{keyless: {subject: \"{{ request.object.subject }}\", issuer: \"https://i\"}}",
+        );
+        let p = import(&policy("kyverno.io/v1", &rule)).unwrap();
+        assert!(matches!(&p.policies[0].requirements[0].authorities[0].check, Check::Unsupported(_)));
+    }
+
+    /// Kyverno refuses tag-only references under `verifyDigest` when it does not pin them
+    /// itself (`mutateDigest: false`); the node does the same, with or without attestors.
+    #[test]
+    fn verify_digest_without_mutation_refuses_tag_only_references() {
+        let rule = "    verifyImages:\n    - imageReferences: [\"*\"]\n      mutateDigest: false\n";
+        let p = import(&policy("kyverno.io/v1", rule)).unwrap();
+        assert_eq!(p.policies.len(), 1, "{:?}", p.notes);
+        let compiled = crate::policy::normal::compile(
+            &p.policies[0],
+            &crate::policy::normal::FilesOnly(std::path::Path::new("/")),
+        )
+        .unwrap()
+        .policy;
+        let digest = "reg.io/a@sha256:5504f2a95018e3d8a52d80d9e1a128c6ea337581808ff9fe96f5628ce2336350";
+        assert!(compiled.matches("reg.io/a:v1", "reg.io/a", None), "a tag-only reference is refused");
+        assert!(!compiled.matches(digest, "reg.io/a", None), "a digest passes");
+        let rule = "    verifyImages:\n    - imageReferences: [\"*\"]\n      verifyDigest: true\n";
+        assert!(import(&policy("kyverno.io/v1", rule)).unwrap().policies.is_empty(), "mutateDigest pins it itself");
+    }
 
     fn rule(yaml: &str) -> Rule {
         serde_yaml::from_str(yaml).unwrap()

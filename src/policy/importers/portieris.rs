@@ -257,3 +257,52 @@ fn requirements(p: &RepoPolicy, namespace: &str) -> Result<Vec<NormalRequirement
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn import(repositories: &str) -> Result<Imported, Vec<String>> {
+        let yaml = format!("apiVersion: portieris.cloud.ibm.com/v1\nkind: ImagePolicy\nmetadata: {{name: p, namespace: ns}}\nspec:\n  repositories:\n{repositories}");
+        super::super::import(&serde_yaml::from_str::<Value>(&yaml).unwrap())
+    }
+
+    #[test]
+    fn key_secret_namespace_names_where_the_key_is() {
+        let r = "  - name: icr.io/*\n    policy: {simple: {requirements: [{type: signedBy, keySecret: k, keySecretNamespace: keys}]}}\n";
+        let p = import(r).unwrap();
+        let Check::Gpg(g) = &p.policies[0].requirements[0].authorities[0].check else { panic!() };
+        assert_eq!(g.key, KeyRef::Secret { namespace: "keys".into(), name: "k".into(), key: Some("key".into()) });
+    }
+
+    #[test]
+    fn a_null_policy_is_the_empty_policy() {
+        let p = import("  - name: icr.io/*\n    policy: null\n").unwrap();
+        assert!(matches!(p.policies[0].requirements[0].authorities[0].check, Check::Static(StaticAction::Pass)));
+    }
+
+    /// The API server prunes fields Portieris does not have, so Portieris never sees them.
+    /// Beside a real requirement they are noted; alone they would leave the empty policy,
+    /// which admits anything, so a misspelt `simple` is refused instead.
+    #[test]
+    fn fields_portieris_does_not_have() {
+        let r = "  - name: icr.io/*\n    policy:\n      simpleStore: {url: x}\n      simple: {requirements: [{type: reject}]}\n";
+        let p = import(r).unwrap();
+        assert!(p.notes[0].contains("simpleStore"), "{:?}", p.notes);
+        let err = import("  - name: icr.io/*\n    policy: {simpel: {requirements: [{type: reject}]}}\n").unwrap_err();
+        assert!(err[0].contains("simpel"), "{err:?}");
+    }
+
+    #[test]
+    fn each_object_denies_what_its_repositories_do_not_match() {
+        let p = import("  - {name: \"icr.io/*\", policy: {}}\n").unwrap();
+        let last = p.policies.last().unwrap();
+        assert_eq!(last.name, "portieris:ns/p");
+        assert_eq!(
+            last.exclusive.as_ref().unwrap().rank,
+            NAMESPACE_RANK,
+            "below its repositories, above any cluster policy"
+        );
+        assert!(matches!(last.requirements[0].authorities[0].check, Check::Static(StaticAction::Fail)));
+    }
+}

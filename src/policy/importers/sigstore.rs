@@ -184,3 +184,54 @@ fn check_kms(uri: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn import(authority: &str, extra: &str) -> Result<Imported, Vec<String>> {
+        let yaml = format!("apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {{name: p}}\nspec:\n  images: [{{glob: \"reg.io/**\"}}]\n{extra}  authorities:\n  - {authority}\n");
+        super::super::import(&serde_yaml::from_str::<Value>(&yaml).unwrap())
+    }
+
+    #[test]
+    fn kms_uris_are_refused_where_policy_controller_refuses_them() {
+        for good in [
+            "awskms:///arn:aws:kms:us-east-2:111122223333:key/1234abcd",
+            "awskms://localhost:4566/arn:aws:kms:us-east-2:111122223333:alias/ExampleAlias",
+            "hashivault://key/path",
+            "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
+        ] {
+            assert!(check_kms(good).is_ok(), "{good}");
+            assert!(import(&format!("key: {{kms: \"{good}\"}}"), "").is_ok(), "{good}");
+        }
+        for bad in [
+            "awskms:///1234abcd-12ab-34cd-56ef-1234567890ab",
+            "awskms://localhost:4566/alias/ExampleAlias",
+            "awskms://arn:aws:kms:us-east-2:111122223333:key/1234abcd",
+            "awskms://localhost/arn:aws:kms:us-east-2:111122223333:key/1234abcd",
+            "fookms://x",
+        ] {
+            assert!(check_kms(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn other_fields_policy_controller_refuses() {
+        let err = import("key: {data: x, hashAlgorithm: shaINVALID}", "").unwrap_err();
+        assert!(err[0].contains("hashAlgorithm"), "{err:?}");
+        let keyless =
+            "keyless: {url: \"https://fulcio.example\", ca-cert: {data: x}, identities: [{issuer: i, subject: s}]}";
+        assert!(import(keyless, "").unwrap_err()[0].contains("url and ca-cert"));
+        let err =
+            import("static: {action: pass}", "  match: [{resource: apple, version: v1, group: apps}]\n").unwrap_err();
+        assert!(err[0].contains("\"apple\""), "{err:?}");
+        assert!(import("static: {action: pass}", "  match: [{resource: pods, version: v1}]\n").is_ok());
+    }
+
+    #[test]
+    fn globs_are_policy_controllers() {
+        let p = import("static: {action: pass}", "").unwrap();
+        assert_eq!(p.policies[0].images, [Pattern::PolicyControllerGlob("reg.io/**".into())]);
+    }
+}
