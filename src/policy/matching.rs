@@ -520,6 +520,29 @@ mod tests {
         assert!(work <= tokens.len() * text.len(), "work {work} for {} tokens x {} chars", tokens.len(), text.len());
     }
 
+    /// The peers' languages run on the same engine: many stars against a long name stay
+    /// bounded in every one of them, for every name tried.
+    #[test]
+    fn peer_dialects_do_bounded_work_too() {
+        let name: String =
+            (0..60).map(|i| format!("{}", (b'a' + (i % 26) as u8) as char)).collect::<Vec<_>>().join("/");
+        let full = format!("docker.io/{name}:dev");
+        let repo = format!("docker.io/{name}");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let stars = "*/*/*/*/*/*/*/*/*/*/*/*:prod";
+            let globs = [
+                ImageGlob::policy_controller("**/**/**/**/**/**/**/**/**:prod").unwrap(),
+                ImageGlob::kyverno(stars).unwrap(),
+                ImageGlob::portieris(&format!("docker.io/{stars}")).unwrap(),
+            ];
+            let got: Vec<bool> = globs.iter().map(|g| g.matches(&full, &repo) || g.excludes(&full, &repo)).collect();
+            let _ = tx.send(got);
+        });
+        let got = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("matching must not hang");
+        assert_eq!(got, [false, false, false]);
+    }
+
     #[test]
     fn star_and_question_mark_agree_with_backtracking_on_small_cases() {
         fn naive(tokens: &[Token], text: &[char]) -> bool {

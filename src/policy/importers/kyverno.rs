@@ -1,7 +1,8 @@
-//! Kyverno `kyverno.io/v1` ClusterPolicy: the `verifyImages` rules.
+//! Kyverno `kyverno.io/v1` and `v2beta1` ClusterPolicy and Policy: the `verifyImages` rules.
 //!
 //! Each rule's each `verifyImages` entry becomes one policy: `imageReferences` and
-//! `skipImageReferences` are plain wildcards, every attestor set must hold, and within a set
+//! `skipImageReferences` are Kyverno wildcards on Kyverno's own image names
+//! ([`ImageGlob::kyverno`]), every attestor set must hold, and within a set
 //! `count` entries must verify (all of them when `count` is absent, as in Kyverno, after a
 //! multi-key `publicKeys` is split into one entry per key). `Audit` maps to warn mode.
 //! Kyverno requires a Rekor entry unless `rekor.ignoreTlog: true`, and an SCT for keyless
@@ -9,9 +10,15 @@
 //! `rekor.pubkey` or the node's trust root). `attestations` become requirements checked
 //! with their own attestors; attestation `conditions` are not evaluated and fail closed.
 //!
-//! Resource filters the node cannot see (label selectors, names, preconditions, kinds) are
+//! A rule whose `match` kinds are neither Pod nor a pod controller checks no pod container
+//! and is left out; Kyverno refuses wildcard kinds and `admission: false` with verifyImages,
+//! and so does the node. `verifyDigest` with `mutateDigest: false` becomes a policy that
+//! refuses references without a digest. Keys given as `{{ }}` variables fail closed.
+//! Other resource filters the node cannot see (label selectors, names, preconditions) are
 //! not applied, which makes a rule cover more containers, never fewer. Namespaces are
 //! applied when they are plain names.
+//!
+//! [`ImageGlob::kyverno`]: crate::policy::matching::ImageGlob::kyverno
 
 use std::collections::BTreeMap;
 

@@ -3,10 +3,10 @@
 //! | kind | module | semantics kept |
 //! |---|---|---|
 //! | `signet.dev/v1alpha1` ClusterImagePolicy | [`signet`] | policy-controller's, plus node fields |
-//! | `policy.sigstore.dev/v1alpha1,v1beta1` ClusterImagePolicy | [`sigstore`] | AND across policies, OR across authorities, warn mode |
+//! | `policy.sigstore.dev/v1alpha1,v1beta1` ClusterImagePolicy | [`sigstore`] | AND across policies, OR across authorities, warn mode, globs as `glob.Match`, its validation |
 //! | `signing.apps.tanzu.vmware.com/v1beta1` ClusterImagePolicy | [`tanzu`] | `*` crosses `/`, keys by name, excluded namespaces |
-//! | `portieris.cloud.ibm.com/v1` ClusterImagePolicy, ImagePolicy | [`portieris`] | most specific repository wins, namespace policy over cluster policy |
-//! | `kyverno.io/v1`, `v2beta1` ClusterPolicy, Policy (verifyImages rules) | [`kyverno`] | attestor sets with counts, skipped references, audit mode, a Policy only in its namespace |
+//! | `portieris.cloud.ibm.com/v1` ClusterImagePolicy, ImagePolicy | [`portieris`] | host-anchored names, best match wins, a namespace's ImagePolicies never fall back to cluster policy, no match denies |
+//! | `kyverno.io/v1`, `v2beta1` ClusterPolicy, Policy (verifyImages rules) | [`kyverno`] | patterns on Kyverno's names, attestor sets with counts, skipped references, audit mode, pod kinds only, a Policy only in its namespace |
 //!
 //! Whatever the node cannot check becomes an authority that never passes, with the reason
 //! spelt out: an imported policy may be stricter on the node than in admission, never looser.

@@ -2,7 +2,12 @@
 //!
 //! Same semantics as policy-controller: every matching policy must pass, any one authority
 //! passes a policy, `mode: warn` reports instead of denying. `secretRef` names a Secret in
-//! policy-controller's namespace (`cosign-system` unless the node is told otherwise).
+//! policy-controller's namespace (`cosign-system` unless the node is told otherwise). Globs
+//! match as policy-controller matches them ([`ImageGlob::policy_controller`]), and what its
+//! webhook refuses is refused: malformed KMS URIs, unknown hash algorithms, keyless with
+//! both `url` and `ca-cert`, `match` resources it does not watch.
+//!
+//! [`ImageGlob::policy_controller`]: crate::policy::matching::ImageGlob::policy_controller
 
 use serde::Deserialize;
 use serde_json::Value;
