@@ -413,6 +413,14 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
     if refs.is_empty() {
         errors.push(format!("{field}: imageReferences is empty"));
     }
+    // Kyverno's names always end in a tag or digest: a pattern with neither, and no
+    // wildcard to stand for one, covers nothing (as in Kyverno), which is rarely meant.
+    let last = |p: &str| p.rsplit('/').next().unwrap_or_default().to_string();
+    for p in refs.iter().chain(&vi.skip_image_references) {
+        if !p.is_empty() && !last(p).contains([':', '@', '*', '?']) {
+            notes.push(format!("{field}: {p:?} has no tag, digest or wildcard: Kyverno's names always carry one, so it covers no image (write {p}:* for every tag)"));
+        }
+    }
     let images = refs.into_iter().map(Pattern::KyvernoWildcard).collect();
     let exclude = vi.skip_image_references.iter().cloned().map(Pattern::KyvernoWildcard).collect();
     let unsupported_type = match vi.type_.as_deref() {
@@ -719,6 +727,12 @@ mod tests {
     }
 
     const VERIFY: &str = "    verifyImages:\n    - imageReferences: [\"reg.io/*\"]\n      attestors: [{entries: [{keys: {kms: \"awskms:///arn:aws:kms:r:1:key/k\"}}]}]\n";
+
+    #[test]
+    fn a_pattern_without_tag_is_noted() {
+        let p = import(&policy("kyverno.io/v1", &VERIFY.replace("reg.io/*", "reg.io/app"))).unwrap();
+        assert!(p.notes.iter().any(|n| n.contains("covers no image")), "{:?}", p.notes);
+    }
 
     #[test]
     fn v2beta1_is_read_like_v1() {
