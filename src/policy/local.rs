@@ -99,6 +99,11 @@ pub fn load_files_with(files: &[PathBuf], options: &LoadOptions) -> Result<Loade
                     let named = metadata.get("namespace").and_then(|n| n.as_str()).is_some_and(|n| !n.is_empty());
                     if !named {
                         metadata.insert("namespace".into(), ns.clone().into());
+                        out.notes.push(format!(
+                            "{}: document {}: {kind} without metadata.namespace is taken as in namespace {ns}",
+                            path.display(),
+                            index + 1
+                        ));
                     }
                 }
             }
