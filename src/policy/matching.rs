@@ -33,7 +33,7 @@ use super::spelling;
 
 /// Which language a pattern is written in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
+enum Dialect {
     Signet,
     Tanzu,
     PolicyController,
@@ -194,15 +194,6 @@ impl ImageGlob {
 
     pub fn as_str(&self) -> &str {
         &self.source
-    }
-
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
-    /// How many literal characters the pattern has.
-    pub fn specificity(&self) -> usize {
-        self.tokens.iter().filter(|t| matches!(t, Token::Literal(_))).count()
     }
 
     /// Does the pattern cover this image? `full` is the canonical reference
@@ -493,7 +484,6 @@ mod tests {
         assert!(w("reg.io/app:v?", "reg.io/app:v9", "reg.io/app"));
         assert!(!w("reg.io/app:v?", "reg.io/app:v10", "reg.io/app"));
         assert!(w("nginx*", "docker.io/library/nginx:1.27", "docker.io/library/nginx"));
-        assert_eq!(ImageGlob::wildcard("reg.io/a/*").unwrap().specificity(), 9);
     }
 
     /// Regression (#13.1): the backtracking matcher took seconds to minutes on this (a late
