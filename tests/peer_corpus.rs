@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use signet::policy::importers;
 use signet::policy::local::{load_files_with, LoadOptions};
+use signet::policy::matching::ImageGlob;
 use signet::policy::normal::{compile, FilesOnly};
-use signet::policy::{matching, NoMatchAction, PolicySet};
+use signet::policy::{NoMatchAction, PolicySet};
 
 /// The namespace the peers' harnesses apply namespaced objects in (`kubectl -n`).
 const NAMESPACE: &str = "peer-test";
@@ -222,7 +223,11 @@ fn row_cases(dir: &Path) -> Vec<Case> {
         // Rows whose text is an image go through an imported policy on Kyverno's
         // normalised name; the others test the bare wildcard matcher.
         let (expected, got, how) = if r[3] == "n/a" {
-            let got = if matching::kyverno_wildcard(&r[0], &r[1]) { Outcome::Match } else { Outcome::NoMatch };
+            let got = match ImageGlob::kyverno(&r[0]) {
+                Ok(g) if g.matches_name(&r[1]) => Outcome::Match,
+                Ok(_) => Outcome::NoMatch,
+                Err(_) => Outcome::Error,
+            };
             (Outcome::parse(&r[2]), got, "raw")
         } else {
             (Outcome::parse(&r[3]), matches_through(&[kyverno_policy(&[&r[0]], &[])], &r[1]), "engine")
@@ -249,7 +254,12 @@ fn row_cases(dir: &Path) -> Vec<Case> {
         );
     }
     for (n, r) in rows(dir, "portieris-wildcard.tsv") {
-        let unit = if matching::portieris_compare_image_ref(&r[0], &r[1]) { Outcome::Match } else { Outcome::NoMatch };
+        // The bare matcher on the strings as given, as the peer's unit test calls it.
+        let unit = match ImageGlob::portieris(&r[0]) {
+            Ok(g) if g.matches_name(&r[1]) => Outcome::Match,
+            Ok(_) => Outcome::NoMatch,
+            Err(_) => Outcome::Error,
+        };
         push(
             format!("row:portieris-wildcard.tsv:{n}:unit"),
             "portieris",

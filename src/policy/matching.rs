@@ -210,7 +210,18 @@ impl ImageGlob {
                 .iter()
                 .any(|n| match_str(&self.tokens, n) || match_str(&self.tokens, spelling::without_tag(n))),
             Dialect::Kyverno => spelling::kyverno_names(full).iter().any(|n| match_str(&self.tokens, n)),
-            Dialect::Portieris => spelling::pod_spellings(full).iter().any(|s| self.portieris_quality(s).is_some()),
+            Dialect::Portieris => spelling::pod_spellings(full).iter().any(|s| self.matches_name(s)),
+        }
+    }
+
+    /// Does the pattern match this one name as the peer's own matcher sees it: Kyverno's
+    /// `wildcard.Match` on the pattern as written, Portieris' `CompareImageRef`; the others
+    /// on the pattern as compiled.
+    pub fn matches_name(&self, name: &str) -> bool {
+        match self.dialect {
+            Dialect::Kyverno => match_str(&self.literal, name),
+            Dialect::Portieris => self.portieris_quality(name).is_some(),
+            _ => match_str(&self.tokens, name),
         }
     }
 
@@ -220,7 +231,7 @@ impl ImageGlob {
     /// skipped, so no spelling is skipped that Kyverno would verify.
     pub fn excludes(&self, full: &str, repository: &str) -> bool {
         match self.dialect {
-            Dialect::Kyverno => spelling::kyverno_names(full).iter().all(|n| match_str(&self.literal, n)),
+            Dialect::Kyverno => spelling::kyverno_names(full).iter().all(|n| self.matches_name(n)),
             _ => self.matches(full, repository),
         }
     }
@@ -269,18 +280,6 @@ fn portieris_compare(parts: &PortierisParts, image: &str) -> bool {
             None => false,
         },
     }
-}
-
-/// Portieris' `wildcard.CompareImageRef(pattern, image)` on the strings as given: the
-/// pattern's host half only ever matches the image's host.
-pub fn portieris_compare_image_ref(pattern: &str, image: &str) -> bool {
-    ImageGlob::portieris(pattern).is_ok_and(|g| g.portieris.as_ref().is_some_and(|p| portieris_compare(p, image)))
-}
-
-/// Kyverno's `wildcard.Match(pattern, text)` on the strings as given: `*` any run, `?` one
-/// character, the empty pattern only the empty text.
-pub fn kyverno_wildcard(pattern: &str, text: &str) -> bool {
-    match_str(&plain_tokens(pattern, true), text)
 }
 
 impl fmt::Debug for ImageGlob {
@@ -641,13 +640,12 @@ mod tests {
 
     #[test]
     fn raw_peer_matchers_follow_the_peers_unit_tests() {
-        assert!(kyverno_wildcard("my-bucket?abc*", "my-bucket/abc"), "? crosses /");
-        assert!(!kyverno_wildcard("my-bucket/abc?", "my-bucket/abc"));
-        assert!(kyverno_wildcard("", "") && !kyverno_wildcard("", "x"));
-        assert!(portieris_compare_image_ref("test.com/namespace/image", "test.com/namespace/image:tag"));
-        assert!(!portieris_compare_image_ref(
-            "registry*.example.com/myorg/*",
-            "registry.attacker.com/x.example.com/myorg/evil"
-        ));
+        let k = |p: &str, t: &str| ImageGlob::kyverno(p).unwrap().matches_name(t);
+        assert!(k("my-bucket?abc*", "my-bucket/abc"), "? crosses /");
+        assert!(!k("my-bucket/abc?", "my-bucket/abc"));
+        assert!(!k("REG.IO/*", "reg.io/x:1"), "as written");
+        let p = |p: &str, t: &str| ImageGlob::portieris(p).unwrap().matches_name(t);
+        assert!(p("test.com/namespace/image", "test.com/namespace/image:tag"));
+        assert!(!p("registry*.example.com/myorg/*", "registry.attacker.com/x.example.com/myorg/evil"));
     }
 }
