@@ -103,6 +103,11 @@ pub enum PolicyCommand {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Namespace of namespaced objects (Portieris ImagePolicy, Kyverno Policy) that name
+        /// none, as `kubectl apply -n` gives it; a file's `# signet.dev/namespace: NAME`
+        /// line comes first.
+        #[arg(long)]
+        namespace: Option<String>,
     },
     /// Show which policies and authorities cover an image, and what the node would do.
     Explain(ExplainArgs),
@@ -197,7 +202,7 @@ pub fn main() -> ExitCode {
         }
         Command::Run(args) => run(args),
         Command::Verify(args) => verify(args),
-        Command::Policy(PolicyCommand::Check { files }) => policy_check(&files),
+        Command::Policy(PolicyCommand::Check { files, namespace }) => policy_check(&files, namespace),
         Command::Policy(PolicyCommand::Explain(args)) => policy_explain(&args),
         Command::Crd => {
             out(&crate::policy::crd::crd_yaml());
@@ -228,8 +233,8 @@ fn no_match_action(n: NoMatchArg) -> NoMatchAction {
     }
 }
 
-fn policy_check(files: &[PathBuf]) -> ExitCode {
-    match local::load_files(files) {
+fn policy_check(files: &[PathBuf], namespace: Option<String>) -> ExitCode {
+    match local::load_files_with(files, &local::LoadOptions { namespace }) {
         Ok(loaded) => {
             for n in &loaded.notes {
                 eprintln!("note: {n}");

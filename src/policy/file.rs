@@ -30,6 +30,18 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Vec<Value>, PolicyErro
     Ok(out)
 }
 
+/// The namespace a file gives its namespaced objects that name none, from a
+/// `# signet.dev/namespace: NAME` line among the comments before its first content (what
+/// `kubectl apply -n NAME` says for a file applied to a cluster).
+pub fn namespace_directive(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .take_while(|l| l.is_empty() || l.starts_with('#') || *l == "---")
+        .find_map(|l| l.trim_start_matches('#').trim().strip_prefix("signet.dev/namespace:"))
+        .map(|ns| ns.trim().to_string())
+        .filter(|ns| !ns.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +50,14 @@ mod tests {
     fn multi_document_files_skip_empty_documents() {
         let docs = parse_documents(Path::new("f.yaml"), "a: 1\n---\n---\nb: 2\n").unwrap();
         assert_eq!(docs.len(), 2);
+    }
+
+    #[test]
+    fn a_leading_comment_names_the_namespace() {
+        let text = "# Tenant policy\n# signet.dev/namespace: payments\n---\nkind: ImagePolicy\n";
+        assert_eq!(namespace_directive(text).as_deref(), Some("payments"));
+        assert_eq!(namespace_directive("kind: X\n# signet.dev/namespace: late\n"), None, "only before content");
+        assert_eq!(namespace_directive("# signet.dev/namespace:\n"), None);
     }
 
     #[test]

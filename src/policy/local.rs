@@ -44,8 +44,23 @@ pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
     Ok(files)
 }
 
+/// How files are read beyond their own content.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// The namespace of namespaced objects (Portieris ImagePolicy, Kyverno Policy) that name
+    /// none, as `kubectl apply -n` would give it. A file's own `# signet.dev/namespace: NAME`
+    /// line comes first, `metadata.namespace` before both.
+    pub namespace: Option<String>,
+}
+
 /// Load the named files. Key paths are relative to each file's directory.
 pub fn load_files(files: &[PathBuf]) -> Result<Loaded, PolicyErrors> {
+    load_files_with(files, &LoadOptions::default())
+}
+
+/// [`load_files`] with options; `signet policy check` and the daemon's local source both
+/// come through here.
+pub fn load_files_with(files: &[PathBuf], options: &LoadOptions) -> Result<Loaded, PolicyErrors> {
     let mut errors = Vec::new();
     let mut out = Loaded::default();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
@@ -65,7 +80,34 @@ pub fn load_files(files: &[PathBuf]) -> Result<Loaded, PolicyErrors> {
             }
         };
         let keys = FilesOnly(path.parent().unwrap_or(Path::new(".")));
-        for (index, doc) in docs.iter().enumerate() {
+        let default_namespace = super::file::namespace_directive(&text).or_else(|| options.namespace.clone());
+        for (index, mut doc) in docs.into_iter().enumerate() {
+            let kind = |key: &str| doc.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let (api_version, kind) = (kind("apiVersion"), kind("kind"));
+            if importers::is_not_policy(&api_version, &kind) {
+                let name = doc.pointer("/metadata/name").and_then(|v| v.as_str()).unwrap_or("?");
+                out.notes.push(format!(
+                    "{}: document {}: {api_version} {kind} {name} is not policy; skipped",
+                    path.display(),
+                    index + 1
+                ));
+                continue;
+            }
+            if importers::is_namespaced(&api_version, &kind) {
+                let metadata = doc.get_mut("metadata").and_then(|m| m.as_object_mut());
+                if let (Some(metadata), Some(ns)) = (metadata, &default_namespace) {
+                    let named = metadata.get("namespace").and_then(|n| n.as_str()).is_some_and(|n| !n.is_empty());
+                    if !named {
+                        metadata.insert("namespace".into(), ns.clone().into());
+                        out.notes.push(format!(
+                            "{}: document {}: {kind} without metadata.namespace is taken as in namespace {ns}",
+                            path.display(),
+                            index + 1
+                        ));
+                    }
+                }
+            }
+            let doc = &doc;
             let meta = importers::meta(doc).ok();
             let object = meta.as_ref().map(|m| m.name.clone()).unwrap_or_else(|| format!("document {}", index + 1));
             // One object per (group, kind, namespace, name), as in a cluster; checked before
@@ -181,6 +223,43 @@ mod tests {
         assert_ne!(h1, hash(d.path(), NoMatchAction::Allow));
         write(d.path(), "a.yaml", &POLICY.replace("NAME", "a").replace("reg.io", "other.io"));
         assert_ne!(h1, hash(d.path(), NoMatchAction::Deny));
+    }
+
+    const IMAGE_POLICY: &str = "apiVersion: portieris.cloud.ibm.com/v1\nkind: ImagePolicy\nmetadata: {name: p}\nspec:\n  repositories:\n  - {name: \"icr.io/*\", policy: {}}\n";
+
+    /// The peers apply namespaced objects with `kubectl -n`; the node is told the namespace
+    /// by the file or the caller, and says how when neither does.
+    #[test]
+    fn namespaced_objects_take_the_namespace_they_are_given() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "p.yaml", IMAGE_POLICY);
+        let err = load_dir(d.path()).unwrap_err().to_string();
+        assert!(err.contains("metadata.namespace is missing") && err.contains("--namespace"), "{err}");
+        let files = policy_files(d.path()).unwrap();
+        let with = |ns: &str| LoadOptions { namespace: Some(ns.into()) };
+        let loaded = load_files_with(&files, &with("payments")).unwrap();
+        assert_eq!(loaded.normal[0].namespaces.include, ["payments"]);
+        write(d.path(), "p.yaml", &format!("# signet.dev/namespace: tenant\n{IMAGE_POLICY}"));
+        let loaded = load_files_with(&files, &with("payments")).unwrap();
+        assert_eq!(loaded.normal[0].namespaces.include, ["tenant"], "the file's own line comes first");
+        let named = IMAGE_POLICY.replace("{name: p}", "{name: p, namespace: own}");
+        write(d.path(), "p.yaml", &format!("# signet.dev/namespace: tenant\n{named}"));
+        let loaded = load_files_with(&files, &with("payments")).unwrap();
+        assert_eq!(loaded.normal[0].namespaces.include, ["own"], "metadata.namespace before both");
+    }
+
+    #[test]
+    fn built_in_kinds_beside_policy_are_skipped_with_a_note() {
+        let d = tempfile::tempdir().unwrap();
+        let ns = "apiVersion: v1\nkind: Namespace\nmetadata: {name: payments}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: keys}\n";
+        write(d.path(), "a.yaml", &format!("{ns}---\n{}", POLICY.replace("NAME", "a")));
+        let loaded = load_dir(d.path()).unwrap();
+        assert_eq!(loaded.policies.len(), 1);
+        assert!(loaded.notes.iter().any(|n| n.contains("v1 Namespace payments is not policy")), "{:?}", loaded.notes);
+        write(d.path(), "a.yaml", "apiVersion: kyverno.io/v1\nkind: ClusterPolicyy\nmetadata: {name: t}\n");
+        assert!(load_dir(d.path()).is_err(), "a misspelt policy kind is an error, not skipped");
+        write(d.path(), "a.yaml", "apiVersion: v1\nkind: List\nitems: []\nmetadata: {name: l}\n");
+        assert!(load_dir(d.path()).is_err(), "a List may hold policy");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Image-signature policy: the model the enforcer evaluates, and where it comes from.
 //!
 //! - [`model`]: compiled, immutable policy snapshots ([`PolicySet`]) and the evaluation rules.
-//! - [`matching`]: image globs with sigstore policy-controller's semantics.
+//! - [`matching`]: image patterns, each in its policy language's own rules.
+//! - [`spelling`]: the names each peer may have seen for the image the node runs.
 //! - [`crd`]: signet's own `ClusterImagePolicy` CRD types (the YAML is generated from them).
 //! - [`importers`]: the other policy languages (sigstore, Tanzu, Portieris, Kyverno).
 //! - [`normal`]: the normalised form every source becomes, and its compilation.
@@ -16,6 +17,7 @@ pub mod local;
 pub mod matching;
 pub mod model;
 pub mod normal;
+pub mod spelling;
 
 pub use model::{
     Authority, AuthorityKind, Exclusive, Keyless, Mode, Namespaces, NoMatchAction, Policy, PolicySet, Requirement,

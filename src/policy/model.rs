@@ -264,7 +264,18 @@ impl Policy {
     pub fn matches(&self, full: &str, repository: &str, namespace: Option<&str>) -> bool {
         self.namespaces.covers(namespace)
             && self.images.iter().any(|g| g.matches(full, repository))
-            && !self.exclude_images.iter().any(|g| g.matches(full, repository))
+            && !self.exclude_images.iter().any(|g| g.excludes(full, repository))
+    }
+
+    /// This policy's rank in its exclusive group for one spelling of the image: the
+    /// group's base rank plus the best pattern's match quality; `None` if it does not apply.
+    fn rank_for(&self, full: &str, repository: &str, namespace: Option<&str>, spelling: &str) -> Option<u64> {
+        let exclusive = self.exclusive.as_ref()?;
+        if !self.namespaces.covers(namespace) || self.exclude_images.iter().any(|g| g.excludes(full, repository)) {
+            return None;
+        }
+        let quality = self.images.iter().filter_map(|g| g.quality(full, repository, spelling)).max()?;
+        Some(exclusive.rank + quality)
     }
 
     pub fn authorities(&self) -> impl Iterator<Item = &Authority> {
@@ -331,29 +342,45 @@ impl PolicySet {
     }
 
     /// [`PolicySet::matching`], each with its [`Policy::identity`].
+    ///
+    /// In an exclusive group (Portieris) one policy applies to the name the pod wrote, and
+    /// the node does not know that name: the best match is found for every spelling of the
+    /// image, and all of those apply. Taking one spelling's winner instead would let a pod
+    /// pick the spelling whose policy is the most permissive.
     pub fn matching_with_identity<'a>(
         &'a self,
         full: &str,
         repository: &str,
         namespace: Option<&str>,
     ) -> Vec<(&'a Policy, &'a str)> {
-        let matched: Vec<(&Policy, &str)> = self
-            .policies
+        let has_exclusive = self.policies.iter().any(|p| p.exclusive.is_some());
+        let spellings = if has_exclusive { super::spelling::pod_spellings(full) } else { Vec::new() };
+        let mut keep = vec![false; self.policies.len()];
+        for (i, p) in self.policies.iter().enumerate() {
+            keep[i] = p.exclusive.is_none() && p.matches(full, repository, namespace);
+        }
+        for spelling in &spellings {
+            let ranks: Vec<Option<u64>> =
+                self.policies.iter().map(|p| p.rank_for(full, repository, namespace, spelling)).collect();
+            let mut top: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+            for (p, rank) in self.policies.iter().zip(&ranks) {
+                if let (Some(e), Some(r)) = (&p.exclusive, rank) {
+                    let t = top.entry(e.group.as_str()).or_insert(*r);
+                    *t = (*t).max(*r);
+                }
+            }
+            for (i, p) in self.policies.iter().enumerate() {
+                if let (Some(e), Some(r)) = (&p.exclusive, ranks[i]) {
+                    keep[i] |= top.get(e.group.as_str()) == Some(&r);
+                }
+            }
+        }
+        self.policies
             .iter()
             .zip(&self.identities)
-            .filter(|(p, _)| p.matches(full, repository, namespace))
-            .map(|(p, id)| (p, id.as_str()))
-            .collect();
-        let top = |group: &str| {
-            matched.iter().filter_map(|(p, _)| p.exclusive.as_ref()).filter(|e| e.group == group).map(|e| e.rank).max()
-        };
-        matched
-            .iter()
-            .copied()
-            .filter(|(p, _)| match &p.exclusive {
-                None => true,
-                Some(e) => Some(e.rank) == top(&e.group),
-            })
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|((p, id), _)| (p, id.as_str()))
             .collect()
     }
 }

@@ -53,15 +53,24 @@ pub struct SecretName {
     pub name: String,
 }
 
-/// Written as a one-key mapping (`{glob: ...}` or `{wildcard: ...}`), like the sources.
+/// Written as a one-key mapping (`{glob: ...}`, `{wildcard: ...}`, ...), like the sources;
+/// the key says whose matching rules apply ([`super::matching`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "BTreeMap<String, String>", into = "BTreeMap<String, String>")]
 pub enum Pattern {
-    /// policy-controller glob: `*` within one segment, `**` across.
+    /// signet glob: `*` within one segment, `**` across, no tag means any tag.
     Glob(String),
-    /// Plain wildcard: `*` any characters including `/`, `?` one character.
+    /// Tanzu `namePattern`: `*` any characters including `/`, `?` one character.
     Wildcard(String),
+    /// policy-controller glob, matched as policy-controller matches it.
+    PolicyControllerGlob(String),
+    /// Kyverno image reference pattern, on Kyverno's normalised name.
+    KyvernoWildcard(String),
+    /// Portieris repository name, host anchored.
+    PortierisRepository(String),
 }
+
+const PATTERN_KEYS: [&str; 5] = ["glob", "wildcard", "policyControllerGlob", "kyvernoWildcard", "portierisRepository"];
 
 impl NormalPolicy {
     /// Every key or CA reference, for Secret lookup and inlining.
@@ -113,20 +122,32 @@ impl NormalPolicy {
 
 impl From<Pattern> for BTreeMap<String, String> {
     fn from(p: Pattern) -> Self {
-        match p {
-            Pattern::Glob(g) => BTreeMap::from([("glob".to_string(), g)]),
-            Pattern::Wildcard(w) => BTreeMap::from([("wildcard".to_string(), w)]),
-        }
+        let (key, text) = match p {
+            Pattern::Glob(t) => (PATTERN_KEYS[0], t),
+            Pattern::Wildcard(t) => (PATTERN_KEYS[1], t),
+            Pattern::PolicyControllerGlob(t) => (PATTERN_KEYS[2], t),
+            Pattern::KyvernoWildcard(t) => (PATTERN_KEYS[3], t),
+            Pattern::PortierisRepository(t) => (PATTERN_KEYS[4], t),
+        };
+        BTreeMap::from([(key.to_string(), text)])
     }
 }
 
 impl TryFrom<BTreeMap<String, String>> for Pattern {
     type Error = String;
-    fn try_from(mut m: BTreeMap<String, String>) -> Result<Self, String> {
-        match (m.remove("glob"), m.remove("wildcard"), m.is_empty()) {
-            (Some(g), None, true) => Ok(Pattern::Glob(g)),
-            (None, Some(w), true) => Ok(Pattern::Wildcard(w)),
-            _ => Err("an image pattern is exactly one of glob or wildcard".into()),
+    fn try_from(m: BTreeMap<String, String>) -> Result<Self, String> {
+        let mut entries = m.into_iter();
+        let only = match (entries.next(), entries.next()) {
+            (Some(kv), None) => Some(kv),
+            _ => None,
+        };
+        match only.as_ref().map(|(k, v)| (k.as_str(), v.clone())) {
+            Some(("glob", t)) => Ok(Pattern::Glob(t)),
+            Some(("wildcard", t)) => Ok(Pattern::Wildcard(t)),
+            Some(("policyControllerGlob", t)) => Ok(Pattern::PolicyControllerGlob(t)),
+            Some(("kyvernoWildcard", t)) => Ok(Pattern::KyvernoWildcard(t)),
+            Some(("portierisRepository", t)) => Ok(Pattern::PortierisRepository(t)),
+            _ => Err(format!("an image pattern is exactly one of {}", PATTERN_KEYS.join(", "))),
         }
     }
 }
@@ -136,6 +157,9 @@ impl Pattern {
         match self {
             Pattern::Glob(g) => ImageGlob::new(g),
             Pattern::Wildcard(w) => ImageGlob::wildcard(w),
+            Pattern::PolicyControllerGlob(g) => ImageGlob::policy_controller(g),
+            Pattern::KyvernoWildcard(w) => ImageGlob::kyverno(w),
+            Pattern::PortierisRepository(r) => ImageGlob::portieris(r),
         }
         .map_err(|e| e.to_string())
     }

@@ -1,7 +1,8 @@
-//! Kyverno `kyverno.io/v1` ClusterPolicy: the `verifyImages` rules.
+//! Kyverno `kyverno.io/v1` and `v2beta1` ClusterPolicy and Policy: the `verifyImages` rules.
 //!
 //! Each rule's each `verifyImages` entry becomes one policy: `imageReferences` and
-//! `skipImageReferences` are plain wildcards, every attestor set must hold, and within a set
+//! `skipImageReferences` are Kyverno wildcards on Kyverno's own image names
+//! ([`ImageGlob::kyverno`]), every attestor set must hold, and within a set
 //! `count` entries must verify (all of them when `count` is absent, as in Kyverno, after a
 //! multi-key `publicKeys` is split into one entry per key). `Audit` maps to warn mode.
 //! Kyverno requires a Rekor entry unless `rekor.ignoreTlog: true`, and an SCT for keyless
@@ -9,9 +10,15 @@
 //! `rekor.pubkey` or the node's trust root). `attestations` become requirements checked
 //! with their own attestors; attestation `conditions` are not evaluated and fail closed.
 //!
-//! Resource filters the node cannot see (label selectors, names, preconditions, kinds) are
+//! A rule whose `match` kinds are neither Pod nor a pod controller checks no pod container
+//! and is left out; Kyverno refuses wildcard kinds and `admission: false` with verifyImages,
+//! and so does the node. `verifyDigest` with `mutateDigest: false` becomes a policy that
+//! refuses references without a digest. Keys given as `{{ }}` variables fail closed.
+//! Other resource filters the node cannot see (label selectors, names, preconditions) are
 //! not applied, which makes a rule cover more containers, never fewer. Namespaces are
 //! applied when they are plain names.
+//!
+//! [`ImageGlob::kyverno`]: crate::policy::matching::ImageGlob::kyverno
 
 use std::collections::BTreeMap;
 
@@ -22,7 +29,7 @@ use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta};
 use crate::policy::model::{Mode, Namespaces};
 use crate::policy::normal::{
     Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
-    SecretName,
+    SecretName, StaticAction,
 };
 
 const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
@@ -30,6 +37,9 @@ const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Spec {
+    /// `false`: background scans only. Kyverno refuses verifyImages rules then.
+    #[serde(default)]
+    admission: Option<bool>,
     #[serde(default)]
     validation_failure_action: Option<String>,
     #[serde(default)]
@@ -226,12 +236,17 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     // A namespaced Policy governs its own namespace and no other.
     let own_namespace = match (meta.kind.as_str(), &meta.namespace) {
         ("Policy", Some(ns)) => Some(ns.clone()),
-        ("Policy", None) => return Err(vec!["metadata.namespace is missing (a Kyverno Policy is namespaced)".into()]),
+        ("Policy", None) => return Err(vec![super::NO_NAMESPACE.into()]),
         _ => None,
     };
     let spec: Spec = parse_spec(spec)?;
     let mut errors = Vec::new();
     let mut notes = Vec::new();
+    if spec.admission == Some(false) && spec.rules.iter().any(|r| !r.verify_images.is_empty()) {
+        return Err(vec![
+            "spec.admission is false: Kyverno refuses verifyImages rules in a policy not run at admission".into(),
+        ]);
+    }
     let mut policy_mode = mode_of(spec.validation_failure_action.as_deref()).unwrap_or_else(|e| {
         errors.push(format!("spec.validationFailureAction: {e}"));
         Mode::Enforce
@@ -244,6 +259,23 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     }
     let mut policies = Vec::new();
     for rule in &spec.rules {
+        if rule.verify_images.is_empty() {
+            continue;
+        }
+        match pod_kinds(rule) {
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+            Ok(false) => {
+                notes.push(format!(
+                    "rule {}: matches no Pod or pod controller kind; it checks no container on the node",
+                    rule.name
+                ));
+                continue;
+            }
+            Ok(true) => {}
+        }
         let several = rule.verify_images.len() > 1;
         for (v, vi) in rule.verify_images.iter().enumerate() {
             let field = format!("spec.rules[{}].verifyImages[{v}]", rule.name);
@@ -265,7 +297,8 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
                         }),
                         None => policy_mode,
                     };
-                    if requirements.is_empty() {
+                    let digest = pins_digest(vi);
+                    if requirements.is_empty() && !digest {
                         notes.push(format!("{field}: no attestors or attestations, nothing to verify on the node"));
                         continue;
                     }
@@ -279,6 +312,29 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
                             continue;
                         }
                         namespaces.include = vec![ns.clone()];
+                    }
+                    if digest {
+                        // Tag-only references are refused; a digest (with or without a tag)
+                        // passes. Excluded by Kyverno's own name, which ends in `@digest`
+                        // exactly when the reference has one.
+                        let mut exclude = exclude_images.clone();
+                        exclude.push(Pattern::KyvernoWildcard("*@*".into()));
+                        let deny = NormalAuthority::new("verifyDigest", Check::Static(StaticAction::Fail));
+                        policies.push(NormalPolicy {
+                            name: format!("{name}/digest"),
+                            origin: meta.origin(),
+                            images: images.clone(),
+                            exclude_images: exclude,
+                            namespaces: namespaces.clone(),
+                            mode,
+                            requirements: vec![NormalRequirement::any_of(vec![deny])],
+                            exclusive: None,
+                            no_match_action: None,
+                            pull_secrets: Vec::new(),
+                        });
+                    }
+                    if requirements.is_empty() {
+                        continue;
                     }
                     policies.push(NormalPolicy {
                         name,
@@ -301,12 +357,46 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         return Err(errors);
     }
     if policies.is_empty() {
-        notes.push("no verifyImages rule: nothing for the node to enforce".into());
+        notes.push("no verifyImages rule for pod containers: nothing for the node to enforce".into());
     }
     Ok(Imported { policies, notes })
 }
 
 type Translated = (Vec<Pattern>, Vec<Pattern>, Vec<NormalRequirement>);
+
+/// Kinds whose objects carry pod templates Kyverno checks (its autogen set), and Pod.
+const POD_KINDS: [&str; 8] =
+    ["Pod", "Deployment", "DaemonSet", "StatefulSet", "ReplicaSet", "ReplicationController", "Job", "CronJob"];
+
+/// Whether a rule checks pod containers: its `match` kinds (`Kind`, `version/Kind` or
+/// `group/version/Kind`) name a Pod or pod controller, or it names no kinds. Kyverno
+/// refuses a verifyImages rule with wildcard kinds.
+fn pod_kinds(rule: &Rule) -> Result<bool, String> {
+    let Some(m) = &rule.match_ else { return Ok(true) };
+    let mut kinds = Vec::new();
+    let resources = m.any.iter().chain(&m.all).filter_map(|e| e.resources.as_ref()).chain(m.resources.as_ref());
+    for r in resources {
+        for k in r.get("kinds").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            kinds.push(k.to_string());
+        }
+    }
+    if let Some(k) = kinds.iter().find(|k| k.contains(['*', '?'])) {
+        return Err(format!(
+            "rule {}: match kinds {k:?}: Kyverno refuses wildcard kinds in verifyImages rules",
+            rule.name
+        ));
+    }
+    let is_pod_kind = |k: &String| k.split('/').any(|part| POD_KINDS.contains(&part));
+    Ok(kinds.is_empty() || kinds.iter().any(is_pod_kind))
+}
+
+/// `verifyDigest` (on by default) with `mutateDigest: false`: Kyverno refuses a reference
+/// without a digest. With `mutateDigest` (the default) it pins the tag to its digest
+/// itself, and on the node the digest that runs is always the one checked.
+fn pins_digest(vi: &VerifyImage) -> bool {
+    let flag = |key: &str, default: bool| vi.other.get(key).and_then(Value::as_bool).unwrap_or(default);
+    flag("verifyDigest", true) && !flag("mutateDigest", true)
+}
 
 fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Result<Translated, Vec<String>> {
     let mut errors = Vec::new();
@@ -323,8 +413,16 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
     if refs.is_empty() {
         errors.push(format!("{field}: imageReferences is empty"));
     }
-    let images = refs.into_iter().map(Pattern::Wildcard).collect();
-    let exclude = vi.skip_image_references.iter().cloned().map(Pattern::Wildcard).collect();
+    // Kyverno's names always end in a tag or digest: a pattern with neither, and no
+    // wildcard to stand for one, covers nothing (as in Kyverno), which is rarely meant.
+    let last = |p: &str| p.rsplit('/').next().unwrap_or_default().to_string();
+    for p in refs.iter().chain(&vi.skip_image_references) {
+        if !p.is_empty() && !last(p).contains([':', '@', '*', '?']) {
+            notes.push(format!("{field}: {p:?} has no tag, digest or wildcard: Kyverno's names always carry one, so it covers no image (write {p}:* for every tag)"));
+        }
+    }
+    let images = refs.into_iter().map(Pattern::KyvernoWildcard).collect();
+    let exclude = vi.skip_image_references.iter().cloned().map(Pattern::KyvernoWildcard).collect();
     let unsupported_type = match vi.type_.as_deref() {
         None | Some("Cosign") => None,
         Some(other) => Some(format!("{other} signatures are not verified on the node yet")),
@@ -449,6 +547,11 @@ fn entry_authorities(label: &str, e: &Entry, unsupported_type: Option<&str>) -> 
 }
 
 fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, String> {
+    let fields = [&k.subject, &k.issuer, &k.subject_reg_exp, &k.issuer_reg_exp, &k.roots];
+    if let Some(v) = fields.iter().filter_map(|f| f.as_deref()).find(|v| v.contains("{{")) {
+        let why = format!("keyless field {:?} is a Kyverno variable, not resolved on the node", v.trim());
+        return Ok(NormalAuthority::new(label, Check::Unsupported(why)));
+    }
     if k.additional_extensions.as_ref().is_some_and(|e| !e.is_empty()) {
         let why = "keyless.additionalExtensions (certificate extension checks) are not applied on the node";
         return Ok(NormalAuthority::new(label, Check::Unsupported(why.into())));
@@ -542,6 +645,12 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String
         )]);
     }
     let text = k.public_keys.as_deref().expect("counted above");
+    if text.contains("{{") {
+        return unsupported(format!(
+            "keys.publicKeys {:?} is a Kyverno variable, not resolved on the node",
+            text.trim()
+        ));
+    }
     let pems = if text.trim_start().starts_with("k8s://") {
         return unsupported(format!("key reference {} is not resolved on the node; use keys.secret", text.trim()));
     } else {
@@ -608,6 +717,84 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn import(yaml: &str) -> Result<Imported, Vec<String>> {
+        super::super::import(&serde_yaml::from_str::<Value>(yaml).unwrap())
+    }
+
+    fn policy(api: &str, rule: &str) -> String {
+        format!("apiVersion: {api}\nkind: ClusterPolicy\nmetadata: {{name: p}}\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: r\n{rule}")
+    }
+
+    const VERIFY: &str = "    verifyImages:\n    - imageReferences: [\"reg.io/*\"]\n      attestors: [{entries: [{keys: {kms: \"awskms:///arn:aws:kms:r:1:key/k\"}}]}]\n";
+
+    #[test]
+    fn a_pattern_without_tag_is_noted() {
+        let p = import(&policy("kyverno.io/v1", &VERIFY.replace("reg.io/*", "reg.io/app"))).unwrap();
+        assert!(p.notes.iter().any(|n| n.contains("covers no image")), "{:?}", p.notes);
+    }
+
+    #[test]
+    fn v2beta1_is_read_like_v1() {
+        let p = import(&policy("kyverno.io/v2beta1", VERIFY)).unwrap();
+        assert_eq!(p.policies.len(), 1);
+    }
+
+    #[test]
+    fn rules_for_other_kinds_check_no_container_and_wildcard_kinds_are_refused() {
+        let only = |kinds: &str| format!("    match: {{any: [{{resources: {{kinds: [{kinds}]}}}}]}}\n{VERIFY}");
+        let p = import(&policy("kyverno.io/v1", &only("TaskRun"))).unwrap();
+        assert!(p.policies.is_empty() && p.notes.iter().any(|n| n.contains("no Pod")), "{:?}", p.notes);
+        assert!(import(&policy("kyverno.io/v1", &only("cdi.kubevirt.io/v1beta1/DataVolume")))
+            .unwrap()
+            .policies
+            .is_empty());
+        assert_eq!(import(&policy("kyverno.io/v1", &only("Deployment, TaskRun"))).unwrap().policies.len(), 1);
+        assert_eq!(import(&policy("kyverno.io/v1", &only("v1/Pod"))).unwrap().policies.len(), 1);
+        let err = import(&policy("kyverno.io/v1", &only("\"*\""))).unwrap_err();
+        assert!(err[0].contains("wildcard kinds"), "{err:?}");
+    }
+
+    #[test]
+    fn admission_false_with_verify_images_is_refused() {
+        let yaml = policy("kyverno.io/v1", VERIFY).replace("spec:\n", "spec:\n  admission: false\n");
+        assert!(import(&yaml).unwrap_err()[0].contains("spec.admission is false"));
+    }
+
+    #[test]
+    fn keys_given_as_variables_fail_closed() {
+        let rule = VERIFY
+            .replace("{kms: \"awskms:///arn:aws:kms:r:1:key/k\"}", "{publicKeys: \"{{ keys.data.production }}\"}");
+        let p = import(&policy("kyverno.io/v1", &rule)).unwrap();
+        let Check::Unsupported(why) = &p.policies[0].requirements[0].authorities[0].check else { panic!("{p:?}") };
+        assert!(why.contains("variable"), "{why}");
+        let rule = VERIFY.replace(
+            "{keys: {kms: \"awskms:///arn:aws:kms:r:1:key/k\"}}",
+            "{keyless: {subject: \"{{ request.object.subject }}\", issuer: \"https://i\"}}",
+        );
+        let p = import(&policy("kyverno.io/v1", &rule)).unwrap();
+        assert!(matches!(&p.policies[0].requirements[0].authorities[0].check, Check::Unsupported(_)));
+    }
+
+    /// Kyverno refuses tag-only references under `verifyDigest` when it does not pin them
+    /// itself (`mutateDigest: false`); the node does the same, with or without attestors.
+    #[test]
+    fn verify_digest_without_mutation_refuses_tag_only_references() {
+        let rule = "    verifyImages:\n    - imageReferences: [\"*\"]\n      mutateDigest: false\n";
+        let p = import(&policy("kyverno.io/v1", rule)).unwrap();
+        assert_eq!(p.policies.len(), 1, "{:?}", p.notes);
+        let compiled = crate::policy::normal::compile(
+            &p.policies[0],
+            &crate::policy::normal::FilesOnly(std::path::Path::new("/")),
+        )
+        .unwrap()
+        .policy;
+        let digest = "reg.io/a@sha256:5504f2a95018e3d8a52d80d9e1a128c6ea337581808ff9fe96f5628ce2336350";
+        assert!(compiled.matches("reg.io/a:v1", "reg.io/a", None), "a tag-only reference is refused");
+        assert!(!compiled.matches(digest, "reg.io/a", None), "a digest passes");
+        let rule = "    verifyImages:\n    - imageReferences: [\"*\"]\n      verifyDigest: true\n";
+        assert!(import(&policy("kyverno.io/v1", rule)).unwrap().policies.is_empty(), "mutateDigest pins it itself");
+    }
 
     fn rule(yaml: &str) -> Rule {
         serde_yaml::from_str(yaml).unwrap()

@@ -3,10 +3,10 @@
 //! | kind | module | semantics kept |
 //! |---|---|---|
 //! | `signet.dev/v1alpha1` ClusterImagePolicy | [`signet`] | policy-controller's, plus node fields |
-//! | `policy.sigstore.dev/v1alpha1,v1beta1` ClusterImagePolicy | [`sigstore`] | AND across policies, OR across authorities, warn mode |
+//! | `policy.sigstore.dev/v1alpha1,v1beta1` ClusterImagePolicy | [`sigstore`] | AND across policies, OR across authorities, warn mode, globs as `glob.Match`, its validation |
 //! | `signing.apps.tanzu.vmware.com/v1beta1` ClusterImagePolicy | [`tanzu`] | `*` crosses `/`, keys by name, excluded namespaces |
-//! | `portieris.cloud.ibm.com/v1` ClusterImagePolicy, ImagePolicy | [`portieris`] | most specific repository wins, namespace policy over cluster policy |
-//! | `kyverno.io/v1` ClusterPolicy, Policy (verifyImages rules) | [`kyverno`] | attestor sets with counts, skipped references, audit mode, a Policy only in its namespace |
+//! | `portieris.cloud.ibm.com/v1` ClusterImagePolicy, ImagePolicy | [`portieris`] | host-anchored names, best match wins, a namespace's ImagePolicies never fall back to cluster policy, no match denies |
+//! | `kyverno.io/v1`, `v2beta1` ClusterPolicy, Policy (verifyImages rules) | [`kyverno`] | patterns on Kyverno's names, attestor sets with counts, skipped references, audit mode, pod kinds only, a Policy only in its namespace |
 //!
 //! Whatever the node cannot check becomes an authority that never passes, with the reason
 //! spelt out: an imported policy may be stricter on the node than in admission, never looser.
@@ -83,7 +83,43 @@ pub const KINDS: &[Kind] = &[
     },
     Kind { group: "kyverno.io", version: "v1", kind: "ClusterPolicy", plural: "clusterpolicies", namespaced: false },
     Kind { group: "kyverno.io", version: "v1", kind: "Policy", plural: "policies", namespaced: true },
+    // The same objects as v1 (the watcher takes the first version a group serves); files
+    // written for v2beta1 are read as they are.
+    Kind {
+        group: "kyverno.io",
+        version: "v2beta1",
+        kind: "ClusterPolicy",
+        plural: "clusterpolicies",
+        namespaced: false,
+    },
+    Kind { group: "kyverno.io", version: "v2beta1", kind: "Policy", plural: "policies", namespaced: true },
 ];
+
+/// Whether an object of this type is namespaced (and so needs a namespace to mean anything).
+pub fn is_namespaced(api_version: &str, kind: &str) -> bool {
+    KINDS.iter().any(|k| k.namespaced && k.api_version() == api_version && k.kind == kind)
+}
+
+/// Whether an object is plainly not policy: a built-in Kubernetes kind (a Namespace,
+/// ConfigMap or Secret shipped in the same file as the policy). Objects of the policy
+/// groups, and of any group signet does not know, are never passed over: a misspelt
+/// policy must be an error, not a silently missing rule.
+pub fn is_not_policy(api_version: &str, kind: &str) -> bool {
+    // A `List` may hold policies; an object without a type is malformed.
+    if kind.is_empty() || kind.ends_with("List") || api_version.is_empty() {
+        return false;
+    }
+    let group = match api_version.split_once('/') {
+        Some((group, _)) => group,
+        None => return true, // the core group: `v1`
+    };
+    const BUILT_IN: &[&str] = &["apps", "batch", "policy", "autoscaling"];
+    BUILT_IN.contains(&group) || group.ends_with(".k8s.io")
+}
+
+/// Why a namespaced object without a namespace is refused, and how to give one.
+pub const NO_NAMESPACE: &str = "metadata.namespace is missing and this kind is namespaced: give the namespace in \
+     the object, with a `# signet.dev/namespace: NAME` line in the file, or with `policy check --namespace NAME`";
 
 /// What an importer made of one object.
 #[derive(Debug, Default)]
@@ -139,7 +175,7 @@ pub fn import(obj: &Value) -> Result<Imported, Vec<String>> {
         }
         ("signing.apps.tanzu.vmware.com/v1beta1", "ClusterImagePolicy") => tanzu::import(&meta, spec),
         ("portieris.cloud.ibm.com/v1", "ClusterImagePolicy" | "ImagePolicy") => portieris::import(&meta, spec),
-        ("kyverno.io/v1", "ClusterPolicy" | "Policy") => kyverno::import(&meta, spec),
+        ("kyverno.io/v1" | "kyverno.io/v2beta1", "ClusterPolicy" | "Policy") => kyverno::import(&meta, spec),
         (api, kind) => Err(vec![format!(
             "{api} {kind} is not a policy kind signet reads (supported: {})",
             KINDS.iter().map(|k| format!("{} {}", k.api_version(), k.kind)).collect::<Vec<_>>().join(", ")
@@ -232,7 +268,112 @@ mod semantics {
         let yaml = "apiVersion: portieris.cloud.ibm.com/v1\nkind: ClusterImagePolicy\nmetadata: {name: payments}\nspec:\n  repositories:\n  - {name: \"strict/x\", policy: {}}\n---\napiVersion: portieris.cloud.ibm.com/v1\nkind: ImagePolicy\nmetadata: {name: strict, namespace: payments}\nspec:\n  repositories:\n  - {name: \"x\", policy: {simple: {requirements: [{type: reject}]}}}\n";
         let s = set(yaml);
         let all: Vec<&str> = s.policies.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(all, ["portieris:payments[strict/x]", "portieris:payments/strict[x]"]);
+        assert_eq!(
+            all,
+            [
+                "portieris:payments[strict/x]",
+                "portieris:payments",
+                "portieris:payments/strict[x]",
+                "portieris:payments/strict"
+            ]
+        );
+    }
+
+    /// Regression (#15): in a namespace with an ImagePolicy, an image none of its
+    /// repositories match is denied; it used to fall back to the ClusterImagePolicy.
+    #[test]
+    fn portieris_denies_what_a_namespaces_image_policies_do_not_match() {
+        let yaml = "apiVersion: portieris.cloud.ibm.com/v1\nkind: ClusterImagePolicy\nmetadata: {name: default}\nspec:\n  repositories:\n  - {name: \"*\", policy: {}}\n---\napiVersion: portieris.cloud.ibm.com/v1\nkind: ImagePolicy\nmetadata: {name: p, namespace: payments}\nspec:\n  repositories:\n  - {name: \"icr.io/payments/*\", policy: {}}\n";
+        let s = set(yaml);
+        assert_eq!(names(&s, "quay.io/x/app:1", Some("payments")), ["portieris:payments/p"]);
+        assert!(!eval_in(&s, "quay.io/x/app:1", Some("payments")), "no repository of payments matches: denied");
+        assert!(eval_in(&s, "icr.io/payments/app:1", Some("payments")));
+        assert!(eval_in(&s, "quay.io/x/app:1", Some("default")), "the cluster policy where there is no ImagePolicy");
+        let only_cluster = set("apiVersion: portieris.cloud.ibm.com/v1\nkind: ClusterImagePolicy\nmetadata: {name: default}\nspec:\n  repositories:\n  - {name: \"icr.io/*\", policy: {}}\n");
+        assert!(!eval_in(&only_cluster, "quay.io/x/app:1", None), "no repository matches: denied");
+    }
+
+    /// Regression (#15): a pod may name a Docker Hub image several ways and Portieris
+    /// applies the best match for the name written; the node applies every spelling's best
+    /// match, so an allow-all for one spelling does not admit what another spelling rejects.
+    #[test]
+    fn portieris_applies_the_best_match_of_every_spelling() {
+        let yaml = "apiVersion: portieris.cloud.ibm.com/v1\nkind: ClusterImagePolicy\nmetadata: {name: default}\nspec:\n  repositories:\n  - {name: \"*\", policy: {simple: {requirements: [{type: reject}]}}}\n  - {name: \"docker.io/library/nginx\", policy: {}}\n";
+        let s = set(yaml);
+        assert_eq!(names(&s, "docker.io/library/nginx:latest", None).len(), 2);
+        assert!(!eval_in(&s, "docker.io/library/nginx:latest", None), "`nginx` as written gets the `*` rule");
+    }
+
+    /// The names of the policies covering `image`, matched on its canonical reference.
+    fn covering(set: &PolicySet, image: &str, ns: Option<&str>) -> Vec<String> {
+        let r = crate::reference::parse(image).unwrap();
+        set.matching(&r.whole(), &crate::reference::repository(&r), ns).iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// Regression (#15): a Portieris wildcard host covered images hosted anywhere whose
+    /// path embeds the trusted host name (Portieris' own bypass fix of 2026-06-30).
+    #[test]
+    fn portieris_wildcard_hosts_are_anchored_to_the_registry() {
+        let yaml = "apiVersion: portieris.cloud.ibm.com/v1\nkind: ClusterImagePolicy\nmetadata: {name: default}\nspec:\n  repositories:\n  - {name: \"*.registry.example.com/myorg/*\", policy: {}}\n";
+        let s = set(yaml);
+        let trusted = "portieris:default[*.registry.example.com/myorg/*]";
+        assert_eq!(covering(&s, "us.registry.example.com/myorg/foo:latest", None), [trusted]);
+        let attack = covering(&s, "attacker.com/x.registry.example.com/myorg/malware:latest", None);
+        assert!(!attack.iter().any(|n| n == trusted), "{attack:?}");
+        assert!(!eval_in(&s, "attacker.com/x.registry.example.com/myorg/malware:latest", None));
+    }
+
+    fn kyverno_refs(refs: &str, skip: &str) -> Arc<PolicySet> {
+        set(&format!("apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: p}}\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: r\n    verifyImages:\n    - imageReferences: {refs}\n      skipImageReferences: {skip}\n      attestors:\n      - entries:\n        - keys: {{kms: \"awskms:///arn:aws:kms:us-east-2:111122223333:key/k\"}}\n"))
+    }
+
+    /// Regression (#15): Kyverno skips an image when its own name (`docker.io/<path as
+    /// written>:<tag>`) matches; a raw or expanded match skipped images Kyverno verifies.
+    #[test]
+    fn kyverno_skip_lists_skip_only_what_kyverno_skips() {
+        let s = kyverno_refs("[\"*\"]", "[\"myorg/*\", \"ghcr.io/org/base\"]");
+        for verified in [
+            "myorg/app:v1",
+            "ghcr.io/org/base:v1",
+            "ghcr.io/org/base@sha256:5504f2a95018e3d8a52d80d9e1a128c6ea337581808ff9fe96f5628ce2336350",
+        ] {
+            assert_eq!(covering(&s, verified, None), ["kyverno:p/r"], "{verified} is verified by Kyverno");
+        }
+        let s = kyverno_refs("[\"docker.io/nginx:*\"]", "[]");
+        assert_eq!(
+            covering(&s, "nginx:1.25", None),
+            ["kyverno:p/r"],
+            "Kyverno's name of nginx:1.25 is docker.io/nginx:1.25"
+        );
+    }
+
+    fn pc_glob(glob: &str) -> Arc<PolicySet> {
+        set(&format!("apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {{name: p}}\nspec:\n  images: [{{glob: \"{glob}\"}}]\n  authorities: [{{static: {{action: fail}}}}]\n"))
+    }
+
+    /// Regression (#15): globs policy-controller's own tests match, and a policy that fails
+    /// must then apply; signet matched none of these.
+    #[test]
+    fn policy_controller_globs_cover_what_policy_controller_covers() {
+        let digest = "sha256:5504f2a95018e3d8a52d80d9e1a128c6ea337581808ff9fe96f5628ce2336350";
+        let cases = [
+            ("*", "nginx".to_string()),
+            ("*/*", "myuser/myapp".to_string()),
+            ("ghc**", "ghcr.io/foo".to_string()),
+            ("index.docker.**", "foo".to_string()),
+            ("ghcr.io/foo@*", format!("ghcr.io/foo@{digest}")),
+        ];
+        for (glob, image) in cases {
+            assert_eq!(covering(&pc_glob(glob), &image, None), ["sigstore:p"], "{glob} covers {image}");
+        }
+    }
+
+    fn eval_in(set: &PolicySet, image: &str, ns: Option<&str>) -> bool {
+        let (repo, _) = image.rsplit_once(':').unwrap();
+        let trust = crate::verify::trust::TrustRoot::empty();
+        let cx = crate::verify::Context { trust: &trust, now: crate::verify::Context::now_secs() };
+        let matched = set.matching(image, repo, ns);
+        !matched.is_empty() && evaluate(&matched, &crate::verify::Evidence::default(), D, cx).allowed
     }
 
     #[test]

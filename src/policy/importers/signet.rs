@@ -149,6 +149,9 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, String>
     }
     let key = a.key.as_ref().expect("counted above");
     if let Some(alg) = &key.hash_algorithm {
+        if !["sha224", "sha256", "sha384", "sha512"].contains(&alg.as_str()) {
+            return Err(format!("key.hashAlgorithm {alg:?} is not one of sha224, sha256, sha384, sha512"));
+        }
         if alg != "sha256" {
             return Ok(Check::Unsupported(format!("key.hashAlgorithm {alg:?} is not supported (only sha256)")));
         }

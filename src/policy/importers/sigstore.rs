@@ -2,7 +2,12 @@
 //!
 //! Same semantics as policy-controller: every matching policy must pass, any one authority
 //! passes a policy, `mode: warn` reports instead of denying. `secretRef` names a Secret in
-//! policy-controller's namespace (`cosign-system` unless the node is told otherwise).
+//! policy-controller's namespace (`cosign-system` unless the node is told otherwise). Globs
+//! match as policy-controller matches them ([`ImageGlob::policy_controller`]), and what its
+//! webhook refuses is refused: malformed KMS URIs, unknown hash algorithms, keyless with
+//! both `url` and `ca-cert`, `match` resources it does not watch.
+//!
+//! [`ImageGlob::policy_controller`]: crate::policy::matching::ImageGlob::policy_controller
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -46,7 +51,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     let mut images = Vec::new();
     for (i, image) in spec.images.iter().enumerate() {
         match (&image.glob, &image.regex) {
-            (Some(g), None) => images.push(Pattern::Glob(g.clone())),
+            (Some(g), None) => images.push(Pattern::PolicyControllerGlob(g.clone())),
             (_, Some(_)) => {
                 errors.push(format!("spec.images[{i}].regex: policy-controller dropped regex patterns; use glob"))
             }
@@ -77,7 +82,8 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    if spec.match_.is_some() {
+    if let Some(m) = &spec.match_ {
+        check_match(m).map_err(|e| vec![e])?;
         notes.push("spec.match is ignored: on the node every container's image is checked".into());
     }
     let mut requirements = Vec::new();
@@ -133,5 +139,104 @@ fn authority_spec(raw: &Value) -> Result<(AuthoritySpec, Option<String>), String
         return Err("key.path is a signet field; policy-controller has no such field".into());
     }
     let spec: AuthoritySpec = serde_json::from_value(raw).map_err(|e| e.to_string())?;
+    if let Some(kms) = spec.key.as_ref().and_then(|k| k.kms.as_deref()) {
+        check_kms(kms).map_err(|e| format!("key.kms: {e}"))?;
+    }
+    if spec.keyless.as_ref().is_some_and(|k| k.url.is_some() && k.ca_cert.is_some()) {
+        return Err("keyless: url and ca-cert are exclusive; give one".into());
+    }
     Ok((spec, reason))
+}
+
+/// The resource kinds policy-controller's webhook admits for `spec.match[].resource`.
+const MATCH_RESOURCES: [&str; 7] =
+    ["replicasets", "deployments", "pods", "cronjobs", "jobs", "statefulsets", "daemonsets"];
+
+/// policy-controller refuses `spec.match` entries naming a resource it does not watch.
+fn check_match(m: &Value) -> Result<(), String> {
+    for (i, entry) in m.as_array().ok_or("spec.match must be a list")?.iter().enumerate() {
+        match entry.get("resource").and_then(Value::as_str) {
+            Some(r) if !r.is_empty() && !MATCH_RESOURCES.contains(&r) => {
+                return Err(format!("spec.match[{i}].resource {r:?} is not one of {}", MATCH_RESOURCES.join(", ")))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A KMS URI as policy-controller accepts it: a provider it supports, and for AWS an
+/// optional `host:port` endpoint and a key or alias ARN (other AWS forms need settings
+/// from the environment, which it refuses).
+fn check_kms(uri: &str) -> Result<(), String> {
+    const PROVIDERS: [&str; 4] = ["awskms://", "azurekms://", "hashivault://", "gcpkms://"];
+    if !PROVIDERS.iter().any(|p| uri.starts_with(p)) {
+        return Err(format!("{uri:?} is not a KMS URI of a supported provider ({})", PROVIDERS.join(", ")));
+    }
+    let Some(rest) = uri.strip_prefix("awskms://") else { return Ok(()) };
+    let malformed = |why: &str| Err(format!("{uri:?} is not awskms://[HOST:PORT]/ARN: {why}"));
+    let Some((endpoint, key)) = rest.split_once('/') else { return malformed("no key") };
+    if !endpoint.is_empty() {
+        let port = endpoint.rsplit_once(':').map(|(_, p)| p);
+        if endpoint.starts_with("arn") || endpoint.starts_with("alias") || port.is_none_or(str::is_empty) {
+            return malformed("the endpoint must be host:port");
+        }
+    }
+    let sections: Vec<&str> = key.splitn(6, ':').collect();
+    let resource = sections.get(5).copied().unwrap_or_default();
+    if sections.len() < 6 || sections[0] != "arn" || !(resource.starts_with("key/") || resource.starts_with("alias/")) {
+        return malformed("the key must be a key or alias ARN (arn:aws:kms:REGION:ACCOUNT:key/ID or …:alias/NAME)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn import(authority: &str, extra: &str) -> Result<Imported, Vec<String>> {
+        let yaml = format!("apiVersion: policy.sigstore.dev/v1beta1\nkind: ClusterImagePolicy\nmetadata: {{name: p}}\nspec:\n  images: [{{glob: \"reg.io/**\"}}]\n{extra}  authorities:\n  - {authority}\n");
+        super::super::import(&serde_yaml::from_str::<Value>(&yaml).unwrap())
+    }
+
+    #[test]
+    fn kms_uris_are_refused_where_policy_controller_refuses_them() {
+        for good in [
+            "awskms:///arn:aws:kms:us-east-2:111122223333:key/1234abcd",
+            "awskms://localhost:4566/arn:aws:kms:us-east-2:111122223333:alias/ExampleAlias",
+            "hashivault://key/path",
+            "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
+        ] {
+            assert!(check_kms(good).is_ok(), "{good}");
+            assert!(import(&format!("key: {{kms: \"{good}\"}}"), "").is_ok(), "{good}");
+        }
+        for bad in [
+            "awskms:///1234abcd-12ab-34cd-56ef-1234567890ab",
+            "awskms://localhost:4566/alias/ExampleAlias",
+            "awskms://arn:aws:kms:us-east-2:111122223333:key/1234abcd",
+            "awskms://localhost/arn:aws:kms:us-east-2:111122223333:key/1234abcd",
+            "fookms://x",
+        ] {
+            assert!(check_kms(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn other_fields_policy_controller_refuses() {
+        let err = import("key: {data: x, hashAlgorithm: shaINVALID}", "").unwrap_err();
+        assert!(err[0].contains("hashAlgorithm"), "{err:?}");
+        let keyless =
+            "keyless: {url: \"https://fulcio.example\", ca-cert: {data: x}, identities: [{issuer: i, subject: s}]}";
+        assert!(import(keyless, "").unwrap_err()[0].contains("url and ca-cert"));
+        let err =
+            import("static: {action: pass}", "  match: [{resource: apple, version: v1, group: apps}]\n").unwrap_err();
+        assert!(err[0].contains("\"apple\""), "{err:?}");
+        assert!(import("static: {action: pass}", "  match: [{resource: pods, version: v1}]\n").is_ok());
+    }
+
+    #[test]
+    fn globs_are_policy_controllers() {
+        let p = import("static: {action: pass}", "").unwrap();
+        assert_eq!(p.policies[0].images, [Pattern::PolicyControllerGlob("reg.io/**".into())]);
+    }
 }

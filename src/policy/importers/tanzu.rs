@@ -3,7 +3,8 @@
 //! `namePattern` is a plain wildcard (`*` crosses `/`), a pattern with no tag covers every
 //! tag, keys are declared once and referenced by name, and at least one listed key must
 //! verify. Each `images[]` entry becomes one policy, so an image matched by two entries must
-//! satisfy both. Namespaces under `exclude.resources.namespaces` are not checked.
+//! satisfy both. Namespaces under `exclude.resources.namespaces` are not checked. An
+//! image's `secretRef` names the registry credentials its signatures are fetched with.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use serde_json::Value;
 
 use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta};
 use crate::policy::model::Namespaces;
-use crate::policy::normal::{NormalPolicy, NormalRequirement, Pattern};
+use crate::policy::normal::{NormalPolicy, NormalRequirement, Pattern, SecretName};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +59,22 @@ struct Image {
     name_pattern: String,
     #[serde(default)]
     keys: Vec<KeyName>,
+    /// Registry credentials for fetching this pattern's signatures.
+    #[serde(default)]
+    secret_ref: Option<ImageSecret>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImageSecret {
+    name: String,
+    /// The webhook reads the Secret where it names; without a namespace, in its own.
+    #[serde(default)]
+    namespace: Option<String>,
+}
+
+/// Where the image-policy webhook runs and reads Secrets without a namespace.
+const WEBHOOK_NAMESPACE: &str = "image-policy-system";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,7 +124,14 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
             requirements: vec![NormalRequirement::any_of(authorities)],
             exclusive: None,
             no_match_action: None,
-            pull_secrets: Vec::new(),
+            pull_secrets: image
+                .secret_ref
+                .iter()
+                .map(|s| SecretName {
+                    namespace: s.namespace.clone().unwrap_or_else(|| WEBHOOK_NAMESPACE.to_string()),
+                    name: s.name.clone(),
+                })
+                .collect(),
         });
     }
     if !errors.is_empty() {
