@@ -11,10 +11,10 @@
 //!   `[a-zA-Z0-9-_:/*.@]`; `*` is `[^/]*`, `**` is `.*`, anchored; the bare `*` and `*/*`
 //!   mean `index.docker.io/library/*` and `index.docker.io/*/*`; tried on its normalised
 //!   name (`index.docker.io/library/…`, `:latest` added, the tag dropped for a digest) and on
-//!   the name as the pod wrote it. One deliberate widening: a glob is also tried on those
-//!   names without tag or digest, so `reg.io/app` covers every tag as in signet's own globs
-//!   (policy-controller: only the untagged name). Under AND semantics a policy that
-//!   applies to more images only checks more, and policies written for signet rely on it.
+//!   the name as the pod wrote it. So `reg.io/app` covers `reg.io/app:latest` (a pod may
+//!   have written it without a tag) and no other tag, exactly as in policy-controller: a
+//!   wider match would be looser for a policy that passes (`static: pass`) what no other
+//!   policy covers.
 //! - Kyverno wildcards ([`ImageGlob::kyverno`]): `*` any run, `?` one character, on its
 //!   `ImageInfo.String()` (`docker.io/<path as written>:<tag>` or `…@<digest>`), so a
 //!   pattern without tag or digest covers no image at all.
@@ -206,9 +206,9 @@ impl ImageGlob {
                 let repo: Vec<char> = repository.chars().collect();
                 match_tokens(&self.tokens, &full) || match_tokens(&self.tokens, &repo)
             }
-            Dialect::PolicyController => spelling::policy_controller_names(full)
-                .iter()
-                .any(|n| match_str(&self.tokens, n) || match_str(&self.tokens, spelling::without_tag(n))),
+            Dialect::PolicyController => {
+                spelling::policy_controller_names(full).iter().any(|n| match_str(&self.tokens, n))
+            }
             Dialect::Kyverno => spelling::kyverno_names(full).iter().any(|n| match_str(&self.tokens, n)),
             Dialect::Portieris => spelling::pod_spellings(full).iter().any(|s| self.matches_name(s)),
         }
@@ -621,7 +621,8 @@ mod tests {
         assert!(with(pc("index.docker.**"), "foo"));
         assert!(with(pc("ghcr.io/foo@*"), &format!("ghcr.io/foo@{digest}")));
         assert!(with(pc("ghcr.io/foo"), "ghcr.io/foo"));
-        assert!(with(pc("ghcr.io/foo"), "ghcr.io/foo:v1"), "deliberately wider: no tag covers every tag");
+        assert!(with(pc("ghcr.io/foo"), "ghcr.io/foo:latest"), "the pod may have written it without a tag");
+        assert!(!with(pc("ghcr.io/foo"), "ghcr.io/foo:v1"), "as in policy-controller: no tag is not every tag");
         assert!(!with(pc("ghcr.io/foo:v2"), "ghcr.io/foo:v1"));
         assert!(!with(pc("ghcr.io/*/*"), "ghcr.io/foo"));
         assert!(!with(pc("ghcr.io/**"), "ghcrxio/foo"));
