@@ -160,7 +160,7 @@ impl CommonArgs {
         }
     }
 
-    fn settings(&self, extra: FileConfig) -> anyhow::Result<Settings> {
+    fn settings(&self, extra: FileConfig) -> Result<Settings, crate::config::ConfigError> {
         let file = FileConfig::load_optional(self.config.as_deref())?;
         Ok(Settings::from(file.overlay(self.to_file_config()).overlay(extra)).load_files()?)
     }
@@ -309,7 +309,7 @@ fn run(args: RunArgs) -> ExitCode {
     let settings = match args.common.settings(extra) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("signet: {e:#}");
+            eprintln!("signet: {e}");
             return ExitCode::from(2);
         }
     };
@@ -317,7 +317,7 @@ fn run(args: RunArgs) -> ExitCode {
     match runtime().block_on(crate::daemon::run(settings, source)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "signet stopped");
+            tracing::error!(error = %e, "signet stopped");
             ExitCode::FAILURE
         }
     }
@@ -328,7 +328,7 @@ fn verify(args: VerifyArgs) -> ExitCode {
     let settings = match args.common.settings(FileConfig { mode: Some(Mode::Enforce), ..Default::default() }) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("signet: {e:#}");
+            eprintln!("signet: {e}");
             return ExitCode::from(2);
         }
     };

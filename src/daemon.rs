@@ -17,6 +17,19 @@ use crate::registry::{Limits, OciSignatureSource};
 use crate::sync::{self, PolicyState};
 use nri::PluginIdentity;
 
+/// Why the daemon could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("nri: {0}")]
+    Nri(#[from] nri::NriError),
+    #[error("admin_address {address:?} is not host:port: {message}")]
+    AdminAddress { address: String, message: String },
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
+    #[error("installing the signal handlers: {0}")]
+    Signals(std::io::Error),
+}
+
 /// How often the policy directory is re-read (a reload also happens on SIGHUP).
 const POLICY_POLL: Duration = Duration::from_secs(2);
 
@@ -32,7 +45,7 @@ pub fn enforcer(settings: &Settings, policy: watch::Receiver<Arc<PolicySet>>) ->
     Arc::new(Enforcer::new(store, source, policy, settings.enforcer.clone()))
 }
 
-pub async fn run(settings: Settings, source: ConfigSource) -> anyhow::Result<()> {
+pub async fn run(settings: Settings, source: ConfigSource) -> Result<(), DaemonError> {
     let identity = PluginIdentity::new(settings.plugin_name.clone(), settings.plugin_index.clone())?;
     let transport = nri::transport_from_env(settings.nri_socket.clone());
     tracing::info!(
@@ -92,7 +105,10 @@ pub async fn run(settings: Settings, source: ConfigSource) -> anyhow::Result<()>
 
     if let Some(address) = &settings.admin_address {
         let addr: std::net::SocketAddr =
-            address.parse().map_err(|e| anyhow::anyhow!("admin_address {address:?} is not host:port: {e}"))?;
+            address.parse().map_err(|e: std::net::AddrParseError| DaemonError::AdminAddress {
+                address: address.clone(),
+                message: e.to_string(),
+            })?;
         let h = Arc::clone(&handler);
         let readiness = admin::Readiness { registered: Arc::new(move || h.is_synchronized()), policy };
         let listener =
@@ -101,9 +117,9 @@ pub async fn run(settings: Settings, source: ConfigSource) -> anyhow::Result<()>
     }
     tokio::spawn(check_sandbox_image(Arc::clone(&enforcer), sandbox_image(&settings)));
 
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
     tokio::spawn(async move {
         let mut config = ConfigWatch::new(source, settings);
         let mut poll = tokio::time::interval(POLICY_POLL);
