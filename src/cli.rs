@@ -162,7 +162,7 @@ impl CommonArgs {
 
     fn settings(&self, extra: FileConfig) -> Result<Settings, crate::config::ConfigError> {
         let file = FileConfig::load_optional(self.config.as_deref())?;
-        Ok(Settings::from(file.overlay(self.to_file_config()).overlay(extra)).load_files()?)
+        Settings::from(file.overlay(self.to_file_config()).overlay(extra)).load_files()
     }
 
     /// Where the daemon re-reads its config from, with the flags that keep winning.
