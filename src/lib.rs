@@ -16,6 +16,8 @@
 //! - [`verify`]: which signatures count — keys, keyless certificates and SCTs, offline Rekor
 //!   SETs (hashedrekord, intoto, dsse), DSSE attestations and cosign 3 signature bundles,
 //!   trust-root validity windows, GPG simple signing — and policy evaluation (pure).
+//! - [`kms`]: public keys held in a cloud KMS or Vault, resolved at load and sync (never
+//!   on the request path) and cached for nodes that boot without the provider.
 //! - [`policy`]: policy model, glob matching, signet's CRD, importers of the other policy
 //!   languages, the normalised form, local directory loading.
 //! - [`sync`]: merging local and cluster policy into published snapshots; kube watchers;
@@ -31,6 +33,7 @@ pub mod config;
 pub mod daemon;
 pub mod enforce;
 pub mod imagestore;
+pub mod kms;
 pub mod logging;
 pub mod nri;
 pub mod policy;

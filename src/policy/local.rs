@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use super::file::parse_documents;
 use super::importers;
-use super::normal::{compile, FilesOnly, NormalPolicy};
+use super::normal::{compile, FilesOnly, NormalPolicy, WithKms};
 use super::{Policy, PolicyError, PolicyErrors};
+use crate::kms::Resolver;
 
 /// Everything loaded from a set of files.
 #[derive(Debug, Default)]
@@ -44,8 +45,15 @@ pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, PolicyError> {
     Ok(files)
 }
 
-/// Load the named files. Key paths are relative to each file's directory.
+/// Load the named files. Key paths are relative to each file's directory. KMS keys fail
+/// closed: nothing is resolved here ([`load_files_with`] takes what a resolver holds).
 pub fn load_files(files: &[PathBuf]) -> Result<Loaded, PolicyErrors> {
+    load_files_with(files, &Resolver::offline())
+}
+
+/// [`load_files`] with KMS keys as `kms` holds them (it does no I/O); the normal forms
+/// carry the resolved keys, for `policy check` and `explain`.
+pub fn load_files_with(files: &[PathBuf], kms: &Resolver) -> Result<Loaded, PolicyErrors> {
     let mut errors = Vec::new();
     let mut out = Loaded::default();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
@@ -64,7 +72,8 @@ pub fn load_files(files: &[PathBuf]) -> Result<Loaded, PolicyErrors> {
                 continue;
             }
         };
-        let keys = FilesOnly(path.parent().unwrap_or(Path::new(".")));
+        let files_only = FilesOnly(path.parent().unwrap_or(Path::new(".")));
+        let keys = WithKms { keys: &files_only, kms };
         for (index, doc) in docs.iter().enumerate() {
             let meta = importers::meta(doc).ok();
             let object = meta.as_ref().map(|m| m.name.clone()).unwrap_or_else(|| format!("document {}", index + 1));
@@ -87,7 +96,8 @@ pub fn load_files(files: &[PathBuf]) -> Result<Loaded, PolicyErrors> {
                 }
             };
             out.notes.extend(imported.notes.into_iter().map(|n| format!("{}: {object}: {n}", path.display())));
-            for normal in imported.policies {
+            for mut normal in imported.policies {
+                kms.inline(&mut normal);
                 match compile(&normal, &keys) {
                     Ok(c) => {
                         out.warnings.extend(c.warnings.into_iter().map(|w| format!("policy {:?}: {w}", normal.name)));
@@ -112,8 +122,13 @@ pub fn load_files(files: &[PathBuf]) -> Result<Loaded, PolicyErrors> {
 
 /// Load every policy file of a directory.
 pub fn load_dir(dir: &Path) -> Result<Loaded, PolicyErrors> {
+    load_dir_with(dir, &Resolver::offline())
+}
+
+/// [`load_dir`] with KMS keys as `kms` holds them.
+pub fn load_dir_with(dir: &Path, kms: &Resolver) -> Result<Loaded, PolicyErrors> {
     let files = policy_files(dir).map_err(|e| PolicyErrors(vec![e]))?;
-    load_files(&files)
+    load_files_with(&files, kms)
 }
 
 #[cfg(test)]

@@ -276,6 +276,7 @@ impl Harness {
             report_status: true,
             pull_credentials: Default::default(),
             refresh: api.refresh,
+            kms: Arc::new(crate::kms::Resolver::offline()),
         };
         let pull_credentials = Arc::clone(&config.pull_credentials);
         let (tx, rx) = mpsc::channel(16);
@@ -442,6 +443,7 @@ async fn unreachable_api_server_publishes_nothing_and_keeps_retrying() {
         report_status: false,
         pull_credentials: Default::default(),
         refresh: super::REFRESH,
+        kms: Arc::new(crate::kms::Resolver::offline()),
     };
     let (tx, mut rx) = mpsc::channel(1);
     let (_shutdown, shutdown_rx) = watch::channel(false);

@@ -21,9 +21,10 @@ use serde_json::Value;
 use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta};
 use crate::policy::model::{Mode, Namespaces};
 use crate::policy::normal::{
-    Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
-    SecretName,
+    Check, KeyCheck, KeyRef, KeylessCheck, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement,
+    Pattern, SecretName,
 };
+use crate::verify::pubkey::{HashAlgorithm, HashAlgorithmError};
 
 const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
 
@@ -524,21 +525,24 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String
         return Err("exactly one of keys.publicKeys, keys.kms or keys.secret must be set".into());
     }
     let unsupported = |why: String| Ok(vec![NormalAuthority::new(label, Check::Unsupported(why))]);
-    if let Some(alg) = &k.signature_algorithm {
-        if alg != "sha256" {
-            return unsupported(format!("signatureAlgorithm {alg:?} is not supported (only sha256)"));
-        }
-    }
-    if let Some(kms) = &k.kms {
-        return unsupported(format!("KMS key {kms}: KMS keys are not supported on the node"));
-    }
+    let hash_algorithm = match k.signature_algorithm.as_deref().map(|a| HashAlgorithm::parse(a, "signatureAlgorithm")) {
+        None => None,
+        Some(Ok(h)) => Some(h),
+        Some(Err(e @ HashAlgorithmError::Unsupported { .. })) => return unsupported(e.to_string()),
+        Some(Err(e)) => return Err(e.to_string()),
+    };
     let (rekor, rekor_keys) = tlog(k.rekor.as_ref());
+    if let Some(kms) = &k.kms {
+        let key = KeyRef::Kms(KmsKey::parse(kms, "keys.kms")?);
+        let check = KeyCheck { key, rekor, rekor_keys, attestations: vec![], hash_algorithm };
+        return Ok(vec![NormalAuthority::new(label, Check::Key(check))]);
+    }
     if let Some(s) = &k.secret {
         let key =
             KeyRef::Secret { namespace: s.namespace.clone(), name: s.name.clone(), key: Some("cosign.pub".into()) };
         return Ok(vec![NormalAuthority::new(
             label,
-            Check::Key(KeyCheck { key, rekor, rekor_keys, attestations: vec![] }),
+            Check::Key(KeyCheck { key, rekor, rekor_keys, attestations: vec![], hash_algorithm }),
         )]);
     }
     let text = k.public_keys.as_deref().expect("counted above");
@@ -551,6 +555,7 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String
     for a in &mut out {
         if let Check::Key(k) = &mut a.check {
             k.rekor_keys = rekor_keys.clone();
+            k.hash_algorithm = hash_algorithm;
         }
     }
     Ok(out)
