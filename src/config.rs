@@ -375,4 +375,22 @@ mod tests {
         let e = FileConfig::parse(Path::new("c.toml"), "mode = \"audit\"\n").unwrap_err().to_string();
         assert!(e.contains("audit"), "{e}");
     }
+
+    /// #18: `kms_keys` maps KMS URIs to PEM files; each is read and checked at load, and a
+    /// bad one is an error naming the URI.
+    #[test]
+    fn kms_keys_are_read_at_load_and_bad_ones_named() {
+        let d = tempfile::tempdir().unwrap();
+        let pem = d.path().join("k.pem");
+        std::fs::write(&pem, crate::policy::normal::tests::TEST_PUB).unwrap();
+        let text = format!("[kms_keys]\n\"awskms:///alias/signer\" = {:?}\n", pem.display().to_string());
+        let f = FileConfig::parse(Path::new("c.toml"), &text).unwrap();
+        let s = Settings::from(f.overlay(FileConfig::default()));
+        assert_eq!(s.kms_keys.get("awskms:///alias/signer"), Some(&pem));
+        let pinned = crate::kms::Resolver::pinned_from_files(&s.kms_keys).unwrap();
+        assert!(pinned["awskms:///alias/signer"].source.contains("k.pem"));
+        let bad = std::collections::BTreeMap::from([("gcpkms://nope".to_string(), pem)]);
+        let e = crate::kms::Resolver::pinned_from_files(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("kms_keys \"gcpkms://nope\""), "{e}");
+    }
 }
