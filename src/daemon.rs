@@ -102,17 +102,15 @@ pub async fn run(settings: Settings, source: ConfigSource) -> anyhow::Result<()>
     let (mut state, policy) =
         PolicyState::start_with_kms(settings.policy_dir.clone(), settings.no_match, cluster_start, Arc::clone(&kms));
     // Apart from the request path and the policy loop: a slow provider delays neither. A
-    // key that changed is compiled into local policy at once, not at the next poll.
-    let kms_changed = Arc::new(tokio::sync::Notify::new());
-    let changed = Arc::clone(&kms_changed);
+    // key that changed is compiled into local policy at once (and into cluster policy by the
+    // watcher), not at the next poll.
+    let mut kms_changed = kms.subscribe();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(KMS_REFRESH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if kms.refresh(std::iter::empty()).await {
-                changed.notify_one();
-            }
+            kms.refresh(std::iter::empty()).await;
         }
     });
     let enforcer = enforcer(&settings, policy.clone());
@@ -152,7 +150,7 @@ pub async fn run(settings: Settings, source: ConfigSource) -> anyhow::Result<()>
                     state.reload_local();
                 }
                 Some(cluster) = cluster_rx.recv() => state.set_cluster(cluster),
-                _ = kms_changed.notified() => state.reload_local(),
+                Ok(()) = kms_changed.changed() => state.reload_local(),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }

@@ -60,6 +60,8 @@ pub struct Resolver {
     wanted: Mutex<BTreeSet<String>>,
     /// One refresh at a time: the sync and the timer would ask the provider twice.
     refreshing: tokio::sync::Mutex<()>,
+    /// Counts refreshes that changed a held key, so policy recompiles when one arrives.
+    changes: tokio::sync::watch::Sender<u64>,
     pub(crate) good_ttl: Duration,
     pub(crate) error_ttl: Duration,
     pub(crate) backoff: Vec<Duration>,
@@ -101,6 +103,7 @@ impl Resolver {
             entries: Mutex::new(entries),
             wanted: Mutex::new(BTreeSet::new()),
             refreshing: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::watch::Sender::new(0),
             good_ttl: GOOD_TTL,
             error_ttl: ERROR_TTL,
             backoff: BACKOFF.to_vec(),
@@ -223,8 +226,14 @@ impl Resolver {
         }
         if changed {
             self.write_cache();
+            self.changes.send_modify(|n| *n += 1);
         }
         changed
+    }
+
+    /// Told each time a refresh changes a held key (resolved, replaced or refused).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     async fn resolve_with_retry(&self, provider: &dyn KeyProvider, uri: &KmsUri) -> Result<ResolvedKey, KmsError> {
@@ -363,9 +372,13 @@ mod tests {
         let r = fast(Resolver::new(Some(p.clone()), BTreeMap::new(), None));
         assert!(r.lookup(URI).unwrap_err().contains("not resolved yet"));
         assert_eq!(p.calls(), 0, "a lookup asks no provider");
+        let mut changes = r.subscribe();
         assert!(r.refresh(std::iter::empty()).await, "the looked-up URI is refreshed");
+        assert!(changes.has_changed().unwrap(), "subscribers hear of the new key");
+        changes.mark_unchanged();
         assert_eq!(r.lookup(URI).unwrap().version, "v1");
         assert!(!r.refresh(std::iter::empty()).await);
+        assert!(!changes.has_changed().unwrap());
         assert_eq!(p.calls(), 1, "a good key is held, not asked for again");
     }
 

@@ -162,8 +162,11 @@ pub async fn run(
         let mut events = stream::select_all(streams);
         let refresh = tokio::time::sleep(config.refresh);
         tokio::pin!(refresh);
+        let mut kms_changes = config.kms.subscribe();
         loop {
             tokio::select! {
+                // A KMS key resolved (or refused) since the last sync: compile with it now.
+                Ok(()) = kms_changes.changed() => publish(&client, &config, &mut state, &tx).await,
                 ev = events.next(), if !serving.is_empty() => {
                     let Some((kind, ev)) = ev else { break };
                     match ev {
