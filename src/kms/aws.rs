@@ -42,6 +42,16 @@ struct ImdsCredentials {
 
 pub async fn public_key(http: &dyn Http, env: &Env, uri: &KmsUri) -> Result<ResolvedKey, KmsError> {
     let KmsUri::Aws { endpoint, key_id, region } = uri else { unreachable!("dispatched by scheme") };
+    if let Some(host) = endpoint {
+        if !endpoint_allowed(host) {
+            return Err(KmsError::refused(
+                uri,
+                format!(
+                    "endpoint {host} is neither an AWS domain nor loopback: the node's signed requests are not sent there"
+                ),
+            ));
+        }
+    }
     let region =
         match region.clone().or_else(|| env.get("AWS_REGION").or(env.get("AWS_DEFAULT_REGION")).map(String::from)) {
             Some(r) => r,
@@ -109,6 +119,20 @@ pub async fn public_key(http: &dyn Http, env: &Env, uri: &KmsUri) -> Result<Reso
         signing,
         source: format!("AWS KMS GetPublicKey (https://{host})"),
     })
+}
+
+/// Where a policy may send the node's signed requests: AWS's own domains (regional and VPC
+/// endpoints) and loopback (LocalStack, moto). A policy author naming some other host would
+/// otherwise receive the node's session token and signed requests.
+fn endpoint_allowed(host_port: &str) -> bool {
+    let host = match host_port.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => host_port,
+    }
+    .to_ascii_lowercase();
+    matches!(host.as_str(), "localhost" | "127.0.0.1")
+        || host.starts_with("127.")
+        || [".amazonaws.com", ".amazonaws.com.cn"].iter().any(|d| host.ends_with(d))
 }
 
 /// The scheme cosign signs with, among the key's `SigningAlgorithms`: ECDSA with the

@@ -12,6 +12,15 @@ use crate::verify::pubkey::{HashAlgorithm, Padding, Signing};
 pub const TOKEN_URL: &str =
     "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://vault.azure.net";
 
+/// Key Vault and Managed HSM DNS suffixes of the Azure clouds.
+const VAULT_DOMAINS: &[&str] = &[
+    ".vault.azure.net",
+    ".vault.azure.cn",
+    ".vault.usgovcloudapi.net",
+    ".vault.microsoftazure.de",
+    ".managedhsm.azure.net",
+];
+
 #[derive(Deserialize)]
 struct Token {
     access_token: String,
@@ -48,6 +57,18 @@ struct Jwk {
 
 pub async fn public_key(http: &dyn Http, env: &Env, uri: &KmsUri) -> Result<ResolvedKey, KmsError> {
     let KmsUri::Azure { vault, name, version } = uri else { unreachable!("dispatched by scheme") };
+    // The managed-identity token opens every vault the node may read: it goes to Key
+    // Vault's own domains only, never to a host a policy names.
+    let host = vault.to_ascii_lowercase();
+    if !VAULT_DOMAINS.iter().any(|d| host.ends_with(d) && host.len() > d.len()) {
+        return Err(KmsError::refused(
+            uri,
+            format!(
+                "{vault} is not an Azure Key Vault host ({}): the node's token is not sent there",
+                VAULT_DOMAINS.join(", ")
+            ),
+        ));
+    }
     // A user-assigned identity is chosen by client id; the system-assigned one otherwise.
     let token_url = match env.get("AZURE_CLIENT_ID") {
         Some(id) => format!("{TOKEN_URL}&client_id={id}"),

@@ -360,3 +360,23 @@ async fn vault_transit_serves_the_latest_versions_key_to_the_token() {
     assert!(matches!(down, KmsError::Unavailable { .. }), "{down}");
     assert!(!down.to_string().contains("hvs."), "{down}");
 }
+
+/// A policy must not be able to send the node's credentials to a host of its choosing.
+#[tokio::test]
+async fn credentials_go_only_to_the_providers_own_hosts() {
+    let http = Arc::new(FakeHttp::default());
+    azure_token(&http);
+    let e = resolve(&http, Env::default(), "azurekms://attacker.example.com/signer").await.unwrap_err();
+    assert!(!e.is_transient() && e.to_string().contains("not an Azure Key Vault host"), "{e}");
+    let aws = env(&[("AWS_ACCESS_KEY_ID", "A"), ("AWS_SECRET_ACCESS_KEY", "S"), ("AWS_SESSION_TOKEN", "T")]);
+    let e = resolve(&http, aws.clone(), "awskms://attacker.example.com:443/alias/signer").await.unwrap_err();
+    assert!(e.to_string().contains("neither an AWS domain nor loopback"), "{e}");
+    assert!(http.requests().is_empty(), "nothing was sent: {:?}", http.requests());
+    // VPC endpoints and loopback are fine.
+    let signer = TestKey::ec(&s::ECDSA_P256_SHA256_ASN1_SIGNING);
+    let body = aws_answer(&signer, "ECC_NIST_P256", &["ECDSA_SHA_256"]);
+    let vpce = "vpce-0123-abcd.kms.us-east-1.vpce.amazonaws.com";
+    http.route("POST", &format!("https://{vpce}/"), vec![Ok((200, &body))]);
+    let aws = env(&[("AWS_ACCESS_KEY_ID", "A"), ("AWS_SECRET_ACCESS_KEY", "S"), ("AWS_REGION", "us-east-1")]);
+    resolve(&http, aws, &format!("awskms://{vpce}/alias/signer")).await.unwrap();
+}
