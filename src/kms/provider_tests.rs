@@ -380,3 +380,56 @@ async fn credentials_go_only_to_the_providers_own_hosts() {
     let aws = env(&[("AWS_ACCESS_KEY_ID", "A"), ("AWS_SECRET_ACCESS_KEY", "S"), ("AWS_REGION", "us-east-1")]);
     resolve(&http, aws, &format!("awskms://{vpce}/alias/signer")).await.unwrap();
 }
+
+/// From the provider's answer to the decision: a GCP RSA-PSS key, inlined as the sync does,
+/// compiles into an authority whose verification accepts cosign's PSS signature over the
+/// payload for this digest, and nothing signed with PKCS#1 v1.5 by the same key.
+#[tokio::test]
+async fn a_pss_kms_key_decides_signatures_end_to_end() {
+    use crate::policy::normal::{
+        compile, Check, FilesOnly, KeyCheck, KeyRef, KmsKey, NormalAuthority, NormalPolicy, NormalRequirement, Pattern,
+    };
+    use crate::registry::{SignatureLayer, Signatures};
+    use crate::verify::{testkit, trust::TrustRoot, verify_signatures, Context};
+    let signer = TestKey::rsa(aws_lc_rs::rsa::KeySize::Rsa4096);
+    let http = Arc::new(FakeHttp::default());
+    gcp_token(&http);
+    let body = serde_json::json!({"pem": signer.pem(), "algorithm": "RSA_SIGN_PSS_4096_SHA512"}).to_string();
+    http.route("GET", &format!("{}/{GCP_KEY}/cryptoKeyVersions/2/publicKey", gcp::API), vec![Ok((200, &body))]);
+    let uri = format!("gcpkms://{GCP_KEY}/cryptoKeyVersions/2");
+    let resolved = resolve(&http, Env::default(), &uri).await.unwrap();
+    let policy = NormalPolicy {
+        name: "p".into(),
+        origin: "test".into(),
+        images: vec![Pattern::Glob("reg.io/**".into())],
+        exclude_images: vec![],
+        namespaces: Default::default(),
+        mode: Default::default(),
+        requirements: vec![NormalRequirement::any_of(vec![NormalAuthority::new(
+            "kms",
+            Check::Key(KeyCheck::new(KeyRef::Kms(KmsKey { uri, resolved: Some(resolved) }), None)),
+        )])],
+        exclusive: None,
+        no_match_action: None,
+        pull_secrets: vec![],
+    };
+    let compiled = compile(&policy, &FilesOnly(std::path::Path::new("/"))).unwrap();
+    let crate::policy::AuthorityKind::Signed(by) = &compiled.policy.requirements[0].authorities[0].kind else {
+        panic!("{:?}", compiled.policy)
+    };
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let payload = testkit::payload("reg.io/app", &digest, "cosign container image signature");
+    let layer = |enc: &'static dyn s::RsaEncoding| Signatures {
+        location: "test".into(),
+        layers: vec![SignatureLayer {
+            payload: payload.clone().into_bytes(),
+            signature: base64::engine::general_purpose::STANDARD.encode(signer.sign(payload.as_bytes(), enc)),
+            ..Default::default()
+        }],
+    };
+    let trust = TrustRoot::empty();
+    let cx = Context { trust: &trust, now: 0 };
+    verify_signatures(&layer(&s::RSA_PSS_SHA512), &digest, by, cx).expect("PSS/SHA-512 as the key's algorithm says");
+    assert!(verify_signatures(&layer(&s::RSA_PKCS1_SHA512), &digest, by, cx).is_err(), "PKCS#1 v1.5 is not this key's");
+    assert!(verify_signatures(&layer(&s::RSA_PSS_SHA256), &digest, by, cx).is_err(), "nor is SHA-256");
+}
