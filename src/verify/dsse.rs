@@ -8,7 +8,6 @@
 use sigstore::crypto::Signature;
 
 use super::pubkey::PublicKey;
-
 use super::trust::b64;
 
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
