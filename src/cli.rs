@@ -108,6 +108,8 @@ pub enum PolicyCommand {
         /// line comes first.
         #[arg(long)]
         namespace: Option<String>,
+        #[command(flatten)]
+        kms: KmsArgs,
     },
     /// Show which policies and authorities cover an image, and what the node would do.
     Explain(ExplainArgs),
@@ -127,6 +129,66 @@ pub struct ExplainArgs {
     pub no_match: NoMatchArg,
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
+    #[command(flatten)]
+    pub kms: KmsArgs,
+}
+
+/// How `policy check` and `explain` find KMS keys: the node's resolved-key cache, then
+/// the providers with this machine's identity.
+#[derive(Args, Debug, Clone)]
+pub struct KmsArgs {
+    /// State directory whose KMS key cache (kms-keys.json) is read, never written.
+    #[arg(long, default_value = crate::config::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Do not ask KMS providers; report only what the cache holds.
+    #[arg(long)]
+    pub offline: bool,
+}
+
+impl KmsArgs {
+    fn resolver(&self) -> crate::kms::Resolver {
+        let provider: Option<std::sync::Arc<dyn crate::kms::KeyProvider>> = if self.offline {
+            None
+        } else {
+            match crate::kms::Providers::from_process() {
+                Ok(p) => Some(std::sync::Arc::new(p)),
+                Err(e) => {
+                    eprintln!("warning: KMS providers unavailable: {e}");
+                    None
+                }
+            }
+        };
+        let cache = self.state_dir.join("kms-keys.json");
+        crate::kms::Resolver::new(provider, Default::default(), Some(cache)).read_only()
+    }
+}
+
+/// Load with KMS keys resolved: a first pass finds the URIs, the providers are asked, the
+/// second pass compiles with what they served.
+fn load_resolving(
+    kms: &KmsArgs,
+    load: impl Fn(&crate::kms::Resolver) -> Result<local::Loaded, crate::policy::PolicyErrors>,
+) -> Result<local::Loaded, crate::policy::PolicyErrors> {
+    let resolver = kms.resolver();
+    let first = load(&resolver)?;
+    let uris = crate::kms::Resolver::uris(&first.normal);
+    if uris.is_empty() {
+        return Ok(first);
+    }
+    runtime().block_on(resolver.refresh(uris.clone()));
+    let loaded = load(&resolver)?;
+    for uri in &uris {
+        match resolver.lookup(uri) {
+            Ok(k) => {
+                let scheme = crate::policy::TrustedKey::from_pem_with(k.pem.as_bytes(), k.signing)
+                    .map(|t| t.key.scheme())
+                    .unwrap_or_else(|e| e);
+                eprintln!("kms: {uri}: resolved, version {}, {scheme}, from {}", k.version, k.source)
+            }
+            Err(e) => eprintln!("kms: {uri}: not resolved, its authorities fail closed: {e}"),
+        }
+    }
+    Ok(loaded)
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -202,7 +264,7 @@ pub fn main() -> ExitCode {
         }
         Command::Run(args) => run(args),
         Command::Verify(args) => verify(args),
-        Command::Policy(PolicyCommand::Check { files, namespace }) => policy_check(&files, namespace),
+        Command::Policy(PolicyCommand::Check { files, namespace, kms }) => policy_check(&files, namespace, &kms),
         Command::Policy(PolicyCommand::Explain(args)) => policy_explain(&args),
         Command::Crd => {
             out(&crate::policy::crd::crd_yaml());
@@ -233,8 +295,9 @@ fn no_match_action(n: NoMatchArg) -> NoMatchAction {
     }
 }
 
-fn policy_check(files: &[PathBuf], namespace: Option<String>) -> ExitCode {
-    match local::load_files_with(files, &local::LoadOptions { namespace }) {
+fn policy_check(files: &[PathBuf], namespace: Option<String>, kms: &KmsArgs) -> ExitCode {
+    let options = local::LoadOptions { namespace };
+    match load_resolving(kms, |r| local::load_files_with(files, &options, r)) {
         Ok(loaded) => {
             for n in &loaded.notes {
                 eprintln!("note: {n}");
@@ -261,7 +324,7 @@ fn policy_check(files: &[PathBuf], namespace: Option<String>) -> ExitCode {
 }
 
 fn policy_explain(args: &ExplainArgs) -> ExitCode {
-    let loaded = match local::load_dir(&args.policy_dir) {
+    let loaded = match load_resolving(&args.kms, |r| local::load_dir_with(&args.policy_dir, r)) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("signet: {e}");

@@ -27,6 +27,8 @@ pub enum ConfigError {
     TrustRoot(#[from] crate::verify::trust::TrustError),
     #[error("{0}")]
     Registry(String),
+    #[error(transparent)]
+    Kms(#[from] crate::kms::resolver::ResolverError),
 }
 
 /// Everything settable in the file; all optional so flags can fill gaps.
@@ -78,6 +80,9 @@ pub struct FileConfig {
     pub registry_auth_files: Option<Vec<PathBuf>>,
     /// containers registries.d directory naming lookaside stores of GPG signatures.
     pub registries_d: Option<PathBuf>,
+    /// KMS key URI → PEM file with its public key, for nodes that never reach the
+    /// provider (`"awskms:///alias/signer" = "/etc/signet/kms/signer.pem"`).
+    pub kms_keys: Option<std::collections::BTreeMap<String, PathBuf>>,
 }
 
 impl FileConfig {
@@ -130,7 +135,8 @@ impl FileConfig {
             trust_root,
             registry_hosts_dir,
             registry_auth_files,
-            registries_d
+            registries_d,
+            kms_keys
         );
         self
     }
@@ -172,6 +178,7 @@ impl Settings {
         settings.access.insecure = settings.insecure_registries.clone();
         let registries_d = settings.registries_d.clone().unwrap_or_else(|| "/etc/containers/registries.d".into());
         settings.access.lookaside = lookaside::Lookaside::load(&registries_d).map_err(ConfigError::Registry)?;
+        settings.kms_pinned = crate::kms::Resolver::pinned_from_files(&settings.kms_keys)?;
         Ok(self)
     }
 }
@@ -205,6 +212,9 @@ pub struct Settings {
     pub registry_hosts_dir: Option<PathBuf>,
     pub registry_auth_files: Option<Vec<PathBuf>>,
     pub registries_d: Option<PathBuf>,
+    pub kms_keys: std::collections::BTreeMap<String, PathBuf>,
+    /// The `kms_keys` files read, by [`Settings::load_files`].
+    pub kms_pinned: std::collections::BTreeMap<String, crate::kms::ResolvedKey>,
     /// Mirrors and credentials, loaded by [`ConfigSource::load`].
     pub access: Access,
 }
@@ -213,6 +223,11 @@ impl Settings {
     /// The last-known-good snapshot of cluster policy.
     pub fn lkg_path(&self) -> PathBuf {
         self.state_dir.join("cluster-policy.json")
+    }
+
+    /// The KMS public keys this node has resolved, for boots without the provider.
+    pub fn kms_cache_path(&self) -> PathBuf {
+        self.state_dir.join("kms-keys.json")
     }
 
     /// Settings that changed between `self` and `new` and only take effect on restart.
@@ -242,7 +257,8 @@ impl Settings {
             trust_root,
             registry_hosts_dir,
             registry_auth_files,
-            registries_d
+            registries_d,
+            kms_pinned
         );
         if self.enforcer.trust.version != new.enforcer.trust.version {
             out.push("trust root content");
@@ -310,6 +326,8 @@ impl From<FileConfig> for Settings {
             registry_hosts_dir: f.registry_hosts_dir,
             registry_auth_files: f.registry_auth_files,
             registries_d: f.registries_d,
+            kms_keys: f.kms_keys.unwrap_or_default(),
+            kms_pinned: Default::default(),
             access: Access::default(),
         }
     }
@@ -356,5 +374,23 @@ mod tests {
         assert!(e.contains("c.toml") && e.contains("mdoe"), "{e}");
         let e = FileConfig::parse(Path::new("c.toml"), "mode = \"audit\"\n").unwrap_err().to_string();
         assert!(e.contains("audit"), "{e}");
+    }
+
+    /// #18: `kms_keys` maps KMS URIs to PEM files; each is read and checked at load, and a
+    /// bad one is an error naming the URI.
+    #[test]
+    fn kms_keys_are_read_at_load_and_bad_ones_named() {
+        let d = tempfile::tempdir().unwrap();
+        let pem = d.path().join("k.pem");
+        std::fs::write(&pem, crate::policy::normal::tests::TEST_PUB).unwrap();
+        let text = format!("[kms_keys]\n\"awskms:///alias/signer\" = {:?}\n", pem.display().to_string());
+        let f = FileConfig::parse(Path::new("c.toml"), &text).unwrap();
+        let s = Settings::from(f.overlay(FileConfig::default()));
+        assert_eq!(s.kms_keys.get("awskms:///alias/signer"), Some(&pem));
+        let pinned = crate::kms::Resolver::pinned_from_files(&s.kms_keys).unwrap();
+        assert!(pinned["awskms:///alias/signer"].source.contains("k.pem"));
+        let bad = std::collections::BTreeMap::from([("gcpkms://nope".to_string(), pem)]);
+        let e = crate::kms::Resolver::pinned_from_files(&bad).unwrap_err().to_string();
+        assert!(e.starts_with("kms_keys \"gcpkms://nope\""), "{e}");
     }
 }

@@ -11,6 +11,7 @@ use crate::config::{ConfigSource, Settings};
 use crate::decision::{ImageClaim, Outcome};
 use crate::enforce::Enforcer;
 use crate::imagestore::ContainerdImageStore;
+use crate::kms::{Providers, Resolver};
 use crate::plugin::NriHandler;
 use crate::policy::PolicySet;
 use crate::registry::{Limits, OciSignatureSource};
@@ -32,6 +33,21 @@ pub enum DaemonError {
 
 /// How often the policy directory is re-read (a reload also happens on SIGHUP).
 const POLICY_POLL: Duration = Duration::from_secs(2);
+/// How often KMS keys that are missing or due are asked for; a new key reaches local
+/// policy at the next poll, cluster policy at the next sync.
+const KMS_REFRESH: Duration = Duration::from_secs(30);
+
+/// The KMS key resolver: config `kms_keys`, the cache file, the providers.
+fn kms_resolver(settings: &Settings) -> Arc<Resolver> {
+    let provider: Option<Arc<dyn crate::kms::KeyProvider>> = match Providers::from_process() {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            tracing::error!(error = %e, "KMS providers unavailable; KMS keys come from kms_keys and the cache only");
+            None
+        }
+    };
+    Arc::new(Resolver::new(provider, settings.kms_pinned.clone(), Some(settings.kms_cache_path())))
+}
 
 /// Build the enforcer from settings (shared by the daemon and `signet verify`).
 pub fn enforcer(settings: &Settings, policy: watch::Receiver<Arc<PolicySet>>) -> Arc<Enforcer> {
@@ -75,6 +91,7 @@ pub async fn run(settings: Settings, source: ConfigSource) -> Result<(), DaemonE
     } else {
         None
     };
+    let kms = kms_resolver(&settings);
     let (cluster_tx, mut cluster_rx) = tokio::sync::mpsc::channel(4);
     let cluster_start = if settings.cluster_policy {
         let lkg_path = settings.lkg_path();
@@ -86,6 +103,7 @@ pub async fn run(settings: Settings, source: ConfigSource) -> Result<(), DaemonE
             report_status: settings.report_status,
             pull_credentials: Arc::clone(&settings.access.cluster_credentials),
             refresh: sync::kube::REFRESH,
+            kms: Arc::clone(&kms),
         };
         if let Some(client) = client.clone() {
             tokio::spawn(sync::kube::run(client, config, cluster_tx, shutdown_rx.clone()));
@@ -95,7 +113,20 @@ pub async fn run(settings: Settings, source: ConfigSource) -> Result<(), DaemonE
         drop(cluster_tx);
         None
     };
-    let (mut state, policy) = PolicyState::start(settings.policy_dir.clone(), settings.no_match, cluster_start);
+    let (mut state, policy) =
+        PolicyState::start_with_kms(settings.policy_dir.clone(), settings.no_match, cluster_start, Arc::clone(&kms));
+    // Apart from the request path and the policy loop: a slow provider delays neither. A
+    // key that changed is compiled into local policy at once (and into cluster policy by the
+    // watcher), not at the next poll.
+    let mut kms_changed = kms.subscribe();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(KMS_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            kms.refresh(std::iter::empty()).await;
+        }
+    });
     let enforcer = enforcer(&settings, policy.clone());
     let mut handler = NriHandler::new(Arc::clone(&enforcer));
     if let (true, Some(client)) = (settings.events, client) {
@@ -104,11 +135,9 @@ pub async fn run(settings: Settings, source: ConfigSource) -> Result<(), DaemonE
     let handler = Arc::new(handler);
 
     if let Some(address) = &settings.admin_address {
-        let addr: std::net::SocketAddr =
-            address.parse().map_err(|e: std::net::AddrParseError| DaemonError::AdminAddress {
-                address: address.clone(),
-                message: e.to_string(),
-            })?;
+        let addr: std::net::SocketAddr = address.parse().map_err(|e: std::net::AddrParseError| {
+            DaemonError::AdminAddress { address: address.clone(), message: e.to_string() }
+        })?;
         let h = Arc::clone(&handler);
         let readiness = admin::Readiness { registered: Arc::new(move || h.is_synchronized()), policy };
         let listener =
@@ -136,6 +165,7 @@ pub async fn run(settings: Settings, source: ConfigSource) -> Result<(), DaemonE
                     state.reload_local();
                 }
                 Some(cluster) = cluster_rx.recv() => state.set_cluster(cluster),
+                Ok(()) = kms_changed.changed() => state.reload_local(),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }

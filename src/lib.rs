@@ -16,6 +16,8 @@
 //! - [`verify`]: which signatures count — keys, keyless certificates and SCTs, offline Rekor
 //!   SETs (hashedrekord, intoto, dsse), DSSE attestations and cosign 3 signature bundles,
 //!   trust-root validity windows, GPG simple signing — and policy evaluation (pure).
+//! - [`kms`]: public keys held in a cloud KMS or Vault, resolved at load and sync (never
+//!   on the request path) and cached for nodes that boot without the provider.
 //! - [`policy`]: policy model, glob matching, signet's CRD, importers of the other policy
 //!   languages, the normalised form, local directory loading.
 //! - [`sync`]: merging local and cluster policy into published snapshots; kube watchers;
@@ -34,6 +36,7 @@ pub mod daemon;
 pub mod decision;
 pub mod enforce;
 pub mod imagestore;
+pub mod kms;
 pub mod logging;
 pub mod metrics;
 pub mod plugin;

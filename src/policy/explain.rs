@@ -109,6 +109,13 @@ impl fmt::Display for Explanation {
                                 KeyRef::Pem(_) => "inline key".to_string(),
                                 KeyRef::Path(p) => format!("key file {}", p.display()),
                                 KeyRef::Secret { namespace, name, .. } => format!("key in Secret {namespace}/{name}"),
+                                KeyRef::Kms(kms) => match &kms.resolved {
+                                    Some(r) => format!(
+                                        "KMS key {} (resolved: version {}, from {})",
+                                        kms.uri, r.version, r.source
+                                    ),
+                                    None => format!("KMS key {} (not resolved on this node: fails closed)", kms.uri),
+                                },
                             };
                             with_evidence(key, &k.rekor, &k.attestations)
                         }
@@ -120,6 +127,7 @@ impl fmt::Display for Explanation {
                                 Some(KeyRef::Secret { namespace, name, .. }) => {
                                     format!("CA in Secret {namespace}/{name}")
                                 }
+                                Some(KeyRef::Kms(k)) => format!("KMS key {} (not a CA: fails closed)", k.uri),
                             };
                             let ids = serde_json::to_string(&k.identities).unwrap_or_default();
                             let sct = if k.ignore_sct { ", SCT not checked" } else { ", SCT required" };
@@ -136,6 +144,7 @@ impl fmt::Display for Explanation {
                                 KeyRef::Secret { namespace, name, .. } => {
                                     format!("OpenPGP key in Secret {namespace}/{name}")
                                 }
+                                KeyRef::Kms(k) => format!("KMS key {} (not an OpenPGP key: fails closed)", k.uri),
                             };
                             let rule = g.signed_identity.as_deref().unwrap_or("matchRepoDigestOrExact");
                             format!("GPG simple signing (lookaside) by {key}, identity {rule}")

@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 
 use super::file::parse_documents;
 use super::importers;
-use super::normal::{compile, FilesOnly, NormalPolicy};
+use super::normal::{compile, FilesOnly, NormalPolicy, WithKms};
 use super::{Policy, PolicyError, PolicyErrors};
+use crate::kms::Resolver;
 
 /// Everything loaded from a set of files.
 #[derive(Debug, Default)]
@@ -54,13 +55,16 @@ pub struct LoadOptions {
 }
 
 /// Load the named files. Key paths are relative to each file's directory.
+/// KMS keys fail closed: nothing is resolved here ([`load_files_with`] takes what a
+/// resolver holds).
 pub fn load_files(files: &[PathBuf]) -> Result<Loaded, PolicyErrors> {
-    load_files_with(files, &LoadOptions::default())
+    load_files_with(files, &LoadOptions::default(), &Resolver::offline())
 }
 
-/// [`load_files`] with options; `signet policy check` and the daemon's local source both
-/// come through here.
-pub fn load_files_with(files: &[PathBuf], options: &LoadOptions) -> Result<Loaded, PolicyErrors> {
+/// [`load_files`] with options, and KMS keys as `kms` holds them (it does no I/O); the
+/// normal forms carry the resolved keys. `signet policy check` and the daemon's local source
+/// both come through here.
+pub fn load_files_with(files: &[PathBuf], options: &LoadOptions, kms: &Resolver) -> Result<Loaded, PolicyErrors> {
     let mut errors = Vec::new();
     let mut out = Loaded::default();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
@@ -79,7 +83,8 @@ pub fn load_files_with(files: &[PathBuf], options: &LoadOptions) -> Result<Loade
                 continue;
             }
         };
-        let keys = FilesOnly(path.parent().unwrap_or(Path::new(".")));
+        let files_only = FilesOnly(path.parent().unwrap_or(Path::new(".")));
+        let keys = WithKms { keys: &files_only, kms };
         let default_namespace = super::file::namespace_directive(&text).or_else(|| options.namespace.clone());
         for (index, mut doc) in docs.into_iter().enumerate() {
             let kind = |key: &str| doc.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
@@ -129,7 +134,8 @@ pub fn load_files_with(files: &[PathBuf], options: &LoadOptions) -> Result<Loade
                 }
             };
             out.notes.extend(imported.notes.into_iter().map(|n| format!("{}: {object}: {n}", path.display())));
-            for normal in imported.policies {
+            for mut normal in imported.policies {
+                kms.inline(&mut normal);
                 match compile(&normal, &keys) {
                     Ok(c) => {
                         out.warnings.extend(c.warnings.into_iter().map(|w| format!("policy {:?}: {w}", normal.name)));
@@ -154,8 +160,13 @@ pub fn load_files_with(files: &[PathBuf], options: &LoadOptions) -> Result<Loade
 
 /// Load every policy file of a directory.
 pub fn load_dir(dir: &Path) -> Result<Loaded, PolicyErrors> {
+    load_dir_with(dir, &Resolver::offline())
+}
+
+/// [`load_dir`] with KMS keys as `kms` holds them.
+pub fn load_dir_with(dir: &Path, kms: &Resolver) -> Result<Loaded, PolicyErrors> {
     let files = policy_files(dir).map_err(|e| PolicyErrors(vec![e]))?;
-    load_files(&files)
+    load_files_with(&files, &LoadOptions::default(), kms)
 }
 
 #[cfg(test)]
@@ -237,14 +248,14 @@ mod tests {
         assert!(err.contains("metadata.namespace is missing") && err.contains("--namespace"), "{err}");
         let files = policy_files(d.path()).unwrap();
         let with = |ns: &str| LoadOptions { namespace: Some(ns.into()) };
-        let loaded = load_files_with(&files, &with("payments")).unwrap();
+        let loaded = load_files_with(&files, &with("payments"), &Resolver::offline()).unwrap();
         assert_eq!(loaded.normal[0].namespaces.include, ["payments"]);
         write(d.path(), "p.yaml", &format!("# signet.dev/namespace: tenant\n{IMAGE_POLICY}"));
-        let loaded = load_files_with(&files, &with("payments")).unwrap();
+        let loaded = load_files_with(&files, &with("payments"), &Resolver::offline()).unwrap();
         assert_eq!(loaded.normal[0].namespaces.include, ["tenant"], "the file's own line comes first");
         let named = IMAGE_POLICY.replace("{name: p}", "{name: p, namespace: own}");
         write(d.path(), "p.yaml", &format!("# signet.dev/namespace: tenant\n{named}"));
-        let loaded = load_files_with(&files, &with("payments")).unwrap();
+        let loaded = load_files_with(&files, &with("payments"), &Resolver::offline()).unwrap();
         assert_eq!(loaded.normal[0].namespaces.include, ["own"], "metadata.namespace before both");
     }
 

@@ -16,10 +16,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use sigstore::crypto::CosignVerificationKey;
 
 use super::matching::ImageGlob;
 use crate::verify::keyless::Identity;
+use crate::verify::pubkey::{PublicKey, Signing};
 use crate::verify::trust::{CaPool, LogKey};
 
 /// What a failing policy does.
@@ -76,7 +76,8 @@ impl fmt::Display for NoMatchAction {
 /// A public key an authority trusts, with a short fingerprint for messages.
 #[derive(Clone)]
 pub struct TrustedKey {
-    pub key: CosignVerificationKey,
+    /// With the scheme signatures are checked under (digest, RSA padding).
+    pub key: PublicKey,
     /// First 16 hex chars of the SHA-256 of the key's DER: enough to tell keys apart in logs.
     pub fingerprint: String,
     /// SubjectPublicKeyInfo DER, to recognise the key in transparency-log entries.
@@ -86,12 +87,17 @@ pub struct TrustedKey {
 impl TrustedKey {
     /// Parse a PEM public key (ECDSA P-256/P-384, RSA, Ed25519 — whatever sigstore accepts).
     pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        Self::from_pem_with(pem, Signing::default())
+    }
+
+    /// Parse a PEM public key whose signatures are made under `signing` (a policy's
+    /// `hashAlgorithm`, a KMS key's algorithm).
+    pub fn from_pem_with(pem: &[u8], signing: Signing) -> Result<Self, String> {
         let block = pem::parse(pem).map_err(|e| format!("not a PEM public key: {e}"))?;
         if block.tag() != "PUBLIC KEY" {
             return Err(format!("PEM block is {:?}, expected \"PUBLIC KEY\"", block.tag()));
         }
-        let key = CosignVerificationKey::try_from_der(block.contents())
-            .map_err(|e| format!("unsupported public key: {e}"))?;
+        let key = PublicKey::from_der(block.contents(), signing)?;
         let fingerprint = hex::encode(&Sha256::digest(block.contents())[..8]);
         Ok(Self { key, fingerprint, der: block.into_contents() })
     }
@@ -99,7 +105,8 @@ impl TrustedKey {
 
 impl fmt::Debug for TrustedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TrustedKey({})", self.fingerprint)
+        // The scheme is part of what a verdict depends on, so of the policy identity too.
+        write!(f, "TrustedKey({} {})", self.fingerprint, self.key.scheme())
     }
 }
 

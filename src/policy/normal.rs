@@ -17,8 +17,10 @@ use super::model::{
     Signer, Tlog,
 };
 use super::TrustedKey;
+use crate::kms::{KmsUri, ResolvedKey, Resolver};
 use crate::verify::gpg::{GpgKey, GpgSigner, SignedIdentity};
 use crate::verify::keyless::{Identity, Matcher};
+use crate::verify::pubkey::{HashAlgorithm, Signing};
 use crate::verify::trust::{CaPool, LogKey};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -229,11 +231,15 @@ pub struct KeyCheck {
     /// Predicate types that must be attested by this key (instead of an image signature).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<String>,
+    /// The digest signatures are made over (policy-controller `key.hashAlgorithm`); unset,
+    /// the key type's (or the KMS key's) own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_algorithm: Option<HashAlgorithm>,
 }
 
 impl KeyCheck {
     pub fn new(key: KeyRef, rekor: Option<String>) -> Self {
-        Self { key, rekor, rekor_keys: Vec::new(), attestations: Vec::new() }
+        Self { key, rekor, rekor_keys: Vec::new(), attestations: Vec::new(), hash_algorithm: None }
     }
 }
 
@@ -306,6 +312,26 @@ pub enum KeyRef {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
     },
+    /// A key held in a KMS, named by URI; `resolved` once the node has its public half.
+    Kms(KmsKey),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KmsKey {
+    pub uri: String,
+    /// Inlined at sync, so the last-known-good file enforces without the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<ResolvedKey>,
+}
+
+impl KmsKey {
+    /// A reference to `uri`, which must be a well-formed KMS URI; `field` names where it
+    /// was written (`key.kms`).
+    pub fn parse(uri: &str, field: &str) -> Result<Self, String> {
+        KmsUri::parse(uri).map_err(|e| format!("{field}: {e}"))?;
+        Ok(Self { uri: uri.to_string(), resolved: None })
+    }
 }
 
 /// Where keys that are not inline come from.
@@ -314,6 +340,29 @@ pub trait KeySource {
     fn secret(&self, namespace: &str, name: &str, key: Option<&str>) -> Result<Option<String>, String>;
     /// Directory relative key paths are resolved against.
     fn base_dir(&self) -> &Path;
+    /// The public key a KMS URI stands for, as held now (never I/O: keys are resolved
+    /// off the request path); `Err` says why there is none.
+    fn kms(&self, uri: &str) -> Result<ResolvedKey, String> {
+        Err(format!("KMS key {uri} is not resolved: no provider access here and not in kms_keys"))
+    }
+}
+
+/// Another key source, with KMS keys from a [`Resolver`].
+pub struct WithKms<'a> {
+    pub keys: &'a (dyn KeySource + Sync),
+    pub kms: &'a Resolver,
+}
+
+impl KeySource for WithKms<'_> {
+    fn secret(&self, namespace: &str, name: &str, key: Option<&str>) -> Result<Option<String>, String> {
+        self.keys.secret(namespace, name, key)
+    }
+    fn base_dir(&self) -> &Path {
+        self.keys.base_dir()
+    }
+    fn kms(&self, uri: &str) -> Result<ResolvedKey, String> {
+        self.kms.lookup(uri)
+    }
 }
 
 /// A key source with no Secrets (local policy files, `policy check`).
@@ -410,11 +459,21 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
         Check::Static(StaticAction::Fail) => return Ok(AuthorityKind::StaticFail),
         Check::Unsupported(reason) => return Ok(AuthorityKind::Unsupported(reason.clone())),
         Check::Key(k) => {
-            let pem = match resolve(&k.key, keys)? {
-                Ok(pem) => pem,
-                Err(missing) => return Ok(AuthorityKind::Unsupported(missing)),
+            let key = match &k.key {
+                KeyRef::Kms(kms) => match kms_key(kms, k.hash_algorithm, keys)? {
+                    Ok(key) => key,
+                    Err(why) => return Ok(AuthorityKind::Unsupported(why)),
+                },
+                other => {
+                    let pem = match resolve(other, keys)? {
+                        Ok(pem) => pem,
+                        Err(missing) => return Ok(AuthorityKind::Unsupported(missing)),
+                    };
+                    let signing = Signing { hash: k.hash_algorithm, padding: None };
+                    TrustedKey::from_pem_with(pem.as_bytes(), signing)?
+                }
             };
-            (Signer::Key(TrustedKey::from_pem(pem.as_bytes())?), &k.rekor, &k.rekor_keys, &k.attestations)
+            (Signer::Key(key), &k.rekor, &k.rekor_keys, &k.attestations)
         }
         Check::Gpg(g) => {
             let text = match resolve(&g.key, keys)? {
@@ -466,6 +525,25 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
     Ok(AuthorityKind::Signed(Box::new(SignedBy { signer, tlog, attestations: attestations.clone() })))
 }
 
+/// The key a KMS reference stands for: what the key source holds now, else what was
+/// inlined at the last sync; `Ok(Err(reason))` fails the authority closed. The scheme is
+/// the KMS key's own, with the policy's digest when it names one.
+fn kms_key(
+    kms: &KmsKey,
+    hash: Option<HashAlgorithm>,
+    keys: &dyn KeySource,
+) -> Result<Result<TrustedKey, String>, String> {
+    let resolved = match (keys.kms(&kms.uri), &kms.resolved) {
+        (Ok(r), _) => r,
+        (Err(_), Some(inlined)) => inlined.clone(),
+        (Err(why), None) => return Ok(Err(why)),
+    };
+    let signing = Signing { hash: hash.or(resolved.signing.hash), padding: resolved.signing.padding };
+    TrustedKey::from_pem_with(resolved.pem.as_bytes(), signing)
+        .map(Ok)
+        .map_err(|e| format!("KMS key {} ({}): {e}", kms.uri, resolved.source))
+}
+
 /// The PEM text a reference names: `Ok(Err(reason))` when a Secret is missing, which makes
 /// the authority fail closed rather than reject the whole policy.
 fn resolve(r: &KeyRef, keys: &dyn KeySource) -> Result<Result<String, String>, String> {
@@ -483,6 +561,7 @@ fn resolve(r: &KeyRef, keys: &dyn KeySource) -> Result<Result<String, String>, S
             }
             Err(e) => return Ok(Err(e)),
         },
+        KeyRef::Kms(k) => return Ok(Err(format!("KMS key {}: KMS URIs name signing keys only", k.uri))),
     }))
 }
 
@@ -590,5 +669,60 @@ n6jj4T408Ki/F10p17R/R2YobGd7XDaa6PR2vfSDiAfBvxSCmvFGmEf35w==
         ]);
         let text = serde_yaml::to_string(&p).unwrap();
         assert_eq!(serde_yaml::from_str::<NormalPolicy>(&text).unwrap(), p, "{text}");
+    }
+
+    fn kms_policy(uri: &str, hash: Option<HashAlgorithm>, resolved: Option<ResolvedKey>) -> NormalPolicy {
+        let mut check = KeyCheck::new(KeyRef::Kms(KmsKey { uri: uri.into(), resolved }), None);
+        check.hash_algorithm = hash;
+        policy(vec![NormalAuthority::new("kms", Check::Key(check))])
+    }
+
+    fn kms_resolved(hash: Option<HashAlgorithm>) -> ResolvedKey {
+        ResolvedKey {
+            pem: TEST_PUB.into(),
+            version: "v1".into(),
+            signing: Signing { hash, padding: None },
+            source: "test".into(),
+        }
+    }
+
+    fn scheme(c: &Compiled) -> String {
+        let AuthorityKind::Signed(by) = &c.policy.requirements[0].authorities[0].kind else { panic!("{c:?}") };
+        let Signer::Key(k) = &by.signer else { panic!() };
+        k.key.scheme()
+    }
+
+    /// #18: a KMS key compiles from what the resolver holds, else from the key inlined at
+    /// the last sync (the last-known-good file), else it fails closed naming the URI.
+    #[test]
+    fn kms_keys_compile_from_the_resolver_then_the_inlined_key_else_fail_closed() {
+        let uri = "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1";
+        let files = FilesOnly(Path::new("/"));
+        let c = compile(&kms_policy(uri, None, None), &files).unwrap();
+        assert!(c.warnings[0].contains(uri) && c.warnings[0].contains("not resolved"), "{:?}", c.warnings);
+
+        let inlined = kms_policy(uri, None, Some(kms_resolved(Some(HashAlgorithm::Sha384))));
+        assert_eq!(scheme(&compile(&inlined, &files).unwrap()), "ecdsa-p256-sha384", "the KMS key's own digest");
+
+        let pinned = BTreeMap::from([(uri.to_string(), kms_resolved(Some(HashAlgorithm::Sha512)))]);
+        let resolver = Resolver::new(None, pinned, None);
+        let keys = WithKms { keys: &files, kms: &resolver };
+        assert_eq!(scheme(&compile(&inlined, &keys).unwrap()), "ecdsa-p256-sha512", "what is held now wins");
+        let c = compile(&kms_policy(uri, Some(HashAlgorithm::Sha256), None), &keys).unwrap();
+        assert_eq!(scheme(&c), "ecdsa-p256-sha256", "the policy's hashAlgorithm names the digest");
+    }
+
+    /// The digest is part of a policy's identity: verdicts cached under one scheme are not
+    /// served for a policy that names another.
+    #[test]
+    fn hash_algorithm_changes_the_policy_identity() {
+        let with = |h| {
+            let mut a = key(KeyRef::Pem(TEST_PUB.into()), None);
+            let Check::Key(k) = &mut a.check else { unreachable!() };
+            k.hash_algorithm = h;
+            compile(&policy(vec![a]), &FilesOnly(Path::new("/"))).unwrap().policy
+        };
+        assert_ne!(with(None).identity(), with(Some(HashAlgorithm::Sha384)).identity());
+        assert_eq!(with(None).identity(), with(None).identity());
     }
 }

@@ -269,6 +269,10 @@ impl Harness {
     }
 
     async fn with_api(api: FakeApi) -> Self {
+        Self::with_kms(api, Arc::new(crate::kms::Resolver::offline())).await
+    }
+
+    async fn with_kms(api: FakeApi, kms: Arc<crate::kms::Resolver>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = ClusterConfig {
             node_name: "node-a".into(),
@@ -276,6 +280,7 @@ impl Harness {
             report_status: true,
             pull_credentials: Default::default(),
             refresh: api.refresh,
+            kms,
         };
         let pull_credentials = Arc::clone(&config.pull_credentials);
         let (tx, rx) = mpsc::channel(16);
@@ -442,6 +447,7 @@ async fn unreachable_api_server_publishes_nothing_and_keeps_retrying() {
         report_status: false,
         pull_credentials: Default::default(),
         refresh: super::REFRESH,
+        kms: Arc::new(crate::kms::Resolver::offline()),
     };
     let (tx, mut rx) = mpsc::channel(1);
     let (_shutdown, shutdown_rx) = watch::channel(false);
@@ -547,4 +553,49 @@ async fn a_kind_missing_from_discovery_keeps_its_policies_until_its_crd_is_gone(
     assert_eq!(lkg.len(), 1);
     h.api.state.lock().unwrap().crd_deleted = true;
     h.until(&[]).await;
+}
+
+/// #18: a cluster policy's KMS key is resolved at sync; while the provider is down the
+/// authority fails closed with its reason, and the key that arrives later is compiled at
+/// once and inlined into the last-known-good file.
+#[tokio::test]
+async fn a_kms_key_is_resolved_at_sync_and_inlined_into_the_last_known_good_file() {
+    use crate::kms::http::fake::FakeHttp;
+    use crate::kms::{Env, Providers, Resolver};
+    use crate::policy::normal::KeyRef;
+    use crate::policy::AuthorityKind;
+    let key = TestSigner::new(3).public_pem();
+    let http = Arc::new(FakeHttp::default());
+    let transit = json!({"data": {"type": "ecdsa-p256", "latest_version": 1, "keys": {"1": {"public_key": key}}}});
+    http.route(
+        "GET",
+        "http://vault:8200/v1/transit/keys/signer",
+        vec![Ok((503, r#"{"errors":["Vault is sealed"]}"#)), Ok((200, &transit.to_string()))],
+    );
+    let env = Env {
+        vars: [("VAULT_ADDR", "http://vault:8200"), ("VAULT_TOKEN", "hvs.t")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    };
+    let mut resolver = Resolver::new(Some(Arc::new(Providers::new(http, env))), Default::default(), None);
+    resolver.backoff = Vec::new();
+    resolver.error_ttl = Duration::ZERO;
+    let kms = Arc::new(resolver);
+    let api = FakeApi::start().await;
+    api.apply("k", json!({"images": [{"glob": "k.io/**"}], "authorities": [{"key": {"kms": "hashivault://signer"}}]}));
+    let mut h = Harness::with_kms(api, Arc::clone(&kms)).await;
+    let first = tokio::time::timeout(Duration::from_secs(10), h.rx.recv()).await.unwrap().unwrap();
+    let kind = &first.policies[0].requirements[0].authorities[0].kind;
+    assert!(
+        matches!(kind, AuthorityKind::Unsupported(r) if r.contains("provider unavailable") && r.contains("sealed")),
+        "{kind:?}"
+    );
+    // The daemon's timer asks again; the watcher hears of the key and recompiles.
+    assert!(kms.refresh(std::iter::empty()).await);
+    let next = tokio::time::timeout(Duration::from_secs(10), h.rx.recv()).await.unwrap().unwrap();
+    assert!(matches!(&next.policies[0].requirements[0].authorities[0].kind, AuthorityKind::Signed(_)));
+    let lkg = lkg::load(&h.dir.path().join("lkg.json")).unwrap().unwrap();
+    let inlined = lkg[0].key_refs().next().unwrap();
+    assert!(matches!(inlined, KeyRef::Kms(k) if k.resolved.as_ref().is_some_and(|r| r.pem == key)), "{inlined:?}");
 }

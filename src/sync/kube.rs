@@ -26,8 +26,9 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
 use super::{lkg, ClusterOrigin, ClusterPolicies};
+use crate::kms::Resolver;
 use crate::policy::importers::{self, Kind, KINDS};
-use crate::policy::normal::{compile, KeyRef, KeySource, NormalPolicy};
+use crate::policy::normal::{compile, KeyRef, KeySource, NormalPolicy, WithKms};
 use crate::registry::auth::Credentials;
 
 /// How often the set of served kinds is looked at again (a CRD installed later is picked
@@ -55,6 +56,9 @@ pub struct ClusterConfig {
     pub pull_credentials: Arc<RwLock<Credentials>>,
     /// How often served kinds are discovered again and Secrets re-read ([`REFRESH`]).
     pub refresh: Duration,
+    /// KMS keys of cluster policies; resolved at each sync and inlined into the
+    /// last-known-good file.
+    pub kms: Arc<Resolver>,
 }
 
 /// Key of one watched object.
@@ -158,8 +162,11 @@ pub async fn run(
         let mut events = stream::select_all(streams);
         let refresh = tokio::time::sleep(config.refresh);
         tokio::pin!(refresh);
+        let mut kms_changes = config.kms.subscribe();
         loop {
             tokio::select! {
+                // A KMS key resolved (or refused) since the last sync: compile with it now.
+                Ok(()) = kms_changes.changed() => publish(&client, &config, &mut state, &tx).await,
                 ev = events.next(), if !serving.is_empty() => {
                     let Some((kind, ev)) = ev else { break };
                     match ev {
@@ -305,12 +312,17 @@ async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, t
     fetch_secrets(client, &normal, &mut state.secrets).await;
     let secrets = &state.secrets;
     publish_pull_credentials(&normal, secrets, &config.pull_credentials);
+    // KMS keys are asked for here, at sync, never while a container waits; a provider
+    // that is down costs this sync its bounded retries, then its failure is held briefly.
+    config.kms.refresh(Resolver::uris(&normal)).await;
+    let keys = WithKms { keys: secrets, kms: &config.kms };
     let mut inlined = Vec::new();
     let mut policies = Vec::new();
     let mut problems: HashMap<String, Vec<String>> = HashMap::new();
     for p in normal {
-        let p = inline_secrets(p, secrets);
-        let v = compile_or_keep(p, state.last_sent.as_deref(), secrets);
+        let mut p = inline_secrets(p, secrets);
+        config.kms.inline(&mut p);
+        let v = compile_or_keep(p, state.last_sent.as_deref(), &keys);
         problems.entry(v.normal.origin.clone()).or_default().extend(v.problems);
         if let Some(policy) = v.policy {
             policies.push(policy);

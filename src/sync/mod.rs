@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::kms::Resolver;
 use crate::policy::normal::NormalPolicy;
 use crate::policy::{local, NoMatchAction, Policy, PolicySet};
 
@@ -58,6 +59,9 @@ pub struct PolicyState {
     cluster: Cluster,
     /// Last reported local problem, so each distinct problem is logged once.
     last_local_report: Option<String>,
+    /// KMS keys of local policies as held now: every lookup registers its URI, and the
+    /// daemon's refresh task resolves them; the next reload compiles with what it got.
+    kms: Arc<Resolver>,
     tx: watch::Sender<Arc<PolicySet>>,
 }
 
@@ -69,20 +73,31 @@ impl PolicyState {
         node_no_match: NoMatchAction,
         cluster: Option<Option<ClusterPolicies>>,
     ) -> (Self, watch::Receiver<Arc<PolicySet>>) {
+        Self::start_with_kms(dir, node_no_match, cluster, Arc::new(Resolver::offline()))
+    }
+
+    /// [`PolicyState::start`] with local policies' KMS keys from `kms`.
+    pub fn start_with_kms(
+        dir: PathBuf,
+        node_no_match: NoMatchAction,
+        cluster: Option<Option<ClusterPolicies>>,
+        kms: Arc<Resolver>,
+    ) -> (Self, watch::Receiver<Arc<PolicySet>>) {
         let (tx, rx) = watch::channel(PolicySet::unavailable("policy not loaded yet".into()));
         let cluster = match cluster {
             None => Cluster::Disabled,
             Some(None) => Cluster::Waiting,
             Some(Some(c)) => Cluster::Ready(c),
         };
-        let mut state = Self { dir, node_no_match, local: Err(String::new()), cluster, last_local_report: None, tx };
+        let mut state =
+            Self { dir, node_no_match, local: Err(String::new()), cluster, last_local_report: None, kms, tx };
         state.reload_local();
         (state, rx)
     }
 
     /// Re-read the policy directory; a failure keeps the last good local policies.
     pub fn reload_local(&mut self) {
-        match local::load_dir(&self.dir) {
+        match local::load_dir_with(&self.dir, &self.kms) {
             Ok(loaded) => {
                 let report = loaded.warnings.join("\n");
                 if self.last_local_report.as_deref() != Some(report.as_str()) {
@@ -250,6 +265,48 @@ mod tests {
         // A corrupt snapshot is ignored (reported), which leaves the node waiting: fail closed.
         std::fs::write(&lkg_path, "{").unwrap();
         assert!(kube::load_last_known_good(&lkg_path).is_none());
+    }
+
+    /// #18: a KMS key resolved at sync is inlined into the last-known-good file, so a node
+    /// that boots with the provider unreachable still enforces that key.
+    #[test]
+    fn a_kms_key_in_the_last_known_good_file_enforces_without_the_provider() {
+        use crate::kms::ResolvedKey;
+        use crate::policy::normal::tests::TEST_PUB;
+        use crate::policy::normal::{Check, KeyCheck, KeyRef, KmsKey, NormalAuthority, NormalRequirement, Pattern};
+        use crate::policy::Signer;
+        let d = tempfile::tempdir().unwrap();
+        let uri = "awskms:///alias/signer";
+        let mut p = NormalPolicy {
+            name: "kms".into(),
+            origin: "test".into(),
+            images: vec![Pattern::Glob("cluster.io/**".into())],
+            exclude_images: vec![],
+            namespaces: Default::default(),
+            mode: Mode::Enforce,
+            requirements: vec![NormalRequirement::any_of(vec![NormalAuthority::new(
+                "a",
+                Check::Key(KeyCheck::new(KeyRef::Kms(KmsKey::parse(uri, "key.kms").unwrap()), None)),
+            )])],
+            exclusive: None,
+            no_match_action: None,
+            pull_secrets: Vec::new(),
+        };
+        let pinned = std::collections::BTreeMap::from([(
+            uri.to_string(),
+            ResolvedKey {
+                pem: TEST_PUB.into(),
+                version: "arn:k".into(),
+                signing: Default::default(),
+                source: "s".into(),
+            },
+        )]);
+        Resolver::new(None, pinned, None).inline(&mut p);
+        let path = d.path().join("cluster-policy.json");
+        lkg::store(&path, &[p]).unwrap();
+        let c = kube::load_last_known_good(&path).unwrap();
+        let kind = &c.policies[0].requirements[0].authorities[0].kind;
+        assert!(matches!(kind, AuthorityKind::Signed(by) if matches!(by.signer, Signer::Key(_))), "{kind:?}");
     }
 
     /// Regression (#13.9): while waiting for the first sync, a local policy's

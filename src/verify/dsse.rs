@@ -5,8 +5,9 @@
 //! and its predicate type is the one the policy asks for. A valid attestation of another
 //! type satisfies nothing.
 
-use sigstore::crypto::{CosignVerificationKey, Signature};
+use sigstore::crypto::Signature;
 
+use super::pubkey::PublicKey;
 use super::trust::b64;
 
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
@@ -92,12 +93,7 @@ pub fn open(envelope: &[u8]) -> Result<Opened, AttestationError> {
 }
 
 /// Is `envelope` an attestation by `key` of `predicate_type` about `digest`?
-pub fn verify(
-    envelope: &[u8],
-    key: &CosignVerificationKey,
-    digest: &str,
-    predicate_type: &str,
-) -> Result<(), AttestationError> {
+pub fn verify(envelope: &[u8], key: &PublicKey, digest: &str, predicate_type: &str) -> Result<(), AttestationError> {
     let Opened { payload_type, body, signatures } = open(envelope)?;
     let signed = pae(&payload_type, &body);
     if !signatures.iter().any(|s| key.verify_signature(Signature::Base64Encoded(s.as_bytes()), &signed).is_ok()) {
@@ -131,7 +127,7 @@ mod tests {
 
     const DIGEST: &str = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
 
-    fn key() -> CosignVerificationKey {
+    fn key() -> PublicKey {
         TrustedKey::from_pem(vector("cosign.pub").as_bytes()).unwrap().key
     }
 

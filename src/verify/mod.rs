@@ -15,16 +15,20 @@
 //! - [`tlog`]: Rekor entries (SETs) checked offline.
 //! - [`dsse`]: attestations (DSSE envelopes, in-toto statements).
 //! - [`gpg`]: Red Hat simple signing (OpenPGP) from lookaside stores.
+//! - [`pubkey`]: public keys with the scheme they verify under (digest, RSA padding).
 
 pub mod dsse;
 pub mod gpg;
 pub mod keyless;
+pub mod pubkey;
 pub mod sct;
 pub mod tlog;
 pub mod trust;
 
 use sigstore::cosign::payload::simple_signing::{SimpleSigning, CRITICAL_TYPE_NAME};
-use sigstore::crypto::{CosignVerificationKey, Signature};
+use sigstore::crypto::Signature;
+
+use self::pubkey::PublicKey;
 
 use crate::policy::{AuthorityKind, Keyless, Mode, Policy, SignedBy, Signer, Tlog};
 use crate::registry::{Form, RegistryError, SignatureLayer, Signatures};
@@ -180,8 +184,8 @@ fn signing_key(
     signer: &Signer,
     tlog: &Tlog,
     cx: Context<'_>,
-    verifies: impl Fn(&CosignVerificationKey) -> bool,
-) -> Result<CosignVerificationKey, LayerFailure> {
+    verifies: impl Fn(&PublicKey) -> bool,
+) -> Result<PublicKey, LayerFailure> {
     let wrong = || LayerFailure::WrongSigner { location: String::new(), count: 0, signer: describe(signer) };
     match signer {
         Signer::Key(k) => {
@@ -206,8 +210,8 @@ fn keyless_key(
     kl: &Keyless,
     tlog: &Tlog,
     cx: Context<'_>,
-    verifies: impl Fn(&CosignVerificationKey) -> bool,
-) -> Result<CosignVerificationKey, LayerFailure> {
+    verifies: impl Fn(&PublicKey) -> bool,
+) -> Result<PublicKey, LayerFailure> {
     let wrong = LayerFailure::WrongSigner { location: String::new(), count: 0, signer: String::new() };
     let Some(cert_pem) = layer.certificate.as_deref() else { return Err(wrong) };
     if kl.ca.is_none() && !cx.trust.has_fulcio() {
@@ -237,7 +241,8 @@ fn keyless_key(
     };
     let cert =
         keyless::verify_certificate(cert_pem, layer.chain.as_deref(), ca, at).map_err(LayerFailure::Certificate)?;
-    if !verifies(&cert.key) {
+    let key = PublicKey::from(cert.key.clone());
+    if !verifies(&key) {
         return Err(wrong);
     }
     cert.identity.check(&kl.identities).map_err(LayerFailure::Certificate)?;
@@ -257,7 +262,7 @@ fn keyless_key(
             .collect();
         sct::verify(&cert.der, &issuers, &cx.trust.ctlogs).map_err(LayerFailure::Sct)?;
     }
-    Ok(cert.key)
+    Ok(key)
 }
 
 fn check_tlog(

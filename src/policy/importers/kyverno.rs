@@ -28,9 +28,10 @@ use serde_json::Value;
 use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta};
 use crate::policy::model::{Mode, Namespaces};
 use crate::policy::normal::{
-    Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
-    SecretName, StaticAction,
+    Check, KeyCheck, KeyRef, KeylessCheck, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement,
+    Pattern, SecretName, StaticAction,
 };
+use crate::verify::pubkey::{HashAlgorithm, HashAlgorithmError};
 
 const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
 
@@ -627,21 +628,24 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String
         return Err("exactly one of keys.publicKeys, keys.kms or keys.secret must be set".into());
     }
     let unsupported = |why: String| Ok(vec![NormalAuthority::new(label, Check::Unsupported(why))]);
-    if let Some(alg) = &k.signature_algorithm {
-        if alg != "sha256" {
-            return unsupported(format!("signatureAlgorithm {alg:?} is not supported (only sha256)"));
-        }
-    }
-    if let Some(kms) = &k.kms {
-        return unsupported(format!("KMS key {kms}: KMS keys are not supported on the node"));
-    }
+    let hash_algorithm = match k.signature_algorithm.as_deref().map(|a| HashAlgorithm::parse(a, "signatureAlgorithm")) {
+        None => None,
+        Some(Ok(h)) => Some(h),
+        Some(Err(e @ HashAlgorithmError::Unsupported { .. })) => return unsupported(e.to_string()),
+        Some(Err(e)) => return Err(e.to_string()),
+    };
     let (rekor, rekor_keys) = tlog(k.rekor.as_ref());
+    if let Some(kms) = &k.kms {
+        let key = KeyRef::Kms(KmsKey::parse(kms, "keys.kms")?);
+        let check = KeyCheck { key, rekor, rekor_keys, attestations: vec![], hash_algorithm };
+        return Ok(vec![NormalAuthority::new(label, Check::Key(check))]);
+    }
     if let Some(s) = &k.secret {
         let key =
             KeyRef::Secret { namespace: s.namespace.clone(), name: s.name.clone(), key: Some("cosign.pub".into()) };
         return Ok(vec![NormalAuthority::new(
             label,
-            Check::Key(KeyCheck { key, rekor, rekor_keys, attestations: vec![] }),
+            Check::Key(KeyCheck { key, rekor, rekor_keys, attestations: vec![], hash_algorithm }),
         )]);
     }
     let text = k.public_keys.as_deref().expect("counted above");
@@ -660,6 +664,7 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String
     for a in &mut out {
         if let Check::Key(k) = &mut a.check {
             k.rekor_keys = rekor_keys.clone();
+            k.hash_algorithm = hash_algorithm;
         }
     }
     Ok(out)
@@ -726,7 +731,7 @@ mod tests {
         format!("apiVersion: {api}\nkind: ClusterPolicy\nmetadata: {{name: p}}\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: r\n{rule}")
     }
 
-    const VERIFY: &str = "    verifyImages:\n    - imageReferences: [\"reg.io/*\"]\n      attestors: [{entries: [{keys: {kms: \"awskms:///arn:aws:kms:r:1:key/k\"}}]}]\n";
+    const VERIFY: &str = "    verifyImages:\n    - imageReferences: [\"reg.io/*\"]\n      attestors: [{entries: [{keys: {kms: \"awskms:///arn:aws:kms:us-east-1:111122223333:key/k\"}}]}]\n";
 
     #[test]
     fn a_pattern_without_tag_is_noted() {
@@ -763,13 +768,15 @@ mod tests {
 
     #[test]
     fn keys_given_as_variables_fail_closed() {
-        let rule = VERIFY
-            .replace("{kms: \"awskms:///arn:aws:kms:r:1:key/k\"}", "{publicKeys: \"{{ keys.data.production }}\"}");
+        let rule = VERIFY.replace(
+            "{kms: \"awskms:///arn:aws:kms:us-east-1:111122223333:key/k\"}",
+            "{publicKeys: \"{{ keys.data.production }}\"}",
+        );
         let p = import(&policy("kyverno.io/v1", &rule)).unwrap();
         let Check::Unsupported(why) = &p.policies[0].requirements[0].authorities[0].check else { panic!("{p:?}") };
         assert!(why.contains("variable"), "{why}");
         let rule = VERIFY.replace(
-            "{keys: {kms: \"awskms:///arn:aws:kms:r:1:key/k\"}}",
+            "{keys: {kms: \"awskms:///arn:aws:kms:us-east-1:111122223333:key/k\"}}",
             "{keyless: {subject: \"{{ request.object.subject }}\", issuer: \"https://i\"}}",
         );
         let p = import(&policy("kyverno.io/v1", &rule)).unwrap();

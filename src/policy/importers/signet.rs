@@ -6,9 +6,10 @@ use serde_json::Value;
 use super::{parse_spec, Imported, Meta};
 use crate::policy::crd::{AuthoritySpec, ClusterImagePolicySpec, KeySpec};
 use crate::policy::normal::{
-    Check, GpgCheck, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement,
-    Pattern, SecretName, StaticAction,
+    Check, GpgCheck, KeyCheck, KeyRef, KeylessCheck, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy,
+    NormalRequirement, Pattern, SecretName, StaticAction,
 };
+use crate::verify::pubkey::{HashAlgorithm, HashAlgorithmError};
 
 /// Where a `secretRef` without namespace is looked up for signet's own kind.
 pub const DEFAULT_SECRET_NAMESPACE: &str = "signet-system";
@@ -148,16 +149,14 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, String>
         }));
     }
     let key = a.key.as_ref().expect("counted above");
-    if let Some(alg) = &key.hash_algorithm {
-        if !["sha224", "sha256", "sha384", "sha512"].contains(&alg.as_str()) {
-            return Err(format!("key.hashAlgorithm {alg:?} is not one of sha224, sha256, sha384, sha512"));
-        }
-        if alg != "sha256" {
-            return Ok(Check::Unsupported(format!("key.hashAlgorithm {alg:?} is not supported (only sha256)")));
-        }
-    }
+    let hash_algorithm = match key.hash_algorithm.as_deref().map(|a| HashAlgorithm::parse(a, "key.hashAlgorithm")) {
+        None => None,
+        Some(Ok(h)) => Some(h),
+        Some(Err(e @ HashAlgorithmError::Unsupported { .. })) => return Ok(Check::Unsupported(e.to_string())),
+        Some(Err(e)) => return Err(e.to_string()),
+    };
     match key_ref(key, secret_namespace)? {
-        Ok(key) => Ok(Check::Key(KeyCheck { key, rekor, rekor_keys: Vec::new(), attestations })),
+        Ok(key) => Ok(Check::Key(KeyCheck { key, rekor, rekor_keys: Vec::new(), attestations, hash_algorithm })),
         Err(unsupported) => Ok(unsupported),
     }
 }
@@ -169,7 +168,12 @@ fn key_ref(key: &KeySpec, secret_namespace: &str) -> Result<Result<KeyRef, Check
         return Err("exactly one of key.data, key.path, key.secretRef or key.kms must be set".into());
     }
     if let Some(kms) = &key.kms {
-        return Ok(Err(Check::Unsupported(format!("KMS key {kms}: KMS keys are not supported on the node"))));
+        // The policy languages decide which URIs a policy may hold (policy-controller accepts
+        // `hashivault://key/path`); one the node's resolver cannot read fails closed.
+        return Ok(match KmsKey::parse(kms, "key.kms") {
+            Ok(k) => Ok(KeyRef::Kms(k)),
+            Err(e) => Err(Check::Unsupported(format!("{e}; this node cannot resolve it"))),
+        });
     }
     Ok(Ok(if let Some(data) = &key.data {
         KeyRef::Pem(data.clone())
