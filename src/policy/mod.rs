@@ -4,10 +4,12 @@
 //! - [`matching`]: image globs with sigstore policy-controller's semantics.
 //! - [`crd`]: signet's own `ClusterImagePolicy` CRD types (the YAML is generated from them).
 //! - [`importers`]: the other policy languages (sigstore, Tanzu, Portieris, Kyverno).
+//! - [`cel`]: CEL validations (Kyverno ImageValidatingPolicy) and what the node evaluates of them.
 //! - [`normal`]: the normalised form every source becomes, and its compilation.
 //! - [`file`]: multi-document YAML files.
 //! - [`local`]: loading a policy directory.
 
+pub mod cel;
 pub mod crd;
 pub mod explain;
 pub mod file;

@@ -114,6 +114,8 @@ pub enum AuthorityKind {
     /// A requirement the node cannot check (KMS, GPG, Notary, ...). It is never satisfied,
     /// so the policy fails closed, and the reason says what is missing.
     Unsupported(String),
+    /// CEL validations (Kyverno ImageValidatingPolicy) over named attestors.
+    Cel(std::sync::Arc<super::cel::CompiledCel>),
 }
 
 impl AuthorityKind {
@@ -211,6 +213,8 @@ pub struct Authority {
 pub struct Policy {
     pub name: String,
     pub images: Vec<ImageGlob>,
+    /// CEL image selectors (Kyverno `matchImageReferences[].expression`), beside `images`.
+    pub image_expressions: Vec<super::cel::ImageExpression>,
     pub exclude_images: Vec<ImageGlob>,
     pub namespaces: Namespaces,
     pub requirements: Vec<Requirement>,
@@ -247,6 +251,7 @@ impl Policy {
         Self {
             name: name.to_string(),
             images,
+            image_expressions: Vec::new(),
             exclude_images: Vec::new(),
             namespaces: Namespaces::default(),
             requirements: vec![Requirement { count: 1, authorities }],
@@ -263,7 +268,8 @@ impl Policy {
 
     pub fn matches(&self, full: &str, repository: &str, namespace: Option<&str>) -> bool {
         self.namespaces.covers(namespace)
-            && self.images.iter().any(|g| g.matches(full, repository))
+            && (self.images.iter().any(|g| g.matches(full, repository))
+                || self.image_expressions.iter().any(|e| e.matches(full) || e.matches(repository)))
             && !self.exclude_images.iter().any(|g| g.matches(full, repository))
     }
 

@@ -61,6 +61,8 @@ pub enum Pattern {
     Glob(String),
     /// Plain wildcard: `*` any characters including `/`, `?` one character.
     Wildcard(String),
+    /// A CEL expression over `ref`, the image (Kyverno `matchImageReferences`).
+    Expression(String),
 }
 
 impl NormalPolicy {
@@ -116,6 +118,7 @@ impl From<Pattern> for BTreeMap<String, String> {
         match p {
             Pattern::Glob(g) => BTreeMap::from([("glob".to_string(), g)]),
             Pattern::Wildcard(w) => BTreeMap::from([("wildcard".to_string(), w)]),
+            Pattern::Expression(e) => BTreeMap::from([("expression".to_string(), e)]),
         }
     }
 }
@@ -123,10 +126,13 @@ impl From<Pattern> for BTreeMap<String, String> {
 impl TryFrom<BTreeMap<String, String>> for Pattern {
     type Error = String;
     fn try_from(mut m: BTreeMap<String, String>) -> Result<Self, String> {
+        if let (Some(e), true) = (m.remove("expression"), m.is_empty()) {
+            return Ok(Pattern::Expression(e));
+        }
         match (m.remove("glob"), m.remove("wildcard"), m.is_empty()) {
             (Some(g), None, true) => Ok(Pattern::Glob(g)),
             (None, Some(w), true) => Ok(Pattern::Wildcard(w)),
-            _ => Err("an image pattern is exactly one of glob or wildcard".into()),
+            _ => Err("an image pattern is exactly one of glob, wildcard or expression".into()),
         }
     }
 }
@@ -136,6 +142,7 @@ impl Pattern {
         match self {
             Pattern::Glob(g) => ImageGlob::new(g),
             Pattern::Wildcard(w) => ImageGlob::wildcard(w),
+            Pattern::Expression(_) => return Err("an expression is not a glob".into()),
         }
         .map_err(|e| e.to_string())
     }
@@ -182,6 +189,8 @@ pub enum Check {
     Static(StaticAction),
     /// The node cannot check this; it is never satisfied and the text says why.
     Unsupported(String),
+    /// CEL validations over named attestors (Kyverno ImageValidatingPolicy).
+    Cel(Box<super::cel::CelCheck>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,6 +332,9 @@ pub fn compile(p: &NormalPolicy, keys: &dyn KeySource) -> Result<Compiled, Vec<S
     let globs = |patterns: &[Pattern], field: &str, errors: &mut Vec<String>| {
         let mut out = Vec::new();
         for (i, pat) in patterns.iter().enumerate() {
+            if matches!(pat, Pattern::Expression(_)) {
+                continue;
+            }
             match pat.compile() {
                 Ok(g) => out.push(g),
                 Err(e) => errors.push(format!("{field}[{i}]: {e}")),
@@ -332,6 +344,18 @@ pub fn compile(p: &NormalPolicy, keys: &dyn KeySource) -> Result<Compiled, Vec<S
     };
     let images = globs(&p.images, "images", &mut errors);
     let exclude_images = globs(&p.exclude_images, "excludeImages", &mut errors);
+    let mut image_expressions = Vec::new();
+    for (i, pat) in p.images.iter().enumerate() {
+        if let Pattern::Expression(e) = pat {
+            match super::cel::image_expression(&format!("images[{i}]"), e) {
+                Ok(x) => image_expressions.push(x),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+    }
+    if p.exclude_images.iter().any(|x| matches!(x, Pattern::Expression(_))) {
+        errors.push("excludeImages: expressions are not supported there".into());
+    }
     if p.images.is_empty() {
         errors.push("no image patterns: the policy would cover nothing".into());
     }
@@ -357,6 +381,9 @@ pub fn compile(p: &NormalPolicy, keys: &dyn KeySource) -> Result<Compiled, Vec<S
                     if let AuthorityKind::Unsupported(reason) = &kind {
                         warnings.push(format!("authority {:?} fails closed on this node: {reason}", a.name));
                     }
+                    if let AuthorityKind::Cel(c) = &kind {
+                        warnings.extend(c.fails_closed().into_iter().map(|w| format!("authority {:?}: {w}", a.name)));
+                    }
                     authorities.push(Authority { name: a.name.clone(), kind });
                 }
                 Err(e) => errors.push(format!("authority {:?}: {e}", a.name)),
@@ -370,6 +397,7 @@ pub fn compile(p: &NormalPolicy, keys: &dyn KeySource) -> Result<Compiled, Vec<S
     let policy = Policy {
         name: p.name.clone(),
         images,
+        image_expressions,
         exclude_images,
         namespaces: p.namespaces.clone(),
         requirements,
@@ -385,6 +413,14 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
         Check::Static(StaticAction::Pass) => return Ok(AuthorityKind::StaticPass),
         Check::Static(StaticAction::Fail) => return Ok(AuthorityKind::StaticFail),
         Check::Unsupported(reason) => return Ok(AuthorityKind::Unsupported(reason.clone())),
+        Check::Cel(c) => {
+            if c.attestors.iter().any(|a| matches!(a.check, Check::Cel(_))) {
+                return Err("an attestor cannot itself be a CEL check".into());
+            }
+            let mut attestor = |a: &NormalAuthority| compile_authority(a, keys);
+            let compiled = super::cel::compile(c, &mut attestor)?;
+            return Ok(AuthorityKind::Cel(std::sync::Arc::new(compiled)));
+        }
         Check::Key(k) => {
             let pem = match resolve(&k.key, keys)? {
                 Ok(pem) => pem,

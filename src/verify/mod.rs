@@ -14,8 +14,10 @@
 //! - [`sct`]: certificate-transparency proofs embedded in keyless certificates.
 //! - [`tlog`]: Rekor entries (SETs) checked offline.
 //! - [`dsse`]: attestations (DSSE envelopes, in-toto statements).
+//! - [`cel`]: CEL validations (Kyverno ImageValidatingPolicy) over that evidence.
 //! - [`gpg`]: Red Hat simple signing (OpenPGP) from lookaside stores.
 
+pub mod cel;
 pub mod dsse;
 pub mod gpg;
 pub mod keyless;
@@ -95,6 +97,11 @@ pub struct Needs {
 pub fn needs(policies: &[&Policy]) -> Needs {
     let mut n = Needs::default();
     for a in policies.iter().flat_map(|p| p.authorities()) {
+        if let AuthorityKind::Cel(c) = &a.kind {
+            let (signatures, attestations) = cel::needs(c);
+            n.signatures |= signatures;
+            n.attestations |= attestations;
+        }
         if let AuthorityKind::Signed(s) = &a.kind {
             if matches!(s.signer, Signer::Gpg(_)) {
                 n.simple_signing = true;
@@ -443,6 +450,7 @@ fn check_authority(kind: &AuthorityKind, evidence: &Evidence, digest: &str, cx: 
         AuthorityKind::StaticPass => Ok(()),
         AuthorityKind::StaticFail => Err("static authority always fails".to_string()),
         AuthorityKind::Unsupported(reason) => Err(format!("cannot be checked on this node: {reason}")),
+        AuthorityKind::Cel(c) => cel::check(c, evidence, digest, cx),
         AuthorityKind::Signed(by) if matches!(by.signer, Signer::Gpg(_)) => {
             if !by.attestations.is_empty() {
                 return Err("attestations signed with OpenPGP keys are not supported".into());

@@ -1,0 +1,688 @@
+//! CEL validations (Kyverno ImageValidatingPolicy) in the normalised form, and what the node
+//! can evaluate of them.
+//!
+//! A [`CelCheck`] is one authority of a [`super::normal::NormalPolicy`]: named attestors and
+//! attestations, and the policy's match conditions, variables and validations as CEL text.
+//! [`compile`] parses every expression and decides, expression by expression, whether the
+//! node evaluates it or fails closed. The node only knows the image of the container being
+//! created and the evidence fetched for it, so an expression is evaluated only in shapes
+//! whose per-container result is never looser than Kyverno's per-pod result:
+//!
+//! - `images` appears only as `images.<list>.all(i, …)` or `images.<list>.map(i, …).all(e, …)`,
+//!   as a term of the validation's top-level `&&` chain: a pod passes in Kyverno only if
+//!   every image passes, and each container's image is checked when it is created;
+//! - no `object`, `oldObject`, `namespaceObject` or `request` (NRI does not carry them, and
+//!   verdicts are shared across namespaces);
+//! - only functions the node implements ([`FUNCTIONS`]);
+//! - bounded size, nesting and comprehension depth, so evaluation stays inside the request
+//!   budget (CEL has no loops besides comprehensions over finite lists).
+//!
+//! Everything else compiles into a part that fails, naming the expression and the reason.
+//! Evaluation is [`crate::verify::cel`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use cel::common::ast::{operators as op, ComprehensionExpr, EntryExpr, Expr};
+use cel::common::value::CelVal;
+use cel::IdedExpr;
+use serde::{Deserialize, Serialize};
+
+use super::model::AuthorityKind;
+use super::normal::NormalAuthority;
+
+/// Longest expression accepted; Kyverno's own examples stay well under 1 KiB.
+pub const MAX_EXPRESSION_BYTES: usize = 4096;
+/// Deepest bracket nesting: the parser recurses on it.
+const MAX_NESTING: usize = 32;
+/// Most AST nodes in one expression.
+const MAX_NODES: usize = 1024;
+/// Nested comprehensions multiply their work; two levels over a payload list is plenty.
+const MAX_COMPREHENSION_DEPTH: usize = 2;
+
+/// The functions and operators the node implements. Anything else fails closed.
+pub const FUNCTIONS: &[&str] = &[
+    op::CONDITIONAL,
+    op::LOGICAL_AND,
+    op::LOGICAL_OR,
+    op::LOGICAL_NOT,
+    op::SUBSTRACT,
+    op::ADD,
+    op::MULTIPLY,
+    op::DIVIDE,
+    op::MODULO,
+    op::EQUALS,
+    op::NOT_EQUALS,
+    op::GREATER_EQUALS,
+    op::LESS_EQUALS,
+    op::GREATER,
+    op::LESS,
+    op::NEGATE,
+    op::INDEX,
+    op::NOT_STRICTLY_FALSE,
+    op::IN,
+    "size",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "matches",
+    "string",
+    "int",
+    "uint",
+    "double",
+    "max",
+    "min",
+    VERIFY_IMAGE_SIGNATURES,
+    VERIFY_ATTESTATION_SIGNATURES,
+    EXTRACT_PAYLOAD,
+];
+
+pub const VERIFY_IMAGE_SIGNATURES: &str = "verifyImageSignatures";
+pub const VERIFY_ATTESTATION_SIGNATURES: &str = "verifyAttestationSignatures";
+pub const EXTRACT_PAYLOAD: &str = "extractPayload";
+
+/// Admission data the node does not have.
+const UNKNOWN_ON_NODE: &[&str] = &["object", "oldObject", "namespaceObject", "request"];
+
+/// The normalised form: what `policy check` prints and the last-known-good file stores.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CelCheck {
+    /// Named attestors, each as the check the node performs for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestors: Vec<NormalAuthority>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<CelAttestation>,
+    /// All must be true for the validations to apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_conditions: Vec<NamedExpression>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<NamedExpression>,
+    pub validations: Vec<CelValidation>,
+    /// Kyverno `validationConfigurations.required`: some signature or attestation check
+    /// must have passed for the image.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_verified: bool,
+    /// `verifyDigest` without `mutateDigest`: the pod must name the image by digest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_digest: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CelAttestation {
+    pub name: String,
+    /// An in-toto statement of this predicate type, in a DSSE envelope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intoto: Option<String>,
+    /// An OCI 1.1 referrer of this artifact type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedExpression {
+    pub name: String,
+    pub expression: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CelValidation {
+    pub expression: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_expression: Option<String>,
+}
+
+/// Why an expression is not evaluated on the node.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CelError {
+    #[error("{field}: expression does not parse: {message}")]
+    Parse { field: String, message: String },
+    #[error("{field}: expression is longer than {MAX_EXPRESSION_BYTES} bytes")]
+    TooLong { field: String },
+    #[error("{field}: expression is too complex to evaluate within the request budget ({what})")]
+    TooComplex { field: String, what: &'static str },
+    #[error("{field}: {name} is not known on the node (NRI does not carry it)")]
+    UnknownData { field: String, name: String },
+    #[error("{field}: function {name} is not available on the node")]
+    UnknownFunction { field: String, name: String },
+    #[error("{field}: {name} is not defined by the policy")]
+    Undefined { field: String, name: String },
+    #[error(
+        "{field}: images may only be checked as images.<list>.all(…) or images.<list>.map(…).all(…), as a term \
+         of the expression's top-level &&: the node sees one container at a time"
+    )]
+    ImagesShape { field: String },
+    #[error("{field}: {message}")]
+    Unsupported { field: String, message: String },
+}
+
+/// A parsed expression, with its text for messages and the cache identity.
+#[derive(Clone)]
+pub struct Expression {
+    pub field: String,
+    pub source: String,
+    pub program: Arc<cel::Program>,
+}
+
+impl fmt::Debug for Expression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Expression({}: {:?})", self.field, self.source)
+    }
+}
+
+/// A validation the node evaluates, or the reason it fails closed.
+#[derive(Clone, Debug)]
+pub struct Validation {
+    pub check: Result<Expression, CelError>,
+    pub message: Option<String>,
+    pub message_expression: Option<Expression>,
+}
+
+#[derive(Clone, Debug)]
+pub enum AttestationKind {
+    InToto(String),
+    Referrer(String),
+}
+
+/// What the node evaluates for one [`CelCheck`].
+#[derive(Clone, Debug)]
+pub struct CompiledCel {
+    pub attestors: BTreeMap<String, AuthorityKind>,
+    pub attestations: BTreeMap<String, AttestationKind>,
+    /// `Err`: the condition cannot be evaluated here, so the validations apply (a match
+    /// condition only narrows what is checked).
+    pub match_conditions: Vec<Result<Expression, CelError>>,
+    pub variables: Vec<(String, Result<Expression, CelError>)>,
+    pub validations: Vec<Validation>,
+    pub require_verified: bool,
+    pub require_digest: bool,
+}
+
+impl CompiledCel {
+    /// The parts that fail closed, for `policy check` warnings.
+    pub fn fails_closed(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .validations
+            .iter()
+            .filter_map(|v| v.check.as_ref().err())
+            .map(|e| format!("fails closed: {e}"))
+            .collect();
+        out.extend(
+            self.match_conditions
+                .iter()
+                .filter_map(|m| m.as_ref().err())
+                .map(|e| format!("not evaluated, the validations always apply: {e}")),
+        );
+        out.extend(self.attestors.iter().filter_map(|(n, a)| match a {
+            AuthorityKind::Unsupported(why) => Some(format!("attestor {n} never verifies: {why}")),
+            _ => None,
+        }));
+        out
+    }
+
+    /// Does any expression verify image signatures, or attestations?
+    pub fn uses(&self, function: &str) -> bool {
+        let mut exprs = self.validations.iter().filter_map(|v| v.check.as_ref().ok());
+        let mut vars = self.variables.iter().filter_map(|(_, v)| v.as_ref().ok());
+        exprs.any(|e| e.program.references().has_function(function))
+            || vars.any(|e| e.program.references().has_function(function))
+    }
+}
+
+/// An image-matching expression (`matchImageReferences[].expression`): `ref` is the image.
+#[derive(Clone, Debug)]
+pub struct ImageExpression(pub Expression);
+
+/// Compile one `matchImageReferences` expression; only `ref` and pure functions are allowed.
+pub fn image_expression(field: &str, source: &str) -> Result<ImageExpression, CelError> {
+    let e = parse(field, source)?;
+    let scope = Scope { roots: BTreeSet::from(["ref"]), ..Default::default() };
+    check(field, e.program.expression(), &scope, 0)?;
+    Ok(ImageExpression(e))
+}
+
+/// Compile a [`CelCheck`]; the attestors are compiled by the caller's authority compiler.
+pub fn compile(
+    c: &CelCheck,
+    compile_attestor: &mut dyn FnMut(&NormalAuthority) -> Result<AuthorityKind, String>,
+) -> Result<CompiledCel, String> {
+    let mut attestors = BTreeMap::new();
+    for a in &c.attestors {
+        let kind = compile_attestor(a).map_err(|e| format!("attestor {}: {e}", a.name))?;
+        if attestors.insert(a.name.clone(), kind).is_some() {
+            return Err(format!("attestor {} is defined twice", a.name));
+        }
+    }
+    let mut attestations = BTreeMap::new();
+    for a in &c.attestations {
+        let kind = match (&a.intoto, &a.referrer) {
+            (Some(t), None) => AttestationKind::InToto(t.clone()),
+            (None, Some(t)) => AttestationKind::Referrer(t.clone()),
+            _ => return Err(format!("attestation {}: exactly one of intoto or referrer", a.name)),
+        };
+        if attestations.insert(a.name.clone(), kind).is_some() {
+            return Err(format!("attestation {} is defined twice", a.name));
+        }
+    }
+    let variable_names: BTreeSet<&str> = c.variables.iter().map(|v| v.name.as_str()).collect();
+    let scope = Scope {
+        roots: BTreeSet::new(),
+        attestors: attestors.keys().map(String::as_str).collect(),
+        attestations: attestations.keys().map(String::as_str).collect(),
+        variables: variable_names,
+        bound: Vec::new(),
+    };
+    let match_conditions = c
+        .match_conditions
+        .iter()
+        .map(|m| {
+            let field = format!("matchConditions[{}]", m.name);
+            let e = parse(&field, &m.expression)?;
+            check(&field, e.program.expression(), &scope, 0)?;
+            Ok(e)
+        })
+        .collect();
+    let variables = c
+        .variables
+        .iter()
+        .map(|v| {
+            let field = format!("variables[{}]", v.name);
+            let compiled = parse(&field, &v.expression).and_then(|e| {
+                check(&field, e.program.expression(), &scope, 0)?;
+                Ok(e)
+            });
+            (v.name.clone(), compiled)
+        })
+        .collect();
+    let validations = c
+        .validations
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let field = format!("validations[{i}]");
+            let compiled = parse(&field, &v.expression).and_then(|e| {
+                validation_shape(&field, e.program.expression(), &scope)?;
+                Ok(e)
+            });
+            let message_expression = v.message_expression.as_ref().and_then(|m| {
+                let field = format!("{field}.messageExpression");
+                let e = parse(&field, m).ok()?;
+                check(&field, e.program.expression(), &scope, 0).ok()?;
+                Some(e)
+            });
+            Validation { check: compiled, message: v.message.clone(), message_expression }
+        })
+        .collect();
+    if c.validations.is_empty() {
+        return Err("no validations: nothing to evaluate".into());
+    }
+    Ok(CompiledCel {
+        attestors,
+        attestations,
+        match_conditions,
+        variables,
+        validations,
+        require_verified: c.require_verified,
+        require_digest: c.require_digest,
+    })
+}
+
+/// One line per part, saying whether the node evaluates it: for `explain`.
+pub fn describe(c: &CelCheck) -> Vec<String> {
+    let mut compile_attestor = |a: &NormalAuthority| -> Result<AuthorityKind, String> {
+        Ok(match &a.check {
+            super::normal::Check::Unsupported(why) => AuthorityKind::Unsupported(why.clone()),
+            _ => AuthorityKind::StaticPass,
+        })
+    };
+    let compiled = match compile(c, &mut compile_attestor) {
+        Ok(c) => c,
+        Err(e) => return vec![format!("fails closed: {e}")],
+    };
+    let mut out = Vec::new();
+    for (i, v) in compiled.validations.iter().enumerate() {
+        match &v.check {
+            Ok(e) => out.push(format!("validations[{i}] evaluated on the node: {}", e.source.trim())),
+            Err(e) => out.push(format!("fails closed: {e}")),
+        }
+    }
+    for (i, m) in compiled.match_conditions.iter().enumerate() {
+        match m {
+            Ok(e) => out.push(format!("{} evaluated on the node: {}", e.field, e.source.trim())),
+            Err(e) => out.push(format!("matchConditions[{i}] not evaluated, the validations always apply: {e}")),
+        }
+    }
+    for a in &c.attestors {
+        if let super::normal::Check::Unsupported(why) = &a.check {
+            out.push(format!("attestor {} never verifies: {why}", a.name));
+        }
+    }
+    if c.require_verified {
+        out.push("the image must pass a signature or attestation check (validationConfigurations.required)".into());
+    }
+    if c.require_digest {
+        out.push("the pod must name the image by digest (verifyDigest without mutateDigest)".into());
+    }
+    out
+}
+
+fn parse(field: &str, source: &str) -> Result<Expression, CelError> {
+    if source.len() > MAX_EXPRESSION_BYTES {
+        return Err(CelError::TooLong { field: field.into() });
+    }
+    // Counted over the whole text, strings included: an overestimate only refuses more.
+    let mut depth = 0usize;
+    for c in source.chars() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(CelError::TooComplex { field: field.into(), what: "nesting" });
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let program = cel::Program::compile(source)
+        .map_err(|e| CelError::Parse { field: field.into(), message: e.to_string().replace('\n', " ") })?;
+    if nodes(program.expression()) > MAX_NODES {
+        return Err(CelError::TooComplex { field: field.into(), what: "size" });
+    }
+    Ok(Expression { field: field.into(), source: source.into(), program: Arc::new(program) })
+}
+
+fn nodes(e: &IdedExpr) -> usize {
+    1 + children(e).iter().map(|c| nodes(c)).sum::<usize>()
+}
+
+fn children(e: &IdedExpr) -> Vec<&IdedExpr> {
+    match &e.expr {
+        Expr::Call(c) => c.target.iter().map(|t| t.as_ref()).chain(c.args.iter()).collect(),
+        Expr::Comprehension(c) => vec![&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result],
+        Expr::List(l) => l.elements.iter().collect(),
+        Expr::Map(m) => m
+            .entries
+            .iter()
+            .flat_map(|en| match &en.expr {
+                EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
+                EntryExpr::StructField(sf) => vec![&sf.value],
+            })
+            .collect(),
+        Expr::Select(s) => vec![&s.operand],
+        Expr::Struct(s) => s
+            .entries
+            .iter()
+            .flat_map(|en| match &en.expr {
+                EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
+                EntryExpr::StructField(sf) => vec![&sf.value],
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[derive(Clone, Default)]
+struct Scope<'a> {
+    /// Free identifiers allowed as they are (`ref` in image matching).
+    roots: BTreeSet<&'a str>,
+    attestors: BTreeSet<&'a str>,
+    attestations: BTreeSet<&'a str>,
+    variables: BTreeSet<&'a str>,
+    /// Comprehension variables in scope.
+    bound: Vec<String>,
+}
+
+impl Scope<'_> {
+    fn with(&self, names: &[&str]) -> Self {
+        let mut s = self.clone();
+        s.bound.extend(names.iter().map(|n| n.to_string()));
+        s
+    }
+}
+
+/// Is `e` an expression the node evaluates exactly (with `images` not allowed)?
+fn check(field: &str, e: &IdedExpr, scope: &Scope<'_>, depth: usize) -> Result<(), CelError> {
+    let f = || field.to_string();
+    match &e.expr {
+        Expr::Ident(name) => {
+            if scope.bound.iter().any(|b| b == name) || scope.roots.contains(name.as_str()) {
+                Ok(())
+            } else if UNKNOWN_ON_NODE.contains(&name.as_str()) {
+                Err(CelError::UnknownData { field: f(), name: name.clone() })
+            } else if name == "images" {
+                Err(CelError::ImagesShape { field: f() })
+            } else if matches!(name.as_str(), "attestors" | "attestations" | "variables") {
+                Err(CelError::Unsupported { field: f(), message: format!("{name} is used only as {name}.<name>") })
+            } else {
+                Err(CelError::Undefined { field: f(), name: name.clone() })
+            }
+        }
+        Expr::Select(s) => {
+            if let Expr::Ident(root) = &s.operand.expr {
+                if !scope.bound.iter().any(|b| b == root) {
+                    let known = match root.as_str() {
+                        "attestors" => Some(&scope.attestors),
+                        "attestations" => Some(&scope.attestations),
+                        "variables" => Some(&scope.variables),
+                        _ => None,
+                    };
+                    if let Some(known) = known {
+                        if s.test {
+                            return Err(CelError::Unsupported {
+                                field: f(),
+                                message: format!("has() on {root} is not evaluated on the node"),
+                            });
+                        }
+                        return if known.contains(s.field.as_str()) {
+                            Ok(())
+                        } else {
+                            Err(CelError::Undefined { field: f(), name: format!("{root}.{}", s.field) })
+                        };
+                    }
+                }
+            }
+            check(field, &s.operand, scope, depth)
+        }
+        Expr::Call(c) => {
+            if !FUNCTIONS.contains(&c.func_name.as_str()) {
+                return Err(CelError::UnknownFunction { field: f(), name: c.func_name.clone() });
+            }
+            for child in c.target.iter().map(|t| t.as_ref()).chain(c.args.iter()) {
+                check(field, child, scope, depth)?;
+            }
+            Ok(())
+        }
+        Expr::Comprehension(c) => {
+            if depth + 1 > MAX_COMPREHENSION_DEPTH {
+                return Err(CelError::TooComplex { field: f(), what: "nested comprehensions" });
+            }
+            comprehension(field, c, scope, depth)
+        }
+        Expr::List(l) => {
+            if !l.optional_indices.is_empty() {
+                return Err(CelError::Unsupported { field: f(), message: "optional list elements".into() });
+            }
+            l.elements.iter().try_for_each(|x| check(field, x, scope, depth))
+        }
+        Expr::Map(_) => children(e).into_iter().try_for_each(|x| check(field, x, scope, depth)),
+        Expr::Literal(_) => Ok(()),
+        Expr::Struct(s) => {
+            Err(CelError::Unsupported { field: f(), message: format!("message type {} is not known", s.type_name) })
+        }
+        Expr::Unspecified => Err(CelError::Unsupported { field: f(), message: "empty expression".into() }),
+    }
+}
+
+fn comprehension(field: &str, c: &ComprehensionExpr, scope: &Scope<'_>, depth: usize) -> Result<(), CelError> {
+    check(field, &c.iter_range, scope, depth)?;
+    check(field, &c.accu_init, scope, depth)?;
+    let mut names = vec![c.iter_var.as_str(), c.accu_var.as_str()];
+    names.extend(c.iter_var2.as_deref());
+    let inner = scope.with(&names);
+    for part in [&c.loop_cond, &c.loop_step] {
+        check(field, part, &inner, depth + 1)?;
+    }
+    check(field, &c.result, &scope.with(&[c.accu_var.as_str()]), depth)
+}
+
+/// A validation: a top-level `&&` chain whose terms either do not use `images`, or
+/// quantify over one image list with `all`.
+fn validation_shape(field: &str, e: &IdedExpr, scope: &Scope<'_>) -> Result<(), CelError> {
+    let mut terms = Vec::new();
+    conjuncts(e, &mut terms);
+    for term in terms {
+        if !mentions_images(term, &scope.bound) {
+            check(field, term, scope, 0)?;
+            continue;
+        }
+        let Some(all) = as_all(term) else { return Err(CelError::ImagesShape { field: field.into() }) };
+        let inner = scope.with(&[all.iter_var.as_str(), all.accu_var.as_str()]);
+        let body = all_body(all).expect("checked by as_all");
+        match &all.iter_range.expr {
+            Expr::Select(s) if is_images_list(s) => {}
+            Expr::Comprehension(m)
+                if as_map(m).is_some_and(|_| matches!(&m.iter_range.expr, Expr::Select(s) if is_images_list(s))) =>
+            {
+                let func = as_map(m).expect("checked");
+                check(field, func, &scope.with(&[m.iter_var.as_str(), m.accu_var.as_str()]), 1)?;
+            }
+            _ => return Err(CelError::ImagesShape { field: field.into() }),
+        }
+        // The per-image body may not look at the other images.
+        if mentions_images(body, &inner.bound) {
+            return Err(CelError::ImagesShape { field: field.into() });
+        }
+        check(field, body, &inner, 1)?;
+    }
+    Ok(())
+}
+
+fn conjuncts<'e>(e: &'e IdedExpr, out: &mut Vec<&'e IdedExpr>) {
+    match &e.expr {
+        Expr::Call(c) if c.func_name == op::LOGICAL_AND && c.target.is_none() && c.args.len() == 2 => {
+            conjuncts(&c.args[0], out);
+            conjuncts(&c.args[1], out);
+        }
+        _ => out.push(e),
+    }
+}
+
+fn mentions_images(e: &IdedExpr, bound: &[String]) -> bool {
+    match &e.expr {
+        Expr::Ident(n) => n == "images" && !bound.iter().any(|b| b == "images"),
+        _ => children(e).into_iter().any(|c| mentions_images(c, bound)),
+    }
+}
+
+fn is_images_list(s: &cel::common::ast::SelectExpr) -> bool {
+    !s.test && matches!(&s.operand.expr, Expr::Ident(n) if n == "images")
+}
+
+/// `range.all(v, body)` as the parser expands it.
+fn as_all(e: &IdedExpr) -> Option<&ComprehensionExpr> {
+    let Expr::Comprehension(c) = &e.expr else { return None };
+    let init_true = matches!(&c.accu_init.expr, Expr::Literal(CelVal::Boolean(true)));
+    let result_is_accu = matches!(&c.result.expr, Expr::Ident(n) if *n == c.accu_var);
+    (init_true && result_is_accu && c.iter_var2.is_none() && all_body(c).is_some()).then_some(c.as_ref())
+}
+
+fn all_body(c: &ComprehensionExpr) -> Option<&IdedExpr> {
+    match &c.loop_step.expr {
+        Expr::Call(s) if s.func_name == op::LOGICAL_AND && s.args.len() == 2 => {
+            matches!(&s.args[0].expr, Expr::Ident(n) if *n == c.accu_var).then_some(&s.args[1])
+        }
+        _ => None,
+    }
+}
+
+/// `range.map(v, func)` (the two-argument form) as the parser expands it: its `func`.
+fn as_map(c: &ComprehensionExpr) -> Option<&IdedExpr> {
+    let init_empty = matches!(&c.accu_init.expr, Expr::List(l) if l.elements.is_empty());
+    let result_is_accu = matches!(&c.result.expr, Expr::Ident(n) if *n == c.accu_var);
+    if !init_empty || !result_is_accu || c.iter_var2.is_some() {
+        return None;
+    }
+    match &c.loop_step.expr {
+        Expr::Call(s) if s.func_name == op::ADD && s.args.len() == 2 => match (&s.args[0].expr, &s.args[1].expr) {
+            (Expr::Ident(n), Expr::List(l)) if *n == c.accu_var && l.elements.len() == 1 => Some(&l.elements[0]),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validation(src: &str) -> Result<(), CelError> {
+        let names = BTreeSet::from(["cosign"]);
+        let scope = Scope { attestors: names, attestations: BTreeSet::from(["sbom"]), ..Default::default() };
+        let e = parse("validations[0]", src)?;
+        validation_shape("validations[0]", e.program.expression(), &scope)
+    }
+
+    #[test]
+    fn per_image_shapes_are_evaluated() {
+        validation("images.containers.map(image, verifyImageSignatures(image, [attestors.cosign])).all(e, e > 0)")
+            .unwrap();
+        validation("images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) > 0)").unwrap();
+        validation(
+            "images.containers.all(i, verifyAttestationSignatures(i, attestations.sbom, [attestors.cosign]) > 0) && \
+             images.initContainers.all(i, extractPayload(i, attestations.sbom).bomFormat == 'CycloneDX')",
+        )
+        .unwrap();
+        validation("1 + 1 == 2").unwrap();
+    }
+
+    #[test]
+    fn shapes_that_could_be_looser_per_container_fail_closed() {
+        for src in [
+            // One signed container would stand in for all.
+            "images.containers.exists(i, verifyImageSignatures(i, [attestors.cosign]) > 0)",
+            "images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) > 0) || \
+             images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) > 1)",
+            "!images.containers.all(i, i.startsWith('x'))",
+            "images.containers.size() <= 1",
+            "images.containers.all(i, images.initContainers.size() == 0)",
+            "images.containers.map(i, i, i).all(e, true)",
+        ] {
+            assert!(matches!(validation(src), Err(CelError::ImagesShape { .. })), "{src}");
+        }
+    }
+
+    #[test]
+    fn unknown_data_functions_and_names_fail_closed_naming_them() {
+        let e = validation("request.userInfo.username == 'admin'").unwrap_err();
+        assert_eq!(e.to_string(), "validations[0]: request is not known on the node (NRI does not carry it)");
+        let e = validation("images.containers.all(i, getImageData(i).config.user != 'root')").unwrap_err();
+        assert!(matches!(&e, CelError::UnknownFunction { name, .. } if name == "getImageData"), "{e}");
+        let e = validation("images.containers.all(i, verifyImageSignatures(i, [attestors.notary]) > 0)").unwrap_err();
+        assert!(matches!(&e, CelError::Undefined { name, .. } if name == "attestors.notary"), "{e}");
+        let e = validation("has(object.metadata.labels)").unwrap_err();
+        assert!(matches!(&e, CelError::UnknownData { name, .. } if name == "object"), "{e}");
+    }
+
+    #[test]
+    fn expressions_are_bounded() {
+        let long = format!("{} true", "true && ".repeat(MAX_EXPRESSION_BYTES / 8 + 1));
+        assert!(matches!(validation(&long), Err(CelError::TooLong { .. })));
+        let deep = format!("{}true{}", "(".repeat(MAX_NESTING + 1), ")".repeat(MAX_NESTING + 1));
+        assert!(matches!(validation(&deep), Err(CelError::TooComplex { .. })));
+        let nested = "[1,2].all(a, [1,2].all(b, [1,2].all(c, true)))";
+        assert!(matches!(validation(nested), Err(CelError::TooComplex { .. })), "{:?}", validation(nested));
+    }
+
+    #[test]
+    fn image_expressions_see_only_ref() {
+        image_expression("m", "ref.startsWith('ghcr.io/')").unwrap();
+        assert!(image_expression("m", "object.metadata.name == 'x'").is_err());
+    }
+}
