@@ -637,3 +637,316 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, String> {
         attestations: Vec::new(),
     }))
 }
+
+/// Kyverno's semantics end to end: import, compile, match, evaluate against real
+/// signatures and attestations.
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use base64::Engine;
+    use serde_json::json;
+
+    use crate::policy::file::parse_documents;
+    use crate::policy::normal::{compile, FilesOnly};
+    use crate::policy::{NoMatchAction, PolicySet};
+    use crate::registry::{Form, SignatureLayer, Signatures};
+    use crate::verify::dsse::IN_TOTO_PAYLOAD_TYPE;
+    use crate::verify::testkit::TestSigner;
+    use crate::verify::trust::TrustRoot;
+    use crate::verify::{evaluate, Context, Evaluation, Evidence};
+
+    const D: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn set(yaml: &str) -> (Arc<PolicySet>, Vec<String>) {
+        let mut policies = Vec::new();
+        let mut warnings = Vec::new();
+        for doc in parse_documents(Path::new("t.yaml"), yaml).unwrap() {
+            for p in super::super::import(&doc).unwrap().policies {
+                let c = compile(&p, &FilesOnly(Path::new("/"))).unwrap();
+                warnings.extend(c.warnings);
+                policies.push(c.policy);
+            }
+        }
+        (PolicySet::assemble(policies, NoMatchAction::Deny), warnings)
+    }
+
+    fn indent(text: &str, n: usize) -> String {
+        text.lines().map(|l| format!("{}{l}\n", " ".repeat(n))).collect()
+    }
+
+    /// An IVP with one cosign key attestor (no log), `extra` spliced into the spec.
+    fn key_policy(k: &TestSigner, extra: &str, validations: &str) -> String {
+        format!(
+            "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  \
+             matchImageReferences: [{{glob: \"reg.io/*\"}}]\n{extra}  attestors:\n  - name: cosign\n    cosign:\n      \
+             ctlog: {{insecureIgnoreTlog: true}}\n      key:\n        data: |\n{}  attestations:\n  - name: sbom\n    \
+             intoto: {{type: https://cyclonedx.org/bom}}\n  validations:\n{validations}",
+            indent(&k.public_pem(), 10)
+        )
+    }
+
+    const SIGNED: &str = "  - expression: images.containers.map(image, verifyImageSignatures(image, [attestors.cosign])).all(e, e > 0)\n    message: failed the image signature verification\n";
+
+    fn evidence(image: &str, signatures: Vec<SignatureLayer>, attestations: Vec<SignatureLayer>) -> Evidence {
+        Evidence {
+            reference: image.to_string(),
+            signatures: Some(Ok(Signatures { location: "test.sig".into(), layers: signatures })),
+            attestations: Some(Ok(Signatures { location: "test.att".into(), layers: attestations })),
+            ..Default::default()
+        }
+    }
+
+    fn eval_with(s: &PolicySet, ev: &Evidence, digest: &str, trust: &TrustRoot) -> Evaluation {
+        let repo = ev.reference.split('@').next().unwrap().rsplit_once(':').map_or(ev.reference.as_str(), |(r, _)| r);
+        let matched = s.matching(&ev.reference, repo, None);
+        assert!(!matched.is_empty(), "no policy matches {}", ev.reference);
+        evaluate(&matched, ev, digest, Context { trust, now: Context::now_secs() })
+    }
+
+    fn eval(s: &PolicySet, ev: &Evidence) -> Evaluation {
+        eval_with(s, ev, D, &TrustRoot::empty())
+    }
+
+    fn signed_by(signers: &[&TestSigner]) -> Vec<SignatureLayer> {
+        signers.iter().map(|s| s.sign_digest("reg.io/app", D)).collect()
+    }
+
+    /// A DSSE envelope with an in-toto statement about `digest`, signed by `signer`.
+    fn attestation(
+        signer: &TestSigner,
+        digest: &str,
+        predicate_type: &str,
+        predicate: serde_json::Value,
+    ) -> SignatureLayer {
+        let (_, hex) = digest.split_once(':').unwrap();
+        let statement = json!({
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "predicateType": predicate_type,
+            "subject": [{"name": "reg.io/app", "digest": {"sha256": hex}}],
+            "predicate": predicate,
+        })
+        .to_string();
+        let pae =
+            format!("DSSEv1 {} {IN_TOTO_PAYLOAD_TYPE} {} {statement}", IN_TOTO_PAYLOAD_TYPE.len(), statement.len());
+        let sig = signer.sign_raw(pae.as_bytes()).signature;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(statement.as_bytes());
+        let envelope = json!({"payloadType": IN_TOTO_PAYLOAD_TYPE, "payload": b64, "signatures": [{"sig": sig}]});
+        SignatureLayer { payload: envelope.to_string().into_bytes(), form: Form::Envelope, ..Default::default() }
+    }
+
+    #[test]
+    fn cosign_key_admits_the_signed_image_and_rejects_unsigned_or_foreign_signatures() {
+        let k = TestSigner::new(1);
+        let (s, warnings) = set(&key_policy(&k, "", SIGNED));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![])).allowed);
+        let unsigned = eval(&s, &evidence("reg.io/app:1", vec![], vec![]));
+        assert!(!unsigned.allowed);
+        assert!(
+            unsigned.failures[0].contains("validations[0]: failed the image signature verification"),
+            "{unsigned:?}"
+        );
+        assert!(!eval(&s, &evidence("reg.io/app:1", signed_by(&[&TestSigner::new(2)]), vec![])).allowed);
+        // Images the policy does not select are left to the node's no-match action.
+        assert!(s.matching("quay.io/app:1", "quay.io/app", None).is_empty());
+    }
+
+    #[test]
+    fn keyless_identity_must_match_and_chain_to_the_roots() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign");
+        let vector = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+        let digest = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
+        let policy = |subject: &str| {
+            format!(
+                "apiVersion: policies.kyverno.io/v1beta1\nkind: ImageValidatingPolicy\nmetadata: {{name: k}}\nspec:\n  \
+                 matchImageReferences: [{{glob: \"registry.example/*\"}}]\n  attestors:\n  - name: ci\n    cosign:\n      \
+                 ctlog: {{insecureIgnoreTlog: true, insecureIgnoreSCT: true}}\n      keyless:\n        identities:\n        \
+                 - {{issuer: \"https://issuer.example\", subject: \"{subject}\"}}\n        roots: |\n{}  validations:\n  - \
+                 expression: images.containers.map(i, verifyImageSignatures(i, [attestors.ci])).all(e, e > 0)\n",
+                indent(&vector("root.pem"), 10)
+            )
+        };
+        let layer = SignatureLayer {
+            payload: vector("payload.json").into_bytes(),
+            signature: vector("payload-leaf.sig").trim().into(),
+            certificate: Some(vector("leaf-email.pem")),
+            chain: Some(vector("chain.pem")),
+            ..Default::default()
+        };
+        let ev = evidence("registry.example/team/app:v1", vec![layer], vec![]);
+        let trust = TrustRoot::empty();
+        let (good, _) = set(&policy("builder@example.com"));
+        assert!(eval_with(&good, &ev, digest, &trust).allowed);
+        let (other, _) = set(&policy("someone@example.com"));
+        assert!(!eval_with(&other, &ev, digest, &trust).allowed);
+    }
+
+    const SBOM: &str = "  - expression: images.containers.map(image, verifyAttestationSignatures(image, attestations.sbom, [attestors.cosign])).all(e, e > 0)\n    message: failed to verify the SBOM attestation\n  - expression: images.containers.map(image, extractPayload(image, attestations.sbom).predicate.bomFormat == 'CycloneDX').all(e, e)\n    message: the SBOM is not CycloneDX\n";
+
+    #[test]
+    fn an_attestation_payload_condition_reads_the_verified_statement() {
+        let k = TestSigner::new(1);
+        let (s, _) = set(&key_policy(&k, "", SBOM));
+        let sbom = |by: &TestSigner, format: &str| {
+            attestation(by, D, "https://cyclonedx.org/bom", json!({"bomFormat": format, "specVersion": "1.5"}))
+        };
+        assert!(eval(&s, &evidence("reg.io/app:1", vec![], vec![sbom(&k, "CycloneDX")])).allowed);
+        let spdx = eval(&s, &evidence("reg.io/app:1", vec![], vec![sbom(&k, "SPDX")]));
+        assert!(!spdx.allowed);
+        assert!(spdx.failures[0].contains("validations[1]: the SBOM is not CycloneDX"), "{spdx:?}");
+        // Another signer's statement is neither verified nor read.
+        let foreign = eval(&s, &evidence("reg.io/app:1", vec![], vec![sbom(&TestSigner::new(2), "CycloneDX")]));
+        assert!(foreign.failures[0].contains("validations[0]: failed to verify the SBOM attestation"), "{foreign:?}");
+        // An attestation about another digest does not count.
+        let other =
+            attestation(&k, &D.replace('1', "2"), "https://cyclonedx.org/bom", json!({"bomFormat": "CycloneDX"}));
+        assert!(!eval(&s, &evidence("reg.io/app:1", vec![], vec![other])).allowed);
+    }
+
+    #[test]
+    fn a_payload_is_not_read_before_it_is_verified() {
+        let k = TestSigner::new(1);
+        let only_extract = "  - expression: images.containers.all(i, extractPayload(i, attestations.sbom).predicate.bomFormat == 'CycloneDX')\n";
+        let (s, _) = set(&key_policy(&k, "", only_extract));
+        let att = attestation(&k, D, "https://cyclonedx.org/bom", json!({"bomFormat": "CycloneDX"}));
+        let e = eval(&s, &evidence("reg.io/app:1", vec![], vec![att]));
+        assert!(!e.allowed);
+        assert!(e.failures[0].contains("cannot be read before it is verified"), "{e:?}");
+    }
+
+    #[test]
+    fn audit_and_warn_without_deny_are_warn_mode() {
+        let k = TestSigner::new(1);
+        for (actions, enforced) in [("[Audit]", false), ("[Warn]", false), ("[Audit, Deny]", true), ("[]", true)] {
+            let (s, _) = set(&key_policy(&k, &format!("  validationActions: {actions}\n"), SIGNED));
+            let e = eval(&s, &evidence("reg.io/app:1", vec![], vec![]));
+            assert_eq!(e.allowed, !enforced, "{actions}: {e:?}");
+            assert_eq!(e.warned, !enforced, "{actions}");
+        }
+    }
+
+    #[test]
+    fn a_namespace_selector_by_name_narrows_and_other_labels_widen() {
+        let k = TestSigner::new(1);
+        let selector = "  matchConstraints:\n    namespaceSelector:\n      matchLabels: {team: payments}\n      matchExpressions:\n      - {key: kubernetes.io/metadata.name, operator: In, values: [payments, checkout]}\n";
+        let (s, _) = set(&key_policy(&k, selector, SIGNED));
+        let covered = |ns: Option<&str>| !s.matching("reg.io/app:1", "reg.io/app", ns).is_empty();
+        assert!(covered(Some("payments")) && covered(Some("checkout")));
+        assert!(!covered(Some("default")));
+        assert!(!covered(None), "a policy confined to named namespaces does not apply to an unknown one");
+        let not_in = "  matchConstraints:\n    namespaceSelector:\n      matchExpressions:\n      - {key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}\n";
+        let (s, _) = set(&key_policy(&k, not_in, SIGNED));
+        assert!(s.matching("reg.io/app:1", "reg.io/app", Some("kube-system")).is_empty());
+        assert!(!s.matching("reg.io/app:1", "reg.io/app", Some("default")).is_empty());
+    }
+
+    #[test]
+    fn request_fields_and_unknown_functions_fail_closed_naming_the_expression() {
+        let k = TestSigner::new(1);
+        let v = format!(
+            "{SIGNED}  - expression: request.userInfo.username != 'intruder'\n  - expression: images.containers.all(i, getImageData(i).config.user != 'root')\n"
+        );
+        let (s, warnings) = set(&key_policy(&k, "", &v));
+        assert!(
+            warnings.iter().any(|w| w.contains("validations[1]: request is not known on the node")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings.iter().any(|w| w.contains("validations[2]: function getImageData is not available")),
+            "{warnings:?}"
+        );
+        let e = eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![]));
+        assert!(!e.allowed);
+        assert!(e.failures[0].contains("validations[1]: request is not known on the node"), "{e:?}");
+    }
+
+    #[test]
+    fn required_verification_and_digest_settings() {
+        let k = TestSigner::new(1);
+        let trivially = "  - expression: \"true\"\n";
+        let (s, _) = set(&key_policy(&k, "", trivially));
+        let e = eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![]));
+        assert!(!e.allowed && e.failures[0].contains("is not verified"), "required by default: {e:?}");
+        let (s, _) = set(&key_policy(&k, "  validationConfigurations: {required: false}\n", trivially));
+        assert!(eval(&s, &evidence("reg.io/app:1", vec![], vec![])).allowed);
+        let by_tag = "  validationConfigurations: {mutateDigest: false}\n";
+        let (s, _) = set(&key_policy(&k, by_tag, SIGNED));
+        let e = eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![]));
+        assert!(!e.allowed && e.failures[0].contains("does not have a digest"), "{e:?}");
+        let pinned = format!("reg.io/app@{D}");
+        assert!(eval(&s, &evidence(&pinned, signed_by(&[&k]), vec![])).allowed);
+    }
+
+    #[test]
+    fn match_image_expressions_and_conditions() {
+        let k = TestSigner::new(1);
+        let refs = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: e}\nspec:\n  matchImageReferences:\n  - expression: ref.startsWith('reg.io/signed/')\n  attestors:\n  - {name: c, notary: {}}\n  validations:\n  - expression: \"false\"\n";
+        let (s, _) = set(refs);
+        assert_eq!(s.matching("reg.io/signed/app:1", "reg.io/signed/app", None).len(), 1);
+        assert!(s.matching("reg.io/other/app:1", "reg.io/other/app", None).is_empty());
+        // A condition that is exactly false leaves the image alone, as in Kyverno.
+        let (s, _) = set(&key_policy(&k, "  matchConditions:\n  - {name: never, expression: \"1 == 2\"}\n", SIGNED));
+        assert!(eval(&s, &evidence("reg.io/app:1", vec![], vec![])).allowed);
+        // One the node cannot evaluate is taken as true: the validations apply.
+        let on_labels = "  matchConditions:\n  - {name: prod, expression: \"has(object.metadata.labels.prod)\"}\n";
+        let (s, warnings) = set(&key_policy(&k, on_labels, SIGNED));
+        assert!(warnings.iter().any(|w| w.contains("object is not known on the node")), "{warnings:?}");
+        assert!(!eval(&s, &evidence("reg.io/app:1", vec![], vec![])).allowed);
+        // Glob syntax wildcards cannot express covers every image.
+        let braces = key_policy(&k, "", SIGNED).replace("glob: \"reg.io/*\"", "glob: \"reg.io/{a,b}\"");
+        let (s, _) = set(&braces);
+        assert_eq!(s.matching("quay.io/x:1", "quay.io/x", None).len(), 1);
+    }
+
+    #[test]
+    fn only_the_image_being_created_can_be_verified() {
+        let k = TestSigner::new(1);
+        let v = "  - expression: verifyImageSignatures('reg.io/other:1', [attestors.cosign]) > 0\n";
+        let (s, _) = set(&key_policy(&k, "", v));
+        let e = eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![]));
+        assert!(!e.allowed && e.failures[0].contains("only the image being created"), "{e:?}");
+    }
+
+    #[test]
+    fn every_served_version_of_both_kinds_is_read_and_watched() {
+        for v in ["v1", "v1beta1", "v1alpha1"] {
+            assert!(super::super::is_supported(&format!("policies.kyverno.io/{v}"), "ImageValidatingPolicy"));
+        }
+        for v in ["v1", "v1beta1"] {
+            assert!(super::super::is_supported(&format!("policies.kyverno.io/{v}"), "NamespacedImageValidatingPolicy"));
+        }
+        // Discovery takes the first served version listed: the newest must come first.
+        let ivp: Vec<&str> =
+            super::super::KINDS.iter().filter(|k| k.kind == "ImageValidatingPolicy").map(|k| k.version).collect();
+        assert_eq!(ivp, ["v1", "v1beta1", "v1alpha1"]);
+        let rbac =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/kubernetes/rbac.yaml"))
+                .unwrap();
+        assert!(rbac.contains("imagevalidatingpolicies") && rbac.contains("namespacedimagevalidatingpolicies"));
+    }
+
+    #[test]
+    fn a_namespaced_policy_governs_only_its_namespace() {
+        let k = TestSigner::new(1);
+        let yaml = key_policy(&k, "", SIGNED).replace(
+            "kind: ImageValidatingPolicy\nmetadata: {name: p}",
+            "kind: NamespacedImageValidatingPolicy\nmetadata: {name: p, namespace: team}",
+        );
+        let (s, _) = set(&yaml);
+        assert_eq!(s.policies[0].name, "kyverno-ivp:team/p");
+        assert_eq!(s.matching("reg.io/app:1", "reg.io/app", Some("team")).len(), 1);
+        assert!(s.matching("reg.io/app:1", "reg.io/app", Some("other")).is_empty());
+        assert!(s.matching("reg.io/app:1", "reg.io/app", None).is_empty());
+    }
+
+    #[test]
+    fn the_normalised_form_round_trips_through_yaml() {
+        let k = TestSigner::new(1);
+        let doc = &parse_documents(Path::new("t.yaml"), &key_policy(&k, "", SBOM)).unwrap()[0];
+        let p = &super::super::import(doc).unwrap().policies[0];
+        let text = serde_yaml::to_string(p).unwrap();
+        assert_eq!(&serde_yaml::from_str::<crate::policy::normal::NormalPolicy>(&text).unwrap(), p, "{text}");
+    }
+}
