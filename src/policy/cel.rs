@@ -38,8 +38,9 @@ pub const MAX_EXPRESSION_BYTES: usize = 4096;
 const MAX_NESTING: usize = 32;
 /// Most AST nodes in one expression.
 const MAX_NODES: usize = 1024;
-/// Nested comprehensions multiply their work; two levels over a payload list is plenty.
-const MAX_COMPREHENSION_DEPTH: usize = 2;
+/// Nested comprehensions multiply their work: one level over a payload's list (besides the
+/// one-element image list) keeps evaluation linear in the payload.
+const MAX_COMPREHENSION_DEPTH: usize = 1;
 
 /// The functions and operators the node implements. Anything else fails closed.
 pub const FUNCTIONS: &[&str] = &[
@@ -219,6 +220,12 @@ impl CompiledCel {
                 .filter_map(|m| m.as_ref().err())
                 .map(|e| format!("not evaluated, the validations always apply: {e}")),
         );
+        out.extend(
+            self.variables
+                .iter()
+                .filter_map(|(_, v)| v.as_ref().err())
+                .map(|e| format!("not evaluated, expressions using it fail: {e}")),
+        );
         out.extend(self.attestors.iter().filter_map(|(n, a)| match a {
             AuthorityKind::Unsupported(why) => Some(format!("attestor {n} never verifies: {why}")),
             _ => None,
@@ -352,10 +359,16 @@ pub fn describe(c: &CelCheck) -> Vec<String> {
             Err(e) => out.push(format!("fails closed: {e}")),
         }
     }
-    for (i, m) in compiled.match_conditions.iter().enumerate() {
+    for m in &compiled.match_conditions {
         match m {
             Ok(e) => out.push(format!("{} evaluated on the node: {}", e.field, e.source.trim())),
-            Err(e) => out.push(format!("matchConditions[{i}] not evaluated, the validations always apply: {e}")),
+            Err(e) => out.push(format!("not evaluated, the validations always apply: {e}")),
+        }
+    }
+    for (_, v) in &compiled.variables {
+        match v {
+            Ok(e) => out.push(format!("{} evaluated on the node: {}", e.field, e.source.trim())),
+            Err(e) => out.push(format!("not evaluated, expressions using it fail: {e}")),
         }
     }
     for a in &c.attestors {
@@ -551,7 +564,14 @@ fn validation_shape(field: &str, e: &IdedExpr, scope: &Scope<'_>) -> Result<(), 
                 if as_map(m).is_some_and(|_| matches!(&m.iter_range.expr, Expr::Select(s) if is_images_list(s))) =>
             {
                 let func = as_map(m).expect("checked");
-                check(field, func, &scope.with(&[m.iter_var.as_str(), m.accu_var.as_str()]), 1)?;
+                check(field, func, &scope.with(&[m.iter_var.as_str(), m.accu_var.as_str()]), 0)?;
+                image_name_unread(field, func, &m.iter_var)?;
+                // The mapped values, not the image, are what the body sees.
+                if mentions_images(body, &inner.bound) {
+                    return Err(CelError::ImagesShape { field: field.into() });
+                }
+                check(field, body, &inner, 0)?;
+                continue;
             }
             _ => return Err(CelError::ImagesShape { field: field.into() }),
         }
@@ -559,9 +579,42 @@ fn validation_shape(field: &str, e: &IdedExpr, scope: &Scope<'_>) -> Result<(), 
         if mentions_images(body, &inner.bound) {
             return Err(CelError::ImagesShape { field: field.into() });
         }
-        check(field, body, &inner, 1)?;
+        check(field, body, &inner, 0)?;
+        image_name_unread(field, body, &all.iter_var)?;
     }
     Ok(())
+}
+
+/// The image may only be handed to the image functions. Kyverno sees the name as the pod
+/// spec wrote it (`nginx:1`), the node a normalised one (`docker.io/library/nginx:1`): a
+/// test on the text could pass here and fail there.
+fn image_name_unread(field: &str, e: &IdedExpr, var: &str) -> Result<(), CelError> {
+    let unread = |e: &IdedExpr| image_name_unread(field, e, var);
+    match &e.expr {
+        Expr::Ident(n) if n == var => Err(CelError::Unsupported {
+            field: field.into(),
+            message: format!(
+                "the image name ({var}) is read other than by verifyImageSignatures, verifyAttestationSignatures or \
+                 extractPayload; the node does not know it as the pod spec wrote it"
+            ),
+        }),
+        Expr::Call(c)
+            if [VERIFY_IMAGE_SIGNATURES, VERIFY_ATTESTATION_SIGNATURES, EXTRACT_PAYLOAD]
+                .contains(&c.func_name.as_str())
+                && c.target.is_none() =>
+        {
+            let rest = if matches!(c.args.first().map(|a| &a.expr), Some(Expr::Ident(n)) if n == var) {
+                &c.args[1..]
+            } else {
+                &c.args[..]
+            };
+            rest.iter().try_for_each(unread)
+        }
+        Expr::Comprehension(c) if c.iter_var == var || c.accu_var == var || c.iter_var2.as_deref() == Some(var) => {
+            unread(&c.iter_range)
+        }
+        _ => children(e).into_iter().try_for_each(unread),
+    }
 }
 
 fn conjuncts<'e>(e: &'e IdedExpr, out: &mut Vec<&'e IdedExpr>) {
@@ -656,6 +709,14 @@ mod tests {
         ] {
             assert!(matches!(validation(src), Err(CelError::ImagesShape { .. })), "{src}");
         }
+        // The name as the node spells it is not the name as the pod spec wrote it.
+        for src in [
+            "images.containers.all(i, i.contains('docker.io') || verifyImageSignatures(i, [attestors.cosign]) > 0)",
+            "images.containers.map(i, i == 'x' ? 1 : verifyImageSignatures(i, [attestors.cosign])).all(e, e > 0)",
+        ] {
+            let e = validation(src).unwrap_err();
+            assert!(e.to_string().contains("the image name (i) is read"), "{src}: {e}");
+        }
     }
 
     #[test]
@@ -676,7 +737,8 @@ mod tests {
         assert!(matches!(validation(&long), Err(CelError::TooLong { .. })));
         let deep = format!("{}true{}", "(".repeat(MAX_NESTING + 1), ")".repeat(MAX_NESTING + 1));
         assert!(matches!(validation(&deep), Err(CelError::TooComplex { .. })));
-        let nested = "[1,2].all(a, [1,2].all(b, [1,2].all(c, true)))";
+        validation("[1,2].all(a, a > 0)").unwrap();
+        let nested = "[1,2].all(a, [1,2].all(b, true))";
         assert!(matches!(validation(nested), Err(CelError::TooComplex { .. })), "{:?}", validation(nested));
     }
 

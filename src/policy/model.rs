@@ -269,7 +269,7 @@ impl Policy {
     pub fn matches(&self, full: &str, repository: &str, namespace: Option<&str>) -> bool {
         self.namespaces.covers(namespace)
             && (self.images.iter().any(|g| g.matches(full, repository))
-                || self.image_expressions.iter().any(|e| e.matches(full) || e.matches(repository)))
+                || self.image_expressions.iter().any(|e| e.selects(full, repository)))
             && !self.exclude_images.iter().any(|g| g.matches(full, repository))
     }
 

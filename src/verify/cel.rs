@@ -28,14 +28,16 @@ use crate::registry::Signatures;
 #[derive(Default)]
 struct Facts {
     reference: String,
-    /// attestor name → its image signature verified.
-    signatures: BTreeMap<String, bool>,
+    /// attestor name → its image signature verified, or why not.
+    signatures: BTreeMap<String, Result<(), String>>,
     /// (attestation, attestor) → the verified statement, or why not.
     attestations: BTreeMap<(String, String), Result<serde_json::Value, String>>,
     /// Per evaluation: statements verified so far (`extractPayload` reads these).
     extracted: Mutex<BTreeMap<String, serde_json::Value>>,
     /// Per evaluation: some verification returned a non-zero count.
     verified: Mutex<bool>,
+    /// Per evaluation: why the attestors asked about did not verify, for the message.
+    refused: Mutex<BTreeMap<String, String>>,
 }
 
 /// Evaluate one compiled CEL authority. `Ok` carries a note when the policy did not apply.
@@ -82,7 +84,7 @@ pub fn check(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>
                     })
                     .or_else(|| v.message.clone().filter(|m| !m.is_empty()))
                     .unwrap_or_else(|| format!("CEL expression validation failed at index {i}"));
-                return Err(format!("{}: {message}", e.field));
+                return Err(format!("{}: {message}{}", e.field, facts.refusals()));
             }
             Ok(other) => return Err(format!("{}: evaluates to {other:?}, not a bool", e.field)),
             Err(err) => {
@@ -113,7 +115,7 @@ fn gather(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -
     let mut facts = Facts { reference: evidence.reference.clone(), ..Default::default() };
     if c.uses(VERIFY_IMAGE_SIGNATURES) {
         for (name, kind) in &c.attestors {
-            facts.signatures.insert(name.clone(), check_authority(kind, evidence, digest, cx).is_ok());
+            facts.signatures.insert(name.clone(), check_authority(kind, evidence, digest, cx));
         }
     }
     if c.uses(VERIFY_ATTESTATION_SIGNATURES) {
@@ -199,8 +201,9 @@ fn context<'a>(c: &CompiledCel, facts: &Arc<Facts>) -> cel::Context<'a> {
         f.same_image(ftx, &image)?;
         let mut count = 0i64;
         for name in attestor_names(ftx, &list)? {
-            if *f.signatures.get(&name).ok_or_else(|| ftx.error(format!("unknown attestor {name}")))? {
-                count += 1;
+            match f.signatures.get(&name).ok_or_else(|| ftx.error(format!("unknown attestor {name}")))? {
+                Ok(()) => count += 1,
+                Err(why) => f.refuse(&name, why),
             }
         }
         f.record(count);
@@ -217,7 +220,7 @@ fn context<'a>(c: &CompiledCel, facts: &Arc<Facts>) -> cel::Context<'a> {
                 match f.attestations.get(&key) {
                     None => return Err(ftx.error(format!("attestation not found in policy: {attestation}"))),
                     Some(Err(why)) if why.contains("not verified on the node") => return Err(ftx.error(why)),
-                    Some(Err(_)) => {}
+                    Some(Err(why)) => f.refuse(&name, &format!("attestation {attestation}: {why}")),
                     Some(Ok(statement)) => {
                         count += 1;
                         f.extracted.lock().unwrap().entry(attestation.to_string()).or_insert_with(|| statement.clone());
@@ -252,6 +255,20 @@ impl Facts {
                 self.reference
             )))
         }
+    }
+
+    fn refuse(&self, attestor: &str, why: &str) {
+        self.refused.lock().unwrap().entry(attestor.to_string()).or_insert_with(|| why.to_string());
+    }
+
+    /// ` (attestor a: why; …)` for the attestors that did not verify, or nothing.
+    fn refusals(&self) -> String {
+        let refused = self.refused.lock().unwrap();
+        if refused.is_empty() {
+            return String::new();
+        }
+        let parts: Vec<String> = refused.iter().map(|(a, why)| format!("attestor {a}: {why}")).collect();
+        format!(" ({})", parts.join("; "))
     }
 
     fn record(&self, count: i64) {
@@ -293,9 +310,22 @@ pub fn json_value(v: &serde_json::Value) -> Value {
 }
 
 impl ImageExpression {
-    /// Does the expression select `image`? An expression that does not evaluate to a bool
-    /// selects it: the policy then applies, which only refuses more.
-    pub fn matches(&self, image: &str) -> bool {
+    /// Does the expression select the image? Kyverno evaluates it on the name as the pod
+    /// spec wrote it, which the node knows only normalised: every spelling of it is tried,
+    /// and any that selects (or does not evaluate to a bool) selects: the policy then
+    /// applies, which only refuses more.
+    pub fn selects(&self, full: &str, repository: &str) -> bool {
+        let mut names = vec![full.to_string(), repository.to_string()];
+        for n in [full, repository] {
+            if let Some(short) = n.strip_prefix("docker.io/") {
+                names.push(short.to_string());
+                names.extend(short.strip_prefix("library/").map(str::to_string));
+            }
+        }
+        names.iter().any(|n| self.matches(n))
+    }
+
+    fn matches(&self, image: &str) -> bool {
         let mut ctx = cel::Context::default();
         ctx.add_variable_from_value("ref", Value::String(Arc::new(image.to_string())));
         !matches!(self.0.program.execute(&ctx), Ok(Value::Bool(false)))

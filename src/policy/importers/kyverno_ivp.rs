@@ -748,7 +748,9 @@ mod tests {
             unsigned.failures[0].contains("validations[0]: failed the image signature verification"),
             "{unsigned:?}"
         );
-        assert!(!eval(&s, &evidence("reg.io/app:1", signed_by(&[&TestSigner::new(2)]), vec![])).allowed);
+        let foreign = eval(&s, &evidence("reg.io/app:1", signed_by(&[&TestSigner::new(2)]), vec![]));
+        assert!(!foreign.allowed);
+        assert!(foreign.failures[0].contains("(attestor cosign: 1 signature(s)"), "says why: {foreign:?}");
         // Images the policy does not select are left to the node's no-match action.
         assert!(s.matching("quay.io/app:1", "quay.io/app", None).is_empty());
     }
@@ -886,6 +888,11 @@ mod tests {
         let (s, _) = set(refs);
         assert_eq!(s.matching("reg.io/signed/app:1", "reg.io/signed/app", None).len(), 1);
         assert!(s.matching("reg.io/other/app:1", "reg.io/other/app", None).is_empty());
+        // Kyverno sees the name as the pod spec wrote it; Docker Hub's short forms are tried.
+        let hub = refs.replace("ref.startsWith('reg.io/signed/')", "ref == 'nginx:1.27'");
+        let (s, _) = set(&hub);
+        assert_eq!(s.matching("docker.io/library/nginx:1.27", "docker.io/library/nginx", None).len(), 1);
+        assert!(s.matching("docker.io/library/nginx:1.28", "docker.io/library/nginx", None).is_empty());
         // A condition that is exactly false leaves the image alone, as in Kyverno.
         let (s, _) = set(&key_policy(&k, "  matchConditions:\n  - {name: never, expression: \"1 == 2\"}\n", SIGNED));
         assert!(eval(&s, &evidence("reg.io/app:1", vec![], vec![])).allowed);
@@ -948,5 +955,22 @@ mod tests {
         let p = &super::super::import(doc).unwrap().policies[0];
         let text = serde_yaml::to_string(p).unwrap();
         assert_eq!(&serde_yaml::from_str::<crate::policy::normal::NormalPolicy>(&text).unwrap(), p, "{text}");
+    }
+
+    #[test]
+    fn explain_and_check_say_which_parts_the_node_evaluates() {
+        let k = TestSigner::new(1);
+        let v = format!("{SIGNED}  - expression: request.userInfo.username != 'intruder'\n");
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("ivp.yaml"), key_policy(&k, "", &v)).unwrap();
+        let loaded = crate::policy::local::load_dir(d.path()).unwrap();
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("validations[1]: request is not known on the node"));
+        let x = crate::policy::explain::explain(&loaded, NoMatchAction::Deny, "reg.io/app:1", None).unwrap();
+        assert_eq!(x.action, "verify");
+        let text = x.to_string();
+        assert!(text.contains("validations[0] evaluated on the node: images.containers.map("), "{text}");
+        assert!(text.contains("fails closed: validations[1]: request is not known on the node"), "{text}");
+        assert!(text.contains("the image must pass a signature or attestation check"), "{text}");
     }
 }
