@@ -403,16 +403,48 @@ fn parse(field: &str, source: &str) -> Result<Expression, CelError> {
             _ => {}
         }
     }
-    let program = cel::Program::compile(source)
-        .map_err(|e| CelError::Parse { field: field.into(), message: e.to_string().replace('\n', " ") })?;
-    if nodes(program.expression()) > MAX_NODES {
-        return Err(CelError::TooComplex { field: field.into(), what: "size" });
-    }
+    // The parser recurses deeply per nesting level (about 100 KiB of stack per bracket in a
+    // debug build): it runs at policy load on a thread of its own with room to spare, and
+    // what it returns is bounded in depth, so checking and evaluating it later, on a runtime
+    // worker's stack, recurse no deeper than MAX_DEPTH.
+    let text = source.to_string();
+    let parsed = std::thread::Builder::new()
+        .name("cel-parse".into())
+        .stack_size(PARSER_STACK)
+        .spawn(move || {
+            let program = cel::Program::compile(&text).map_err(|e| Err(e.to_string().replace('\n', " ")))?;
+            match shape(program.expression(), 0) {
+                Some((nodes, _)) if nodes <= MAX_NODES => Ok(program),
+                Some(_) => Err(Ok("size")),
+                None => Err(Ok("depth")),
+            }
+        })
+        .map_err(|e| CelError::Parse { field: field.into(), message: format!("no parser thread: {e}") })?
+        .join()
+        .unwrap_or(Err(Ok("parser failure")));
+    let program = parsed.map_err(|e| match e {
+        Ok(what) => CelError::TooComplex { field: field.into(), what },
+        Err(message) => CelError::Parse { field: field.into(), message },
+    })?;
     Ok(Expression { field: field.into(), source: source.into(), program: Arc::new(program) })
 }
 
-fn nodes(e: &IdedExpr) -> usize {
-    1 + children(e).iter().map(|c| nodes(c)).sum::<usize>()
+/// Stack for the parser thread.
+const PARSER_STACK: usize = 256 << 20;
+/// Deepest expression tree kept: evaluation recurses once per level.
+const MAX_DEPTH: usize = 48;
+
+/// (nodes, depth) of a tree no deeper than [`MAX_DEPTH`]; `None` if deeper.
+fn shape(e: &IdedExpr, depth: usize) -> Option<(usize, usize)> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let mut out = (1, depth);
+    for c in children(e) {
+        let (n, d) = shape(c, depth + 1)?;
+        out = (out.0 + n, out.1.max(d));
+    }
+    Some(out)
 }
 
 fn children(e: &IdedExpr) -> Vec<&IdedExpr> {
@@ -740,6 +772,68 @@ mod tests {
         validation("[1,2].all(a, a > 0)").unwrap();
         let nested = "[1,2].all(a, [1,2].all(b, true))";
         assert!(matches!(validation(nested), Err(CelError::TooComplex { .. })), "{:?}", validation(nested));
+    }
+
+    /// The largest expression accepted parses, is checked and evaluates on a thread with
+    /// tokio's default worker stack (2 MiB): the recursion of all three stays bounded.
+    #[test]
+    fn the_largest_accepted_expression_fits_a_worker_stack() {
+        let chain = format!("{}true", "true && ".repeat(MAX_NODES / 2 - 1));
+        assert!(chain.len() <= MAX_EXPRESSION_BYTES);
+        let deepest = (MAX_DEPTH / 2).min(MAX_NESTING) - 1;
+        let nested = format!("{}true{}", "[".repeat(deepest), "][0]".repeat(deepest));
+        let ran = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let mut out = Vec::new();
+                for src in [chain, nested] {
+                    let e = parse("v", &src).map_err(|e| e.to_string())?;
+                    validation_shape("v", e.program.expression(), &Scope::default()).map_err(|e| e.to_string())?;
+                    out.push(e.program.execute(&cel::Context::default()).map_err(|e| e.to_string())?);
+                }
+                Ok::<_, String>(out)
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(ran, Ok(vec![cel::Value::Bool(true), cel::Value::Bool(true)]));
+    }
+
+    /// Shapes that make a recursive parser or interpreter run out of stack are refused or
+    /// bounded: none of these may crash the process, and what is accepted evaluates on a
+    /// 2 MiB stack (a runtime worker's).
+    #[test]
+    fn adversarial_shapes_neither_overflow_nor_hang() {
+        let n = MAX_EXPRESSION_BYTES / 2 - 4;
+        let shapes = [
+            format!("{}true{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING)),
+            format!("{}true{}", "[".repeat(MAX_NESTING), "][0]".repeat(MAX_NESTING)),
+            format!("{}true", "!".repeat(n * 2)),
+            format!("{}1", "-".repeat(n * 2)),
+            format!("{}1", "- ".repeat(n)),
+            format!("{}1", "true ? 1 : ".repeat(n / 6)),
+            format!("{}true", "true && ".repeat(n / 4)),
+            format!("{}true", "true || ".repeat(n / 4)),
+            format!("{}1", "1 + ".repeat(n / 2)),
+            format!("a{}", ".b".repeat(n)),
+            format!("{}1", "x[".repeat(n / 2)),
+        ];
+        for src in shapes {
+            let head: String = src.chars().take(24).collect();
+            let ran = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || match parse("v", &src) {
+                    Ok(e) => {
+                        let _ = check("v", e.program.expression(), &Scope::default(), 0);
+                        let _ = e.program.execute(&cel::Context::default());
+                        true
+                    }
+                    Err(_) => false,
+                })
+                .unwrap()
+                .join();
+            assert!(ran.is_ok(), "{head}");
+        }
     }
 
     #[test]
