@@ -9,10 +9,12 @@
 //! whose per-container result is never looser than Kyverno's per-pod result:
 //!
 //! - `images` appears only as `images.<list>.all(i, …)` or `images.<list>.map(i, …).all(e, …)`,
-//!   as a term of the validation's top-level `&&` chain: a pod passes in Kyverno only if
-//!   every image passes, and each container's image is checked when it is created;
-//! - no `object`, `oldObject`, `namespaceObject` or `request` (NRI does not carry them, and
-//!   verdicts are shared across namespaces);
+//!   combined only by `&&`, or by `||` with a side that does not use `images`: a pod passes
+//!   in Kyverno only if every image passes, and each container's image is checked when it
+//!   is created (`X || ∀i P(i)` holds for the pod exactly when `X || P(i)` holds for each);
+//! - of `object`, `namespaceObject` and `request` only the namespace's name
+//!   (`object.metadata.namespace`, `namespaceObject.metadata.name`, `request.namespace`):
+//!   NRI carries nothing else of the admission request;
 //! - only functions the node implements ([`FUNCTIONS`]);
 //! - bounded size, nesting and comprehension depth, so evaluation stays inside the request
 //!   budget (CEL has no loops besides comprehensions over finite lists).
@@ -83,8 +85,14 @@ pub const VERIFY_IMAGE_SIGNATURES: &str = "verifyImageSignatures";
 pub const VERIFY_ATTESTATION_SIGNATURES: &str = "verifyAttestationSignatures";
 pub const EXTRACT_PAYLOAD: &str = "extractPayload";
 
-/// Admission data the node does not have.
+/// Admission data the node does not have, but for [`NAMESPACE_PATHS`].
 const UNKNOWN_ON_NODE: &[&str] = &["object", "oldObject", "namespaceObject", "request"];
+/// What the node knows of the admission request: the namespace's name, by these paths.
+pub const NAMESPACE_PATHS: &[(&str, &str, Option<&str>)] = &[
+    ("object", "metadata", Some("namespace")),
+    ("namespaceObject", "metadata", Some("name")),
+    ("request", "namespace", None),
+];
 
 /// The normalised form: what `policy check` prints and the last-known-good file stores.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -155,8 +163,8 @@ pub enum CelError {
     #[error("{field}: {name} is not defined by the policy")]
     Undefined { field: String, name: String },
     #[error(
-        "{field}: images may only be checked as images.<list>.all(…) or images.<list>.map(…).all(…), as a term \
-         of the expression's top-level &&: the node sees one container at a time"
+        "{field}: images may only be checked as images.<list>.all(…) or images.<list>.map(…).all(…), combined by \
+         && or by || with a side that does not use images: the node sees one container at a time"
     )]
     ImagesShape { field: String },
     #[error("{field}: {message}")]
@@ -203,6 +211,8 @@ pub struct CompiledCel {
     pub validations: Vec<Validation>,
     pub require_verified: bool,
     pub require_digest: bool,
+    /// Some expression reads the namespace: verdicts differ by namespace.
+    pub uses_namespace: bool,
 }
 
 impl CompiledCel {
@@ -285,7 +295,7 @@ pub fn compile(
         variables: variable_names,
         bound: Vec::new(),
     };
-    let match_conditions = c
+    let match_conditions: Vec<Result<Expression, CelError>> = c
         .match_conditions
         .iter()
         .map(|m| {
@@ -295,7 +305,7 @@ pub fn compile(
             Ok(e)
         })
         .collect();
-    let variables = c
+    let variables: Vec<(String, Result<Expression, CelError>)> = c
         .variables
         .iter()
         .map(|v| {
@@ -307,7 +317,7 @@ pub fn compile(
             (v.name.clone(), compiled)
         })
         .collect();
-    let validations = c
+    let validations: Vec<Validation> = c
         .validations
         .iter()
         .enumerate()
@@ -329,7 +339,22 @@ pub fn compile(
     if c.validations.is_empty() {
         return Err("no validations: nothing to evaluate".into());
     }
+    let reads_namespace = |e: &Expression| {
+        let r = e.program.references();
+        NAMESPACE_PATHS.iter().any(|(root, _, _)| r.has_variable(root))
+    };
+    let uses_namespace =
+        match_conditions.iter().filter_map(|m: &Result<Expression, CelError>| m.as_ref().ok()).any(reads_namespace)
+            || variables
+                .iter()
+                .filter_map(|(_, v): &(String, Result<Expression, CelError>)| v.as_ref().ok())
+                .any(reads_namespace)
+            || validations.iter().any(|v: &Validation| {
+                v.check.as_ref().is_ok_and(reads_namespace)
+                    || v.message_expression.as_ref().is_some_and(reads_namespace)
+            });
     Ok(CompiledCel {
+        uses_namespace,
         attestors,
         attestations,
         match_conditions,
@@ -510,6 +535,9 @@ fn check(field: &str, e: &IdedExpr, scope: &Scope<'_>, depth: usize) -> Result<(
             }
         }
         Expr::Select(s) => {
+            if is_namespace_path(e, scope) {
+                return Ok(());
+            }
             if let Expr::Ident(root) = &s.operand.expr {
                 if !scope.bound.iter().any(|b| b == root) {
                     let known = match root.as_str() {
@@ -565,6 +593,23 @@ fn check(field: &str, e: &IdedExpr, scope: &Scope<'_>, depth: usize) -> Result<(
     }
 }
 
+/// `object.metadata.namespace`, `namespaceObject.metadata.name` or `request.namespace`, read
+/// (not tested with `has()`), with the root not shadowed.
+fn is_namespace_path(e: &IdedExpr, scope: &Scope<'_>) -> bool {
+    fn select(e: &IdedExpr) -> Option<(&IdedExpr, &str)> {
+        match &e.expr {
+            Expr::Select(s) if !s.test => Some((s.operand.as_ref(), s.field.as_str())),
+            _ => None,
+        }
+    }
+    let root = |e: &IdedExpr, want: &str| matches!(&e.expr, Expr::Ident(n) if n == want && !scope.bound.iter().any(|b| b == n));
+    let Some((inner, last)) = select(e) else { return false };
+    NAMESPACE_PATHS.iter().any(|(r, first, second)| match second {
+        None => last == *first && root(inner, r),
+        Some(second) => last == *second && select(inner).is_some_and(|(o, f)| f == *first && root(o, r)),
+    })
+}
+
 fn comprehension(field: &str, c: &ComprehensionExpr, scope: &Scope<'_>, depth: usize) -> Result<(), CelError> {
     check(field, &c.iter_range, scope, depth)?;
     check(field, &c.accu_init, scope, depth)?;
@@ -577,16 +622,35 @@ fn comprehension(field: &str, c: &ComprehensionExpr, scope: &Scope<'_>, depth: u
     check(field, &c.result, &scope.with(&[c.accu_var.as_str()]), depth)
 }
 
-/// A validation: a top-level `&&` chain whose terms either do not use `images`, or
-/// quantify over one image list with `all`.
+/// A validation: `&&` and `||` over parts that either do not use `images`, or quantify over
+/// one image list with `all`; an `||` may have images on one side only.
 fn validation_shape(field: &str, e: &IdedExpr, scope: &Scope<'_>) -> Result<(), CelError> {
-    let mut terms = Vec::new();
-    conjuncts(e, &mut terms);
-    for term in terms {
-        if !mentions_images(term, &scope.bound) {
-            check(field, term, scope, 0)?;
-            continue;
+    let logical = |name: &str| match &e.expr {
+        Expr::Call(c) if c.func_name == name && c.target.is_none() && c.args.len() == 2 => {
+            Some((&c.args[0], &c.args[1]))
         }
+        _ => None,
+    };
+    if !mentions_images(e, &scope.bound) {
+        return check(field, e, scope, 0);
+    }
+    if let Some((a, b)) = logical(op::LOGICAL_AND) {
+        validation_shape(field, a, scope)?;
+        return validation_shape(field, b, scope);
+    }
+    if let Some((a, b)) = logical(op::LOGICAL_OR) {
+        return match (mentions_images(a, &scope.bound), mentions_images(b, &scope.bound)) {
+            (true, false) => validation_shape(field, a, scope).and_then(|_| check(field, b, scope, 0)),
+            (false, true) => check(field, a, scope, 0).and_then(|_| validation_shape(field, b, scope)),
+            _ => Err(CelError::ImagesShape { field: field.into() }),
+        };
+    }
+    image_quantifier(field, e, scope)
+}
+
+/// `images.<list>.all(i, P)` or `images.<list>.map(i, f).all(e, P)`.
+fn image_quantifier(field: &str, term: &IdedExpr, scope: &Scope<'_>) -> Result<(), CelError> {
+    {
         let Some(all) = as_all(term) else { return Err(CelError::ImagesShape { field: field.into() }) };
         let inner = scope.with(&[all.iter_var.as_str(), all.accu_var.as_str()]);
         let body = all_body(all).expect("checked by as_all");
@@ -603,7 +667,7 @@ fn validation_shape(field: &str, e: &IdedExpr, scope: &Scope<'_>) -> Result<(), 
                     return Err(CelError::ImagesShape { field: field.into() });
                 }
                 check(field, body, &inner, 0)?;
-                continue;
+                return Ok(());
             }
             _ => return Err(CelError::ImagesShape { field: field.into() }),
         }
@@ -646,16 +710,6 @@ fn image_name_unread(field: &str, e: &IdedExpr, var: &str) -> Result<(), CelErro
             unread(&c.iter_range)
         }
         _ => children(e).into_iter().try_for_each(unread),
-    }
-}
-
-fn conjuncts<'e>(e: &'e IdedExpr, out: &mut Vec<&'e IdedExpr>) {
-    match &e.expr {
-        Expr::Call(c) if c.func_name == op::LOGICAL_AND && c.target.is_none() && c.args.len() == 2 => {
-            conjuncts(&c.args[0], out);
-            conjuncts(&c.args[1], out);
-        }
-        _ => out.push(e),
     }
 }
 
@@ -725,6 +779,32 @@ mod tests {
         )
         .unwrap();
         validation("1 + 1 == 2").unwrap();
+        // Guarded by something that is the same for every container of the pod.
+        validation(
+            "object.metadata.namespace == 'dev' || \
+             images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) > 0) && request.namespace != 'x'",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn only_the_namespace_name_is_read_from_the_request() {
+        for ok in
+            ["object.metadata.namespace == 'a'", "namespaceObject.metadata.name == 'a'", "request.namespace == 'a'"]
+        {
+            validation(ok).unwrap();
+        }
+        for refused in [
+            "has(object.metadata.namespace)",
+            "object.metadata.labels.team == 'a'",
+            "object.metadata == {}",
+            "request.userInfo.username == 'a'",
+            "oldObject.metadata.namespace == 'a'",
+        ] {
+            assert!(matches!(validation(refused), Err(CelError::UnknownData { .. })), "{refused}");
+        }
+        // A comprehension variable named like a root is just a variable.
+        validation("[{'metadata': {'labels': 1}}].all(object, object.metadata.labels == 1)").unwrap();
     }
 
     #[test]

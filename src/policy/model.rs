@@ -273,6 +273,11 @@ impl Policy {
             && !self.exclude_images.iter().any(|g| g.matches(full, repository))
     }
 
+    /// Does a verdict under this policy depend on the pod's namespace (beyond matching)?
+    pub fn depends_on_namespace(&self) -> bool {
+        self.authorities().any(|a| matches!(&a.kind, AuthorityKind::Cel(c) if c.uses_namespace))
+    }
+
     pub fn authorities(&self) -> impl Iterator<Item = &Authority> {
         self.requirements.iter().flat_map(|r| r.authorities.iter())
     }

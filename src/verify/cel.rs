@@ -18,7 +18,7 @@ use cel::{ExecutionError, FunctionContext, Value};
 
 use super::{check_authority, verify_attestations, Context, Evidence};
 use crate::policy::cel::{
-    AttestationKind, CompiledCel, ImageExpression, EXTRACT_PAYLOAD, VERIFY_ATTESTATION_SIGNATURES,
+    AttestationKind, CompiledCel, ImageExpression, EXTRACT_PAYLOAD, NAMESPACE_PATHS, VERIFY_ATTESTATION_SIGNATURES,
     VERIFY_IMAGE_SIGNATURES,
 };
 use crate::policy::{AuthorityKind, SignedBy};
@@ -28,6 +28,7 @@ use crate::registry::Signatures;
 #[derive(Default)]
 struct Facts {
     reference: String,
+    namespace: Option<String>,
     /// attestor name → its image signature verified, or why not.
     signatures: BTreeMap<String, Result<(), String>>,
     /// (attestation, attestor) → the verified statement, or why not.
@@ -112,7 +113,8 @@ fn describe(e: &ExecutionError) -> String {
 /// Verify up front everything the expressions may ask about, so the interpreter only
 /// looks results up.
 fn gather(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -> Facts {
-    let mut facts = Facts { reference: evidence.reference.clone(), ..Default::default() };
+    let mut facts =
+        Facts { reference: evidence.reference.clone(), namespace: evidence.namespace.clone(), ..Default::default() };
     if c.uses(VERIFY_IMAGE_SIGNATURES) {
         for (name, kind) in &c.attestors {
             facts.signatures.insert(name.clone(), check_authority(kind, evidence, digest, cx));
@@ -195,6 +197,18 @@ fn context<'a>(c: &CompiledCel, facts: &Arc<Facts>) -> cel::Context<'a> {
         map(c.attestations.keys().map(|n| (n.clone(), Value::String(Arc::new(n.clone()))))),
     );
     ctx.add_variable_from_value("variables", map(Vec::new()));
+    // Only the namespace's name is bound (compilation allows no other path); with the
+    // namespace unknown, reading it is an error, which fails closed.
+    if let Some(ns) = &facts.namespace {
+        let name = || Value::String(Arc::new(ns.clone()));
+        for (root, first, second) in NAMESPACE_PATHS {
+            let value = match second {
+                None => map([(first.to_string(), name())]),
+                Some(second) => map([(first.to_string(), map([(second.to_string(), name())]))]),
+            };
+            ctx.add_variable_from_value(*root, value);
+        }
+    }
 
     let f = Arc::clone(facts);
     ctx.add_function(VERIFY_IMAGE_SIGNATURES, move |ftx: &FunctionContext, image: Arc<String>, list: Value| {

@@ -65,6 +65,8 @@ pub enum LayerFailure {
 pub struct Evidence {
     /// The image the evidence is about, normalised (`registry/path:tag` or `@digest`).
     pub reference: String,
+    /// The pod's namespace, when known: CEL validations may read it.
+    pub namespace: Option<String>,
     pub signatures: Option<Result<Signatures, RegistryError>>,
     pub attestations: Option<Result<Signatures, RegistryError>>,
     /// GPG simple-signing signatures from the lookaside store.

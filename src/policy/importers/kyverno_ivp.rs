@@ -973,4 +973,27 @@ mod tests {
         assert!(text.contains("fails closed: validations[1]: request is not known on the node"), "{text}");
         assert!(text.contains("the image must pass a signature or attestation check"), "{text}");
     }
+
+    #[test]
+    fn the_namespace_name_is_known_to_conditions_and_validations() {
+        let k = TestSigner::new(1);
+        let skip_system =
+            "  matchConditions:\n  - {name: not-system, expression: \"object.metadata.namespace != 'kube-system'\"}\n";
+        let (s, warnings) = set(&key_policy(&k, skip_system, SIGNED));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(s.policies[0].depends_on_namespace());
+        let in_ns =
+            |ns: Option<&str>| Evidence { namespace: ns.map(String::from), ..evidence("reg.io/app:1", vec![], vec![]) };
+        assert!(eval(&s, &in_ns(Some("kube-system"))).allowed, "the condition is false: not applied");
+        assert!(!eval(&s, &in_ns(Some("default"))).allowed);
+        assert!(!eval(&s, &in_ns(None)).allowed, "an unknown namespace cannot make the condition false");
+        let guarded = "  - expression: request.namespace == 'dev' || images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) > 0)\n";
+        let e = eval(&set(&key_policy(&k, "", guarded)).0, &in_ns(Some("dev")));
+        assert!(!e.allowed && e.failures[0].contains("is not verified"), "required by default: {e:?}");
+        let (s, _) = set(&key_policy(&k, "  validationConfigurations: {required: false}\n", guarded));
+        assert!(eval(&s, &in_ns(Some("dev"))).allowed);
+        assert!(!eval(&s, &in_ns(Some("prod"))).allowed);
+        let (s, _) = set(&key_policy(&k, "", SIGNED));
+        assert!(!s.policies[0].depends_on_namespace(), "verdicts are shared across namespaces");
+    }
 }
