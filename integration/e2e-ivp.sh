@@ -85,6 +85,18 @@ sec_ivp() {
     'policy "kyverno-ivp:elsewhere"'
   stop_signet
 
+  # A match condition on the namespace's name, which NRI gives the node: pods run in "probe".
+  ivp_policy "$POL/ivp.yaml" not-probe "$COSIGN_PUB"
+  sed -i "s/^  validations:$/  matchConditions:\n    - {name: not-probe, expression: \"object.metadata.namespace != 'probe'\"}\n  validations:/" "$POL/ivp.yaml"
+  up "$POL"
+  expect_runs "IVP matchConditions on the namespace: false for the pod's namespace, not applied" "$IMG_UNSIGNED"
+  stop_signet
+  sed -i "s/!= 'probe'/!= 'elsewhere'/" "$POL/ivp.yaml"
+  up "$POL"
+  expect_rejected "IVP matchConditions on the namespace: true, the validations apply" "$IMG_UNSIGNED" \
+    'policy "kyverno-ivp:not-probe"'
+  stop_signet
+
   # The namespaced kind governs its own namespace.
   ivp_policy "$POL/ivp.yaml" team "$COSIGN_PUB"
   sed -i 's/^kind: ImageValidatingPolicy$/kind: NamespacedImageValidatingPolicy/; s/^metadata: {name: team}$/metadata: {name: team, namespace: probe}/' "$POL/ivp.yaml"
