@@ -632,7 +632,8 @@ fn validation_shape(field: &str, e: &IdedExpr, scope: &Scope<'_>) -> Result<(), 
         _ => None,
     };
     if !mentions_images(e, &scope.bound) {
-        return check(field, e, scope, 0);
+        check(field, e, scope, 0)?;
+        return monotone(field, e, true, &Counted::default());
     }
     if let Some((a, b)) = logical(op::LOGICAL_AND) {
         validation_shape(field, a, scope)?;
@@ -640,8 +641,8 @@ fn validation_shape(field: &str, e: &IdedExpr, scope: &Scope<'_>) -> Result<(), 
     }
     if let Some((a, b)) = logical(op::LOGICAL_OR) {
         return match (mentions_images(a, &scope.bound), mentions_images(b, &scope.bound)) {
-            (true, false) => validation_shape(field, a, scope).and_then(|_| check(field, b, scope, 0)),
-            (false, true) => check(field, a, scope, 0).and_then(|_| validation_shape(field, b, scope)),
+            (true, false) => validation_shape(field, a, scope).and_then(|_| validation_shape(field, b, scope)),
+            (false, true) => validation_shape(field, a, scope).and_then(|_| validation_shape(field, b, scope)),
             _ => Err(CelError::ImagesShape { field: field.into() }),
         };
     }
@@ -667,7 +668,23 @@ fn image_quantifier(field: &str, term: &IdedExpr, scope: &Scope<'_>) -> Result<(
                     return Err(CelError::ImagesShape { field: field.into() });
                 }
                 check(field, body, &inner, 0)?;
-                return Ok(());
+                // A bare count flows into the body as the mapped value; anything derived from a
+                // count (a comparison) flows in as a bool that may not be negated there.
+                let counted = match count_call(func) {
+                    Some(n) => {
+                        monotone_args(field, func)?;
+                        Counted { counts: vec![(m_result(all), n)], bools: vec![] }
+                    }
+                    None => {
+                        monotone(field, func, true, &Counted::default())?;
+                        if mentions_count(func) {
+                            Counted { counts: vec![], bools: vec![m_result(all)] }
+                        } else {
+                            Counted::default()
+                        }
+                    }
+                };
+                return monotone(field, body, true, &counted);
             }
             _ => return Err(CelError::ImagesShape { field: field.into() }),
         }
@@ -677,8 +694,127 @@ fn image_quantifier(field: &str, term: &IdedExpr, scope: &Scope<'_>) -> Result<(
         }
         check(field, body, &inner, 0)?;
         image_name_unread(field, body, &all.iter_var)?;
+        monotone(field, body, true, &Counted::default())?;
     }
     Ok(())
+}
+
+/// The variable an `all` over a mapped list binds.
+fn m_result(all: &ComprehensionExpr) -> String {
+    all.iter_var.clone()
+}
+
+/// Names standing for counts of verified attestors (with the number of attestors asked
+/// about), or for bools derived from such counts.
+#[derive(Default)]
+struct Counted {
+    counts: Vec<(String, usize)>,
+    bools: Vec<String>,
+}
+
+const COUNTING: &[&str] = &[VERIFY_IMAGE_SIGNATURES, VERIFY_ATTESTATION_SIGNATURES];
+
+/// A call counting verified attestors, and how many attestors its list names.
+fn count_call(e: &IdedExpr) -> Option<usize> {
+    match &e.expr {
+        Expr::Call(c) if COUNTING.contains(&c.func_name.as_str()) && c.target.is_none() => match &c.args.last()?.expr {
+            Expr::List(l) => Some(l.elements.len()),
+            _ => Some(usize::MAX),
+        },
+        _ => None,
+    }
+}
+
+fn mentions_count(e: &IdedExpr) -> bool {
+    count_call(e).is_some() || children(e).into_iter().any(mentions_count)
+}
+
+/// The arguments of a counting call may not count themselves.
+fn monotone_args(field: &str, call: &IdedExpr) -> Result<(), CelError> {
+    children(call).into_iter().try_for_each(|a| monotone(field, a, false, &Counted::default()))
+}
+
+/// Counts of verified attestors may only make an expression true by being large enough:
+/// `count > k`, `count >= k`, `k < count`, `k <= count`, `count == n` with `n` the number of
+/// attestors asked about, in a position where true passes (not negated, not a condition).
+/// The node may verify fewer attestors than Kyverno (one it cannot check, a Notary or KMS
+/// attestor, counts as not verified), so an expression true for smaller counts could pass
+/// here and fail there.
+fn monotone(field: &str, e: &IdedExpr, positive: bool, counted: &Counted) -> Result<(), CelError> {
+    let refuse = || {
+        Err(CelError::Unsupported {
+            field: field.into(),
+            message: "a count of verified attestors is used other than as `count > k`, `count >= k` or `count == \
+                      <number of attestors>` where true passes; the node cannot show such a use is not looser"
+                .into(),
+        })
+    };
+    let count_of = |x: &IdedExpr| match &x.expr {
+        Expr::Ident(n) => counted.counts.iter().find(|(c, _)| c == n).map(|(_, len)| *len),
+        _ => count_call(x),
+    };
+    match &e.expr {
+        Expr::Ident(n) if counted.counts.iter().any(|(c, _)| c == n) => refuse(),
+        Expr::Ident(n) if counted.bools.contains(n) && !positive => refuse(),
+        Expr::Call(c) if c.target.is_none() && c.args.len() == 2 => {
+            let (a, b) = (&c.args[0], &c.args[1]);
+            let literal = |x: &IdedExpr| match &x.expr {
+                Expr::Literal(CelVal::Int(i)) => Some(*i),
+                _ => None,
+            };
+            let name = c.func_name.as_str();
+            let compared = match (count_of(a), count_of(b)) {
+                (Some(len), None) => Some((a, len, b, name)),
+                (None, Some(len)) => Some((
+                    b,
+                    len,
+                    a,
+                    match name {
+                        op::LESS => op::GREATER,
+                        op::LESS_EQUALS => op::GREATER_EQUALS,
+                        op::GREATER | op::GREATER_EQUALS => "",
+                        other => other,
+                    },
+                )),
+                (Some(_), Some(_)) => return refuse(),
+                (None, None) => None,
+            };
+            if let Some((count, len, other, cmp)) = compared {
+                let ok = positive
+                    && match (cmp, literal(other)) {
+                        (op::GREATER | op::GREATER_EQUALS, Some(_)) => true,
+                        (op::EQUALS, Some(k)) => usize::try_from(k).is_ok_and(|k| k == len),
+                        _ => false,
+                    };
+                if !ok {
+                    return refuse();
+                }
+                return if matches!(count.expr, Expr::Call(_)) { monotone_args(field, count) } else { Ok(()) };
+            }
+            let keeps = matches!(name, op::LOGICAL_AND | op::LOGICAL_OR);
+            monotone(field, a, positive && keeps, counted)?;
+            monotone(field, b, positive && keeps, counted)
+        }
+        Expr::Call(_) if count_call(e).is_some() => refuse(),
+        Expr::Call(c) if c.func_name == op::NOT_STRICTLY_FALSE => {
+            c.args.iter().try_for_each(|x| monotone(field, x, positive, counted))
+        }
+        Expr::Call(c) if c.func_name == op::CONDITIONAL && c.args.len() == 3 => {
+            monotone(field, &c.args[0], false, counted)?;
+            monotone(field, &c.args[1], positive, counted)?;
+            monotone(field, &c.args[2], positive, counted)
+        }
+        Expr::Comprehension(c) => {
+            // all/exists keep the body's polarity (`@result && body`, `@result || body`).
+            let shadowed = Counted {
+                counts: counted.counts.iter().filter(|(n, _)| *n != c.iter_var).cloned().collect(),
+                bools: counted.bools.iter().filter(|n| **n != c.iter_var).cloned().collect(),
+            };
+            monotone(field, &c.iter_range, false, counted)?;
+            monotone(field, &c.loop_step, positive, &shadowed)
+        }
+        _ => children(e).into_iter().try_for_each(|x| monotone(field, x, false, counted)),
+    }
 }
 
 /// The image may only be handed to the image functions. Kyverno sees the name as the pod
@@ -820,6 +956,29 @@ mod tests {
             "images.containers.map(i, i, i).all(e, true)",
         ] {
             assert!(matches!(validation(src), Err(CelError::ImagesShape { .. })), "{src}");
+        }
+        // Counts only ever pass by being large enough.
+        for src in [
+            "images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) == 0)",
+            "images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) < 1)",
+            "images.containers.all(i, !(verifyImageSignatures(i, [attestors.cosign]) > 0))",
+            "images.containers.map(i, verifyImageSignatures(i, [attestors.cosign])).all(e, e != 1)",
+            "images.containers.map(i, verifyImageSignatures(i, [attestors.cosign]) > 0).all(e, !e)",
+            "images.containers.map(i, verifyImageSignatures(i, [attestors.cosign])).all(e, e > 0 ? false : true)",
+            "images.containers.all(i, (verifyImageSignatures(i, [attestors.cosign]) > 0) == false)",
+            "images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) + 1 > 1)",
+            "images.containers.all(i, 1 > verifyImageSignatures(i, [attestors.cosign]))",
+        ] {
+            let e = validation(src).unwrap_err();
+            assert!(e.to_string().contains("a count of verified attestors"), "{src}: {e}");
+        }
+        for src in [
+            "images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) == 1)",
+            "images.containers.all(i, 0 < verifyImageSignatures(i, [attestors.cosign]))",
+            "images.containers.map(i, verifyImageSignatures(i, [attestors.cosign]) >= 1).all(e, e)",
+            "images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) > 0 || 1 == 2)",
+        ] {
+            validation(src).unwrap_or_else(|e| panic!("{src}: {e}"));
         }
         // The name as the node spells it is not the name as the pod spec wrote it.
         for src in [
