@@ -205,7 +205,8 @@ pub struct CompiledCel {
     pub attestors: BTreeMap<String, AuthorityKind>,
     pub attestations: BTreeMap<String, AttestationKind>,
     /// `Err`: the condition cannot be evaluated here, so the validations apply (a match
-    /// condition only narrows what is checked).
+    /// condition only narrows what is checked). One that compiled but fails when evaluated
+    /// denies, as Kyverno's default `failurePolicy: Fail` does.
     pub match_conditions: Vec<Result<Expression, CelError>>,
     pub variables: Vec<(String, Result<Expression, CelError>)>,
     pub validations: Vec<Validation>,
@@ -301,7 +302,9 @@ pub fn compile(
         .map(|m| {
             let field = format!("matchConditions[{}]", m.name);
             let e = parse(&field, &m.expression)?;
-            check(&field, e.program.expression(), &scope, 0)?;
+            // Kyverno evaluates conditions before binding attestors, attestations, variables
+            // and images: reading them is an error there, so it may not narrow here.
+            check(&field, e.program.expression(), &Scope::default(), 0)?;
             Ok(e)
         })
         .collect();

@@ -54,8 +54,11 @@ pub fn check(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>
     for m in c.match_conditions.iter().filter_map(|m| m.as_ref().ok()) {
         // Only a condition that is exactly false narrows; anything else leaves the
         // validations in force.
-        if let Ok(Value::Bool(false)) = m.program.execute(&ctx) {
-            return Ok(());
+        match m.program.execute(&ctx) {
+            Ok(Value::Bool(false)) => return Ok(()),
+            Ok(Value::Bool(true)) => {}
+            Ok(other) => return Err(format!("{}: evaluates to {other:?}, not a bool", m.field)),
+            Err(err) => return Err(format!("{}: {}", m.field, describe(&err))),
         }
     }
     let mut variables: HashMap<Key, Value> = HashMap::new();

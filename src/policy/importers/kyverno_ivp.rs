@@ -987,6 +987,16 @@ mod tests {
         assert!(eval(&s, &in_ns(Some("kube-system"))).allowed, "the condition is false: not applied");
         assert!(!eval(&s, &in_ns(Some("default"))).allowed);
         assert!(!eval(&s, &in_ns(None)).allowed, "an unknown namespace cannot make the condition false");
+        let e = eval(&s, &in_ns(None));
+        assert!(
+            e.failures[0].contains("matchConditions[not-system]: "),
+            "an error denies, as failurePolicy Fail: {e:?}"
+        );
+        // Attestors are not bound when Kyverno evaluates conditions: not a way to narrow.
+        let on_attestors = "  matchConditions:\n  - {name: a, expression: \"attestors.cosign.name == 'x'\"}\n";
+        let (s, warnings) = set(&key_policy(&k, on_attestors, SIGNED));
+        assert!(warnings.iter().any(|w| w.contains("matchConditions[a]")), "{warnings:?}");
+        assert!(!eval(&s, &in_ns(Some("default"))).allowed);
         let guarded = "  - expression: request.namespace == 'dev' || images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) > 0)\n";
         let e = eval(&set(&key_policy(&k, "", guarded)).0, &in_ns(Some("dev")));
         assert!(!e.allowed && e.failures[0].contains("is not verified"), "required by default: {e:?}");
