@@ -49,18 +49,26 @@ pub fn check(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>
     if c.require_digest && !reference.contains('@') {
         return Err(format!("image {reference} does not have a digest (verifyDigest is set, mutateDigest is not)"));
     }
-    let facts = Arc::new(gather(c, evidence, digest, cx));
-    let mut ctx = context(c, &facts);
+    // Conditions come first and read nothing verified (compilation saw to that): an image
+    // they leave alone costs no verification.
+    let bare = Arc::new(Facts {
+        reference: evidence.reference.clone(),
+        namespace: evidence.namespace.clone(),
+        ..Default::default()
+    });
+    let conditions = context(c, &bare);
     for m in c.match_conditions.iter().filter_map(|m| m.as_ref().ok()) {
         // Only a condition that is exactly false narrows; anything else leaves the
         // validations in force.
-        match m.program.execute(&ctx) {
+        match m.program.execute(&conditions) {
             Ok(Value::Bool(false)) => return Ok(()),
             Ok(Value::Bool(true)) => {}
             Ok(other) => return Err(format!("{}: evaluates to {other:?}, not a bool", m.field)),
             Err(err) => return Err(format!("{}: {}", m.field, describe(&err))),
         }
     }
+    let facts = Arc::new(gather(c, evidence, digest, cx));
+    let mut ctx = context(c, &facts);
     let mut variables: HashMap<Key, Value> = HashMap::new();
     let mut variable_errors = Vec::new();
     for (name, v) in &c.variables {

@@ -955,6 +955,9 @@ mod tests {
         let p = &super::super::import(doc).unwrap().policies[0];
         let text = serde_yaml::to_string(p).unwrap();
         assert_eq!(&serde_yaml::from_str::<crate::policy::normal::NormalPolicy>(&text).unwrap(), p, "{text}");
+        // The last-known-good file stores JSON.
+        let json = serde_json::to_string(p).unwrap();
+        assert_eq!(&serde_json::from_str::<crate::policy::normal::NormalPolicy>(&json).unwrap(), p, "{json}");
     }
 
     #[test]
