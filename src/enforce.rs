@@ -44,6 +44,9 @@ struct CacheKey {
     /// collide): namespaces can select different ones for the same image, while pods in
     /// namespaces with the same policies still share one verification.
     matched: Vec<String>,
+    /// The pod's namespace, only when a matched policy's verdict depends on it (CEL reading
+    /// `object.metadata.namespace`); otherwise namespaces share verdicts.
+    namespace: Option<String>,
 }
 
 /// Tunables of the pipeline.
@@ -172,6 +175,7 @@ impl Enforcer {
             policy_hash: policy.hash.clone(),
             trust_version: self.trust.version.clone(),
             matched: matched.iter().map(|(_, id)| id.to_string()).collect(),
+            namespace: namespace.clone().filter(|_| matched.iter().any(|(p, _)| p.depends_on_namespace())),
         };
         let budget = deadline.saturating_duration_since(Instant::now());
         let source = Arc::clone(&self.source);
@@ -200,8 +204,13 @@ impl Enforcer {
                     when(needs.attestations, Artifact::Attestations),
                     when(needs.simple_signing, Artifact::SimpleSigning),
                 );
-                let evidence =
-                    verify::Evidence { reference: reference.whole(), signatures, attestations, simple_signing };
+                let evidence = verify::Evidence {
+                    reference: reference.whole(),
+                    namespace: namespace.clone(),
+                    signatures,
+                    attestations,
+                    simple_signing,
+                };
                 let transient = [&evidence.signatures, &evidence.attestations, &evidence.simple_signing]
                     .iter()
                     .any(|e| matches!(e, Some(Err(_))));
@@ -564,6 +573,25 @@ mod tests {
         let other = TestSigner::new(9);
         w.policy_tx.send(policy_set(&other, Mode::Enforce, NoMatchAction::Deny)).unwrap();
         assert!(!w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await.allowed());
+    }
+
+    /// Regression guard: a verdict that depends on the pod's namespace (CEL reading it) is
+    /// not served to a pod in another namespace from the cache.
+    #[tokio::test]
+    async fn namespace_dependent_verdicts_are_cached_per_namespace() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        let yaml = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: p}\nspec:\n  matchImageReferences: [{glob: \"reg.io/probe/*\"}]\n  matchConditions:\n  - {name: n, expression: \"object.metadata.namespace != 'kube-system'\"}\n  attestors:\n  - {name: none, notary: {}}\n  validations:\n  - expression: \"false\"\n";
+        let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
+        let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
+        let keys = crate::policy::normal::FilesOnly(std::path::Path::new("/"));
+        let policy = crate::policy::normal::compile(normal, &keys).unwrap().policy;
+        w.policy_tx.send(PolicySet::assemble(vec![policy], NoMatchAction::Deny)).unwrap();
+        let in_ns = |ns: &str| ImageClaim { namespace: Some(ns.into()), ..claim("reg.io/probe/app:v1") };
+        assert!(w.enforcer.decide(&in_ns("kube-system"), SECOND).await.allowed());
+        let d = w.enforcer.decide(&in_ns("default"), SECOND).await;
+        assert!(!d.allowed() && !d.cached, "{d}");
+        assert!(w.enforcer.decide(&in_ns("kube-system"), SECOND).await.cached);
     }
 
     #[tokio::test]

@@ -151,6 +151,11 @@ impl fmt::Display for Explanation {
                         }
                         Check::Static(s) => format!("static {}", serde_json::to_string(s).unwrap_or_default()),
                         Check::Unsupported(why) => format!("fails closed: {why}"),
+                        Check::Cel(c) => {
+                            let parts: Vec<String> =
+                                crate::policy::cel::describe(c).into_iter().map(|l| format!("\n        {l}")).collect();
+                            format!("CEL validations over attestors {:?}:{}", attestor_names(c), parts.concat())
+                        }
                     };
                     writeln!(f, "      authority {}: {what}", a.name)?;
                 }
@@ -158,6 +163,10 @@ impl fmt::Display for Explanation {
         }
         Ok(())
     }
+}
+
+fn attestor_names(c: &crate::policy::cel::CelCheck) -> Vec<&str> {
+    c.attestors.iter().map(|a| a.name.as_str()).collect()
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 //! - [`spelling`]: the names each peer may have seen for the image the node runs.
 //! - [`crd`]: signet's own `ClusterImagePolicy` CRD types (the YAML is generated from them).
 //! - [`importers`]: the other policy languages (sigstore, Tanzu, Portieris, Kyverno).
+//! - [`cel`]: CEL validations (Kyverno ImageValidatingPolicy) and what the node evaluates of them.
 //! - [`normal`]: the normalised form every source becomes, and its compilation.
 //! - [`file`]: multi-document YAML files.
 //! - [`local`]: loading a policy directory.
 
+pub mod cel;
 pub mod crd;
 pub mod explain;
 pub mod file;

@@ -121,6 +121,8 @@ pub enum AuthorityKind {
     /// A requirement the node cannot check (KMS, GPG, Notary, ...). It is never satisfied,
     /// so the policy fails closed, and the reason says what is missing.
     Unsupported(String),
+    /// CEL validations (Kyverno ImageValidatingPolicy) over named attestors.
+    Cel(std::sync::Arc<super::cel::CompiledCel>),
 }
 
 impl AuthorityKind {
@@ -218,6 +220,8 @@ pub struct Authority {
 pub struct Policy {
     pub name: String,
     pub images: Vec<ImageGlob>,
+    /// CEL image selectors (Kyverno `matchImageReferences[].expression`), beside `images`.
+    pub image_expressions: Vec<super::cel::ImageExpression>,
     pub exclude_images: Vec<ImageGlob>,
     pub namespaces: Namespaces,
     pub requirements: Vec<Requirement>,
@@ -254,6 +258,7 @@ impl Policy {
         Self {
             name: name.to_string(),
             images,
+            image_expressions: Vec::new(),
             exclude_images: Vec::new(),
             namespaces: Namespaces::default(),
             requirements: vec![Requirement { count: 1, authorities }],
@@ -270,7 +275,8 @@ impl Policy {
 
     pub fn matches(&self, full: &str, repository: &str, namespace: Option<&str>) -> bool {
         self.namespaces.covers(namespace)
-            && self.images.iter().any(|g| g.matches(full, repository))
+            && (self.images.iter().any(|g| g.matches(full, repository))
+                || self.image_expressions.iter().any(|e| e.selects(full, repository)))
             && !self.exclude_images.iter().any(|g| g.excludes(full, repository))
     }
 
@@ -283,6 +289,11 @@ impl Policy {
         }
         let quality = self.images.iter().filter_map(|g| g.quality(full, repository, spelling)).max()?;
         Some(exclusive.rank + quality)
+    }
+
+    /// Does a verdict under this policy depend on the pod's namespace (beyond matching)?
+    pub fn depends_on_namespace(&self) -> bool {
+        self.authorities().any(|a| matches!(&a.kind, AuthorityKind::Cel(c) if c.uses_namespace))
     }
 
     pub fn authorities(&self) -> impl Iterator<Item = &Authority> {

@@ -70,9 +70,12 @@ pub enum Pattern {
     KyvernoWildcard(String),
     /// Portieris repository name, host anchored.
     PortierisRepository(String),
+    /// A CEL expression over `ref`, the image (Kyverno `matchImageReferences`).
+    Expression(String),
 }
 
-const PATTERN_KEYS: [&str; 5] = ["glob", "wildcard", "policyControllerGlob", "kyvernoWildcard", "portierisRepository"];
+const PATTERN_KEYS: [&str; 6] =
+    ["glob", "wildcard", "policyControllerGlob", "kyvernoWildcard", "portierisRepository", "expression"];
 
 impl NormalPolicy {
     /// Every key or CA reference, for Secret lookup and inlining.
@@ -130,6 +133,7 @@ impl From<Pattern> for BTreeMap<String, String> {
             Pattern::PolicyControllerGlob(t) => (PATTERN_KEYS[2], t),
             Pattern::KyvernoWildcard(t) => (PATTERN_KEYS[3], t),
             Pattern::PortierisRepository(t) => (PATTERN_KEYS[4], t),
+            Pattern::Expression(t) => (PATTERN_KEYS[5], t),
         };
         BTreeMap::from([(key.to_string(), text)])
     }
@@ -149,6 +153,7 @@ impl TryFrom<BTreeMap<String, String>> for Pattern {
             Some(("policyControllerGlob", t)) => Ok(Pattern::PolicyControllerGlob(t)),
             Some(("kyvernoWildcard", t)) => Ok(Pattern::KyvernoWildcard(t)),
             Some(("portierisRepository", t)) => Ok(Pattern::PortierisRepository(t)),
+            Some(("expression", t)) => Ok(Pattern::Expression(t)),
             _ => Err(format!("an image pattern is exactly one of {}", PATTERN_KEYS.join(", "))),
         }
     }
@@ -162,6 +167,7 @@ impl Pattern {
             Pattern::PolicyControllerGlob(g) => ImageGlob::policy_controller(g),
             Pattern::KyvernoWildcard(w) => ImageGlob::kyverno(w),
             Pattern::PortierisRepository(r) => ImageGlob::portieris(r),
+            Pattern::Expression(_) => return Err("an expression is not a glob".into()),
         }
         .map_err(|e| e.to_string())
     }
@@ -208,6 +214,8 @@ pub enum Check {
     Static(StaticAction),
     /// The node cannot check this; it is never satisfied and the text says why.
     Unsupported(String),
+    /// CEL validations over named attestors (Kyverno ImageValidatingPolicy).
+    Cel(Box<super::cel::CelCheck>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -396,6 +404,9 @@ pub fn compile(p: &NormalPolicy, keys: &dyn KeySource) -> Result<Compiled, Vec<S
     let globs = |patterns: &[Pattern], field: &str, errors: &mut Vec<String>| {
         let mut out = Vec::new();
         for (i, pat) in patterns.iter().enumerate() {
+            if matches!(pat, Pattern::Expression(_)) {
+                continue;
+            }
             match pat.compile() {
                 Ok(g) => out.push(g),
                 Err(e) => errors.push(format!("{field}[{i}]: {e}")),
@@ -405,6 +416,18 @@ pub fn compile(p: &NormalPolicy, keys: &dyn KeySource) -> Result<Compiled, Vec<S
     };
     let images = globs(&p.images, "images", &mut errors);
     let exclude_images = globs(&p.exclude_images, "excludeImages", &mut errors);
+    let mut image_expressions = Vec::new();
+    for (i, pat) in p.images.iter().enumerate() {
+        if let Pattern::Expression(e) = pat {
+            match super::cel::image_expression(&format!("images[{i}]"), e) {
+                Ok(x) => image_expressions.push(x),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+    }
+    if p.exclude_images.iter().any(|x| matches!(x, Pattern::Expression(_))) {
+        errors.push("excludeImages: expressions are not supported there".into());
+    }
     if p.images.is_empty() {
         errors.push("no image patterns: the policy would cover nothing".into());
     }
@@ -430,6 +453,9 @@ pub fn compile(p: &NormalPolicy, keys: &dyn KeySource) -> Result<Compiled, Vec<S
                     if let AuthorityKind::Unsupported(reason) = &kind {
                         warnings.push(format!("authority {:?} fails closed on this node: {reason}", a.name));
                     }
+                    if let AuthorityKind::Cel(c) = &kind {
+                        warnings.extend(c.fails_closed().into_iter().map(|w| format!("authority {:?}: {w}", a.name)));
+                    }
                     authorities.push(Authority { name: a.name.clone(), kind });
                 }
                 Err(e) => errors.push(format!("authority {:?}: {e}", a.name)),
@@ -443,6 +469,7 @@ pub fn compile(p: &NormalPolicy, keys: &dyn KeySource) -> Result<Compiled, Vec<S
     let policy = Policy {
         name: p.name.clone(),
         images,
+        image_expressions,
         exclude_images,
         namespaces: p.namespaces.clone(),
         requirements,
@@ -458,6 +485,14 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
         Check::Static(StaticAction::Pass) => return Ok(AuthorityKind::StaticPass),
         Check::Static(StaticAction::Fail) => return Ok(AuthorityKind::StaticFail),
         Check::Unsupported(reason) => return Ok(AuthorityKind::Unsupported(reason.clone())),
+        Check::Cel(c) => {
+            if c.attestors.iter().any(|a| matches!(a.check, Check::Cel(_))) {
+                return Err("an attestor cannot itself be a CEL check".into());
+            }
+            let mut attestor = |a: &NormalAuthority| compile_authority(a, keys);
+            let compiled = super::cel::compile(c, &mut attestor)?;
+            return Ok(AuthorityKind::Cel(std::sync::Arc::new(compiled)));
+        }
         Check::Key(k) => {
             let key = match &k.key {
                 KeyRef::Kms(kms) => match kms_key(kms, k.hash_algorithm, keys)? {

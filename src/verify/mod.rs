@@ -14,9 +14,11 @@
 //! - [`sct`]: certificate-transparency proofs embedded in keyless certificates.
 //! - [`tlog`]: Rekor entries (SETs) checked offline.
 //! - [`dsse`]: attestations (DSSE envelopes, in-toto statements).
+//! - [`cel`]: CEL validations (Kyverno ImageValidatingPolicy) over that evidence.
 //! - [`gpg`]: Red Hat simple signing (OpenPGP) from lookaside stores.
 //! - [`pubkey`]: public keys with the scheme they verify under (digest, RSA padding).
 
+pub mod cel;
 pub mod dsse;
 pub mod gpg;
 pub mod keyless;
@@ -67,6 +69,8 @@ pub enum LayerFailure {
 pub struct Evidence {
     /// The image the evidence is about, normalised (`registry/path:tag` or `@digest`).
     pub reference: String,
+    /// The pod's namespace, when known: CEL validations may read it.
+    pub namespace: Option<String>,
     pub signatures: Option<Result<Signatures, RegistryError>>,
     pub attestations: Option<Result<Signatures, RegistryError>>,
     /// GPG simple-signing signatures from the lookaside store.
@@ -99,6 +103,11 @@ pub struct Needs {
 pub fn needs(policies: &[&Policy]) -> Needs {
     let mut n = Needs::default();
     for a in policies.iter().flat_map(|p| p.authorities()) {
+        if let AuthorityKind::Cel(c) = &a.kind {
+            let (signatures, attestations) = cel::needs(c);
+            n.signatures |= signatures;
+            n.attestations |= attestations;
+        }
         if let AuthorityKind::Signed(s) = &a.kind {
             if matches!(s.signer, Signer::Gpg(_)) {
                 n.simple_signing = true;
@@ -448,6 +457,7 @@ fn check_authority(kind: &AuthorityKind, evidence: &Evidence, digest: &str, cx: 
         AuthorityKind::StaticPass => Ok(()),
         AuthorityKind::StaticFail => Err("static authority always fails".to_string()),
         AuthorityKind::Unsupported(reason) => Err(format!("cannot be checked on this node: {reason}")),
+        AuthorityKind::Cel(c) => cel::check(c, evidence, digest, cx),
         AuthorityKind::Signed(by) if matches!(by.signer, Signer::Gpg(_)) => {
             if !by.attestations.is_empty() {
                 return Err("attestations signed with OpenPGP keys are not supported".into());

@@ -7,6 +7,7 @@
 //! | `signing.apps.tanzu.vmware.com/v1beta1` ClusterImagePolicy | [`tanzu`] | `*` crosses `/`, keys by name, excluded namespaces |
 //! | `portieris.cloud.ibm.com/v1` ClusterImagePolicy, ImagePolicy | [`portieris`] | host-anchored names, best match wins, a namespace's ImagePolicies never fall back to cluster policy, no match denies |
 //! | `kyverno.io/v1`, `v2beta1` ClusterPolicy, Policy (verifyImages rules) | [`kyverno`] | patterns on Kyverno's names, attestor sets with counts, skipped references, audit mode, pod kinds only, a Policy only in its namespace |
+//! | `policies.kyverno.io/v1,v1beta1,v1alpha1` ImageValidatingPolicy, NamespacedImageValidatingPolicy | [`kyverno_ivp`] | CEL validations over attestors, evaluated on the node where exact |
 //!
 //! Whatever the node cannot check becomes an authority that never passes, with the reason
 //! spelt out: an imported policy may be stricter on the node than in admission, never looser.
@@ -17,6 +18,7 @@ use serde_json::Value;
 use super::normal::{Check, KeyCheck, KeyRef, NormalAuthority, NormalPolicy};
 
 pub mod kyverno;
+pub mod kyverno_ivp;
 pub mod portieris;
 pub mod signet;
 pub mod sigstore;
@@ -93,6 +95,42 @@ pub const KINDS: &[Kind] = &[
         namespaced: false,
     },
     Kind { group: "kyverno.io", version: "v2beta1", kind: "Policy", plural: "policies", namespaced: true },
+    // Newest first: the watcher takes the first version a group serves (the same objects).
+    Kind {
+        group: "policies.kyverno.io",
+        version: "v1",
+        kind: "ImageValidatingPolicy",
+        plural: "imagevalidatingpolicies",
+        namespaced: false,
+    },
+    Kind {
+        group: "policies.kyverno.io",
+        version: "v1beta1",
+        kind: "ImageValidatingPolicy",
+        plural: "imagevalidatingpolicies",
+        namespaced: false,
+    },
+    Kind {
+        group: "policies.kyverno.io",
+        version: "v1alpha1",
+        kind: "ImageValidatingPolicy",
+        plural: "imagevalidatingpolicies",
+        namespaced: false,
+    },
+    Kind {
+        group: "policies.kyverno.io",
+        version: "v1",
+        kind: "NamespacedImageValidatingPolicy",
+        plural: "namespacedimagevalidatingpolicies",
+        namespaced: true,
+    },
+    Kind {
+        group: "policies.kyverno.io",
+        version: "v1beta1",
+        kind: "NamespacedImageValidatingPolicy",
+        plural: "namespacedimagevalidatingpolicies",
+        namespaced: true,
+    },
 ];
 
 /// Whether an object of this type is namespaced (and so needs a namespace to mean anything).
@@ -176,6 +214,13 @@ pub fn import(obj: &Value) -> Result<Imported, Vec<String>> {
         ("signing.apps.tanzu.vmware.com/v1beta1", "ClusterImagePolicy") => tanzu::import(&meta, spec),
         ("portieris.cloud.ibm.com/v1", "ClusterImagePolicy" | "ImagePolicy") => portieris::import(&meta, spec),
         ("kyverno.io/v1" | "kyverno.io/v2beta1", "ClusterPolicy" | "Policy") => kyverno::import(&meta, spec),
+        (
+            "policies.kyverno.io/v1" | "policies.kyverno.io/v1beta1" | "policies.kyverno.io/v1alpha1",
+            "ImageValidatingPolicy",
+        )
+        | ("policies.kyverno.io/v1" | "policies.kyverno.io/v1beta1", "NamespacedImageValidatingPolicy") => {
+            kyverno_ivp::import(&meta, spec)
+        }
         (api, kind) => Err(vec![format!(
             "{api} {kind} is not a policy kind signet reads (supported: {})",
             KINDS.iter().map(|k| format!("{} {}", k.api_version(), k.kind)).collect::<Vec<_>>().join(", ")

@@ -1,0 +1,108 @@
+# e2e section "ivp": Kyverno ImageValidatingPolicy (policies.kyverno.io) enforced on the node.
+# Sourced by integration/e2e.sh (add "ivp" to SECTIONS_ALL and `. "$(dirname "$0")/e2e-ivp.sh"`);
+# uses its helpers (up, expect_runs, expect_rejected, stop_signet) and the world's images:
+# $IMG_SIGNED (cosign, key 1), $IMG_SKOPEO_SIGNED (key 2), $IMG_UNSIGNED, all under
+# $REGISTRY/probe/ and signed without a Rekor entry. CRI pods run in namespace "probe".
+
+# ivp_policy FILE NAME KEY [MATCH-CONSTRAINT-LINES]: an IVP requiring KEY's cosign signature on
+# probe/*, Kyverno's own shape (conformance test standard/cosign), tlog ignored as air-gapped
+# users write it; the optional lines go into matchConstraints (indented four spaces).
+ivp_policy() {
+  local file=$1 name=$2 key=$3 extra=${4:-}
+  cat > "$file" <<YAML
+apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: $name}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules:
+      - {apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["pods"]}
+$extra
+  matchImageReferences:
+    - glob: "$REGISTRY/probe/*"
+  attestors:
+    - name: cosign
+      cosign:
+        ctlog: {insecureIgnoreTlog: true}
+        key:
+          data: |
+$(sed 's/^/            /' "$key")
+  validations:
+    - expression: >-
+        images.containers.map(image, verifyImageSignatures(image, [attestors.cosign])).all(e, e > 0)
+      message: failed the image signature verification
+YAML
+}
+
+sec_ivp() {
+  local POL=$WORK/e2e-ivp; rm -rf "$POL"; mkdir -p "$POL"
+  ivp_policy "$POL/ivp.yaml" cosign-key "$COSIGN_PUB"
+  C=$("$SIGNET" policy check "$POL/ivp.yaml" 2>&1); rc=$?
+  if [ $rc = 0 ] && grep -q 'name: kyverno-ivp:cosign-key' <<<"$C" && grep -q '0 part(s) fail closed' <<<"$C"; then
+    ok "policy check: the IVP is read, every part evaluated on the node"
+  else
+    bad "policy check: the IVP is read, every part evaluated on the node" "rc=$rc $C"
+  fi
+  up "$POL"
+  expect_runs "IVP cosign key: the signed image runs" "$IMG_SIGNED" "hello from signed"
+  expect_rejected "IVP cosign key: the unsigned image is rejected with the validation's message and the attestor's reason" \
+    "$IMG_UNSIGNED" 'policy "kyverno-ivp:cosign-key"' "failed the image signature verification" "attestor cosign" \
+    "no signatures found"
+  expect_rejected "IVP cosign key: an image signed by another key is rejected" "$IMG_SKOPEO_SIGNED" "none made by key"
+  stop_signet
+
+  # Audit only: warn mode, the unsigned image runs and the would-be denial is logged.
+  sed -i 's/validationActions: \[Deny\]/validationActions: [Audit]/' "$POL/ivp.yaml"
+  up "$POL"
+  expect_runs "IVP Audit: the unsigned image runs" "$IMG_UNSIGNED" "hello from unsigned"
+  if grep -q 'result="warned".*failed the image signature verification' "$SIGNET_LOG"; then
+    ok "IVP Audit: the would-be denial is logged"
+  else
+    bad "IVP Audit: the would-be denial is logged" "$(tail -20 "$SIGNET_LOG")"
+  fi
+  stop_signet
+
+  # A validation the node cannot evaluate (request.userInfo is not in NRI) fails closed, named.
+  ivp_policy "$POL/ivp.yaml" user-check "$COSIGN_PUB"
+  printf '    - expression: request.userInfo.username != "intruder"\n' >> "$POL/ivp.yaml"
+  up "$POL"
+  expect_rejected "IVP: an expression over request fields fails closed, naming the expression" "$IMG_SIGNED" \
+    "validations[1]: request is not known on the node"
+  stop_signet
+
+  # A namespaceSelector by name: pods run in "probe"; a selector for another namespace leaves
+  # the image to the node's no-match action.
+  ivp_policy "$POL/ivp.yaml" elsewhere "$COSIGN_PUB" "    namespaceSelector:
+      matchExpressions:
+        - {key: kubernetes.io/metadata.name, operator: In, values: [payments]}"
+  up "$POL" --no-match allow
+  expect_runs "IVP namespaceSelector for another namespace does not apply" "$IMG_UNSIGNED"
+  stop_signet
+  sed -i 's/values: \[payments\]/values: [probe]/' "$POL/ivp.yaml"
+  up "$POL" --no-match allow
+  expect_rejected "IVP namespaceSelector naming the pod's namespace applies" "$IMG_UNSIGNED" \
+    'policy "kyverno-ivp:elsewhere"'
+  stop_signet
+
+  # A match condition on the namespace's name, which NRI gives the node: pods run in "probe".
+  ivp_policy "$POL/ivp.yaml" not-probe "$COSIGN_PUB"
+  sed -i "s/^  validations:$/  matchConditions:\n    - {name: not-probe, expression: \"object.metadata.namespace != 'probe'\"}\n  validations:/" "$POL/ivp.yaml"
+  up "$POL"
+  expect_runs "IVP matchConditions on the namespace: false for the pod's namespace, not applied" "$IMG_UNSIGNED"
+  stop_signet
+  sed -i "s/!= 'probe'/!= 'elsewhere'/" "$POL/ivp.yaml"
+  up "$POL"
+  expect_rejected "IVP matchConditions on the namespace: true, the validations apply" "$IMG_UNSIGNED" \
+    'policy "kyverno-ivp:not-probe"'
+  stop_signet
+
+  # The namespaced kind governs its own namespace.
+  ivp_policy "$POL/ivp.yaml" team "$COSIGN_PUB"
+  sed -i 's/^kind: ImageValidatingPolicy$/kind: NamespacedImageValidatingPolicy/; s/^metadata: {name: team}$/metadata: {name: team, namespace: probe}/' "$POL/ivp.yaml"
+  up "$POL"
+  expect_runs "NamespacedImageValidatingPolicy in the pod's namespace: the signed image runs" "$IMG_SIGNED"
+  expect_rejected "NamespacedImageValidatingPolicy in the pod's namespace: the unsigned image is rejected" \
+    "$IMG_UNSIGNED" 'policy "kyverno-ivp:probe/team"'
+  stop_signet
+}

@@ -1,0 +1,1012 @@
+//! Kyverno `policies.kyverno.io` ImageValidatingPolicy and NamespacedImageValidatingPolicy
+//! (v1alpha1, v1beta1, v1: the same schema).
+//!
+//! One object becomes one policy with one CEL authority ([`CelCheck`]): its attestors
+//! become the checks signet already performs (cosign keys, keyless identities; Kyverno's
+//! cosign defaults kept: a Rekor entry unless `ctlog.insecureIgnoreTlog`, an SCT for
+//! keyless unless `ctlog.insecureIgnoreSCT`), its validations are evaluated on the node by
+//! [`crate::verify::cel`] where [`crate::policy::cel`] can prove the per-container result
+//! is not looser than Kyverno's. `matchImageReferences` globs are wildcards (`*` crosses
+//! `/`, as gobwas/glob without separators), expressions are evaluated on the image.
+//! `validationActions` without `Deny` is warn mode.
+//!
+//! Admission filters the node cannot see are widened, never narrowed: `namespaceSelector`
+//! is applied for its `kubernetes.io/metadata.name` requirements (the namespace name is
+//! always known) and its other requirements are dropped; `objectSelector`,
+//! `resourceRules` and `excludeResourceRules` are not applied. Failures are always
+//! failures (`failurePolicy: Ignore` admits on errors in Kyverno; not on the node).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{parse_spec, split_pem_keys, Imported, Meta};
+use crate::policy::cel::{CelAttestation, CelCheck, CelValidation, NamedExpression};
+use crate::policy::model::{Mode, Namespaces};
+use crate::policy::normal::{
+    Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
+    SecretName,
+};
+
+const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
+/// Kyverno reads `credentials.secrets` from its own namespace.
+const KYVERNO_NAMESPACE: &str = "kyverno";
+/// The label the API server sets on every namespace to its name.
+const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Spec {
+    #[serde(default)]
+    match_constraints: Option<MatchConstraints>,
+    #[serde(default)]
+    match_conditions: Vec<NamedExpr>,
+    #[serde(default)]
+    match_image_references: Vec<MatchImageReference>,
+    #[serde(default)]
+    validation_actions: Vec<String>,
+    #[serde(default)]
+    failure_policy: Option<String>,
+    #[serde(default)]
+    validation_configurations: Option<ValidationConfigurations>,
+    #[serde(default)]
+    credentials: Option<Credentials>,
+    #[serde(default)]
+    attestors: Vec<Attestor>,
+    #[serde(default)]
+    attestations: Vec<Attestation>,
+    #[serde(default)]
+    variables: Vec<NamedExpr>,
+    #[serde(default)]
+    validations: Vec<Validation>,
+    #[serde(default, rename = "images")]
+    image_extractors: Vec<NamedExpr>,
+    #[serde(default)]
+    audit_annotations: Vec<Value>,
+    #[serde(default)]
+    evaluation: Option<Evaluation>,
+    #[serde(default)]
+    autogen: Option<Value>,
+    #[serde(default)]
+    webhook_configuration: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct MatchConstraints {
+    #[serde(default)]
+    namespace_selector: Option<LabelSelector>,
+    #[serde(default)]
+    object_selector: Option<LabelSelector>,
+    #[serde(default)]
+    resource_rules: Vec<ResourceRule>,
+    #[serde(default)]
+    exclude_resource_rules: Vec<Value>,
+    #[serde(default)]
+    match_policy: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LabelSelector {
+    #[serde(default)]
+    match_labels: BTreeMap<String, String>,
+    #[serde(default)]
+    match_expressions: Vec<LabelRequirement>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelRequirement {
+    key: String,
+    operator: String,
+    #[serde(default)]
+    values: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceRule {
+    #[serde(default)]
+    resources: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamedExpr {
+    name: String,
+    expression: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatchImageReference {
+    #[serde(default)]
+    glob: Option<String>,
+    #[serde(default)]
+    expression: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ValidationConfigurations {
+    #[serde(default)]
+    mutate_digest: Option<bool>,
+    #[serde(default)]
+    verify_digest: Option<bool>,
+    #[serde(default)]
+    required: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Credentials {
+    #[serde(default)]
+    allow_insecure_registry: Option<bool>,
+    #[serde(default)]
+    providers: Vec<String>,
+    #[serde(default)]
+    secrets: Vec<String>,
+}
+
+// Read only so the object parses strictly; background scans do not concern the node.
+#[allow(dead_code)]
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Evaluation {
+    #[serde(default)]
+    admission: Option<Value>,
+    #[serde(default)]
+    background: Option<Value>,
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Validation {
+    expression: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    message_expression: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Attestation {
+    name: String,
+    #[serde(default)]
+    intoto: Option<TypeOnly>,
+    #[serde(default)]
+    referrer: Option<TypeOnly>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TypeOnly {
+    #[serde(rename = "type")]
+    type_: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Attestor {
+    name: String,
+    #[serde(default)]
+    cosign: Option<Cosign>,
+    #[serde(default)]
+    notary: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Cosign {
+    #[serde(default)]
+    key: Option<Key>,
+    #[serde(default)]
+    keyless: Option<Keyless>,
+    #[serde(default)]
+    certificate: Option<Value>,
+    #[serde(default)]
+    ctlog: Option<Ctlog>,
+    #[serde(default)]
+    tuf: Option<Value>,
+    #[serde(default)]
+    trusted_root: Option<Value>,
+    #[serde(default)]
+    source: Option<Source>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Key {
+    #[serde(default)]
+    data: Option<String>,
+    #[serde(default)]
+    kms: Option<String>,
+    #[serde(default)]
+    expression: Option<String>,
+    #[serde(default)]
+    hash_algorithm: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Keyless {
+    #[serde(default)]
+    identities: Vec<Identity>,
+    #[serde(default)]
+    roots: Option<String>,
+    #[serde(default)]
+    additional_extensions: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Identity {
+    #[serde(default)]
+    issuer: Option<String>,
+    #[serde(default)]
+    issuer_reg_exp: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    subject_reg_exp: Option<String>,
+    #[serde(default)]
+    subject_expression: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Ctlog {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    rekor_pub_key: Option<String>,
+    #[serde(default, rename = "ctLogPubKey")]
+    ct_log_pub_key: Option<String>,
+    #[serde(default, rename = "tsaCertChain")]
+    tsa_cert_chain: Option<String>,
+    #[serde(default)]
+    insecure_ignore_tlog: bool,
+    #[serde(default, rename = "insecureIgnoreSCT")]
+    insecure_ignore_sct: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Source {
+    #[serde(default)]
+    repository: Option<String>,
+    #[serde(default)]
+    tag_prefix: Option<String>,
+    #[serde(default, rename = "PullSecrets")]
+    pull_secrets: Vec<Value>,
+}
+
+pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
+    let own_namespace = match (meta.kind.as_str(), &meta.namespace) {
+        ("NamespacedImageValidatingPolicy", Some(ns)) => Some(ns.clone()),
+        ("NamespacedImageValidatingPolicy", None) => {
+            return Err(vec!["metadata.namespace is missing (a NamespacedImageValidatingPolicy is namespaced)".into()])
+        }
+        _ => None,
+    };
+    let spec: Spec = parse_spec(spec)?;
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    let empty = || Imported { policies: Vec::new(), notes: Vec::new() };
+
+    if let Some(mode) = spec.evaluation.as_ref().and_then(|e| e.mode.as_deref()) {
+        if mode != "Kubernetes" {
+            // Kyverno applies such a policy to HTTP or Envoy requests, never to pods.
+            let mut out = empty();
+            out.notes.push(format!("spec.evaluation.mode {mode}: not a policy for pods, nothing for the node"));
+            return Ok(out);
+        }
+    }
+    if spec.evaluation.as_ref().and_then(|e| e.admission.as_ref()).and_then(|a| a.get("enabled")) == Some(&false.into())
+    {
+        notes.push("spec.evaluation.admission.enabled is false: the node enforces the policy anyway".into());
+    }
+
+    let mode = mode_of(&spec.validation_actions).unwrap_or_else(|e| {
+        errors.push(format!("spec.validationActions: {e}"));
+        Mode::Enforce
+    });
+    if spec.failure_policy.as_deref() == Some("Ignore") {
+        notes.push("spec.failurePolicy Ignore: on the node an error denies, as with Fail".into());
+    }
+
+    let images = image_patterns(&spec.match_image_references, &mut errors, &mut notes);
+    let mut namespaces = Namespaces::default();
+    let mut selects_none = false;
+    if let Some(mc) = &spec.match_constraints {
+        if let Some(sel) = &mc.namespace_selector {
+            match namespace_selector(sel, &mut notes) {
+                Some(ns) => namespaces = ns,
+                None => selects_none = true,
+            }
+        }
+        if mc.object_selector.as_ref().is_some_and(|s| !s.match_labels.is_empty() || !s.match_expressions.is_empty()) {
+            notes.push("spec.matchConstraints.objectSelector is not applied on the node: every pod is checked".into());
+        }
+        if !mc.exclude_resource_rules.is_empty() {
+            notes.push("spec.matchConstraints.excludeResourceRules are not applied on the node".into());
+        }
+        let pods = mc.resource_rules.iter().any(|r| r.resources.iter().any(|x| x == "pods" || x == "*"));
+        if !mc.resource_rules.is_empty() && !pods {
+            notes.push(
+                "spec.matchConstraints.resourceRules do not name pods: the node checks pods' containers anyway".into(),
+            );
+        }
+        let _ = &mc.match_policy;
+    }
+    if let Some(ns) = &own_namespace {
+        if (!namespaces.include.is_empty() && !namespaces.include.contains(ns)) || namespaces.exclude.contains(ns) {
+            selects_none = true;
+        }
+        namespaces = Namespaces { include: vec![ns.clone()], exclude: Vec::new() };
+    }
+    if selects_none {
+        let mut out = empty();
+        out.notes.push("spec.matchConstraints.namespaceSelector selects no namespace: applies to none".into());
+        return Ok(out);
+    }
+
+    let config = spec.validation_configurations.as_ref();
+    let mutate_digest = config.and_then(|c| c.mutate_digest).unwrap_or(true);
+    let verify_digest = config.and_then(|c| c.verify_digest).unwrap_or(true);
+    let required = config.and_then(|c| c.required).unwrap_or(true);
+
+    let mut attestors = Vec::new();
+    for (i, a) in spec.attestors.iter().enumerate() {
+        match attestor(a, &mut notes) {
+            Ok(check) => attestors.push(NormalAuthority::new(a.name.clone(), check)),
+            Err(e) => errors.push(format!("spec.attestors[{i}]({}): {e}", a.name)),
+        }
+    }
+    let mut attestations = Vec::new();
+    for (i, a) in spec.attestations.iter().enumerate() {
+        match (&a.intoto, &a.referrer) {
+            (Some(t), None) => attestations.push(CelAttestation {
+                name: a.name.clone(),
+                intoto: Some(t.type_.clone()),
+                referrer: None,
+            }),
+            (None, Some(t)) => attestations.push(CelAttestation {
+                name: a.name.clone(),
+                intoto: None,
+                referrer: Some(t.type_.clone()),
+            }),
+            _ => errors.push(format!("spec.attestations[{i}]({}): exactly one of intoto or referrer", a.name)),
+        }
+    }
+    if spec.validations.is_empty() {
+        errors.push("spec.validations is empty".into());
+    }
+    if !spec.image_extractors.is_empty() {
+        notes.push(
+            "spec.images (custom image extractors) read the admission object: expressions using them fail on the node"
+                .into(),
+        );
+    }
+    if !spec.audit_annotations.is_empty() {
+        notes.push("spec.auditAnnotations are not produced on the node".into());
+    }
+    let _ = (&spec.autogen, &spec.webhook_configuration);
+    let pull_secrets = credentials(spec.credentials.as_ref(), &mut notes);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let named = |v: &Vec<NamedExpr>| {
+        v.iter().map(|n| NamedExpression { name: n.name.clone(), expression: n.expression.clone() }).collect()
+    };
+    let check = CelCheck {
+        attestors,
+        attestations,
+        match_conditions: named(&spec.match_conditions),
+        variables: named(&spec.variables),
+        validations: spec
+            .validations
+            .iter()
+            .map(|v| {
+                let _ = &v.reason;
+                CelValidation {
+                    expression: v.expression.clone(),
+                    message: v.message.clone(),
+                    message_expression: v.message_expression.clone(),
+                }
+            })
+            .collect(),
+        require_verified: required,
+        require_digest: verify_digest && !mutate_digest,
+    };
+    let name = match &own_namespace {
+        Some(ns) => format!("kyverno-ivp:{ns}/{}", meta.name),
+        None => format!("kyverno-ivp:{}", meta.name),
+    };
+    let policy = NormalPolicy {
+        name,
+        origin: meta.origin(),
+        images,
+        exclude_images: Vec::new(),
+        namespaces,
+        mode,
+        requirements: vec![NormalRequirement::any_of(vec![NormalAuthority::new(
+            "validations",
+            Check::Cel(Box::new(check)),
+        )])],
+        exclusive: None,
+        no_match_action: None,
+        pull_secrets,
+    };
+    Ok(Imported { policies: vec![policy], notes })
+}
+
+fn mode_of(actions: &[String]) -> Result<Mode, String> {
+    for a in actions {
+        if !matches!(a.as_str(), "Deny" | "Audit" | "Warn") {
+            return Err(format!("{a:?} is not one of Deny, Audit, Warn"));
+        }
+    }
+    // Kyverno's default with none listed is Deny.
+    Ok(if actions.is_empty() || actions.iter().any(|a| a == "Deny") { Mode::Enforce } else { Mode::Warn })
+}
+
+fn image_patterns(refs: &[MatchImageReference], errors: &mut Vec<String>, notes: &mut Vec<String>) -> Vec<Pattern> {
+    if refs.is_empty() {
+        return vec![Pattern::Wildcard("*".into())];
+    }
+    let mut out = Vec::new();
+    for (i, r) in refs.iter().enumerate() {
+        match (&r.glob, &r.expression) {
+            (Some(g), None) => {
+                // gobwas/glob classes and alternatives would match less as plain wildcards.
+                if g.contains(['[', ']', '{', '}', '\\']) {
+                    notes.push(format!(
+                        "spec.matchImageReferences[{i}].glob {g:?} uses glob syntax the node does not match: \
+                         the policy covers every image"
+                    ));
+                    out.push(Pattern::Wildcard("*".into()));
+                } else {
+                    out.push(Pattern::Wildcard(g.clone()));
+                }
+            }
+            (None, Some(e)) => out.push(Pattern::Expression(e.clone())),
+            _ => errors.push(format!("spec.matchImageReferences[{i}]: exactly one of glob or expression")),
+        }
+    }
+    out
+}
+
+/// The namespaces a selector can be narrowed to by name; `None` when it selects none.
+fn namespace_selector(sel: &LabelSelector, notes: &mut Vec<String>) -> Option<Namespaces> {
+    let mut include: Option<Vec<String>> = None;
+    let mut exclude = Vec::new();
+    let mut dropped = false;
+    let mut narrow = |names: Vec<String>| {
+        include = Some(match include.take() {
+            None => names,
+            Some(prev) => prev.into_iter().filter(|n| names.contains(n)).collect(),
+        });
+    };
+    for (k, v) in &sel.match_labels {
+        if k == NAME_LABEL {
+            narrow(vec![v.clone()]);
+        } else {
+            dropped = true;
+        }
+    }
+    for r in &sel.match_expressions {
+        match (r.key == NAME_LABEL, r.operator.as_str()) {
+            (true, "In") => narrow(r.values.clone()),
+            (true, "NotIn") => exclude.extend(r.values.iter().cloned()),
+            (true, "Exists") => {}
+            (true, "DoesNotExist") => return None,
+            _ => dropped = true,
+        }
+    }
+    if dropped {
+        notes.push(format!(
+            "spec.matchConstraints.namespaceSelector: only {NAME_LABEL} requirements are applied on the node; \
+             the policy is enforced regardless of other namespace labels"
+        ));
+    }
+    match include {
+        Some(names) if names.is_empty() => None,
+        Some(names) => Some(Namespaces { include: names, exclude }),
+        None => Some(Namespaces { include: Vec::new(), exclude }),
+    }
+}
+
+fn credentials(c: Option<&Credentials>, notes: &mut Vec<String>) -> Vec<SecretName> {
+    let Some(c) = c else { return Vec::new() };
+    if !c.providers.is_empty() {
+        notes.push("spec.credentials.providers (cloud credential helpers) are not used on the node".into());
+    }
+    if c.allow_insecure_registry == Some(true) {
+        notes.push("spec.credentials.allowInsecureRegistry is not honoured on the node".into());
+    }
+    c.secrets.iter().map(|name| SecretName { namespace: KYVERNO_NAMESPACE.into(), name: name.clone() }).collect()
+}
+
+/// The check the node performs for one attestor; what it cannot do fails closed.
+fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, String> {
+    let unsupported = |why: &str| Ok(Check::Unsupported(why.to_string()));
+    let c = match (&a.cosign, &a.notary) {
+        (Some(c), None) => c,
+        (None, Some(_)) => return unsupported("Notary signatures are not verified on the node"),
+        _ => return Err("exactly one of cosign or notary".into()),
+    };
+    let set = [c.key.is_some(), c.keyless.is_some(), c.certificate.is_some()];
+    if set.iter().filter(|b| **b).count() != 1 {
+        return Err("cosign needs exactly one of key, keyless or certificate".into());
+    }
+    if !c.annotations.is_empty() {
+        return unsupported("required signature annotations are not checked on the node");
+    }
+    if c.tuf.is_some() || c.trusted_root.is_some() {
+        return unsupported(
+            "a custom sigstore trust root (tuf, trustedRoot): the node verifies with its own trust root only",
+        );
+    }
+    if let Some(s) = &c.source {
+        if s.repository.is_some() || s.tag_prefix.is_some() {
+            return unsupported("signatures kept in another repository or under a tag prefix are not fetched");
+        }
+        if !s.pull_secrets.is_empty() {
+            notes.push(format!("attestor {}: source.PullSecrets are not used on the node", a.name));
+        }
+    }
+    let ctlog = c.ctlog.as_ref();
+    if ctlog.is_some_and(|l| l.tsa_cert_chain.is_some()) {
+        return unsupported("RFC 3161 timestamps (ctlog.tsaCertChain) are not verified on the node");
+    }
+    let (rekor, rekor_keys) = match ctlog {
+        Some(l) if l.insecure_ignore_tlog => (None, Vec::new()),
+        Some(l) => (
+            Some(l.url.clone().unwrap_or_else(|| PUBLIC_REKOR.into())),
+            l.rekor_pub_key.iter().cloned().collect::<Vec<_>>(),
+        ),
+        None => (Some(PUBLIC_REKOR.to_string()), Vec::new()),
+    };
+    if let Some(k) = &c.key {
+        if !matches!(k.hash_algorithm.as_deref(), None | Some("") | Some("sha256")) {
+            return unsupported(&format!("key.hashAlgorithm {:?} is not supported (only sha256)", k.hash_algorithm));
+        }
+        let set = [k.data.is_some(), k.kms.is_some(), k.expression.is_some()];
+        if set.iter().filter(|b| **b).count() != 1 {
+            return Err("key needs exactly one of data, kms or expression".into());
+        }
+        if let Some(kms) = &k.kms {
+            return unsupported(&format!("KMS key {kms}: KMS keys are not supported on the node"));
+        }
+        if k.expression.is_some() {
+            return unsupported("a key given by a CEL expression is not evaluated on the node");
+        }
+        let pems = split_pem_keys(k.data.as_deref().unwrap_or_default()).map_err(|e| format!("key.data: {e}"))?;
+        if pems.len() != 1 {
+            return Err(format!("key.data holds {} keys; Kyverno reads one", pems.len()));
+        }
+        let mut check = KeyCheck::new(KeyRef::Pem(pems[0].clone()), rekor);
+        check.rekor_keys = rekor_keys;
+        return Ok(Check::Key(check));
+    }
+    if c.certificate.is_some() {
+        return unsupported("certificate-based verification is not implemented on the node yet");
+    }
+    let k = c.keyless.as_ref().expect("counted above");
+    if !k.additional_extensions.is_empty() {
+        return unsupported("keyless.additionalExtensions (certificate extension checks) are not applied on the node");
+    }
+    if ctlog.is_some_and(|l| l.ct_log_pub_key.is_some() && !l.insecure_ignore_sct) {
+        return unsupported("SCTs against a custom CT log key (ctlog.ctLogPubKey) are not verified on the node");
+    }
+    let mut identities = Vec::new();
+    for (i, id) in k.identities.iter().enumerate() {
+        if id.subject_expression.is_some() {
+            return unsupported("keyless.identities[].subjectExpression is not evaluated on the node");
+        }
+        let n = NormalIdentity {
+            issuer: id.issuer.clone(),
+            issuer_reg_exp: id.issuer_reg_exp.clone(),
+            subject: id.subject.clone(),
+            subject_reg_exp: id.subject_reg_exp.clone(),
+        };
+        if let Err(e) = n.compile() {
+            return unsupported(&format!("keyless.identities[{i}]: {e}"));
+        }
+        identities.push(n);
+    }
+    if identities.is_empty() {
+        return Err("keyless.identities is empty".into());
+    }
+    Ok(Check::Keyless(KeylessCheck {
+        identities,
+        ca: k.roots.clone().map(KeyRef::Pem),
+        rekor,
+        rekor_keys,
+        ignore_sct: ctlog.is_some_and(|l| l.insecure_ignore_sct),
+        attestations: Vec::new(),
+    }))
+}
+
+/// Kyverno's semantics end to end: import, compile, match, evaluate against real
+/// signatures and attestations.
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use base64::Engine;
+    use serde_json::json;
+
+    use crate::policy::file::parse_documents;
+    use crate::policy::normal::{compile, FilesOnly};
+    use crate::policy::{NoMatchAction, PolicySet};
+    use crate::registry::{Form, SignatureLayer, Signatures};
+    use crate::verify::dsse::IN_TOTO_PAYLOAD_TYPE;
+    use crate::verify::testkit::TestSigner;
+    use crate::verify::trust::TrustRoot;
+    use crate::verify::{evaluate, Context, Evaluation, Evidence};
+
+    const D: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    fn set(yaml: &str) -> (Arc<PolicySet>, Vec<String>) {
+        let mut policies = Vec::new();
+        let mut warnings = Vec::new();
+        for doc in parse_documents(Path::new("t.yaml"), yaml).unwrap() {
+            for p in super::super::import(&doc).unwrap().policies {
+                let c = compile(&p, &FilesOnly(Path::new("/"))).unwrap();
+                warnings.extend(c.warnings);
+                policies.push(c.policy);
+            }
+        }
+        (PolicySet::assemble(policies, NoMatchAction::Deny), warnings)
+    }
+
+    fn indent(text: &str, n: usize) -> String {
+        text.lines().map(|l| format!("{}{l}\n", " ".repeat(n))).collect()
+    }
+
+    /// An IVP with one cosign key attestor (no log), `extra` spliced into the spec.
+    fn key_policy(k: &TestSigner, extra: &str, validations: &str) -> String {
+        format!(
+            "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  \
+             matchImageReferences: [{{glob: \"reg.io/*\"}}]\n{extra}  attestors:\n  - name: cosign\n    cosign:\n      \
+             ctlog: {{insecureIgnoreTlog: true}}\n      key:\n        data: |\n{}  attestations:\n  - name: sbom\n    \
+             intoto: {{type: https://cyclonedx.org/bom}}\n  validations:\n{validations}",
+            indent(&k.public_pem(), 10)
+        )
+    }
+
+    const SIGNED: &str = "  - expression: images.containers.map(image, verifyImageSignatures(image, [attestors.cosign])).all(e, e > 0)\n    message: failed the image signature verification\n";
+
+    fn evidence(image: &str, signatures: Vec<SignatureLayer>, attestations: Vec<SignatureLayer>) -> Evidence {
+        Evidence {
+            reference: image.to_string(),
+            signatures: Some(Ok(Signatures { location: "test.sig".into(), layers: signatures })),
+            attestations: Some(Ok(Signatures { location: "test.att".into(), layers: attestations })),
+            ..Default::default()
+        }
+    }
+
+    fn eval_with(s: &PolicySet, ev: &Evidence, digest: &str, trust: &TrustRoot) -> Evaluation {
+        let repo = ev.reference.split('@').next().unwrap().rsplit_once(':').map_or(ev.reference.as_str(), |(r, _)| r);
+        let matched = s.matching(&ev.reference, repo, None);
+        assert!(!matched.is_empty(), "no policy matches {}", ev.reference);
+        evaluate(&matched, ev, digest, Context { trust, now: Context::now_secs() })
+    }
+
+    fn eval(s: &PolicySet, ev: &Evidence) -> Evaluation {
+        eval_with(s, ev, D, &TrustRoot::empty())
+    }
+
+    fn signed_by(signers: &[&TestSigner]) -> Vec<SignatureLayer> {
+        signers.iter().map(|s| s.sign_digest("reg.io/app", D)).collect()
+    }
+
+    /// A DSSE envelope with an in-toto statement about `digest`, signed by `signer`.
+    fn attestation(
+        signer: &TestSigner,
+        digest: &str,
+        predicate_type: &str,
+        predicate: serde_json::Value,
+    ) -> SignatureLayer {
+        let (_, hex) = digest.split_once(':').unwrap();
+        let statement = json!({
+            "_type": "https://in-toto.io/Statement/v0.1",
+            "predicateType": predicate_type,
+            "subject": [{"name": "reg.io/app", "digest": {"sha256": hex}}],
+            "predicate": predicate,
+        })
+        .to_string();
+        let pae =
+            format!("DSSEv1 {} {IN_TOTO_PAYLOAD_TYPE} {} {statement}", IN_TOTO_PAYLOAD_TYPE.len(), statement.len());
+        let sig = signer.sign_raw(pae.as_bytes()).signature;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(statement.as_bytes());
+        let envelope = json!({"payloadType": IN_TOTO_PAYLOAD_TYPE, "payload": b64, "signatures": [{"sig": sig}]});
+        SignatureLayer { payload: envelope.to_string().into_bytes(), form: Form::Envelope, ..Default::default() }
+    }
+
+    #[test]
+    fn cosign_key_admits_the_signed_image_and_rejects_unsigned_or_foreign_signatures() {
+        let k = TestSigner::new(1);
+        let (s, warnings) = set(&key_policy(&k, "", SIGNED));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![])).allowed);
+        let unsigned = eval(&s, &evidence("reg.io/app:1", vec![], vec![]));
+        assert!(!unsigned.allowed);
+        assert!(
+            unsigned.failures[0].contains("validations[0]: failed the image signature verification"),
+            "{unsigned:?}"
+        );
+        let foreign = eval(&s, &evidence("reg.io/app:1", signed_by(&[&TestSigner::new(2)]), vec![]));
+        assert!(!foreign.allowed);
+        assert!(foreign.failures[0].contains("(attestor cosign: 1 signature(s)"), "says why: {foreign:?}");
+        // Images the policy does not select are left to the node's no-match action.
+        assert!(s.matching("quay.io/app:1", "quay.io/app", None).is_empty());
+    }
+
+    #[test]
+    fn keyless_identity_must_match_and_chain_to_the_roots() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign");
+        let vector = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+        let digest = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
+        let policy = |subject: &str| {
+            format!(
+                "apiVersion: policies.kyverno.io/v1beta1\nkind: ImageValidatingPolicy\nmetadata: {{name: k}}\nspec:\n  \
+                 matchImageReferences: [{{glob: \"registry.example/*\"}}]\n  attestors:\n  - name: ci\n    cosign:\n      \
+                 ctlog: {{insecureIgnoreTlog: true, insecureIgnoreSCT: true}}\n      keyless:\n        identities:\n        \
+                 - {{issuer: \"https://issuer.example\", subject: \"{subject}\"}}\n        roots: |\n{}  validations:\n  - \
+                 expression: images.containers.map(i, verifyImageSignatures(i, [attestors.ci])).all(e, e > 0)\n",
+                indent(&vector("root.pem"), 10)
+            )
+        };
+        let layer = SignatureLayer {
+            payload: vector("payload.json").into_bytes(),
+            signature: vector("payload-leaf.sig").trim().into(),
+            certificate: Some(vector("leaf-email.pem")),
+            chain: Some(vector("chain.pem")),
+            ..Default::default()
+        };
+        let ev = evidence("registry.example/team/app:v1", vec![layer], vec![]);
+        let trust = TrustRoot::empty();
+        let (good, _) = set(&policy("builder@example.com"));
+        assert!(eval_with(&good, &ev, digest, &trust).allowed);
+        let (other, _) = set(&policy("someone@example.com"));
+        assert!(!eval_with(&other, &ev, digest, &trust).allowed);
+    }
+
+    const SBOM: &str = "  - expression: images.containers.map(image, verifyAttestationSignatures(image, attestations.sbom, [attestors.cosign])).all(e, e > 0)\n    message: failed to verify the SBOM attestation\n  - expression: images.containers.map(image, extractPayload(image, attestations.sbom).predicate.bomFormat == 'CycloneDX').all(e, e)\n    message: the SBOM is not CycloneDX\n";
+
+    #[test]
+    fn an_attestation_payload_condition_reads_the_verified_statement() {
+        let k = TestSigner::new(1);
+        let (s, _) = set(&key_policy(&k, "", SBOM));
+        let sbom = |by: &TestSigner, format: &str| {
+            attestation(by, D, "https://cyclonedx.org/bom", json!({"bomFormat": format, "specVersion": "1.5"}))
+        };
+        assert!(eval(&s, &evidence("reg.io/app:1", vec![], vec![sbom(&k, "CycloneDX")])).allowed);
+        let spdx = eval(&s, &evidence("reg.io/app:1", vec![], vec![sbom(&k, "SPDX")]));
+        assert!(!spdx.allowed);
+        assert!(spdx.failures[0].contains("validations[1]: the SBOM is not CycloneDX"), "{spdx:?}");
+        // Another signer's statement is neither verified nor read.
+        let foreign = eval(&s, &evidence("reg.io/app:1", vec![], vec![sbom(&TestSigner::new(2), "CycloneDX")]));
+        assert!(foreign.failures[0].contains("validations[0]: failed to verify the SBOM attestation"), "{foreign:?}");
+        // An attestation about another digest does not count.
+        let other =
+            attestation(&k, &D.replace('1', "2"), "https://cyclonedx.org/bom", json!({"bomFormat": "CycloneDX"}));
+        assert!(!eval(&s, &evidence("reg.io/app:1", vec![], vec![other])).allowed);
+    }
+
+    #[test]
+    fn a_payload_is_not_read_before_it_is_verified() {
+        let k = TestSigner::new(1);
+        let only_extract = "  - expression: images.containers.all(i, extractPayload(i, attestations.sbom).predicate.bomFormat == 'CycloneDX')\n";
+        let (s, _) = set(&key_policy(&k, "", only_extract));
+        let att = attestation(&k, D, "https://cyclonedx.org/bom", json!({"bomFormat": "CycloneDX"}));
+        let e = eval(&s, &evidence("reg.io/app:1", vec![], vec![att]));
+        assert!(!e.allowed);
+        assert!(e.failures[0].contains("cannot be read before it is verified"), "{e:?}");
+    }
+
+    #[test]
+    fn audit_and_warn_without_deny_are_warn_mode() {
+        let k = TestSigner::new(1);
+        for (actions, enforced) in [("[Audit]", false), ("[Warn]", false), ("[Audit, Deny]", true), ("[]", true)] {
+            let (s, _) = set(&key_policy(&k, &format!("  validationActions: {actions}\n"), SIGNED));
+            let e = eval(&s, &evidence("reg.io/app:1", vec![], vec![]));
+            assert_eq!(e.allowed, !enforced, "{actions}: {e:?}");
+            assert_eq!(e.warned, !enforced, "{actions}");
+        }
+    }
+
+    #[test]
+    fn a_namespace_selector_by_name_narrows_and_other_labels_widen() {
+        let k = TestSigner::new(1);
+        let selector = "  matchConstraints:\n    namespaceSelector:\n      matchLabels: {team: payments}\n      matchExpressions:\n      - {key: kubernetes.io/metadata.name, operator: In, values: [payments, checkout]}\n";
+        let (s, _) = set(&key_policy(&k, selector, SIGNED));
+        let covered = |ns: Option<&str>| !s.matching("reg.io/app:1", "reg.io/app", ns).is_empty();
+        assert!(covered(Some("payments")) && covered(Some("checkout")));
+        assert!(!covered(Some("default")));
+        assert!(!covered(None), "a policy confined to named namespaces does not apply to an unknown one");
+        let not_in = "  matchConstraints:\n    namespaceSelector:\n      matchExpressions:\n      - {key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}\n";
+        let (s, _) = set(&key_policy(&k, not_in, SIGNED));
+        assert!(s.matching("reg.io/app:1", "reg.io/app", Some("kube-system")).is_empty());
+        assert!(!s.matching("reg.io/app:1", "reg.io/app", Some("default")).is_empty());
+    }
+
+    #[test]
+    fn request_fields_and_unknown_functions_fail_closed_naming_the_expression() {
+        let k = TestSigner::new(1);
+        let v = format!(
+            "{SIGNED}  - expression: request.userInfo.username != 'intruder'\n  - expression: images.containers.all(i, getImageData(i).config.user != 'root')\n"
+        );
+        let (s, warnings) = set(&key_policy(&k, "", &v));
+        assert!(
+            warnings.iter().any(|w| w.contains("validations[1]: request is not known on the node")),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings.iter().any(|w| w.contains("validations[2]: function getImageData is not available")),
+            "{warnings:?}"
+        );
+        let e = eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![]));
+        assert!(!e.allowed);
+        assert!(e.failures[0].contains("validations[1]: request is not known on the node"), "{e:?}");
+    }
+
+    #[test]
+    fn required_verification_and_digest_settings() {
+        let k = TestSigner::new(1);
+        let trivially = "  - expression: \"true\"\n";
+        let (s, _) = set(&key_policy(&k, "", trivially));
+        let e = eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![]));
+        assert!(!e.allowed && e.failures[0].contains("is not verified"), "required by default: {e:?}");
+        let (s, _) = set(&key_policy(&k, "  validationConfigurations: {required: false}\n", trivially));
+        assert!(eval(&s, &evidence("reg.io/app:1", vec![], vec![])).allowed);
+        let by_tag = "  validationConfigurations: {mutateDigest: false}\n";
+        let (s, _) = set(&key_policy(&k, by_tag, SIGNED));
+        let e = eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![]));
+        assert!(!e.allowed && e.failures[0].contains("does not have a digest"), "{e:?}");
+        let pinned = format!("reg.io/app@{D}");
+        assert!(eval(&s, &evidence(&pinned, signed_by(&[&k]), vec![])).allowed);
+    }
+
+    #[test]
+    fn match_image_expressions_and_conditions() {
+        let k = TestSigner::new(1);
+        let refs = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: e}\nspec:\n  matchImageReferences:\n  - expression: ref.startsWith('reg.io/signed/')\n  attestors:\n  - {name: c, notary: {}}\n  validations:\n  - expression: \"false\"\n";
+        let (s, _) = set(refs);
+        assert_eq!(s.matching("reg.io/signed/app:1", "reg.io/signed/app", None).len(), 1);
+        assert!(s.matching("reg.io/other/app:1", "reg.io/other/app", None).is_empty());
+        // Kyverno sees the name as the pod spec wrote it; Docker Hub's short forms are tried.
+        let hub = refs.replace("ref.startsWith('reg.io/signed/')", "ref == 'nginx:1.27'");
+        let (s, _) = set(&hub);
+        assert_eq!(s.matching("docker.io/library/nginx:1.27", "docker.io/library/nginx", None).len(), 1);
+        assert!(s.matching("docker.io/library/nginx:1.28", "docker.io/library/nginx", None).is_empty());
+        // A condition that is exactly false leaves the image alone, as in Kyverno.
+        let (s, _) = set(&key_policy(&k, "  matchConditions:\n  - {name: never, expression: \"1 == 2\"}\n", SIGNED));
+        assert!(eval(&s, &evidence("reg.io/app:1", vec![], vec![])).allowed);
+        // One the node cannot evaluate is taken as true: the validations apply.
+        let on_labels = "  matchConditions:\n  - {name: prod, expression: \"has(object.metadata.labels.prod)\"}\n";
+        let (s, warnings) = set(&key_policy(&k, on_labels, SIGNED));
+        assert!(warnings.iter().any(|w| w.contains("object is not known on the node")), "{warnings:?}");
+        assert!(!eval(&s, &evidence("reg.io/app:1", vec![], vec![])).allowed);
+        // Glob syntax wildcards cannot express covers every image.
+        let braces = key_policy(&k, "", SIGNED).replace("glob: \"reg.io/*\"", "glob: \"reg.io/{a,b}\"");
+        let (s, _) = set(&braces);
+        assert_eq!(s.matching("quay.io/x:1", "quay.io/x", None).len(), 1);
+    }
+
+    #[test]
+    fn only_the_image_being_created_can_be_verified() {
+        let k = TestSigner::new(1);
+        let v = "  - expression: verifyImageSignatures('reg.io/other:1', [attestors.cosign]) > 0\n";
+        let (s, _) = set(&key_policy(&k, "", v));
+        let e = eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![]));
+        assert!(!e.allowed && e.failures[0].contains("only the image being created"), "{e:?}");
+    }
+
+    #[test]
+    fn every_served_version_of_both_kinds_is_read_and_watched() {
+        for v in ["v1", "v1beta1", "v1alpha1"] {
+            assert!(super::super::is_supported(&format!("policies.kyverno.io/{v}"), "ImageValidatingPolicy"));
+        }
+        for v in ["v1", "v1beta1"] {
+            assert!(super::super::is_supported(&format!("policies.kyverno.io/{v}"), "NamespacedImageValidatingPolicy"));
+        }
+        // Discovery takes the first served version listed: the newest must come first.
+        let ivp: Vec<&str> =
+            super::super::KINDS.iter().filter(|k| k.kind == "ImageValidatingPolicy").map(|k| k.version).collect();
+        assert_eq!(ivp, ["v1", "v1beta1", "v1alpha1"]);
+        let rbac =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/kubernetes/rbac.yaml"))
+                .unwrap();
+        assert!(rbac.contains("imagevalidatingpolicies") && rbac.contains("namespacedimagevalidatingpolicies"));
+    }
+
+    #[test]
+    fn a_namespaced_policy_governs_only_its_namespace() {
+        let k = TestSigner::new(1);
+        let yaml = key_policy(&k, "", SIGNED).replace(
+            "kind: ImageValidatingPolicy\nmetadata: {name: p}",
+            "kind: NamespacedImageValidatingPolicy\nmetadata: {name: p, namespace: team}",
+        );
+        let (s, _) = set(&yaml);
+        assert_eq!(s.policies[0].name, "kyverno-ivp:team/p");
+        assert_eq!(s.matching("reg.io/app:1", "reg.io/app", Some("team")).len(), 1);
+        assert!(s.matching("reg.io/app:1", "reg.io/app", Some("other")).is_empty());
+        assert!(s.matching("reg.io/app:1", "reg.io/app", None).is_empty());
+    }
+
+    #[test]
+    fn the_normalised_form_round_trips_through_yaml() {
+        let k = TestSigner::new(1);
+        let doc = &parse_documents(Path::new("t.yaml"), &key_policy(&k, "", SBOM)).unwrap()[0];
+        let p = &super::super::import(doc).unwrap().policies[0];
+        let text = serde_yaml::to_string(p).unwrap();
+        assert_eq!(&serde_yaml::from_str::<crate::policy::normal::NormalPolicy>(&text).unwrap(), p, "{text}");
+        // The last-known-good file stores JSON.
+        let json = serde_json::to_string(p).unwrap();
+        assert_eq!(&serde_json::from_str::<crate::policy::normal::NormalPolicy>(&json).unwrap(), p, "{json}");
+    }
+
+    #[test]
+    fn explain_and_check_say_which_parts_the_node_evaluates() {
+        let k = TestSigner::new(1);
+        let v = format!("{SIGNED}  - expression: request.userInfo.username != 'intruder'\n");
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("ivp.yaml"), key_policy(&k, "", &v)).unwrap();
+        let loaded = crate::policy::local::load_dir(d.path()).unwrap();
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("validations[1]: request is not known on the node"));
+        let x = crate::policy::explain::explain(&loaded, NoMatchAction::Deny, "reg.io/app:1", None).unwrap();
+        assert_eq!(x.action, "verify");
+        let text = x.to_string();
+        assert!(text.contains("validations[0] evaluated on the node: images.containers.map("), "{text}");
+        assert!(text.contains("fails closed: validations[1]: request is not known on the node"), "{text}");
+        assert!(text.contains("the image must pass a signature or attestation check"), "{text}");
+    }
+
+    #[test]
+    fn the_namespace_name_is_known_to_conditions_and_validations() {
+        let k = TestSigner::new(1);
+        let skip_system =
+            "  matchConditions:\n  - {name: not-system, expression: \"object.metadata.namespace != 'kube-system'\"}\n";
+        let (s, warnings) = set(&key_policy(&k, skip_system, SIGNED));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(s.policies[0].depends_on_namespace());
+        let in_ns =
+            |ns: Option<&str>| Evidence { namespace: ns.map(String::from), ..evidence("reg.io/app:1", vec![], vec![]) };
+        assert!(eval(&s, &in_ns(Some("kube-system"))).allowed, "the condition is false: not applied");
+        assert!(!eval(&s, &in_ns(Some("default"))).allowed);
+        assert!(!eval(&s, &in_ns(None)).allowed, "an unknown namespace cannot make the condition false");
+        let e = eval(&s, &in_ns(None));
+        assert!(
+            e.failures[0].contains("matchConditions[not-system]: "),
+            "an error denies, as failurePolicy Fail: {e:?}"
+        );
+        // Attestors are not bound when Kyverno evaluates conditions: not a way to narrow.
+        let on_attestors = "  matchConditions:\n  - {name: a, expression: \"attestors.cosign.name == 'x'\"}\n";
+        let (s, warnings) = set(&key_policy(&k, on_attestors, SIGNED));
+        assert!(warnings.iter().any(|w| w.contains("matchConditions[a]")), "{warnings:?}");
+        assert!(!eval(&s, &in_ns(Some("default"))).allowed);
+        let guarded = "  - expression: request.namespace == 'dev' || images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) > 0)\n";
+        let e = eval(&set(&key_policy(&k, "", guarded)).0, &in_ns(Some("dev")));
+        assert!(!e.allowed && e.failures[0].contains("is not verified"), "required by default: {e:?}");
+        let (s, _) = set(&key_policy(&k, "  validationConfigurations: {required: false}\n", guarded));
+        assert!(eval(&s, &in_ns(Some("dev"))).allowed);
+        assert!(!eval(&s, &in_ns(Some("prod"))).allowed);
+        let (s, _) = set(&key_policy(&k, "", SIGNED));
+        assert!(!s.policies[0].depends_on_namespace(), "verdicts are shared across namespaces");
+    }
+}

@@ -1,0 +1,364 @@
+//! CEL validations evaluated against the evidence for one image.
+//!
+//! Kyverno's image functions are bound to what signet already verifies:
+//! `verifyImageSignatures(image, [attestors…])` counts the attestors whose signature over
+//! the running digest verifies, `verifyAttestationSignatures(image, attestation,
+//! [attestors…])` those whose attestation of that type verifies, and
+//! `extractPayload(image, attestation)` returns the in-toto statement of an attestation
+//! verified earlier in the same evaluation (as Kyverno, it is an error before that). The
+//! evidence is verified before the interpreter runs, so the interpreter never waits on the
+//! network and only looks results up; what [`crate::policy::cel`] refused to compile fails
+//! here with its reason. An attestor the node cannot check counts as not verified: the
+//! counts are a lower bound of Kyverno's, which compilation allows only where a smaller
+//! count can only refuse more (`count > k`, `count == <all>`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use cel::objects::{Key, Map};
+use cel::{ExecutionError, FunctionContext, Value};
+
+use super::{check_authority, verify_attestations, Context, Evidence};
+use crate::policy::cel::{
+    AttestationKind, CompiledCel, ImageExpression, EXTRACT_PAYLOAD, NAMESPACE_PATHS, VERIFY_ATTESTATION_SIGNATURES,
+    VERIFY_IMAGE_SIGNATURES,
+};
+use crate::policy::{AuthorityKind, SignedBy};
+use crate::registry::Signatures;
+
+/// What was verified for the image, looked up by the bound functions.
+#[derive(Default)]
+struct Facts {
+    reference: String,
+    namespace: Option<String>,
+    /// attestor name → its image signature verified, or why not.
+    signatures: BTreeMap<String, Result<(), String>>,
+    /// (attestation, attestor) → the verified statement, or why not.
+    attestations: BTreeMap<(String, String), Result<serde_json::Value, String>>,
+    /// Per evaluation: statements verified so far (`extractPayload` reads these).
+    extracted: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// Per evaluation: some verification returned a non-zero count.
+    verified: Mutex<bool>,
+    /// Per evaluation: why the attestors asked about did not verify, for the message.
+    refused: Mutex<BTreeMap<String, String>>,
+}
+
+/// Evaluate one compiled CEL authority. `Ok` carries a note when the policy did not apply.
+pub fn check(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -> Result<(), String> {
+    let reference = evidence.reference.clone();
+    if c.require_digest && !reference.contains('@') {
+        return Err(format!("image {reference} does not have a digest (verifyDigest is set, mutateDigest is not)"));
+    }
+    // Conditions come first and read nothing verified (compilation saw to that): an image
+    // they leave alone costs no verification.
+    let bare = Arc::new(Facts {
+        reference: evidence.reference.clone(),
+        namespace: evidence.namespace.clone(),
+        ..Default::default()
+    });
+    let conditions = context(c, &bare);
+    for m in c.match_conditions.iter().filter_map(|m| m.as_ref().ok()) {
+        // Only a condition that is exactly false narrows; anything else leaves the
+        // validations in force.
+        match m.program.execute(&conditions) {
+            Ok(Value::Bool(false)) => return Ok(()),
+            Ok(Value::Bool(true)) => {}
+            Ok(other) => return Err(format!("{}: evaluates to {other:?}, not a bool", m.field)),
+            Err(err) => return Err(format!("{}: {}", m.field, describe(&err))),
+        }
+    }
+    let facts = Arc::new(gather(c, evidence, digest, cx));
+    let mut ctx = context(c, &facts);
+    let mut variables: HashMap<Key, Value> = HashMap::new();
+    let mut variable_errors = Vec::new();
+    for (name, v) in &c.variables {
+        let result = match v {
+            Ok(e) => e.program.execute(&ctx).map_err(|err| format!("{}: {}", e.field, describe(&err))),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(value) => {
+                variables.insert(Key::String(Arc::new(name.clone())), value);
+                ctx.add_variable_from_value("variables", Value::Map(Map { map: Arc::new(variables.clone()) }));
+            }
+            Err(e) => variable_errors.push(e),
+        }
+    }
+    for (i, v) in c.validations.iter().enumerate() {
+        let e = v.check.as_ref().map_err(|e| format!("cannot be evaluated on the node: {e}"))?;
+        match e.program.execute(&ctx) {
+            Ok(Value::Bool(true)) => {}
+            Ok(Value::Bool(false)) => {
+                let message = v
+                    .message_expression
+                    .as_ref()
+                    .and_then(|m| match m.program.execute(&ctx) {
+                        Ok(Value::String(s)) => Some(s.to_string()),
+                        _ => None,
+                    })
+                    .or_else(|| v.message.clone().filter(|m| !m.is_empty()))
+                    .unwrap_or_else(|| format!("CEL expression validation failed at index {i}"));
+                return Err(format!("{}: {message}{}", e.field, facts.refusals()));
+            }
+            Ok(other) => return Err(format!("{}: evaluates to {other:?}, not a bool", e.field)),
+            Err(err) => {
+                let mut msg = format!("{}: {}", e.field, describe(&err));
+                if !variable_errors.is_empty() {
+                    msg.push_str(&format!(" (variables not evaluated: {})", variable_errors.join("; ")));
+                }
+                return Err(msg);
+            }
+        }
+    }
+    if c.require_verified && !*facts.verified.lock().unwrap() {
+        return Err(format!(
+            "image {reference} is not verified: no signature or attestation check passed \
+             (validationConfigurations.required)"
+        ));
+    }
+    Ok(())
+}
+
+fn describe(e: &ExecutionError) -> String {
+    e.to_string()
+}
+
+/// Verify up front everything the expressions may ask about, so the interpreter only
+/// looks results up.
+fn gather(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -> Facts {
+    let mut facts =
+        Facts { reference: evidence.reference.clone(), namespace: evidence.namespace.clone(), ..Default::default() };
+    if c.uses(VERIFY_IMAGE_SIGNATURES) {
+        for (name, kind) in &c.attestors {
+            facts.signatures.insert(name.clone(), check_authority(kind, evidence, digest, cx));
+        }
+    }
+    if c.uses(VERIFY_ATTESTATION_SIGNATURES) {
+        for (att, kind) in &c.attestations {
+            for (name, attestor) in &c.attestors {
+                let result = match kind {
+                    AttestationKind::Referrer(t) => {
+                        Err(format!("OCI referrer attestations ({t}) are not verified on the node"))
+                    }
+                    AttestationKind::InToto(t) => statement(attestor, t, evidence, digest, cx),
+                };
+                facts.attestations.insert((att.clone(), name.clone()), result);
+            }
+        }
+    }
+    facts
+}
+
+/// The in-toto statement of the first attestation of type `predicate` that `attestor`
+/// verifies for `digest`.
+fn statement(
+    attestor: &AuthorityKind,
+    predicate: &str,
+    evidence: &Evidence,
+    digest: &str,
+    cx: Context<'_>,
+) -> Result<serde_json::Value, String> {
+    let AuthorityKind::Signed(by) = attestor else {
+        return Err(match attestor {
+            AuthorityKind::Unsupported(why) => why.clone(),
+            _ => "this attestor does not verify attestations".into(),
+        });
+    };
+    let by = SignedBy { attestations: vec![predicate.to_string()], ..(**by).clone() };
+    let sigs = match &evidence.attestations {
+        None => return Err("attestations were not fetched".into()),
+        Some(Err(e)) => return Err(e.to_string()),
+        Some(Ok(s)) => s,
+    };
+    let mut last = format!("no attestation of type {predicate}");
+    for layer in &sigs.layers {
+        let one = Signatures { location: sigs.location.clone(), layers: vec![layer.clone()] };
+        match verify_attestations(&one, digest, &by, cx) {
+            Ok(()) => {
+                let opened = super::dsse::open(&layer.payload).map_err(|e| e.to_string())?;
+                return serde_json::from_slice(&opened.body).map_err(|e| format!("statement: {e}"));
+            }
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(last)
+}
+
+fn string_key(s: &str) -> Key {
+    Key::String(Arc::new(s.to_string()))
+}
+
+fn map(entries: impl IntoIterator<Item = (String, Value)>) -> Value {
+    Value::Map(Map { map: Arc::new(entries.into_iter().map(|(k, v)| (string_key(&k), v)).collect()) })
+}
+
+fn context<'a>(c: &CompiledCel, facts: &Arc<Facts>) -> cel::Context<'a> {
+    let mut ctx = cel::Context::default();
+    // The container being created is the only image the node knows; it is offered in
+    // every list so a check on any list covers it.
+    let image = Value::List(Arc::new(vec![Value::String(Arc::new(facts.reference.clone()))]));
+    ctx.add_variable_from_value(
+        "images",
+        map(["containers", "initContainers", "ephemeralContainers"].map(|k| (k.to_string(), image.clone()))),
+    );
+    ctx.add_variable_from_value(
+        "attestors",
+        map(c.attestors.keys().map(|n| (n.clone(), map([("name".to_string(), Value::String(Arc::new(n.clone())))])))),
+    );
+    ctx.add_variable_from_value(
+        "attestations",
+        map(c.attestations.keys().map(|n| (n.clone(), Value::String(Arc::new(n.clone()))))),
+    );
+    ctx.add_variable_from_value("variables", map(Vec::new()));
+    // Only the namespace's name is bound (compilation allows no other path); with the
+    // namespace unknown, reading it is an error, which fails closed.
+    if let Some(ns) = &facts.namespace {
+        let name = || Value::String(Arc::new(ns.clone()));
+        for (root, first, second) in NAMESPACE_PATHS {
+            let value = match second {
+                None => map([(first.to_string(), name())]),
+                Some(second) => map([(first.to_string(), map([(second.to_string(), name())]))]),
+            };
+            ctx.add_variable_from_value(*root, value);
+        }
+    }
+
+    let f = Arc::clone(facts);
+    ctx.add_function(VERIFY_IMAGE_SIGNATURES, move |ftx: &FunctionContext, image: Arc<String>, list: Value| {
+        f.same_image(ftx, &image)?;
+        let mut count = 0i64;
+        for name in attestor_names(ftx, &list)? {
+            match f.signatures.get(&name).ok_or_else(|| ftx.error(format!("unknown attestor {name}")))? {
+                Ok(()) => count += 1,
+                Err(why) => f.refuse(&name, why),
+            }
+        }
+        f.record(count);
+        Ok(Value::Int(count))
+    });
+    let f = Arc::clone(facts);
+    ctx.add_function(
+        VERIFY_ATTESTATION_SIGNATURES,
+        move |ftx: &FunctionContext, image: Arc<String>, attestation: Arc<String>, list: Value| {
+            f.same_image(ftx, &image)?;
+            let mut count = 0i64;
+            for name in attestor_names(ftx, &list)? {
+                let key = (attestation.to_string(), name.clone());
+                match f.attestations.get(&key) {
+                    None => return Err(ftx.error(format!("attestation not found in policy: {attestation}"))),
+                    Some(Err(why)) => f.refuse(&name, &format!("attestation {attestation}: {why}")),
+                    Some(Ok(statement)) => {
+                        count += 1;
+                        f.extracted.lock().unwrap().entry(attestation.to_string()).or_insert_with(|| statement.clone());
+                    }
+                }
+            }
+            f.record(count);
+            Ok(Value::Int(count))
+        },
+    );
+    let f = Arc::clone(facts);
+    ctx.add_function(EXTRACT_PAYLOAD, move |ftx: &FunctionContext, image: Arc<String>, attestation: Arc<String>| {
+        f.same_image(ftx, &image)?;
+        match f.extracted.lock().unwrap().get(attestation.as_str()) {
+            Some(statement) => Ok(json_value(statement)),
+            None => Err(ftx.error(format!(
+                "the payload of attestation {attestation} cannot be read before it is verified \
+                 (verifyAttestationSignatures)"
+            ))),
+        }
+    });
+    ctx
+}
+
+impl Facts {
+    fn same_image(&self, ftx: &FunctionContext, image: &str) -> Result<(), ExecutionError> {
+        if image == self.reference {
+            Ok(())
+        } else {
+            Err(ftx.error(format!(
+                "only the image being created ({}) can be checked on the node, not {image}",
+                self.reference
+            )))
+        }
+    }
+
+    fn refuse(&self, attestor: &str, why: &str) {
+        self.refused.lock().unwrap().entry(attestor.to_string()).or_insert_with(|| why.to_string());
+    }
+
+    /// ` (attestor a: why; …)` for the attestors that did not verify, or nothing.
+    fn refusals(&self) -> String {
+        let refused = self.refused.lock().unwrap();
+        if refused.is_empty() {
+            return String::new();
+        }
+        let parts: Vec<String> = refused.iter().map(|(a, why)| format!("attestor {a}: {why}")).collect();
+        format!(" ({})", parts.join("; "))
+    }
+
+    fn record(&self, count: i64) {
+        if count > 0 {
+            *self.verified.lock().unwrap() = true;
+        }
+    }
+}
+
+fn attestor_names(ftx: &FunctionContext, list: &Value) -> Result<Vec<String>, ExecutionError> {
+    let Value::List(items) = list else { return Err(ftx.error("attestors must be a list")) };
+    items
+        .iter()
+        .map(|item| match item {
+            Value::Map(m) => match m.map.get(&string_key("name")) {
+                Some(Value::String(n)) => Ok(n.to_string()),
+                _ => Err(ftx.error("an attestor has no name")),
+            },
+            _ => Err(ftx.error("attestors must be attestors.<name>")),
+        })
+        .collect()
+}
+
+/// JSON as CEL sees it: numbers that are integers become ints, as Kubernetes' CEL does for
+/// integer JSON values.
+pub fn json_value(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Value::Int(i),
+            (None, Some(u), _) => Value::UInt(u),
+            (_, _, f) => Value::Float(f.unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+        serde_json::Value::Array(a) => Value::List(Arc::new(a.iter().map(json_value).collect())),
+        serde_json::Value::Object(o) => map(o.iter().map(|(k, v)| (k.clone(), json_value(v)))),
+    }
+}
+
+impl ImageExpression {
+    /// Does the expression select the image? Kyverno evaluates it on the name as the pod
+    /// spec wrote it, which the node knows only normalised: every spelling of it is tried,
+    /// and any that selects (or does not evaluate to a bool) selects: the policy then
+    /// applies, which only refuses more.
+    pub fn selects(&self, full: &str, repository: &str) -> bool {
+        let mut names = vec![full.to_string(), repository.to_string()];
+        for n in [full, repository] {
+            if let Some(short) = n.strip_prefix("docker.io/") {
+                names.push(short.to_string());
+                names.extend(short.strip_prefix("library/").map(str::to_string));
+            }
+        }
+        names.iter().any(|n| self.matches(n))
+    }
+
+    fn matches(&self, image: &str) -> bool {
+        let mut ctx = cel::Context::default();
+        ctx.add_variable_from_value("ref", Value::String(Arc::new(image.to_string())));
+        !matches!(self.0.program.execute(&ctx), Ok(Value::Bool(false)))
+    }
+}
+
+/// Does an expression need the image's signatures or its attestations fetched?
+pub fn needs(c: &CompiledCel) -> (bool, bool) {
+    (c.uses(VERIFY_IMAGE_SIGNATURES), c.uses(VERIFY_ATTESTATION_SIGNATURES) || c.uses(EXTRACT_PAYLOAD))
+}
