@@ -382,7 +382,7 @@ mod tests {
     fn kms_keys_are_read_at_load_and_bad_ones_named() {
         let d = tempfile::tempdir().unwrap();
         let pem = d.path().join("k.pem");
-        std::fs::write(&pem, crate::policy::normal::tests::TEST_PUB).unwrap();
+        std::fs::write(&pem, crate::testutil::TEST_PUB).unwrap();
         let text = format!("[kms_keys]\n\"awskms:///alias/signer\" = {:?}\n", pem.display().to_string());
         let f = FileConfig::parse(Path::new("c.toml"), &text).unwrap();
         let s = Settings::from(f.overlay(FileConfig::default()));

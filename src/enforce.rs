@@ -331,7 +331,7 @@ mod tests {
     use crate::policy::matching::ImageGlob;
     use crate::policy::{Authority, AuthorityKind, Policy};
     use crate::registry::{FakeSignatureSource, RegistryError};
-    use crate::verify::testkit::TestSigner;
+    use crate::testutil::TestSigner;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";

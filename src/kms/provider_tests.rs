@@ -10,7 +10,7 @@ use base64::Engine as _;
 use super::http::fake::FakeHttp;
 use super::*;
 use crate::policy::TrustedKey;
-use crate::verify::pubkey::tests::TestKey;
+use crate::testutil::TestKey;
 use crate::verify::pubkey::{HashAlgorithm, Padding};
 
 const GCP_KEY: &str = "projects/p/locations/global/keyRings/r/cryptoKeys/k";
@@ -390,7 +390,7 @@ async fn a_pss_kms_key_decides_signatures_end_to_end() {
         compile, Check, FilesOnly, KeyCheck, KeyRef, KmsKey, NormalAuthority, NormalPolicy, NormalRequirement, Pattern,
     };
     use crate::registry::{SignatureLayer, Signatures};
-    use crate::verify::{testkit, trust::TrustRoot, verify_signatures, Context};
+    use crate::verify::{trust::TrustRoot, verify_signatures, Context};
     let signer = TestKey::rsa(aws_lc_rs::rsa::KeySize::Rsa4096);
     let http = Arc::new(FakeHttp::default());
     gcp_token(&http);
@@ -418,7 +418,7 @@ async fn a_pss_kms_key_decides_signatures_end_to_end() {
         panic!("{:?}", compiled.policy)
     };
     let digest = format!("sha256:{}", "ab".repeat(32));
-    let payload = testkit::payload("reg.io/app", &digest, "cosign container image signature");
+    let payload = crate::testutil::payload("reg.io/app", &digest, "cosign container image signature");
     let layer = |enc: &'static dyn s::RsaEncoding| Signatures {
         location: "test".into(),
         layers: vec![SignatureLayer {

@@ -317,7 +317,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::policy::normal::tests::TEST_PUB;
+    use crate::testutil::TEST_PUB;
 
     const URI: &str = "awskms:///alias/signer";
 

@@ -23,7 +23,7 @@ use crate::imagestore::FakeImageStore;
 use crate::policy::matching::ImageGlob;
 use crate::policy::{Authority, AuthorityKind, Mode, NoMatchAction, Policy, PolicySet};
 use crate::registry::FakeSignatureSource;
-use crate::verify::testkit::TestSigner;
+use crate::testutil::TestSigner;
 
 const SIGNED: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const UNSIGNED: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";

@@ -193,7 +193,7 @@ spec:
     fn loaded() -> (tempfile::TempDir, Loaded) {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("p.yaml"), POLICIES).unwrap();
-        std::fs::write(d.path().join("k.pub"), crate::policy::normal::tests::TEST_PUB).unwrap();
+        std::fs::write(d.path().join("k.pub"), crate::testutil::TEST_PUB).unwrap();
         let l = load_dir(d.path()).unwrap();
         (d, l)
     }

@@ -601,14 +601,9 @@ fn resolve(r: &KeyRef, keys: &dyn KeySource) -> Result<Result<String, String>, S
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    pub const TEST_PUB: &str = "-----BEGIN PUBLIC KEY-----
-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE8nhEhaiVh+bIH3LE3x1ae2+Rsdom
-n6jj4T408Ki/F10p17R/R2YobGd7XDaa6PR2vfSDiAfBvxSCmvFGmEf35w==
------END PUBLIC KEY-----
-";
+    use crate::testutil::TEST_PUB;
 
     fn policy(authorities: Vec<NormalAuthority>) -> NormalPolicy {
         NormalPolicy {

@@ -840,7 +840,7 @@ mod tests {
     fn a_cosign_v03_bundle_becomes_an_attestation_layer() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign/bundle-v03-slsa.json");
         let layer = bundle_attestation(&std::fs::read(path).unwrap()).expect("a DSSE bundle");
-        let key = crate::verify::trust::tests::vector("cosign.pub");
+        let key = crate::testutil::vector("cosign.pub");
         let key = crate::policy::TrustedKey::from_pem(key.as_bytes()).unwrap().key;
         let digest = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
         crate::verify::dsse::verify(&layer.payload, &key, digest, "slsaprovenance").unwrap();

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{run, ClusterConfig};
 use crate::sync::{lkg, ClusterOrigin, ClusterPolicies};
-use crate::verify::testkit::TestSigner;
+use crate::testutil::TestSigner;
 
 const API: &str = "/apis/signet.dev/v1alpha1";
 

@@ -272,9 +272,9 @@ mod tests {
     #[test]
     fn a_kms_key_in_the_last_known_good_file_enforces_without_the_provider() {
         use crate::kms::ResolvedKey;
-        use crate::policy::normal::tests::TEST_PUB;
         use crate::policy::normal::{Check, KeyCheck, KeyRef, KmsKey, NormalAuthority, NormalRequirement, Pattern};
         use crate::policy::Signer;
+        use crate::testutil::TEST_PUB;
         let d = tempfile::tempdir().unwrap();
         let uri = "awskms:///alias/signer";
         let mut p = NormalPolicy {

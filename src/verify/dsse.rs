@@ -123,7 +123,7 @@ pub fn verify(envelope: &[u8], key: &PublicKey, digest: &str, predicate_type: &s
 mod tests {
     use super::*;
     use crate::policy::TrustedKey;
-    use crate::verify::trust::tests::vector;
+    use crate::testutil::vector;
 
     const DIGEST: &str = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
 
@@ -147,7 +147,7 @@ mod tests {
         let other = DIGEST.replace("479b", "579b");
         let err = verify(vector("att-slsa.json").as_bytes(), &key(), &other, "slsaprovenance").unwrap_err();
         assert!(matches!(err, AttestationError::OtherSubject { .. }), "{err}");
-        let stranger = crate::verify::testkit::TestSigner::new(9).trusted().key;
+        let stranger = crate::testutil::TestSigner::new(9).trusted().key;
         assert_eq!(verify(custom.as_bytes(), &stranger, DIGEST, "custom"), Err(AttestationError::NotSigned));
         // The statement is covered by the signature: editing the type breaks it.
         let mut env: serde_json::Value = serde_json::from_str(&custom).unwrap();
@@ -163,7 +163,7 @@ mod tests {
     fn a_signed_statement_that_is_not_utf8_is_malformed() {
         // Found by the attestation fuzz target: invalid UTF-8 inside a field that is not
         // inspected used to pass, though other JSON parsers reject the statement.
-        let signer = crate::verify::testkit::TestSigner::new(3);
+        let signer = crate::testutil::TestSigner::new(3);
         let mut body = br#"{"predicateType": "custom", "subject": [{"digest": {"sha256": ""#.to_vec();
         body.extend_from_slice(&DIGEST.as_bytes()[7..]);
         body.extend_from_slice(b"\"}}], \"predicate\": {\"x\": \"\xff\"}}");

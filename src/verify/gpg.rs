@@ -238,7 +238,7 @@ pub fn verify(blob: &[u8], signer: &GpgSigner, reference: &str, digest: &str, li
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::trust::tests::vector;
+    use crate::testutil::vector;
 
     const IMAGE: &str = "registry.example/team/app:v1";
     const DIGEST: &str = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";

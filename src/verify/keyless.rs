@@ -189,7 +189,7 @@ use x509_cert::der::oid::AssociatedOid as _;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::trust::tests::vector;
+    use crate::testutil::vector;
 
     const ISSUER: &str = "https://issuer.example";
     const URI: &str = "https://github.com/example/app/.github/workflows/release.yml@refs/heads/main";

@@ -137,7 +137,7 @@ fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::trust::tests::vector;
+    use crate::testutil::vector;
 
     fn der(name: &str) -> Vec<u8> {
         pem::parse(vector(name)).unwrap().into_contents()

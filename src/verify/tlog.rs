@@ -238,7 +238,7 @@ fn check_signer(logged_b64: &str, signer: &EntrySigner<'_>) -> Result<(), TlogEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::trust::tests::vector;
+    use crate::testutil::vector;
 
     fn key_der(name: &str) -> Vec<u8> {
         pem::parse(vector(name)).unwrap().into_contents()

@@ -233,13 +233,9 @@ pub(crate) fn b64(s: &str) -> Result<Vec<u8>, String> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-
-    pub(crate) fn vector(name: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign").join(name);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    }
+    use crate::testutil::vector;
 
     #[test]
     fn reads_a_trusted_root_json() {

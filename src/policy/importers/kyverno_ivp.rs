@@ -652,8 +652,8 @@ mod tests {
     use crate::policy::normal::{compile, FilesOnly};
     use crate::policy::{NoMatchAction, PolicySet};
     use crate::registry::{Form, SignatureLayer, Signatures};
+    use crate::testutil::TestSigner;
     use crate::verify::dsse::IN_TOTO_PAYLOAD_TYPE;
-    use crate::verify::testkit::TestSigner;
     use crate::verify::trust::TrustRoot;
     use crate::verify::{evaluate, Context, Evaluation, Evidence};
 

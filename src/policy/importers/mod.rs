@@ -272,7 +272,7 @@ mod semantics {
     use crate::policy::normal::{compile, FilesOnly};
     use crate::policy::{NoMatchAction, PolicySet};
     use crate::registry::Signatures;
-    use crate::verify::testkit::TestSigner;
+    use crate::testutil::TestSigner;
     use crate::verify::{evaluate, Evaluation};
 
     const D: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";

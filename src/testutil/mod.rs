@@ -1,0 +1,18 @@
+//! Test support shared by the in-process tests (compiled only for tests): fixtures live
+//! here, not in other modules' `tests` modules.
+//!
+//! - [`http`]: reading HTTP/1.1 requests, for tests that play a server (fake API server,
+//!   fake registries).
+//! - [`signer`]: ECDSA P-256 keys and cosign-shaped signatures.
+//! - [`keys`]: generated ECDSA and RSA signers for the schemes KMS keys use.
+//! - [`vectors`]: the checked-in vectors and a fixed public key.
+
+pub mod http;
+pub mod keys;
+pub mod signer;
+pub mod vectors;
+
+pub use http::{read_request, Request};
+pub use keys::TestKey;
+pub use signer::{payload, TestSigner};
+pub use vectors::{vector, TEST_PUB};
