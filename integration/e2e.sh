@@ -60,7 +60,7 @@ WRONGSIG=$REGISTRY/probe/wrongsig:v1
 # wrongsig has content of its own: containerd's image-name annotation is the image's *first*
 # reference, so content shared with another repository would be looked up there instead.
 rm -rf "$WORK/oci-wrongsig"
-python3 "$E2E_ENV/mkimage.py" "$WORK/oci-wrongsig" wrongsig --entrypoint null \
+python3 "$REPO/integration/mkimage.py" "$WORK/oci-wrongsig" wrongsig --entrypoint null \
   --cmd '["/bin/sh","-c","echo hello from wrongsig; sleep 2147483647"]' >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci:$WORK/oci-wrongsig:latest" "docker://$WRONGSIG"
 WRONGSIG_DIGEST=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$WRONGSIG")
@@ -168,7 +168,7 @@ if [ $rc = 2 ] && grep -q '"error": true' <<<"$V" && grep -q 'registry request' 
 else
   bad "registry down: reported as a registry failure (exit 2), never as 'no signatures'" "rc=$rc $V"
 fi
-SKIP_SMOKE=1 "$E2E_ENV/setup-env.sh" >> "$PROBE_STATE.setup.log" 2>&1   # brings the registry back
+bash "$WORLD" up "$RUNTIME" >> "$WORLD_STATE/up-$RUNTIME.log" 2>&1   # brings the registry back
 
 say "faults: a slow, failing or hostile registry (a fault-injecting proxy in front of the registry)"
 # faulty.local is served through integration/faulty-registry.py, which forwards to the real
