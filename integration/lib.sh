@@ -61,9 +61,10 @@ start_signet() {
 
 # wait_registered N: until the log shows N registrations (re-registration after restarts).
 wait_registered() {
-  local want=$1
+  local want=$1 n
   for _ in $(seq 1 100); do
-    [ "$(grep -c 'registered with the runtime' "$SIGNET_LOG" 2>/dev/null)" -ge "$want" ] && return 0
+    n=$(grep -c 'registered with the runtime' "$SIGNET_LOG" 2>/dev/null || true)
+    [ "${n:-0}" -ge "$want" ] && return 0
     kill -0 "$SIGNET_PID" 2>/dev/null || { echo "signet exited:" >&2; cat "$SIGNET_LOG" >&2; return 1; }
     sleep 0.1
   done

@@ -28,8 +28,9 @@ PREFIX=$STATE/prefix
 NRI_REQUEST_TIMEOUT=2s
 export COSIGN_PASSWORD=""
 export DEBIAN_FRONTEND=noninteractive
-# cosign 3 keeps its TUF cache here, never under ~/.sigstore.
-export TUF_ROOT=$STATE/tuf
+# cosign 3 keeps its TUF cache here, never under ~/.sigstore; notation its keys and config
+# here, never under ~/.config.
+export TUF_ROOT=$STATE/tuf NOTATION_CONFIG=$STATE/notation
 
 say()  { printf '=== %s\n' "$*"; }
 die()  { echo "world: $*" >&2; exit 1; }
@@ -190,7 +191,6 @@ images_and_signatures() {
     || die "cosign 3 could not write an offline signing config"
 
   # notation: a test certificate of its own, in a config dir inside the world.
-  export XDG_CONFIG_HOME=$STATE/notation-config
   if ! notation cert ls 2>/dev/null | grep signet-world >/dev/null; then
     notation cert generate-test --default signet-world >/dev/null
   fi
@@ -377,7 +377,7 @@ export CRI="env CRI_ENDPOINT=unix://$RT_SOCK CRI_STATE=$STATE $STATE/venv/bin/py
 export CTR="$RT_CTR --address $RT_SOCK -n k8s.io"
 export SKOPEO_SIGSTORE=$SKOPEO_SIGSTORE
 export COSIGN3=$COSIGN3 COSIGN3_SIGNING_CONFIG=$STATE/cosign3-offline.json TUF_ROOT=$TUF_ROOT
-export NOTATION_CONFIG=$STATE/notation-config
+export NOTATION_CONFIG=$NOTATION_CONFIG
 export IMG_SIGNED=$REG/probe/signed:v1 IMG_SIGNED_DIGEST=$D_SIGNED
 export IMG_UNSIGNED=$REG/probe/unsigned:v1 IMG_UNSIGNED_DIGEST=$D_UNSIGNED
 export IMG_SKOPEO_SIGNED=$REG/probe/skopeo-signed:v1 IMG_SKOPEO_SIGNED_DIGEST=$D_SKOPEO
