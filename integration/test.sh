@@ -62,7 +62,8 @@ if [ "$WORLD_WAS_UP" = 0 ]; then
     tail -40 "$CLONE.demo.log"; echo "the demo failed in a fresh clone ($CLONE.demo.log)"; exit 1
   fi
   grep -E 'demo done' "$CLONE.demo.log"
-  bash "$CLONE/integration/world.sh" down --purge
+  # (its own state dir: this process's WORLD_STATE would point the clone's down at ours)
+  env -u WORLD_STATE -u PROBE_STATE bash "$CLONE/integration/world.sh" down --purge
   rm -rf "$(dirname "$CLONE")"
 else
   echo "not run: a world is already up here (bash integration/world.sh down to include it)"
