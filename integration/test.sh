@@ -64,6 +64,9 @@ if [ "$WORLD_WAS_UP" = 0 ]; then
   grep -E 'demo done' "$CLONE.demo.log"
   # (its own state dir: this process's WORLD_STATE would point the clone's down at ours)
   env -u WORLD_STATE -u PROBE_STATE bash "$CLONE/integration/world.sh" down --purge
+  if curl -fsS http://127.0.0.1:5000/v2/ >/dev/null 2>&1 || ctr version >/dev/null 2>&1; then
+    echo "the fresh clone's world is still up after its down"; exit 1
+  fi
   rm -rf "$(dirname "$CLONE")"
 else
   echo "not run: a world is already up here (bash integration/world.sh down to include it)"

@@ -419,6 +419,10 @@ cmd_down() {
   done
   if [ "${1:-}" = --purge ]; then
     if grep -E ' /run/containerd| /var/lib/containerd| '"$STATE" /proc/mounts >/dev/null; then die "mounts remain; not purging"; fi
+    # containerd 1.7's root is the system's: never pull it from under a containerd still running.
+    if ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1; then
+      die "a containerd not stopped by this down serves /run/containerd; not purging"
+    fi
     rm -rf "$STATE" /var/lib/containerd /run/containerd /var/run/nri
   fi
   say "world down"
