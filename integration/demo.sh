@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: bring up the project's own world (integration/world.sh: containerd with NRI, a
 # local registry, cosign-signed images), run signet against it, and show a signed container
-# start and an unsigned one rejected. RUNTIME=2.x runs it against containerd 2 instead of 1.7.
+# start and an unsigned one rejected. RUNTIME=2.x runs it against containerd 2 instead of 1.7;
+# SIGNET=PATH demos that binary (an installed package, say) instead of building this checkout.
 # The world stays up afterwards for trying things by hand; the last lines say how to use and
 # stop it.
 set -euo pipefail

@@ -8,6 +8,8 @@ export WORLD_STATE=${WORLD_STATE:-${PROBE_STATE:-$REPO/target/e2e-state}}
 export PROBE_STATE=$WORLD_STATE
 # The runtime this process drives (1.7 or 2.x); world_up loads its env file.
 RUNTIME=${RUNTIME:-1.7}
+# SIGNET=PATH runs that binary (say an installed package's) instead of building this checkout.
+SIGNET_GIVEN=${SIGNET:+1}
 SIGNET=${SIGNET:-${CARGO_TARGET_DIR:-$REPO/target}/debug/signet}
 WORK=$WORLD_STATE/signet-$RUNTIME
 SIGNET_PID=
@@ -33,6 +35,7 @@ world_up() {
 }
 
 build_signet() {
+  if [ -n "$SIGNET_GIVEN" ]; then [ -x "$SIGNET" ] || { echo "SIGNET=$SIGNET is not executable" >&2; return 1; }; return 0; fi
   (cd "$REPO" && cargo build -q --bin signet)
 }
 

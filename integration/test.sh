@@ -56,9 +56,9 @@ part "demo from a fresh clone"
 if [ "$WORLD_WAS_UP" = 0 ]; then
   CLONE=$(mktemp -d)/signet
   git clone -q "$REPO" "$CLONE"
-  # (the build output is shared, so the clone does not compile every dependency again)
-  if ! (cd "$CLONE" && env -u WORLD_STATE -u PROBE_STATE CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}" \
-        bash integration/demo.sh > "$CLONE.demo.log" 2>&1); then
+  # (with this checkout's signet, built by the manifests part: the same source, and building
+  # it again under the clone's path would cost minutes)
+  if ! (cd "$CLONE" && env -u WORLD_STATE -u PROBE_STATE SIGNET="$SIGNET" bash integration/demo.sh > "$CLONE.demo.log" 2>&1); then
     tail -40 "$CLONE.demo.log"; echo "the demo failed in a fresh clone ($CLONE.demo.log)"; exit 1
   fi
   grep -E 'demo done' "$CLONE.demo.log"
