@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# The demo: bring up a real containerd 1.7 + NRI node with a local registry and signed images,
-# run signet against it, and show a signed container start and an unsigned one rejected.
+# The demo: bring up the project's own world (integration/world.sh: containerd with NRI, a
+# local registry, cosign-signed images), run signet against it, and show a signed container
+# start and an unsigned one rejected. RUNTIME=2.x runs it against containerd 2 instead of 1.7;
+# SIGNET=PATH demos that binary (an installed package, say) instead of building this checkout.
+# The world stays up afterwards for trying things by hand; the last lines say how to use and
+# stop it.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 trap stop_signet EXIT
 
-say "1. the world: containerd $(containerd --version 2>/dev/null | awk '{print $3}') with NRI, registry, cosign-signed images"
+say "1. the world: containerd with NRI, a registry, cosign-signed images (integration/world.sh up $RUNTIME)"
 need_tools
 world_up
+echo "containerd:     $RUNTIME_VERSION (NRI socket $NRI_SOCK)"
 echo "signed image:   $IMG_SIGNED ($IMG_SIGNED_DIGEST)"
 echo "unsigned image: $IMG_UNSIGNED ($IMG_UNSIGNED_DIGEST)"
 
@@ -38,3 +43,11 @@ set -e
 say "7. signet's decision log"
 grep 'decision' "$SIGNET_LOG"
 say "demo done: signed ran, unsigned was rejected"
+cat <<EOF
+The world is still up. To use it by hand:
+  . <(bash integration/world.sh env $RUNTIME)     # REGISTRY, IMG_*, COSIGN_*, CRI, CTR, NRI_SOCK ...
+  \$CRI run "\$IMG_SIGNED"                          # 0 ran, 3 rejected by the runtime
+  $SIGNET run --policy-dir $POL --insecure-registry $REGISTRY --nri-socket $NRI_SOCK --containerd-socket $CONTAINERD_SOCK
+  bash integration/world.sh status
+Stop it:   bash integration/world.sh down           (--purge also deletes its state)
+EOF

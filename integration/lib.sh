@@ -1,12 +1,17 @@
-# Shared helpers for the demo and the e2e suite: bring up the real containerd + NRI +
-# registry world from ../shared/e2e-env, build signet, write policies, start/stop signet.
-# Sourced, not run.  Needs root (containerd).
+# Shared helpers for the demo, the e2e suite, the benchmarks and the image test: bring up the
+# project's own world (integration/world.sh: registry, signed images, containerd 1.7 and 2.x
+# with NRI), build signet, write policies, start and stop signet. Sourced, not run; needs root.
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-E2E_ENV=${E2E_ENV:-$REPO/../shared/e2e-env}
-export PROBE_STATE=${PROBE_STATE:-$REPO/target/e2e-state}
-SIGNET=${SIGNET:-$REPO/target/debug/signet}
-WORK=$PROBE_STATE/signet
+WORLD=$REPO/integration/world.sh
+export WORLD_STATE=${WORLD_STATE:-${PROBE_STATE:-$REPO/target/e2e-state}}
+export PROBE_STATE=$WORLD_STATE
+# The runtime this process drives (1.7 or 2.x); world_up loads its env file.
+RUNTIME=${RUNTIME:-1.7}
+# SIGNET=PATH runs that binary (say an installed package's) instead of building this checkout.
+SIGNET_GIVEN=${SIGNET:+1}
+SIGNET=${SIGNET:-${CARGO_TARGET_DIR:-$REPO/target}/debug/signet}
+WORK=$WORLD_STATE/signet-$RUNTIME
 SIGNET_PID=
 SIGNET_LOG=
 
@@ -19,16 +24,18 @@ need_tools() {
   fi
 }
 
+# world_up: the world (started if it is not up, idempotent), then this runtime's variables.
 world_up() {
-  [ -x "$E2E_ENV/setup-env.sh" ] || { echo "e2e environment not found at $E2E_ENV" >&2; return 1; }
-  SKIP_SMOKE=1 "$E2E_ENV/setup-env.sh" > "$PROBE_STATE.setup.log" 2>&1 || {
-    tail -30 "$PROBE_STATE.setup.log" >&2; return 1; }
-  # shellcheck disable=SC1091
-  . "$PROBE_STATE/env.sh"
+  mkdir -p "$WORLD_STATE"
+  bash "$WORLD" up "$RUNTIME" > "$WORLD_STATE/up-$RUNTIME.log" 2>&1 || {
+    tail -30 "$WORLD_STATE/up-$RUNTIME.log" >&2; return 1; }
+  # shellcheck disable=SC1090
+  . "$WORLD_STATE/env-$RUNTIME.sh"
   mkdir -p "$WORK"
 }
 
 build_signet() {
+  if [ -n "$SIGNET_GIVEN" ]; then [ -x "$SIGNET" ] || { echo "SIGNET=$SIGNET is not executable" >&2; return 1; }; return 0; fi
   (cd "$REPO" && cargo build -q --bin signet)
 }
 
@@ -49,16 +56,18 @@ write_policy() {
 start_signet() {
   local dir=$1; shift
   SIGNET_LOG=$WORK/signet-$(date +%s%N).log
-  "$SIGNET" run --policy-dir "$dir" --insecure-registry "$REGISTRY" --log-format plain "$@" > "$SIGNET_LOG" 2>&1 &
+  "$SIGNET" run --policy-dir "$dir" --insecure-registry "$REGISTRY" --log-format plain \
+    --nri-socket "$NRI_SOCK" --containerd-socket "$CONTAINERD_SOCK" "$@" > "$SIGNET_LOG" 2>&1 &
   SIGNET_PID=$!
   wait_registered 1
 }
 
 # wait_registered N: until the log shows N registrations (re-registration after restarts).
 wait_registered() {
-  local want=$1
+  local want=$1 n
   for _ in $(seq 1 100); do
-    [ "$(grep -c 'registered with the runtime' "$SIGNET_LOG" 2>/dev/null)" -ge "$want" ] && return 0
+    n=$(grep -c 'registered with the runtime' "$SIGNET_LOG" 2>/dev/null || true)
+    [ "${n:-0}" -ge "$want" ] && return 0
     kill -0 "$SIGNET_PID" 2>/dev/null || { echo "signet exited:" >&2; cat "$SIGNET_LOG" >&2; return 1; }
     sleep 0.1
   done
@@ -75,16 +84,7 @@ stop_signet() {
 }
 
 restart_containerd() {
-  local pidf=$PROBE_STATE/containerd/containerd.pid
-  $CRI cleanup >/dev/null 2>&1 || true
-  if [ -f "$pidf" ]; then
-    kill "$(cat "$pidf")" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$(cat "$pidf")" 2>/dev/null || break; sleep 0.1; done
-  fi
-  SKIP_SMOKE=1 "$E2E_ENV/setup-env.sh" >> "$PROBE_STATE.setup.log" 2>&1
-  # The socket answers before the CRI service has initialised ("server is not initialized
-  # yet"), more so when containerd first launches a pre-installed plugin.
-  for _ in $(seq 1 100); do $CRI pull "$IMG_PAUSE" >/dev/null 2>&1 && break; sleep 0.1; done
+  bash "$WORLD" restart "$RUNTIME" >> "$WORLD_STATE/up-$RUNTIME.log" 2>&1
 }
 
 # copy_image SRC DST (registry-local refs, digest preserved)
@@ -117,7 +117,7 @@ COSIGN_REG_FLAGS=(--allow-insecure-registry --allow-http-registry)
 # makes new content, so signatures added in this run do not pile onto a previous run's.
 new_image() {
   rm -rf "$WORK/oci-$1"
-  python3 "$E2E_ENV/mkimage.py" "$WORK/oci-$1" "$1" --entrypoint null \
+  python3 "$REPO/integration/mkimage.py" "$WORK/oci-$1" "$1" --entrypoint null \
     --cmd "[\"/bin/sh\",\"-c\",\"echo hello from $1 ${2:-}; sleep 2147483647\"]" >/dev/null
   skopeo copy -q --dest-tls-verify=false "oci:$WORK/oci-$1:latest" "docker://$REGISTRY/probe/$1:v1"
   skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$REGISTRY/probe/$1:v1"

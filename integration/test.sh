@@ -1,39 +1,90 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): unit and in-process tests, lints, manifests, then the
-# end-to-end suite on a real containerd + NRI node that ../shared/e2e-env sets up, the
-# packages, the container image, and short fuzzing runs. Needs root for containerd.
+# end-to-end suite on the project's own world (integration/world.sh) against containerd 1.7
+# and containerd 2.x, the packages, the container image, and short fuzzing runs. Needs root
+# (containerd). Each part's time is printed and kept in target/test-timings.txt; a world this
+# command brought up is brought down at the end.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$REPO"
+mkdir -p "${CARGO_TARGET_DIR:-$REPO/target}"
+TIMINGS=${CARGO_TARGET_DIR:-$REPO/target}/test-timings.txt
+: > "$TIMINGS"
+T_START=$(date +%s) T_PART=$(date +%s) PART=
 
-say "toolchain and build prerequisites"
+# part NAME: close the previous part's timing and open the next.
+part() {
+  local now; now=$(date +%s)
+  [ -z "$PART" ] || printf '%-28s %5d s\n' "$PART" $((now - T_PART)) | tee -a "$TIMINGS"
+  PART=$1 T_PART=$now
+  [ "$PART" = end ] || say "$PART"
+}
+
+WORLD_WAS_UP=$(bash "$WORLD" status 2>/dev/null | grep -c ': up' || true)
+finish() {
+  local rc=$?
+  part end
+  printf '%-28s %5d s\n' total $(( $(date +%s) - T_START )) | tee -a "$TIMINGS"
+  [ "${WORLD_WAS_UP:-0}" != 0 ] || bash "$WORLD" down >/dev/null 2>&1 || true
+  exit $rc
+}
+trap finish EXIT
+
+part "toolchain and build prerequisites"
 need_tools
 cargo --version
 
-say "unit and in-process tests"
-mkdir -p "$REPO/target"
-if ! cargo test --locked > "$REPO/target/unit-tests.log" 2>&1; then
-  tail -100 "$REPO/target/unit-tests.log"
-  echo "unit tests failed (full log: target/unit-tests.log)"
+part "unit and in-process tests"
+UNIT_LOG=${CARGO_TARGET_DIR:-$REPO/target}/unit-tests.log
+if ! cargo test --locked > "$UNIT_LOG" 2>&1; then
+  tail -100 "$UNIT_LOG"
+  echo "unit tests failed (full log: $UNIT_LOG)"
   exit 1
 fi
-grep -E '^test result' "$REPO/target/unit-tests.log"
+grep -E '^test result' "$UNIT_LOG"
 
-say "lints"
+part "lints"
 cargo fmt --check
 cargo clippy --locked --all-targets -q -- -D warnings
 
-say "manifests and generated artifacts"
+part "manifests"
 bash "$REPO/integration/check-manifests.sh"
 
-say "end-to-end on real containerd (NRI v0.6.1)"
+# The README's first command as a user meets it: a clone with no target/ and nothing beside
+# it. Its world has a state dir of its own, so it runs only while no other world is up.
+part "demo from a fresh clone"
+if [ "$WORLD_WAS_UP" = 0 ]; then
+  CLONE=$(mktemp -d)/signet
+  git clone -q "$REPO" "$CLONE"
+  # (with this checkout's signet, built by the manifests part: the same source, and building
+  # it again under the clone's path would cost minutes)
+  if ! (cd "$CLONE" && env -u WORLD_STATE -u PROBE_STATE SIGNET="$SIGNET" bash integration/demo.sh > "$CLONE.demo.log" 2>&1); then
+    tail -40 "$CLONE.demo.log"; echo "the demo failed in a fresh clone ($CLONE.demo.log)"; exit 1
+  fi
+  grep -E 'demo done' "$CLONE.demo.log"
+  # (its own state dir: this process's WORLD_STATE would point the clone's down at ours)
+  env -u WORLD_STATE -u PROBE_STATE bash "$CLONE/integration/world.sh" down --purge
+  if curl -fsS http://127.0.0.1:5000/v2/ >/dev/null 2>&1 || ctr version >/dev/null 2>&1; then
+    echo "the fresh clone's world is still up after its down"; exit 1
+  fi
+  rm -rf "$(dirname "$CLONE")"
+else
+  echo "not run: a world is already up here (bash integration/world.sh down to include it)"
+fi
+
+part "world up"
+bash "$WORLD" up
+bash "$WORLD" status
+
+# Both runtimes in one run: one summary, one exit status, one count of unverified starts each.
+part "e2e (1.7 and 2.x)"
 bash "$REPO/integration/e2e.sh"
 
-say "packages: .deb installed with dpkg, .rpm installed with rpm in a separate root"
+part "packages"
 bash "$REPO/integration/package.sh"
 
-say "container image: built, signed, run like the DaemonSet runs it"
+part "container image"
 bash "$REPO/integration/image.sh"
 
-say "fuzzing: a short run of every target"
+part "fuzzing"
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} bash "$REPO/integration/fuzz.sh"

@@ -7,7 +7,7 @@
 #   - a static pod (which no admission controller sees) with an unsigned image never starts;
 #   - the ClusterImagePolicy status shows this node accepted the policy.
 # Run by the Vagrantfile after the e2e suite (which leaves containerd and cosign installed
-# from Debian trixie, as ../shared/e2e-env does). Needs root and network access.
+# from Debian trixie, as integration/world.sh does). Needs root and network access.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 K8S_MINOR=${K8S_MINOR:-v1.31}
