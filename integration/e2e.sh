@@ -15,7 +15,7 @@ set -uo pipefail   # (no -e: a failing check is counted and reported, not fatal)
 . "$(dirname "$0")/lib.sh"
 
 SECTIONS_ALL="enforce restart key2 warn config policy-reload registry-down faults no-plugin languages
-  keyless referrers bundle-sign cosign3 notation gpg mirror tls namespaces policy-cli cluster preinstalled"
+  keyless referrers bundle-sign cosign3 notation gpg mirror tls namespaces policy-cli cluster preinstalled kms ivp"
 if [ "${1:-}" = --list ]; then echo $SECTIONS_ALL; exit 0; fi
 SECTIONS=${E2E_SECTIONS:-$SECTIONS_ALL}
 RUNTIMES=${E2E_RUNTIMES:-1.7 2.x}
@@ -251,6 +251,25 @@ sec_faults() {
   stop_signet
   fault huge "registry returning an 8 MiB signature manifest: rejected at the size limit" "over the 1048576 byte limit"
   stop_signet
+  # Hostile bodies (#14): endless, or announced as 10 GiB; each refused at its cap, naming the
+  # host, with signet's memory bounded and the plugin still connected.
+  for mode in endless lying; do
+    fault "$mode" "registry streaming an $mode signature manifest: rejected at the limit, naming the host" \
+      "faulty.local" "byte limit"
+    hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$SIGNET_PID/status" 2>/dev/null)
+    if [ -n "$hwm" ] && [ "$hwm" -lt $((64 * 1024)) ] \
+       && curl -s http://127.0.0.1:9180/metrics | grep -q '^signet_nri_connected 1'; then
+      ok "after the $mode manifest, signet's peak memory stayed under 64 MiB ($((hwm / 1024)) MiB) and it stayed connected"
+    else
+      bad "after the $mode manifest, signet's peak memory stayed under 64 MiB and it stayed connected" "VmHWM=${hwm:-?} kB"
+    fi
+    stop_signet
+  done
+  # An endless referrers list: the .sig tag alone still decides (it is asked at the same time).
+  echo endless-referrers > "$FAULT_MODE"
+  up "$POL9" --config "$WORK/mirror.toml"
+  expect_runs "an endless referrers list does not stop the .sig signature from counting" "$FAULTY" "hello from faulty"
+  stop_signet
   fault slow "registry slower than the runtime's deadline: rejected in time, the plugin stays connected" \
     "did not finish within"
   if [ "$(grep -c 'registered with the runtime' "$SIGNET_LOG")" = 1 ] \
@@ -293,7 +312,7 @@ sec_languages() {
   # probe/repoint: the unsigned content was first pulled under that name above, and
   # containerd names an image by its first reference).
   sigstore_key_policy "$POL4/sigstore.yaml" cosign-images \
-    "$REGISTRY/probe/signed $REGISTRY/probe/unsigned $REGISTRY/probe/repoint"
+    "$REGISTRY/probe/signed:* $REGISTRY/probe/unsigned:* $REGISTRY/probe/repoint:*"
   # Kyverno: skopeo's key, tlog explicitly ignored (as air-gapped users write it).
   cat > "$POL4/kyverno.yaml" <<YAML
 apiVersion: kyverno.io/v1
@@ -390,7 +409,7 @@ spec:
         identities: [{issuer: "$ISSUER", subjectRegExp: '^https://github\.com/example/'}]
         insecureIgnoreSCT: true
 YAML
-  sigstore_key_policy "$POL7/provenance.yaml" provenance "$REGISTRY/probe/keyless" "$SLSA_ATTESTATION"
+  sigstore_key_policy "$POL7/provenance.yaml" provenance "$REGISTRY/probe/keyless:*" "$SLSA_ATTESTATION"
   cat > "$POL7/tlog.yaml" <<YAML
 apiVersion: signet.dev/v1alpha1
 kind: ClusterImagePolicy
@@ -401,7 +420,7 @@ spec:
     - key: {path: $COSIGN_PUB}
       ctlog: {url: "https://rekor.example"}
 YAML
-  sigstore_key_policy "$POL7/attlog.yaml" logged-provenance "$REGISTRY/probe/attlog $REGISTRY/probe/attnolog" \
+  sigstore_key_policy "$POL7/attlog.yaml" logged-provenance "$REGISTRY/probe/attlog:* $REGISTRY/probe/attnolog:*" \
     'ctlog: {url: "https://rekor.example"}' "$SLSA_ATTESTATION"
   printf 'trust_root = "%s"\n' "$PKI/trusted_root.json" > "$WORK/trust.toml"
   up "$POL7" --config "$WORK/trust.toml"
@@ -444,7 +463,7 @@ sec_referrers() {
   cosign attest --key "$COSIGN_KEY" --new-bundle-format --type slsaprovenance --predicate "$PKI/predicate.json" \
     "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/bundled@$BD_DIGEST" >/dev/null 2>&1
   POL11=$WORK/e2e-referrers; rm -rf "$POL11"; mkdir -p "$POL11"
-  sigstore_key_policy "$POL11/provenance.yaml" bundled-provenance "$REGISTRY/probe/bundled" "$SLSA_ATTESTATION"
+  sigstore_key_policy "$POL11/provenance.yaml" bundled-provenance "$REGISTRY/probe/bundled:*" "$SLSA_ATTESTATION"
   up "$POL11"
   expect_runs "referrers: an SLSA attestation in a sigstore bundle (OCI 1.1 referrer) satisfies the policy" \
     "$REGISTRY/probe/bundled:v1" "hello from bundled"
@@ -549,7 +568,9 @@ sec_tls() {
   mkdir -p "$CONTAINERD_CERTS/tls.local"
   cp "$TLSD/ca.pem" "$CONTAINERD_CERTS/tls.local/ca.pem"
   # containerd 1.7.24 ignores a hosts.toml without a [host] table ("invalid `host` tree").
-  printf 'server = "https://127.0.0.1:5443"\n\n[host."https://127.0.0.1:5443"]\n  capabilities = ["pull", "resolve"]\n  ca = "ca.pem"\n' \
+  # TLS settings belong to the host they are written under, as containerd scopes them: the
+  # server (top level) and the [host] entry each name the CA.
+  printf 'server = "https://127.0.0.1:5443"\nca = "ca.pem"\n\n[host."https://127.0.0.1:5443"]\n  capabilities = ["pull", "resolve"]\n  ca = "ca.pem"\n' \
     > "$CONTAINERD_CERTS/tls.local/hosts.toml"
   TL_DIGEST=$(new_image tls-signed "$RUN_ID")
   cosign sign --key "$COSIGN_KEY" "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/tls-signed@$TL_DIGEST" >/dev/null 2>&1
@@ -578,7 +599,7 @@ sec_namespaces() {
 
 sec_policy_cli() {
   local POL4=$WORK/languages; rm -rf "$POL4"; mkdir -p "$POL4"
-  sigstore_key_policy "$POL4/sigstore.yaml" cosign-images "$REGISTRY/probe/signed $REGISTRY/probe/unsigned"
+  sigstore_key_policy "$POL4/sigstore.yaml" cosign-images "$REGISTRY/probe/signed:* $REGISTRY/probe/unsigned:*"
   BAD=$WORK/e2e-bad; rm -rf "$BAD"; mkdir -p "$BAD"
   printf 'apiVersion: signet.dev/v1alpha1\nkind: ClusterImagePolicy\nmetadata: {name: a}\nspec:\n  images: [{glob: x}]\n  authorites: []\n' > "$BAD/a.yaml"
   printf 'apiVersion: signing.apps.tanzu.vmware.com/v1beta1\nkind: ClusterImagePolicy\nmetadata: {name: t}\nspec:\n  verification:\n    images: [{namePattern: "r/*", keys: [{name: nokey}]}]\n' > "$BAD/b.yaml"
@@ -589,7 +610,7 @@ sec_policy_cli() {
     bad "policy check: exit 1, every error listed with file and field" "rc=$rc $C"
   fi
   C=$("$SIGNET" policy check "$POL4/sigstore.yaml" 2>/dev/null); rc=$?
-  if [ $rc = 0 ] && grep -q 'name: sigstore:cosign-images' <<<"$C" && grep -q 'glob:' <<<"$C"; then
+  if [ $rc = 0 ] && grep -q 'name: sigstore:cosign-images' <<<"$C" && grep -q 'policyControllerGlob:' <<<"$C"; then
     ok "policy check: a valid file prints the normalised policy"
   else
     bad "policy check: a valid file prints the normalised policy" "rc=$rc $C"
@@ -703,7 +724,7 @@ spec:
         identities: [{issuer: "$ISSUER", subjectRegExp: '^https://github\.com/example/'}]
         insecureIgnoreSCT: true
 YAML
-  sigstore_key_policy "$POL/provenance.yaml" c3-provenance "$AT" "$SLSA_ATTESTATION"
+  sigstore_key_policy "$POL/provenance.yaml" c3-provenance "$AT:*" "$SLSA_ATTESTATION"
   printf 'trust_root = "%s"\n' "$PKI/trusted_root.json" > "$WORK/trust.toml"
   up "$POL" --config "$WORK/trust.toml"
   expect_runs "cosign 3: a key signature (bundle, referrers tag) runs" "$K:v1" "hello from c3-key"
@@ -740,6 +761,13 @@ sec_notation() {
   expect_rejected "a notation-only image is rejected under a cosign-key policy" "$N:v1" 'policy "probe"' "$D_N"
   stop_signet
 }
+
+# Sections kept in files of their own: KMS keys (moto's AWS KMS API on loopback) and
+# Kyverno's ImageValidatingPolicy.
+# shellcheck source=integration/e2e-kms.sh
+. "$(dirname "$0")/e2e-kms.sh"
+# shellcheck source=integration/e2e-ivp.sh
+. "$(dirname "$0")/e2e-ivp.sh"
 
 # ------------------------------------------------------------------------------ the run
 need_tools

@@ -57,7 +57,9 @@ key = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY", Descriptio
 print(key["KeyMetadata"]["KeyId"])
 PY
   ) || return 1
-  export KMS_KEY_ID KMS_URI=awskms://$KMS_ENDPOINT/$KMS_KEY_ID
+  # The key by its ARN (moto's account is 123456789012): policy-controller refuses an
+  # endpoint-form awskms:// URI that names the key by bare id.
+  export KMS_KEY_ID KMS_URI=awskms://$KMS_ENDPOINT/arn:aws:kms:us-east-1:123456789012:key/$KMS_KEY_ID
 }
 
 kms_moto_down() {

@@ -36,16 +36,19 @@ cargo --version
 
 part "unit and in-process tests"
 UNIT_LOG=${CARGO_TARGET_DIR:-$REPO/target}/unit-tests.log
-if ! cargo test --locked > "$UNIT_LOG" 2>&1; then
+# The whole workspace: signet and the nri crate.
+if ! cargo test --workspace --locked > "$UNIT_LOG" 2>&1; then
   tail -100 "$UNIT_LOG"
   echo "unit tests failed (full log: $UNIT_LOG)"
   exit 1
 fi
 grep -E '^test result' "$UNIT_LOG"
+# The peers' own tests as the measure of the importers (../shared/peer-corpus, when present).
+cargo test --locked --test peer_corpus -- --nocapture 2>&1 | grep -E 'agree|peer-corpus' || true
 
 part "lints"
-cargo fmt --check
-cargo clippy --locked --all-targets -q -- -D warnings
+cargo fmt --all --check
+cargo clippy --workspace --locked --all-targets -q -- -D warnings
 
 part "manifests"
 bash "$REPO/integration/check-manifests.sh"

@@ -288,11 +288,21 @@ impl Enforcer {
         if let Some(d) = claim.digest.as_deref().filter(|d| !d.is_empty()) {
             return Ok((reference, d.to_string()));
         }
-        // The runtime's own name first (it is what CRI stored), then the normalised form.
+        // The runtime's own name first (it is what CRI stored), then containerd's normal form
+        // of that same name. Never signet's canonical form: `reg.io:443/app` and
+        // `reg.io/app:latest` are different entries in the store, and the second may hold
+        // other (signed) content than the one that runs.
         let digest = match self.store.resolve(name).await {
             Ok(d) => d,
-            Err(StoreError::NotFound { .. }) if reference.whole() != name => {
-                self.store.resolve(&reference.whole()).await.map_err(|e| store_reason(name, e))?
+            Err(StoreError::NotFound { .. }) => {
+                let as_written = crate::reference::parse_as_written(name).map_err(|e| e.to_string())?.whole();
+                if as_written == name {
+                    return Err(store_reason(
+                        name,
+                        StoreError::NotFound { name: name.to_string(), namespace: "k8s.io".into() },
+                    ));
+                }
+                self.store.resolve(&as_written).await.map_err(|e| store_reason(name, e))?
             }
             Err(e) => return Err(store_reason(name, e)),
         };
@@ -452,6 +462,26 @@ mod tests {
         let d = w.enforcer.decide(&claim("reg.io/probe/app:latest"), SECOND).await;
         assert!(d.allowed() && !d.cached, "checked on its own: {d}");
         assert_eq!(w.source.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// Review finding: the fallback lookup is containerd's normal form of the runtime's own
+    /// name, not signet's canonical one, which can name other (signed) content.
+    #[tokio::test]
+    async fn the_fallback_lookup_never_resolves_another_spelling_of_the_registry() {
+        let w = world(EnforcerConfig::default());
+        w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
+        w.store.put("reg.io/probe/app:latest", D1);
+        for (runs, stored) in
+            [("reg.io:443/probe/app", "reg.io:443/probe/app:latest"), ("REG.IO/probe/app", "REG.IO/probe/app:latest")]
+        {
+            w.store.put(stored, D2);
+            let d = w.enforcer.decide(&claim(runs), SECOND).await;
+            assert_eq!(d.digest.as_deref(), Some(D2), "{runs}: {d}");
+            assert!(!d.allowed(), "{runs}: {d}");
+        }
+        // Not stored under either spelling: not found, never the canonical name's digest.
+        let d = w.enforcer.decide(&claim("reg.io:443/probe/other"), SECOND).await;
+        assert!(!d.allowed() && d.digest.is_none(), "{d}");
     }
 
     #[tokio::test]

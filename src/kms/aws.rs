@@ -130,9 +130,14 @@ fn endpoint_allowed(host_port: &str) -> bool {
         _ => host_port,
     }
     .to_ascii_lowercase();
-    matches!(host.as_str(), "localhost" | "127.0.0.1")
-        || host.starts_with("127.")
-        || [".amazonaws.com", ".amazonaws.com.cn"].iter().any(|d| host.ends_with(d))
+    // A loopback address must be one (`127.attacker.example` is a name anyone can own).
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    loopback || [".amazonaws.com", ".amazonaws.com.cn"].iter().any(|d| host.ends_with(d))
 }
 
 /// The scheme cosign signs with, among the key's `SigningAlgorithms`: ECDSA with the
@@ -283,4 +288,23 @@ fn xml_text(xml: &str, tag: &str) -> Option<String> {
     let start = xml.find(&open)? + open.len();
     let end = xml[start..].find(&format!("</{tag}>"))? + start;
     Some(xml[start..end].trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    /// Review finding: `127.` as a prefix of a name is not loopback.
+    #[test]
+    fn only_aws_domains_and_real_loopback_addresses_get_credentials() {
+        for ok in ["kms.us-east-1.amazonaws.com", "127.0.0.1:4566", "127.1.2.3", "localhost:4566", "[::1]:4566"] {
+            assert!(super::endpoint_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "127.attacker.example",
+            "127.0.0.1.attacker.example:443",
+            "attacker.example",
+            "amazonaws.com.attacker.example",
+        ] {
+            assert!(!super::endpoint_allowed(bad), "{bad}");
+        }
+    }
 }

@@ -64,7 +64,12 @@ impl ReqwestHttp {
     /// A client that also trusts the CA bundles named by `AWS_CA_BUNDLE` and `VAULT_CACERT`
     /// (private endpoints, test servers), as the providers' own tools do.
     pub fn from_env() -> Result<Self, String> {
-        let mut builder = reqwest::Client::builder().timeout(TIMEOUT).connect_timeout(TIMEOUT);
+        // No redirects: reqwest drops `Authorization` on a cross-host redirect, but not
+        // `X-Amz-Security-Token` or `X-Vault-Token`; the providers' key APIs never redirect.
+        let mut builder = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none());
         for var in ["AWS_CA_BUNDLE", "VAULT_CACERT"] {
             let Ok(path) = std::env::var(var) else { continue };
             if path.is_empty() {
@@ -91,14 +96,23 @@ impl Http for ReqwestHttp {
         if !request.body.is_empty() || request.method != "GET" {
             r = r.body(request.body);
         }
-        let resp = r.send().await.map_err(|e| format!("{}: {}", host_of(&request.url), error_chain(&e)))?;
+        let mut resp = r.send().await.map_err(|e| format!("{}: {}", host_of(&request.url), error_chain(&e)))?;
         let status = resp.status().as_u16();
-        // Key documents are a few kilobytes; bound what a confused endpoint can make us hold.
-        let body = resp.bytes().await.map_err(|e| e.to_string())?;
-        if body.len() > 1 << 20 {
-            return Err(format!("{}: answer larger than 1 MiB", host_of(&request.url)));
+        // Key documents are a few kilobytes; bound what a confused or hostile endpoint can
+        // make us hold, chunk by chunk, before it is all read.
+        const MAX: usize = 1 << 20;
+        let too_large = || format!("{}: answer larger than 1 MiB", host_of(&request.url));
+        if resp.content_length().is_some_and(|n| n > MAX as u64) {
+            return Err(too_large());
         }
-        Ok(Response { status, body: body.to_vec() })
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+            if body.len() + chunk.len() > MAX {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response { status, body })
     }
 }
 

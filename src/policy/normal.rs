@@ -159,8 +159,33 @@ impl TryFrom<BTreeMap<String, String>> for Pattern {
     }
 }
 
+/// Twice the longest image name signet accepts ([`crate::reference::MAX_NAME_BYTES`]).
+pub const MAX_PATTERN_BYTES: usize = 2 * crate::reference::MAX_NAME_BYTES;
+
 impl Pattern {
+    /// The pattern as written.
+    pub fn text(&self) -> &str {
+        match self {
+            Pattern::Glob(t)
+            | Pattern::Wildcard(t)
+            | Pattern::PolicyControllerGlob(t)
+            | Pattern::KyvernoWildcard(t)
+            | Pattern::PortierisRepository(t)
+            | Pattern::Expression(t) => t,
+        }
+    }
+
     pub fn compile(&self) -> Result<ImageGlob, String> {
+        // Matching costs pattern × name; a pattern longer than any valid name matches
+        // nothing it could not match shorter, and a megabyte of `*` would take seconds per
+        // decision (a late answer gets the plugin dropped and the container run unchecked).
+        let text = self.text();
+        if text.len() > MAX_PATTERN_BYTES {
+            return Err(format!(
+                "image pattern is {} bytes long, more than the {MAX_PATTERN_BYTES} any image name can need",
+                text.len()
+            ));
+        }
         match self {
             Pattern::Glob(g) => ImageGlob::new(g),
             Pattern::Wildcard(w) => ImageGlob::wildcard(w),

@@ -33,16 +33,44 @@ pub fn parse(name: &str) -> Result<Reference, ReferenceError> {
     if name.len() > MAX_NAME_BYTES {
         return Err(ReferenceError::TooLong { len: name.len() });
     }
+    // containerd reads an upper-case first part as a registry host (`Myorg/x` is pulled from
+    // a host named `Myorg`), the grammar as a Docker Hub path: such a name is refused (so
+    // denied) rather than matched as the Docker Hub image it is not.
+    if let Some((first, _)) = name.split_once('/') {
+        let host_only_by_case = first.chars().any(|c| c.is_ascii_uppercase())
+            && !first.contains(['.', ':'])
+            && !first.eq_ignore_ascii_case("localhost");
+        if host_only_by_case {
+            return Err(ReferenceError::Invalid {
+                name: name.to_string(),
+                message: format!("{first:?} is a registry host to containerd only by its upper case"),
+            });
+        }
+    }
     let canonical = canonical_name(name);
     Reference::try_from(canonical.as_str())
         .map_err(|e| ReferenceError::Invalid { name: name.to_string(), message: e.to_string() })
 }
 
+/// The name as containerd normalises it, without signet's canonical host: what the image
+/// store may hold it under (`docker.io/library/` and `:latest` added, `index.docker.io`
+/// folded, case and port kept). Only for looking a name up, never for matching policy.
+pub fn parse_as_written(name: &str) -> Result<Reference, ReferenceError> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(ReferenceError::TooLong { len: name.len() });
+    }
+    Reference::try_from(name).map_err(|e| ReferenceError::Invalid { name: name.to_string(), message: e.to_string() })
+}
+
 /// The name with its registry part canonical; the rest (path, tag, digest) is untouched,
-/// since the grammar already refuses upper case there.
+/// since the grammar already refuses upper case there. A first part that is a host only by
+/// its upper case (`Myorg/x`: containerd pulls from a host named `Myorg`) is left as it is,
+/// (and [`parse`] refuses it): lower-casing it would turn it into Docker Hub's `myorg/x`.
 pub fn canonical_name(name: &str) -> String {
     match name.split_once('/') {
-        Some((first, rest)) if is_domain(first) => format!("{}/{rest}", canonical_host(first)),
+        Some((first, rest)) if first.contains(['.', ':']) || first.eq_ignore_ascii_case("localhost") => {
+            format!("{}/{rest}", canonical_host(first))
+        }
         _ => name.to_string(),
     }
 }
@@ -95,6 +123,25 @@ mod tests {
         assert_eq!(parse("reg.io:5000/team/x:v1").unwrap().whole(), "reg.io:5000/team/x:v1");
         assert_eq!(parse("localhost/x:v1").unwrap().whole(), "localhost/x:v1");
         assert!(parse("reg.io/Team/x:v1").is_err(), "upper case in the path is not a valid reference");
+    }
+
+    /// Review finding: an upper-case single label is a host to containerd, never Docker Hub.
+    #[test]
+    fn an_upper_case_single_label_host_is_refused_not_folded_into_docker_hub() {
+        assert!(parse("Myorg/x:v1").is_err(), "containerd pulls it from a host named Myorg");
+        assert!(parse("myorg/x:v1").is_ok_and(|r| r.registry() == "docker.io"));
+        assert_eq!(parse("LOCALHOST/x:v1").unwrap().whole(), "localhost/x:v1");
+    }
+
+    #[test]
+    fn as_written_keeps_case_and_port_like_containerd() {
+        assert_eq!(parse_as_written("reg.io:443/app").unwrap().whole(), "reg.io:443/app:latest");
+        assert_eq!(parse_as_written("REG.IO/app").unwrap().whole(), "REG.IO/app:latest");
+        assert_eq!(
+            parse_as_written("registry-1.docker.io/org/app").unwrap().whole(),
+            "registry-1.docker.io/org/app:latest"
+        );
+        assert_eq!(parse_as_written("nginx").unwrap().whole(), "docker.io/library/nginx:latest");
     }
 
     #[test]

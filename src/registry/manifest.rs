@@ -10,6 +10,8 @@ use serde::Deserialize;
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// The empty descriptor media type (OCI 1.1), also used as an artifact type.
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 
 /// A content descriptor: what a manifest says a layer or an index entry is.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]

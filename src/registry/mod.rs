@@ -419,7 +419,13 @@ impl OciSignatureSource {
         let entries: Vec<Descriptor> = index
             .manifests
             .into_iter()
-            .filter(|d| d.artifact_type.as_deref().is_none_or(|t| t.starts_with(SIGSTORE_BUNDLE_MEDIA_TYPE)))
+            // cosign 3's entries under the fallback tag of a registry without the referrers
+            // API (distribution 2.8) carry the empty artifact type: their manifest decides.
+            .filter(|d| {
+                d.artifact_type
+                    .as_deref()
+                    .is_none_or(|t| t.starts_with(SIGSTORE_BUNDLE_MEDIA_TYPE) || t == manifest::OCI_EMPTY)
+            })
             .collect();
         if entries.len() > self.limits.max_signatures {
             return Err(RegistryError::TooManySignatures {

@@ -599,3 +599,26 @@ async fn a_kms_key_is_resolved_at_sync_and_inlined_into_the_last_known_good_file
     let inlined = lkg[0].key_refs().next().unwrap();
     assert!(matches!(inlined, KeyRef::Kms(k) if k.resolved.as_ref().is_some_and(|r| r.pem == key)), "{inlined:?}");
 }
+
+/// Review finding: a policy whose image patterns do not compile on the node (here one too
+/// long to be a pattern of any image) is enforced as a stand-in that denies every image in
+/// its scope, never dropped: which images the bad pattern meant is unknown.
+#[tokio::test]
+async fn a_policy_whose_patterns_do_not_compile_denies_its_whole_scope() {
+    use crate::policy::AuthorityKind;
+    let api = FakeApi::start().await;
+    let long = format!("a.io/{}", "*x".repeat(crate::policy::normal::MAX_PATTERN_BYTES));
+    api.apply(
+        "bad-pattern",
+        json!({"images": [{"glob": long}, {"glob": "b.io/**"}], "authorities": [{"static": {"action": "pass"}}]}),
+    );
+    let mut h = Harness::with_api(api).await;
+    let c = tokio::time::timeout(Duration::from_secs(10), h.rx.recv()).await.unwrap().unwrap();
+    let p = c.policies.iter().find(|p| p.name == "bad-pattern").expect("enforced, not dropped");
+    assert!(p.matches("anything.io/x:v1", "anything.io/x", None), "the stand-in covers every image");
+    assert!(
+        matches!(&p.requirements[0].authorities[0].kind, AuthorityKind::Unsupported(r) if r.contains("bytes long")),
+        "{:?}",
+        p.requirements[0].authorities[0].kind
+    );
+}

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, watch};
 use super::{lkg, ClusterOrigin, ClusterPolicies};
 use crate::kms::Resolver;
 use crate::policy::importers::{self, Kind, KINDS};
-use crate::policy::normal::{compile, KeyRef, KeySource, NormalPolicy, WithKms};
+use crate::policy::normal::{compile, KeyRef, KeySource, NormalPolicy, Pattern, WithKms};
 use crate::registry::auth::Credentials;
 
 /// How often the set of served kinds is looked at again (a CRD installed later is picked
@@ -387,10 +387,26 @@ fn compile_or_keep(p: NormalPolicy, last_sent: Option<&[NormalPolicy]>, keys: &d
             NodeVersion { policy: Some(c.policy), normal: stand_in, problems }
         }
         Err(pattern_errors) => {
-            // Only the image patterns are left, and they do not depend on the node: the
-            // object itself is malformed, so it covers nothing anywhere.
-            tracing::error!(policy = %p.name, errors = ?pattern_errors, "policy image patterns are invalid; not enforced");
-            NodeVersion { policy: None, normal: p, problems: errors }
+            // Some image pattern or expression does not compile here (one the peer accepts
+            // but the node cannot read, a pattern list with one bad entry): which images it
+            // covers is unknown, so the stand-in covers every image in the policy's scope.
+            let mut everything = stand_in;
+            everything.images = vec![Pattern::Glob("**".into())];
+            everything.exclude_images.clear();
+            match compile(&everything, keys) {
+                Ok(c) => {
+                    tracing::error!(policy = %p.name, errors = ?pattern_errors,
+                        "policy image patterns do not compile on this node; every image in its scope is denied until fixed");
+                    let mut problems = errors;
+                    problems.extend(pattern_errors);
+                    problems.push("every image in its scope is denied on this node until its patterns compile".into());
+                    NodeVersion { policy: Some(c.policy), normal: everything, problems }
+                }
+                Err(e) => {
+                    tracing::error!(policy = %p.name, errors = ?e, "policy cannot be enforced even as a stand-in");
+                    NodeVersion { policy: None, normal: p, problems: errors }
+                }
+            }
         }
     }
 }
