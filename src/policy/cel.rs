@@ -1083,4 +1083,16 @@ mod tests {
         image_expression("m", "ref.startsWith('ghcr.io/')").unwrap();
         assert!(image_expression("m", "object.metadata.name == 'x'").is_err());
     }
+
+    /// Review finding: an image expression is tried on every spelling the pod may have
+    /// written, as the glob dialects are, so a Docker Hub alias in it still selects.
+    #[test]
+    fn image_expressions_see_every_spelling_of_the_image() {
+        let e = image_expression("m", "ref.startsWith('index.docker.io/acme/')").unwrap();
+        assert!(e.selects("docker.io/acme/app:v1", "docker.io/acme/app"));
+        let tagless = image_expression("m", "ref == 'docker.io/acme/app'").unwrap();
+        assert!(tagless.selects("docker.io/acme/app:v1", "docker.io/acme/app"));
+        let other = image_expression("m", "ref.startsWith('ghcr.io/')").unwrap();
+        assert!(!other.selects("docker.io/acme/app:v1", "docker.io/acme/app"));
+    }
 }

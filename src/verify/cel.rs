@@ -341,13 +341,22 @@ impl ImageExpression {
     /// and any that selects (or does not evaluate to a bool) selects: the policy then
     /// applies, which only refuses more.
     pub fn selects(&self, full: &str, repository: &str) -> bool {
+        // The same spellings the glob dialects try (Docker Hub's hosts and aliases,
+        // `library/`, an absent `:latest`), each with and without its tag.
         let mut names = vec![full.to_string(), repository.to_string()];
+        for n in crate::policy::spelling::pod_spellings(full) {
+            let bare = crate::policy::spelling::without_tag(&n).to_string();
+            names.push(n);
+            names.push(bare);
+        }
         for n in [full, repository] {
             if let Some(short) = n.strip_prefix("docker.io/") {
                 names.push(short.to_string());
                 names.extend(short.strip_prefix("library/").map(str::to_string));
             }
         }
+        names.sort();
+        names.dedup();
         names.iter().any(|n| self.matches(n))
     }
 
