@@ -228,6 +228,21 @@ hosts_toml() {
   printf 'server = "https://registry-1.docker.io"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$REG" > "$c/docker.io/hosts.toml"
 }
 
+# The NRI plugin's keys, the same in both config versions (only the table name is quoted
+# differently).
+nri_keys() {
+  cat <<EOF
+  disable = false
+  disable_connections = false
+  plugin_config_path = "$RT_PLUGIN_CONF"
+  plugin_path = "$RT_PLUGINS"
+  plugin_registration_timeout = "5s"
+  plugin_request_timeout = "$NRI_REQUEST_TIMEOUT"
+  socket_path = "$RT_NRI"
+EOF
+}
+
+
 rt_config() {
   local rt=$1 snap=overlayfs restrict=true capeff
   grep -qw overlay /proc/filesystems || snap=native
@@ -245,13 +260,7 @@ state = "/run/containerd"
 [grpc]
   address = "$RT_SOCK"
 [plugins."io.containerd.nri.v1.nri"]
-  disable = false
-  disable_connections = false
-  plugin_config_path = "$RT_PLUGIN_CONF"
-  plugin_path = "$RT_PLUGINS"
-  plugin_registration_timeout = "5s"
-  plugin_request_timeout = "$NRI_REQUEST_TIMEOUT"
-  socket_path = "$RT_NRI"
+$(nri_keys)
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "$REG/probe/pause:v1"
   enable_selinux = false
@@ -277,13 +286,7 @@ state = "$RT_DIR/state"
 [ttrpc]
   address = "$RT_SOCK.ttrpc"
 [plugins.'io.containerd.nri.v1.nri']
-  disable = false
-  disable_connections = false
-  plugin_config_path = "$RT_PLUGIN_CONF"
-  plugin_path = "$RT_PLUGINS"
-  plugin_registration_timeout = "5s"
-  plugin_request_timeout = "$NRI_REQUEST_TIMEOUT"
-  socket_path = "$RT_NRI"
+$(nri_keys)
 [plugins.'io.containerd.cri.v1.images']
   snapshotter = "$snap"
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
