@@ -3,11 +3,13 @@
 Debian packages no crictl; this needs only grpcio and stubs that integration/world.sh
 generates from the k8s-cri crate's proto into $CRI_STATE/cri.
 
-    cri.py run IMAGE [--keep] [--wait S] [--by-id] [--seccomp-default] [--name N]
+    cri.py run IMAGE [--keep] [--wait S] [--by-id] [--seccomp-default] [--name N] [--image-volume REF]...
         PullImage, RunPodSandbox (host network, no CNI), CreateContainer, StartContainer; waits
         for CONTAINER_RUNNING and the first log line, prints the log and per-call timings
         ("timings: pull=..ms runp=..ms create=..ms start=..ms"), then removes the pod
-        unless --keep. Exit 0: the container ran; 3: the runtime refused it (prints
+        unless --keep. Each --image-volume is pulled and mounted read-only at /volumes/N as
+        kubelet mounts a Kubernetes image volume (CRI Mount.image, containerd >= 2.1).
+        Exit 0: the container ran; 3: the runtime refused it (prints
         "REJECTED: CODE: details"); 4: created but never running.
     cri.py pull IMAGE | images | ps | pods | version | status
     cri.py cleanup       remove every pod this client made (namespace "probe")
@@ -73,8 +75,16 @@ def run(args):
         namespace_options=api.NamespaceOption(network=api.NODE, pid=api.CONTAINER, ipc=api.POD))
     if args.seccomp_default:
         security.seccomp.CopyFrom(api.SecurityProfile(profile_type=api.SecurityProfile.RuntimeDefault))
+    # kubelet pulls an image volume's image first and mounts it by the image ID PullImage
+    # answered, with the pod spec's reference beside it.
+    mounts = []
+    for i, ref in enumerate(args.image_volume):
+        vol = timed(f"pull_volume{i}", img.PullImage, api.PullImageRequest(image=api.ImageSpec(image=ref)))
+        print(f"pulled volume {ref} -> {vol.image_ref}")
+        mounts.append(api.Mount(container_path=f"/volumes/{i}", readonly=True,
+                                image=api.ImageSpec(image=vol.image_ref, user_specified_image=ref)))
     cfg = api.ContainerConfig(metadata=api.ContainerMetadata(name="main", attempt=0), image=spec,
-                              log_path="main.log", labels={"app": "probe"},
+                              log_path="main.log", labels={"app": "probe"}, mounts=mounts,
                               linux=api.LinuxContainerConfig(security_context=security))
     rc, cid = 0, None
     try:
@@ -135,6 +145,7 @@ def main():
     p.add_argument("--wait", type=float, default=10)
     p.add_argument("--by-id", action="store_true")
     p.add_argument("--seccomp-default", action="store_true")
+    p.add_argument("--image-volume", action="append", default=[])
     sub.add_parser("pull").add_argument("image")
     for c in ("images", "ps", "pods", "version", "status", "cleanup"):
         sub.add_parser(c)

@@ -15,7 +15,8 @@ set -uo pipefail   # (no -e: a failing check is counted and reported, not fatal)
 . "$(dirname "$0")/lib.sh"
 
 SECTIONS_ALL="enforce restart key2 warn config policy-reload registry-down faults no-plugin languages
-  keyless referrers bundle-sign cosign3 notation gpg mirror tls namespaces policy-cli cluster preinstalled kms ivp"
+  keyless referrers bundle-sign cosign3 notation gpg mirror tls namespaces image-volume policy-cli cluster preinstalled
+  kms ivp"
 if [ "${1:-}" = --list ]; then echo $SECTIONS_ALL; exit 0; fi
 SECTIONS=${E2E_SECTIONS:-$SECTIONS_ALL}
 RUNTIMES=${E2E_RUNTIMES:-1.7 2.x}
@@ -25,7 +26,9 @@ done
 
 OUT=
 # cri_run IMAGE: run through CRI; sets OUT and returns the cri.py exit code (0 ran, 3 rejected).
-cri_run() { OUT=$($CRI run "$1" 2>&1); }
+# CRI_RUN_ARGS: more `cri.py run` options (e.g. --image-volume REF) for the checks that set it.
+CRI_RUN_ARGS=()
+cri_run() { OUT=$($CRI run "$1" "${CRI_RUN_ARGS[@]}" 2>&1); }
 ok()   { PASSED=$((PASSED + 1)); echo "ok   - $1"; }
 bad()  { FAILED=$((FAILED + 1)); echo "FAIL - $1"; [ -n "${2:-}" ] && printf '%s\n' "$2" | sed 's/^/       /'; }
 
@@ -594,6 +597,25 @@ sec_namespaces() {
   sed -i 's/exclude: \[probe\]/include: [probe]/' "$POL5/probe.yaml"
   up "$POL5" --no-match allow
   expect_rejected "policy including the pod's namespace applies" "$IMG_UNSIGNED" 'policy "probe"'
+  stop_signet
+}
+
+sec_image_volume() {
+  # A Kubernetes image volume (CRI Mount.image): containerd >= 2.1 unpacks another image and
+  # bind-mounts it into the container. Its content is as much the pod's as the container's
+  # image, so a signed container must not carry an unsigned image in with it.
+  if [ "$RUNTIME" = 1.7 ]; then echo "skip - containerd 1.7 has no image volumes"; return; fi
+  local POL=$WORK/key1; key_policy "$POL" "$COSIGN_PUB"
+  up "$POL"
+  CRI_RUN_ARGS=(--image-volume "$IMG_SIGNED")
+  expect_runs "image volume: a signed container with a signed image volume runs" "$IMG_SIGNED" "hello from signed"
+  CRI_RUN_ARGS=(--image-volume "$IMG_UNSIGNED")
+  expect_rejected "image volume: a signed container with an unsigned image volume is rejected" "$IMG_SIGNED" \
+    "image volume at /volumes/0" "${IMG_UNSIGNED_DIGEST}" "no signatures"
+  CRI_RUN_ARGS=(--image-volume "$IMG_SIGNED" --image-volume "$IMG_UNSIGNED")
+  expect_rejected "image volume: one unsigned volume among signed ones is rejected" "$IMG_SIGNED" \
+    "image volume at /volumes/1"
+  CRI_RUN_ARGS=()
   stop_signet
 }
 
