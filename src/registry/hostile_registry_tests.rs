@@ -424,6 +424,61 @@ async fn a_bundle_under_the_fallback_tag_is_three_rounds() {
     assert_eq!(reg.count(|p| p.contains(&sbom)), 0, "other artifacts are not downloaded");
 }
 
+/// Names as a resolver would answer them (the I/O seam of [`dns::Lookup`]).
+struct Names(HashMap<&'static str, std::net::IpAddr>);
+
+impl dns::Lookup for Names {
+    fn lookup(&self, name: &str) -> futures::future::BoxFuture<'static, std::io::Result<Vec<std::net::IpAddr>>> {
+        let found = self.0.get(name).copied();
+        Box::pin(async move { found.map(|ip| vec![ip]).ok_or_else(|| std::io::Error::other("no such name")) })
+    }
+}
+
+fn port_of(host: &str) -> &str {
+    host.rsplit_once(':').map_or("", |(_, p)| p)
+}
+
+/// A registry by name, not on loopback as far as its name says, redirects a signature blob
+/// to a name that resolves to this node's loopback: the hop is not taken, by address or by
+/// name; from a registry on loopback itself, the same hop is.
+#[tokio::test]
+async fn a_redirect_to_a_name_on_this_nodes_loopback_is_refused() {
+    let cdn = Server::start(Duration::ZERO, Arc::new(|_: &Request| ok("application/octet-stream", b"payload"))).await;
+    let loopback: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let names = || Arc::new(Names(HashMap::from([("reg.test", loopback), ("cdn.test", loopback)])));
+    let (m, _) = signature(b"payload", serde_json::json!({}));
+    for target in [format!("http://cdn.test:{}/blob", port_of(&cdn.host)), format!("http://{}/blob", cdn.host)] {
+        let to = target.clone();
+        let reg = Server::start(
+            Duration::ZERO,
+            registry(HashMap::from([(sig_tag(), ok(manifest::OCI_MANIFEST, &m))]), move |req| {
+                req.target.contains("/blobs/").then(|| Reply::Full {
+                    status: 307,
+                    headers: vec![("location".into(), to.clone())],
+                    body: vec![],
+                })
+            }),
+        )
+        .await;
+        let named = format!("reg.test:{}", port_of(&reg.host));
+        let access = Access { insecure: vec![named.clone()], ..Default::default() };
+        let source = OciSignatureSource::with_lookup(access, Limits::default(), Duration::from_secs(5), names());
+        let e = fetch(&source, &named).await.unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, RegistryError::Refused { .. }), "{target}: {e:?}");
+        assert!(text.contains(&named) && text.contains("loopback"), "{target}: {text}");
+        assert!(cdn.paths().is_empty(), "{target}: the hop was taken: {:?}", cdn.paths());
+        assert_eq!(reg.count(|p| p.contains("/blobs/")), 1, "{target}: {:?}", reg.paths());
+
+        // The same registry by its loopback address: its redirects may stay on the node.
+        let access = Access { insecure: vec![reg.host.clone()], ..Default::default() };
+        let source = OciSignatureSource::with_lookup(access, Limits::default(), Duration::from_secs(5), names());
+        assert_eq!(fetch(&source, &reg.host).await.unwrap().layers.len(), 1, "{target}");
+        assert_eq!(cdn.count(|p| p == "/blob"), 1, "{target}: {:?}", cdn.paths());
+        cdn.seen.lock().unwrap().clear();
+    }
+}
+
 #[tokio::test]
 async fn one_token_per_scope_reused_until_it_expires() {
     let tokens = Arc::new(AtomicUsize::new(0));

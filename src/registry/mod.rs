@@ -14,6 +14,7 @@ pub mod auth;
 pub mod body;
 pub mod challenge;
 pub mod client;
+pub mod dns;
 #[cfg(test)]
 mod fake_registry_tests;
 #[cfg(test)]
@@ -263,6 +264,11 @@ const SIGNATURE_ACCEPT: &str =
 
 impl OciSignatureSource {
     pub fn new(access: Access, limits: Limits, timeout: Duration) -> Self {
+        Self::with_lookup(access, limits, timeout, Arc::new(dns::System))
+    }
+
+    /// With names resolved by `lookup` (the system's resolver in [`Self::new`]).
+    pub fn with_lookup(access: Access, limits: Limits, timeout: Duration, lookup: Arc<dyn dns::Lookup>) -> Self {
         let client = client::Client::new(
             &access.mirrors,
             access.insecure,
@@ -270,6 +276,7 @@ impl OciSignatureSource {
             access.cluster_credentials,
             timeout,
             limits.max_token_bytes,
+            lookup,
         );
         let pool = body::Pool::new(limits.max_process_bytes);
         Self { client, mirrors: access.mirrors, lookaside: access.lookaside, limits, timeout, pool }
