@@ -391,9 +391,9 @@ async fn a_sig_verification_is_two_rounds_with_no_probe() {
     assert_eq!(reg.connections.load(Ordering::SeqCst), before, "kept alive across verifications");
 }
 
-/// A cosign 3 bundle under the referrers fallback tag (a registry without the API).
-#[tokio::test]
-async fn a_bundle_under_the_fallback_tag_is_three_rounds() {
+/// A cosign 3 bundle under the referrers fallback tag (a registry without the API), beside
+/// an SBOM referrer; and the SBOM's digest.
+fn bundle_objects() -> (HashMap<String, Reply>, String) {
     let bundle =
         std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign/bundle-v03-slsa.json"))
             .unwrap();
@@ -414,6 +414,12 @@ async fn a_bundle_under_the_fallback_tag_is_three_rounds() {
         (format!("manifests/{}", sha(&m)), ok(manifest::OCI_MANIFEST, &m)),
         (format!("blobs/{}", sha(&bundle)), ok(bundle_type, &bundle)),
     ]);
+    (objects, sbom)
+}
+
+#[tokio::test]
+async fn a_bundle_under_the_fallback_tag_is_three_rounds() {
+    let (objects, sbom) = bundle_objects();
     let delay = Duration::from_millis(250);
     let reg = Server::start(delay, registry(objects, |_| None)).await;
     let source = source_for(&[&reg.host], Duration::from_secs(5));
@@ -422,6 +428,33 @@ async fn a_bundle_under_the_fallback_tag_is_three_rounds() {
     assert_eq!(reg.rounds(delay), 3, "{:?}", reg.seen.lock().unwrap());
     assert_eq!(reg.paths().len(), 5, "tag, API, fallback, bundle manifest, bundle blob: {:?}", reg.paths());
     assert_eq!(reg.count(|p| p.contains(&sbom)), 0, "other artifacts are not downloaded");
+}
+
+/// A policy that needs signatures and attestations fetches both at once; the referrers
+/// (where cosign 3 keeps either) are asked once for the two.
+#[tokio::test]
+async fn signatures_and_attestations_share_one_referrers_fetch() {
+    let (mut objects, _) = bundle_objects();
+    objects.extend(signed_objects());
+    let reg = Server::start(Duration::from_millis(50), registry(objects, |_| None)).await;
+    let source = source_for(&[&reg.host], Duration::from_secs(5));
+    let image: Reference = format!("{}/team/app:v1", reg.host).parse().unwrap();
+    let (sigs, atts) = tokio::join!(
+        source.signatures(&image, DIGEST, Artifact::Signatures),
+        source.signatures(&image, DIGEST, Artifact::Attestations),
+    );
+    let (sigs, atts) = (sigs.unwrap(), atts.unwrap());
+    assert_eq!((sigs.layers.len(), atts.layers.len()), (2, 1), "the .sig layer and the bundle; the bundle");
+    assert!(atts.location.ends_with(".att"), "{}", atts.location);
+    let once = |what: &str, pred: &dyn Fn(&str) -> bool| assert_eq!(reg.count(pred), 1, "{what}: {:?}", reg.paths());
+    once("referrers API", &|p| p.contains("/referrers/"));
+    once("fallback tag", &|p| p.ends_with(&format!("manifests/sha256-{}", hex())));
+    once("bundle manifest", &|p| p.contains("/manifests/sha256:"));
+    once(".sig tag", &|p| p.ends_with(".sig"));
+    once(".att tag", &|p| p.ends_with(".att"));
+    // Nothing is kept past the verification: the next one asks again.
+    fetch(&source, &reg.host).await.unwrap();
+    assert_eq!(reg.count(|p| p.contains("/referrers/")), 2, "{:?}", reg.paths());
 }
 
 /// Names as a resolver would answer them (the I/O seam of [`dns::Lookup`]).
