@@ -619,3 +619,97 @@ async fn a_lookaside_digest_cannot_walk_out_of_the_store() {
     let e = source.signatures(&image, "sha256:../../../etc/passwd", Artifact::SimpleSigning).await.unwrap_err();
     assert!(matches!(e, RegistryError::BadReference(_)), "{e}");
 }
+
+/// A registry over TLS with a private CA that speaks only HTTP/2 (ALPN `h2`), answering from
+/// `objects` (full replies only); it counts connections opened and still open.
+struct H2Server {
+    host: String,
+    opened: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+}
+
+async fn h2_server(objects: HashMap<String, Reply>) -> H2Server {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tls");
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join("server.pem")).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let (opened, open, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::default());
+    let s = H2Server { host, opened: Arc::clone(&opened), open: Arc::clone(&open), requests: Arc::clone(&requests) };
+    let objects = Arc::new(objects);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            opened.fetch_add(1, Ordering::SeqCst);
+            open.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, objects, open, requests) =
+                (acceptor.clone(), Arc::clone(&objects), Arc::clone(&open), Arc::clone(&requests));
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        requests.fetch_add(1, Ordering::SeqCst);
+                        let path = req.uri().path().strip_prefix("/v2/team/app/").unwrap_or("").to_string();
+                        let (status, body) = match objects.get(&path) {
+                            Some(Reply::Full { status, body, .. }) => (status.to_owned(), body.to_vec()),
+                            _ => (404, Vec::new()),
+                        };
+                        let resp = hyper::Response::builder()
+                            .status(status)
+                            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                            .unwrap();
+                        async move { Ok::<_, std::convert::Infallible>(resp) }
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                }
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    s
+}
+
+/// HTTP/2 where the registry offers it (ALPN), over one connection kept across
+/// verifications: a server that speaks nothing else answers at all only over HTTP/2, and the
+/// connections a cold first round raced to open are down to one.
+#[tokio::test]
+async fn a_registry_offering_http2_gets_it_over_one_kept_connection() {
+    let reg = h2_server(signed_objects()).await;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join(reg.host.replace(':', "_"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tls/ca.pem"), dir.join("ca.pem"))
+        .unwrap();
+    let text = format!("server = \"https://{0}\"\nca = \"ca.pem\"\n[host.\"https://{0}\"]\nca = \"ca.pem\"\n", reg.host);
+    std::fs::write(dir.join("hosts.toml"), text).unwrap();
+    let mirrors = hosts::Mirrors::load(d.path()).unwrap();
+    let source =
+        OciSignatureSource::new(Access { mirrors, ..Default::default() }, Limits::default(), Duration::from_secs(5));
+    assert_eq!(fetch(&source, &reg.host).await.unwrap().layers.len(), 1);
+    let after_first = reg.opened.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(fetch(&source, &reg.host).await.unwrap().layers.len(), 1);
+    }
+    assert_eq!(reg.requests.load(Ordering::SeqCst), 16, "four requests each");
+    assert_eq!(reg.opened.load(Ordering::SeqCst), after_first, "no new connection after the first verification");
+    let settled = async {
+        while reg.open.load(Ordering::SeqCst) > 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    assert!(tokio::time::timeout(Duration::from_secs(5), settled).await.is_ok(), "{} open", reg.open.load(Ordering::SeqCst));
+    assert_eq!(reg.open.load(Ordering::SeqCst), 1);
+}
