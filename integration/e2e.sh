@@ -289,8 +289,6 @@ sec_faults() {
     "$FAULTY" "registry request for faulty.local/probe/faulty" "127.0.0.1:5099"
   if grep -q 'did not finish within' <<<"$OUT"; then bad "the drip was cut inside the decision budget" "$OUT"; else ok "the drip was cut inside the decision budget"; fi
   bounded "the slow drip"; stop_signet
-  echo pass > "$FAULT_MODE"
-  sec_faults_redirects
   # An endless referrers list: the .sig tag alone still decides (it is asked at the same time).
   echo endless-referrers > "$FAULT_MODE"
   up "$POL9" --config "$WORK/mirror.toml"
@@ -312,6 +310,7 @@ sec_faults() {
   up "$POL9" --config "$WORK/mirror.toml"
   expect_runs "with the faults removed, the same image runs through the proxy" "$FAULTY" "hello from faulty"
   stop_signet
+  sec_faults_redirects
   kill "$FAULT_PID" 2>/dev/null; FAULT_PID=
 }
 
@@ -321,9 +320,10 @@ sec_faults() {
 # address: the first global address of `ip addr`, 192.0.2.2 on eth0 on this machine kind
 # (gVisor, which has no dummy interfaces). The traffic stays on the machine. Its signature
 # blobs are answered with a 307 to the loopback proxy on 127.0.0.1:5099, which serves the real
-# blob: a signet that followed would verify the image and run it.
+# blob: a signet that followed would verify the image and run it. The image has content of
+# its own: containerd names shared content by its first reference, which would be faulty's.
 sec_faults_redirects() {
-  local NONLOOP LOOPNAME POLF=$WORK/e2e-faraway FAR_MODE=$WORK/far-mode FARAWAY=faraway.local/probe/faulty:v1
+  local NONLOOP LOOPNAME POLF=$WORK/e2e-faraway FAR_MODE=$WORK/far-mode FARAWAY=faraway.local/probe/faraway:v1 FA_DIGEST
   NONLOOP=$(ip -4 -o addr show scope global 2>/dev/null | awk '{split($4, a, "/"); print a[1]; exit}')
   if [ -z "$NONLOOP" ]; then
     bad "a non-loopback address for the redirect checks" "$(ip addr 2>&1)"; return
@@ -333,15 +333,17 @@ sec_faults_redirects() {
   mkdir -p "$CONTAINERD_CERTS/faraway.local"
   printf 'server = "http://%s:5098"\n\n[host."http://%s:5098"]\n  capabilities = ["pull", "resolve"]\n' \
     "$NONLOOP" "$NONLOOP" > "$CONTAINERD_CERTS/faraway.local/hosts.toml"
+  FA_DIGEST=$(new_image faraway "$RUN_ID")
+  cosign sign --key "$COSIGN_KEY" "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/faraway@$FA_DIGEST" >/dev/null 2>&1
   rm -rf "$POLF"; write_policy "$POLF" faraway "faraway.local/probe/**" "$COSIGN_PUB"
   wait_for 10 curl -sf "http://$NONLOOP:5098/v2/"
   up "$POLF" --config "$WORK/mirror.toml"
-  expect_runs "through $NONLOOP (not loopback) with no faults, the signed image runs" "$FARAWAY" "hello from faulty"
+  expect_runs "through $NONLOOP (not loopback) with no faults, the signed image runs" "$FARAWAY" "hello from faraway"
   stop_signet
   echo "redirect:http://127.0.0.1:5099" > "$FAR_MODE"
   up "$POLF" --config "$WORK/mirror.toml"
   expect_rejected "a signature blob redirected from $NONLOOP to 127.0.0.1: refused, naming the host" "$FARAWAY" \
-    "registry answer for faraway.local/probe/faulty" "$NONLOOP:5098 leads to 127.0.0.1:5099" "loopback"
+    "registry answer for faraway.local/probe/faraway" "$NONLOOP:5098 leads to 127.0.0.1:5099" "loopback"
   bounded "the redirect to loopback"; stop_signet
   # A name for loopback: this machine's hostname where /etc/hosts maps it there (it does on
   # this machine kind: "127.0.0.1 vm").
@@ -353,7 +355,7 @@ sec_faults_redirects() {
     echo "redirect:http://$LOOPNAME:5099" > "$FAR_MODE"
     up "$POLF" --config "$WORK/mirror.toml"
     expect_rejected "a signature blob redirected from $NONLOOP to $LOOPNAME, a name for 127.0.0.1: refused, naming the host" \
-      "$FARAWAY" "registry answer for faraway.local/probe/faulty" "$LOOPNAME resolves to 127." "loopback"
+      "$FARAWAY" "registry answer for faraway.local/probe/faraway" "$LOOPNAME resolves to 127." "loopback"
     bounded "the redirect to a loopback name"; stop_signet
   fi
   kill "$FAR_PID" 2>/dev/null; FAR_PID=

@@ -41,7 +41,10 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+                self.close_connection = True  # a client that stopped reading at its cap
 
     def endless(self, lying=False, ctype="application/vnd.oci.image.manifest.v1+json"):
         self.send_response(200)

@@ -275,11 +275,8 @@ impl Client {
         host: &str,
         what: &str,
     ) -> Result<reqwest::Response, FetchError> {
-        let refused = |source: RedirectOrDns| FetchError::Redirect {
-            host: host.to_string(),
-            what: what.to_string(),
-            source,
-        };
+        let refused =
+            |source: RedirectOrDns| FetchError::Redirect { host: host.to_string(), what: what.to_string(), source };
         let first = Url::parse(url).map_err(|e| FetchError::Transport {
             host: host.to_string(),
             what: what.to_string(),

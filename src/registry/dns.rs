@@ -48,10 +48,8 @@ pub struct Remote(pub Arc<dyn Lookup>);
 fn resolve(lookup: &Arc<dyn Lookup>, name: reqwest::dns::Name, remote: bool) -> reqwest::dns::Resolving {
     let (lookup, name) = (Arc::clone(lookup), name.as_str().to_string());
     Box::pin(async move {
-        let found = lookup
-            .lookup(&name)
-            .await
-            .map_err(|e| DnsError::Lookup { name: name.clone(), message: e.to_string() })?;
+        let found =
+            lookup.lookup(&name).await.map_err(|e| DnsError::Lookup { name: name.clone(), message: e.to_string() })?;
         let kept = checked(&name, found, remote)?;
         let addrs: reqwest::dns::Addrs = Box::new(kept.into_iter().map(|ip| SocketAddr::new(ip, 0)));
         Ok(addrs)
@@ -109,7 +107,10 @@ mod tests {
     #[test]
     fn a_remote_hosts_name_never_resolves_to_this_node() {
         let e = checked("evil.example", ips(&["127.0.0.1", "::1"]), true).unwrap_err();
-        assert_eq!(e.to_string(), "evil.example resolves to 127.0.0.1, ::1, loopback or link-local, and was named by a remote host");
+        assert_eq!(
+            e.to_string(),
+            "evil.example resolves to 127.0.0.1, ::1, loopback or link-local, and was named by a remote host"
+        );
         for local in ["169.254.169.254", "fe80::1", "::ffff:127.0.0.1", "0.0.0.0", "127.5.5.5"] {
             assert!(matches!(checked("evil.example", ips(&[local]), true), Err(DnsError::Local { .. })), "{local}");
         }

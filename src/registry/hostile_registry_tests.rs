@@ -693,7 +693,8 @@ async fn a_registry_offering_http2_gets_it_over_one_kept_connection() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tls/ca.pem"), dir.join("ca.pem"))
         .unwrap();
-    let text = format!("server = \"https://{0}\"\nca = \"ca.pem\"\n[host.\"https://{0}\"]\nca = \"ca.pem\"\n", reg.host);
+    let text =
+        format!("server = \"https://{0}\"\nca = \"ca.pem\"\n[host.\"https://{0}\"]\nca = \"ca.pem\"\n", reg.host);
     std::fs::write(dir.join("hosts.toml"), text).unwrap();
     let mirrors = hosts::Mirrors::load(d.path()).unwrap();
     let source =
@@ -710,6 +711,10 @@ async fn a_registry_offering_http2_gets_it_over_one_kept_connection() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
-    assert!(tokio::time::timeout(Duration::from_secs(5), settled).await.is_ok(), "{} open", reg.open.load(Ordering::SeqCst));
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), settled).await.is_ok(),
+        "{} open",
+        reg.open.load(Ordering::SeqCst)
+    );
     assert_eq!(reg.open.load(Ordering::SeqCst), 1);
 }

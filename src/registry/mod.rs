@@ -422,13 +422,7 @@ impl OciSignatureSource {
     /// [`Self::referrers`], once for all the fetches in flight that want it: signatures and
     /// attestations of one verification both read the bundles attached to the digest, and
     /// are fetched at the same time. Nothing is kept once the last of them has it.
-    async fn shared_referrers(
-        &self,
-        repo: &Repository<'_>,
-        digest: &str,
-        location: &str,
-        budget: &Budget,
-    ) -> Referred {
+    async fn shared_referrers(&self, repo: &Repository<'_>, digest: &str, location: &str, budget: &Budget) -> Referred {
         // A mirror serves several registries (`?ns=`): the registry is part of the key.
         let host = format!("{}?ns={}", repo.host, repo.ns.unwrap_or_default());
         let key = (host, repo.name.to_string(), digest.to_string());
