@@ -8,13 +8,23 @@ bytes until the client hangs up). `endless-referrers` answers the referrers API 
 fallback tag (`.../manifests/sha256-<hex>`) with an endless body instead. `delay:MS` holds
 every request (any path) MS milliseconds before forwarding it, so that a client's
 dependent round trips show in its wall time (rounds ~= time / MS).
+Hostile modes on the paths only signature fetches use (containerd's pulls still pass):
+`endless-index` answers the .sig tag 404 and the referrers API and fallback tag with an
+endless body (the index alone decides); `endless-blob` streams the blobs that .sig manifests
+name without end; `endless-token` answers signature paths without credentials 401 with a
+Bearer challenge whose realm (/token here) streams without end; `drip` sends the .sig
+manifest one byte every DRIP_SECONDS, so that no single read waits long; `redirect:BASE`
+answers the blobs that .sig manifests name with a 307 to BASE + the same path.
 With TLS_CERT and TLS_KEY set it serves HTTPS with that certificate (a registry behind a
-private CA).
+private CA). LISTEN_HOST (default 127.0.0.1) is the address it listens on.
 Usage: faulty-registry.py LISTEN_PORT UPSTREAM_HOST:PORT MODE_FILE"""
-import http.server, os, ssl, sys, time, urllib.request, urllib.error
+import http.server, json, os, ssl, sys, threading, time, urllib.request, urllib.error
 
 port, upstream, mode_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 SLOW_SECONDS = float(os.environ.get("SLOW_SECONDS", "4"))
+DRIP_SECONDS = float(os.environ.get("DRIP_SECONDS", "0.1"))
+# Digests of the layers of the .sig manifests forwarded so far: the signature blobs.
+SIGNATURE_BLOBS, LOCK = set(), threading.Lock()
 
 
 class Proxy(http.server.BaseHTTPRequestHandler):
@@ -31,11 +41,14 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+                self.close_connection = True  # a client that stopped reading at its cap
 
-    def endless(self, lying=False):
+    def endless(self, lying=False, ctype="application/vnd.oci.image.manifest.v1+json"):
         self.send_response(200)
-        self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        self.send_header("Content-Type", ctype)
         if lying:
             self.send_header("Content-Length", str(10 << 30))
         else:
@@ -55,8 +68,27 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         if mode.startswith("delay:"):
             time.sleep(float(mode.split(":", 1)[1]) / 1000)
         referrers = "/referrers/" in path or ("/manifests/sha256-" in path and not path.endswith((".sig", ".att")))
+        sig = "/manifests/sha256-" in path and path.endswith(".sig")
+        signature_path = referrers or ("/manifests/sha256-" in path and path.endswith((".sig", ".att")))
+        signature_blob = "/blobs/" in path and path.rsplit("/", 1)[-1] in SIGNATURE_BLOBS
         if mode == "endless-referrers" and referrers:
             return self.endless()
+        if mode == "endless-index":
+            if referrers:
+                return self.endless(ctype="application/vnd.oci.image.index.v1+json")
+            if sig:
+                return self.reply(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
+        if mode == "endless-blob" and signature_blob:
+            return self.endless(ctype="application/octet-stream")
+        if mode == "endless-token":
+            if path == "/token":
+                return self.endless(ctype="application/json")
+            if signature_path and "Authorization" not in self.headers:
+                host = self.headers.get("Host", f"127.0.0.1:{port}")
+                challenge = f'Bearer realm="http://{host}/token",service="faulty"'
+                return self.reply(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', headers=[("WWW-Authenticate", challenge)])
+        if mode.startswith("redirect:") and signature_blob:
+            return self.reply(307, b"", headers=[("Location", mode.split(":", 1)[1] + self.path)])
         if "/manifests/sha256-" in path and path.endswith(".sig"):
             if mode in ("endless", "lying"):
                 return self.endless(lying=mode == "lying")
@@ -77,12 +109,34 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             code, body, headers = e.code, e.read(), e.headers
         keep = [(k, v) for k, v in headers.items() if k.lower() in ("docker-content-digest", "www-authenticate", "location")]
         length = headers.get("Content-Length") if self.command == "HEAD" else None
+        if sig and code == 200:
+            try:
+                with LOCK:
+                    SIGNATURE_BLOBS.update(l["digest"] for l in json.loads(body).get("layers", []))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                pass
+        if mode == "drip" and sig and code == 200 and self.command == "GET":
+            return self.drip(code, body, headers.get("Content-Type", "application/octet-stream"))
         self.reply(code, body, headers.get("Content-Type", "application/octet-stream"), keep, length)
+
+    def drip(self, code, body, ctype):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for i in range(len(body)):
+                self.wfile.write(body[i:i + 1])
+                self.wfile.flush()
+                time.sleep(DRIP_SECONDS)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            self.close_connection = True
 
     do_GET = do_HEAD = handle_one
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Proxy)
+server = http.server.ThreadingHTTPServer((os.environ.get("LISTEN_HOST", "127.0.0.1"), port), Proxy)
+server.daemon_threads = True
 if os.environ.get("TLS_CERT"):
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(os.environ["TLS_CERT"], os.environ["TLS_KEY"])

@@ -15,10 +15,14 @@
 //!   and one fetch serves every request that was waiting for it. A host that answered
 //!   without a challenge is remembered as anonymous.
 //! - Every body is read through [`body::read`]: capped, streamed, drawing on a budget.
-//! - Redirects and token realms pass [`redirect::allowed`].
-//! - One long-lived `reqwest::Client` per TLS setting (the default, and each hosts.toml host
-//!   with a `ca` or `skip_verify` of its own): connections are pooled and kept alive, and
-//!   speak HTTP/2 where the registry offers it.
+//! - Redirects are followed here, hop by hop, not by reqwest: each hop passes
+//!   [`redirect::allowed`], credentials go only to the first URL's origin, and a hop to
+//!   another host, from a registry not itself on loopback, is resolved by [`dns::Remote`]
+//!   (no loopback or link-local answers). Token realms are held to the same rules.
+//! - One long-lived pair of `reqwest::Client`s per TLS setting (the default, and each
+//!   hosts.toml host with a `ca` or `skip_verify` of its own), one resolving as the system
+//!   does and one as [`dns::Remote`]: connections are pooled and kept alive, and speak
+//!   HTTP/2 where the registry offers it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -26,13 +30,14 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{StatusCode, Url};
 
 use super::auth::{Credentials, RegistryAuth};
 use super::body::{self, BodyError, Budget};
 use super::challenge::{self, Challenge};
-use super::{hosts, redirect};
+use super::redirect::RedirectError;
+use super::{dns, hosts, redirect};
 
 /// A token with no `expires_in` lives 60 s (distribution's token spec).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
@@ -49,14 +54,28 @@ pub enum FetchError {
     Unauthorized { host: String, what: String, message: String },
     #[error("token for {host} from {realm}: {message}")]
     Token { host: String, realm: String, message: String },
+    /// A redirect or token realm to where the node may not follow.
+    #[error("{what} from {host} refused: {source}")]
+    Redirect { host: String, what: String, source: RedirectOrDns },
     #[error(transparent)]
     Body(#[from] BodyError),
 }
 
+/// Why a hop was not taken: the URL as written, or the addresses its name resolved to.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum RedirectOrDns {
+    #[error(transparent)]
+    Redirect(#[from] RedirectError),
+    #[error(transparent)]
+    Dns(#[from] dns::DnsError),
+}
+
 impl FetchError {
-    /// The registry's answer broke a bound: the host is hostile or broken, not just down.
+    /// The registry's answer broke a bound or led where the node may not go: the host is
+    /// hostile or broken, not just down.
     pub fn is_refusal(&self) -> bool {
         matches!(self, FetchError::Body(BodyError::TooLarge { .. } | BodyError::OverBudget { .. }))
+            || matches!(self, FetchError::Redirect { .. })
     }
 }
 
@@ -137,11 +156,19 @@ struct Slot {
     failure: Mutex<Option<(u64, FetchError)>>,
 }
 
+/// The clients of one TLS setting: `direct` for the hosts the node chose, `remote` for
+/// those a remote registry chose (see [`dns`]). Two pools, so a connection opened under the
+/// system's answers is never lent to a hop that must not reach the node's own addresses.
+struct Http {
+    direct: reqwest::Client,
+    remote: reqwest::Client,
+}
+
 pub struct Client {
-    default: reqwest::Client,
+    default: Http,
     /// One per TLS setting of hosts.toml (`ca`, `skip_verify`, `*.crt`), used for the hosts
     /// that have it where they have it (see [`hosts::Tls`]).
-    per_tls: HashMap<hosts::Tls, reqwest::Client>,
+    per_tls: HashMap<hosts::Tls, Http>,
     /// Hosts spoken to over plain HTTP: the only ones credentials may reach unencrypted.
     plain_http: HashSet<String>,
     credentials: Credentials,
@@ -158,20 +185,36 @@ impl Client {
         cluster_credentials: Arc<RwLock<Credentials>>,
         timeout: Duration,
         max_token_bytes: usize,
+        lookup: Arc<dyn dns::Lookup>,
     ) -> Self {
-        let builder = || {
-            reqwest::Client::builder()
+        let builder = |remote: bool| {
+            let b = reqwest::Client::builder()
                 .connect_timeout(timeout)
                 .timeout(timeout)
-                .redirect(redirect::policy())
-                .pool_idle_timeout(Duration::from_secs(90))
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_idle_timeout(Duration::from_secs(90));
+            if remote {
+                b.dns_resolver(Arc::new(dns::Remote(Arc::clone(&lookup))))
+            } else {
+                b.dns_resolver(Arc::new(dns::Direct(Arc::clone(&lookup))))
+            }
+        };
+        let pair = |tls: Option<&hosts::Tls>| -> Result<Http, reqwest::Error> {
+            let one = |remote: bool| match tls {
+                None => builder(remote).build(),
+                Some(tls) => {
+                    let certs: Result<Vec<_>, _> =
+                        tls.extra_roots.iter().map(|der| reqwest::Certificate::from_der(der)).collect();
+                    certs.and_then(|c| {
+                        builder(remote).tls_certs_merge(c).tls_danger_accept_invalid_certs(tls.skip_verify).build()
+                    })
+                }
+            };
+            Ok(Http { direct: one(false)?, remote: one(true)? })
         };
         let mut per_tls = HashMap::new();
         for tls in mirrors.tls_settings() {
-            let certs: Result<Vec<_>, _> =
-                tls.extra_roots.iter().map(|der| reqwest::Certificate::from_der(der)).collect();
-            let built = certs
-                .and_then(|c| builder().tls_certs_merge(c).tls_danger_accept_invalid_certs(tls.skip_verify).build());
+            let built = pair(Some(tls));
             // The CA files were parsed when hosts.toml was read; should the TLS stack still
             // refuse them, that host is reached with the system roots only, so its fetches
             // fail (a denial) rather than trust more than the node does.
@@ -184,8 +227,14 @@ impl Client {
         }
         let mut plain: HashSet<String> = plain_http.into_iter().collect();
         plain.extend(mirrors.plain_http_hosts().map(String::from));
+        // The default settings build unless the TLS stack is broken; then nothing could be
+        // fetched at all, and every fetch fails (a denial).
+        let default = pair(None).unwrap_or_else(|e| {
+            tracing::error!(error = %error_chain(&e), "the registry client cannot be built");
+            Http { direct: reqwest::Client::default(), remote: reqwest::Client::default() }
+        });
         Self {
-            default: builder().build().unwrap_or_default(),
+            default,
             per_tls,
             plain_http: plain,
             credentials,
@@ -200,7 +249,7 @@ impl Client {
         self.plain_http.contains(host)
     }
 
-    fn http_for(&self, tls: &hosts::Tls) -> &reqwest::Client {
+    fn http_for(&self, tls: &hosts::Tls) -> &Http {
         self.per_tls.get(tls).unwrap_or(&self.default)
     }
 
@@ -208,8 +257,69 @@ impl Client {
     pub async fn get_url(&self, url: &str, limit: usize, budget: &Budget) -> Result<Option<Bytes>, FetchError> {
         let host = Url::parse(url).ok().and_then(|u| u.host_str().map(String::from)).unwrap_or_else(|| url.to_string());
         let what = url.to_string();
-        let resp = self.default.get(url).send().await.map_err(|e| transport(&host, &what, &e))?;
+        let resp = self.follow(&self.default, url, None, None, &host, &what).await?;
         finish(resp, &host, &what, limit, budget).await
+    }
+
+    /// `GET url`, and the redirects it answers with. Each hop passes [`redirect::allowed`]
+    /// against the first URL; `authorization` goes only to the first URL's origin (as Go's
+    /// net/http and reqwest keep it); a hop to another origin is resolved by [`dns::Remote`]
+    /// unless the first URL is itself on loopback (a node-local registry's redirects stay
+    /// where it is).
+    async fn follow(
+        &self,
+        http: &Http,
+        url: &str,
+        accept: Option<&str>,
+        authorization: Option<&str>,
+        host: &str,
+        what: &str,
+    ) -> Result<reqwest::Response, FetchError> {
+        let refused =
+            |source: RedirectOrDns| FetchError::Redirect { host: host.to_string(), what: what.to_string(), source };
+        let first = Url::parse(url).map_err(|e| FetchError::Transport {
+            host: host.to_string(),
+            what: what.to_string(),
+            message: format!("{url:?} is not a URL: {e}"),
+        })?;
+        let mut current = first.clone();
+        for _ in 0..=redirect::MAX_HOPS {
+            let same_origin = current.origin() == first.origin();
+            let client = if same_origin || redirect::is_local(&first) { &http.direct } else { &http.remote };
+            let mut req = client.get(current.clone());
+            if let Some(a) = accept {
+                req = req.header(ACCEPT, a);
+            }
+            if let Some(a) = authorization.filter(|_| same_origin) {
+                req = req.header(AUTHORIZATION, a);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    return Err(match dns::refusal_in(&e) {
+                        Some(d @ dns::DnsError::Local { .. }) => refused(d.clone().into()),
+                        _ => transport(host, what, &e),
+                    })
+                }
+            };
+            let hop = matches!(resp.status().as_u16(), 301 | 302 | 303 | 307 | 308);
+            let Some(location) = resp.headers().get(LOCATION).filter(|_| hop) else { return Ok(resp) };
+            let location = String::from_utf8_lossy(location.as_bytes()).into_owned();
+            let next = current.join(&location).map_err(|e| {
+                refused(
+                    RedirectError::BadLocation {
+                        host: redirect::host_of(&first),
+                        location: location.chars().take(200).collect(),
+                        message: e.to_string(),
+                    }
+                    .into(),
+                )
+            })?;
+            redirect::allowed(&first, &next).map_err(|e| refused(e.into()))?;
+            drain(resp).await;
+            current = next;
+        }
+        Err(refused(RedirectError::TooMany { host: redirect::host_of(&first) }.into()))
     }
 
     /// `GET /v2/<name>/<path>`; `Ok(None)` when the host says it does not exist (404).
@@ -251,11 +361,7 @@ impl Client {
         authorization: Option<&str>,
         what: &str,
     ) -> Result<reqwest::Response, FetchError> {
-        let mut req = self.http_for(repo.tls).get(url).header(ACCEPT, accept);
-        if let Some(a) = authorization {
-            req = req.header(AUTHORIZATION, a);
-        }
-        req.send().await.map_err(|e| transport(repo.host, what, &e))
+        self.follow(self.http_for(repo.tls), url, Some(accept), authorization, repo.host, what).await
     }
 
     fn slot(&self, host: &str, scope: &str) -> Arc<Slot> {
@@ -355,11 +461,19 @@ impl Client {
             return Err(fail(format!("plain http, and {} is not configured for plain http", repo.host)));
         }
         // A realm may be on another host (Docker Hub's is), but like a redirect it may not
-        // turn a remote registry into a request to this node's own addresses.
+        // turn a remote registry into a request to this node's own addresses: not by its
+        // address, nor by a name that resolves to one (a realm on another host than the
+        // registry is resolved as a redirect hop is).
         let registry_url = Url::parse(&repo.url("")).map_err(|e| fail(e.to_string()))?;
         if redirect::is_local(&url) && !redirect::is_local(&registry_url) {
             return Err(fail("a loopback or link-local address, named by a remote host".into()));
         }
+        let http = self.http_for(repo.tls);
+        let client = if url.origin() == registry_url.origin() || redirect::is_local(&registry_url) {
+            &http.direct
+        } else {
+            &http.remote
+        };
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = &service {
@@ -372,11 +486,16 @@ impl Client {
             q.append_pair("scope", &ours);
         }
         // The host's own TLS settings, as containerd fetches a host's tokens with its client.
-        let mut req = self.http_for(repo.tls).get(url.clone());
+        // A token service's redirects are not followed: none is needed, and the credentials
+        // would have to be dropped or sent on.
+        let mut req = client.get(url.clone());
         if let RegistryAuth::Basic(u, p) = creds {
             req = req.header(AUTHORIZATION, basic(u, p));
         }
-        let resp = req.send().await.map_err(|e| fail(error_chain(&e)))?;
+        let resp = req.send().await.map_err(|e| match dns::refusal_in(&e) {
+            Some(d) => fail(d.to_string()),
+            None => fail(error_chain(&e)),
+        })?;
         if !resp.status().is_success() {
             return Err(fail(format!("answered {}", resp.status())));
         }
@@ -478,7 +597,15 @@ mod tests {
         let cfg = format!(r#"{{"auths": {{"{creds_for}": {{"username": "robot", "password": "s3cret"}}}}}}"#);
         credentials.add_config(cfg.as_bytes(), "test").unwrap();
         let plain = plain_http.iter().map(|h| h.to_string());
-        Client::new(&hosts::Mirrors::default(), plain, credentials, Arc::default(), Duration::from_secs(2), 1 << 16)
+        Client::new(
+            &hosts::Mirrors::default(),
+            plain,
+            credentials,
+            Arc::default(),
+            Duration::from_secs(2),
+            1 << 16,
+            Arc::new(dns::System),
+        )
     }
 
     fn repo(host: &str, plain_http: bool) -> Repository<'_> {
@@ -521,7 +648,15 @@ mod tests {
             std::fs::write(d.path().join(registry).join("ca.pem"), root).unwrap();
         }
         let mirrors = hosts::Mirrors::load(d.path()).unwrap();
-        let c = Client::new(&mirrors, [], Credentials::default(), Arc::default(), Duration::from_secs(2), 1 << 16);
+        let c = Client::new(
+            &mirrors,
+            [],
+            Credentials::default(),
+            Arc::default(),
+            Duration::from_secs(2),
+            1 << 16,
+            Arc::new(dns::System),
+        );
         let (for_a, for_b) = (mirrors.endpoints("a.io"), mirrors.endpoints("b.io"));
         assert_eq!((for_a[0].host.as_str(), for_b[0].host.as_str()), ("shared.mirror", "shared.mirror"));
         assert!(!std::ptr::eq(c.http_for(&for_a[0].tls), &c.default), "a.io's CA for the mirror");

@@ -391,9 +391,9 @@ async fn a_sig_verification_is_two_rounds_with_no_probe() {
     assert_eq!(reg.connections.load(Ordering::SeqCst), before, "kept alive across verifications");
 }
 
-/// A cosign 3 bundle under the referrers fallback tag (a registry without the API).
-#[tokio::test]
-async fn a_bundle_under_the_fallback_tag_is_three_rounds() {
+/// A cosign 3 bundle under the referrers fallback tag (a registry without the API), beside
+/// an SBOM referrer; and the SBOM's digest.
+fn bundle_objects() -> (HashMap<String, Reply>, String) {
     let bundle =
         std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign/bundle-v03-slsa.json"))
             .unwrap();
@@ -414,6 +414,12 @@ async fn a_bundle_under_the_fallback_tag_is_three_rounds() {
         (format!("manifests/{}", sha(&m)), ok(manifest::OCI_MANIFEST, &m)),
         (format!("blobs/{}", sha(&bundle)), ok(bundle_type, &bundle)),
     ]);
+    (objects, sbom)
+}
+
+#[tokio::test]
+async fn a_bundle_under_the_fallback_tag_is_three_rounds() {
+    let (objects, sbom) = bundle_objects();
     let delay = Duration::from_millis(250);
     let reg = Server::start(delay, registry(objects, |_| None)).await;
     let source = source_for(&[&reg.host], Duration::from_secs(5));
@@ -422,6 +428,88 @@ async fn a_bundle_under_the_fallback_tag_is_three_rounds() {
     assert_eq!(reg.rounds(delay), 3, "{:?}", reg.seen.lock().unwrap());
     assert_eq!(reg.paths().len(), 5, "tag, API, fallback, bundle manifest, bundle blob: {:?}", reg.paths());
     assert_eq!(reg.count(|p| p.contains(&sbom)), 0, "other artifacts are not downloaded");
+}
+
+/// A policy that needs signatures and attestations fetches both at once; the referrers
+/// (where cosign 3 keeps either) are asked once for the two.
+#[tokio::test]
+async fn signatures_and_attestations_share_one_referrers_fetch() {
+    let (mut objects, _) = bundle_objects();
+    objects.extend(signed_objects());
+    let reg = Server::start(Duration::from_millis(50), registry(objects, |_| None)).await;
+    let source = source_for(&[&reg.host], Duration::from_secs(5));
+    let image: Reference = format!("{}/team/app:v1", reg.host).parse().unwrap();
+    let (sigs, atts) = tokio::join!(
+        source.signatures(&image, DIGEST, Artifact::Signatures),
+        source.signatures(&image, DIGEST, Artifact::Attestations),
+    );
+    let (sigs, atts) = (sigs.unwrap(), atts.unwrap());
+    assert_eq!((sigs.layers.len(), atts.layers.len()), (2, 1), "the .sig layer and the bundle; the bundle");
+    assert!(atts.location.ends_with(".att"), "{}", atts.location);
+    let once = |what: &str, pred: &dyn Fn(&str) -> bool| assert_eq!(reg.count(pred), 1, "{what}: {:?}", reg.paths());
+    once("referrers API", &|p| p.contains("/referrers/"));
+    once("fallback tag", &|p| p.ends_with(&format!("manifests/sha256-{}", hex())));
+    once("bundle manifest", &|p| p.contains("/manifests/sha256:"));
+    once(".sig tag", &|p| p.ends_with(".sig"));
+    once(".att tag", &|p| p.ends_with(".att"));
+    // Nothing is kept past the verification: the next one asks again.
+    fetch(&source, &reg.host).await.unwrap();
+    assert_eq!(reg.count(|p| p.contains("/referrers/")), 2, "{:?}", reg.paths());
+}
+
+/// Names as a resolver would answer them (the I/O seam of [`dns::Lookup`]).
+struct Names(HashMap<&'static str, std::net::IpAddr>);
+
+impl dns::Lookup for Names {
+    fn lookup(&self, name: &str) -> futures::future::BoxFuture<'static, std::io::Result<Vec<std::net::IpAddr>>> {
+        let found = self.0.get(name).copied();
+        Box::pin(async move { found.map(|ip| vec![ip]).ok_or_else(|| std::io::Error::other("no such name")) })
+    }
+}
+
+fn port_of(host: &str) -> &str {
+    host.rsplit_once(':').map_or("", |(_, p)| p)
+}
+
+/// A registry by name, not on loopback as far as its name says, redirects a signature blob
+/// to a name that resolves to this node's loopback: the hop is not taken, by address or by
+/// name; from a registry on loopback itself, the same hop is.
+#[tokio::test]
+async fn a_redirect_to_a_name_on_this_nodes_loopback_is_refused() {
+    let cdn = Server::start(Duration::ZERO, Arc::new(|_: &Request| ok("application/octet-stream", b"payload"))).await;
+    let loopback: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let names = || Arc::new(Names(HashMap::from([("reg.test", loopback), ("cdn.test", loopback)])));
+    let (m, _) = signature(b"payload", serde_json::json!({}));
+    for target in [format!("http://cdn.test:{}/blob", port_of(&cdn.host)), format!("http://{}/blob", cdn.host)] {
+        let to = target.clone();
+        let reg = Server::start(
+            Duration::ZERO,
+            registry(HashMap::from([(sig_tag(), ok(manifest::OCI_MANIFEST, &m))]), move |req| {
+                req.target.contains("/blobs/").then(|| Reply::Full {
+                    status: 307,
+                    headers: vec![("location".into(), to.clone())],
+                    body: vec![],
+                })
+            }),
+        )
+        .await;
+        let named = format!("reg.test:{}", port_of(&reg.host));
+        let access = Access { insecure: vec![named.clone()], ..Default::default() };
+        let source = OciSignatureSource::with_lookup(access, Limits::default(), Duration::from_secs(5), names());
+        let e = fetch(&source, &named).await.unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, RegistryError::Refused { .. }), "{target}: {e:?}");
+        assert!(text.contains(&named) && text.contains("loopback"), "{target}: {text}");
+        assert!(cdn.paths().is_empty(), "{target}: the hop was taken: {:?}", cdn.paths());
+        assert_eq!(reg.count(|p| p.contains("/blobs/")), 1, "{target}: {:?}", reg.paths());
+
+        // The same registry by its loopback address: its redirects may stay on the node.
+        let access = Access { insecure: vec![reg.host.clone()], ..Default::default() };
+        let source = OciSignatureSource::with_lookup(access, Limits::default(), Duration::from_secs(5), names());
+        assert_eq!(fetch(&source, &reg.host).await.unwrap().layers.len(), 1, "{target}");
+        assert_eq!(cdn.count(|p| p == "/blob"), 1, "{target}: {:?}", cdn.paths());
+        cdn.seen.lock().unwrap().clear();
+    }
 }
 
 #[tokio::test]
@@ -530,4 +618,103 @@ async fn a_lookaside_digest_cannot_walk_out_of_the_store() {
     let image: Reference = "reg.io/team/app:v1".parse().unwrap();
     let e = source.signatures(&image, "sha256:../../../etc/passwd", Artifact::SimpleSigning).await.unwrap_err();
     assert!(matches!(e, RegistryError::BadReference(_)), "{e}");
+}
+
+/// A registry over TLS with a private CA that speaks only HTTP/2 (ALPN `h2`), answering from
+/// `objects` (full replies only); it counts connections opened and still open.
+struct H2Server {
+    host: String,
+    opened: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+}
+
+async fn h2_server(objects: HashMap<String, Reply>) -> H2Server {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tls");
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join("server.pem")).unwrap().map(Result::unwrap).collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    let (opened, open, requests) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Arc::default());
+    let s = H2Server { host, opened: Arc::clone(&opened), open: Arc::clone(&open), requests: Arc::clone(&requests) };
+    let objects = Arc::new(objects);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            opened.fetch_add(1, Ordering::SeqCst);
+            open.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, objects, open, requests) =
+                (acceptor.clone(), Arc::clone(&objects), Arc::clone(&open), Arc::clone(&requests));
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        requests.fetch_add(1, Ordering::SeqCst);
+                        let path = req.uri().path().strip_prefix("/v2/team/app/").unwrap_or("").to_string();
+                        let (status, body) = match objects.get(&path) {
+                            Some(Reply::Full { status, body, .. }) => (status.to_owned(), body.to_vec()),
+                            _ => (404, Vec::new()),
+                        };
+                        let resp = hyper::Response::builder()
+                            .status(status)
+                            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                            .unwrap();
+                        async move { Ok::<_, std::convert::Infallible>(resp) }
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                }
+                open.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    s
+}
+
+/// HTTP/2 where the registry offers it (ALPN), over one connection kept across
+/// verifications: a server that speaks nothing else answers at all only over HTTP/2, and the
+/// connections a cold first round raced to open are down to one.
+#[tokio::test]
+async fn a_registry_offering_http2_gets_it_over_one_kept_connection() {
+    let reg = h2_server(signed_objects()).await;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join(reg.host.replace(':', "_"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tls/ca.pem"), dir.join("ca.pem"))
+        .unwrap();
+    let text =
+        format!("server = \"https://{0}\"\nca = \"ca.pem\"\n[host.\"https://{0}\"]\nca = \"ca.pem\"\n", reg.host);
+    std::fs::write(dir.join("hosts.toml"), text).unwrap();
+    let mirrors = hosts::Mirrors::load(d.path()).unwrap();
+    let source =
+        OciSignatureSource::new(Access { mirrors, ..Default::default() }, Limits::default(), Duration::from_secs(5));
+    assert_eq!(fetch(&source, &reg.host).await.unwrap().layers.len(), 1);
+    let after_first = reg.opened.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(fetch(&source, &reg.host).await.unwrap().layers.len(), 1);
+    }
+    assert_eq!(reg.requests.load(Ordering::SeqCst), 16, "four requests each");
+    assert_eq!(reg.opened.load(Ordering::SeqCst), after_first, "no new connection after the first verification");
+    let settled = async {
+        while reg.open.load(Ordering::SeqCst) > 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), settled).await.is_ok(),
+        "{} open",
+        reg.open.load(Ordering::SeqCst)
+    );
+    assert_eq!(reg.open.load(Ordering::SeqCst), 1);
 }

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod body;
 pub mod challenge;
 pub mod client;
+pub mod dns;
 #[cfg(test)]
 mod fake_registry_tests;
 #[cfg(test)]
@@ -247,10 +248,50 @@ struct Progress {
     failed: Vec<String>,
 }
 
+/// What a host's referrers hold for one digest: bundle layers, `None` for no list at all.
+type Referred = Result<Option<Vec<SignatureLayer>>, RegistryError>;
+/// Host (with the registry it stands in for), repository and digest of a referrers fetch.
+type ReferrersKey = (String, String, String);
+/// Each with the number of fetches holding it.
+type ReferrersInFlight =
+    std::sync::Mutex<std::collections::HashMap<ReferrersKey, (usize, Arc<tokio::sync::OnceCell<Referred>>)>>;
+
+/// One fetch's hold on a shared referrers answer; the last to let go removes it, also when
+/// its fetch is cancelled (the deadline), so entries never outlive their fetches.
+struct InFlight<'a> {
+    map: &'a ReferrersInFlight,
+    key: ReferrersKey,
+}
+
+impl<'a> InFlight<'a> {
+    fn join(map: &'a ReferrersInFlight, key: ReferrersKey) -> (Self, Arc<tokio::sync::OnceCell<Referred>>) {
+        let mut held = map.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = held.entry(key.clone()).or_default();
+        entry.0 += 1;
+        let cell = Arc::clone(&entry.1);
+        (Self { map, key }, cell)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut held = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = held.get_mut(&self.key) {
+            entry.0 -= 1;
+            if entry.0 == 0 {
+                held.remove(&self.key);
+            }
+        }
+    }
+}
+
 /// Signature fetches from registries, their mirrors and lookaside stores. One per process:
 /// its [`client::Client`] keeps the connection pools and the token cache across verifications.
 pub struct OciSignatureSource {
     client: client::Client,
+    /// Referrers fetches under way, shared by the fetches that want them (see
+    /// [`Self::shared_referrers`]).
+    referrers_in_flight: ReferrersInFlight,
     mirrors: hosts::Mirrors,
     lookaside: lookaside::Lookaside,
     limits: Limits,
@@ -263,6 +304,11 @@ const SIGNATURE_ACCEPT: &str =
 
 impl OciSignatureSource {
     pub fn new(access: Access, limits: Limits, timeout: Duration) -> Self {
+        Self::with_lookup(access, limits, timeout, Arc::new(dns::System))
+    }
+
+    /// With names resolved by `lookup` (the system's resolver in [`Self::new`]).
+    pub fn with_lookup(access: Access, limits: Limits, timeout: Duration, lookup: Arc<dyn dns::Lookup>) -> Self {
         let client = client::Client::new(
             &access.mirrors,
             access.insecure,
@@ -270,9 +316,18 @@ impl OciSignatureSource {
             access.cluster_credentials,
             timeout,
             limits.max_token_bytes,
+            lookup,
         );
         let pool = body::Pool::new(limits.max_process_bytes);
-        Self { client, mirrors: access.mirrors, lookaside: access.lookaside, limits, timeout, pool }
+        Self {
+            client,
+            referrers_in_flight: Default::default(),
+            mirrors: access.mirrors,
+            lookaside: access.lookaside,
+            limits,
+            timeout,
+            pool,
+        }
     }
 
     /// Try each endpoint containerd would pull from, in its order. The first that answers
@@ -331,40 +386,20 @@ impl OciSignatureSource {
         what: Artifact,
         budget: &Budget,
     ) -> Result<Option<Signatures>, RegistryError> {
-        let max = self.limits.max_manifest_bytes;
-        let paths = [
-            format!("manifests/{tag}"),
-            format!("referrers/{digest}"),
-            format!("manifests/{}", digest.replace(':', "-")),
-        ];
-        let (tagged, api, fallback) = tokio::join!(
-            self.client.get(repo, &paths[0], SIGNATURE_ACCEPT, max, budget),
-            self.client.get(repo, &paths[1], manifest::OCI_INDEX, max, budget),
-            self.client.get(repo, &paths[2], manifest::OCI_INDEX, max, budget),
-        );
-        let err = |e| RegistryError::fetch(location, e);
-        // The API's list when it has one; its 404 says the registry keeps referrers under
-        // the fallback tag instead (OCI distribution 1.1).
-        let index = match api {
-            Ok(Some(list)) => Ok(Some(list)),
-            Ok(None) => fallback.map_err(err),
-            Err(e) => Err(err(e)),
-        };
+        let tag_path = format!("manifests/{tag}");
+        // `location` is the `.sig`/`.att` tag; the referrers belong to neither but to the
+        // digest, whose fallback tag is the same name without the suffix.
+        let referrers_location = location.rsplit_once('.').map_or(location, |(l, _)| l);
         let (tagged, referred) = tokio::join!(
             async {
-                match tagged {
+                let max = self.limits.max_manifest_bytes;
+                match self.client.get(repo, &tag_path, SIGNATURE_ACCEPT, max, budget).await {
                     Ok(Some(raw)) => self.tagged_layers(repo, &raw, location, what, budget).await.map(Some),
                     Ok(None) => Ok(None),
-                    Err(e) => Err(err(e)),
+                    Err(e) => Err(RegistryError::fetch(location, e)),
                 }
             },
-            async {
-                match index {
-                    Ok(Some(raw)) => self.referred_layers(repo, &raw, location, budget).await.map(Some),
-                    Ok(None) => Ok(None),
-                    Err(e) => Err(e),
-                }
-            }
+            self.shared_referrers(repo, digest, referrers_location, budget),
         );
         // A registry without the referrers API, and no fallback tag: nothing there.
         let referred = referred.map(|r| r.filter(|layers| !layers.is_empty()));
@@ -381,6 +416,38 @@ impl OciSignatureSource {
                 layers.extend(referred.unwrap_or_default());
                 Ok(Some(Signatures { location: location.to_string(), layers }))
             }
+        }
+    }
+
+    /// [`Self::referrers`], once for all the fetches in flight that want it: signatures and
+    /// attestations of one verification both read the bundles attached to the digest, and
+    /// are fetched at the same time. Nothing is kept once the last of them has it.
+    async fn shared_referrers(&self, repo: &Repository<'_>, digest: &str, location: &str, budget: &Budget) -> Referred {
+        // A mirror serves several registries (`?ns=`): the registry is part of the key.
+        let host = format!("{}?ns={}", repo.host, repo.ns.unwrap_or_default());
+        let key = (host, repo.name.to_string(), digest.to_string());
+        let (_held, cell) = InFlight::join(&self.referrers_in_flight, key);
+        cell.get_or_init(|| self.referrers(repo, digest, location, budget)).await.clone()
+    }
+
+    /// The bundles attached to `digest` as OCI 1.1 referrers on one host: the referrers API's
+    /// list when it has one; its 404 says the registry keeps referrers under the fallback tag
+    /// instead (OCI distribution 1.1). Both are asked at once.
+    async fn referrers(&self, repo: &Repository<'_>, digest: &str, location: &str, budget: &Budget) -> Referred {
+        let max = self.limits.max_manifest_bytes;
+        let paths = [format!("referrers/{digest}"), format!("manifests/{}", digest.replace(':', "-"))];
+        let (api, fallback) = tokio::join!(
+            self.client.get(repo, &paths[0], manifest::OCI_INDEX, max, budget),
+            self.client.get(repo, &paths[1], manifest::OCI_INDEX, max, budget),
+        );
+        let index = match api {
+            Ok(Some(list)) => Some(list),
+            Ok(None) => fallback.map_err(|e| RegistryError::fetch(location, e))?,
+            Err(e) => return Err(RegistryError::fetch(location, e)),
+        };
+        match index {
+            Some(raw) => self.referred_layers(repo, &raw, location, budget).await.map(Some),
+            None => Ok(None),
         }
     }
 
