@@ -34,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod decision;
+pub mod encoding;
 pub mod enforce;
 pub mod imagestore;
 pub mod kms;
