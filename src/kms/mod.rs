@@ -58,6 +58,13 @@ pub enum KmsError {
     /// last good key stays in use.
     #[error("{provider} key {uri}: provider unavailable: {message}")]
     Unavailable { provider: &'static str, uri: String, message: String },
+    /// Asked for on the request path with no provider to ask (a command-line check, a
+    /// node without access) and not pinned in `kms_keys`.
+    #[error("KMS key {uri} is not resolved: no provider access here and not in kms_keys")]
+    NoAccess { uri: String },
+    /// Not resolved by a sync yet: asked for, and resolved off the request path.
+    #[error("KMS key {uri} is not resolved yet")]
+    Pending { uri: String },
     /// The provider answered and the answer rules the key out (not found, disabled,
     /// denied, an algorithm the node does not verify).
     #[error("{provider} key {uri}: {message}")]

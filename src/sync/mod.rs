@@ -235,25 +235,16 @@ mod tests {
 
     #[test]
     fn boot_enforces_the_last_known_good_cluster_policy() {
-        use crate::policy::normal::{Check, NormalAuthority, NormalPolicy, NormalRequirement, Pattern, StaticAction};
+        use crate::policy::normal::{Check, NormalAuthority, StaticAction};
+        use crate::testutil::normal_policy;
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("p.yaml"), GOOD).unwrap();
         let lkg_path = d.path().join("state/cluster-policy.json");
-        let normal = NormalPolicy {
-            name: "from-cluster".into(),
-            origin: "test".into(),
-            images: vec![Pattern::Glob("cluster.io/**".into())],
-            exclude_images: vec![],
-            namespaces: Default::default(),
-            mode: Mode::Enforce,
-            requirements: vec![NormalRequirement::any_of(vec![NormalAuthority::new(
-                "a",
-                Check::Static(StaticAction::Fail),
-            )])],
-            exclusive: None,
-            no_match_action: None,
-            pull_secrets: Vec::new(),
-        };
+        let normal = normal_policy(
+            "from-cluster",
+            "cluster.io/**",
+            vec![NormalAuthority::new("a", Check::Static(StaticAction::Fail))],
+        );
         lkg::store(&lkg_path, &[normal]).unwrap();
         let lkg = kube::load_last_known_good(&lkg_path);
         assert_eq!(lkg.as_ref().map(|c| c.origin), Some(ClusterOrigin::LastKnownGood));
@@ -272,26 +263,20 @@ mod tests {
     #[test]
     fn a_kms_key_in_the_last_known_good_file_enforces_without_the_provider() {
         use crate::kms::ResolvedKey;
-        use crate::policy::normal::{Check, KeyCheck, KeyRef, KmsKey, NormalAuthority, NormalRequirement, Pattern};
+        use crate::policy::normal::{Check, KeyCheck, KeyRef, KmsKey, NormalAuthority};
         use crate::policy::Signer;
+        use crate::testutil::normal_policy;
         use crate::testutil::TEST_PUB;
         let d = tempfile::tempdir().unwrap();
         let uri = "awskms:///alias/signer";
-        let mut p = NormalPolicy {
-            name: "kms".into(),
-            origin: "test".into(),
-            images: vec![Pattern::Glob("cluster.io/**".into())],
-            exclude_images: vec![],
-            namespaces: Default::default(),
-            mode: Mode::Enforce,
-            requirements: vec![NormalRequirement::any_of(vec![NormalAuthority::new(
+        let mut p = normal_policy(
+            "kms",
+            "cluster.io/**",
+            vec![NormalAuthority::new(
                 "a",
                 Check::Key(KeyCheck::new(KeyRef::Kms(KmsKey::parse(uri, "key.kms").unwrap()), None)),
-            )])],
-            exclusive: None,
-            no_match_action: None,
-            pull_secrets: Vec::new(),
-        };
+            )],
+        );
         let pinned = std::collections::BTreeMap::from([(
             uri.to_string(),
             ResolvedKey {
@@ -301,7 +286,7 @@ mod tests {
                 source: "s".into(),
             },
         )]);
-        Resolver::new(None, pinned, None).inline(&mut p);
+        p.inline_kms(&Resolver::new(None, pinned, None));
         let path = d.path().join("cluster-policy.json");
         lkg::store(&path, &[p]).unwrap();
         let c = kube::load_last_known_good(&path).unwrap();
