@@ -258,11 +258,9 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         policy_mode = Mode::Enforce;
         notes.push("validationFailureActionOverrides with Enforce: enforced in every namespace on the node".into());
     }
+    let object = Object { meta, own_namespace, mode: policy_mode };
     let mut policies = Vec::new();
-    for rule in &spec.rules {
-        if rule.verify_images.is_empty() {
-            continue;
-        }
+    for rule in spec.rules.iter().filter(|r| !r.verify_images.is_empty()) {
         match pod_kinds(rule) {
             Err(e) => {
                 errors.push(e);
@@ -277,79 +275,9 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
             }
             Ok(true) => {}
         }
-        let several = rule.verify_images.len() > 1;
         for (v, vi) in rule.verify_images.iter().enumerate() {
-            let field = format!("spec.rules[{}].verifyImages[{v}]", rule.name);
-            let object = match &own_namespace {
-                Some(ns) => format!("{ns}/{}", meta.name),
-                None => meta.name.clone(),
-            };
-            let name = if several {
-                format!("kyverno:{object}/{}/{v}", rule.name)
-            } else {
-                format!("kyverno:{object}/{}", rule.name)
-            };
-            match verify_image(vi, &field, &mut notes) {
-                Ok((images, exclude_images, requirements)) => {
-                    let mode = match vi.failure_action.as_deref() {
-                        Some(a) => mode_of(Some(a)).unwrap_or_else(|e| {
-                            errors.push(format!("{field}.failureAction: {e}"));
-                            Mode::Enforce
-                        }),
-                        None => policy_mode,
-                    };
-                    let digest = pins_digest(vi);
-                    if requirements.is_empty() && !digest {
-                        notes.push(format!("{field}: no attestors or attestations, nothing to verify on the node"));
-                        continue;
-                    }
-                    let mut namespaces = namespaces(rule, &mut notes);
-                    if let Some(ns) = &own_namespace {
-                        if !namespaces.include.is_empty() && !namespaces.include.contains(ns) {
-                            notes.push(format!(
-                                "rule {}: matches only namespaces other than {ns}: applies to none",
-                                rule.name
-                            ));
-                            continue;
-                        }
-                        namespaces.include = vec![ns.clone()];
-                    }
-                    if digest {
-                        // Tag-only references are refused; a digest (with or without a tag)
-                        // passes. Excluded by Kyverno's own name, which ends in `@digest`
-                        // exactly when the reference has one.
-                        let mut exclude = exclude_images.clone();
-                        exclude.push(Pattern::KyvernoWildcard("*@*".into()));
-                        let deny = NormalAuthority::new("verifyDigest", Check::Static(StaticAction::Fail));
-                        policies.push(NormalPolicy {
-                            name: format!("{name}/digest"),
-                            origin: meta.origin(),
-                            images: images.clone(),
-                            exclude_images: exclude,
-                            namespaces: namespaces.clone(),
-                            mode,
-                            requirements: vec![NormalRequirement::any_of(vec![deny])],
-                            exclusive: None,
-                            no_match_action: None,
-                            pull_secrets: Vec::new(),
-                        });
-                    }
-                    if requirements.is_empty() {
-                        continue;
-                    }
-                    policies.push(NormalPolicy {
-                        name,
-                        origin: meta.origin(),
-                        images,
-                        exclude_images,
-                        namespaces,
-                        mode,
-                        requirements,
-                        exclusive: None,
-                        no_match_action: None,
-                        pull_secrets: pull_secrets(vi, &mut notes),
-                    });
-                }
+            match object.verify_image_policies(rule, v, vi, &mut notes) {
+                Ok(mut made) => policies.append(&mut made),
                 Err(mut e) => errors.append(&mut e),
             }
         }
@@ -361,6 +289,98 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         notes.push("no verifyImages rule for pod containers: nothing for the node to enforce".into());
     }
     Ok(Imported { policies, notes })
+}
+
+/// What every rule of one Kyverno object shares while it is translated.
+struct Object<'a> {
+    meta: &'a Meta,
+    /// A namespaced Policy's namespace: it governs that one.
+    own_namespace: Option<String>,
+    /// `validationFailureAction`, as a rule's own `failureAction` does not override it.
+    mode: Mode,
+}
+
+impl Object<'_> {
+    /// The policies one `verifyImages` entry becomes: its attestors' and, when it pins
+    /// digests, one denying tag-only references. None when it verifies nothing on the node.
+    fn verify_image_policies(
+        &self,
+        rule: &Rule,
+        v: usize,
+        vi: &VerifyImage,
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<NormalPolicy>, Vec<String>> {
+        let field = format!("spec.rules[{}].verifyImages[{v}]", rule.name);
+        let name = self.policy_name(rule, v);
+        let (images, exclude_images, requirements) = verify_image(vi, &field, notes)?;
+        let mode = match vi.failure_action.as_deref() {
+            Some(a) => mode_of(Some(a)).map_err(|e| vec![format!("{field}.failureAction: {e}")])?,
+            None => self.mode,
+        };
+        let digest = pins_digest(vi);
+        if requirements.is_empty() && !digest {
+            notes.push(format!("{field}: no attestors or attestations, nothing to verify on the node"));
+            return Ok(Vec::new());
+        }
+        let Some(namespaces) = self.namespaces(rule, notes) else { return Ok(Vec::new()) };
+        let policy = |name: String, exclude_images: Vec<Pattern>, requirements, secrets| NormalPolicy {
+            name,
+            origin: self.meta.origin(),
+            images: images.clone(),
+            exclude_images,
+            namespaces: namespaces.clone(),
+            mode,
+            requirements,
+            exclusive: None,
+            no_match_action: None,
+            pull_secrets: secrets,
+        };
+        let mut out = Vec::new();
+        if digest {
+            // Tag-only references are refused; a digest (with or without a tag) passes.
+            // Excluded by Kyverno's own name, which ends in `@digest` exactly when the
+            // reference has one.
+            let mut exclude = exclude_images.clone();
+            exclude.push(Pattern::KyvernoWildcard("*@*".into()));
+            let deny = NormalAuthority::new("verifyDigest", Check::Static(StaticAction::Fail));
+            out.push(policy(
+                format!("{name}/digest"),
+                exclude,
+                vec![NormalRequirement::any_of(vec![deny])],
+                Vec::new(),
+            ));
+        }
+        if !requirements.is_empty() {
+            out.push(policy(name, exclude_images, requirements, pull_secrets(vi, notes)));
+        }
+        Ok(out)
+    }
+
+    /// `kyverno:[ns/]name/rule`, with the entry's index when the rule has several.
+    fn policy_name(&self, rule: &Rule, v: usize) -> String {
+        let object = match &self.own_namespace {
+            Some(ns) => format!("{ns}/{}", self.meta.name),
+            None => self.meta.name.clone(),
+        };
+        if rule.verify_images.len() > 1 {
+            format!("kyverno:{object}/{}/{v}", rule.name)
+        } else {
+            format!("kyverno:{object}/{}", rule.name)
+        }
+    }
+
+    /// The rule's namespaces, confined to a Policy's own; `None` when that leaves none.
+    fn namespaces(&self, rule: &Rule, notes: &mut Vec<String>) -> Option<Namespaces> {
+        let mut namespaces = namespaces(rule, notes);
+        if let Some(ns) = &self.own_namespace {
+            if !namespaces.include.is_empty() && !namespaces.include.contains(ns) {
+                notes.push(format!("rule {}: matches only namespaces other than {ns}: applies to none", rule.name));
+                return None;
+            }
+            namespaces.include = vec![ns.clone()];
+        }
+        Some(namespaces)
+    }
 }
 
 type Translated = (Vec<Pattern>, Vec<Pattern>, Vec<NormalRequirement>);
@@ -636,7 +656,7 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String
     };
     let (rekor, rekor_keys) = tlog(k.rekor.as_ref());
     if let Some(kms) = &k.kms {
-        let key = KeyRef::Kms(KmsKey::parse(kms, "keys.kms")?);
+        let key = KeyRef::Kms(KmsKey::parse(kms, "keys.kms").map_err(|e| e.to_string())?);
         let check = KeyCheck { key, rekor, rekor_keys, attestations: vec![], hash_algorithm };
         return Ok(vec![NormalAuthority::new(label, Check::Key(check))]);
     }
@@ -790,9 +810,9 @@ mod tests {
         let rule = "    verifyImages:\n    - imageReferences: [\"*\"]\n      mutateDigest: false\n";
         let p = import(&policy("kyverno.io/v1", rule)).unwrap();
         assert_eq!(p.policies.len(), 1, "{:?}", p.notes);
-        let compiled = crate::policy::normal::compile(
+        let compiled = crate::policy::compile::compile(
             &p.policies[0],
-            &crate::policy::normal::FilesOnly(std::path::Path::new("/")),
+            &crate::policy::compile::FilesOnly(std::path::Path::new("/")),
         )
         .unwrap()
         .policy;
