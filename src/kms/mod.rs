@@ -74,6 +74,36 @@ pub enum KmsError {
     Credentials { provider: &'static str, uri: String, message: String },
 }
 
+/// What in a provider's answer, or in the node's identity for it, cannot be used; the
+/// key's URI and provider are added as a [`KmsError`].
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("algorithm {0} is not verified on the node")]
+    Algorithm(String),
+    #[error("signing algorithms {0:?} include none the node verifies")]
+    Algorithms(Vec<String>),
+    #[error("JWK has no {0}")]
+    JwkField(&'static str),
+    #[error("JWK {field} is not base64url: {message}")]
+    JwkBase64 { field: &'static str, message: String },
+    #[error("JWK curve {0:?} is not verified on the node")]
+    JwkCurve(Option<String>),
+    #[error("JWK coordinates have the wrong length for the curve")]
+    JwkLength,
+    #[error("JWK key type {0} is not a signing key the node verifies")]
+    JwkType(String),
+    #[error("no VAULT_TOKEN and no token file")]
+    NoVaultToken,
+    #[error("Vault token file {file}: {message}")]
+    VaultTokenFile { file: String, message: String },
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+    #[error("{what}: HTTP {status}")]
+    Status { what: String, status: u16 },
+    #[error("{0}")]
+    NotText(#[from] std::string::FromUtf8Error),
+}
+
 impl KmsError {
     /// Whether trying again later may succeed; such failures keep the last good key.
     pub fn is_transient(&self) -> bool {
@@ -164,7 +194,7 @@ impl Providers {
     }
 
     /// reqwest with the node's environment (and `AWS_CA_BUNDLE` / `VAULT_CACERT` trusted).
-    pub fn from_process() -> Result<Self, String> {
+    pub fn from_process() -> Result<Self, http::HttpError> {
         Ok(Self::new(Arc::new(http::ReqwestHttp::from_env()?), Env::from_process()))
     }
 }

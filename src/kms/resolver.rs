@@ -249,15 +249,26 @@ impl Resolver {
     }
 }
 
-fn read_cache(path: &Path) -> Result<BTreeMap<String, ResolvedKey>, String> {
+/// A KMS key cache file that is not used (the keys are asked for again).
+#[derive(Debug, thiserror::Error)]
+enum CacheError {
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    #[error(transparent)]
+    Parse(#[from] serde_json::Error),
+    #[error("format {0} is not 1")]
+    Format(u32),
+}
+
+fn read_cache(path: &Path) -> Result<BTreeMap<String, ResolvedKey>, CacheError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
-    let file: CacheFile = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let file: CacheFile = serde_json::from_slice(&bytes)?;
     if file.format != 1 {
-        return Err(format!("format {} is not 1", file.format));
+        return Err(CacheError::Format(file.format));
     }
     Ok(file.keys)
 }
