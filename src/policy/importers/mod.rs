@@ -52,11 +52,16 @@ impl Kind {
         format!("{}/{}", self.group, self.version)
     }
 
+    const fn namespaced(self) -> Kind {
+        Kind { namespaced: true, ..self }
+    }
+
     fn is(&self, api_version: &str, kind: &str) -> bool {
         self.kind == kind && api_version.split_once('/') == Some((self.group, self.version))
     }
 }
 
+/// A cluster-scoped kind; [`Kind::namespaced`] makes it a namespaced one.
 const fn cluster(
     group: &'static str,
     version: &'static str,
@@ -67,16 +72,6 @@ const fn cluster(
     Kind { group, version, kind, plural, namespaced: false, language }
 }
 
-const fn namespaced(
-    group: &'static str,
-    version: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-    language: Language,
-) -> Kind {
-    Kind { group, version, kind, plural, namespaced: true, language }
-}
-
 /// Every kind signet reads: the one table the watcher, `policy check` and [`import`] use.
 pub const KINDS: &[Kind] = &[
     cluster("signet.dev", "v1alpha1", "ClusterImagePolicy", "clusterimagepolicies", Language::Signet),
@@ -84,13 +79,13 @@ pub const KINDS: &[Kind] = &[
     cluster("policy.sigstore.dev", "v1alpha1", "ClusterImagePolicy", "clusterimagepolicies", Language::Sigstore),
     cluster("signing.apps.tanzu.vmware.com", "v1beta1", "ClusterImagePolicy", "clusterimagepolicies", Language::Tanzu),
     cluster("portieris.cloud.ibm.com", "v1", "ClusterImagePolicy", "clusterimagepolicies", Language::Portieris),
-    namespaced("portieris.cloud.ibm.com", "v1", "ImagePolicy", "imagepolicies", Language::Portieris),
+    cluster("portieris.cloud.ibm.com", "v1", "ImagePolicy", "imagepolicies", Language::Portieris).namespaced(),
     cluster("kyverno.io", "v1", "ClusterPolicy", "clusterpolicies", Language::Kyverno),
-    namespaced("kyverno.io", "v1", "Policy", "policies", Language::Kyverno),
+    cluster("kyverno.io", "v1", "Policy", "policies", Language::Kyverno).namespaced(),
     // The same objects as v1 (the watcher takes the first version a group serves); files
     // written for v2beta1 are read as they are.
     cluster("kyverno.io", "v2beta1", "ClusterPolicy", "clusterpolicies", Language::Kyverno),
-    namespaced("kyverno.io", "v2beta1", "Policy", "policies", Language::Kyverno),
+    cluster("kyverno.io", "v2beta1", "Policy", "policies", Language::Kyverno).namespaced(),
     // Newest first: the watcher takes the first version a group serves (the same objects).
     cluster("policies.kyverno.io", "v1", "ImageValidatingPolicy", "imagevalidatingpolicies", Language::KyvernoIvp),
     cluster("policies.kyverno.io", "v1beta1", "ImageValidatingPolicy", "imagevalidatingpolicies", Language::KyvernoIvp),
@@ -101,20 +96,22 @@ pub const KINDS: &[Kind] = &[
         "imagevalidatingpolicies",
         Language::KyvernoIvp,
     ),
-    namespaced(
+    cluster(
         "policies.kyverno.io",
         "v1",
         "NamespacedImageValidatingPolicy",
         "namespacedimagevalidatingpolicies",
         Language::KyvernoIvp,
-    ),
-    namespaced(
+    )
+    .namespaced(),
+    cluster(
         "policies.kyverno.io",
         "v1beta1",
         "NamespacedImageValidatingPolicy",
         "namespacedimagevalidatingpolicies",
         Language::KyvernoIvp,
-    ),
+    )
+    .namespaced(),
 ];
 
 /// The kind of this object type, if signet reads it.
@@ -175,13 +172,18 @@ impl Meta {
     }
 }
 
-/// Read an object's type and name; the message says what is missing.
-pub fn meta(obj: &Value) -> Result<Meta, String> {
+/// A part of an object that every policy needs and this one lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is missing")]
+pub struct Missing(pub &'static str);
+
+/// Read an object's type and name; the error says what is missing.
+pub fn meta(obj: &Value) -> Result<Meta, Missing> {
     let s = |v: &Value| v.as_str().map(str::to_string);
-    let api_version = obj.get("apiVersion").and_then(s).ok_or("apiVersion is missing")?;
-    let kind = obj.get("kind").and_then(s).ok_or("kind is missing")?;
-    let metadata = obj.get("metadata").ok_or("metadata is missing")?;
-    let name = metadata.get("name").and_then(s).filter(|n| !n.is_empty()).ok_or("metadata.name is missing")?;
+    let api_version = obj.get("apiVersion").and_then(s).ok_or(Missing("apiVersion"))?;
+    let kind = obj.get("kind").and_then(s).ok_or(Missing("kind"))?;
+    let metadata = obj.get("metadata").ok_or(Missing("metadata"))?;
+    let name = metadata.get("name").and_then(s).filter(|n| !n.is_empty()).ok_or(Missing("metadata.name"))?;
     let namespace = metadata.get("namespace").and_then(s).filter(|n| !n.is_empty());
     Ok(Meta { api_version, kind, name, namespace })
 }
@@ -193,7 +195,7 @@ pub fn is_supported(api_version: &str, kind: &str) -> bool {
 
 /// Translate one object. Errors list every problem found; each names the field.
 pub fn import(obj: &Value) -> Result<Imported, Vec<String>> {
-    let meta = meta(obj).map_err(|e| vec![e])?;
+    let meta = meta(obj).map_err(|e| vec![e.to_string()])?;
     let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
     let Some(kind) = kind_of(&meta.api_version, &meta.kind) else {
         return Err(vec![format!(
@@ -232,12 +234,21 @@ pub(crate) fn pem_authorities(label: &str, pems: &[String], rekor: Option<String
         .collect()
 }
 
+/// PEM text that holds no public key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemKeysError {
+    #[error("not PEM: {0}")]
+    NotPem(String),
+    #[error("no PEM public key found")]
+    Empty,
+}
+
 /// Split PEM text holding several public keys into one text per key (Kyverno and Tanzu
 /// allow several keys in one field).
-pub(crate) fn split_pem_keys(text: &str) -> Result<Vec<String>, String> {
-    let blocks = pem::parse_many(text).map_err(|e| format!("not PEM: {e}"))?;
+pub(crate) fn split_pem_keys(text: &str) -> Result<Vec<String>, PemKeysError> {
+    let blocks = pem::parse_many(text).map_err(|e| PemKeysError::NotPem(e.to_string()))?;
     if blocks.is_empty() {
-        return Err("no PEM public key found".into());
+        return Err(PemKeysError::Empty);
     }
     let lf = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
     Ok(blocks.iter().map(|b| pem::encode_config(b, lf)).collect())
