@@ -471,19 +471,7 @@ PY
   cosign attest --key "$COSIGN_KEY" --type slsaprovenance --predicate "$PKI/predicate.json" \
     "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/attnolog@$AN_DIGEST" >/dev/null 2>&1
   POL7=$WORK/e2e-breadth; rm -rf "$POL7"; mkdir -p "$POL7"
-  cat > "$POL7/keyless.yaml" <<YAML
-apiVersion: signet.dev/v1alpha1
-kind: ClusterImagePolicy
-metadata: {name: keyless}
-spec:
-  images: [{glob: "$REGISTRY/probe/keyless"}]
-  authorities:
-    - name: release-workflow
-      keyless:
-        ca-cert: {path: $PKI/root.pem}
-        identities: [{issuer: "$ISSUER", subjectRegExp: '^https://github\.com/example/'}]
-        insecureIgnoreSCT: true
-YAML
+  keyless_policy "$POL7/keyless.yaml" keyless "$REGISTRY/probe/keyless" "$PKI/root.pem"
   sigstore_key_policy "$POL7/provenance.yaml" provenance "$REGISTRY/probe/keyless:*" "$SLSA_ATTESTATION"
   cat > "$POL7/tlog.yaml" <<YAML
 apiVersion: signet.dev/v1alpha1
@@ -803,21 +791,9 @@ spec:
   images: [{glob: "$K"}, {glob: "$AT"}, {glob: "$AO"}]
   authorities: [{name: key1, key: {path: $COSIGN_PUB}}]
 YAML
-  cat > "$POL/keyless.yaml" <<YAML
-apiVersion: signet.dev/v1alpha1
-kind: ClusterImagePolicy
-metadata: {name: c3-keyless}
-spec:
-  images: [{glob: "$KL"}]
-  authorities:
-    - name: release-workflow
-      keyless:
-        # A v0.3 bundle holds the leaf certificate only (cosign 2's .sig layer carried the
-        # chain): the intermediate comes from the policy's CA bundle, as with policy-controller.
-        ca-cert: {path: $PKI/chain.pem}
-        identities: [{issuer: "$ISSUER", subjectRegExp: '^https://github\.com/example/'}]
-        insecureIgnoreSCT: true
-YAML
+  # A v0.3 bundle holds the leaf certificate only (cosign 2's .sig layer carried the chain):
+  # the intermediate comes from the policy's CA bundle, as with policy-controller.
+  keyless_policy "$POL/keyless.yaml" c3-keyless "$KL" "$PKI/chain.pem"
   sigstore_key_policy "$POL/provenance.yaml" c3-provenance "$AT:*" "$SLSA_ATTESTATION"
   printf 'trust_root = "%s"\n' "$PKI/trusted_root.json" > "$WORK/trust.toml"
   up "$POL" --config "$WORK/trust.toml"

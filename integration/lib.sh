@@ -104,6 +104,24 @@ sigstore_key_policy() {
   } > "$file"
 }
 
+# keyless_policy FILE NAME GLOB CA_BUNDLE: the example workflow's certificates from the
+# test CA ($ISSUER, a github.com/example subject), no SCT required.
+keyless_policy() {
+  cat > "$1" <<YAML
+apiVersion: signet.dev/v1alpha1
+kind: ClusterImagePolicy
+metadata: {name: $2}
+spec:
+  images: [{glob: "$3"}]
+  authorities:
+    - name: release-workflow
+      keyless:
+        ca-cert: {path: $4}
+        identities: [{issuer: "$ISSUER", subjectRegExp: '^https://github\.com/example/'}]
+        insecureIgnoreSCT: true
+YAML
+}
+
 copy_image() {
   skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$1" "docker://$2"
 }

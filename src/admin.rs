@@ -25,6 +25,15 @@ pub enum AdminError {
     Bind { addr: SocketAddr, source: std::io::Error },
 }
 
+/// Why `/readyz` answers 503: the daemon runs but must not be counted on yet.
+#[derive(Debug, thiserror::Error)]
+pub enum Unready {
+    #[error("no valid policy loaded: {0}")]
+    NoPolicy(String),
+    #[error("not registered with the container runtime over NRI")]
+    NotRegistered,
+}
+
 /// What `/readyz` looks at: registered with the runtime, and a policy loaded.
 #[derive(Clone)]
 pub struct Readiness {
@@ -33,12 +42,12 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), Unready> {
         if let Some(e) = &self.policy.borrow().load_error {
-            return Err(format!("no valid policy loaded: {e}"));
+            return Err(Unready::NoPolicy(e.clone()));
         }
         if !(self.registered)() {
-            return Err("not registered with the container runtime over NRI".into());
+            return Err(Unready::NotRegistered);
         }
         Ok(())
     }

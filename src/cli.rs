@@ -171,7 +171,7 @@ fn load_resolving(
 ) -> Result<local::Loaded, crate::policy::PolicyErrors> {
     let resolver = kms.resolver();
     let first = load(&resolver)?;
-    let uris = crate::kms::Resolver::uris(&first.normal);
+    let uris = crate::policy::normal::NormalPolicy::kms_uris(&first.normal);
     if uris.is_empty() {
         return Ok(first);
     }
@@ -181,8 +181,7 @@ fn load_resolving(
         match resolver.lookup(uri) {
             Ok(k) => {
                 let scheme = crate::policy::TrustedKey::from_pem_with(k.pem.as_bytes(), k.signing)
-                    .map(|t| t.key.scheme())
-                    .unwrap_or_else(|e| e);
+                    .map_or_else(|e| e.to_string(), |t| t.key.scheme());
                 eprintln!("kms: {uri}: resolved, version {}, {scheme}, from {}", k.version, k.source)
             }
             Err(e) => eprintln!("kms: {uri}: not resolved, its authorities fail closed: {e}"),
@@ -411,12 +410,18 @@ fn verify(args: VerifyArgs) -> ExitCode {
     let policy = crate::policy::PolicySet::assemble(policies, settings.no_match);
     let (_tx, rx) = tokio::sync::watch::channel(policy);
     let budget = settings.registry_timeout + Duration::from_secs(1);
-    let decision = runtime().block_on(async {
-        let enforcer = crate::daemon::enforcer(&settings, rx);
-        enforcer
-            .decide(&ImageClaim { namespace: args.namespace.clone(), ..ImageClaim::named(&args.image) }, budget)
-            .await
+    let decided = runtime().block_on(async {
+        let enforcer = crate::daemon::enforcer(&settings, rx)?;
+        let claim = ImageClaim { namespace: args.namespace.clone(), ..ImageClaim::named(&args.image) };
+        Ok::<_, crate::imagestore::StoreError>(enforcer.decide(&claim, budget).await)
     });
+    let decision = match decided {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("signet: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match args.output {
         Output::Json => out(&format!("{}\n", serde_json::to_string_pretty(&decision).expect("decision serialises"))),
         Output::Text => out(&format!("{decision}\n")),

@@ -25,64 +25,112 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error(transparent)]
     TrustRoot(#[from] crate::verify::trust::TrustError),
-    #[error("{0}")]
-    Registry(String),
+    #[error(transparent)]
+    Mirrors(#[from] hosts::HostsError),
+    #[error(transparent)]
+    Credentials(#[from] auth::CredentialsError),
+    #[error(transparent)]
+    Lookaside(#[from] lookaside::LookasideError),
     #[error(transparent)]
     Kms(#[from] crate::kms::resolver::ResolverError),
 }
 
-/// Everything settable in the file; all optional so flags can fill gaps.
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub policy_dir: Option<PathBuf>,
-    pub nri_socket: Option<PathBuf>,
-    pub mode: Option<Mode>,
-    pub no_match: Option<NoMatchAction>,
-    pub plugin_name: Option<String>,
-    pub plugin_index: Option<String>,
-    pub containerd_socket: Option<PathBuf>,
-    pub containerd_namespace: Option<String>,
+/// The one list of file keys: declares [`FileConfig`], its [`FileConfig::overlay`], and which
+/// keys apply live. Each key is `live` (applied by a reload), `restart` (takes effect only
+/// on restart, reported under its own name) or a group name it is reported under.
+macro_rules! file_config {
+    ($( $(#[$doc:meta])* $field:ident: $ty:ty => $when:tt, )*) => {
+        /// Everything settable in the file; all optional so flags can fill gaps.
+        #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        pub struct FileConfig {
+            $( $(#[$doc])* pub $field: Option<$ty>, )*
+        }
+
+        impl FileConfig {
+            /// Values from `over` replace ours where set.
+            pub fn overlay(mut self, over: FileConfig) -> Self {
+                $( if over.$field.is_some() { self.$field = over.$field; } )*
+                self
+            }
+
+            /// The keys changed from `self` to `new` that take effect only on restart.
+            fn restart_changes(&self, new: &FileConfig) -> Vec<&'static str> {
+                let mut out = Vec::new();
+                $(
+                    if let Some(name) = restart_name!($when, $field) {
+                        if self.$field != new.$field && !out.contains(&name) {
+                            out.push(name);
+                        }
+                    }
+                )*
+                out
+            }
+        }
+    };
+}
+
+macro_rules! restart_name {
+    (live, $field:ident) => {
+        None::<&'static str>
+    };
+    (restart, $field:ident) => {
+        Some(stringify!($field))
+    };
+    ($group:literal, $field:ident) => {
+        Some($group)
+    };
+}
+
+file_config! {
+    policy_dir: PathBuf => live,
+    nri_socket: PathBuf => restart,
+    mode: Mode => live,
+    no_match: NoMatchAction => live,
+    plugin_name: String => restart,
+    plugin_index: String => restart,
+    containerd_socket: PathBuf => restart,
+    containerd_namespace: String => restart,
     /// `host:port` registries reached over plain HTTP.
-    pub insecure_registries: Option<Vec<String>>,
-    pub registry_timeout_ms: Option<u64>,
-    pub cache_allow_ttl_seconds: Option<u64>,
-    pub cache_deny_ttl_seconds: Option<u64>,
-    pub cache_capacity: Option<usize>,
+    insecure_registries: Vec<String> => restart,
+    registry_timeout_ms: u64 => restart,
+    cache_allow_ttl_seconds: u64 => "cache settings",
+    cache_deny_ttl_seconds: u64 => "cache settings",
+    cache_capacity: usize => "cache settings",
     /// `plain`, `json` or `journald`; default: journald under systemd, plain otherwise.
-    pub log_format: Option<String>,
+    log_format: String => restart,
     /// Watch policy objects in the cluster (in-cluster service account or KUBECONFIG).
-    pub cluster_policy: Option<bool>,
+    cluster_policy: bool => restart,
     /// Where the last-known-good snapshot of cluster policy is kept.
-    pub state_dir: Option<PathBuf>,
+    state_dir: PathBuf => restart,
     /// Name this node reports policy status under (default: $NODE_NAME, then the hostname).
-    pub node_name: Option<String>,
+    node_name: String => restart,
     /// Write per-node acceptance into signet ClusterImagePolicy status (needs RBAC patch
     /// on clusterimagepolicies/status).
-    pub report_status: Option<bool>,
+    report_status: bool => restart,
     /// `host:port` of the metrics and health endpoint; empty disables it.
-    pub admin_address: Option<String>,
+    admin_address: String => restart,
     /// The pod sandbox (pause) image, verified at start; default: read from containerd's config.
-    pub sandbox_image: Option<String>,
+    sandbox_image: String => restart,
     /// containerd's config file, read for the sandbox image.
-    pub containerd_config: Option<PathBuf>,
+    containerd_config: PathBuf => restart,
     /// Post a Kubernetes Event on the pod for each denial (needs cluster access; RBAC create
     /// on events.k8s.io events).
-    pub events: Option<bool>,
+    events: bool => restart,
     /// A Sigstore trusted_root.json (CA certificates, Rekor and CT log keys) for keyless and
     /// transparency-log checks. Read from disk only: the node never fetches trust material.
-    pub trust_root: Option<PathBuf>,
+    trust_root: PathBuf => restart,
     /// containerd's registry hosts directory (mirrors); default: `config_path` from
     /// containerd's config, else /etc/containerd/certs.d.
-    pub registry_hosts_dir: Option<PathBuf>,
+    registry_hosts_dir: PathBuf => restart,
     /// docker config.json files with registry credentials; default: kubelet's
     /// /var/lib/kubelet/config.json and /root/.docker/config.json, where they exist.
-    pub registry_auth_files: Option<Vec<PathBuf>>,
+    registry_auth_files: Vec<PathBuf> => restart,
     /// containers registries.d directory naming lookaside stores of GPG signatures.
-    pub registries_d: Option<PathBuf>,
+    registries_d: PathBuf => restart,
     /// KMS key URI → PEM file with its public key, for nodes that never reach the
     /// provider (`"awskms:///alias/signer" = "/etc/signet/kms/signer.pem"`).
-    pub kms_keys: Option<std::collections::BTreeMap<String, PathBuf>>,
+    kms_keys: std::collections::BTreeMap<String, PathBuf> => restart,
 }
 
 impl FileConfig {
@@ -102,43 +150,6 @@ impl FileConfig {
             None if Path::new(DEFAULT_CONFIG_PATH).exists() => Self::load(Path::new(DEFAULT_CONFIG_PATH)),
             None => Ok(Self::default()),
         }
-    }
-
-    /// Values from `over` replace ours where set.
-    pub fn overlay(mut self, over: FileConfig) -> Self {
-        macro_rules! take {
-            ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f; } )* };
-        }
-        take!(
-            policy_dir,
-            nri_socket,
-            mode,
-            no_match,
-            plugin_name,
-            plugin_index,
-            containerd_socket,
-            containerd_namespace,
-            insecure_registries,
-            registry_timeout_ms,
-            cache_allow_ttl_seconds,
-            cache_deny_ttl_seconds,
-            cache_capacity,
-            log_format,
-            cluster_policy,
-            state_dir,
-            node_name,
-            report_status,
-            admin_address,
-            sandbox_image,
-            containerd_config,
-            events,
-            trust_root,
-            registry_hosts_dir,
-            registry_auth_files,
-            registries_d,
-            kms_keys
-        );
-        self
     }
 }
 
@@ -172,12 +183,12 @@ impl Settings {
             hosts::config_path_from_containerd(&settings.containerd_config)
                 .unwrap_or_else(|| "/etc/containerd/certs.d".into())
         });
-        settings.access.mirrors = hosts::Mirrors::load(&hosts_dir).map_err(ConfigError::Registry)?;
+        settings.access.mirrors = hosts::Mirrors::load(&hosts_dir)?;
         let files = settings.registry_auth_files.clone().unwrap_or_else(auth::default_files);
-        settings.access.credentials = auth::Credentials::load_files(&files).map_err(ConfigError::Registry)?;
+        settings.access.credentials = auth::Credentials::load_files(&files)?;
         settings.access.insecure = settings.insecure_registries.clone();
         let registries_d = settings.registries_d.clone().unwrap_or_else(|| "/etc/containers/registries.d".into());
-        settings.access.lookaside = lookaside::Lookaside::load(&registries_d).map_err(ConfigError::Registry)?;
+        settings.access.lookaside = lookaside::Lookaside::load(&registries_d)?;
         settings.kms_pinned = crate::kms::Resolver::pinned_from_files(&settings.kms_keys)?;
         Ok(self)
     }
@@ -217,6 +228,8 @@ pub struct Settings {
     pub kms_pinned: std::collections::BTreeMap<String, crate::kms::ResolvedKey>,
     /// Mirrors and credentials, loaded by [`ConfigSource::load`].
     pub access: Access,
+    /// The file keys and flags these settings were made from, for [`Settings::restart_needed`].
+    pub file: FileConfig,
 }
 
 impl Settings {
@@ -230,44 +243,16 @@ impl Settings {
         self.state_dir.join("kms-keys.json")
     }
 
-    /// Settings that changed between `self` and `new` and only take effect on restart.
-    /// (`mode`, `no_match` and `policy_dir` apply live.)
+    /// Settings that changed between `self` and `new` and only take effect on restart,
+    /// by their file key. (`mode`, `no_match` and `policy_dir` apply live.)
     pub fn restart_needed(&self, new: &Settings) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        macro_rules! cmp {
-            ($($f:ident),*) => { $( if format!("{:?}", self.$f) != format!("{:?}", new.$f) { out.push(stringify!($f)); } )* };
-        }
-        cmp!(
-            nri_socket,
-            plugin_name,
-            plugin_index,
-            containerd_socket,
-            containerd_namespace,
-            insecure_registries,
-            registry_timeout,
-            log_format,
-            cluster_policy,
-            state_dir,
-            node_name,
-            report_status,
-            admin_address,
-            sandbox_image,
-            containerd_config,
-            events,
-            trust_root,
-            registry_hosts_dir,
-            registry_auth_files,
-            registries_d,
-            kms_pinned
-        );
+        let mut out = self.file.restart_changes(&new.file);
+        // What the named files hold matters too, not only their names.
         if self.enforcer.trust.version != new.enforcer.trust.version {
             out.push("trust root content");
         }
-        if self.enforcer.cache_capacity != new.enforcer.cache_capacity
-            || self.enforcer.allow_ttl != new.enforcer.allow_ttl
-            || self.enforcer.deny_ttl != new.enforcer.deny_ttl
-        {
-            out.push("cache settings");
+        if self.kms_pinned != new.kms_pinned && !out.contains(&"kms_keys") {
+            out.push("kms_keys");
         }
         out
     }
@@ -286,6 +271,7 @@ fn default_node_name() -> String {
 
 impl From<FileConfig> for Settings {
     fn from(f: FileConfig) -> Self {
+        let file = f.clone();
         let defaults = EnforcerConfig::default();
         let mode = f.mode.unwrap_or_default();
         Self {
@@ -329,6 +315,7 @@ impl From<FileConfig> for Settings {
             kms_keys: f.kms_keys.unwrap_or_default(),
             kms_pinned: Default::default(),
             access: Access::default(),
+            file,
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::admin;
 use crate::config::{ConfigSource, Settings};
 use crate::decision::{ImageClaim, Outcome};
 use crate::enforce::Enforcer;
-use crate::imagestore::ContainerdImageStore;
+use crate::imagestore::{ContainerdImageStore, StoreError};
 use crate::kms::{Providers, Resolver};
 use crate::plugin::NriHandler;
 use crate::policy::PolicySet;
@@ -27,6 +27,8 @@ pub enum DaemonError {
     AdminAddress { address: String, message: String },
     #[error(transparent)]
     Admin(#[from] admin::AdminError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("installing the signal handlers: {0}")]
     Signals(std::io::Error),
 }
@@ -50,15 +52,15 @@ fn kms_resolver(settings: &Settings) -> Arc<Resolver> {
 }
 
 /// Build the enforcer from settings (shared by the daemon and `signet verify`).
-pub fn enforcer(settings: &Settings, policy: watch::Receiver<Arc<PolicySet>>) -> Arc<Enforcer> {
+pub fn enforcer(settings: &Settings, policy: watch::Receiver<Arc<PolicySet>>) -> Result<Arc<Enforcer>, StoreError> {
     let store = Arc::new(ContainerdImageStore::new(
         settings.containerd_socket.clone(),
         settings.containerd_namespace.clone(),
         Duration::from_secs(1),
-    ));
+    )?);
     let source =
         Arc::new(OciSignatureSource::new(settings.access.clone(), Limits::default(), settings.registry_timeout));
-    Arc::new(Enforcer::new(store, source, policy, settings.enforcer.clone()))
+    Ok(Arc::new(Enforcer::new(store, source, policy, settings.enforcer.clone())))
 }
 
 pub async fn run(settings: Settings, source: ConfigSource) -> Result<(), DaemonError> {
@@ -127,7 +129,7 @@ pub async fn run(settings: Settings, source: ConfigSource) -> Result<(), DaemonE
             kms.refresh(std::iter::empty()).await;
         }
     });
-    let enforcer = enforcer(&settings, policy.clone());
+    let enforcer = enforcer(&settings, policy.clone())?;
     let mut handler = NriHandler::new(Arc::clone(&enforcer));
     if let (true, Some(client)) = (settings.events, client) {
         handler = handler.with_events(sync::events::DenialEvents::start(client, settings.node_name.clone()));

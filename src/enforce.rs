@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::reference::Reference;
+use crate::reference::{Reference, ReferenceError};
 use tokio::sync::watch;
 
 use crate::cache::{Cache, Lookup};
@@ -19,6 +19,26 @@ use crate::imagestore::{ImageStore, StoreError};
 use crate::policy::{Mode, NoMatchAction, PolicySet};
 use crate::registry::{Artifact, SignatureSource};
 use crate::verify::{self, trust::TrustRoot};
+
+/// Why an image could not be tied to the digest that will run: every such failure denies,
+/// and its message is the decision's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentifyError {
+    #[error("the runtime gave no image name for this container")]
+    NoName,
+    #[error("image ID sha256:{id} has no repository name in containerd's store")]
+    UnnamedImageId { id: String },
+    #[error("image volume at {dest}: the runtime's mount does not name the image it holds")]
+    VolumeWithoutDigest { dest: String },
+    #[error("image volume at {dest}: {digest} has no repository name in containerd's store")]
+    UnnamedVolume { dest: String, digest: String },
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error("cannot resolve {name} to the digest containerd runs: {source}")]
+    Store { name: String, source: StoreError },
+    #[error("resolving {name} through containerd's image store took longer than {ms} ms")]
+    Timeout { name: String, ms: u128 },
+}
 
 /// Verdict of the expensive part (signatures), cached per everything the check reads.
 #[derive(Debug, Clone)]
@@ -130,6 +150,9 @@ impl Enforcer {
         d
     }
 
+    /// The checks in order: a policy is loaded, the image is identified, policies match,
+    /// then the verdict comes from the cache or a verification within what is left of the
+    /// budget. Each step that cannot complete returns the undetermined denial with its reason.
     async fn decide_strict(&self, claim: &ImageClaim, budget: Duration) -> Decision {
         let deadline = Instant::now() + budget;
         let policy = self.policy();
@@ -138,116 +161,80 @@ impl Enforcer {
             d.reason = format!("no valid policy is loaded, every image is denied: {err}");
             return d;
         }
-
-        // The store lookup shares the budget: a hung containerd must cost a denial, not a
-        // late reply (which would get the plugin dropped and the container admitted).
-        let (reference, digest) = match tokio::time::timeout(budget, self.identify(claim)).await {
-            Ok(Ok(x)) => x,
-            Ok(Err(reason)) => {
-                d.reason = reason;
-                return d;
-            }
-            Err(_) => {
-                d.reason = format!(
-                    "resolving {} through containerd's image store took longer than {} ms",
-                    claim.name,
-                    budget.as_millis()
-                );
+        let (reference, digest) = match self.identify_within(claim, budget).await {
+            Ok(x) => x,
+            Err(e) => {
+                d.reason = e.to_string();
                 return d;
             }
         };
-        let repository = crate::reference::repository(&reference);
-        let full = reference.whole();
-        d.image = full.clone();
-        d.digest = Some(digest.clone());
-
+        let target = Target {
+            repository: crate::reference::repository(&reference),
+            full: reference.whole(),
+            reference,
+            digest,
+            namespace: claim.namespace.clone().filter(|n| !n.is_empty()),
+        };
+        d.image = target.full.clone();
+        d.digest = Some(target.digest.clone());
         d.indeterminate = false;
-        let namespace = claim.namespace.clone().filter(|n| !n.is_empty());
-        let matched = policy.matching_with_identity(&full, &repository, namespace.as_deref());
+
+        let matched = policy.matching_with_identity(&target.full, &target.repository, target.namespace.as_deref());
         d.policies = matched.iter().map(|(p, _)| p.name.clone()).collect();
         if matched.is_empty() {
             return self.no_match(d, policy.no_match);
         }
-
         let key = CacheKey {
-            reference: full.clone(),
-            digest: digest.clone(),
+            reference: target.full.clone(),
+            digest: target.digest.clone(),
             policy_hash: policy.hash.clone(),
             trust_version: self.trust.version.clone(),
             matched: matched.iter().map(|(_, id)| id.to_string()).collect(),
-            namespace: namespace.clone().filter(|_| matched.iter().any(|(p, _)| p.depends_on_namespace())),
+            namespace: target.namespace.clone().filter(|_| matched.iter().any(|(p, _)| p.depends_on_namespace())),
         };
         let budget = deadline.saturating_duration_since(Instant::now());
+        let lookup = self.verdict(key, target, &policy, budget).await;
+        settle(d, lookup, budget)
+    }
+
+    /// The store lookup shares the budget: a hung containerd must cost a denial, not a late
+    /// reply (which would get the plugin dropped and the container admitted).
+    async fn identify_within(
+        &self,
+        claim: &ImageClaim,
+        budget: Duration,
+    ) -> Result<(Reference, String), IdentifyError> {
+        tokio::time::timeout(budget, self.identify(claim))
+            .await
+            .unwrap_or_else(|_| Err(IdentifyError::Timeout { name: claim.name.clone(), ms: budget.as_millis() }))
+    }
+
+    /// The cached verdict for `key`, or one verified within `budget` (which goes on in the
+    /// background past it, and is cached when it lands).
+    async fn verdict(
+        &self,
+        key: CacheKey,
+        target: Target,
+        policy: &Arc<PolicySet>,
+        budget: Duration,
+    ) -> Lookup<Verdict> {
         let source = Arc::clone(&self.source);
-        let snapshot = Arc::clone(&policy);
+        let snapshot = Arc::clone(policy);
         let trust = Arc::clone(&self.trust);
         let lookup = self
             .cache
-            .get_or_compute(key, budget, move || async move {
-                // The closure outlives this call, so it matches again on its own snapshot.
-                let matched = snapshot.matching(&full, &repository, namespace.as_deref());
-                let started = Instant::now();
-                let needs = verify::needs(&matched);
-                let fetch = |what| {
-                    let (source, reference, digest) = (&source, &reference, &digest);
-                    async move { source.signatures(reference, digest, what).await }
-                };
-                let when = |needed: bool, what| async move {
-                    if needed {
-                        Some(fetch(what).await)
-                    } else {
-                        None
-                    }
-                };
-                let (signatures, attestations, simple_signing) = tokio::join!(
-                    when(needs.signatures, Artifact::Signatures),
-                    when(needs.attestations, Artifact::Attestations),
-                    when(needs.simple_signing, Artifact::SimpleSigning),
-                );
-                let evidence = verify::Evidence {
-                    reference: reference.whole(),
-                    namespace: namespace.clone(),
-                    signatures,
-                    attestations,
-                    simple_signing,
-                };
-                let transient = [&evidence.signatures, &evidence.attestations, &evidence.simple_signing]
-                    .iter()
-                    .any(|e| matches!(e, Some(Err(_))));
-                crate::metrics::metrics().verification(started.elapsed(), transient);
-                let cx = verify::Context { trust: &trust, now: verify::Context::now_secs() };
-                let eval = verify::evaluate(&matched, &evidence, &digest, cx);
-                let reason =
-                    if eval.failures.is_empty() { eval.satisfied.join("; ") } else { eval.failures.join("; ") };
-                Verdict { allowed: eval.allowed, warned: eval.warned, reason, transient }
-            })
+            .get_or_compute(
+                key,
+                budget,
+                move || async move { verify_target(&*source, &snapshot, &trust, target).await },
+            )
             .await;
         crate::metrics::metrics().cache_lookup(match &lookup {
             Lookup::Ready { cached: true, .. } => "hit",
             Lookup::Ready { cached: false, .. } => "miss",
             Lookup::Pending => "pending",
         });
-        match lookup {
-            Lookup::Ready { value, cached } => {
-                d.outcome = match (value.allowed, value.warned) {
-                    (false, _) => Outcome::Denied,
-                    (true, true) => Outcome::Warned,
-                    (true, false) => Outcome::Allowed,
-                };
-                d.reason = value.reason;
-                d.cached = cached;
-                d.indeterminate = value.transient;
-            }
-            Lookup::Pending => {
-                d.indeterminate = true;
-                d.reason = format!(
-                    "signature verification did not finish within {} ms and continues in the background; \
-                     the runtime's retry will get its result",
-                    budget.as_millis()
-                );
-            }
-        }
-        d
+        lookup
     }
 
     fn no_match(&self, mut d: Decision, action: NoMatchAction) -> Decision {
@@ -261,26 +248,24 @@ impl Enforcer {
     }
 
     /// Normalised reference and the digest that will run, or a reason why not.
-    async fn identify(&self, claim: &ImageClaim) -> Result<(Reference, String), String> {
+    async fn identify(&self, claim: &ImageClaim) -> Result<(Reference, String), IdentifyError> {
         if let Some(dest) = &claim.volume {
             return self.identify_volume(dest, claim.digest.as_deref()).await;
         }
         let name = claim.name.trim();
         if name.is_empty() {
-            return Err("the runtime gave no image name for this container".into());
+            return Err(IdentifyError::NoName);
         }
         // A bare image ID names content but no repository to find signatures in: map it back
         // through the store to the names it was pulled as.
         if let Some(id) = name.strip_prefix("sha256:") {
-            let digest = self.store.resolve(name).await.map_err(|e| store_reason(name, e))?;
-            let names = self.store.names_for_digest(&digest).await.map_err(|e| store_reason(name, e))?;
-            let repo = names
-                .first()
-                .ok_or_else(|| format!("image ID sha256:{id} has no repository name in containerd's store"))?;
-            let reference = parse_reference(repo)?;
+            let digest = self.store.resolve(name).await.map_err(|e| store_error(name, e))?;
+            let names = self.store.names_for_digest(&digest).await.map_err(|e| store_error(name, e))?;
+            let repo = names.first().ok_or_else(|| IdentifyError::UnnamedImageId { id: id.to_string() })?;
+            let reference = crate::reference::parse(repo)?;
             return Ok((reference, digest));
         }
-        let reference = parse_reference(name)?;
+        let reference = crate::reference::parse(name)?;
         if let Some(d) = reference.digest() {
             // Content-addressed: the digest in the name is what runs.
             return Ok((reference.clone(), d.to_string()));
@@ -295,16 +280,16 @@ impl Enforcer {
         let digest = match self.store.resolve(name).await {
             Ok(d) => d,
             Err(StoreError::NotFound { .. }) => {
-                let as_written = crate::reference::parse_as_written(name).map_err(|e| e.to_string())?.whole();
+                let as_written = crate::reference::parse_as_written(name)?.whole();
                 if as_written == name {
-                    return Err(store_reason(
+                    return Err(store_error(
                         name,
                         StoreError::NotFound { name: name.to_string(), namespace: "k8s.io".into() },
                     ));
                 }
-                self.store.resolve(&as_written).await.map_err(|e| store_reason(name, e))?
+                self.store.resolve(&as_written).await.map_err(|e| store_error(name, e))?
             }
-            Err(e) => return Err(store_reason(name, e)),
+            Err(e) => return Err(store_error(name, e)),
         };
         Ok((reference, digest))
     }
@@ -314,24 +299,89 @@ impl Enforcer {
     /// An image volume's image: the digest containerd mounted, and a repository name the
     /// image store records for exactly that digest (the pod spec's reference is not in the
     /// request; any name holding this content is matched, as for a bare image ID).
-    async fn identify_volume(&self, dest: &str, digest: Option<&str>) -> Result<(Reference, String), String> {
+    async fn identify_volume(&self, dest: &str, digest: Option<&str>) -> Result<(Reference, String), IdentifyError> {
         let digest = digest
             .filter(|d| !d.is_empty())
-            .ok_or_else(|| format!("image volume at {dest}: the runtime's mount does not name the image it holds"))?;
-        let names = self.store.names_for_digest(digest).await.map_err(|e| store_reason(digest, e))?;
+            .ok_or_else(|| IdentifyError::VolumeWithoutDigest { dest: dest.to_string() })?;
+        let names = self.store.names_for_digest(digest).await.map_err(|e| store_error(digest, e))?;
         let name = names
             .first()
-            .ok_or_else(|| format!("image volume at {dest}: {digest} has no repository name in containerd's store"))?;
-        Ok((parse_reference(name)?, digest.to_string()))
+            .ok_or_else(|| IdentifyError::UnnamedVolume { dest: dest.to_string(), digest: digest.to_string() })?;
+        Ok((crate::reference::parse(name)?, digest.to_string()))
     }
 }
 
-fn parse_reference(name: &str) -> Result<Reference, String> {
-    crate::reference::parse(name).map_err(|e| e.to_string())
+/// The image a decision is about, once identified.
+struct Target {
+    reference: Reference,
+    /// `reference` whole and its repository: what policies match on.
+    full: String,
+    repository: String,
+    digest: String,
+    namespace: Option<String>,
 }
 
-fn store_reason(name: &str, e: StoreError) -> String {
-    format!("cannot resolve {name} to the digest containerd runs: {e}")
+/// Fetch what the matching policies need and evaluate them. Runs detached from the request
+/// (it outlives a late one), so it matches again on its own snapshot.
+async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: &TrustRoot, target: Target) -> Verdict {
+    let Target { reference, full, repository, digest, namespace } = target;
+    let matched = policy.matching(&full, &repository, namespace.as_deref());
+    let started = Instant::now();
+    let needs = verify::needs(&matched);
+    let fetch = |needed: bool, what| {
+        let (reference, digest) = (&reference, &digest);
+        async move {
+            if needed {
+                Some(source.signatures(reference, digest, what).await)
+            } else {
+                None
+            }
+        }
+    };
+    let (signatures, attestations, simple_signing) = tokio::join!(
+        fetch(needs.signatures, Artifact::Signatures),
+        fetch(needs.attestations, Artifact::Attestations),
+        fetch(needs.simple_signing, Artifact::SimpleSigning),
+    );
+    let evidence =
+        verify::Evidence { reference: reference.whole(), namespace, signatures, attestations, simple_signing };
+    let transient = [&evidence.signatures, &evidence.attestations, &evidence.simple_signing]
+        .iter()
+        .any(|e| matches!(e, Some(Err(_))));
+    crate::metrics::metrics().verification(started.elapsed(), transient);
+    let cx = verify::Context { trust, now: verify::Context::now_secs() };
+    let eval = verify::evaluate(&matched, &evidence, &digest, cx);
+    let reason = if eval.failures.is_empty() { eval.satisfied.join("; ") } else { eval.failures.join("; ") };
+    Verdict { allowed: eval.allowed, warned: eval.warned, reason, transient }
+}
+
+/// The decision from the verdict, or the "still verifying" denial when there is none yet.
+fn settle(mut d: Decision, lookup: Lookup<Verdict>, budget: Duration) -> Decision {
+    match lookup {
+        Lookup::Ready { value, cached } => {
+            d.outcome = match (value.allowed, value.warned) {
+                (false, _) => Outcome::Denied,
+                (true, true) => Outcome::Warned,
+                (true, false) => Outcome::Allowed,
+            };
+            d.reason = value.reason;
+            d.cached = cached;
+            d.indeterminate = value.transient;
+        }
+        Lookup::Pending => {
+            d.indeterminate = true;
+            d.reason = format!(
+                "signature verification did not finish within {} ms and continues in the background; the \
+                 runtime's retry will get its result",
+                budget.as_millis()
+            );
+        }
+    }
+    d
+}
+
+fn store_error(name: &str, source: StoreError) -> IdentifyError {
+    IdentifyError::Store { name: name.to_string(), source }
 }
 
 #[cfg(test)]
@@ -614,8 +664,8 @@ mod tests {
         let yaml = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: p}\nspec:\n  matchImageReferences: [{glob: \"reg.io/probe/*\"}]\n  matchConditions:\n  - {name: n, expression: \"object.metadata.namespace != 'kube-system'\"}\n  attestors:\n  - {name: none, notary: {}}\n  validations:\n  - expression: \"false\"\n";
         let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
         let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
-        let keys = crate::policy::normal::FilesOnly(std::path::Path::new("/"));
-        let policy = crate::policy::normal::compile(normal, &keys).unwrap().policy;
+        let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
+        let policy = crate::policy::compile::compile(normal, &keys).unwrap().policy;
         w.policy_tx.send(PolicySet::assemble(vec![policy], NoMatchAction::Deny)).unwrap();
         let in_ns = |ns: &str| ImageClaim { namespace: Some(ns.into()), ..claim("reg.io/probe/app:v1") };
         assert!(w.enforcer.decide(&in_ns("kube-system"), SECOND).await.allowed());

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use containerd_client::services::v1::images_client::ImagesClient;
 use containerd_client::services::v1::{GetImageRequest, ListImagesRequest};
+use containerd_client::tonic::metadata::AsciiMetadataValue;
 use containerd_client::tonic::{transport::Channel, Code, Request};
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -21,6 +22,8 @@ pub enum StoreError {
     Unavailable { socket: String, message: String },
     #[error("containerd image store entry for {name} has no usable target digest ({digest:?})")]
     BadTarget { name: String, digest: String },
+    #[error("containerd namespace {namespace:?} cannot be sent to containerd: {message}")]
+    BadNamespace { namespace: String, message: String },
 }
 
 /// Where images are looked up.
@@ -37,13 +40,20 @@ pub trait ImageStore: Send + Sync {
 pub struct ContainerdImageStore {
     socket: PathBuf,
     namespace: String,
+    /// `namespace` as the request header every call carries, checked once at startup.
+    namespace_header: AsciiMetadataValue,
     timeout: Duration,
     channel: tokio::sync::Mutex<Option<Channel>>,
 }
 
 impl ContainerdImageStore {
-    pub fn new(socket: PathBuf, namespace: String, timeout: Duration) -> Self {
-        Self { socket, namespace, timeout, channel: tokio::sync::Mutex::new(None) }
+    /// Refuses a namespace that cannot be a gRPC header value, so no request can fail on it.
+    pub fn new(socket: PathBuf, namespace: String, timeout: Duration) -> Result<Self, StoreError> {
+        let namespace_header =
+            namespace.parse().map_err(|e: containerd_client::tonic::metadata::errors::InvalidMetadataValue| {
+                StoreError::BadNamespace { namespace: namespace.clone(), message: e.to_string() }
+            })?;
+        Ok(Self { socket, namespace, namespace_header, timeout, channel: tokio::sync::Mutex::new(None) })
     }
 
     fn unavailable(&self, message: impl ToString) -> StoreError {
@@ -71,7 +81,7 @@ impl ContainerdImageStore {
 
     fn request<T>(&self, msg: T) -> Request<T> {
         let mut req = Request::new(msg);
-        req.metadata_mut().insert("containerd-namespace", self.namespace.parse().expect("namespace is ascii"));
+        req.metadata_mut().insert("containerd-namespace", self.namespace_header.clone());
         req.set_timeout(self.timeout);
         req
     }
@@ -196,5 +206,14 @@ mod tests {
         assert!(check_digest("x", String::new()).is_err());
         assert!(check_digest("x", format!("sha256:{}", "A".repeat(64))).is_err());
         assert!(check_digest("x", format!("sha512:{}", "a".repeat(128))).is_err());
+    }
+
+    #[test]
+    fn a_namespace_that_is_no_header_value_is_refused_at_startup() {
+        let new = |ns: &str| ContainerdImageStore::new("/run/c.sock".into(), ns.into(), Duration::from_secs(1));
+        assert!(new("k8s.io").is_ok());
+        let err = new("k8s\nio").err().expect("a newline is refused");
+        assert!(matches!(err, StoreError::BadNamespace { .. }), "{err}");
+        assert!(err.to_string().contains("containerd namespace \"k8s\\nio\""), "{err}");
     }
 }

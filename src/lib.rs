@@ -13,20 +13,26 @@
 //! - [`registry`]: bounded signature and attestation fetches the way containerd pulls
 //!   (hosts.toml mirrors and TLS settings, credentials, `.sig`/`.att` tags and OCI referrers,
 //!   GPG lookaside stores; seam, with a fake).
-//! - [`verify`]: which signatures count — keys, keyless certificates and SCTs, offline Rekor
-//!   SETs (hashedrekord, intoto, dsse), DSSE attestations and cosign 3 signature bundles,
-//!   trust-root validity windows, GPG simple signing — and policy evaluation (pure).
+//! - [`verify`]: which signatures count (`layers`: keys, keyless certificates and SCTs,
+//!   offline Rekor SETs, DSSE attestations and cosign 3 bundles, GPG simple signing; `signer`:
+//!   who must have signed) and policy evaluation over the evidence (`evaluate`, `cel`); pure.
 //! - [`kms`]: public keys held in a cloud KMS or Vault, resolved at load and sync (never
 //!   on the request path) and cached for nodes that boot without the provider.
 //! - [`policy`]: policy model, glob matching, signet's CRD, importers of the other policy
-//!   languages, the normalised form, local directory loading.
+//!   languages (one table of kinds), the normalised form (`normal`) and its compilation
+//!   (`compile`), local directory loading.
 //! - [`sync`]: merging local and cluster policy into published snapshots; kube watchers;
 //!   the last-known-good file.
 //! - [`cache`]: bounded TTL cache with singleflight and background completion.
 //! - [`decision`]: the shared vocabulary — an image claim and the decision for it.
+//! - [`encoding`]: base64 as Sigstore material spells it, for registry and verify alike.
 //! - [`metrics`]: the process-wide Prometheus registry; [`admin`] serves it with `/healthz`
 //!   and `/readyz` on loopback.
-//! - [`config`], [`cli`], [`logging`], [`daemon`]: settings, commands, log output, wiring.
+//! - [`config`], [`cli`], [`logging`], [`daemon`]: settings (one list of file keys),
+//!   commands, log output, wiring.
+//!
+//! Errors are one thiserror enum per module boundary, rendered to text only where a decision
+//! becomes a reason (`enforce`) and a reason becomes a wire reply (`plugin`).
 
 pub mod admin;
 pub mod cache;
@@ -34,6 +40,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod decision;
+pub mod encoding;
 pub mod enforce;
 pub mod imagestore;
 pub mod kms;

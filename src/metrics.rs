@@ -12,7 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::decision::Decision;
 
@@ -57,44 +57,51 @@ pub fn metrics() -> &'static Metrics {
 impl Metrics {
     fn new() -> Self {
         let mut registry = Registry::with_prefix("signet");
-        let m = Self {
-            registry: Mutex::new(Registry::default()),
-            decisions: Family::default(),
-            policy_decisions: Family::default(),
+        let r = &mut registry;
+        Self {
+            decisions: registered(r, "decisions", "CreateContainer decisions by result", Family::default()),
+            policy_decisions: registered(
+                r,
+                "policy_decisions",
+                "Decisions per matching policy, by result",
+                Family::default(),
+            ),
             // 0.1 ms .. ~3.3 s: warm decisions are sub-millisecond, the runtime deadline is 2 s.
-            decision_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
-            verification_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
-            cache_lookups: Family::default(),
-            registry_errors: Counter::default(),
-            nri_connected: Gauge::default(),
-            nri_registrations: Counter::default(),
-            policies: Gauge::default(),
-            policy_rejections: Counter::default(),
-        };
-        registry.register("decisions", "CreateContainer decisions by result", m.decisions.clone());
-        registry.register("policy_decisions", "Decisions per matching policy, by result", m.policy_decisions.clone());
-        registry.register("decision_duration_seconds", "Time to answer CreateContainer", m.decision_seconds.clone());
-        registry.register(
-            "verification_duration_seconds",
-            "Time to fetch and verify signatures for one image digest (cache misses only)",
-            m.verification_seconds.clone(),
-        );
-        registry.register("cache_lookups", "Decision cache lookups by outcome", m.cache_lookups.clone());
-        registry.register(
-            "registry_errors",
-            "Signature fetches that failed (not: found no signatures)",
-            m.registry_errors.clone(),
-        );
-        registry.register("nri_connected", "1 while registered with the runtime over NRI", m.nri_connected.clone());
-        registry.register("nri_registrations", "Registrations with the runtime", m.nri_registrations.clone());
-        registry.register("policies", "Policies in the published snapshot", m.policies.clone());
-        registry.register(
-            "policy_rejections",
-            "Policy updates rejected (the previous policy stayed in force)",
-            m.policy_rejections.clone(),
-        );
-        *m.registry.lock().expect("fresh mutex") = registry;
-        m
+            decision_seconds: registered(
+                r,
+                "decision_duration_seconds",
+                "Time to answer CreateContainer",
+                Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
+            ),
+            verification_seconds: registered(
+                r,
+                "verification_duration_seconds",
+                "Time to fetch and verify signatures for one image digest (cache misses only)",
+                Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            ),
+            cache_lookups: registered(r, "cache_lookups", "Decision cache lookups by outcome", Family::default()),
+            registry_errors: registered(
+                r,
+                "registry_errors",
+                "Signature fetches that failed (not: found no signatures)",
+                Counter::default(),
+            ),
+            nri_connected: registered(
+                r,
+                "nri_connected",
+                "1 while registered with the runtime over NRI",
+                Gauge::default(),
+            ),
+            nri_registrations: registered(r, "nri_registrations", "Registrations with the runtime", Counter::default()),
+            policies: registered(r, "policies", "Policies in the published snapshot", Gauge::default()),
+            policy_rejections: registered(
+                r,
+                "policy_rejections",
+                "Policy updates rejected (the previous policy stayed in force)",
+                Counter::default(),
+            ),
+            registry: Mutex::new(registry),
+        }
     }
 
     /// One answered CreateContainer.
@@ -140,4 +147,10 @@ impl Metrics {
         encode(&mut out, &self.registry.lock().expect("metrics registry")).expect("writing to a String");
         out
     }
+}
+
+/// `metric`, registered under `name`: each metric is named where it is made.
+fn registered<M: Metric + Clone>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M {
+    registry.register(name, help, metric.clone());
+    metric
 }

@@ -15,6 +15,7 @@ use base64::Engine as _;
 use signet::kms::http::{Http, Request, ReqwestHttp};
 use signet::kms::sigv4::{self, Credentials, Signable};
 use signet::kms::{Env, Providers, Resolver};
+use signet::policy::normal::NormalPolicy;
 use signet::policy::{AuthorityKind, Signer};
 use signet::registry::{Form, SignatureLayer, Signatures};
 use signet::verify::trust::TrustRoot;
@@ -87,7 +88,7 @@ async fn a_moto_kms_key_resolves_through_the_aws_path_and_verifies_its_signature
     std::fs::write(dir.path().join("p.yaml"), policy).unwrap();
     let before = signet::policy::local::load_dir_with(dir.path(), &resolver).unwrap();
     assert!(before.warnings[0].contains("not resolved"), "{:?}", before.warnings);
-    assert!(resolver.refresh(Resolver::uris(&before.normal)).await);
+    assert!(resolver.refresh(NormalPolicy::kms_uris(&before.normal)).await);
     let loaded = signet::policy::local::load_dir_with(dir.path(), &resolver).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let resolved = resolver.lookup(&uri).unwrap();

@@ -13,10 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
+use signet::policy::compile::{compile, FilesOnly};
 use signet::policy::importers;
 use signet::policy::local::{load_files_with, LoadOptions};
 use signet::policy::matching::ImageGlob;
-use signet::policy::normal::{compile, FilesOnly};
 use signet::policy::{NoMatchAction, PolicySet};
 
 /// The namespace the peers' harnesses apply namespaced objects in (`kubectl -n`).

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::http::{Http, Request};
 use super::sigv4::{self, Credentials, Signable};
-use super::{Env, KmsError, KmsUri, ResolvedKey};
+use super::{Env, KmsError, KmsUri, ResolvedKey, Unusable};
 use crate::verify::pubkey::{HashAlgorithm, Padding, Signing};
 
 pub const IMDS: &str = "http://169.254.169.254";
@@ -82,7 +82,7 @@ pub async fn public_key(http: &dyn Http, env: &Env, uri: &KmsUri) -> Result<Reso
             req.headers.push((name, value));
         }
     }
-    let resp = http.send(req).await.map_err(|e| KmsError::unavailable(uri, e))?;
+    let resp = http.send(req).await.map_err(|e| KmsError::unavailable(uri, e.to_string()))?;
     if resp.status != 200 {
         return Err(match serde_json::from_slice::<AwsError>(&resp.body) {
             Ok(e) => {
@@ -112,7 +112,7 @@ pub async fn public_key(http: &dyn Http, env: &Env, uri: &KmsUri) -> Result<Reso
     let der = base64::engine::general_purpose::STANDARD
         .decode(key.public_key.trim())
         .map_err(|e| KmsError::refused(uri, format!("PublicKey is not base64: {e}")))?;
-    let signing = signing(&key.signing_algorithms).map_err(|m| KmsError::refused(uri, m))?;
+    let signing = signing(&key.signing_algorithms).map_err(|m| KmsError::refused(uri, m.to_string()))?;
     Ok(ResolvedKey {
         pem: super::spki_pem(&der),
         version: key.key_id,
@@ -143,7 +143,7 @@ fn endpoint_allowed(host_port: &str) -> bool {
 /// The scheme cosign signs with, among the key's `SigningAlgorithms`: ECDSA with the
 /// curve's digest; for RSA, PKCS#1 v1.5 with SHA-256 where offered (cosign's choice),
 /// else the first PSS.
-pub fn signing(algorithms: &[String]) -> Result<Signing, String> {
+pub fn signing(algorithms: &[String]) -> Result<Signing, Unusable> {
     let parse = |a: &str| -> Option<Signing> {
         let hash = match a.rsplit('_').next()? {
             "256" => HashAlgorithm::Sha256,
@@ -167,10 +167,7 @@ pub fn signing(algorithms: &[String]) -> Result<Signing, String> {
     if offered.contains(&preferred) {
         return Ok(preferred);
     }
-    offered
-        .into_iter()
-        .next()
-        .ok_or_else(|| format!("signing algorithms {algorithms:?} include none the node verifies"))
+    offered.into_iter().next().ok_or_else(|| Unusable::Algorithms(algorithms.to_vec()))
 }
 
 async fn credentials(http: &dyn Http, env: &Env, uri: &KmsUri, region: &str) -> Result<Credentials, KmsError> {
@@ -229,7 +226,7 @@ async fn web_identity(
     }
 }
 
-async fn imds_token(http: &dyn Http) -> Result<String, String> {
+async fn imds_token(http: &dyn Http) -> Result<String, Unusable> {
     let req = Request {
         method: "PUT",
         url: format!("{IMDS}/latest/api/token"),
@@ -238,19 +235,19 @@ async fn imds_token(http: &dyn Http) -> Result<String, String> {
     };
     let resp = http.send(req).await?;
     if resp.status != 200 {
-        return Err(format!("IMDSv2 token: HTTP {}", resp.status));
+        return Err(Unusable::Status { what: "IMDSv2 token".into(), status: resp.status });
     }
-    String::from_utf8(resp.body).map_err(|e| e.to_string())
+    Ok(String::from_utf8(resp.body)?)
 }
 
-async fn imds_get(http: &dyn Http, token: &str, path: &str) -> Result<String, String> {
+async fn imds_get(http: &dyn Http, token: &str, path: &str) -> Result<String, Unusable> {
     let resp = http
         .send(Request::get(format!("{IMDS}/latest/meta-data/{path}")).header("X-aws-ec2-metadata-token", token))
         .await?;
     if resp.status != 200 {
-        return Err(format!("IMDS {path}: HTTP {}", resp.status));
+        return Err(Unusable::Status { what: format!("IMDS {path}"), status: resp.status });
     }
-    String::from_utf8(resp.body).map_err(|e| e.to_string())
+    Ok(String::from_utf8(resp.body)?)
 }
 
 async fn imds_region(http: &dyn Http, env: &Env) -> Option<String> {
@@ -263,11 +260,12 @@ async fn imds_region(http: &dyn Http, env: &Env) -> Option<String> {
 
 async fn imds_credentials(http: &dyn Http, uri: &KmsUri) -> Result<Credentials, KmsError> {
     let fail = |e: String| KmsError::credentials(uri, format!("instance metadata (IMDSv2): {e}"));
-    let token = imds_token(http).await.map_err(fail)?;
-    let roles = imds_get(http, &token, "iam/security-credentials/").await.map_err(fail)?;
+    let token = imds_token(http).await.map_err(|e| fail(e.to_string()))?;
+    let roles = imds_get(http, &token, "iam/security-credentials/").await.map_err(|e| fail(e.to_string()))?;
     let role =
         roles.lines().next().map(str::trim).filter(|r| !r.is_empty()).ok_or_else(|| fail("no instance role".into()))?;
-    let json = imds_get(http, &token, &format!("iam/security-credentials/{role}")).await.map_err(fail)?;
+    let json =
+        imds_get(http, &token, &format!("iam/security-credentials/{role}")).await.map_err(|e| fail(e.to_string()))?;
     let c: ImdsCredentials = serde_json::from_str(&json).map_err(|e| fail(format!("credentials: {e}")))?;
     Ok(Credentials { access_key_id: c.access_key_id, secret_access_key: c.secret_access_key, session_token: c.token })
 }

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::http::{Http, Request};
-use super::{Env, KmsError, KmsUri, ResolvedKey};
+use super::{Env, KmsError, KmsUri, ResolvedKey, Unusable};
 use crate::verify::pubkey::{HashAlgorithm, Padding, Signing};
 
 pub const TOKEN_URL: &str =
@@ -93,7 +93,7 @@ pub async fn public_key(http: &dyn Http, env: &Env, uri: &KmsUri) -> Result<Reso
                 .header("Authorization", format!("Bearer {}", token.access_token)),
         )
         .await
-        .map_err(|e| KmsError::unavailable(uri, e))?;
+        .map_err(|e| KmsError::unavailable(uri, e.to_string()))?;
     if resp.status != 200 {
         return Err(KmsError::from_status(uri, resp.status, &resp.body));
     }
@@ -102,7 +102,7 @@ pub async fn public_key(http: &dyn Http, env: &Env, uri: &KmsUri) -> Result<Reso
     if bundle.attributes.and_then(|a| a.enabled) == Some(false) {
         return Err(KmsError::refused(uri, "the key is disabled"));
     }
-    let (der, signing) = jwk_spki(&bundle.key).map_err(|m| KmsError::refused(uri, m))?;
+    let (der, signing) = jwk_spki(&bundle.key).map_err(|m| KmsError::refused(uri, m.to_string()))?;
     Ok(ResolvedKey {
         pem: super::spki_pem(&der),
         version: bundle.key.kid,
@@ -111,27 +111,27 @@ pub async fn public_key(http: &dyn Http, env: &Env, uri: &KmsUri) -> Result<Reso
     })
 }
 
-fn b64url(field: &str, v: &Option<String>) -> Result<Vec<u8>, String> {
-    let v = v.as_deref().ok_or_else(|| format!("JWK has no {field}"))?;
+fn b64url(field: &'static str, v: &Option<String>) -> Result<Vec<u8>, Unusable> {
+    let v = v.as_deref().ok_or(Unusable::JwkField(field))?;
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(v.trim_end_matches('='))
-        .map_err(|e| format!("JWK {field} is not base64url: {e}"))
+        .map_err(|e| Unusable::JwkBase64 { field, message: e.to_string() })
 }
 
 /// The SubjectPublicKeyInfo of an EC or RSA JWK, and the scheme cosign signs with for it
 /// (ES256/ES384 by curve; RS256 for RSA).
-fn jwk_spki(jwk: &Jwk) -> Result<(Vec<u8>, Signing), String> {
+fn jwk_spki(jwk: &Jwk) -> Result<(Vec<u8>, Signing), Unusable> {
     match jwk.kty.as_str() {
         "EC" | "EC-HSM" => {
             // SEQUENCE { SEQUENCE { id-ecPublicKey, curve }, BIT STRING } up to the point.
             let (prefix, len, hash) = match jwk.crv.as_deref() {
                 Some("P-256") => ("3059301306072a8648ce3d020106082a8648ce3d030107034200", 32, HashAlgorithm::Sha256),
                 Some("P-384") => ("3076301006072a8648ce3d020106052b81040022036200", 48, HashAlgorithm::Sha384),
-                other => return Err(format!("JWK curve {other:?} is not verified on the node")),
+                other => return Err(Unusable::JwkCurve(other.map(String::from))),
             };
             let (x, y) = (b64url("x", &jwk.x)?, b64url("y", &jwk.y)?);
             if x.len() != len || y.len() != len {
-                return Err("JWK coordinates have the wrong length for the curve".into());
+                return Err(Unusable::JwkLength);
             }
             let mut der = hex::decode(prefix).expect("constant");
             der.push(0x04);
@@ -148,7 +148,7 @@ fn jwk_spki(jwk: &Jwk) -> Result<(Vec<u8>, Signing), String> {
             let der = der_tlv(0x30, &[alg, der_tlv(0x03, &bits)].concat());
             Ok((der, Signing { hash: Some(HashAlgorithm::Sha256), padding: Some(Padding::Pkcs1v15) }))
         }
-        other => Err(format!("JWK key type {other} is not a signing key the node verifies")),
+        other => Err(Unusable::JwkType(other.to_string())),
     }
 }
 

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 
 use super::http::{Http, Request};
-use super::{KmsError, KmsUri, ResolvedKey};
+use super::{KmsError, KmsUri, ResolvedKey, Unusable};
 use crate::verify::pubkey::{HashAlgorithm, Padding, Signing};
 
 pub const TOKEN_URL: &str =
@@ -49,13 +49,13 @@ pub async fn public_key(http: &dyn Http, uri: &KmsUri) -> Result<ResolvedKey, Km
     let resp = http
         .send(Request::get(format!("{API}/{name}/publicKey")).header("Authorization", bearer.clone()))
         .await
-        .map_err(|e| KmsError::unavailable(uri, e))?;
+        .map_err(|e| KmsError::unavailable(uri, e.to_string()))?;
     if resp.status != 200 {
         return Err(KmsError::from_status(uri, resp.status, &resp.body));
     }
     let pk: PublicKey = serde_json::from_slice(&resp.body)
         .map_err(|e| KmsError::refused(uri, format!("unexpected publicKey answer: {e}")))?;
-    let signing = signing(&pk.algorithm).map_err(|m| KmsError::refused(uri, m))?;
+    let signing = signing(&pk.algorithm).map_err(|m| KmsError::refused(uri, m.to_string()))?;
     Ok(ResolvedKey {
         pem: pk.pem,
         version: pk.name.unwrap_or(name),
@@ -83,7 +83,7 @@ async fn latest_enabled(http: &dyn Http, uri: &KmsUri, key: &str, bearer: &str) 
     let resp = http
         .send(Request::get(url).header("Authorization", bearer))
         .await
-        .map_err(|e| KmsError::unavailable(uri, e))?;
+        .map_err(|e| KmsError::unavailable(uri, e.to_string()))?;
     if resp.status != 200 {
         return Err(KmsError::from_status(uri, resp.status, &resp.body));
     }
@@ -98,7 +98,7 @@ async fn latest_enabled(http: &dyn Http, uri: &KmsUri, key: &str, bearer: &str) 
 }
 
 /// The scheme a `CryptoKeyVersionAlgorithm` signs with.
-pub fn signing(algorithm: &str) -> Result<Signing, String> {
+pub fn signing(algorithm: &str) -> Result<Signing, Unusable> {
     let hash = if algorithm.ends_with("_SHA256") {
         HashAlgorithm::Sha256
     } else if algorithm.ends_with("_SHA384") {
@@ -106,7 +106,7 @@ pub fn signing(algorithm: &str) -> Result<Signing, String> {
     } else if algorithm.ends_with("_SHA512") {
         HashAlgorithm::Sha512
     } else {
-        return Err(format!("algorithm {algorithm} is not verified on the node"));
+        return Err(Unusable::Algorithm(algorithm.to_string()));
     };
     let padding = if algorithm.starts_with("RSA_SIGN_PSS_") {
         Some(Padding::Pss)
@@ -116,7 +116,7 @@ pub fn signing(algorithm: &str) -> Result<Signing, String> {
         None
     } else {
         // secp256k1 and raw (unhashed) PKCS#1 are not what cosign signs with.
-        return Err(format!("algorithm {algorithm} is not verified on the node"));
+        return Err(Unusable::Algorithm(algorithm.to_string()));
     };
     Ok(Signing { hash: Some(hash), padding })
 }

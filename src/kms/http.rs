@@ -50,10 +50,26 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// A request that got no usable answer, or a client that could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// Refused, reset, timed out, TLS: `host` is scheme and host only (URLs carry queries).
+    #[error("{host}: {message}")]
+    Transport { host: String, message: String },
+    #[error("{host}: answer larger than 1 MiB")]
+    TooLarge { host: String },
+    #[error("request method {0:?} is not valid")]
+    Method(String),
+    #[error("{var} {path}: {message}")]
+    CaBundle { var: &'static str, path: String, message: String },
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
 /// Sends one request. `Err` is a transport failure (refused, reset, timed out, TLS).
 #[async_trait::async_trait]
 pub trait Http: Send + Sync {
-    async fn send(&self, request: Request) -> Result<Response, String>;
+    async fn send(&self, request: Request) -> Result<Response, HttpError>;
 }
 
 pub struct ReqwestHttp {
@@ -63,7 +79,7 @@ pub struct ReqwestHttp {
 impl ReqwestHttp {
     /// A client that also trusts the CA bundles named by `AWS_CA_BUNDLE` and `VAULT_CACERT`
     /// (private endpoints, test servers), as the providers' own tools do.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, HttpError> {
         // No redirects: reqwest drops `Authorization` on a cross-host redirect, but not
         // `X-Amz-Security-Token` or `X-Vault-Token`; the providers' key APIs never redirect.
         let mut builder = reqwest::Client::builder()
@@ -75,20 +91,23 @@ impl ReqwestHttp {
             if path.is_empty() {
                 continue;
             }
-            let pem = std::fs::read(&path).map_err(|e| format!("{var} {path}: {e}"))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("{var} {path}: {e}"))?;
+            let bundle =
+                |e: &dyn std::fmt::Display| HttpError::CaBundle { var, path: path.clone(), message: e.to_string() };
+            let pem = std::fs::read(&path).map_err(|e| bundle(&e))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bundle(&e))?;
             for c in certs {
                 builder = builder.add_root_certificate(c);
             }
         }
-        Ok(Self { client: builder.build().map_err(|e| format!("HTTP client: {e}"))? })
+        Ok(Self { client: builder.build().map_err(|e| HttpError::Client(e.to_string()))? })
     }
 }
 
 #[async_trait::async_trait]
 impl Http for ReqwestHttp {
-    async fn send(&self, request: Request) -> Result<Response, String> {
-        let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|e| e.to_string())?;
+    async fn send(&self, request: Request) -> Result<Response, HttpError> {
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())
+            .map_err(|_| HttpError::Method(request.method.to_string()))?;
         let mut r = self.client.request(method, &request.url);
         for (name, value) in &request.headers {
             r = r.header(name, value);
@@ -96,17 +115,19 @@ impl Http for ReqwestHttp {
         if !request.body.is_empty() || request.method != "GET" {
             r = r.body(request.body);
         }
-        let mut resp = r.send().await.map_err(|e| format!("{}: {}", host_of(&request.url), error_chain(&e)))?;
+        let transport =
+            |e: &reqwest::Error| HttpError::Transport { host: host_of(&request.url), message: error_chain(e) };
+        let mut resp = r.send().await.map_err(|e| transport(&e))?;
         let status = resp.status().as_u16();
         // Key documents are a few kilobytes; bound what a confused or hostile endpoint can
         // make us hold, chunk by chunk, before it is all read.
         const MAX: usize = 1 << 20;
-        let too_large = || format!("{}: answer larger than 1 MiB", host_of(&request.url));
+        let too_large = || HttpError::TooLarge { host: host_of(&request.url) };
         if resp.content_length().is_some_and(|n| n > MAX as u64) {
             return Err(too_large());
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        while let Some(chunk) = resp.chunk().await.map_err(|e| transport(&e))? {
             if body.len() + chunk.len() > MAX {
                 return Err(too_large());
             }
@@ -141,7 +162,7 @@ pub(crate) mod fake {
     use super::*;
 
     /// Method, URL prefix, and the answers still to give.
-    type Route = (String, String, Vec<Result<Response, String>>);
+    type Route = (String, String, Vec<Result<Response, HttpError>>);
 
     #[derive(Default)]
     pub struct FakeHttp {
@@ -155,7 +176,8 @@ pub(crate) mod fake {
             let answers = answers
                 .into_iter()
                 .map(|a| {
-                    a.map(|(status, body)| Response { status, body: body.as_bytes().to_vec() }).map_err(str::to_string)
+                    a.map(|(status, body)| Response { status, body: body.as_bytes().to_vec() })
+                        .map_err(|message| HttpError::Transport { host: host_of(url_prefix), message: message.into() })
                 })
                 .collect();
             self.routes.lock().unwrap().push((method.into(), url_prefix.into(), answers));
@@ -169,7 +191,7 @@ pub(crate) mod fake {
 
     #[async_trait::async_trait]
     impl Http for FakeHttp {
-        async fn send(&self, request: Request) -> Result<Response, String> {
+        async fn send(&self, request: Request) -> Result<Response, HttpError> {
             self.seen.lock().unwrap().push(request.clone());
             let mut routes = self.routes.lock().unwrap();
             // Longest matching prefix, so a specific route beats a general one.
@@ -180,7 +202,10 @@ pub(crate) mod fake {
             match best {
                 Some((_, _, answers)) if answers.len() > 1 => answers.remove(0),
                 Some((_, _, answers)) => answers[0].clone(),
-                None => Err(format!("connection refused ({} {})", request.method, request.url)),
+                None => Err(HttpError::Transport {
+                    host: host_of(&request.url),
+                    message: format!("connection refused ({} {})", request.method, request.url),
+                }),
             }
         }
     }

@@ -58,6 +58,13 @@ pub enum KmsError {
     /// last good key stays in use.
     #[error("{provider} key {uri}: provider unavailable: {message}")]
     Unavailable { provider: &'static str, uri: String, message: String },
+    /// Asked for on the request path with no provider to ask (a command-line check, a
+    /// node without access) and not pinned in `kms_keys`.
+    #[error("KMS key {uri} is not resolved: no provider access here and not in kms_keys")]
+    NoAccess { uri: String },
+    /// Not resolved by a sync yet: asked for, and resolved off the request path.
+    #[error("KMS key {uri} is not resolved yet")]
+    Pending { uri: String },
     /// The provider answered and the answer rules the key out (not found, disabled,
     /// denied, an algorithm the node does not verify).
     #[error("{provider} key {uri}: {message}")]
@@ -65,6 +72,36 @@ pub enum KmsError {
     /// The node has no identity for this provider, or its identity service failed.
     #[error("{provider} credentials for key {uri}: {message}")]
     Credentials { provider: &'static str, uri: String, message: String },
+}
+
+/// What in a provider's answer, or in the node's identity for it, cannot be used; the
+/// key's URI and provider are added as a [`KmsError`].
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("algorithm {0} is not verified on the node")]
+    Algorithm(String),
+    #[error("signing algorithms {0:?} include none the node verifies")]
+    Algorithms(Vec<String>),
+    #[error("JWK has no {0}")]
+    JwkField(&'static str),
+    #[error("JWK {field} is not base64url: {message}")]
+    JwkBase64 { field: &'static str, message: String },
+    #[error("JWK curve {0:?} is not verified on the node")]
+    JwkCurve(Option<String>),
+    #[error("JWK coordinates have the wrong length for the curve")]
+    JwkLength,
+    #[error("JWK key type {0} is not a signing key the node verifies")]
+    JwkType(String),
+    #[error("no VAULT_TOKEN and no token file")]
+    NoVaultToken,
+    #[error("Vault token file {file}: {message}")]
+    VaultTokenFile { file: String, message: String },
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+    #[error("{what}: HTTP {status}")]
+    Status { what: String, status: u16 },
+    #[error("{0}")]
+    NotText(#[from] std::string::FromUtf8Error),
 }
 
 impl KmsError {
@@ -157,7 +194,7 @@ impl Providers {
     }
 
     /// reqwest with the node's environment (and `AWS_CA_BUNDLE` / `VAULT_CACERT` trusted).
-    pub fn from_process() -> Result<Self, String> {
+    pub fn from_process() -> Result<Self, http::HttpError> {
         Ok(Self::new(Arc::new(http::ReqwestHttp::from_env()?), Env::from_process()))
     }
 }

@@ -386,9 +386,8 @@ async fn credentials_go_only_to_the_providers_own_hosts() {
 /// payload for this digest, and nothing signed with PKCS#1 v1.5 by the same key.
 #[tokio::test]
 async fn a_pss_kms_key_decides_signatures_end_to_end() {
-    use crate::policy::normal::{
-        compile, Check, FilesOnly, KeyCheck, KeyRef, KmsKey, NormalAuthority, NormalPolicy, NormalRequirement, Pattern,
-    };
+    use crate::policy::compile::{compile, FilesOnly};
+    use crate::policy::normal::{Check, KeyCheck, KeyRef, KmsKey, NormalAuthority};
     use crate::registry::{SignatureLayer, Signatures};
     use crate::verify::{trust::TrustRoot, verify_signatures, Context};
     let signer = TestKey::rsa(aws_lc_rs::rsa::KeySize::Rsa4096);
@@ -398,21 +397,14 @@ async fn a_pss_kms_key_decides_signatures_end_to_end() {
     http.route("GET", &format!("{}/{GCP_KEY}/cryptoKeyVersions/2/publicKey", gcp::API), vec![Ok((200, &body))]);
     let uri = format!("gcpkms://{GCP_KEY}/cryptoKeyVersions/2");
     let resolved = resolve(&http, Env::default(), &uri).await.unwrap();
-    let policy = NormalPolicy {
-        name: "p".into(),
-        origin: "test".into(),
-        images: vec![Pattern::Glob("reg.io/**".into())],
-        exclude_images: vec![],
-        namespaces: Default::default(),
-        mode: Default::default(),
-        requirements: vec![NormalRequirement::any_of(vec![NormalAuthority::new(
+    let policy = crate::testutil::normal_policy(
+        "p",
+        "reg.io/**",
+        vec![NormalAuthority::new(
             "kms",
             Check::Key(KeyCheck::new(KeyRef::Kms(KmsKey { uri, resolved: Some(resolved) }), None)),
-        )])],
-        exclusive: None,
-        no_match_action: None,
-        pull_secrets: vec![],
-    };
+        )],
+    );
     let compiled = compile(&policy, &FilesOnly(std::path::Path::new("/"))).unwrap();
     let crate::policy::AuthorityKind::Signed(by) = &compiled.policy.requirements[0].authorities[0].kind else {
         panic!("{:?}", compiled.policy)

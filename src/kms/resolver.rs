@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{KeyProvider, KmsError, KmsUri, ResolvedKey};
-use crate::policy::normal::{Check, KeyRef, NormalPolicy};
 
 /// KMS public keys do not change for a version; this bounds how long a key URI without a
 /// version may lag a newly enabled one, and how soon a disabled key stops verifying.
@@ -124,7 +123,7 @@ impl Resolver {
             let fail = |message: String| ResolverError::Pinned { uri: uri.clone(), message };
             let parsed = KmsUri::parse(uri).map_err(|e| fail(e.message))?;
             let pem = std::fs::read_to_string(path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
-            crate::policy::TrustedKey::from_pem(pem.as_bytes())
+            crate::verify::signer::TrustedKey::from_pem(pem.as_bytes())
                 .map_err(|e| fail(format!("{}: {e}", path.display())))?;
             let key = ResolvedKey {
                 pem,
@@ -138,8 +137,8 @@ impl Resolver {
     }
 
     /// The key held for `uri`, without I/O; `Err` says why there is none.
-    pub fn lookup(&self, uri: &str) -> Result<ResolvedKey, String> {
-        let canonical = KmsUri::parse(uri).map_err(|e| e.to_string())?.to_string();
+    pub fn lookup(&self, uri: &str) -> Result<ResolvedKey, KmsError> {
+        let canonical = KmsUri::parse(uri)?.to_string();
         if let Some(k) = self.pinned.get(&canonical) {
             return Ok(k.clone());
         }
@@ -155,24 +154,10 @@ impl Resolver {
                 }
                 Ok(k)
             }
-            Some(Entry { error: Some(e), .. }) => Err(e.to_string()),
-            _ if self.provider.is_none() => {
-                Err(format!("KMS key {canonical} is not resolved: no provider access here and not in kms_keys"))
-            }
-            _ => Err(format!("KMS key {canonical} is not resolved yet")),
+            Some(Entry { error: Some(e), .. }) => Err(e.clone()),
+            _ if self.provider.is_none() => Err(KmsError::NoAccess { uri: canonical }),
+            _ => Err(KmsError::Pending { uri: canonical }),
         }
-    }
-
-    /// Every KMS URI these policies reference.
-    pub fn uris(policies: &[NormalPolicy]) -> BTreeSet<String> {
-        policies
-            .iter()
-            .flat_map(NormalPolicy::key_refs)
-            .filter_map(|k| match k {
-                KeyRef::Kms(k) => KmsUri::parse(&k.uri).ok().map(|u| u.to_string()),
-                _ => None,
-            })
-            .collect()
     }
 
     /// Ask the providers for `uris` and every URI looked up so far, where missing or due.
@@ -249,20 +234,6 @@ impl Resolver {
         }
     }
 
-    /// Put the held key into each KMS reference, so the last-known-good file (and
-    /// `policy check`) carry it; references with nothing held are left as they are.
-    pub fn inline(&self, p: &mut NormalPolicy) {
-        for a in p.requirements.iter_mut().flat_map(|r| &mut r.authorities) {
-            if let Check::Key(k) = &mut a.check {
-                if let KeyRef::Kms(kms) = &mut k.key {
-                    if let Ok(key) = self.lookup(&kms.uri) {
-                        kms.resolved = Some(key);
-                    }
-                }
-            }
-        }
-    }
-
     fn write_cache(&self) {
         let Some(path) = self.cache_file.as_ref().filter(|_| self.write_cache) else { return };
         let keys: BTreeMap<String, ResolvedKey> = self
@@ -278,15 +249,26 @@ impl Resolver {
     }
 }
 
-fn read_cache(path: &Path) -> Result<BTreeMap<String, ResolvedKey>, String> {
+/// A KMS key cache file that is not used (the keys are asked for again).
+#[derive(Debug, thiserror::Error)]
+enum CacheError {
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    #[error(transparent)]
+    Parse(#[from] serde_json::Error),
+    #[error("format {0} is not 1")]
+    Format(u32),
+}
+
+fn read_cache(path: &Path) -> Result<BTreeMap<String, ResolvedKey>, CacheError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     };
-    let file: CacheFile = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    let file: CacheFile = serde_json::from_slice(&bytes)?;
     if file.format != 1 {
-        return Err(format!("format {} is not 1", file.format));
+        return Err(CacheError::Format(file.format));
     }
     Ok(file.keys)
 }
@@ -370,7 +352,7 @@ mod tests {
     async fn lookups_never_do_io_and_refresh_resolves_what_was_looked_up() {
         let p = FakeProvider::new(vec![Ok(key("v1"))]);
         let r = fast(Resolver::new(Some(p.clone()), BTreeMap::new(), None));
-        assert!(r.lookup(URI).unwrap_err().contains("not resolved yet"));
+        assert!(r.lookup(URI).unwrap_err().to_string().contains("not resolved yet"));
         assert_eq!(p.calls(), 0, "a lookup asks no provider");
         let mut changes = r.subscribe();
         assert!(r.refresh(std::iter::empty()).await, "the looked-up URI is refreshed");
@@ -398,7 +380,7 @@ mod tests {
         let p = FakeProvider::new(vec![Err(down())]);
         let r = fast(Resolver::new(Some(p.clone()), BTreeMap::new(), None));
         r.refresh([URI.to_string()]).await;
-        let e = r.lookup(URI).unwrap_err();
+        let e = r.lookup(URI).unwrap_err().to_string();
         assert!(e.contains("provider unavailable") && e.contains("HTTP 429"), "{e}");
     }
 
@@ -410,7 +392,7 @@ mod tests {
         r.refresh([URI.to_string()]).await;
         r.good_ttl = Duration::ZERO;
         assert!(r.refresh(std::iter::empty()).await);
-        assert!(r.lookup(URI).unwrap_err().contains("NotFoundException"));
+        assert!(r.lookup(URI).unwrap_err().to_string().contains("NotFoundException"));
         assert_eq!(p.calls(), 2, "a refusal is not retried");
     }
 

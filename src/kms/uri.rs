@@ -87,7 +87,7 @@ impl KmsUri {
                     }
                     Some(host.to_string())
                 };
-                let region = aws_key(key).map_err(|m| err(&m))?;
+                let region = aws_key(key).map_err(err)?;
                 Ok(KmsUri::Aws { endpoint, key_id: key.to_string(), region })
             }
             "azurekms" => {
@@ -124,17 +124,17 @@ impl KmsUri {
 }
 
 /// Check an AWS key reference; returns the region an ARN names.
-fn aws_key(key: &str) -> Result<Option<String>, String> {
+fn aws_key(key: &str) -> Result<Option<String>, &'static str> {
     let name_ok = |s: &str, extra: &[char]| {
         !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || extra.contains(&c))
     };
     if let Some(alias) = key.strip_prefix("alias/") {
-        return if name_ok(alias, &['/', ':']) { Ok(None) } else { Err("malformed alias name".into()) };
+        return if name_ok(alias, &['/', ':']) { Ok(None) } else { Err("malformed alias name") };
     }
     if let Some(arn) = key.strip_prefix("arn:") {
         let parts: Vec<&str> = arn.splitn(5, ':').collect();
         let [partition, service, region, account, resource] = parts[..] else {
-            return Err("malformed ARN (arn:PARTITION:kms:REGION:ACCOUNT:key/ID or alias/NAME)".into());
+            return Err("malformed ARN (arn:PARTITION:kms:REGION:ACCOUNT:key/ID or alias/NAME)");
         };
         let resource_ok = match resource.split_once('/') {
             Some(("key", id)) => name_ok(id, &[]),
@@ -144,17 +144,17 @@ fn aws_key(key: &str) -> Result<Option<String>, String> {
         let region_ok = name_ok(region, &[]);
         let account_ok = account.len() == 12 && account.chars().all(|c| c.is_ascii_digit());
         if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") || service != "kms" || !region_ok || !account_ok {
-            return Err("malformed ARN (arn:PARTITION:kms:REGION:ACCOUNT:key/ID or alias/NAME)".into());
+            return Err("malformed ARN (arn:PARTITION:kms:REGION:ACCOUNT:key/ID or alias/NAME)");
         }
         if !resource_ok {
-            return Err("malformed ARN resource (key/ID or alias/NAME)".into());
+            return Err("malformed ARN resource (key/ID or alias/NAME)");
         }
         return Ok(Some(region.to_string()));
     }
     if name_ok(key, &[]) {
         Ok(None)
     } else {
-        Err("expected a key id, alias/NAME or a KMS ARN".into())
+        Err("expected a key id, alias/NAME or a KMS ARN")
     }
 }
 

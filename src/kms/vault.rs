@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::http::{Http, Request};
-use super::{Env, KmsError, KmsUri, ResolvedKey};
+use super::{Env, KmsError, KmsUri, ResolvedKey, Unusable};
 use crate::verify::pubkey::{HashAlgorithm, Padding, Signing};
 
 #[derive(Deserialize)]
@@ -27,11 +27,13 @@ struct Data {
 pub async fn public_key(http: &dyn Http, env: &Env, uri: &KmsUri) -> Result<ResolvedKey, KmsError> {
     let KmsUri::Vault { name } = uri else { unreachable!("dispatched by scheme") };
     let addr = env.get("VAULT_ADDR").ok_or_else(|| KmsError::credentials(uri, "VAULT_ADDR is not set"))?;
-    let token = token(env).map_err(|m| KmsError::credentials(uri, m))?;
+    let token = token(env).map_err(|m| KmsError::credentials(uri, m.to_string()))?;
     let mount = env.get("TRANSIT_SECRET_ENGINE_PATH").unwrap_or("transit").trim_matches('/');
     let url = format!("{}/v1/{mount}/keys/{name}", addr.trim_end_matches('/'));
-    let resp =
-        http.send(Request::get(url).header("X-Vault-Token", token)).await.map_err(|e| KmsError::unavailable(uri, e))?;
+    let resp = http
+        .send(Request::get(url).header("X-Vault-Token", token))
+        .await
+        .map_err(|e| KmsError::unavailable(uri, e.to_string()))?;
     if resp.status != 200 {
         return Err(KmsError::from_status(uri, resp.status, &resp.body));
     }
@@ -64,15 +66,16 @@ pub async fn public_key(http: &dyn Http, env: &Env, uri: &KmsUri) -> Result<Reso
     })
 }
 
-fn token(env: &Env) -> Result<String, String> {
+fn token(env: &Env) -> Result<String, Unusable> {
     if let Some(t) = env.get("VAULT_TOKEN") {
         return Ok(t.to_string());
     }
     let file = match (env.get("VAULT_TOKEN_FILE"), env.get("HOME")) {
         (Some(f), _) => f.to_string(),
         (None, Some(home)) => format!("{home}/.vault-token"),
-        (None, None) => return Err("no VAULT_TOKEN and no token file".into()),
+        (None, None) => return Err(Unusable::NoVaultToken),
     };
-    let t = std::fs::read_to_string(&file).map_err(|e| format!("Vault token file {file}: {e}"))?;
+    let t = std::fs::read_to_string(&file)
+        .map_err(|e| Unusable::VaultTokenFile { file: file.clone(), message: e.to_string() })?;
     Ok(t.trim().to_string())
 }

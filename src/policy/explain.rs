@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::local::Loaded;
 use super::normal::{Check, KeyRef, NormalRequirement};
 use super::{Mode, NoMatchAction, PolicySet};
+use crate::reference::ReferenceError;
 use crate::verify;
 
 #[derive(Debug, Serialize)]
@@ -38,8 +39,8 @@ pub fn explain(
     node_no_match: NoMatchAction,
     image: &str,
     namespace: Option<&str>,
-) -> Result<Explanation, String> {
-    let reference = crate::reference::parse(image).map_err(|e| e.to_string())?;
+) -> Result<Explanation, ReferenceError> {
+    let reference = crate::reference::parse(image)?;
     let full = reference.whole();
     let repository = crate::reference::repository(&reference);
     let set = PolicySet::assemble(loaded.policies.clone(), node_no_match);
@@ -223,6 +224,6 @@ spec:
     #[test]
     fn bad_reference_is_named() {
         let (_d, l) = loaded();
-        assert!(explain(&l, NoMatchAction::Deny, "UPPER/Case:x", None).unwrap_err().contains("UPPER/Case"));
+        assert!(explain(&l, NoMatchAction::Deny, "UPPER/Case:x", None).unwrap_err().to_string().contains("UPPER/Case"));
     }
 }

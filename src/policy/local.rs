@@ -9,9 +9,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::compile::{compile, FilesOnly, WithKms};
 use super::file::parse_documents;
 use super::importers;
-use super::normal::{compile, FilesOnly, NormalPolicy, WithKms};
+use super::normal::NormalPolicy;
 use super::{Policy, PolicyError, PolicyErrors};
 use crate::kms::Resolver;
 
@@ -135,7 +136,7 @@ pub fn load_files_with(files: &[PathBuf], options: &LoadOptions, kms: &Resolver)
             };
             out.notes.extend(imported.notes.into_iter().map(|n| format!("{}: {object}: {n}", path.display())));
             for mut normal in imported.policies {
-                kms.inline(&mut normal);
+                normal.inline_kms(kms);
                 match compile(&normal, &keys) {
                     Ok(c) => {
                         out.warnings.extend(c.warnings.into_iter().map(|w| format!("policy {:?}: {w}", normal.name)));
@@ -145,7 +146,7 @@ pub fn load_files_with(files: &[PathBuf], options: &LoadOptions, kms: &Resolver)
                     Err(messages) => errors.extend(messages.into_iter().map(|m| PolicyError::Invalid {
                         path: path.clone(),
                         policy: normal.name.clone(),
-                        message: m,
+                        message: m.to_string(),
                     })),
                 }
             }

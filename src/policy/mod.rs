@@ -6,11 +6,13 @@
 //! - [`crd`]: signet's own `ClusterImagePolicy` CRD types (the YAML is generated from them).
 //! - [`importers`]: the other policy languages (sigstore, Tanzu, Portieris, Kyverno).
 //! - [`cel`]: CEL validations (Kyverno ImageValidatingPolicy) and what the node evaluates of them.
-//! - [`normal`]: the normalised form every source becomes, and its compilation.
+//! - [`normal`]: the normalised form every source becomes.
+//! - [`compile`]: the normal form compiled into the model, with keys from Secrets, files, KMS.
 //! - [`file`]: multi-document YAML files.
 //! - [`local`]: loading a policy directory.
 
 pub mod cel;
+pub mod compile;
 pub mod crd;
 pub mod explain;
 pub mod file;

@@ -18,9 +18,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::matching::ImageGlob;
-use crate::verify::keyless::Identity;
-use crate::verify::pubkey::{PublicKey, Signing};
-use crate::verify::trust::{CaPool, LogKey};
+pub use crate::verify::signer::{Keyless, SignedBy, Signer, Tlog, TrustedKey};
 
 /// What a failing policy does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default, schemars::JsonSchema)]
@@ -73,43 +71,6 @@ impl fmt::Display for NoMatchAction {
     }
 }
 
-/// A public key an authority trusts, with a short fingerprint for messages.
-#[derive(Clone)]
-pub struct TrustedKey {
-    /// With the scheme signatures are checked under (digest, RSA padding).
-    pub key: PublicKey,
-    /// First 16 hex chars of the SHA-256 of the key's DER: enough to tell keys apart in logs.
-    pub fingerprint: String,
-    /// SubjectPublicKeyInfo DER, to recognise the key in transparency-log entries.
-    pub der: Vec<u8>,
-}
-
-impl TrustedKey {
-    /// Parse a PEM public key (ECDSA P-256/P-384, RSA, Ed25519 — whatever sigstore accepts).
-    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
-        Self::from_pem_with(pem, Signing::default())
-    }
-
-    /// Parse a PEM public key whose signatures are made under `signing` (a policy's
-    /// `hashAlgorithm`, a KMS key's algorithm).
-    pub fn from_pem_with(pem: &[u8], signing: Signing) -> Result<Self, String> {
-        let block = pem::parse(pem).map_err(|e| format!("not a PEM public key: {e}"))?;
-        if block.tag() != "PUBLIC KEY" {
-            return Err(format!("PEM block is {:?}, expected \"PUBLIC KEY\"", block.tag()));
-        }
-        let key = PublicKey::from_der(block.contents(), signing)?;
-        let fingerprint = hex::encode(&Sha256::digest(block.contents())[..8]);
-        Ok(Self { key, fingerprint, der: block.into_contents() })
-    }
-}
-
-impl fmt::Debug for TrustedKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The scheme is part of what a verdict depends on, so of the policy identity too.
-        write!(f, "TrustedKey({} {})", self.fingerprint, self.key.scheme())
-    }
-}
-
 #[derive(Clone, Debug)]
 pub enum AuthorityKind {
     /// A signature (or attestations) by a signer must be found for the image's digest.
@@ -130,46 +91,6 @@ impl AuthorityKind {
     pub fn key(key: TrustedKey) -> Self {
         AuthorityKind::Signed(Box::new(SignedBy { signer: Signer::Key(key), tlog: Tlog::Ignore, attestations: vec![] }))
     }
-}
-
-/// What an authority accepts as evidence.
-#[derive(Clone, Debug)]
-pub struct SignedBy {
-    pub signer: Signer,
-    pub tlog: Tlog,
-    /// Predicate types that must each be attested by the signer. When set, attestations
-    /// are checked instead of image signatures (as in policy-controller).
-    pub attestations: Vec<String>,
-}
-
-#[derive(Clone, Debug)]
-pub enum Signer {
-    Key(TrustedKey),
-    Keyless(Keyless),
-    /// OpenPGP keys of simple-signing signatures in the lookaside store.
-    Gpg(crate::verify::gpg::GpgSigner),
-}
-
-#[derive(Clone, Debug)]
-pub struct Keyless {
-    /// Any one must match; empty means any holder of a certificate from the CA.
-    pub identities: Vec<Identity>,
-    /// The policy's own CA; `None` means the node trust root's certificate authorities.
-    pub ca: Option<CaPool>,
-    /// Require an embedded SCT from a trusted CT log.
-    pub sct: bool,
-}
-
-/// Whether the signature must be in a transparency log (verified offline from its SET).
-#[derive(Clone, Debug)]
-pub enum Tlog {
-    Ignore,
-    Require {
-        /// For messages only: the node never contacts the log.
-        url: Option<String>,
-        /// The policy's own log keys; empty means the node trust root's logs.
-        keys: Vec<LogKey>,
-    },
 }
 
 /// At least `count` of `authorities` must be satisfied.

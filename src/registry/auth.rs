@@ -88,27 +88,56 @@ fn host_of(key: &str) -> String {
     }
 }
 
+/// A docker config that cannot be used. Messages name the file or Secret and the registry
+/// entry, never a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("registry credentials {}: {source}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("registry credentials {source_name}: {message}")]
+    Parse { source_name: String, message: String },
+    #[error("registry credentials {source_name}: {key}: {problem}")]
+    Entry { source_name: String, key: String, problem: EntryProblem },
+}
+
+/// What is wrong with one `auths` entry, by its shape only.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryProblem {
+    #[error("auth is not base64")]
+    NotBase64,
+    #[error("auth is not text")]
+    NotText,
+    #[error("auth is not user:password")]
+    NoColon,
+    #[error("identity tokens (OAuth refresh tokens) are not supported; use a username and password")]
+    IdentityToken,
+}
+
 impl Credentials {
     /// Read the files that exist; a file that exists but does not parse is an error naming it.
-    pub fn load_files(files: &[PathBuf]) -> Result<Self, String> {
+    pub fn load_files(files: &[PathBuf]) -> Result<Self, CredentialsError> {
         let mut out = Credentials::default();
         for f in files {
             match std::fs::read(f) {
                 Ok(data) => out.add_config(&data, &f.display().to_string())?,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(format!("registry credentials {}: {e}", f.display())),
+                Err(source) => return Err(CredentialsError::Read { path: f.clone(), source }),
             }
         }
         Ok(out)
     }
 
     /// Add a docker config (`config.json`, or a Secret's `.dockerconfigjson`).
-    pub fn add_config(&mut self, data: &[u8], source: &str) -> Result<(), String> {
-        let cfg: DockerConfig =
-            serde_json::from_slice(data).map_err(|e| format!("registry credentials {source}: {e}"))?;
+    pub fn add_config(&mut self, data: &[u8], source: &str) -> Result<(), CredentialsError> {
+        let cfg: DockerConfig = serde_json::from_slice(data)
+            .map_err(|e| CredentialsError::Parse { source_name: source.to_string(), message: e.to_string() })?;
         for (key, entry) in cfg.auths {
             let host = host_of(&key);
-            let secret = entry_secret(&entry).map_err(|e| format!("registry credentials {source}: {key}: {e}"))?;
+            let secret = entry_secret(&entry).map_err(|problem| CredentialsError::Entry {
+                source_name: source.to_string(),
+                key: key.clone(),
+                problem,
+            })?;
             if let Some(s) = secret {
                 self.by_host.entry(host).or_insert(s);
             }
@@ -140,7 +169,7 @@ impl Credentials {
     }
 }
 
-fn entry_secret(e: &AuthEntry) -> Result<Option<Secret>, String> {
+fn entry_secret(e: &AuthEntry) -> Result<Option<Secret>, EntryProblem> {
     if let Some(t) = e.registry_token.as_ref().filter(|t| !t.is_empty()) {
         return Ok(Some(Secret::Bearer(t.clone())));
     }
@@ -149,13 +178,13 @@ fn entry_secret(e: &AuthEntry) -> Result<Option<Secret>, String> {
     }
     if let Some(a) = e.auth.as_ref().filter(|a| !a.is_empty()) {
         // Never echo the value: only say what shape was wrong.
-        let raw = base64::engine::general_purpose::STANDARD.decode(a.trim()).map_err(|_| "auth is not base64")?;
-        let text = String::from_utf8(raw).map_err(|_| "auth is not text")?;
-        let (u, p) = text.split_once(':').ok_or("auth is not user:password")?;
+        let raw = base64::engine::general_purpose::STANDARD.decode(a.trim()).map_err(|_| EntryProblem::NotBase64)?;
+        let text = String::from_utf8(raw).map_err(|_| EntryProblem::NotText)?;
+        let (u, p) = text.split_once(':').ok_or(EntryProblem::NoColon)?;
         return Ok(Some(Secret::Basic(u.to_string(), p.to_string())));
     }
     if e.identity_token.is_some() {
-        return Err("identity tokens (OAuth refresh tokens) are not supported; use a username and password".into());
+        return Err(EntryProblem::IdentityToken);
     }
     Ok(None)
 }
@@ -192,9 +221,9 @@ mod tests {
     fn errors_name_the_source_and_never_the_secret() {
         let mut c = Credentials::default();
         let e = c.add_config(br#"{"auths": {"r.io": {"auth": "not base64 s3cret!"}}}"#, "/root/.docker/config.json");
-        let e = e.unwrap_err();
+        let e = e.unwrap_err().to_string();
         assert!(e.contains("/root/.docker/config.json") && e.contains("r.io") && !e.contains("s3cret"), "{e}");
-        assert!(c.add_config(b"{", "x").unwrap_err().contains("registry credentials x"));
+        assert!(c.add_config(b"{", "x").unwrap_err().to_string().contains("registry credentials x"));
         let d = tempfile::tempdir().unwrap();
         assert!(Credentials::load_files(&[d.path().join("missing.json")]).unwrap().is_empty());
     }

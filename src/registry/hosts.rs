@@ -45,14 +45,14 @@ impl Tls {
     /// `ca` (a path or a list of paths) and `skip_verify` from a host table or the file's top
     /// level. An unreadable CA is an error naming it: containerd would fail those pulls too,
     /// and guessing would either fail every fetch or trust less than the node does.
-    fn from_settings(ca: Option<&toml::Value>, skip_verify: Option<bool>, base: &Path) -> Result<Self, String> {
+    fn from_settings(ca: Option<&toml::Value>, skip_verify: Option<bool>, base: &Path) -> Result<Self, HostsError> {
         let paths: Vec<&str> = match ca {
             None => Vec::new(),
             Some(toml::Value::String(p)) => vec![p.as_str()],
             Some(toml::Value::Array(a)) => {
-                a.iter().map(|v| v.as_str().ok_or("ca entries must be paths")).collect::<Result<_, _>>()?
+                a.iter().map(|v| v.as_str().ok_or(HostsError::CaEntries)).collect::<Result<_, _>>()?
             }
-            Some(_) => return Err("ca must be a path or a list of paths".into()),
+            Some(_) => return Err(HostsError::CaType),
         };
         let mut extra_roots = Vec::new();
         for p in paths {
@@ -62,19 +62,52 @@ impl Tls {
     }
 }
 
+/// A hosts directory or file that cannot be used; each names the file, host and CA file.
+#[derive(Debug, thiserror::Error)]
+pub enum HostsError {
+    #[error("registry hosts directory {}: {source}", .dir.display())]
+    Dir { dir: PathBuf, source: std::io::Error },
+    #[error("{}: {source}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {source}", .path.display())]
+    InFile { path: PathBuf, source: Box<HostsError> },
+    #[error("{0}")]
+    Toml(String),
+    #[error("host {url}: {source}")]
+    Host { url: String, source: Box<HostsError> },
+    #[error("server {server}: {source}")]
+    Server { server: String, source: Box<HostsError> },
+    #[error("ca entries must be paths")]
+    CaEntries,
+    #[error("ca must be a path or a list of paths")]
+    CaType,
+    #[error("ca file {}: {source}", .path.display())]
+    CaRead { path: PathBuf, source: std::io::Error },
+    #[error("ca file {}: not PEM: {message}", .path.display())]
+    CaNotPem { path: PathBuf, message: String },
+    #[error("ca file {}: no certificate in it", .path.display())]
+    CaEmpty { path: PathBuf },
+    #[error("ca file {}: bad certificate: {message}", .path.display())]
+    CaBad { path: PathBuf, message: String },
+    #[error("a host with a path is not supported")]
+    HostPath,
+}
+
 /// Every certificate in a PEM file, each checked to be X.509.
-fn read_ca(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+fn read_ca(path: &Path) -> Result<Vec<Vec<u8>>, HostsError> {
     use x509_cert::der::Decode;
-    let text = std::fs::read_to_string(path).map_err(|e| format!("ca file {}: {e}", path.display()))?;
-    let blocks = pem::parse_many(&text).map_err(|e| format!("ca file {}: not PEM: {e}", path.display()))?;
+    let path_buf = || path.to_path_buf();
+    let text = std::fs::read_to_string(path).map_err(|source| HostsError::CaRead { path: path_buf(), source })?;
+    let blocks =
+        pem::parse_many(&text).map_err(|e| HostsError::CaNotPem { path: path_buf(), message: e.to_string() })?;
     let certs: Vec<Vec<u8>> =
         blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE").map(pem::Pem::into_contents).collect();
     if certs.is_empty() {
-        return Err(format!("ca file {}: no certificate in it", path.display()));
+        return Err(HostsError::CaEmpty { path: path_buf() });
     }
     for der in &certs {
         x509_cert::Certificate::from_der(der)
-            .map_err(|e| format!("ca file {}: bad certificate: {e}", path.display()))?;
+            .map_err(|e| HostsError::CaBad { path: path_buf(), message: e.to_string() })?;
     }
     Ok(certs)
 }
@@ -118,20 +151,22 @@ fn dir_name(registry: &str) -> String {
 impl Mirrors {
     /// Read `<dir>/*/hosts.toml`. A file that does not parse is an error naming it: a node
     /// that silently ignored a mirror would fail every fetch, or worse, go elsewhere.
-    pub fn load(dir: &Path) -> Result<Self, String> {
+    pub fn load(dir: &Path) -> Result<Self, HostsError> {
         let mut out = Mirrors::default();
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(format!("registry hosts directory {}: {e}", dir.display())),
+            Err(source) => return Err(HostsError::Dir { dir: dir.to_path_buf(), source }),
         };
         for entry in entries.flatten() {
             let base = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             let file = base.join("hosts.toml");
             let endpoints = if file.is_file() {
-                let text = std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-                parse(&name, &text, &base, &mut out.notes).map_err(|e| format!("{}: {e}", file.display()))?
+                let text =
+                    std::fs::read_to_string(&file).map_err(|source| HostsError::Read { path: file.clone(), source })?;
+                parse(&name, &text, &base, &mut out.notes)
+                    .map_err(|e| HostsError::InFile { path: file.clone(), source: Box::new(e) })?
             } else if let Some(e) = docker_certs_dir(&name, &base, &mut out.notes)? {
                 vec![e]
             } else {
@@ -169,8 +204,8 @@ impl Mirrors {
     }
 }
 
-fn parse(registry: &str, text: &str, base: &Path, notes: &mut Vec<String>) -> Result<Vec<Endpoint>, String> {
-    let file: HostsFile = toml::from_str(text).map_err(|e| e.to_string())?;
+fn parse(registry: &str, text: &str, base: &Path, notes: &mut Vec<String>) -> Result<Vec<Endpoint>, HostsError> {
+    let file: HostsFile = toml::from_str(text).map_err(|e| HostsError::Toml(e.to_string()))?;
     let mut out = Vec::new();
     for (url, table) in &file.host {
         let caps = table
@@ -186,7 +221,8 @@ fn parse(registry: &str, text: &str, base: &Path, notes: &mut Vec<String>) -> Re
             }
         }
         let skip_verify = table.get("skip_verify").and_then(toml::Value::as_bool);
-        let tls = Tls::from_settings(table.get("ca"), skip_verify, base).map_err(|e| format!("host {url}: {e}"))?;
+        let tls = Tls::from_settings(table.get("ca"), skip_verify, base)
+            .map_err(|e| HostsError::Host { url: url.clone(), source: Box::new(e) })?;
         match endpoint(url) {
             Ok(e) => out.push(Endpoint { tls, ..e }),
             Err(e) => notes.push(format!("hosts.toml for {registry}: host {url} skipped: {e}")),
@@ -195,7 +231,7 @@ fn parse(registry: &str, text: &str, base: &Path, notes: &mut Vec<String>) -> Re
     let server_pulls = file.capabilities.as_ref().is_none_or(|c| c.iter().any(|c| c == "pull"));
     if server_pulls {
         let server = match &file.server {
-            Some(s) => endpoint(s).map_err(|e| format!("server {s}: {e}"))?,
+            Some(s) => endpoint(s).map_err(|e| HostsError::Server { server: s.clone(), source: Box::new(e) })?,
             None if registry == "_default" => return Ok(out),
             None => Endpoint::new(registry, false),
         };
@@ -212,7 +248,7 @@ fn parse(registry: &str, text: &str, base: &Path, notes: &mut Vec<String>) -> Re
 
 /// A registry directory without hosts.toml, in Docker's layout: its `*.crt` files are CAs for
 /// the registry itself. `None` when it has none.
-fn docker_certs_dir(registry: &str, base: &Path, notes: &mut Vec<String>) -> Result<Option<Endpoint>, String> {
+fn docker_certs_dir(registry: &str, base: &Path, notes: &mut Vec<String>) -> Result<Option<Endpoint>, HostsError> {
     let Ok(entries) = std::fs::read_dir(base) else { return Ok(None) };
     let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
     files.sort();
@@ -236,7 +272,7 @@ fn docker_certs_dir(registry: &str, base: &Path, notes: &mut Vec<String>) -> Res
 }
 
 /// `scheme://host[:port]` with no path (a path prefix cannot be expressed to the registry client).
-fn endpoint(url: &str) -> Result<Endpoint, String> {
+fn endpoint(url: &str) -> Result<Endpoint, HostsError> {
     let (plain_http, rest) = if let Some(r) = url.strip_prefix("http://") {
         (true, r)
     } else if let Some(r) = url.strip_prefix("https://") {
@@ -247,7 +283,7 @@ fn endpoint(url: &str) -> Result<Endpoint, String> {
     let rest = rest.trim_end_matches('/');
     let host = rest.strip_suffix("/v2").unwrap_or(rest);
     if host.is_empty() || host.contains('/') {
-        return Err("a host with a path is not supported".into());
+        return Err(HostsError::HostPath);
     }
     // Docker Hub's documented server name; the client resolves docker.io to it itself.
     let host = if host == "registry-1.docker.io" { "docker.io" } else { host };
@@ -316,6 +352,10 @@ mod tests {
     }
 
     fn load(files: &[(&str, &str)]) -> Result<Mirrors, String> {
+        load_typed(files).map_err(|e| e.to_string())
+    }
+
+    fn load_typed(files: &[(&str, &str)]) -> Result<Mirrors, HostsError> {
         let d = tempfile::tempdir().unwrap();
         for (path, text) in files {
             let p = d.path().join(path);
@@ -390,7 +430,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("r.io")).unwrap();
         std::fs::write(d.path().join("r.io/hosts.toml"), "server = [").unwrap();
-        let e = Mirrors::load(d.path()).unwrap_err();
+        let e = Mirrors::load(d.path()).unwrap_err().to_string();
         assert!(e.contains("r.io/hosts.toml"), "{e}");
     }
 

@@ -43,6 +43,17 @@ impl Scope {
     }
 }
 
+/// A registries.d directory or file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LookasideError {
+    #[error("registries.d {}: {source}", .dir.display())]
+    Dir { dir: PathBuf, source: std::io::Error },
+    #[error("{}: {source}", .path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {source}", .path.display())]
+    Parse { path: PathBuf, source: serde_yaml::Error },
+}
+
 /// Lookaside bases by scope.
 #[derive(Clone, Debug, Default)]
 pub struct Lookaside {
@@ -53,17 +64,19 @@ pub struct Lookaside {
 impl Lookaside {
     /// Read every `*.yaml` in `dir` (missing dir: none configured). A file that does not
     /// parse is an error naming it.
-    pub fn load(dir: &Path) -> Result<Self, String> {
+    pub fn load(dir: &Path) -> Result<Self, LookasideError> {
         let mut out = Lookaside::default();
         let mut paths: Vec<_> = match std::fs::read_dir(dir) {
             Ok(e) => e.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "yaml")).collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(format!("registries.d {}: {e}", dir.display())),
+            Err(source) => return Err(LookasideError::Dir { dir: dir.to_path_buf(), source }),
         };
         paths.sort();
         for p in paths {
-            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-            let f: File = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+            let text =
+                std::fs::read_to_string(&p).map_err(|source| LookasideError::Read { path: p.clone(), source })?;
+            let f: File =
+                serde_yaml::from_str(&text).map_err(|source| LookasideError::Parse { path: p.clone(), source })?;
             if let Some(base) = f.default_docker.and_then(|s| s.base()) {
                 out.default.get_or_insert(base);
             }
@@ -176,7 +189,7 @@ mod tests {
             "file:///var/sigs/team/app@sha256=ab/signature-2"
         );
         std::fs::write(d.path().join("b.yaml"), "docker: [").unwrap();
-        assert!(Lookaside::load(d.path()).unwrap_err().contains("b.yaml"));
+        assert!(Lookaside::load(d.path()).unwrap_err().to_string().contains("b.yaml"));
         assert!(Lookaside::load(&d.path().join("none")).unwrap().is_empty());
     }
 

@@ -726,7 +726,7 @@ pub fn bundle_attestation(bundle: &[u8]) -> Option<SignatureLayer> {
     let envelope = v.get("dsseEnvelope")?;
     let material = v.get("verificationMaterial");
     let pem_of = |c: &serde_json::Value| {
-        let der = crate::verify::trust::b64(c.get("rawBytes")?.as_str()?).ok()?;
+        let der = crate::encoding::b64(c.get("rawBytes")?.as_str()?).ok()?;
         Some(pem::encode(&pem::Pem::new("CERTIFICATE", der)))
     };
     let mut certs: Vec<String> = material
@@ -764,7 +764,7 @@ fn log_entry(material: &serde_json::Value) -> Option<String> {
         let v = entry.get(key)?;
         v.as_i64().or_else(|| v.as_str()?.parse().ok())
     };
-    let log_id = crate::verify::trust::b64(entry.get("logId")?.get("keyId")?.as_str()?).ok()?;
+    let log_id = crate::encoding::b64(entry.get("logId")?.get("keyId")?.as_str()?).ok()?;
     let legacy = sigstore::cosign::bundle::Bundle {
         signed_entry_timestamp: entry.get("inclusionPromise")?.get("signedEntryTimestamp")?.as_str()?.to_string(),
         payload: sigstore::cosign::bundle::Payload {

@@ -607,7 +607,7 @@ async fn a_kms_key_is_resolved_at_sync_and_inlined_into_the_last_known_good_file
 async fn a_policy_whose_patterns_do_not_compile_denies_its_whole_scope() {
     use crate::policy::AuthorityKind;
     let api = FakeApi::start().await;
-    let long = format!("a.io/{}", "*x".repeat(crate::policy::normal::MAX_PATTERN_BYTES));
+    let long = format!("a.io/{}", "*x".repeat(crate::policy::compile::MAX_PATTERN_BYTES));
     api.apply(
         "bad-pattern",
         json!({"images": [{"glob": long}, {"glob": "b.io/**"}], "authorities": [{"static": {"action": "pass"}}]}),

@@ -27,8 +27,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::{lkg, ClusterOrigin, ClusterPolicies};
 use crate::kms::Resolver;
+use crate::policy::compile::{Compiled, KeySource, KeyUnavailable, WithKms};
 use crate::policy::importers::{self, Kind, KINDS};
-use crate::policy::normal::{compile, KeyRef, KeySource, NormalPolicy, Pattern, WithKms};
+use crate::policy::normal::{KeyRef, NormalPolicy, Pattern};
 use crate::registry::auth::Credentials;
 
 /// How often the set of served kinds is looked at again (a CRD installed later is picked
@@ -314,14 +315,14 @@ async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, t
     publish_pull_credentials(&normal, secrets, &config.pull_credentials);
     // KMS keys are asked for here, at sync, never while a container waits; a provider
     // that is down costs this sync its bounded retries, then its failure is held briefly.
-    config.kms.refresh(Resolver::uris(&normal)).await;
+    config.kms.refresh(NormalPolicy::kms_uris(&normal)).await;
     let keys = WithKms { keys: secrets, kms: &config.kms };
     let mut inlined = Vec::new();
     let mut policies = Vec::new();
     let mut problems: HashMap<String, Vec<String>> = HashMap::new();
     for p in normal {
         let mut p = inline_secrets(p, secrets);
-        config.kms.inline(&mut p);
+        p.inline_kms(&config.kms);
         let v = compile_or_keep(p, state.last_sent.as_deref(), &keys);
         problems.entry(v.normal.origin.clone()).or_default().extend(v.problems);
         if let Some(policy) = v.policy {
@@ -351,6 +352,12 @@ struct NodeVersion {
     normal: NormalPolicy,
     /// For the object's status.
     problems: Vec<String>,
+}
+
+/// Compile errors as text for this file's status and log messages (a seam until this file
+/// speaks [`crate::policy::compile::CompileError`]).
+fn compile(p: &NormalPolicy, keys: &dyn KeySource) -> Result<Compiled, Vec<String>> {
+    crate::policy::compile::compile(p, keys).map_err(|errors| errors.iter().map(ToString::to_string).collect())
 }
 
 /// Compile one policy for this node. A policy that does not compile here is never
@@ -415,12 +422,16 @@ fn compile_or_keep(p: NormalPolicy, last_sent: Option<&[NormalPolicy]>, keys: &d
 struct Secrets(HashMap<(String, String), BTreeMap<String, String>>);
 
 impl KeySource for Secrets {
-    fn secret(&self, namespace: &str, name: &str, key: Option<&str>) -> Result<Option<String>, String> {
+    fn secret(&self, namespace: &str, name: &str, key: Option<&str>) -> Result<Option<String>, KeyUnavailable> {
         let Some(data) = self.0.get(&(namespace.to_string(), name.to_string())) else { return Ok(None) };
         match key {
             Some(k) => Ok(data.get(k).cloned()),
             None if data.len() == 1 => Ok(data.values().next().cloned()),
-            None => Err(format!("Secret {namespace}/{name} has {} entries; it must hold exactly one key", data.len())),
+            None => Err(KeyUnavailable::AmbiguousSecret {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+                entries: data.len(),
+            }),
         }
     }
     fn base_dir(&self) -> &std::path::Path {

@@ -115,23 +115,13 @@ fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::normal::{Check, NormalAuthority, NormalRequirement, Pattern, StaticAction};
+    use crate::policy::normal::{Check, NormalAuthority, StaticAction};
+    use crate::testutil::normal_policy;
 
     fn policy() -> NormalPolicy {
         NormalPolicy {
-            name: "p".into(),
             origin: "signet.dev/v1alpha1 ClusterImagePolicy p".into(),
-            images: vec![Pattern::Glob("reg.io/**".into())],
-            exclude_images: vec![],
-            namespaces: Default::default(),
-            mode: Default::default(),
-            requirements: vec![NormalRequirement::any_of(vec![NormalAuthority::new(
-                "a",
-                Check::Static(StaticAction::Pass),
-            )])],
-            exclusive: None,
-            no_match_action: None,
-            pull_secrets: Vec::new(),
+            ..normal_policy("p", "reg.io/**", vec![NormalAuthority::new("a", Check::Static(StaticAction::Pass))])
         }
     }
 

@@ -59,6 +59,8 @@ pub struct PolicyState {
     cluster: Cluster,
     /// Last reported local problem, so each distinct problem is logged once.
     last_local_report: Option<String>,
+    /// Local and cluster policies with the same name, as last logged.
+    reported_clashes: Vec<String>,
     /// KMS keys of local policies as held now: every lookup registers its URI, and the
     /// daemon's refresh task resolves them; the next reload compiles with what it got.
     kms: Arc<Resolver>,
@@ -89,8 +91,16 @@ impl PolicyState {
             Some(None) => Cluster::Waiting,
             Some(Some(c)) => Cluster::Ready(c),
         };
-        let mut state =
-            Self { dir, node_no_match, local: Err(String::new()), cluster, last_local_report: None, kms, tx };
+        let mut state = Self {
+            dir,
+            node_no_match,
+            local: Err(String::new()),
+            cluster,
+            last_local_report: None,
+            reported_clashes: Vec::new(),
+            kms,
+            tx,
+        };
         state.reload_local();
         (state, rx)
     }
@@ -149,14 +159,25 @@ impl PolicyState {
     }
 
     fn publish(&mut self) {
+        let mut clashes = Vec::new();
         let set = match (&self.local, &self.cluster) {
             (Err(e), _) => PolicySet::unavailable(e.clone()),
             (Ok(local), Cluster::Disabled) => PolicySet::assemble(local.clone(), self.node_no_match),
             // Whatever a local policy's noMatchAction says: the missing cluster policies
             // might have covered the image.
             (Ok(local), Cluster::Waiting) => PolicySet::assemble_with(local.clone(), NoMatchAction::Deny),
-            (Ok(local), Cluster::Ready(c)) => PolicySet::assemble(merge(local, &c.policies), self.node_no_match),
+            (Ok(local), Cluster::Ready(c)) => {
+                let (all, found) = merge(local, &c.policies);
+                clashes = found;
+                PolicySet::assemble(all, self.node_no_match)
+            }
         };
+        // Publishing runs at every poll of the directory: a clash is logged when it
+        // appears, not every two seconds while it lasts.
+        for reason in clashes.iter().filter(|r| !self.reported_clashes.contains(r)) {
+            tracing::error!("{reason}");
+        }
+        self.reported_clashes = clashes;
         if set.hash != self.tx.borrow().hash || set.load_error != self.tx.borrow().load_error {
             let cluster = match &self.cluster {
                 Cluster::Disabled => "disabled",
@@ -175,21 +196,23 @@ impl PolicyState {
 /// Local policies, then the cluster's. A cluster policy named like a local one is refused:
 /// it stays in force only as a stand-in that denies what it covers and names the clash, so
 /// neither a rename nor a collision can loosen the node.
-fn merge(local: &[Policy], cluster: &[Policy]) -> Vec<Policy> {
+/// Returns the merged policies and the clashes, for the caller to report once.
+fn merge(local: &[Policy], cluster: &[Policy]) -> (Vec<Policy>, Vec<String>) {
     let mut all = local.to_vec();
+    let mut clashes = Vec::new();
     for p in cluster {
         if local.iter().any(|l| l.name == p.name) {
             let reason = format!(
                 "policy {:?} is defined both in the local policy directory and in the cluster; rename one",
                 p.name
             );
-            tracing::error!(policy = %p.name, "{reason}");
+            clashes.push(reason.clone());
             all.push(p.clone().fail_closed(reason));
         } else {
             all.push(p.clone());
         }
     }
-    all
+    (all, clashes)
 }
 
 #[cfg(test)]
@@ -235,25 +258,16 @@ mod tests {
 
     #[test]
     fn boot_enforces_the_last_known_good_cluster_policy() {
-        use crate::policy::normal::{Check, NormalAuthority, NormalPolicy, NormalRequirement, Pattern, StaticAction};
+        use crate::policy::normal::{Check, NormalAuthority, StaticAction};
+        use crate::testutil::normal_policy;
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("p.yaml"), GOOD).unwrap();
         let lkg_path = d.path().join("state/cluster-policy.json");
-        let normal = NormalPolicy {
-            name: "from-cluster".into(),
-            origin: "test".into(),
-            images: vec![Pattern::Glob("cluster.io/**".into())],
-            exclude_images: vec![],
-            namespaces: Default::default(),
-            mode: Mode::Enforce,
-            requirements: vec![NormalRequirement::any_of(vec![NormalAuthority::new(
-                "a",
-                Check::Static(StaticAction::Fail),
-            )])],
-            exclusive: None,
-            no_match_action: None,
-            pull_secrets: Vec::new(),
-        };
+        let normal = normal_policy(
+            "from-cluster",
+            "cluster.io/**",
+            vec![NormalAuthority::new("a", Check::Static(StaticAction::Fail))],
+        );
         lkg::store(&lkg_path, &[normal]).unwrap();
         let lkg = kube::load_last_known_good(&lkg_path);
         assert_eq!(lkg.as_ref().map(|c| c.origin), Some(ClusterOrigin::LastKnownGood));
@@ -272,26 +286,20 @@ mod tests {
     #[test]
     fn a_kms_key_in_the_last_known_good_file_enforces_without_the_provider() {
         use crate::kms::ResolvedKey;
-        use crate::policy::normal::{Check, KeyCheck, KeyRef, KmsKey, NormalAuthority, NormalRequirement, Pattern};
+        use crate::policy::normal::{Check, KeyCheck, KeyRef, KmsKey, NormalAuthority};
         use crate::policy::Signer;
+        use crate::testutil::normal_policy;
         use crate::testutil::TEST_PUB;
         let d = tempfile::tempdir().unwrap();
         let uri = "awskms:///alias/signer";
-        let mut p = NormalPolicy {
-            name: "kms".into(),
-            origin: "test".into(),
-            images: vec![Pattern::Glob("cluster.io/**".into())],
-            exclude_images: vec![],
-            namespaces: Default::default(),
-            mode: Mode::Enforce,
-            requirements: vec![NormalRequirement::any_of(vec![NormalAuthority::new(
+        let mut p = normal_policy(
+            "kms",
+            "cluster.io/**",
+            vec![NormalAuthority::new(
                 "a",
                 Check::Key(KeyCheck::new(KeyRef::Kms(KmsKey::parse(uri, "key.kms").unwrap()), None)),
-            )])],
-            exclusive: None,
-            no_match_action: None,
-            pull_secrets: Vec::new(),
-        };
+            )],
+        );
         let pinned = std::collections::BTreeMap::from([(
             uri.to_string(),
             ResolvedKey {
@@ -301,7 +309,7 @@ mod tests {
                 source: "s".into(),
             },
         )]);
-        Resolver::new(None, pinned, None).inline(&mut p);
+        p.inline_kms(&Resolver::new(None, pinned, None));
         let path = d.path().join("cluster-policy.json");
         lkg::store(&path, &[p]).unwrap();
         let c = kube::load_last_known_good(&path).unwrap();
@@ -320,6 +328,37 @@ mod tests {
         assert_eq!(rx.borrow().no_match, NoMatchAction::Deny);
         s.set_cluster(cluster_policy("c"));
         assert_eq!(rx.borrow().no_match, NoMatchAction::Allow, "once synced, the policy's action applies");
+    }
+
+    /// A clash is logged when it appears, not again at every poll of the directory while it
+    /// lasts (publishing runs every two seconds).
+    #[test]
+    fn a_name_clash_is_logged_once_not_at_every_poll() {
+        #[derive(Clone, Default)]
+        struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::write(d.path().join("p.yaml"), GOOD).unwrap();
+            let (mut s, _rx) = PolicyState::start(d.path().into(), NoMatchAction::Allow, Some(None));
+            s.set_cluster(cluster_policy("p"));
+            for _ in 0..3 {
+                s.reload_local();
+            }
+        });
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.matches("is defined both in the local policy directory").count(), 1, "{text}");
     }
 
     /// Regression (#13.4): a cluster policy named like a local one is refused with a clear

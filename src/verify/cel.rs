@@ -130,7 +130,9 @@ fn gather(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -
         Facts { reference: evidence.reference.clone(), namespace: evidence.namespace.clone(), ..Default::default() };
     if c.uses(VERIFY_IMAGE_SIGNATURES) {
         for (name, kind) in &c.attestors {
-            facts.signatures.insert(name.clone(), check_authority(kind, evidence, digest, cx));
+            facts
+                .signatures
+                .insert(name.clone(), check_authority(kind, evidence, digest, cx).map_err(|e| e.to_string()));
         }
     }
     if c.uses(VERIFY_ATTESTATION_SIGNATURES) {

@@ -8,7 +8,7 @@
 use sigstore::crypto::Signature;
 
 use super::pubkey::PublicKey;
-use super::trust::b64;
+use crate::encoding::b64;
 
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// The predicate type of cosign 3's image signatures (an empty predicate about the digest).
@@ -88,7 +88,7 @@ pub struct Opened {
 pub fn open(envelope: &[u8]) -> Result<Opened, AttestationError> {
     let env: Envelope =
         serde_json::from_slice(envelope).map_err(|e| AttestationError::Malformed(format!("envelope: {e}")))?;
-    let body = b64(&env.payload).map_err(AttestationError::Malformed)?;
+    let body = b64(&env.payload).map_err(|e| AttestationError::Malformed(e.to_string()))?;
     Ok(Opened { payload_type: env.payload_type, body, signatures: env.signatures.into_iter().map(|s| s.sig).collect() })
 }
 

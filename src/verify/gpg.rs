@@ -36,6 +36,17 @@ pub enum GpgError {
     OtherIdentity { signed: String, expected: String, rule: SignedIdentity },
 }
 
+/// OpenPGP key text a policy brings that yields no usable key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GpgKeyError {
+    #[error("not an armored OpenPGP public key: {0}")]
+    NotArmored(String),
+    #[error("bad OpenPGP public key: {0}")]
+    BadKey(String),
+    #[error("no OpenPGP public key in the text")]
+    Empty,
+}
+
 /// How the signed `docker-reference` must relate to the image (containers/image names).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SignedIdentity {
@@ -81,18 +92,17 @@ impl fmt::Debug for GpgKey {
 
 impl GpgKey {
     /// Every key in ASCII-armored text (a keyring export may hold several).
-    pub fn parse_armored(text: &str) -> Result<Vec<Self>, String> {
-        let (keys, _) =
-            SignedPublicKey::from_string_many(text).map_err(|e| format!("not an armored OpenPGP public key: {e}"))?;
+    pub fn parse_armored(text: &str) -> Result<Vec<Self>, GpgKeyError> {
+        let (keys, _) = SignedPublicKey::from_string_many(text).map_err(|e| GpgKeyError::NotArmored(e.to_string()))?;
         let keys = keys
             .map(|k| {
-                let key = k.map_err(|e| format!("bad OpenPGP public key: {e}"))?;
+                let key = k.map_err(|e| GpgKeyError::BadKey(e.to_string()))?;
                 let fingerprint = format!("{:X}", key.fingerprint());
                 Ok(GpgKey { key, fingerprint })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, GpgKeyError>>()?;
         if keys.is_empty() {
-            return Err("no OpenPGP public key in the text".into());
+            return Err(GpgKeyError::Empty);
         }
         Ok(keys)
     }

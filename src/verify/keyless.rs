@@ -34,6 +34,17 @@ pub enum CertError {
     Identity { found: String },
 }
 
+/// A policy's identity field pair that does not make one matcher.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatcherError {
+    #[error("{what}RegExp: {message}")]
+    BadRegex { what: String, message: String },
+    #[error("{what} and {what}RegExp are both set; set one")]
+    Both { what: String },
+    #[error("{what} or {what}RegExp is required")]
+    Neither { what: String },
+}
+
 /// A regular expression or an exact string, as policies write identities.
 #[derive(Clone, Debug)]
 pub enum Matcher {
@@ -52,12 +63,14 @@ impl Matcher {
     }
 
     /// From a policy's pair of fields; exactly one must be set.
-    pub fn from_fields(exact: Option<&str>, regexp: Option<&str>, what: &str) -> Result<Self, String> {
+    pub fn from_fields(exact: Option<&str>, regexp: Option<&str>, what: &str) -> Result<Self, MatcherError> {
         match (exact, regexp) {
             (Some(e), None) => Ok(Matcher::Exact(e.to_string())),
-            (None, Some(r)) => regex::Regex::new(r).map(Matcher::Regex).map_err(|e| format!("{what}RegExp: {e}")),
-            (Some(_), Some(_)) => Err(format!("{what} and {what}RegExp are both set; set one")),
-            (None, None) => Err(format!("{what} or {what}RegExp is required")),
+            (None, Some(r)) => regex::Regex::new(r)
+                .map(Matcher::Regex)
+                .map_err(|e| MatcherError::BadRegex { what: what.to_string(), message: e.to_string() }),
+            (Some(_), Some(_)) => Err(MatcherError::Both { what: what.to_string() }),
+            (None, None) => Err(MatcherError::Neither { what: what.to_string() }),
         }
     }
 }
@@ -243,7 +256,7 @@ mod tests {
         assert!(id.check(&[m(Some("https://evil.example"), None, Some(URI), None)]).is_err());
         // Any one identity of several suffices.
         assert!(id.check(&[m(Some("x"), None, Some("y"), None), m(Some(ISSUER), None, Some(URI), None)]).is_ok());
-        assert!(Matcher::from_fields(None, Some("("), "subject").unwrap_err().contains("subjectRegExp"));
+        assert!(Matcher::from_fields(None, Some("("), "subject").unwrap_err().to_string().contains("subjectRegExp"));
         assert!(Matcher::from_fields(Some("a"), Some("b"), "issuer").is_err());
     }
 }

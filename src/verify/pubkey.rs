@@ -29,6 +29,29 @@ pub enum HashAlgorithmError {
     Unsupported { field: String, value: String },
 }
 
+/// A public key that cannot verify under the scheme asked of it, or a signature it does not
+/// accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("not a PEM public key: {0}")]
+    NotPem(String),
+    #[error("PEM block is {0:?}, expected \"PUBLIC KEY\"")]
+    NotPublicKey(String),
+    #[error("unsupported public key: {0}")]
+    Unsupported(String),
+    #[error("RSA padding is set for a key that is not RSA")]
+    PaddingWithoutRsa,
+    #[error("no stated scheme for a {0} key")]
+    NoScheme(String),
+    #[error("signature is not base64: {0}")]
+    SignatureNotBase64(String),
+    #[error("signature does not verify")]
+    BadSignature,
+    /// sigstore's verifier refused the signature, in its words.
+    #[error("{0}")]
+    Refused(String),
+}
+
 impl HashAlgorithm {
     /// Parse a policy's value; `field` names it in the error (`key.hashAlgorithm`).
     pub fn parse(value: &str, field: &str) -> Result<Self, HashAlgorithmError> {
@@ -104,9 +127,9 @@ impl fmt::Debug for PublicKey {
 
 impl PublicKey {
     /// A SubjectPublicKeyInfo under `signing`.
-    pub fn from_der(der: &[u8], signing: Signing) -> Result<Self, String> {
+    pub fn from_der(der: &[u8], signing: Signing) -> Result<Self, KeyError> {
         use aws_lc_rs::signature as s;
-        let default = CosignVerificationKey::try_from_der(der).map_err(|e| format!("unsupported public key: {e}"))?;
+        let default = CosignVerificationKey::try_from_der(der).map_err(|e| KeyError::Unsupported(e.to_string()))?;
         if signing.is_default() {
             return Ok(PublicKey::Default(default));
         }
@@ -140,8 +163,8 @@ impl PublicKey {
             }
             // Ed25519 hashes internally: policy-controller ignores hashAlgorithm for it too.
             (CosignVerificationKey::ED25519(_), None) => return Ok(PublicKey::Default(default)),
-            (_, Some(_)) => return Err("RSA padding is set for a key that is not RSA".into()),
-            (other, None) => return Err(format!("no stated scheme for a {other:?} key")),
+            (_, Some(_)) => return Err(KeyError::PaddingWithoutRsa),
+            (other, None) => return Err(KeyError::NoScheme(format!("{other:?}"))),
         };
         Ok(PublicKey::Stated { der: der.to_vec(), algorithm, scheme })
     }
@@ -163,9 +186,9 @@ impl PublicKey {
     }
 
     /// Whether `signature` over `msg` was made by this key under its scheme.
-    pub fn verify_signature(&self, signature: Signature<'_>, msg: &[u8]) -> Result<(), String> {
+    pub fn verify_signature(&self, signature: Signature<'_>, msg: &[u8]) -> Result<(), KeyError> {
         match self {
-            PublicKey::Default(k) => k.verify_signature(signature, msg).map_err(|e| e.to_string()),
+            PublicKey::Default(k) => k.verify_signature(signature, msg).map_err(|e| KeyError::Refused(e.to_string())),
             PublicKey::Stated { der, algorithm, .. } => {
                 let decoded;
                 let raw = match signature {
@@ -173,13 +196,13 @@ impl PublicKey {
                     Signature::Base64Encoded(b) => {
                         decoded = base64::engine::general_purpose::STANDARD
                             .decode(b.trim_ascii())
-                            .map_err(|e| format!("signature is not base64: {e}"))?;
+                            .map_err(|e| KeyError::SignatureNotBase64(e.to_string()))?;
                         &decoded
                     }
                 };
                 aws_lc_rs::signature::UnparsedPublicKey::new(*algorithm, der)
                     .verify(msg, raw)
-                    .map_err(|_| "signature does not verify".to_string())
+                    .map_err(|_| KeyError::BadSignature)
             }
         }
     }
@@ -248,7 +271,7 @@ mod tests {
         assert!(matches!(key, PublicKey::Default(_)));
         assert!(verifies(&key, &k.sign(b"m", &s::RSA_PKCS1_SHA256), b"m"));
         let err = PublicKey::from_der(&k.spki(), signing(None, Some(Padding::Pss))).unwrap_err();
-        assert!(err.contains("not RSA"), "{err}");
+        assert!(err.to_string().contains("not RSA"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use sigstore::cosign::bundle::Bundle;
 use sigstore::crypto::Signature;
 
-use super::trust::{b64, LogKey};
+use super::trust::LogKey;
+use crate::encoding::b64;
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
 pub enum TlogError {
@@ -156,7 +157,7 @@ struct DsseSignature {
 /// detached signature over `payload`, or a `dsse` or `intoto` entry when `payload` is a DSSE envelope
 /// (then `signature_b64` is unused: the signatures are inside).
 fn check_body(body_b64: &str, signature_b64: &str, payload: &[u8], signer: EntrySigner<'_>) -> Result<(), TlogError> {
-    let malformed = |m: String| TlogError::Malformed(m);
+    let malformed = |e: crate::encoding::Base64Error| TlogError::Malformed(e.to_string());
     let body: Body = serde_json::from_slice(&b64(body_b64).map_err(malformed)?)
         .map_err(|e| TlogError::Malformed(format!("entry body: {e}")))?;
     let spec_error = |e: serde_json::Error| TlogError::Malformed(format!("entry body: {e}"));
@@ -223,7 +224,7 @@ fn check_hash(hash: &Hash, payload: &[u8]) -> Result<(), TlogError> {
 
 /// `logged_b64` is the base64 PEM the log recorded as the signer.
 fn check_signer(logged_b64: &str, signer: &EntrySigner<'_>) -> Result<(), TlogError> {
-    let pem_text = b64(logged_b64).map_err(TlogError::Malformed)?;
+    let pem_text = b64(logged_b64).map_err(|e| TlogError::Malformed(e.to_string()))?;
     let block = pem::parse(&pem_text).map_err(|e| TlogError::Malformed(format!("entry signer: {e}")))?;
     let same = match signer {
         EntrySigner::PublicKey(der) => block.tag() == "PUBLIC KEY" && block.contents() == *der,

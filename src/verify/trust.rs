@@ -8,7 +8,6 @@
 use std::fmt;
 use std::path::Path;
 
-use base64::Engine;
 use prost_reflect::ReflectMessage;
 use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
@@ -25,6 +24,23 @@ pub enum TrustError {
     Entry { path: String, what: String, message: String },
 }
 
+/// CA certificates or a log key (a policy's, or the trust root's) that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MaterialError {
+    #[error("not PEM: {0}")]
+    NotPem(String),
+    #[error("bad certificate: {0}")]
+    BadCertificate(String),
+    #[error("no self-signed root certificate among the CA certificates")]
+    NoRoot,
+    #[error("not a PEM public key: {0}")]
+    NotPemKey(String),
+    #[error("PEM block is {0:?}, expected \"PUBLIC KEY\"")]
+    NotPublicKey(String),
+    #[error("unsupported log key: {0}")]
+    UnsupportedLogKey(String),
+}
+
 /// Certificate authorities: self-signed roots are anchors, everything else an intermediate
 /// that may be used to build a path but is never trusted on its own.
 #[derive(Clone, Default)]
@@ -35,21 +51,21 @@ pub struct CaPool {
 
 impl CaPool {
     /// Every certificate of a PEM bundle; self-signed ones become roots.
-    pub fn from_pem(text: &str) -> Result<Self, String> {
-        let blocks = pem::parse_many(text).map_err(|e| format!("not PEM: {e}"))?;
+    pub fn from_pem(text: &str) -> Result<Self, MaterialError> {
+        let blocks = pem::parse_many(text).map_err(|e| MaterialError::NotPem(e.to_string()))?;
         let mut pool = CaPool::default();
         for b in blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE") {
             pool.add(b.into_contents())?;
         }
         if pool.roots.is_empty() {
-            return Err("no self-signed root certificate among the CA certificates".into());
+            return Err(MaterialError::NoRoot);
         }
         Ok(pool)
     }
 
-    fn add(&mut self, der: Vec<u8>) -> Result<(), String> {
+    fn add(&mut self, der: Vec<u8>) -> Result<(), MaterialError> {
         use x509_cert::der::Decode;
-        let cert = x509_cert::Certificate::from_der(&der).map_err(|e| format!("bad certificate: {e}"))?;
+        let cert = x509_cert::Certificate::from_der(&der).map_err(|e| MaterialError::BadCertificate(e.to_string()))?;
         let tbs = cert.tbs_certificate();
         if tbs.subject() == tbs.issuer() {
             self.roots.push(CertificateDer::from(der));
@@ -111,15 +127,16 @@ pub struct LogKey {
 }
 
 impl LogKey {
-    pub fn from_der(der: &[u8]) -> Result<Self, String> {
-        let key = CosignVerificationKey::try_from_der(der).map_err(|e| format!("unsupported log key: {e}"))?;
+    pub fn from_der(der: &[u8]) -> Result<Self, MaterialError> {
+        let key =
+            CosignVerificationKey::try_from_der(der).map_err(|e| MaterialError::UnsupportedLogKey(e.to_string()))?;
         Ok(Self { id: hex::encode(Sha256::digest(der)), key, valid: Validity::default() })
     }
 
-    pub fn from_pem(text: &str) -> Result<Self, String> {
-        let block = pem::parse(text).map_err(|e| format!("not a PEM public key: {e}"))?;
+    pub fn from_pem(text: &str) -> Result<Self, MaterialError> {
+        let block = pem::parse(text).map_err(|e| MaterialError::NotPemKey(e.to_string()))?;
         if block.tag() != "PUBLIC KEY" {
-            return Err(format!("PEM block is {:?}, expected \"PUBLIC KEY\"", block.tag()));
+            return Err(MaterialError::NotPublicKey(block.tag().to_string()));
         }
         Self::from_der(block.contents())
     }
@@ -201,7 +218,8 @@ impl TrustRoot {
             }
             let mut pool = CaPool::default();
             for c in chain {
-                pool.add(c.raw_bytes.clone()).map_err(|m| entry(format!("certificateAuthorities[{i}]"), m))?;
+                pool.add(c.raw_bytes.clone())
+                    .map_err(|m| entry(format!("certificateAuthorities[{i}]"), m.to_string()))?;
             }
             out.fulcio.push((Validity::from_proto(ca.valid_for.as_ref()), pool));
         }
@@ -215,7 +233,7 @@ impl TrustRoot {
                     .as_ref()
                     .and_then(|k| k.raw_bytes.as_ref())
                     .ok_or_else(|| entry(format!("{field}[{i}]"), "no publicKey.rawBytes".into()))?;
-                let mut key = LogKey::from_der(der).map_err(|m| entry(format!("{field}[{i}]"), m))?;
+                let mut key = LogKey::from_der(der).map_err(|m| entry(format!("{field}[{i}]"), m.to_string()))?;
                 key.valid = Validity::from_proto(log.public_key.as_ref().and_then(|k| k.valid_for.as_ref()));
                 keys.push(key);
             }
@@ -225,11 +243,6 @@ impl TrustRoot {
         out.ctlogs = logs(&root.ctlogs, "ctlogs")?;
         Ok(out)
     }
-}
-
-/// Decode standard base64 (the encoding of every sigstore field).
-pub(crate) fn b64(s: &str) -> Result<Vec<u8>, String> {
-    base64::engine::general_purpose::STANDARD.decode(s.trim()).map_err(|e| format!("bad base64: {e}"))
 }
 
 #[cfg(test)]
@@ -286,6 +299,6 @@ mod tests {
     #[test]
     fn ca_pool_needs_a_root() {
         assert!(CaPool::from_pem(&vector("chain.pem")).unwrap().roots.len() == 1);
-        assert!(CaPool::from_pem(&vector("inter.pem")).unwrap_err().contains("no self-signed root"));
+        assert!(CaPool::from_pem(&vector("inter.pem")).unwrap_err().to_string().contains("no self-signed root"));
     }
 }

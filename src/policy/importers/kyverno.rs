@@ -25,12 +25,13 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta};
+use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta, PemKeysError};
 use crate::policy::model::{Mode, Namespaces};
 use crate::policy::normal::{
     Check, KeyCheck, KeyRef, KeylessCheck, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement,
     Pattern, SecretName, StaticAction,
 };
+use crate::verify::keyless::MatcherError;
 use crate::verify::pubkey::{HashAlgorithm, HashAlgorithmError};
 
 const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
@@ -225,11 +226,33 @@ struct Rekor {
     ignore_tlog: Option<bool>,
 }
 
-fn mode_of(action: Option<&str>) -> Result<Mode, String> {
+/// What in a Kyverno policy the node refuses, as Kyverno would or because it cannot be
+/// read; each names the field.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KyvernoError {
+    #[error("failure action {0:?} is neither Enforce nor Audit")]
+    FailureAction(String),
+    #[error("rule {rule}: match kinds {kind:?}: Kyverno refuses wildcard kinds in verifyImages rules")]
+    WildcardKind { rule: String, kind: String },
+    #[error("exactly one of keys, keyless, certificates or attestor must be set")]
+    EntryKinds,
+    #[error("exactly one of keys.publicKeys, keys.kms or keys.secret must be set")]
+    KeySources,
+    #[error("keyless: {0}")]
+    Identity(MatcherError),
+    #[error(transparent)]
+    HashAlgorithm(HashAlgorithmError),
+    #[error("{0}")]
+    Kms(String),
+    #[error("keys.publicKeys: {0}")]
+    PublicKeys(PemKeysError),
+}
+
+fn mode_of(action: Option<&str>) -> Result<Mode, KyvernoError> {
     match action.map(str::to_ascii_lowercase).as_deref() {
         None | Some("audit") => Ok(Mode::Warn),
         Some("enforce") => Ok(Mode::Enforce),
-        Some(other) => Err(format!("failure action {other:?} is neither Enforce nor Audit")),
+        Some(other) => Err(KyvernoError::FailureAction(other.to_string())),
     }
 }
 
@@ -258,14 +281,12 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         policy_mode = Mode::Enforce;
         notes.push("validationFailureActionOverrides with Enforce: enforced in every namespace on the node".into());
     }
+    let object = Object { meta, own_namespace, mode: policy_mode };
     let mut policies = Vec::new();
-    for rule in &spec.rules {
-        if rule.verify_images.is_empty() {
-            continue;
-        }
+    for rule in spec.rules.iter().filter(|r| !r.verify_images.is_empty()) {
         match pod_kinds(rule) {
             Err(e) => {
-                errors.push(e);
+                errors.push(e.to_string());
                 continue;
             }
             Ok(false) => {
@@ -277,79 +298,9 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
             }
             Ok(true) => {}
         }
-        let several = rule.verify_images.len() > 1;
         for (v, vi) in rule.verify_images.iter().enumerate() {
-            let field = format!("spec.rules[{}].verifyImages[{v}]", rule.name);
-            let object = match &own_namespace {
-                Some(ns) => format!("{ns}/{}", meta.name),
-                None => meta.name.clone(),
-            };
-            let name = if several {
-                format!("kyverno:{object}/{}/{v}", rule.name)
-            } else {
-                format!("kyverno:{object}/{}", rule.name)
-            };
-            match verify_image(vi, &field, &mut notes) {
-                Ok((images, exclude_images, requirements)) => {
-                    let mode = match vi.failure_action.as_deref() {
-                        Some(a) => mode_of(Some(a)).unwrap_or_else(|e| {
-                            errors.push(format!("{field}.failureAction: {e}"));
-                            Mode::Enforce
-                        }),
-                        None => policy_mode,
-                    };
-                    let digest = pins_digest(vi);
-                    if requirements.is_empty() && !digest {
-                        notes.push(format!("{field}: no attestors or attestations, nothing to verify on the node"));
-                        continue;
-                    }
-                    let mut namespaces = namespaces(rule, &mut notes);
-                    if let Some(ns) = &own_namespace {
-                        if !namespaces.include.is_empty() && !namespaces.include.contains(ns) {
-                            notes.push(format!(
-                                "rule {}: matches only namespaces other than {ns}: applies to none",
-                                rule.name
-                            ));
-                            continue;
-                        }
-                        namespaces.include = vec![ns.clone()];
-                    }
-                    if digest {
-                        // Tag-only references are refused; a digest (with or without a tag)
-                        // passes. Excluded by Kyverno's own name, which ends in `@digest`
-                        // exactly when the reference has one.
-                        let mut exclude = exclude_images.clone();
-                        exclude.push(Pattern::KyvernoWildcard("*@*".into()));
-                        let deny = NormalAuthority::new("verifyDigest", Check::Static(StaticAction::Fail));
-                        policies.push(NormalPolicy {
-                            name: format!("{name}/digest"),
-                            origin: meta.origin(),
-                            images: images.clone(),
-                            exclude_images: exclude,
-                            namespaces: namespaces.clone(),
-                            mode,
-                            requirements: vec![NormalRequirement::any_of(vec![deny])],
-                            exclusive: None,
-                            no_match_action: None,
-                            pull_secrets: Vec::new(),
-                        });
-                    }
-                    if requirements.is_empty() {
-                        continue;
-                    }
-                    policies.push(NormalPolicy {
-                        name,
-                        origin: meta.origin(),
-                        images,
-                        exclude_images,
-                        namespaces,
-                        mode,
-                        requirements,
-                        exclusive: None,
-                        no_match_action: None,
-                        pull_secrets: pull_secrets(vi, &mut notes),
-                    });
-                }
+            match object.verify_image_policies(rule, v, vi, &mut notes) {
+                Ok(mut made) => policies.append(&mut made),
                 Err(mut e) => errors.append(&mut e),
             }
         }
@@ -363,6 +314,98 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     Ok(Imported { policies, notes })
 }
 
+/// What every rule of one Kyverno object shares while it is translated.
+struct Object<'a> {
+    meta: &'a Meta,
+    /// A namespaced Policy's namespace: it governs that one.
+    own_namespace: Option<String>,
+    /// `validationFailureAction`, as a rule's own `failureAction` does not override it.
+    mode: Mode,
+}
+
+impl Object<'_> {
+    /// The policies one `verifyImages` entry becomes: its attestors' and, when it pins
+    /// digests, one denying tag-only references. None when it verifies nothing on the node.
+    fn verify_image_policies(
+        &self,
+        rule: &Rule,
+        v: usize,
+        vi: &VerifyImage,
+        notes: &mut Vec<String>,
+    ) -> Result<Vec<NormalPolicy>, Vec<String>> {
+        let field = format!("spec.rules[{}].verifyImages[{v}]", rule.name);
+        let name = self.policy_name(rule, v);
+        let (images, exclude_images, requirements) = verify_image(vi, &field, notes)?;
+        let mode = match vi.failure_action.as_deref() {
+            Some(a) => mode_of(Some(a)).map_err(|e| vec![format!("{field}.failureAction: {e}")])?,
+            None => self.mode,
+        };
+        let digest = pins_digest(vi);
+        if requirements.is_empty() && !digest {
+            notes.push(format!("{field}: no attestors or attestations, nothing to verify on the node"));
+            return Ok(Vec::new());
+        }
+        let Some(namespaces) = self.namespaces(rule, notes) else { return Ok(Vec::new()) };
+        let policy = |name: String, exclude_images: Vec<Pattern>, requirements, secrets| NormalPolicy {
+            name,
+            origin: self.meta.origin(),
+            images: images.clone(),
+            exclude_images,
+            namespaces: namespaces.clone(),
+            mode,
+            requirements,
+            exclusive: None,
+            no_match_action: None,
+            pull_secrets: secrets,
+        };
+        let mut out = Vec::new();
+        if digest {
+            // Tag-only references are refused; a digest (with or without a tag) passes.
+            // Excluded by Kyverno's own name, which ends in `@digest` exactly when the
+            // reference has one.
+            let mut exclude = exclude_images.clone();
+            exclude.push(Pattern::KyvernoWildcard("*@*".into()));
+            let deny = NormalAuthority::new("verifyDigest", Check::Static(StaticAction::Fail));
+            out.push(policy(
+                format!("{name}/digest"),
+                exclude,
+                vec![NormalRequirement::any_of(vec![deny])],
+                Vec::new(),
+            ));
+        }
+        if !requirements.is_empty() {
+            out.push(policy(name, exclude_images, requirements, pull_secrets(vi, notes)));
+        }
+        Ok(out)
+    }
+
+    /// `kyverno:[ns/]name/rule`, with the entry's index when the rule has several.
+    fn policy_name(&self, rule: &Rule, v: usize) -> String {
+        let object = match &self.own_namespace {
+            Some(ns) => format!("{ns}/{}", self.meta.name),
+            None => self.meta.name.clone(),
+        };
+        if rule.verify_images.len() > 1 {
+            format!("kyverno:{object}/{}/{v}", rule.name)
+        } else {
+            format!("kyverno:{object}/{}", rule.name)
+        }
+    }
+
+    /// The rule's namespaces, confined to a Policy's own; `None` when that leaves none.
+    fn namespaces(&self, rule: &Rule, notes: &mut Vec<String>) -> Option<Namespaces> {
+        let mut namespaces = namespaces(rule, notes);
+        if let Some(ns) = &self.own_namespace {
+            if !namespaces.include.is_empty() && !namespaces.include.contains(ns) {
+                notes.push(format!("rule {}: matches only namespaces other than {ns}: applies to none", rule.name));
+                return None;
+            }
+            namespaces.include = vec![ns.clone()];
+        }
+        Some(namespaces)
+    }
+}
+
 type Translated = (Vec<Pattern>, Vec<Pattern>, Vec<NormalRequirement>);
 
 /// Kinds whose objects carry pod templates Kyverno checks (its autogen set), and Pod.
@@ -372,7 +415,7 @@ const POD_KINDS: [&str; 8] =
 /// Whether a rule checks pod containers: its `match` kinds (`Kind`, `version/Kind` or
 /// `group/version/Kind`) name a Pod or pod controller, or it names no kinds. Kyverno
 /// refuses a verifyImages rule with wildcard kinds.
-fn pod_kinds(rule: &Rule) -> Result<bool, String> {
+fn pod_kinds(rule: &Rule) -> Result<bool, KyvernoError> {
     let Some(m) = &rule.match_ else { return Ok(true) };
     let mut kinds = Vec::new();
     let resources = m.any.iter().chain(&m.all).filter_map(|e| e.resources.as_ref()).chain(m.resources.as_ref());
@@ -382,10 +425,7 @@ fn pod_kinds(rule: &Rule) -> Result<bool, String> {
         }
     }
     if let Some(k) = kinds.iter().find(|k| k.contains(['*', '?'])) {
-        return Err(format!(
-            "rule {}: match kinds {k:?}: Kyverno refuses wildcard kinds in verifyImages rules",
-            rule.name
-        ));
+        return Err(KyvernoError::WildcardKind { rule: rule.name.clone(), kind: k.clone() });
     }
     let is_pod_kind = |k: &String| k.split('/').any(|part| POD_KINDS.contains(&part));
     Ok(kinds.is_empty() || kinds.iter().any(is_pod_kind))
@@ -520,11 +560,15 @@ fn attestor_requirements(
     }
 }
 
-fn entry_authorities(label: &str, e: &Entry, unsupported_type: Option<&str>) -> Result<Vec<NormalAuthority>, String> {
+fn entry_authorities(
+    label: &str,
+    e: &Entry,
+    unsupported_type: Option<&str>,
+) -> Result<Vec<NormalAuthority>, KyvernoError> {
     let unsupported = |why: String| Ok(vec![NormalAuthority::new(label, Check::Unsupported(why))]);
     let set = [e.keys.is_some(), e.keyless.is_some(), e.certificates.is_some(), e.attestor.is_some()];
     if set.iter().filter(|b| **b).count() != 1 {
-        return Err("exactly one of keys, keyless, certificates or attestor must be set".into());
+        return Err(KyvernoError::EntryKinds);
     }
     if let Some(why) = unsupported_type {
         return unsupported(why.to_string());
@@ -547,7 +591,7 @@ fn entry_authorities(label: &str, e: &Entry, unsupported_type: Option<&str>) -> 
     key_authorities(label, e.keys.as_ref().expect("counted above"))
 }
 
-fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, String> {
+fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, KyvernoError> {
     let fields = [&k.subject, &k.issuer, &k.subject_reg_exp, &k.issuer_reg_exp, &k.roots];
     if let Some(v) = fields.iter().filter_map(|f| f.as_deref()).find(|v| v.contains("{{")) {
         let why = format!("keyless field {:?} is a Kyverno variable, not resolved on the node", v.trim());
@@ -566,7 +610,7 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, String
     let (issuer, issuer_reg_exp) = split(&k.issuer, &k.issuer_reg_exp);
     let (subject, subject_reg_exp) = split(&k.subject, &k.subject_reg_exp);
     let identity = NormalIdentity { issuer, issuer_reg_exp, subject, subject_reg_exp };
-    identity.compile().map_err(|e| format!("keyless: {e}"))?;
+    identity.compile().map_err(KyvernoError::Identity)?;
     let (rekor, rekor_keys) = tlog(k.rekor.as_ref());
     Ok(NormalAuthority::new(
         label,
@@ -622,21 +666,21 @@ fn tlog(r: Option<&Rekor>) -> (Option<String>, Vec<String>) {
     }
 }
 
-fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String> {
+fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, KyvernoError> {
     let set = [k.public_keys.is_some(), k.kms.is_some(), k.secret.is_some()];
     if set.iter().filter(|b| **b).count() != 1 {
-        return Err("exactly one of keys.publicKeys, keys.kms or keys.secret must be set".into());
+        return Err(KyvernoError::KeySources);
     }
     let unsupported = |why: String| Ok(vec![NormalAuthority::new(label, Check::Unsupported(why))]);
     let hash_algorithm = match k.signature_algorithm.as_deref().map(|a| HashAlgorithm::parse(a, "signatureAlgorithm")) {
         None => None,
         Some(Ok(h)) => Some(h),
         Some(Err(e @ HashAlgorithmError::Unsupported { .. })) => return unsupported(e.to_string()),
-        Some(Err(e)) => return Err(e.to_string()),
+        Some(Err(e)) => return Err(KyvernoError::HashAlgorithm(e)),
     };
     let (rekor, rekor_keys) = tlog(k.rekor.as_ref());
     if let Some(kms) = &k.kms {
-        let key = KeyRef::Kms(KmsKey::parse(kms, "keys.kms")?);
+        let key = KeyRef::Kms(KmsKey::parse(kms, "keys.kms").map_err(|e| KyvernoError::Kms(e.to_string()))?);
         let check = KeyCheck { key, rekor, rekor_keys, attestations: vec![], hash_algorithm };
         return Ok(vec![NormalAuthority::new(label, Check::Key(check))]);
     }
@@ -658,7 +702,7 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, String
     let pems = if text.trim_start().starts_with("k8s://") {
         return unsupported(format!("key reference {} is not resolved on the node; use keys.secret", text.trim()));
     } else {
-        split_pem_keys(text).map_err(|e| format!("keys.publicKeys: {e}"))?
+        split_pem_keys(text).map_err(KyvernoError::PublicKeys)?
     };
     let mut out = pem_authorities(label, &pems, rekor);
     for a in &mut out {
@@ -790,9 +834,9 @@ mod tests {
         let rule = "    verifyImages:\n    - imageReferences: [\"*\"]\n      mutateDigest: false\n";
         let p = import(&policy("kyverno.io/v1", rule)).unwrap();
         assert_eq!(p.policies.len(), 1, "{:?}", p.notes);
-        let compiled = crate::policy::normal::compile(
+        let compiled = crate::policy::compile::compile(
             &p.policies[0],
-            &crate::policy::normal::FilesOnly(std::path::Path::new("/")),
+            &crate::policy::compile::FilesOnly(std::path::Path::new("/")),
         )
         .unwrap()
         .policy;

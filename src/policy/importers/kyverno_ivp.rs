@@ -648,8 +648,8 @@ mod tests {
     use base64::Engine;
     use serde_json::json;
 
+    use crate::policy::compile::{compile, FilesOnly};
     use crate::policy::file::parse_documents;
-    use crate::policy::normal::{compile, FilesOnly};
     use crate::policy::{NoMatchAction, PolicySet};
     use crate::registry::{Form, SignatureLayer, Signatures};
     use crate::testutil::TestSigner;

@@ -24,7 +24,8 @@ pub mod signet;
 pub mod sigstore;
 pub mod tanzu;
 
-/// A policy kind signet reads, as the watcher needs to find it in the API.
+/// A policy kind signet reads, as the watcher needs to find it in the API, and the
+/// importer that reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Kind {
     pub group: &'static str,
@@ -32,110 +33,95 @@ pub struct Kind {
     pub kind: &'static str,
     pub plural: &'static str,
     pub namespaced: bool,
+    pub language: Language,
+}
+
+/// The policy languages, one importer each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Language {
+    Signet,
+    Sigstore,
+    Tanzu,
+    Portieris,
+    Kyverno,
+    KyvernoIvp,
 }
 
 impl Kind {
     pub fn api_version(&self) -> String {
         format!("{}/{}", self.group, self.version)
     }
+
+    const fn namespaced(self) -> Kind {
+        Kind { namespaced: true, ..self }
+    }
+
+    fn is(&self, api_version: &str, kind: &str) -> bool {
+        self.kind == kind && api_version.split_once('/') == Some((self.group, self.version))
+    }
 }
 
+/// A cluster-scoped kind; [`Kind::namespaced`] makes it a namespaced one.
+const fn cluster(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    language: Language,
+) -> Kind {
+    Kind { group, version, kind, plural, namespaced: false, language }
+}
+
+/// Every kind signet reads: the one table the watcher, `policy check` and [`import`] use.
 pub const KINDS: &[Kind] = &[
-    Kind {
-        group: "signet.dev",
-        version: "v1alpha1",
-        kind: "ClusterImagePolicy",
-        plural: "clusterimagepolicies",
-        namespaced: false,
-    },
-    Kind {
-        group: "policy.sigstore.dev",
-        version: "v1beta1",
-        kind: "ClusterImagePolicy",
-        plural: "clusterimagepolicies",
-        namespaced: false,
-    },
-    Kind {
-        group: "policy.sigstore.dev",
-        version: "v1alpha1",
-        kind: "ClusterImagePolicy",
-        plural: "clusterimagepolicies",
-        namespaced: false,
-    },
-    Kind {
-        group: "signing.apps.tanzu.vmware.com",
-        version: "v1beta1",
-        kind: "ClusterImagePolicy",
-        plural: "clusterimagepolicies",
-        namespaced: false,
-    },
-    Kind {
-        group: "portieris.cloud.ibm.com",
-        version: "v1",
-        kind: "ClusterImagePolicy",
-        plural: "clusterimagepolicies",
-        namespaced: false,
-    },
-    Kind {
-        group: "portieris.cloud.ibm.com",
-        version: "v1",
-        kind: "ImagePolicy",
-        plural: "imagepolicies",
-        namespaced: true,
-    },
-    Kind { group: "kyverno.io", version: "v1", kind: "ClusterPolicy", plural: "clusterpolicies", namespaced: false },
-    Kind { group: "kyverno.io", version: "v1", kind: "Policy", plural: "policies", namespaced: true },
+    cluster("signet.dev", "v1alpha1", "ClusterImagePolicy", "clusterimagepolicies", Language::Signet),
+    cluster("policy.sigstore.dev", "v1beta1", "ClusterImagePolicy", "clusterimagepolicies", Language::Sigstore),
+    cluster("policy.sigstore.dev", "v1alpha1", "ClusterImagePolicy", "clusterimagepolicies", Language::Sigstore),
+    cluster("signing.apps.tanzu.vmware.com", "v1beta1", "ClusterImagePolicy", "clusterimagepolicies", Language::Tanzu),
+    cluster("portieris.cloud.ibm.com", "v1", "ClusterImagePolicy", "clusterimagepolicies", Language::Portieris),
+    cluster("portieris.cloud.ibm.com", "v1", "ImagePolicy", "imagepolicies", Language::Portieris).namespaced(),
+    cluster("kyverno.io", "v1", "ClusterPolicy", "clusterpolicies", Language::Kyverno),
+    cluster("kyverno.io", "v1", "Policy", "policies", Language::Kyverno).namespaced(),
     // The same objects as v1 (the watcher takes the first version a group serves); files
     // written for v2beta1 are read as they are.
-    Kind {
-        group: "kyverno.io",
-        version: "v2beta1",
-        kind: "ClusterPolicy",
-        plural: "clusterpolicies",
-        namespaced: false,
-    },
-    Kind { group: "kyverno.io", version: "v2beta1", kind: "Policy", plural: "policies", namespaced: true },
+    cluster("kyverno.io", "v2beta1", "ClusterPolicy", "clusterpolicies", Language::Kyverno),
+    cluster("kyverno.io", "v2beta1", "Policy", "policies", Language::Kyverno).namespaced(),
     // Newest first: the watcher takes the first version a group serves (the same objects).
-    Kind {
-        group: "policies.kyverno.io",
-        version: "v1",
-        kind: "ImageValidatingPolicy",
-        plural: "imagevalidatingpolicies",
-        namespaced: false,
-    },
-    Kind {
-        group: "policies.kyverno.io",
-        version: "v1beta1",
-        kind: "ImageValidatingPolicy",
-        plural: "imagevalidatingpolicies",
-        namespaced: false,
-    },
-    Kind {
-        group: "policies.kyverno.io",
-        version: "v1alpha1",
-        kind: "ImageValidatingPolicy",
-        plural: "imagevalidatingpolicies",
-        namespaced: false,
-    },
-    Kind {
-        group: "policies.kyverno.io",
-        version: "v1",
-        kind: "NamespacedImageValidatingPolicy",
-        plural: "namespacedimagevalidatingpolicies",
-        namespaced: true,
-    },
-    Kind {
-        group: "policies.kyverno.io",
-        version: "v1beta1",
-        kind: "NamespacedImageValidatingPolicy",
-        plural: "namespacedimagevalidatingpolicies",
-        namespaced: true,
-    },
+    cluster("policies.kyverno.io", "v1", "ImageValidatingPolicy", "imagevalidatingpolicies", Language::KyvernoIvp),
+    cluster("policies.kyverno.io", "v1beta1", "ImageValidatingPolicy", "imagevalidatingpolicies", Language::KyvernoIvp),
+    cluster(
+        "policies.kyverno.io",
+        "v1alpha1",
+        "ImageValidatingPolicy",
+        "imagevalidatingpolicies",
+        Language::KyvernoIvp,
+    ),
+    cluster(
+        "policies.kyverno.io",
+        "v1",
+        "NamespacedImageValidatingPolicy",
+        "namespacedimagevalidatingpolicies",
+        Language::KyvernoIvp,
+    )
+    .namespaced(),
+    cluster(
+        "policies.kyverno.io",
+        "v1beta1",
+        "NamespacedImageValidatingPolicy",
+        "namespacedimagevalidatingpolicies",
+        Language::KyvernoIvp,
+    )
+    .namespaced(),
 ];
+
+/// The kind of this object type, if signet reads it.
+pub fn kind_of(api_version: &str, kind: &str) -> Option<&'static Kind> {
+    KINDS.iter().find(|k| k.is(api_version, kind))
+}
 
 /// Whether an object of this type is namespaced (and so needs a namespace to mean anything).
 pub fn is_namespaced(api_version: &str, kind: &str) -> bool {
-    KINDS.iter().any(|k| k.namespaced && k.api_version() == api_version && k.kind == kind)
+    kind_of(api_version, kind).is_some_and(|k| k.namespaced)
 }
 
 /// Whether an object is plainly not policy: a built-in Kubernetes kind (a Namespace,
@@ -186,45 +172,46 @@ impl Meta {
     }
 }
 
-/// Read an object's type and name; the message says what is missing.
-pub fn meta(obj: &Value) -> Result<Meta, String> {
+/// A part of an object that every policy needs and this one lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is missing")]
+pub struct Missing(pub &'static str);
+
+/// Read an object's type and name; the error says what is missing.
+pub fn meta(obj: &Value) -> Result<Meta, Missing> {
     let s = |v: &Value| v.as_str().map(str::to_string);
-    let api_version = obj.get("apiVersion").and_then(s).ok_or("apiVersion is missing")?;
-    let kind = obj.get("kind").and_then(s).ok_or("kind is missing")?;
-    let metadata = obj.get("metadata").ok_or("metadata is missing")?;
-    let name = metadata.get("name").and_then(s).filter(|n| !n.is_empty()).ok_or("metadata.name is missing")?;
+    let api_version = obj.get("apiVersion").and_then(s).ok_or(Missing("apiVersion"))?;
+    let kind = obj.get("kind").and_then(s).ok_or(Missing("kind"))?;
+    let metadata = obj.get("metadata").ok_or(Missing("metadata"))?;
+    let name = metadata.get("name").and_then(s).filter(|n| !n.is_empty()).ok_or(Missing("metadata.name"))?;
     let namespace = metadata.get("namespace").and_then(s).filter(|n| !n.is_empty());
     Ok(Meta { api_version, kind, name, namespace })
 }
 
 /// Is this a kind signet reads?
 pub fn is_supported(api_version: &str, kind: &str) -> bool {
-    KINDS.iter().any(|k| k.api_version() == api_version && k.kind == kind)
+    kind_of(api_version, kind).is_some()
 }
 
 /// Translate one object. Errors list every problem found; each names the field.
 pub fn import(obj: &Value) -> Result<Imported, Vec<String>> {
-    let meta = meta(obj).map_err(|e| vec![e])?;
+    let meta = meta(obj).map_err(|e| vec![e.to_string()])?;
     let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
-    match (meta.api_version.as_str(), meta.kind.as_str()) {
-        ("signet.dev/v1alpha1", "ClusterImagePolicy") => signet::import(&meta, spec),
-        ("policy.sigstore.dev/v1alpha1" | "policy.sigstore.dev/v1beta1", "ClusterImagePolicy") => {
-            sigstore::import(&meta, spec)
-        }
-        ("signing.apps.tanzu.vmware.com/v1beta1", "ClusterImagePolicy") => tanzu::import(&meta, spec),
-        ("portieris.cloud.ibm.com/v1", "ClusterImagePolicy" | "ImagePolicy") => portieris::import(&meta, spec),
-        ("kyverno.io/v1" | "kyverno.io/v2beta1", "ClusterPolicy" | "Policy") => kyverno::import(&meta, spec),
-        (
-            "policies.kyverno.io/v1" | "policies.kyverno.io/v1beta1" | "policies.kyverno.io/v1alpha1",
-            "ImageValidatingPolicy",
-        )
-        | ("policies.kyverno.io/v1" | "policies.kyverno.io/v1beta1", "NamespacedImageValidatingPolicy") => {
-            kyverno_ivp::import(&meta, spec)
-        }
-        (api, kind) => Err(vec![format!(
-            "{api} {kind} is not a policy kind signet reads (supported: {})",
+    let Some(kind) = kind_of(&meta.api_version, &meta.kind) else {
+        return Err(vec![format!(
+            "{} {} is not a policy kind signet reads (supported: {})",
+            meta.api_version,
+            meta.kind,
             KINDS.iter().map(|k| format!("{} {}", k.api_version(), k.kind)).collect::<Vec<_>>().join(", ")
-        )]),
+        )]);
+    };
+    match kind.language {
+        Language::Signet => signet::import(&meta, spec),
+        Language::Sigstore => sigstore::import(&meta, spec),
+        Language::Tanzu => tanzu::import(&meta, spec),
+        Language::Portieris => portieris::import(&meta, spec),
+        Language::Kyverno => kyverno::import(&meta, spec),
+        Language::KyvernoIvp => kyverno_ivp::import(&meta, spec),
     }
 }
 
@@ -247,12 +234,21 @@ pub(crate) fn pem_authorities(label: &str, pems: &[String], rekor: Option<String
         .collect()
 }
 
+/// PEM text that holds no public key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemKeysError {
+    #[error("not PEM: {0}")]
+    NotPem(String),
+    #[error("no PEM public key found")]
+    Empty,
+}
+
 /// Split PEM text holding several public keys into one text per key (Kyverno and Tanzu
 /// allow several keys in one field).
-pub(crate) fn split_pem_keys(text: &str) -> Result<Vec<String>, String> {
-    let blocks = pem::parse_many(text).map_err(|e| format!("not PEM: {e}"))?;
+pub(crate) fn split_pem_keys(text: &str) -> Result<Vec<String>, PemKeysError> {
+    let blocks = pem::parse_many(text).map_err(|e| PemKeysError::NotPem(e.to_string()))?;
     if blocks.is_empty() {
-        return Err("no PEM public key found".into());
+        return Err(PemKeysError::Empty);
     }
     let lf = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
     Ok(blocks.iter().map(|b| pem::encode_config(b, lf)).collect())
@@ -268,8 +264,8 @@ mod semantics {
     use std::path::Path;
     use std::sync::Arc;
 
+    use crate::policy::compile::{compile, FilesOnly};
     use crate::policy::file::parse_documents;
-    use crate::policy::normal::{compile, FilesOnly};
     use crate::policy::{NoMatchAction, PolicySet};
     use crate::registry::Signatures;
     use crate::testutil::TestSigner;

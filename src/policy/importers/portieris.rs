@@ -203,19 +203,30 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     Ok(Imported { policies, notes })
 }
 
+/// A Portieris requirement the node refuses, or one it cannot apply (which fails closed).
+#[derive(Debug, thiserror::Error)]
+pub enum RequirementError {
+    #[error("{name}: signedBy needs keySecret")]
+    NoKeySecret { name: String },
+    #[error("{name}: requirement type {kind:?} is not a Portieris simple requirement")]
+    UnknownType { name: String, kind: String },
+    #[error("signedIdentity {} is not applied on the node", .0.as_deref().unwrap_or("without a type"))]
+    SignedIdentity(Option<String>),
+}
+
 /// containers/image `signedIdentity`: the rules the node applies, by name; others fail closed.
-fn signed_identity(v: Option<&Value>) -> Result<Option<String>, String> {
+fn signed_identity(v: Option<&Value>) -> Result<Option<String>, RequirementError> {
     let Some(v) = v else { return Ok(None) };
     match v.get("type").and_then(Value::as_str) {
         Some(t @ ("matchRepoDigestOrExact" | "matchRepository" | "matchExact")) => Ok(Some(t.to_string())),
-        other => Err(format!("signedIdentity {} is not applied on the node", other.unwrap_or("without a type"))),
+        other => Err(RequirementError::SignedIdentity(other.map(String::from))),
     }
 }
 
 /// Where Portieris looks for a policy's Secrets: the ImagePolicy's namespace, or its own.
 pub const PORTIERIS_NAMESPACE: &str = "portieris";
 
-fn requirements(p: &RepoPolicy, namespace: &str) -> Result<Vec<NormalRequirement>, String> {
+fn requirements(p: &RepoPolicy, namespace: &str) -> Result<Vec<NormalRequirement>, RequirementError> {
     let one = |name: &str, check: Check| NormalRequirement::any_of(vec![NormalAuthority::new(name, check)]);
     let mut out = Vec::new();
     if p.trust.as_ref().and_then(|t| t.enabled).unwrap_or(false) {
@@ -236,7 +247,8 @@ fn requirements(p: &RepoPolicy, namespace: &str) -> Result<Vec<NormalRequirement
             "insecureAcceptAnything" => Check::Static(StaticAction::Pass),
             "reject" => Check::Static(StaticAction::Fail),
             "signedBy" => {
-                let secret = r.key_secret.as_deref().ok_or(format!("{name}: signedBy needs keySecret"))?;
+                let secret =
+                    r.key_secret.as_deref().ok_or_else(|| RequirementError::NoKeySecret { name: name.clone() })?;
                 let key = KeyRef::Secret {
                     namespace: r.key_secret_namespace.as_deref().unwrap_or(namespace).to_string(),
                     name: secret.to_string(),
@@ -244,10 +256,10 @@ fn requirements(p: &RepoPolicy, namespace: &str) -> Result<Vec<NormalRequirement
                 };
                 match signed_identity(r.signed_identity.as_ref()) {
                     Ok(signed_identity) => Check::Gpg(GpgCheck { key, signed_identity }),
-                    Err(why) => Check::Unsupported(why),
+                    Err(why) => Check::Unsupported(why.to_string()),
                 }
             }
-            other => return Err(format!("{name}: requirement type {other:?} is not a Portieris simple requirement")),
+            other => return Err(RequirementError::UnknownType { name, kind: other.to_string() }),
         };
         out.push(one(&name, check));
     }

@@ -9,6 +9,7 @@ use crate::policy::normal::{
     Check, GpgCheck, KeyCheck, KeyRef, KeylessCheck, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy,
     NormalRequirement, Pattern, SecretName, StaticAction,
 };
+use crate::verify::keyless::MatcherError;
 use crate::verify::pubkey::{HashAlgorithm, HashAlgorithmError};
 
 /// Where a `secretRef` without namespace is looked up for signet's own kind.
@@ -59,24 +60,48 @@ pub(crate) fn authorities(
     for (i, a) in specs.iter().enumerate() {
         match named_authority(i, a, secret_namespace) {
             Ok(a) => out.push(a),
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     out
 }
 
+/// An authority (signet's, or policy-controller's read with signet's types) that is not well
+/// formed; [`AuthorityError::At`] names it by index and name.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorityError {
+    #[error("spec.authorities[{index}] ({name}): {source}")]
+    At { index: usize, name: String, source: Box<AuthorityError> },
+    #[error("exactly one of key, keyless, gpg or static must be set")]
+    Kinds,
+    #[error("exactly one of {field}.data, {field}.path, {field}.secretRef or {field}.kms must be set")]
+    KeySources { field: &'static str },
+    #[error("static.action {0:?} is neither \"pass\" nor \"fail\"")]
+    StaticAction(String),
+    #[error("keyless.identities[{index}]: {source}")]
+    Identity { index: usize, source: MatcherError },
+    #[error("keyless needs identities (issuer and subject) or a ca-cert")]
+    AnyHolder,
+    #[error(transparent)]
+    HashAlgorithm(HashAlgorithmError),
+}
+
 /// One authority; the error names it by index and name.
-pub(crate) fn named_authority(i: usize, a: &AuthoritySpec, secret_namespace: &str) -> Result<NormalAuthority, String> {
+pub(crate) fn named_authority(
+    i: usize,
+    a: &AuthoritySpec,
+    secret_namespace: &str,
+) -> Result<NormalAuthority, AuthorityError> {
     let name = a.name.clone().unwrap_or_else(|| format!("authority-{i}"));
     authority(a, secret_namespace)
         .map(|check| NormalAuthority::new(name.clone(), check))
-        .map_err(|e| format!("spec.authorities[{i}] ({name}): {e}"))
+        .map_err(|e| AuthorityError::At { index: i, name, source: Box::new(e) })
 }
 
-fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, String> {
+fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, AuthorityError> {
     let kinds = [a.key.is_some(), a.keyless.is_some(), a.static_.is_some(), a.gpg.is_some()];
     if kinds.iter().filter(|b| **b).count() != 1 {
-        return Err("exactly one of key, keyless, gpg or static must be set".into());
+        return Err(AuthorityError::Kinds);
     }
     if let Some(g) = &a.gpg {
         let spec = KeySpec {
@@ -85,7 +110,7 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, String>
             secret_ref: g.secret_ref.clone(),
             ..Default::default()
         };
-        let key = match key_ref(&spec, secret_namespace).map_err(|e| e.replace("key.", "gpg."))? {
+        let key = match key_ref(&spec, secret_namespace, "gpg")? {
             Ok(k) => k,
             Err(unsupported) => return Ok(unsupported),
         };
@@ -95,7 +120,7 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, String>
         return match s.action.as_str() {
             "pass" => Ok(Check::Static(StaticAction::Pass)),
             "fail" => Ok(Check::Static(StaticAction::Fail)),
-            other => Err(format!("static.action {other:?} is neither \"pass\" nor \"fail\"")),
+            other => Err(AuthorityError::StaticAction(other.to_string())),
         };
     }
     // Requirements the node cannot check yet turn the authority into one that never passes.
@@ -117,7 +142,7 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, String>
         }
         let ca = match &keyless.ca_cert {
             None => None,
-            Some(k) => match key_ref(k, secret_namespace).map_err(|e| e.replace("key.", "keyless.ca-cert."))? {
+            Some(k) => match key_ref(k, secret_namespace, "keyless.ca-cert")? {
                 Ok(r) => Some(r),
                 Err(unsupported) => return Ok(unsupported),
             },
@@ -134,10 +159,10 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, String>
             .collect();
         // Checked here so a bad regexp is reported against the object that holds it.
         for (i, id) in identities.iter().enumerate() {
-            id.compile().map_err(|e| format!("keyless.identities[{i}]: {e}"))?;
+            id.compile().map_err(|source| AuthorityError::Identity { index: i, source })?;
         }
         if identities.is_empty() && ca.is_none() {
-            return Err("keyless needs identities (issuer and subject) or a ca-cert".into());
+            return Err(AuthorityError::AnyHolder);
         }
         return Ok(Check::Keyless(KeylessCheck {
             identities,
@@ -153,19 +178,24 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, String>
         None => None,
         Some(Ok(h)) => Some(h),
         Some(Err(e @ HashAlgorithmError::Unsupported { .. })) => return Ok(Check::Unsupported(e.to_string())),
-        Some(Err(e)) => return Err(e.to_string()),
+        Some(Err(e)) => return Err(AuthorityError::HashAlgorithm(e)),
     };
-    match key_ref(key, secret_namespace)? {
+    match key_ref(key, secret_namespace, "key")? {
         Ok(key) => Ok(Check::Key(KeyCheck { key, rekor, rekor_keys: Vec::new(), attestations, hash_algorithm })),
         Err(unsupported) => Ok(unsupported),
     }
 }
 
-/// Where a key (or CA bundle) is; `Ok(Err(check))` when it is somewhere the node cannot use.
-fn key_ref(key: &KeySpec, secret_namespace: &str) -> Result<Result<KeyRef, Check>, String> {
+/// Where a key (or CA bundle) is, written under `field`; `Ok(Err(check))` when it is
+/// somewhere the node cannot use.
+fn key_ref(
+    key: &KeySpec,
+    secret_namespace: &str,
+    field: &'static str,
+) -> Result<Result<KeyRef, Check>, AuthorityError> {
     let set = [key.data.is_some(), key.path.is_some(), key.secret_ref.is_some(), key.kms.is_some()];
     if set.iter().filter(|b| **b).count() != 1 {
-        return Err("exactly one of key.data, key.path, key.secretRef or key.kms must be set".into());
+        return Err(AuthorityError::KeySources { field });
     }
     if let Some(kms) = &key.kms {
         // The policy languages decide which URIs a policy may hold (policy-controller accepts

@@ -76,14 +76,14 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
                 }
                 authorities.push(a);
             }
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
     if let Some(m) = &spec.match_ {
-        check_match(m).map_err(|e| vec![e])?;
+        check_match(m).map_err(|e| vec![e.to_string()])?;
         notes.push("spec.match is ignored: on the node every container's image is checked".into());
     }
     let mut requirements = Vec::new();
@@ -111,11 +111,35 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     Ok(Imported { policies: vec![policy], notes })
 }
 
+/// What policy-controller itself would refuse in a ClusterImagePolicy.
+#[derive(Debug, thiserror::Error)]
+pub enum SigstoreError {
+    #[error("an authority must be an object")]
+    AuthorityNotObject,
+    #[error("{0} is a signet field; policy-controller has no such field")]
+    SignetField(&'static str),
+    #[error("{0}")]
+    Authority(serde_json::Error),
+    #[error("key.kms: {uri:?} is not a KMS URI of a supported provider ({})", KMS_PROVIDERS.join(", "))]
+    KmsProvider { uri: String },
+    #[error("key.kms: {uri:?} is not awskms://[HOST:PORT]/ARN: {why}")]
+    AwsKms { uri: String, why: &'static str },
+    #[error("keyless: url and ca-cert are exclusive; give one")]
+    UrlAndCaCert,
+    #[error("spec.match must be a list")]
+    MatchNotList,
+    #[error("spec.match[{index}].resource {resource:?} is not one of {}", MATCH_RESOURCES.join(", "))]
+    MatchResource { index: usize, resource: String },
+}
+
+/// The KMS providers policy-controller accepts.
+const KMS_PROVIDERS: [&str; 4] = ["awskms://", "azurekms://", "hashivault://", "gcpkms://"];
+
 /// Read one authority with signet's types after taking out what only policy-controller has;
 /// the second value says why the authority cannot be checked, if so.
-fn authority_spec(raw: &Value) -> Result<(AuthoritySpec, Option<String>), String> {
+fn authority_spec(raw: &Value) -> Result<(AuthoritySpec, Option<String>), SigstoreError> {
     let mut raw = raw.clone();
-    let obj = raw.as_object_mut().ok_or("an authority must be an object")?;
+    let obj = raw.as_object_mut().ok_or(SigstoreError::AuthorityNotObject)?;
     let mut reason = None;
     if obj.remove("rfc3161timestamp").is_some() {
         reason = Some("rfc3161timestamp: signed timestamps are not verified on the node yet".to_string());
@@ -133,17 +157,17 @@ fn authority_spec(raw: &Value) -> Result<(AuthoritySpec, Option<String>), String
         }
     }
     if obj.contains_key("gpg") {
-        return Err("gpg is a signet field; policy-controller has no such field".into());
+        return Err(SigstoreError::SignetField("gpg"));
     }
     if obj.get("key").and_then(|k| k.get("path")).is_some() {
-        return Err("key.path is a signet field; policy-controller has no such field".into());
+        return Err(SigstoreError::SignetField("key.path"));
     }
-    let spec: AuthoritySpec = serde_json::from_value(raw).map_err(|e| e.to_string())?;
+    let spec: AuthoritySpec = serde_json::from_value(raw).map_err(SigstoreError::Authority)?;
     if let Some(kms) = spec.key.as_ref().and_then(|k| k.kms.as_deref()) {
-        check_kms(kms).map_err(|e| format!("key.kms: {e}"))?;
+        check_kms(kms)?;
     }
     if spec.keyless.as_ref().is_some_and(|k| k.url.is_some() && k.ca_cert.is_some()) {
-        return Err("keyless: url and ca-cert are exclusive; give one".into());
+        return Err(SigstoreError::UrlAndCaCert);
     }
     Ok((spec, reason))
 }
@@ -153,11 +177,11 @@ const MATCH_RESOURCES: [&str; 7] =
     ["replicasets", "deployments", "pods", "cronjobs", "jobs", "statefulsets", "daemonsets"];
 
 /// policy-controller refuses `spec.match` entries naming a resource it does not watch.
-fn check_match(m: &Value) -> Result<(), String> {
-    for (i, entry) in m.as_array().ok_or("spec.match must be a list")?.iter().enumerate() {
+fn check_match(m: &Value) -> Result<(), SigstoreError> {
+    for (i, entry) in m.as_array().ok_or(SigstoreError::MatchNotList)?.iter().enumerate() {
         match entry.get("resource").and_then(Value::as_str) {
             Some(r) if !r.is_empty() && !MATCH_RESOURCES.contains(&r) => {
-                return Err(format!("spec.match[{i}].resource {r:?} is not one of {}", MATCH_RESOURCES.join(", ")))
+                return Err(SigstoreError::MatchResource { index: i, resource: r.to_string() })
             }
             _ => {}
         }
@@ -168,13 +192,12 @@ fn check_match(m: &Value) -> Result<(), String> {
 /// A KMS URI as policy-controller accepts it: a provider it supports, and for AWS an
 /// optional `host:port` endpoint and a key or alias ARN (other AWS forms need settings
 /// from the environment, which it refuses).
-fn check_kms(uri: &str) -> Result<(), String> {
-    const PROVIDERS: [&str; 4] = ["awskms://", "azurekms://", "hashivault://", "gcpkms://"];
-    if !PROVIDERS.iter().any(|p| uri.starts_with(p)) {
-        return Err(format!("{uri:?} is not a KMS URI of a supported provider ({})", PROVIDERS.join(", ")));
+fn check_kms(uri: &str) -> Result<(), SigstoreError> {
+    if !KMS_PROVIDERS.iter().any(|p| uri.starts_with(p)) {
+        return Err(SigstoreError::KmsProvider { uri: uri.to_string() });
     }
     let Some(rest) = uri.strip_prefix("awskms://") else { return Ok(()) };
-    let malformed = |why: &str| Err(format!("{uri:?} is not awskms://[HOST:PORT]/ARN: {why}"));
+    let malformed = |why: &'static str| Err(SigstoreError::AwsKms { uri: uri.to_string(), why });
     let Some((endpoint, key)) = rest.split_once('/') else { return malformed("no key") };
     if !endpoint.is_empty() {
         let port = endpoint.rsplit_once(':').map(|(_, p)| p);

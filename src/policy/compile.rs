@@ -1,0 +1,531 @@
+//! The normal form compiled into the evaluated model: patterns into matchers, key
+//! references into keys (inline, files, Secrets, KMS), identities into matchers.
+//!
+//! Errors (bad patterns, unreadable keys) reject the policy, all of them listed so a user
+//! fixes them in one round. A key that is missing on this node (a Secret not found, a KMS
+//! key not resolved) is not an error: its authority compiles into one that never passes and
+//! says why, so whoever can delete a Secret cannot lift the rule.
+
+use std::path::{Path, PathBuf};
+
+use super::matching::{GlobError, ImageGlob};
+use super::model::{Authority, AuthorityKind, Keyless, Policy, Requirement, SignedBy, Signer, Tlog};
+use super::normal::{Check, KeyRef, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy, Pattern, StaticAction};
+use super::TrustedKey;
+use crate::kms::{KmsError, ResolvedKey, Resolver};
+use crate::verify::gpg::{GpgKey, GpgKeyError, GpgSigner, SignedIdentity};
+use crate::verify::keyless::{Identity, Matcher, MatcherError};
+use crate::verify::pubkey::{HashAlgorithm, KeyError, Signing};
+use crate::verify::trust::{CaPool, LogKey, MaterialError};
+
+/// What rejects a policy on this node, each naming the field or authority it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("{field}[{index}]: {source}")]
+    Pattern { field: &'static str, index: usize, source: PatternError },
+    /// An image expression (CEL over `ref`) that does not compile, in the CEL checker's words.
+    #[error("{0}")]
+    ImageExpression(String),
+    #[error("excludeImages: expressions are not supported there")]
+    ExcludedExpression,
+    #[error("no image patterns: the policy would cover nothing")]
+    NoImages,
+    #[error("no authorities: a policy needs at least one")]
+    NoAuthorities,
+    #[error("requirement {index} lists no authorities")]
+    EmptyRequirement { index: usize },
+    #[error("requirement {index} needs {count} of {of} authorities, which can never be met sensibly")]
+    ImpossibleCount { index: usize, count: usize, of: usize },
+    #[error("authority {name:?}: {source}")]
+    Authority { name: String, source: AuthorityError },
+}
+
+/// An image pattern that does not compile.
+#[derive(Debug, thiserror::Error)]
+pub enum PatternError {
+    #[error("image pattern is {len} bytes long, more than the {MAX_PATTERN_BYTES} any image name can need")]
+    TooLong { len: usize },
+    #[error("an expression is not a glob")]
+    Expression,
+    #[error(transparent)]
+    Glob(#[from] GlobError),
+}
+
+/// An authority whose key material or settings are wrong (not merely missing here).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorityError {
+    #[error("an attestor cannot itself be a CEL check")]
+    NestedCel,
+    /// CEL validations that do not compile, in the CEL compiler's words.
+    #[error("{0}")]
+    Cel(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("KMS key {uri} ({from}): {source}")]
+    KmsKey { uri: String, from: String, source: KeyError },
+    #[error("key file {}: {source}", .path.display())]
+    KeyFile { path: PathBuf, source: std::io::Error },
+    #[error("signedIdentity {0:?} is not one of matchRepoDigestOrExact, matchRepository, matchExact")]
+    SignedIdentity(String),
+    #[error(transparent)]
+    GpgKey(#[from] GpgKeyError),
+    #[error("identities[{index}]: {source}")]
+    Identity { index: usize, source: MatcherError },
+    #[error("CA certificates: {0}")]
+    Ca(MaterialError),
+    #[error("keyless needs identities, or its own CA certificates")]
+    AnyHolder,
+    #[error("transparency log key: {0}")]
+    LogKey(MaterialError),
+}
+
+/// Why a key a policy names is not available on this node: its authority fails closed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum KeyUnavailable {
+    #[error(
+        "Secret {namespace}/{name} cannot be read here: this source has no cluster access; put the key inline or in \
+         a file (key.path)"
+    )]
+    NoClusterAccess { namespace: String, name: String },
+    #[error("Secret {namespace}/{name}{} was not found", .key.as_deref().map(|k| format!(" entry {k:?}")).unwrap_or_default())]
+    SecretNotFound { namespace: String, name: String, key: Option<String> },
+    #[error("Secret {namespace}/{name} has {entries} entries; it must hold exactly one key")]
+    AmbiguousSecret { namespace: String, name: String, entries: usize },
+    #[error("KMS key {uri}: KMS URIs name signing keys only")]
+    KmsNotSigning { uri: String },
+    #[error(transparent)]
+    Kms(#[from] KmsError),
+}
+
+/// Twice the longest image name signet accepts ([`crate::reference::MAX_NAME_BYTES`]).
+pub const MAX_PATTERN_BYTES: usize = 2 * crate::reference::MAX_NAME_BYTES;
+
+impl Pattern {
+    pub fn compile(&self) -> Result<ImageGlob, PatternError> {
+        // Matching costs pattern × name; a pattern longer than any valid name matches
+        // nothing it could not match shorter, and a megabyte of `*` would take seconds per
+        // decision (a late answer gets the plugin dropped and the container run unchecked).
+        let text = self.text();
+        if text.len() > MAX_PATTERN_BYTES {
+            return Err(PatternError::TooLong { len: text.len() });
+        }
+        Ok(match self {
+            Pattern::Glob(g) => ImageGlob::new(g),
+            Pattern::Wildcard(w) => ImageGlob::wildcard(w),
+            Pattern::PolicyControllerGlob(g) => ImageGlob::policy_controller(g),
+            Pattern::KyvernoWildcard(w) => ImageGlob::kyverno(w),
+            Pattern::PortierisRepository(r) => ImageGlob::portieris(r),
+            Pattern::Expression(_) => return Err(PatternError::Expression),
+        }?)
+    }
+}
+
+impl NormalIdentity {
+    pub fn compile(&self) -> Result<Identity, MatcherError> {
+        Ok(Identity {
+            issuer: Matcher::from_fields(self.issuer.as_deref(), self.issuer_reg_exp.as_deref(), "issuer")?,
+            subject: Matcher::from_fields(self.subject.as_deref(), self.subject_reg_exp.as_deref(), "subject")?,
+        })
+    }
+}
+
+/// Where keys that are not inline come from.
+pub trait KeySource {
+    /// The PEM text of a Secret's entry, `Ok(None)` if the Secret or entry does not exist.
+    fn secret(&self, namespace: &str, name: &str, key: Option<&str>) -> Result<Option<String>, KeyUnavailable>;
+    /// Directory relative key paths are resolved against.
+    fn base_dir(&self) -> &Path;
+    /// The public key a KMS URI stands for, as held now (never I/O: keys are resolved
+    /// off the request path); `Err` says why there is none.
+    fn kms(&self, uri: &str) -> Result<ResolvedKey, KeyUnavailable> {
+        Err(KmsError::NoAccess { uri: uri.to_string() }.into())
+    }
+}
+
+/// Another key source, with KMS keys from a [`Resolver`].
+pub struct WithKms<'a> {
+    pub keys: &'a (dyn KeySource + Sync),
+    pub kms: &'a Resolver,
+}
+
+impl KeySource for WithKms<'_> {
+    fn secret(&self, namespace: &str, name: &str, key: Option<&str>) -> Result<Option<String>, KeyUnavailable> {
+        self.keys.secret(namespace, name, key)
+    }
+    fn base_dir(&self) -> &Path {
+        self.keys.base_dir()
+    }
+    fn kms(&self, uri: &str) -> Result<ResolvedKey, KeyUnavailable> {
+        Ok(self.kms.lookup(uri)?)
+    }
+}
+
+/// A key source with no Secrets (local policy files, `policy check`).
+pub struct FilesOnly<'a>(pub &'a Path);
+
+impl KeySource for FilesOnly<'_> {
+    fn secret(&self, namespace: &str, name: &str, _key: Option<&str>) -> Result<Option<String>, KeyUnavailable> {
+        Err(KeyUnavailable::NoClusterAccess { namespace: namespace.to_string(), name: name.to_string() })
+    }
+    fn base_dir(&self) -> &Path {
+        self.0
+    }
+}
+
+/// A compiled policy, and the parts of it that fail closed on this node.
+#[derive(Debug)]
+pub struct Compiled {
+    pub policy: Policy,
+    pub warnings: Vec<String>,
+}
+
+/// Compile a normalised policy. Errors (bad globs, unreadable keys) reject the policy;
+/// unsupported parts and missing Secrets compile into authorities that never pass, and are
+/// returned as warnings.
+pub fn compile(p: &NormalPolicy, keys: &dyn KeySource) -> Result<Compiled, Vec<CompileError>> {
+    let mut errors = Vec::new();
+    let images = globs(&p.images, "images", &mut errors);
+    let exclude_images = globs(&p.exclude_images, "excludeImages", &mut errors);
+    let mut image_expressions = Vec::new();
+    for (i, pat) in p.images.iter().enumerate() {
+        if let Pattern::Expression(e) = pat {
+            match super::cel::image_expression(&format!("images[{i}]"), e) {
+                Ok(x) => image_expressions.push(x),
+                Err(e) => errors.push(CompileError::ImageExpression(e.to_string())),
+            }
+        }
+    }
+    if p.exclude_images.iter().any(|x| matches!(x, Pattern::Expression(_))) {
+        errors.push(CompileError::ExcludedExpression);
+    }
+    if p.images.is_empty() {
+        errors.push(CompileError::NoImages);
+    }
+    if p.requirements.is_empty() {
+        errors.push(CompileError::NoAuthorities);
+    }
+    let mut warnings = Vec::new();
+    let mut requirements = Vec::new();
+    for (index, req) in p.requirements.iter().enumerate() {
+        if req.authorities.is_empty() {
+            errors.push(CompileError::EmptyRequirement { index });
+        }
+        if req.count == 0 || req.count > req.authorities.len() {
+            errors.push(CompileError::ImpossibleCount { index, count: req.count, of: req.authorities.len() });
+        }
+        let mut authorities = Vec::new();
+        for a in &req.authorities {
+            match compile_authority(a, keys) {
+                Ok(kind) => {
+                    warnings.extend(fails_closed(&a.name, &kind));
+                    authorities.push(Authority { name: a.name.clone(), kind });
+                }
+                Err(source) => errors.push(CompileError::Authority { name: a.name.clone(), source }),
+            }
+        }
+        requirements.push(Requirement { count: req.count, authorities });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let policy = Policy {
+        name: p.name.clone(),
+        images,
+        image_expressions,
+        exclude_images,
+        namespaces: p.namespaces.clone(),
+        requirements,
+        mode: p.mode,
+        exclusive: p.exclusive.clone(),
+        no_match_action: p.no_match_action,
+    };
+    Ok(Compiled { policy, warnings })
+}
+
+/// The glob patterns of `field`; expressions are compiled apart.
+fn globs(patterns: &[Pattern], field: &'static str, errors: &mut Vec<CompileError>) -> Vec<ImageGlob> {
+    let mut out = Vec::new();
+    for (index, pat) in patterns.iter().enumerate() {
+        if matches!(pat, Pattern::Expression(_)) {
+            continue;
+        }
+        match pat.compile() {
+            Ok(g) => out.push(g),
+            Err(source) => errors.push(CompileError::Pattern { field, index, source }),
+        }
+    }
+    out
+}
+
+/// What of a compiled authority can never pass on this node, as warnings.
+fn fails_closed(name: &str, kind: &AuthorityKind) -> Vec<String> {
+    match kind {
+        AuthorityKind::Unsupported(reason) => vec![format!("authority {name:?} fails closed on this node: {reason}")],
+        AuthorityKind::Cel(c) => c.fails_closed().into_iter().map(|w| format!("authority {name:?}: {w}")).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<AuthorityKind, AuthorityError> {
+    let unavailable = |why: KeyUnavailable| Ok(AuthorityKind::Unsupported(why.to_string()));
+    let (signer, rekor, rekor_keys, attestations) = match &a.check {
+        Check::Static(StaticAction::Pass) => return Ok(AuthorityKind::StaticPass),
+        Check::Static(StaticAction::Fail) => return Ok(AuthorityKind::StaticFail),
+        Check::Unsupported(reason) => return Ok(AuthorityKind::Unsupported(reason.clone())),
+        Check::Cel(c) => {
+            if c.attestors.iter().any(|a| matches!(a.check, Check::Cel(_))) {
+                return Err(AuthorityError::NestedCel);
+            }
+            let mut attestor = |a: &NormalAuthority| compile_authority(a, keys).map_err(|e| e.to_string());
+            let compiled = super::cel::compile(c, &mut attestor).map_err(AuthorityError::Cel)?;
+            return Ok(AuthorityKind::Cel(std::sync::Arc::new(compiled)));
+        }
+        Check::Key(k) => {
+            let key = match &k.key {
+                KeyRef::Kms(kms) => match kms_key(kms, k.hash_algorithm, keys)? {
+                    Ok(key) => key,
+                    Err(why) => return unavailable(why),
+                },
+                other => {
+                    let pem = match resolve(other, keys)? {
+                        Ok(pem) => pem,
+                        Err(why) => return unavailable(why),
+                    };
+                    let signing = Signing { hash: k.hash_algorithm, padding: None };
+                    TrustedKey::from_pem_with(pem.as_bytes(), signing)?
+                }
+            };
+            (Signer::Key(key), &k.rekor, &k.rekor_keys, &k.attestations)
+        }
+        Check::Gpg(g) => {
+            let text = match resolve(&g.key, keys)? {
+                Ok(text) => text,
+                Err(why) => return unavailable(why),
+            };
+            let identity = match g.signed_identity.as_deref() {
+                None => SignedIdentity::default(),
+                Some(name) => {
+                    SignedIdentity::parse(name).ok_or_else(|| AuthorityError::SignedIdentity(name.to_string()))?
+                }
+            };
+            let signer = GpgSigner { keys: GpgKey::parse_armored(&text)?, identity };
+            let by = SignedBy { signer: Signer::Gpg(signer), tlog: Tlog::Ignore, attestations: Vec::new() };
+            return Ok(AuthorityKind::Signed(Box::new(by)));
+        }
+        Check::Keyless(k) => {
+            let identities = k
+                .identities
+                .iter()
+                .enumerate()
+                .map(|(index, id)| id.compile().map_err(|source| AuthorityError::Identity { index, source }))
+                .collect::<Result<Vec<_>, _>>()?;
+            let ca = match &k.ca {
+                None => None,
+                Some(r) => match resolve(r, keys)? {
+                    Ok(pem) => Some(CaPool::from_pem(&pem).map_err(AuthorityError::Ca)?),
+                    Err(why) => return unavailable(why),
+                },
+            };
+            if identities.is_empty() && ca.is_none() {
+                // Any certificate from the public CA would be anyone at all.
+                return Err(AuthorityError::AnyHolder);
+            }
+            let signer = Signer::Keyless(Keyless { identities, ca, sct: !k.ignore_sct });
+            (signer, &k.rekor, &k.rekor_keys, &k.attestations)
+        }
+    };
+    let tlog = match rekor {
+        None => Tlog::Ignore,
+        Some(url) => Tlog::Require {
+            url: Some(url.clone()).filter(|u| !u.is_empty()),
+            keys: rekor_keys
+                .iter()
+                .map(|pem| LogKey::from_pem(pem).map_err(AuthorityError::LogKey))
+                .collect::<Result<_, _>>()?,
+        },
+    };
+    Ok(AuthorityKind::Signed(Box::new(SignedBy { signer, tlog, attestations: attestations.clone() })))
+}
+
+/// The key a KMS reference stands for: what the key source holds now, else what was
+/// inlined at the last sync; `Ok(Err(why))` fails the authority closed. The scheme is the
+/// KMS key's own, with the policy's digest when it names one.
+fn kms_key(
+    kms: &KmsKey,
+    hash: Option<HashAlgorithm>,
+    keys: &dyn KeySource,
+) -> Result<Result<TrustedKey, KeyUnavailable>, AuthorityError> {
+    let resolved = match (keys.kms(&kms.uri), &kms.resolved) {
+        (Ok(r), _) => r,
+        (Err(_), Some(inlined)) => inlined.clone(),
+        (Err(why), None) => return Ok(Err(why)),
+    };
+    let signing = Signing { hash: hash.or(resolved.signing.hash), padding: resolved.signing.padding };
+    TrustedKey::from_pem_with(resolved.pem.as_bytes(), signing).map(Ok).map_err(|source| AuthorityError::KmsKey {
+        uri: kms.uri.clone(),
+        from: resolved.source.clone(),
+        source,
+    })
+}
+
+/// The PEM text a reference names: `Ok(Err(why))` when a Secret is missing, which makes
+/// the authority fail closed rather than reject the whole policy.
+fn resolve(r: &KeyRef, keys: &dyn KeySource) -> Result<Result<String, KeyUnavailable>, AuthorityError> {
+    Ok(Ok(match r {
+        KeyRef::Pem(pem) => pem.clone(),
+        KeyRef::Path(path) => {
+            let full = if path.is_absolute() { path.clone() } else { keys.base_dir().join(path) };
+            std::fs::read_to_string(&full).map_err(|source| AuthorityError::KeyFile { path: full, source })?
+        }
+        KeyRef::Secret { namespace, name, key } => match keys.secret(namespace, name, key.as_deref()) {
+            Ok(Some(pem)) => pem,
+            Ok(None) => {
+                return Ok(Err(KeyUnavailable::SecretNotFound {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    key: key.clone(),
+                }))
+            }
+            Err(e) => return Ok(Err(e)),
+        },
+        KeyRef::Kms(k) => return Ok(Err(KeyUnavailable::KmsNotSigning { uri: k.uri.clone() })),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    use crate::policy::normal::{KeyCheck, KeylessCheck};
+    use crate::testutil::{normal_policy, TEST_PUB};
+
+    fn policy(authorities: Vec<NormalAuthority>) -> NormalPolicy {
+        normal_policy("p", "reg.io/**", authorities)
+    }
+
+    fn key(k: KeyRef, rekor: Option<&str>) -> NormalAuthority {
+        NormalAuthority::new("k", Check::Key(KeyCheck::new(k, rekor.map(String::from))))
+    }
+
+    #[test]
+    fn inline_key_compiles_to_a_key_authority() {
+        let c = compile(&policy(vec![key(KeyRef::Pem(TEST_PUB.into()), None)]), &FilesOnly(Path::new("/"))).unwrap();
+        let AuthorityKind::Signed(by) = &c.policy.requirements[0].authorities[0].kind else { panic!() };
+        assert!(matches!((&by.signer, &by.tlog), (Signer::Key(_), Tlog::Ignore)));
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn required_tlog_is_kept_with_its_keys() {
+        let mut a = key(KeyRef::Pem(TEST_PUB.into()), Some("https://rekor.example"));
+        let Check::Key(k) = &mut a.check else { unreachable!() };
+        k.rekor_keys = vec![TEST_PUB.into()];
+        let c = compile(&policy(vec![a]), &FilesOnly(Path::new("/"))).unwrap();
+        let AuthorityKind::Signed(by) = &c.policy.requirements[0].authorities[0].kind else { panic!() };
+        assert!(
+            matches!(&by.tlog, Tlog::Require { url: Some(u), keys } if u == "https://rekor.example" && keys.len() == 1)
+        );
+    }
+
+    #[test]
+    fn keyless_identities_are_compiled_and_bad_ones_rejected() {
+        let keyless = |ids: Vec<NormalIdentity>, ca: Option<KeyRef>| {
+            policy(vec![NormalAuthority::new(
+                "kl",
+                Check::Keyless(KeylessCheck { identities: ids, ca, ..Default::default() }),
+            )])
+        };
+        let good = NormalIdentity {
+            issuer: Some("https://issuer.example".into()),
+            subject_reg_exp: Some("^builder@".into()),
+            ..Default::default()
+        };
+        let c = compile(&keyless(vec![good.clone()], None), &FilesOnly(Path::new("/"))).unwrap();
+        let AuthorityKind::Signed(by) = &c.policy.requirements[0].authorities[0].kind else { panic!() };
+        assert!(matches!(&by.signer, Signer::Keyless(k) if k.sct && k.ca.is_none() && k.identities.len() == 1));
+        let bad = NormalIdentity { subject_reg_exp: Some("(".into()), ..good.clone() };
+        let errs = compile(&keyless(vec![bad], None), &FilesOnly(Path::new("/"))).unwrap_err();
+        assert!(errs[0].to_string().contains("identities[0]: subjectRegExp"), "{errs:?}");
+        let half = NormalIdentity { subject: None, subject_reg_exp: None, ..good };
+        assert!(compile(&keyless(vec![half], None), &FilesOnly(Path::new("/"))).is_err());
+        let errs = compile(&keyless(vec![], None), &FilesOnly(Path::new("/"))).unwrap_err();
+        assert!(errs[0].to_string().contains("needs identities"), "{errs:?}");
+        let ca = KeyRef::Path(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign/root.pem"));
+        assert!(compile(&keyless(vec![], Some(ca)), &FilesOnly(Path::new("/"))).is_ok(), "own CA, any holder");
+    }
+
+    #[test]
+    fn secret_without_cluster_access_fails_closed_with_reason() {
+        let k = KeyRef::Secret { namespace: "ns".into(), name: "s".into(), key: None };
+        let c = compile(&policy(vec![key(k, None)]), &FilesOnly(Path::new("/"))).unwrap();
+        assert!(c.warnings[0].contains("Secret ns/s"), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn bad_pattern_missing_file_and_impossible_count_are_all_listed() {
+        let mut p = policy(vec![key(KeyRef::Path("missing.pub".into()), None)]);
+        p.images.push(Pattern::Glob("a b".into()));
+        p.requirements[0].count = 2;
+        let errs = compile(&p, &FilesOnly(Path::new("/nowhere"))).unwrap_err();
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs.iter().any(|e| e.to_string().contains("/nowhere/missing.pub")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.to_string().contains("images[1]")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.to_string().contains("2 of 1")), "{errs:?}");
+    }
+
+    fn kms_policy(uri: &str, hash: Option<HashAlgorithm>, resolved: Option<ResolvedKey>) -> NormalPolicy {
+        let mut check = KeyCheck::new(KeyRef::Kms(KmsKey { uri: uri.into(), resolved }), None);
+        check.hash_algorithm = hash;
+        policy(vec![NormalAuthority::new("kms", Check::Key(check))])
+    }
+
+    fn kms_resolved(hash: Option<HashAlgorithm>) -> ResolvedKey {
+        ResolvedKey {
+            pem: TEST_PUB.into(),
+            version: "v1".into(),
+            signing: Signing { hash, padding: None },
+            source: "test".into(),
+        }
+    }
+
+    fn scheme(c: &Compiled) -> String {
+        let AuthorityKind::Signed(by) = &c.policy.requirements[0].authorities[0].kind else { panic!("{c:?}") };
+        let Signer::Key(k) = &by.signer else { panic!() };
+        k.key.scheme()
+    }
+
+    /// #18: a KMS key compiles from what the resolver holds, else from the key inlined at
+    /// the last sync (the last-known-good file), else it fails closed naming the URI.
+    #[test]
+    fn kms_keys_compile_from_the_resolver_then_the_inlined_key_else_fail_closed() {
+        let uri = "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1";
+        let files = FilesOnly(Path::new("/"));
+        let c = compile(&kms_policy(uri, None, None), &files).unwrap();
+        assert!(c.warnings[0].contains(uri) && c.warnings[0].contains("not resolved"), "{:?}", c.warnings);
+
+        let inlined = kms_policy(uri, None, Some(kms_resolved(Some(HashAlgorithm::Sha384))));
+        assert_eq!(scheme(&compile(&inlined, &files).unwrap()), "ecdsa-p256-sha384", "the KMS key's own digest");
+
+        let pinned = BTreeMap::from([(uri.to_string(), kms_resolved(Some(HashAlgorithm::Sha512)))]);
+        let resolver = Resolver::new(None, pinned, None);
+        let keys = WithKms { keys: &files, kms: &resolver };
+        assert_eq!(scheme(&compile(&inlined, &keys).unwrap()), "ecdsa-p256-sha512", "what is held now wins");
+        let c = compile(&kms_policy(uri, Some(HashAlgorithm::Sha256), None), &keys).unwrap();
+        assert_eq!(scheme(&c), "ecdsa-p256-sha256", "the policy's hashAlgorithm names the digest");
+    }
+
+    /// The digest is part of a policy's identity: verdicts cached under one scheme are not
+    /// served for a policy that names another.
+    #[test]
+    fn hash_algorithm_changes_the_policy_identity() {
+        let with = |h| {
+            let mut a = key(KeyRef::Pem(TEST_PUB.into()), None);
+            let Check::Key(k) = &mut a.check else { unreachable!() };
+            k.hash_algorithm = h;
+            compile(&policy(vec![a]), &FilesOnly(Path::new("/"))).unwrap().policy
+        };
+        assert_ne!(with(None).identity(), with(Some(HashAlgorithm::Sha384)).identity());
+        assert_eq!(with(None).identity(), with(None).identity());
+    }
+}

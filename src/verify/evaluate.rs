@@ -1,0 +1,322 @@
+//! Policy evaluation for one image digest: every matching policy must pass, each of its
+//! requirements by enough authorities, over the evidence fetched for the digest.
+//!
+//! Vacuous truth never admits: no policy, no requirement, or a requirement that needs no
+//! authority fails. Warn-mode failures are reported but do not deny.
+
+use super::layers::{verify_attestations, verify_signatures, verify_simple_signing, LayerFailure};
+use super::signer::Signer;
+use super::{cel, Context};
+use crate::policy::{AuthorityKind, Mode, Policy};
+use crate::registry::{RegistryError, Signatures};
+
+/// Everything fetched for one digest. `None`: not needed by the matching policies.
+#[derive(Debug, Default)]
+pub struct Evidence {
+    /// The image the evidence is about, normalised (`registry/path:tag` or `@digest`).
+    pub reference: String,
+    /// The pod's namespace, when known: CEL validations may read it.
+    pub namespace: Option<String>,
+    pub signatures: Option<Result<Signatures, RegistryError>>,
+    pub attestations: Option<Result<Signatures, RegistryError>>,
+    /// GPG simple-signing signatures from the lookaside store.
+    pub simple_signing: Option<Result<Signatures, RegistryError>>,
+}
+
+/// Does an authority set need image signatures, attestations, or neither?
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub signatures: bool,
+    pub attestations: bool,
+    pub simple_signing: bool,
+}
+
+pub fn needs(policies: &[&Policy]) -> Needs {
+    let mut n = Needs::default();
+    for a in policies.iter().flat_map(|p| p.authorities()) {
+        if let AuthorityKind::Cel(c) = &a.kind {
+            let (signatures, attestations) = cel::needs(c);
+            n.signatures |= signatures;
+            n.attestations |= attestations;
+        }
+        if let AuthorityKind::Signed(s) = &a.kind {
+            if matches!(s.signer, Signer::Gpg(_)) {
+                n.simple_signing = true;
+            } else if s.attestations.is_empty() {
+                n.signatures = true;
+            } else {
+                n.attestations = true;
+            }
+        }
+    }
+    n
+}
+
+/// Simple-signing documents are a few hundred bytes; this bounds decompression.
+const GPG_CONTENT_LIMIT: usize = 64 << 10;
+
+/// Outcome of evaluating every matching policy for one image digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    /// False if any enforcing policy failed.
+    pub allowed: bool,
+    /// Per failing policy: `policy "name": reason`. Warn-mode failures are listed too.
+    pub failures: Vec<String>,
+    /// Per passing policy: which authority satisfied it.
+    pub satisfied: Vec<String>,
+    /// True when only warn-mode policies failed.
+    pub warned: bool,
+}
+
+/// Evaluate matching policies: all must pass (AND); a policy passes when each of its
+/// requirements has `count` satisfied authorities (policy-controller: one requirement, count 1).
+pub fn evaluate(policies: &[&Policy], evidence: &Evidence, digest: &str, cx: Context<'_>) -> Evaluation {
+    // An empty set of constraints must never read as "allowed": callers apply the no-match
+    // action before getting here, so reaching this with nothing is a bug we fail closed on.
+    if policies.is_empty() {
+        return Evaluation {
+            allowed: false,
+            failures: vec!["no policy to evaluate".into()],
+            satisfied: vec![],
+            warned: false,
+        };
+    }
+    let mut eval = Evaluation { allowed: true, failures: vec![], satisfied: vec![], warned: false };
+    for policy in policies {
+        match evaluate_policy(policy, evidence, digest, cx) {
+            Ok(authority) => {
+                eval.satisfied.push(format!("policy {:?} satisfied by authority {authority:?}", policy.name))
+            }
+            Err(reason) => {
+                eval.failures.push(format!("policy {:?}: {reason}", policy.name));
+                match policy.mode {
+                    Mode::Enforce => eval.allowed = false,
+                    Mode::Warn => eval.warned = true,
+                }
+            }
+        }
+    }
+    eval
+}
+
+/// Why one authority is not satisfied for the digest.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorityFailure {
+    #[error("static authority always fails")]
+    StaticFail,
+    #[error("cannot be checked on this node: {0}")]
+    Unsupported(String),
+    #[error("attestations signed with OpenPGP keys are not supported")]
+    GpgAttestations,
+    #[error("signatures were not fetched")]
+    NotFetched,
+    /// The fetch failed: said as such, never as "unsigned".
+    #[error(transparent)]
+    Registry(RegistryError),
+    #[error(transparent)]
+    Layer(#[from] LayerFailure),
+    /// A CEL validation that failed or could not be evaluated, in its own words.
+    #[error("{0}")]
+    Cel(String),
+}
+
+/// Why a policy does not pass.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyFailure {
+    #[error("policy has no requirements")]
+    NoRequirements,
+    #[error("requirement {index} needs no authority, which never counts as passing")]
+    EmptyRequirement { index: usize },
+    /// Fewer than `count` of a requirement's authorities were satisfied; `failed` holds each
+    /// tried authority's name and reason.
+    #[error("{}", unmet(*.count, *.of, *.satisfied, .failed))]
+    Unmet { count: usize, of: usize, satisfied: usize, failed: Vec<(String, AuthorityFailure)> },
+}
+
+fn unmet(count: usize, of: usize, satisfied: usize, failed: &[(String, AuthorityFailure)]) -> String {
+    let need =
+        if count == 1 { String::new() } else { format!("{count} of {of} authorities needed, {satisfied} satisfied: ") };
+    let reasons: Vec<String> = failed.iter().map(|(name, r)| format!("authority {name:?}: {r}")).collect();
+    format!("{need}{}", reasons.join("; "))
+}
+
+fn evaluate_policy(
+    policy: &Policy,
+    evidence: &Evidence,
+    digest: &str,
+    cx: Context<'_>,
+) -> Result<String, PolicyFailure> {
+    // Vacuous truth must not admit anything: no requirement, or a requirement that needs
+    // nothing, is a policy that fails.
+    if policy.requirements.is_empty() {
+        return Err(PolicyFailure::NoRequirements);
+    }
+    let mut passed_by = Vec::new();
+    for (index, req) in policy.requirements.iter().enumerate() {
+        if req.count == 0 || req.authorities.is_empty() {
+            return Err(PolicyFailure::EmptyRequirement { index });
+        }
+        let mut ok = Vec::new();
+        let mut failed = Vec::new();
+        for authority in &req.authorities {
+            match check_authority(&authority.kind, evidence, digest, cx) {
+                Ok(()) => ok.push(authority.name.clone()),
+                Err(r) => failed.push((authority.name.clone(), r)),
+            }
+            if ok.len() >= req.count {
+                break;
+            }
+        }
+        if ok.len() < req.count {
+            return Err(PolicyFailure::Unmet {
+                count: req.count,
+                of: req.authorities.len(),
+                satisfied: ok.len(),
+                failed,
+            });
+        }
+        passed_by.extend(ok);
+    }
+    Ok(passed_by.join(", "))
+}
+
+/// What was fetched for an authority, or why there is nothing to check.
+fn fetched(found: &Option<Result<Signatures, RegistryError>>) -> Result<&Signatures, AuthorityFailure> {
+    match found {
+        None => Err(AuthorityFailure::NotFetched),
+        Some(Err(e)) => Err(AuthorityFailure::Registry(e.clone())),
+        Some(Ok(s)) => Ok(s),
+    }
+}
+
+pub(super) fn check_authority(
+    kind: &AuthorityKind,
+    evidence: &Evidence,
+    digest: &str,
+    cx: Context<'_>,
+) -> Result<(), AuthorityFailure> {
+    match kind {
+        AuthorityKind::StaticPass => Ok(()),
+        AuthorityKind::StaticFail => Err(AuthorityFailure::StaticFail),
+        AuthorityKind::Unsupported(reason) => Err(AuthorityFailure::Unsupported(reason.clone())),
+        AuthorityKind::Cel(c) => cel::check(c, evidence, digest, cx).map_err(AuthorityFailure::Cel),
+        AuthorityKind::Signed(by) if matches!(by.signer, Signer::Gpg(_)) => {
+            if !by.attestations.is_empty() {
+                return Err(AuthorityFailure::GpgAttestations);
+            }
+            let sigs = fetched(&evidence.simple_signing)?;
+            Ok(verify_simple_signing(sigs, &evidence.reference, digest, &by.signer, GPG_CONTENT_LIMIT)?)
+        }
+        AuthorityKind::Signed(by) if by.attestations.is_empty() => {
+            Ok(verify_signatures(fetched(&evidence.signatures)?, digest, by, cx)?)
+        }
+        AuthorityKind::Signed(by) => Ok(verify_attestations(fetched(&evidence.attestations)?, digest, by, cx)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::matching::ImageGlob;
+    use crate::policy::{Authority, Requirement};
+    use crate::testutil::verify::{context as cx, sigs, D1};
+    use crate::testutil::TestSigner;
+
+    fn ev(found: Result<Signatures, RegistryError>) -> Evidence {
+        Evidence { signatures: Some(found), ..Default::default() }
+    }
+
+    fn policy(name: &str, mode: Mode, kinds: Vec<AuthorityKind>) -> Policy {
+        let authorities =
+            kinds.into_iter().enumerate().map(|(i, kind)| Authority { name: format!("a{i}"), kind }).collect();
+        Policy::any_of(name, vec![ImageGlob::new("reg.io/**").unwrap()], authorities, Mode::Enforce).with_mode(mode)
+    }
+
+    #[test]
+    fn all_matching_policies_must_pass_and_any_authority_passes_one() {
+        let (a, b) = (TestSigner::new(1), TestSigner::new(2));
+        let found = Ok(sigs(vec![a.sign_digest("reg.io/app", D1)]));
+        let p_or =
+            policy("either", Mode::Enforce, vec![AuthorityKind::key(b.trusted()), AuthorityKind::key(a.trusted())]);
+        let p_b = policy("only-b", Mode::Enforce, vec![AuthorityKind::key(b.trusted())]);
+        let e = evaluate(&[&p_or], &ev(found.clone()), D1, cx());
+        assert!(e.allowed && e.failures.is_empty(), "{e:?}");
+        let e = evaluate(&[&p_or, &p_b], &ev(found.clone()), D1, cx());
+        assert!(!e.allowed);
+        assert_eq!(e.failures.len(), 1);
+        assert!(e.failures[0].contains("only-b"));
+    }
+
+    #[test]
+    fn warn_mode_policy_failure_allows_but_is_reported() {
+        let b = TestSigner::new(2);
+        let p = policy("audit", Mode::Warn, vec![AuthorityKind::key(b.trusted())]);
+        let e = evaluate(&[&p], &ev(Ok(sigs(vec![]))), D1, cx());
+        assert!(e.allowed && e.warned);
+        assert!(e.failures[0].contains("no signatures"));
+    }
+
+    #[test]
+    fn registry_error_is_reported_as_such_not_as_unsigned() {
+        let b = TestSigner::new(2);
+        let p = policy("p", Mode::Enforce, vec![AuthorityKind::key(b.trusted())]);
+        let err =
+            Err(RegistryError::Request { location: "reg.io/app:sig".into(), message: "connection refused".into() });
+        let e = evaluate(&[&p], &ev(err.clone()), D1, cx());
+        assert!(!e.allowed);
+        assert!(e.failures[0].contains("connection refused"), "{e:?}");
+        assert!(!e.failures[0].contains("no signatures"));
+    }
+
+    #[test]
+    fn empty_constraint_set_never_allows() {
+        assert!(!evaluate(&[], &Evidence::default(), D1, cx()).allowed);
+        let empty = policy("empty", Mode::Enforce, vec![]);
+        assert!(!evaluate(&[&empty], &Evidence::default(), D1, cx()).allowed);
+    }
+
+    #[test]
+    fn threshold_counts_distinct_authorities_and_all_requirements_must_hold() {
+        let (a, b, c) = (TestSigner::new(1), TestSigner::new(2), TestSigner::new(3));
+        let found = Ok(sigs(vec![a.sign_digest("reg.io/app", D1), b.sign_digest("reg.io/app", D1)]));
+        let auth =
+            |i: usize, s: &TestSigner| Authority { name: format!("k{i}"), kind: AuthorityKind::key(s.trusted()) };
+        let mut p = policy("kyverno", Mode::Enforce, vec![]);
+        p.requirements = vec![Requirement { count: 2, authorities: vec![auth(0, &a), auth(1, &b), auth(2, &c)] }];
+        assert!(evaluate(&[&p], &ev(found.clone()), D1, cx()).allowed);
+        p.requirements[0].count = 3;
+        let e = evaluate(&[&p], &ev(found.clone()), D1, cx());
+        assert!(!e.allowed);
+        assert!(e.failures[0].contains("3 of 3 authorities needed, 2 satisfied"), "{e:?}");
+        p.requirements = vec![
+            Requirement { count: 1, authorities: vec![auth(0, &a)] },
+            Requirement { count: 1, authorities: vec![auth(2, &c)] },
+        ];
+        assert!(!evaluate(&[&p], &ev(found.clone()), D1, cx()).allowed, "second requirement unmet");
+        p.requirements[1].count = 0;
+        assert!(!evaluate(&[&p], &ev(found.clone()), D1, cx()).allowed, "a requirement of zero never passes");
+    }
+
+    #[test]
+    fn unsupported_authority_fails_closed_with_its_reason() {
+        let p = policy("p", Mode::Enforce, vec![AuthorityKind::Unsupported("keyless is not verified".into())]);
+        let e = evaluate(&[&p], &Evidence::default(), D1, cx());
+        assert!(!e.allowed);
+        assert!(e.failures[0].contains("keyless is not verified"), "{e:?}");
+        let either =
+            policy("q", Mode::Enforce, vec![AuthorityKind::Unsupported("gpg".into()), AuthorityKind::StaticPass]);
+        assert!(
+            evaluate(&[&either], &Evidence::default(), D1, cx()).allowed,
+            "OR still lets a checkable authority pass"
+        );
+    }
+
+    #[test]
+    fn static_authorities() {
+        let pass = policy("pass", Mode::Enforce, vec![AuthorityKind::StaticPass]);
+        let fail = policy("fail", Mode::Enforce, vec![AuthorityKind::StaticFail]);
+        assert_eq!(needs(&[&pass, &fail]), Needs::default());
+        assert!(evaluate(&[&pass], &Evidence::default(), D1, cx()).allowed);
+        assert!(!evaluate(&[&fail], &Evidence::default(), D1, cx()).allowed);
+    }
+}

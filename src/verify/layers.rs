@@ -1,0 +1,642 @@
+//! Which signature layers count: one cosign layer (simple-signing payload, DSSE envelope,
+//! cosign 3 signature bundle) or GPG simple-signing document checked against one signer.
+//!
+//! A layer counts for a signer only if the signer made it over the exact payload bytes,
+//! the payload binds exactly the digest containerd will run, and, when the policy requires
+//! it, a transparency-log entry for exactly this signature verifies offline. Failures are
+//! ranked so that across many layers the most telling one is reported.
+
+use sigstore::cosign::payload::simple_signing::{SimpleSigning, CRITICAL_TYPE_NAME};
+use sigstore::crypto::Signature;
+
+use super::keyless::{self, CertError};
+use super::pubkey::PublicKey;
+use super::signer::{Keyless, SignedBy, Signer, Tlog};
+use super::tlog::{self, EntrySigner, TlogError};
+use super::trust::LogKey;
+use super::{dsse, gpg, sct, Context};
+use crate::registry::{Form, SignatureLayer, Signatures};
+
+/// Why no layer of a set satisfied an authority. Ordered from least to most informative,
+/// so the most telling reason across several layers is the one reported.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
+pub enum LayerFailure {
+    #[error("no signatures found at {location}")]
+    NoSignatures { location: String },
+    #[error("{count} signature(s) at {location}, none made by {signer}")]
+    WrongSigner { location: String, count: usize, signer: String },
+    #[error("{0}")]
+    Certificate(CertError),
+    #[error("signature by {signer} has an unreadable payload: {message}")]
+    BadPayload { signer: String, message: String },
+    #[error("signature by {signer} is for digest {signed}, not {expected}")]
+    OtherDigest { signer: String, signed: String, expected: String },
+    #[error("{0}")]
+    Sct(sct::SctError),
+    #[error("{0}")]
+    Attestation(dsse::AttestationError),
+    #[error("{0}")]
+    Gpg(gpg::GpgError),
+    #[error("signature by {signer} is not accepted without a transparency-log entry: {error}")]
+    Tlog { signer: String, error: TlogError },
+    #[error("{0}")]
+    NotCheckable(String),
+}
+
+fn describe(signer: &Signer) -> String {
+    match signer {
+        Signer::Key(k) => format!("key {}", k.fingerprint),
+        Signer::Keyless(k) => match &k.ca {
+            Some(ca) => format!("a certificate from CA {}", ca.fingerprint()),
+            None => "a certificate from the node trust root's CAs".to_string(),
+        },
+        Signer::Gpg(g) => {
+            let fps: Vec<&str> = g.keys.iter().map(|k| k.fingerprint.as_str()).collect();
+            format!("OpenPGP key {}", fps.join(" or "))
+        }
+    }
+}
+
+/// Is there a GPG simple-signing signature by one of the signer's keys for the image
+/// `reference` at `digest`?
+pub fn verify_simple_signing(
+    sigs: &Signatures,
+    reference: &str,
+    digest: &str,
+    signer: &Signer,
+    limit: usize,
+) -> Result<(), LayerFailure> {
+    let Signer::Gpg(gpg_signer) = signer else {
+        return Err(LayerFailure::NotCheckable("only OpenPGP keys verify lookaside signatures".into()));
+    };
+    first_good(sigs, signer, |layer| {
+        gpg::verify(&layer.payload, gpg_signer, reference, digest, limit).map_err(|e| match e {
+            gpg::GpgError::NotSigned => {
+                LayerFailure::WrongSigner { location: String::new(), count: 0, signer: describe(signer) }
+            }
+            other => LayerFailure::Gpg(other),
+        })
+    })
+}
+
+/// Is there a layer in `sigs` that satisfies `by` for exactly `digest`?
+pub fn verify_signatures(sigs: &Signatures, digest: &str, by: &SignedBy, cx: Context<'_>) -> Result<(), LayerFailure> {
+    first_good(sigs, &by.signer, |layer| check_signature_layer(layer, digest, by, cx))
+}
+
+/// Run `check` over every layer; the first success wins, else the most telling failure.
+fn first_good(
+    sigs: &Signatures,
+    signer: &Signer,
+    check: impl Fn(&SignatureLayer) -> Result<(), LayerFailure>,
+) -> Result<(), LayerFailure> {
+    let mut worst = if sigs.layers.is_empty() {
+        LayerFailure::NoSignatures { location: sigs.location.clone() }
+    } else {
+        LayerFailure::WrongSigner {
+            location: sigs.location.clone(),
+            count: sigs.layers.len(),
+            signer: describe(signer),
+        }
+    };
+    for layer in &sigs.layers {
+        match check(layer) {
+            Ok(()) => return Ok(()),
+            Err(f) => worst = worst.max(f),
+        }
+    }
+    Err(worst)
+}
+
+/// The key that made `layer` under `signer`, with the signing time a log entry proved.
+/// `signed` is what the layer's signature covers; `signature` its base64 signature.
+fn signing_key(
+    layer: &SignatureLayer,
+    signer: &Signer,
+    tlog: &Tlog,
+    cx: Context<'_>,
+    verifies: impl Fn(&PublicKey) -> bool,
+) -> Result<PublicKey, LayerFailure> {
+    let wrong = || LayerFailure::WrongSigner { location: String::new(), count: 0, signer: describe(signer) };
+    match signer {
+        Signer::Key(k) => {
+            if !verifies(&k.key) {
+                return Err(wrong());
+            }
+            check_tlog(layer, tlog, EntrySigner::PublicKey(&k.der), &describe(signer), cx)?;
+            Ok(k.key.clone())
+        }
+        Signer::Keyless(kl) => keyless_key(layer, kl, tlog, cx, verifies).map_err(|f| match f {
+            LayerFailure::WrongSigner { .. } => wrong(),
+            other => other,
+        }),
+        Signer::Gpg(_) => Err(LayerFailure::NotCheckable(
+            "OpenPGP keys verify simple-signing signatures from a lookaside store, not cosign signatures".into(),
+        )),
+    }
+}
+
+fn keyless_key(
+    layer: &SignatureLayer,
+    kl: &Keyless,
+    tlog: &Tlog,
+    cx: Context<'_>,
+    verifies: impl Fn(&PublicKey) -> bool,
+) -> Result<PublicKey, LayerFailure> {
+    let wrong = LayerFailure::WrongSigner { location: String::new(), count: 0, signer: String::new() };
+    let Some(cert_pem) = layer.certificate.as_deref() else { return Err(wrong) };
+    if kl.ca.is_none() && !cx.trust.has_fulcio() {
+        return Err(LayerFailure::NotCheckable(
+            "no certificate authority to check keyless signatures against: set the policy's CA or the node's \
+             trust_root"
+                .into(),
+        ));
+    }
+    let der = pem::parse(cert_pem)
+        .map_err(|e| LayerFailure::Certificate(CertError::Malformed(e.to_string())))?
+        .into_contents();
+    // The log entry, when required, proves when the signature was made: short-lived
+    // certificates must have been valid then, not now.
+    let at = check_tlog(layer, tlog, EntrySigner::Certificate(&der), "the certificate's holder", cx)?
+        .map(|e| e.integrated_time)
+        .unwrap_or(cx.now);
+    // The node's CAs that were valid then (trusted_root.json `validFor`); a policy's own CA has
+    // no window.
+    let node_cas;
+    let ca = match &kl.ca {
+        Some(ca) => ca,
+        None => {
+            node_cas = cx.trust.fulcio_at(at);
+            &node_cas
+        }
+    };
+    let cert =
+        keyless::verify_certificate(cert_pem, layer.chain.as_deref(), ca, at).map_err(LayerFailure::Certificate)?;
+    let key = PublicKey::from(cert.key.clone());
+    if !verifies(&key) {
+        return Err(wrong);
+    }
+    cert.identity.check(&kl.identities).map_err(LayerFailure::Certificate)?;
+    if kl.sct {
+        let chain: Vec<Vec<u8>> = layer
+            .chain
+            .as_deref()
+            .and_then(|c| pem::parse_many(c).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| b.into_contents())
+            .collect();
+        let issuers: Vec<&[u8]> = chain
+            .iter()
+            .map(Vec::as_slice)
+            .chain(ca.intermediates.iter().chain(&ca.roots).map(|c| c.as_ref()))
+            .collect();
+        sct::verify(&cert.der, &issuers, &cx.trust.ctlogs).map_err(LayerFailure::Sct)?;
+    }
+    Ok(key)
+}
+
+fn check_tlog(
+    layer: &SignatureLayer,
+    tlog: &Tlog,
+    signer: EntrySigner<'_>,
+    who: &str,
+    cx: Context<'_>,
+) -> Result<Option<tlog::LogEntry>, LayerFailure> {
+    let Tlog::Require { keys, .. } = tlog else { return Ok(None) };
+    let logs: Vec<&LogKey> = if keys.is_empty() { cx.trust.rekor.iter().collect() } else { keys.iter().collect() };
+    if logs.is_empty() {
+        return Err(LayerFailure::NotCheckable(
+            "a transparency-log entry is required but no log key is configured (node trust_root or the \
+             policy's log key)"
+                .into(),
+        ));
+    }
+    tlog::verify(layer.bundle.as_deref(), &layer.signature, &layer.payload, signer, &logs)
+        .map(Some)
+        .map_err(|error| LayerFailure::Tlog { signer: who.to_string(), error })
+}
+
+fn check_signature_layer(
+    layer: &SignatureLayer,
+    digest: &str,
+    by: &SignedBy,
+    cx: Context<'_>,
+) -> Result<(), LayerFailure> {
+    if layer.form == Form::Envelope {
+        // cosign 3 signs an image with an in-toto statement of this type about its digest.
+        return check_envelope(layer, digest, dsse::COSIGN_SIGN_PREDICATE_TYPE, by, cx);
+    }
+    let sig = layer.signature.as_bytes();
+    signing_key(layer, &by.signer, &by.tlog, cx, |k| {
+        k.verify_signature(Signature::Base64Encoded(sig), &layer.payload).is_ok()
+    })?;
+    let signer = describe(&by.signer);
+    // JSON is UTF-8; serde_json does not check the strings it skips.
+    let text = match std::str::from_utf8(&layer.payload) {
+        Ok(t) => t,
+        Err(e) => return Err(LayerFailure::BadPayload { signer, message: e.to_string() }),
+    };
+    match serde_json::from_str::<SimpleSigning>(text) {
+        Err(e) => Err(LayerFailure::BadPayload { signer, message: e.to_string() }),
+        Ok(p) if p.critical.type_name != CRITICAL_TYPE_NAME => Err(LayerFailure::BadPayload {
+            signer,
+            message: format!("critical.type is {:?}, not {CRITICAL_TYPE_NAME:?}", p.critical.type_name),
+        }),
+        Ok(p) if p.critical.image.docker_manifest_digest != digest => Err(LayerFailure::OtherDigest {
+            signer,
+            signed: p.critical.image.docker_manifest_digest,
+            expected: digest.to_string(),
+        }),
+        Ok(_) => Ok(()),
+    }
+}
+
+/// Is every predicate type of `by.attestations` attested by the signer for `digest`?
+pub fn verify_attestations(
+    atts: &Signatures,
+    digest: &str,
+    by: &SignedBy,
+    cx: Context<'_>,
+) -> Result<(), LayerFailure> {
+    for predicate in &by.attestations {
+        first_good(atts, &by.signer, |layer| check_envelope(layer, digest, predicate, by, cx)).map_err(
+            |f| match f {
+                LayerFailure::NoSignatures { location } => {
+                    LayerFailure::NoSignatures { location: format!("{location} (attestation {predicate})") }
+                }
+                other => other,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Is `layer` a DSSE envelope signed by `by.signer` whose statement is of `predicate` type
+/// about `digest`?
+fn check_envelope(
+    layer: &SignatureLayer,
+    digest: &str,
+    predicate: &str,
+    by: &SignedBy,
+    cx: Context<'_>,
+) -> Result<(), LayerFailure> {
+    if layer.form != Form::Envelope {
+        return Err(LayerFailure::Attestation(dsse::AttestationError::Malformed("not a DSSE envelope".into())));
+    }
+    let key = signing_key(layer, &by.signer, &by.tlog, cx, |k| {
+        // Only the envelope's own signature matters; the full check follows.
+        dsse::verify(&layer.payload, k, digest, predicate)
+            .map_or_else(|e| !matches!(e, dsse::AttestationError::NotSigned), |_| true)
+    })?;
+    dsse::verify(&layer.payload, &key, digest, predicate).map_err(LayerFailure::Attestation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::verify::{context as cx, sigs, D1, D2};
+    use crate::testutil::{payload, TestSigner};
+
+    fn by_key(key: &crate::verify::signer::TrustedKey) -> SignedBy {
+        SignedBy { signer: Signer::Key(key.clone()), tlog: Tlog::Ignore, attestations: vec![] }
+    }
+
+    fn verify_key(
+        sigs: &Signatures,
+        digest: &str,
+        key: &crate::verify::signer::TrustedKey,
+    ) -> Result<(), LayerFailure> {
+        verify_signatures(sigs, digest, &by_key(key), cx())
+    }
+
+    #[test]
+    fn signature_by_the_key_for_the_digest_verifies() {
+        let s = TestSigner::new(1);
+        assert_eq!(verify_key(&sigs(vec![s.sign_digest("reg.io/app", D1)]), D1, &s.trusted()), Ok(()));
+    }
+
+    #[test]
+    fn signature_for_another_digest_is_rejected() {
+        let s = TestSigner::new(1);
+        let err = verify_key(&sigs(vec![s.sign_digest("reg.io/app", D2)]), D1, &s.trusted()).unwrap_err();
+        assert!(matches!(err, LayerFailure::OtherDigest { .. }), "{err}");
+        assert!(err.to_string().contains(D2));
+    }
+
+    #[test]
+    fn signature_by_another_key_is_rejected() {
+        let (a, b) = (TestSigner::new(1), TestSigner::new(2));
+        let err = verify_key(&sigs(vec![a.sign_digest("reg.io/app", D1)]), D1, &b.trusted()).unwrap_err();
+        assert!(matches!(err, LayerFailure::WrongSigner { count: 1, .. }), "{err}");
+    }
+
+    #[test]
+    fn tampered_payload_is_rejected() {
+        let s = TestSigner::new(1);
+        let mut layer = s.sign_digest("reg.io/app", D2);
+        // Swap the signed digest for ours, keep the signature: must not verify.
+        layer.payload = payload("reg.io/app", D1, CRITICAL_TYPE_NAME).into_bytes();
+        assert!(matches!(verify_key(&sigs(vec![layer]), D1, &s.trusted()), Err(LayerFailure::WrongSigner { .. })));
+    }
+
+    #[test]
+    fn wrong_payload_type_is_rejected() {
+        let s = TestSigner::new(1);
+        let layer = s.sign_raw(payload("reg.io/app", D1, "https://in-toto.io/Statement/v0.1").as_bytes());
+        assert!(matches!(verify_key(&sigs(vec![layer]), D1, &s.trusted()), Err(LayerFailure::BadPayload { .. })));
+    }
+
+    #[test]
+    fn one_good_signature_among_bad_ones_is_enough() {
+        let (a, b) = (TestSigner::new(1), TestSigner::new(2));
+        let layers =
+            vec![a.sign_digest("reg.io/app", D1), b.sign_digest("reg.io/app", D2), b.sign_digest("reg.io/app", D1)];
+        assert_eq!(verify_key(&sigs(layers), D1, &b.trusted()), Ok(()));
+    }
+
+    #[test]
+    fn no_signatures_is_named() {
+        let s = TestSigner::new(1);
+        assert!(matches!(verify_key(&sigs(vec![]), D1, &s.trusted()), Err(LayerFailure::NoSignatures { .. })));
+    }
+
+    /// Against material made by real cosign (testdata/cosign, see its README).
+    mod vectors {
+        use super::*;
+        use crate::policy::{AuthorityKind, Mode, Policy};
+        use crate::testutil::vector;
+        use crate::verify::keyless::{Identity, Matcher};
+        use crate::verify::signer::TrustedKey;
+        use crate::verify::trust::CaPool;
+        use crate::verify::trust::TrustRoot;
+        use crate::verify::{evaluate, needs, Evidence, Needs};
+
+        const DIGEST: &str = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
+        const ISSUER: &str = "https://issuer.example";
+
+        fn trust() -> TrustRoot {
+            TrustRoot::parse(vector("trusted_root.json").as_bytes(), "trusted_root.json").unwrap()
+        }
+
+        fn run(layers: Vec<SignatureLayer>, by: &SignedBy) -> Result<(), LayerFailure> {
+            let t = trust();
+            let s = Signatures { location: "registry.example/team/app:sha256-479b.sig".into(), layers };
+            verify_signatures(&s, DIGEST, by, Context { trust: &t, now: Context::now_secs() })
+        }
+
+        fn key_layer(bundle: Option<&str>) -> SignatureLayer {
+            SignatureLayer {
+                payload: vector("payload.json").into_bytes(),
+                signature: vector("payload.sig").trim().into(),
+                bundle: bundle.map(vector),
+                ..Default::default()
+            }
+        }
+
+        fn leaf_layer(leaf: &str, bundle: Option<&str>) -> SignatureLayer {
+            SignatureLayer {
+                payload: vector("payload.json").into_bytes(),
+                signature: vector("payload-leaf.sig").trim().into(),
+                certificate: Some(vector(leaf)),
+                chain: Some(vector("chain.pem")),
+                bundle: bundle.map(vector),
+                ..Default::default()
+            }
+        }
+
+        fn key() -> Signer {
+            Signer::Key(TrustedKey::from_pem(vector("cosign.pub").as_bytes()).unwrap())
+        }
+
+        fn keyless(subject: Matcher, ca: Option<&str>, sct: bool) -> Signer {
+            Signer::Keyless(Keyless {
+                identities: vec![Identity { issuer: Matcher::Exact(ISSUER.into()), subject }],
+                ca: ca.map(|c| CaPool::from_pem(&vector(c)).unwrap()),
+                sct,
+            })
+        }
+
+        fn by(signer: Signer, tlog: bool) -> SignedBy {
+            let tlog = if tlog { Tlog::Require { url: None, keys: vec![] } } else { Tlog::Ignore };
+            SignedBy { signer, tlog, attestations: vec![] }
+        }
+
+        #[test]
+        fn cosign_key_signature_with_and_without_a_log_entry() {
+            run(vec![key_layer(None)], &by(key(), false)).unwrap();
+            run(vec![key_layer(Some("bundle-key.json"))], &by(key(), true)).unwrap();
+            let err = run(vec![key_layer(None)], &by(key(), true)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::Missing, .. }), "{err}");
+            let err = run(vec![key_layer(Some("bundle-forged.json"))], &by(key(), true)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::UnknownLog(_), .. }), "{err}");
+            // The signed digest is the vector image's; any other digest is refused.
+            let t = trust();
+            let s = Signatures { location: "l".into(), layers: vec![key_layer(None)] };
+            let other = DIGEST.replace("479b", "0000");
+            let err = verify_signatures(&s, &other, &by(key(), false), Context { trust: &t, now: 0 }).unwrap_err();
+            assert!(matches!(err, LayerFailure::OtherDigest { .. }), "{err}");
+        }
+
+        /// A sigstore bundle as the registry module turns it into a layer.
+        fn bundle_layer(name: &str) -> SignatureLayer {
+            crate::registry::bundle_attestation(vector(name).as_bytes()).expect("a DSSE bundle")
+        }
+
+        #[test]
+        fn cosign_3_signature_bundles_sign_the_digest_with_a_statement() {
+            // cosign 3 signs with a bundle holding a sign/v1 statement about the digest.
+            run(vec![bundle_layer("bundle-v03-sign.json")], &by(key(), false)).unwrap();
+            // Next to cosign 2 signatures by other keys, it is the one that counts.
+            let other = TestSigner::new(9).sign_digest("registry.example/team/app", DIGEST);
+            run(vec![other, bundle_layer("bundle-v03-sign.json")], &by(key(), false)).unwrap();
+            // Bound to its digest.
+            let t = trust();
+            let s = Signatures { location: "l".into(), layers: vec![bundle_layer("bundle-v03-sign.json")] };
+            let elsewhere = DIGEST.replace("479b", "0000");
+            let err = verify_signatures(&s, &elsewhere, &by(key(), false), Context { trust: &t, now: 0 }).unwrap_err();
+            assert!(matches!(err, LayerFailure::Attestation(dsse::AttestationError::OtherSubject { .. })), "{err}");
+            // An attestation of another type is not a signature (and a signature is not an
+            // attestation of another type: cosign 2.5 accepts either, GHSA-w6c6-c85g-mmv6).
+            let err = run(vec![bundle_layer("bundle-v03-slsa.json")], &by(key(), false)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Attestation(dsse::AttestationError::OtherType { .. })), "{err}");
+            let want_slsa = SignedBy { attestations: vec!["slsaprovenance".into()], ..by(key(), false) };
+            let err = verify_attestations(&s, DIGEST, &want_slsa, Context { trust: &t, now: 0 }).unwrap_err();
+            assert!(matches!(err, LayerFailure::Attestation(dsse::AttestationError::OtherType { .. })), "{err}");
+            // Another key's bundle does not count; nor does one without a log entry, when required.
+            let another_key = Signer::Key(TestSigner::new(9).trusted());
+            let err = run(vec![bundle_layer("bundle-v03-sign.json")], &by(another_key, false)).unwrap_err();
+            assert!(matches!(err, LayerFailure::WrongSigner { .. }), "{err}");
+            let err = run(vec![bundle_layer("bundle-v03-sign.json")], &by(key(), true)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::Missing, .. }), "{err}");
+        }
+
+        #[test]
+        fn signature_bundles_with_a_rekor_entry_for_that_envelope() {
+            // A dsse entry with the log's SET: the key's and a keyless leaf's.
+            run(vec![bundle_layer("bundle-v03-sign-logged.json")], &by(key(), true)).unwrap();
+            let email = Matcher::Exact("builder@example.com".into());
+            run(vec![bundle_layer("bundle-v03-sign-leaf-logged.json")], &by(keyless(email, None, false), true))
+                .unwrap();
+            // A SET by a key that is not the log's.
+            let err = run(vec![bundle_layer("bundle-v03-sign-forged.json")], &by(key(), true)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::UnknownLog(_), .. }), "{err}");
+            // A genuine entry replayed beside another envelope by the same key.
+            let mut replayed = bundle_layer("bundle-v03-slsa.json");
+            replayed.bundle = bundle_layer("bundle-v03-sign-logged.json").bundle;
+            let t = trust();
+            let s = Signatures { location: "l".into(), layers: vec![replayed] };
+            let want_slsa = SignedBy { attestations: vec!["slsaprovenance".into()], ..by(key(), true) };
+            let err = verify_attestations(&s, DIGEST, &want_slsa, Context { trust: &t, now: 0 }).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::Mismatch("payload"), .. }), "{err}");
+            // A Rekor v2 entry (inclusion proof, no SET) is named, not taken for a missing one.
+            let mut v2: serde_json::Value = serde_json::from_str(&vector("bundle-v03-sign-logged.json")).unwrap();
+            let entry = &mut v2["verificationMaterial"]["tlogEntries"][0];
+            entry.as_object_mut().unwrap().remove("inclusionPromise");
+            entry["inclusionProof"] = serde_json::json!({"logIndex": "0", "treeSize": "1", "hashes": []});
+            let layer = crate::registry::bundle_attestation(v2.to_string().as_bytes()).unwrap();
+            let err = run(vec![layer], &by(key(), true)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::NoPromise, .. }), "{err}");
+            // Without the log requirement the same layer is a good attestation.
+            let want_slsa = SignedBy { tlog: Tlog::Ignore, ..want_slsa };
+            verify_attestations(&s, DIGEST, &want_slsa, Context { trust: &t, now: 0 }).unwrap();
+        }
+
+        #[test]
+        fn cosign_2_attestations_with_their_rekor_intoto_entry() {
+            let t = trust();
+            let cx = Context { trust: &t, now: Context::now_secs() };
+            let att = |envelope: &str| SignatureLayer {
+                payload: vector(envelope).trim().as_bytes().to_vec(),
+                form: Form::Envelope,
+                bundle: Some(vector("att-slsa-rekor.json")),
+                ..Default::default()
+            };
+            let logged = |ty: &str| SignedBy { attestations: vec![ty.into()], ..by(key(), true) };
+            let s = Signatures { location: "l.att".into(), layers: vec![att("att-slsa.json")] };
+            verify_attestations(&s, DIGEST, &logged("slsaprovenance"), cx).unwrap();
+            // The entry names the slsa envelope; beside another envelope it proves nothing.
+            let s = Signatures { location: "l.att".into(), layers: vec![att("att-custom.json")] };
+            let err = verify_attestations(&s, DIGEST, &logged("custom"), cx).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::Mismatch("payload"), .. }), "{err}");
+        }
+
+        #[test]
+        fn retired_trust_root_entries_vouch_for_nothing_after_their_end() {
+            let retired = |field: &str| {
+                let mut v: serde_json::Value = serde_json::from_str(&vector("trusted_root.json")).unwrap();
+                let past = serde_json::json!({"start": "2000-01-01T00:00:00Z", "end": "2001-01-01T00:00:00Z"});
+                match field {
+                    "tlog" => v["tlogs"][0]["publicKey"]["validFor"] = past,
+                    _ => v["certificateAuthorities"][0]["validFor"] = past,
+                }
+                TrustRoot::parse(v.to_string().as_bytes(), "t.json").unwrap()
+            };
+            let t = retired("tlog");
+            let s = Signatures { location: "l".into(), layers: vec![key_layer(Some("bundle-key.json"))] };
+            let err = verify_signatures(&s, DIGEST, &by(key(), true), Context { trust: &t, now: Context::now_secs() })
+                .unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::KeyNotValid(_), .. }), "{err}");
+            let t = retired("ca");
+            let email = Matcher::Exact("builder@example.com".into());
+            let s = Signatures {
+                location: "l".into(),
+                layers: vec![leaf_layer("leaf-email.pem", Some("bundle-leaf-email.json"))],
+            };
+            let err = verify_signatures(
+                &s,
+                DIGEST,
+                &by(keyless(email, None, false), true),
+                Context { trust: &t, now: Context::now_secs() },
+            )
+            .unwrap_err();
+            assert!(matches!(err, LayerFailure::Certificate(CertError::Untrusted(_))), "{err}");
+        }
+
+        #[test]
+        fn keyless_signature_chains_to_the_ca_and_names_a_trusted_identity() {
+            let email = Matcher::Exact("builder@example.com".into());
+            // The policy's own CA, or the node trust root's.
+            run(vec![leaf_layer("leaf-email.pem", None)], &by(keyless(email.clone(), Some("root.pem"), false), false))
+                .unwrap();
+            run(vec![leaf_layer("leaf-email.pem", None)], &by(keyless(email.clone(), None, false), false)).unwrap();
+            // Logged: checked against the log entry's time.
+            run(
+                vec![leaf_layer("leaf-email.pem", Some("bundle-leaf-email.json"))],
+                &by(keyless(email.clone(), None, false), true),
+            )
+            .unwrap();
+            let uri = Matcher::Regex(regex::Regex::new("^https://github\\.com/example/app/").unwrap());
+            run(vec![leaf_layer("leaf-uri.pem", None)], &by(keyless(uri, None, false), false)).unwrap();
+
+            let other_org = Matcher::Regex(regex::Regex::new("^https://github\\.com/other/").unwrap());
+            let err =
+                run(vec![leaf_layer("leaf-uri.pem", None)], &by(keyless(other_org, None, false), false)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Certificate(CertError::Identity { .. })), "{err}");
+            let err = run(
+                vec![leaf_layer("leaf-email.pem", None)],
+                &by(keyless(email.clone(), Some("other-root.pem"), false), false),
+            )
+            .unwrap_err();
+            assert!(matches!(err, LayerFailure::Certificate(CertError::Untrusted(_))), "{err}");
+            // A key signature is not a keyless one, and vice versa.
+            let err = run(vec![key_layer(None)], &by(keyless(email.clone(), None, false), false)).unwrap_err();
+            assert!(matches!(err, LayerFailure::WrongSigner { .. }), "{err}");
+            assert!(run(vec![leaf_layer("leaf-email.pem", None)], &by(key(), false)).is_err());
+            // SCTs cannot be checked yet: required means refused, with the reason.
+            let err =
+                run(vec![leaf_layer("leaf-email.pem", None)], &by(keyless(email, None, true), false)).unwrap_err();
+            assert!(err.to_string().contains("SCT"), "{err}");
+        }
+
+        #[test]
+        fn keyless_without_any_ca_fails_closed() {
+            let empty = TrustRoot::empty();
+            let s = Signatures { location: "l".into(), layers: vec![leaf_layer("leaf-email.pem", None)] };
+            let signer = keyless(Matcher::Exact("builder@example.com".into()), None, false);
+            let err =
+                verify_signatures(&s, DIGEST, &by(signer, false), Context { trust: &empty, now: Context::now_secs() })
+                    .unwrap_err();
+            assert!(err.to_string().contains("no certificate authority"), "{err}");
+        }
+
+        #[test]
+        fn attestations_of_the_required_type_by_the_signer() {
+            let t = trust();
+            let layer = |name: &str| SignatureLayer {
+                payload: vector(name).into_bytes(),
+                form: Form::Envelope,
+                ..Default::default()
+            };
+            let atts = |names: &[&str]| Signatures {
+                location: "l.att".into(),
+                layers: names.iter().map(|n| layer(n)).collect(),
+            };
+            let want = |ty: &str| SignedBy { signer: key(), tlog: Tlog::Ignore, attestations: vec![ty.into()] };
+            let cx = Context { trust: &t, now: Context::now_secs() };
+            verify_attestations(&atts(&["att-custom.json", "att-slsa.json"]), DIGEST, &want("slsaprovenance"), cx)
+                .unwrap();
+            let err =
+                verify_attestations(&atts(&["att-custom.json"]), DIGEST, &want("slsaprovenance"), cx).unwrap_err();
+            assert!(matches!(err, LayerFailure::Attestation(dsse::AttestationError::OtherType { .. })), "{err}");
+            let err = verify_attestations(&atts(&[]), DIGEST, &want("custom"), cx).unwrap_err();
+            assert!(err.to_string().contains("attestation custom"), "{err}");
+            let mut two = want("custom");
+            two.attestations.push("https://spdx.dev/Document".into());
+            assert!(verify_attestations(&atts(&["att-custom.json", "att-slsa.json"]), DIGEST, &two, cx).is_err());
+            // Through evaluate: an attestation authority reads the attestation evidence.
+            let p = Policy::any_of(
+                "p",
+                vec![crate::policy::matching::ImageGlob::new("registry.example/**").unwrap()],
+                vec![crate::policy::Authority {
+                    name: "a".into(),
+                    kind: AuthorityKind::Signed(Box::new(want("slsaprovenance"))),
+                }],
+                Mode::Enforce,
+            );
+            let ev = Evidence { attestations: Some(Ok(atts(&["att-slsa.json"]))), ..Default::default() };
+            assert_eq!(needs(&[&p]), Needs { attestations: true, ..Default::default() });
+            assert!(evaluate(&[&p], &ev, DIGEST, cx).allowed);
+        }
+    }
+}

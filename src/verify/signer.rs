@@ -1,0 +1,88 @@
+//! Who must have made a signature: a trusted key, a keyless identity under a CA, or OpenPGP
+//! keys, and whether a transparency-log entry is required. Policies name signers in these
+//! terms; [`super::layers`] checks layers against them.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+use super::keyless::Identity;
+use super::pubkey::{KeyError, PublicKey, Signing};
+use super::trust::{CaPool, LogKey};
+
+/// A public key an authority trusts, with a short fingerprint for messages.
+#[derive(Clone)]
+pub struct TrustedKey {
+    /// With the scheme signatures are checked under (digest, RSA padding).
+    pub key: PublicKey,
+    /// First 16 hex chars of the SHA-256 of the key's DER: enough to tell keys apart in logs.
+    pub fingerprint: String,
+    /// SubjectPublicKeyInfo DER, to recognise the key in transparency-log entries.
+    pub der: Vec<u8>,
+}
+
+impl TrustedKey {
+    /// Parse a PEM public key (ECDSA P-256/P-384, RSA, Ed25519 — whatever sigstore accepts).
+    pub fn from_pem(pem: &[u8]) -> Result<Self, KeyError> {
+        Self::from_pem_with(pem, Signing::default())
+    }
+
+    /// Parse a PEM public key whose signatures are made under `signing` (a policy's
+    /// `hashAlgorithm`, a KMS key's algorithm).
+    pub fn from_pem_with(pem: &[u8], signing: Signing) -> Result<Self, KeyError> {
+        let block = pem::parse(pem).map_err(|e| KeyError::NotPem(e.to_string()))?;
+        if block.tag() != "PUBLIC KEY" {
+            return Err(KeyError::NotPublicKey(block.tag().to_string()));
+        }
+        let key = PublicKey::from_der(block.contents(), signing)?;
+        let fingerprint = hex::encode(&Sha256::digest(block.contents())[..8]);
+        Ok(Self { key, fingerprint, der: block.into_contents() })
+    }
+}
+
+impl fmt::Debug for TrustedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The scheme is part of what a verdict depends on, so of the policy identity too.
+        write!(f, "TrustedKey({} {})", self.fingerprint, self.key.scheme())
+    }
+}
+
+/// What an authority accepts as evidence.
+#[derive(Clone, Debug)]
+pub struct SignedBy {
+    pub signer: Signer,
+    pub tlog: Tlog,
+    /// Predicate types that must each be attested by the signer. When set, attestations
+    /// are checked instead of image signatures (as in policy-controller).
+    pub attestations: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Signer {
+    Key(TrustedKey),
+    Keyless(Keyless),
+    /// OpenPGP keys of simple-signing signatures in the lookaside store.
+    Gpg(super::gpg::GpgSigner),
+}
+
+#[derive(Clone, Debug)]
+pub struct Keyless {
+    /// Any one must match; empty means any holder of a certificate from the CA.
+    pub identities: Vec<Identity>,
+    /// The policy's own CA; `None` means the node trust root's certificate authorities.
+    pub ca: Option<CaPool>,
+    /// Require an embedded SCT from a trusted CT log.
+    pub sct: bool,
+}
+
+/// Whether the signature must be in a transparency log (verified offline from its SET).
+#[derive(Clone, Debug)]
+pub enum Tlog {
+    Ignore,
+    Require {
+        /// For messages only: the node never contacts the log.
+        url: Option<String>,
+        /// The policy's own log keys; empty means the node trust root's logs.
+        keys: Vec<LogKey>,
+    },
+}
