@@ -32,6 +32,8 @@ pub enum IdentifyError {
     VolumeWithoutDigest { dest: String },
     #[error("image volume at {dest}: {digest} has no repository name in containerd's store")]
     UnnamedVolume { dest: String, digest: String },
+    #[error("{what} is known to containerd's store by {count} names, over the {limit} the node checks")]
+    TooManyNames { what: String, count: usize, limit: usize },
     #[error(transparent)]
     Reference(#[from] ReferenceError),
     #[error("cannot resolve {name} to the digest containerd runs: {source}")]
@@ -161,18 +163,40 @@ impl Enforcer {
             d.reason = format!("no valid policy is loaded, every image is denied: {err}");
             return d;
         }
-        let (reference, digest) = match self.identify_within(claim, budget).await {
+        let (references, digest) = match self.identify_within(claim, budget).await {
             Ok(x) => x,
             Err(e) => {
                 d.reason = e.to_string();
                 return d;
             }
         };
+        // Content known only by digest (an image ID, an image volume) is decided under every
+        // name the store holds it by, and the strictest answer counts: which of them the pod
+        // spec wrote is not in the request, and picking one would let the loosest policy speak.
+        let decisions = futures::future::join_all(
+            references
+                .into_iter()
+                .map(|reference| self.decide_for(d.clone(), reference, &digest, claim, &policy, deadline)),
+        )
+        .await;
+        strictest(decisions)
+    }
+
+    /// The steps after identification, for one name of the content that will run.
+    async fn decide_for(
+        &self,
+        mut d: Decision,
+        reference: Reference,
+        digest: &str,
+        claim: &ImageClaim,
+        policy: &Arc<PolicySet>,
+        deadline: Instant,
+    ) -> Decision {
         let target = Target {
             repository: crate::reference::repository(&reference),
             full: reference.whole(),
             reference,
-            digest,
+            digest: digest.to_string(),
             namespace: claim.namespace.clone().filter(|n| !n.is_empty()),
         };
         d.image = target.full.clone();
@@ -193,7 +217,7 @@ impl Enforcer {
             namespace: target.namespace.clone().filter(|_| matched.iter().any(|(p, _)| p.depends_on_namespace())),
         };
         let budget = deadline.saturating_duration_since(Instant::now());
-        let lookup = self.verdict(key, target, &policy, budget).await;
+        let lookup = self.verdict(key, target, policy, budget).await;
         settle(d, lookup, budget)
     }
 
@@ -203,7 +227,7 @@ impl Enforcer {
         &self,
         claim: &ImageClaim,
         budget: Duration,
-    ) -> Result<(Reference, String), IdentifyError> {
+    ) -> Result<(Vec<Reference>, String), IdentifyError> {
         tokio::time::timeout(budget, self.identify(claim))
             .await
             .unwrap_or_else(|_| Err(IdentifyError::Timeout { name: claim.name.clone(), ms: budget.as_millis() }))
@@ -247,8 +271,9 @@ impl Enforcer {
         d
     }
 
-    /// Normalised reference and the digest that will run, or a reason why not.
-    async fn identify(&self, claim: &ImageClaim) -> Result<(Reference, String), IdentifyError> {
+    /// The digest that will run and the normalised names to decide it under (one, unless
+    /// the request names content only by digest), or a reason why not.
+    async fn identify(&self, claim: &ImageClaim) -> Result<(Vec<Reference>, String), IdentifyError> {
         if let Some(dest) = &claim.volume {
             return self.identify_volume(dest, claim.digest.as_deref()).await;
         }
@@ -261,17 +286,18 @@ impl Enforcer {
         if let Some(id) = name.strip_prefix("sha256:") {
             let digest = self.store.resolve(name).await.map_err(|e| store_error(name, e))?;
             let names = self.store.names_for_digest(&digest).await.map_err(|e| store_error(name, e))?;
-            let repo = names.first().ok_or_else(|| IdentifyError::UnnamedImageId { id: id.to_string() })?;
-            let reference = crate::reference::parse(repo)?;
-            return Ok((reference, digest));
+            if names.is_empty() {
+                return Err(IdentifyError::UnnamedImageId { id: id.to_string() });
+            }
+            return Ok((every_name(&format!("image ID {name}"), &names)?, digest));
         }
         let reference = crate::reference::parse(name)?;
         if let Some(d) = reference.digest() {
             // Content-addressed: the digest in the name is what runs.
-            return Ok((reference.clone(), d.to_string()));
+            return Ok((vec![reference.clone()], d.to_string()));
         }
         if let Some(d) = claim.digest.as_deref().filter(|d| !d.is_empty()) {
-            return Ok((reference, d.to_string()));
+            return Ok((vec![reference], d.to_string()));
         }
         // The runtime's own name first (it is what CRI stored), then containerd's normal form
         // of that same name. Never signet's canonical form: `reg.io:443/app` and
@@ -291,24 +317,62 @@ impl Enforcer {
             }
             Err(e) => return Err(store_error(name, e)),
         };
-        Ok((reference, digest))
+        Ok((vec![reference], digest))
     }
 }
 
 impl Enforcer {
-    /// An image volume's image: the digest containerd mounted, and a repository name the
-    /// image store records for exactly that digest (the pod spec's reference is not in the
-    /// request; any name holding this content is matched, as for a bare image ID).
-    async fn identify_volume(&self, dest: &str, digest: Option<&str>) -> Result<(Reference, String), IdentifyError> {
+    /// An image volume's image: the digest containerd mounted, and every name the image store
+    /// records for exactly that digest (the pod spec's reference is not in the request), as
+    /// for a bare image ID.
+    async fn identify_volume(
+        &self,
+        dest: &str,
+        digest: Option<&str>,
+    ) -> Result<(Vec<Reference>, String), IdentifyError> {
         let digest = digest
             .filter(|d| !d.is_empty())
             .ok_or_else(|| IdentifyError::VolumeWithoutDigest { dest: dest.to_string() })?;
         let names = self.store.names_for_digest(digest).await.map_err(|e| store_error(digest, e))?;
-        let name = names
-            .first()
-            .ok_or_else(|| IdentifyError::UnnamedVolume { dest: dest.to_string(), digest: digest.to_string() })?;
-        Ok((crate::reference::parse(name)?, digest.to_string()))
+        if names.is_empty() {
+            return Err(IdentifyError::UnnamedVolume { dest: dest.to_string(), digest: digest.to_string() });
+        }
+        Ok((every_name(&format!("image volume at {dest} ({digest})"), &names)?, digest.to_string()))
     }
+}
+
+/// How many names of one content a decision is made under; more are refused, not cut (the
+/// one left out could be the one the pod wrote). Each name is its own verification.
+const MAX_NAMES: usize = 16;
+
+/// Every name the store holds the content by, parsed, once each. A name that does not parse
+/// refuses the whole decision rather than being skipped.
+fn every_name(what: &str, names: &[String]) -> Result<Vec<Reference>, IdentifyError> {
+    let mut refs: Vec<Reference> = Vec::new();
+    for name in names {
+        let r = crate::reference::parse(name)?;
+        if !refs.iter().any(|seen| seen.whole() == r.whole()) {
+            refs.push(r);
+        }
+    }
+    if refs.len() > MAX_NAMES {
+        return Err(IdentifyError::TooManyNames { what: what.to_string(), count: refs.len(), limit: MAX_NAMES });
+    }
+    Ok(refs)
+}
+
+/// Of one content's decisions under its names, the one that counts: a denial before a warning
+/// before an allow, a definite denial before one still verifying; the first of equals.
+fn strictest(decisions: Vec<Decision>) -> Decision {
+    let rank = |d: &Decision| match (d.outcome, d.indeterminate) {
+        (Outcome::Denied, false) => 0,
+        (Outcome::Denied, true) => 1,
+        (Outcome::Warned, _) => 2,
+        (Outcome::Allowed, _) => 3,
+    };
+    let mut decisions = decisions;
+    let pick = (0..decisions.len()).min_by_key(|&i| rank(&decisions[i])).expect("at least one name");
+    decisions.swap_remove(pick)
 }
 
 /// The image a decision is about, once identified.
@@ -572,6 +636,56 @@ mod tests {
         w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
         let d = w.enforcer.decide(&claim(&id), SECOND).await;
         assert!(d.allowed(), "{d}");
+    }
+
+    /// Content named only by digest (an image ID, an image volume) is decided under every
+    /// name the store holds it by. Before, the first name decided: here a name no policy
+    /// matches (no-match allow) sorts first and let unsigned content through, though the
+    /// same content is also `reg.io/probe/app:v1`, whose policy requires a signature.
+    #[tokio::test]
+    async fn content_known_by_several_names_is_held_to_the_strictest() {
+        let w = world(EnforcerConfig::default());
+        w.policy_tx.send_replace(policy_set(&w.signer, Mode::Enforce, NoMatchAction::Allow));
+        let id = format!("sha256:{}", "c".repeat(64));
+        w.store.put(&id, D1);
+        w.store.put("reg.io/open/app:v1", D1);
+        w.store.put("reg.io/probe/app:v1", D1);
+        let d = w.enforcer.decide(&claim(&id), SECOND).await;
+        assert!(!d.allowed(), "{d}");
+        assert_eq!(d.image, "reg.io/probe/app:v1");
+        assert!(d.reason.contains("no signatures found"), "{}", d.reason);
+        let volume = ImageClaim {
+            name: "image volume at /data".into(),
+            digest: Some(D1.into()),
+            volume: Some("/data".into()),
+            ..Default::default()
+        };
+        let d = w.enforcer.decide(&volume, SECOND).await;
+        assert!(!d.allowed(), "{d}");
+        assert_eq!(d.image, "reg.io/probe/app:v1");
+        // Signed, every name passes (the open one by no-match allow).
+        w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
+        let w2 = world(EnforcerConfig::default());
+        w2.policy_tx.send_replace(policy_set(&w.signer, Mode::Enforce, NoMatchAction::Allow));
+        for n in [id.as_str(), "reg.io/open/app:v1", "reg.io/probe/app:v1"] {
+            w2.store.put(n, D1);
+        }
+        w2.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
+        let d = w2.enforcer.decide(&volume, SECOND).await;
+        assert!(d.allowed(), "{d}");
+    }
+
+    #[tokio::test]
+    async fn content_known_by_too_many_names_is_refused_not_cut() {
+        let w = world(EnforcerConfig::default());
+        for i in 0..=MAX_NAMES {
+            w.store.put(&format!("reg.io/probe/app:v{i}"), D1);
+        }
+        w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
+        let volume = ImageClaim { digest: Some(D1.into()), volume: Some("/data".into()), ..Default::default() };
+        let d = w.enforcer.decide(&volume, SECOND).await;
+        assert!(!d.allowed(), "{d}");
+        assert!(d.reason.contains("17 names, over the 16"), "{}", d.reason);
     }
 
     #[tokio::test]

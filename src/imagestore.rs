@@ -136,7 +136,7 @@ pub use fake::FakeImageStore;
 /// In-memory image store for tests (not in the release binary).
 #[cfg(test)]
 mod fake {
-    use std::collections::HashMap;
+    use std::collections::BTreeMap;
     use std::sync::Mutex;
     use std::time::Duration;
 
@@ -146,7 +146,8 @@ mod fake {
 
     #[derive(Default)]
     pub struct FakeImageStore {
-        images: Mutex<HashMap<String, String>>,
+        /// By name, in name order: containerd lists images in its metadata bucket's order.
+        images: Mutex<BTreeMap<String, String>>,
         unavailable: Mutex<bool>,
         delay: Mutex<Duration>,
     }
