@@ -47,6 +47,8 @@ struct CacheKey {
     /// The pod's namespace, only when a matched policy's verdict depends on it (CEL reading
     /// `object.metadata.namespace`); otherwise namespaces share verdicts.
     namespace: Option<String>,
+    /// With it, the namespace's labels as the snapshot knows them (CEL may read them).
+    namespace_labels: Option<Arc<crate::policy::labels::Labels>>,
 }
 
 /// Tunables of the pipeline.
@@ -169,13 +171,16 @@ impl Enforcer {
             return self.no_match(d, policy.no_match);
         }
 
+        let depends_on_namespace = matched.iter().any(|(p, _)| p.depends_on_namespace());
+        let namespace_labels = policy.namespace_labels.get(namespace.as_deref()).cloned();
         let key = CacheKey {
             reference: full.clone(),
             digest: digest.clone(),
             policy_hash: policy.hash.clone(),
             trust_version: self.trust.version.clone(),
             matched: matched.iter().map(|(_, id)| id.to_string()).collect(),
-            namespace: namespace.clone().filter(|_| matched.iter().any(|(p, _)| p.depends_on_namespace())),
+            namespace: namespace.clone().filter(|_| depends_on_namespace),
+            namespace_labels: namespace_labels.clone().filter(|_| depends_on_namespace),
         };
         let budget = deadline.saturating_duration_since(Instant::now());
         let source = Arc::clone(&self.source);
@@ -207,6 +212,7 @@ impl Enforcer {
                 let evidence = verify::Evidence {
                     reference: reference.whole(),
                     namespace: namespace.clone(),
+                    namespace_labels,
                     signatures,
                     attestations,
                     simple_signing,

@@ -515,7 +515,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 return Err("an attestor cannot itself be a CEL check".into());
             }
             let mut attestor = |a: &NormalAuthority| compile_authority(a, keys);
-            let compiled = super::cel::compile(c, &mut attestor)?;
+            let compiled = super::cel::compile(c, &mut attestor).map_err(|e| e.to_string())?;
             return Ok(AuthorityKind::Cel(std::sync::Arc::new(compiled)));
         }
         Check::Key(k) => {

@@ -71,6 +71,8 @@ pub struct Evidence {
     pub reference: String,
     /// The pod's namespace, when known: CEL validations may read it.
     pub namespace: Option<String>,
+    /// The namespace's labels, when the cluster has told them (CEL's `namespaceObject`).
+    pub namespace_labels: Option<std::sync::Arc<crate::policy::labels::Labels>>,
     pub signatures: Option<Result<Signatures, RegistryError>>,
     pub attestations: Option<Result<Signatures, RegistryError>>,
     /// GPG simple-signing signatures from the lookaside store.
@@ -457,7 +459,7 @@ fn check_authority(kind: &AuthorityKind, evidence: &Evidence, digest: &str, cx: 
         AuthorityKind::StaticPass => Ok(()),
         AuthorityKind::StaticFail => Err("static authority always fails".to_string()),
         AuthorityKind::Unsupported(reason) => Err(format!("cannot be checked on this node: {reason}")),
-        AuthorityKind::Cel(c) => cel::check(c, evidence, digest, cx),
+        AuthorityKind::Cel(c) => cel::check(c, evidence, digest, cx).map_err(|e| e.to_string()),
         AuthorityKind::Signed(by) if matches!(by.signer, Signer::Gpg(_)) => {
             if !by.attestations.is_empty() {
                 return Err("attestations signed with OpenPGP keys are not supported".into());
