@@ -630,6 +630,31 @@ mod tests {
         assert!(w.enforcer.decide(&in_ns("kube-system"), SECOND).await.cached);
     }
 
+    /// #19: a verdict that reads the namespace's labels is not served from the cache after
+    /// the labels changed (the policy snapshot's hash does not change with labels).
+    #[tokio::test]
+    async fn label_dependent_verdicts_follow_the_namespace_labels() {
+        use crate::policy::labels::NamespaceLabels;
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        let yaml = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: p}\nspec:\n  matchImageReferences: [{glob: \"reg.io/probe/*\"}]\n  matchConditions:\n  - {name: n, expression: \"namespaceObject.metadata.labels.env == 'prod'\"}\n  attestors:\n  - {name: none, notary: {}}\n  validations:\n  - expression: \"false\"\n";
+        let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
+        let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
+        let keys = crate::policy::normal::FilesOnly(std::path::Path::new("/"));
+        let policy = crate::policy::normal::compile(normal, &keys).unwrap().policy;
+        let set = PolicySet::assemble(vec![policy], NoMatchAction::Deny);
+        let labelled = |env: &str| {
+            Arc::new(NamespaceLabels::listed([("team".to_string(), [("env".to_string(), env.to_string())].into())]))
+        };
+        let team = ImageClaim { namespace: Some("team".into()), ..claim("reg.io/probe/app:v1") };
+        w.policy_tx.send(Arc::clone(&set).with_namespace_labels(labelled("dev"))).unwrap();
+        assert!(w.enforcer.decide(&team, SECOND).await.allowed(), "not prod: the condition is false");
+        assert!(w.enforcer.decide(&team, SECOND).await.cached);
+        w.policy_tx.send(set.with_namespace_labels(labelled("prod"))).unwrap();
+        let d = w.enforcer.decide(&team, SECOND).await;
+        assert!(!d.allowed() && !d.cached, "relabelled prod: evaluated again and denied: {d}");
+    }
+
     #[tokio::test]
     async fn unloaded_policy_denies_everything() {
         let w = world(EnforcerConfig::default());
