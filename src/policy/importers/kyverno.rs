@@ -16,7 +16,8 @@
 //! refuses references without a digest. Keys given as `{{ }}` variables fail closed.
 //! Other resource filters the node cannot see (label selectors, names, preconditions) are
 //! not applied, which makes a rule cover more containers, never fewer. Namespaces are
-//! applied when they are plain names.
+//! applied when they are plain names; a single match entry's `namespaceSelector` by the
+//! namespace labels the cluster sync knows (unknown labels select).
 //!
 //! [`ImageGlob::kyverno`]: crate::policy::matching::ImageGlob::kyverno
 

@@ -11,8 +11,9 @@
 //! `validationActions` without `Deny` is warn mode.
 //!
 //! Admission filters the node cannot see are widened, never narrowed: `namespaceSelector`
-//! is applied for its `kubernetes.io/metadata.name` requirements (the namespace name is
-//! always known) and its other requirements are dropped; `objectSelector`,
+//! narrows by its `kubernetes.io/metadata.name` requirements (the namespace name is always
+//! known) and by the namespace's labels where the cluster sync knows them; with the labels
+//! unknown the selector selects ([`crate::policy::labels`]). `objectSelector`,
 //! `resourceRules` and `excludeResourceRules` are not applied. Failures are always
 //! failures (`failurePolicy: Ignore` admits on errors in Kyverno; not on the node).
 
