@@ -22,6 +22,7 @@ pub mod cel;
 pub mod dsse;
 pub mod gpg;
 pub mod keyless;
+pub mod notary;
 pub mod pubkey;
 pub mod sct;
 pub mod tlog;
