@@ -85,6 +85,23 @@ sec_ivp() {
     'policy "kyverno-ivp:elsewhere"'
   stop_signet
 
+  # A namespaceSelector on other labels: from local files the node knows no namespace labels,
+  # so the selector selects (the policy applies, stricter than skipping it), and policy check
+  # says so.
+  ivp_policy "$POL/ivp.yaml" by-label "$COSIGN_PUB" "    namespaceSelector:
+      matchLabels: {team: payments}"
+  C=$("$SIGNET" policy check "$POL/ivp.yaml" 2>&1)
+  if grep -q "namespace labels come from the cluster; where they are not known" <<<"$C"; then
+    ok "policy check: a label namespaceSelector says it applies where labels are unknown"
+  else
+    bad "policy check: a label namespaceSelector says it applies where labels are unknown" "$C"
+  fi
+  up "$POL" --no-match allow
+  expect_rejected "IVP namespaceSelector on labels the node does not know applies" "$IMG_UNSIGNED" \
+    'policy "kyverno-ivp:by-label"'
+  expect_runs "IVP namespaceSelector on unknown labels: the signed image runs" "$IMG_SIGNED"
+  stop_signet
+
   # A match condition on the namespace's name, which NRI gives the node: pods run in "probe".
   ivp_policy "$POL/ivp.yaml" not-probe "$COSIGN_PUB"
   sed -i "s/^  validations:$/  matchConditions:\n    - {name: not-probe, expression: \"object.metadata.namespace != 'probe'\"}\n  validations:/" "$POL/ivp.yaml"

@@ -69,6 +69,8 @@ struct CacheKey {
     /// The pod's namespace, only when a matched policy's verdict depends on it (CEL reading
     /// `object.metadata.namespace`); otherwise namespaces share verdicts.
     namespace: Option<String>,
+    /// With it, the namespace's labels as the snapshot knows them (CEL may read them).
+    namespace_labels: Option<Arc<crate::policy::labels::Labels>>,
 }
 
 /// Tunables of the pipeline.
@@ -192,13 +194,15 @@ impl Enforcer {
         policy: &Arc<PolicySet>,
         deadline: Instant,
     ) -> Decision {
-        let target = Target {
+        let mut target = Target {
             repository: crate::reference::repository(&reference),
             full: reference.whole(),
             reference,
             digest: digest.to_string(),
             namespace: claim.namespace.clone().filter(|n| !n.is_empty()),
+            namespace_labels: None,
         };
+        target.namespace_labels = policy.namespace_labels.get(target.namespace.as_deref()).cloned();
         d.image = target.full.clone();
         d.digest = Some(target.digest.clone());
         d.indeterminate = false;
@@ -208,13 +212,15 @@ impl Enforcer {
         if matched.is_empty() {
             return self.no_match(d, policy.no_match);
         }
+        let depends_on_namespace = matched.iter().any(|(p, _)| p.depends_on_namespace());
         let key = CacheKey {
             reference: target.full.clone(),
             digest: target.digest.clone(),
             policy_hash: policy.hash.clone(),
             trust_version: self.trust.version.clone(),
             matched: matched.iter().map(|(_, id)| id.to_string()).collect(),
-            namespace: target.namespace.clone().filter(|_| matched.iter().any(|(p, _)| p.depends_on_namespace())),
+            namespace: target.namespace.clone().filter(|_| depends_on_namespace),
+            namespace_labels: target.namespace_labels.clone().filter(|_| depends_on_namespace),
         };
         let budget = deadline.saturating_duration_since(Instant::now());
         let lookup = self.verdict(key, target, policy, budget).await;
@@ -383,12 +389,14 @@ struct Target {
     repository: String,
     digest: String,
     namespace: Option<String>,
+    /// The namespace's labels, when the cluster sync knows them.
+    namespace_labels: Option<Arc<crate::policy::labels::Labels>>,
 }
 
 /// Fetch what the matching policies need and evaluate them. Runs detached from the request
 /// (it outlives a late one), so it matches again on its own snapshot.
 async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: &TrustRoot, target: Target) -> Verdict {
-    let Target { reference, full, repository, digest, namespace } = target;
+    let Target { reference, full, repository, digest, namespace, namespace_labels } = target;
     let matched = policy.matching(&full, &repository, namespace.as_deref());
     let started = Instant::now();
     let needs = verify::needs(&matched);
@@ -407,8 +415,14 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
         fetch(needs.attestations, Artifact::Attestations),
         fetch(needs.simple_signing, Artifact::SimpleSigning),
     );
-    let evidence =
-        verify::Evidence { reference: reference.whole(), namespace, signatures, attestations, simple_signing };
+    let evidence = verify::Evidence {
+        reference: reference.whole(),
+        namespace,
+        namespace_labels,
+        signatures,
+        attestations,
+        simple_signing,
+    };
     let transient = [&evidence.signatures, &evidence.attestations, &evidence.simple_signing]
         .iter()
         .any(|e| matches!(e, Some(Err(_))));
@@ -786,6 +800,31 @@ mod tests {
         let d = w.enforcer.decide(&in_ns("default"), SECOND).await;
         assert!(!d.allowed() && !d.cached, "{d}");
         assert!(w.enforcer.decide(&in_ns("kube-system"), SECOND).await.cached);
+    }
+
+    /// #19: a verdict that reads the namespace's labels is not served from the cache after
+    /// the labels changed (the policy snapshot's hash does not change with labels).
+    #[tokio::test]
+    async fn label_dependent_verdicts_follow_the_namespace_labels() {
+        use crate::policy::labels::NamespaceLabels;
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        let yaml = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: p}\nspec:\n  matchImageReferences: [{glob: \"reg.io/probe/*\"}]\n  matchConditions:\n  - {name: n, expression: \"namespaceObject.metadata.labels.env == 'prod'\"}\n  attestors:\n  - {name: none, notary: {}}\n  validations:\n  - expression: \"false\"\n";
+        let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
+        let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
+        let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
+        let policy = crate::policy::compile::compile(normal, &keys).unwrap().policy;
+        let set = PolicySet::assemble(vec![policy], NoMatchAction::Deny);
+        let labelled = |env: &str| {
+            Arc::new(NamespaceLabels::listed([("team".to_string(), [("env".to_string(), env.to_string())].into())]))
+        };
+        let team = ImageClaim { namespace: Some("team".into()), ..claim("reg.io/probe/app:v1") };
+        w.policy_tx.send(Arc::clone(&set).with_namespace_labels(labelled("dev"))).unwrap();
+        assert!(w.enforcer.decide(&team, SECOND).await.allowed(), "not prod: the condition is false");
+        assert!(w.enforcer.decide(&team, SECOND).await.cached);
+        w.policy_tx.send(set.with_namespace_labels(labelled("prod"))).unwrap();
+        let d = w.enforcer.decide(&team, SECOND).await;
+        assert!(!d.allowed() && !d.cached, "relabelled prod: evaluated again and denied: {d}");
     }
 
     #[tokio::test]

@@ -241,7 +241,8 @@ fn a_tampered_cosign_3_bundle_is_refused() {
         }
         let mut v: Value = serde_json::from_slice(&bundle).unwrap();
         let sig = v["dsseEnvelope"]["signatures"][0]["sig"].as_str().unwrap().to_owned();
-        let swapped = if sig.starts_with('M') { format!("N{}", &sig[1..]) } else { format!("M{}", &sig[1..]) };
+        let (first, rest) = sig.split_at(1);
+        let swapped = format!("{}{rest}", if first == "M" { "N" } else { "M" });
         v["dsseEnvelope"]["signatures"][0]["sig"] = Value::String(swapped);
         serde_json::to_vec(&v).unwrap()
     };

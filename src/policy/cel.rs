@@ -13,8 +13,10 @@
 //!   in Kyverno only if every image passes, and each container's image is checked when it
 //!   is created (`X || ∀i P(i)` holds for the pod exactly when `X || P(i)` holds for each);
 //! - of `object`, `namespaceObject` and `request` only the namespace's name
-//!   (`object.metadata.namespace`, `namespaceObject.metadata.name`, `request.namespace`):
-//!   NRI carries nothing else of the admission request;
+//!   (`object.metadata.namespace`, `namespaceObject.metadata.name`, `request.namespace`)
+//!   and its labels (`namespaceObject.metadata.labels`, from the cluster sync; reading them
+//!   where they are not known is an error, which fails closed): NRI carries nothing else
+//!   of the admission request;
 //! - only functions the node implements ([`FUNCTIONS`]);
 //! - bounded size, nesting and comprehension depth, so evaluation stays inside the request
 //!   budget (CEL has no loops besides comprehensions over finite lists).
@@ -26,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-use cel::common::ast::{operators as op, ComprehensionExpr, EntryExpr, Expr};
+use cel::common::ast::{operators as op, ComprehensionExpr, EntryExpr, Expr, IdedEntryExpr};
 use cel::common::value::CelVal;
 use cel::IdedExpr;
 use serde::{Deserialize, Serialize};
@@ -93,6 +95,8 @@ pub const NAMESPACE_PATHS: &[(&str, &str, Option<&str>)] = &[
     ("namespaceObject", "metadata", Some("name")),
     ("request", "namespace", None),
 ];
+/// The namespace's labels, bound only where the cluster has told them.
+pub const NAMESPACE_LABELS_PATH: (&str, &str, &str) = ("namespaceObject", "metadata", "labels");
 
 /// The normalised form: what `policy check` prints and the last-known-good file stores.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -169,6 +173,22 @@ pub enum CelError {
     ImagesShape { field: String },
     #[error("{field}: {message}")]
     Unsupported { field: String, message: String },
+}
+
+/// Why a [`CelCheck`] cannot be compiled at all (its expressions fail one by one, as
+/// [`CelError`]s, without failing the whole).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error("attestor {name}: {message}")]
+    Attestor { name: String, message: String },
+    #[error("attestor {0} is defined twice")]
+    DuplicateAttestor(String),
+    #[error("attestation {0}: exactly one of intoto or referrer")]
+    AttestationKind(String),
+    #[error("attestation {0} is defined twice")]
+    DuplicateAttestation(String),
+    #[error("no validations: nothing to evaluate")]
+    NoValidations,
 }
 
 /// A parsed expression, with its text for messages and the cache identity.
@@ -266,15 +286,16 @@ pub fn image_expression(field: &str, source: &str) -> Result<ImageExpression, Ce
 }
 
 /// Compile a [`CelCheck`]; the attestors are compiled by the caller's authority compiler.
-pub fn compile(
+pub fn compile<E: fmt::Display>(
     c: &CelCheck,
-    compile_attestor: &mut dyn FnMut(&NormalAuthority) -> Result<AuthorityKind, String>,
-) -> Result<CompiledCel, String> {
+    compile_attestor: &mut dyn FnMut(&NormalAuthority) -> Result<AuthorityKind, E>,
+) -> Result<CompiledCel, CompileError> {
     let mut attestors = BTreeMap::new();
     for a in &c.attestors {
-        let kind = compile_attestor(a).map_err(|e| format!("attestor {}: {e}", a.name))?;
+        let kind =
+            compile_attestor(a).map_err(|e| CompileError::Attestor { name: a.name.clone(), message: e.to_string() })?;
         if attestors.insert(a.name.clone(), kind).is_some() {
-            return Err(format!("attestor {} is defined twice", a.name));
+            return Err(CompileError::DuplicateAttestor(a.name.clone()));
         }
     }
     let mut attestations = BTreeMap::new();
@@ -282,10 +303,10 @@ pub fn compile(
         let kind = match (&a.intoto, &a.referrer) {
             (Some(t), None) => AttestationKind::InToto(t.clone()),
             (None, Some(t)) => AttestationKind::Referrer(t.clone()),
-            _ => return Err(format!("attestation {}: exactly one of intoto or referrer", a.name)),
+            _ => return Err(CompileError::AttestationKind(a.name.clone())),
         };
         if attestations.insert(a.name.clone(), kind).is_some() {
-            return Err(format!("attestation {} is defined twice", a.name));
+            return Err(CompileError::DuplicateAttestation(a.name.clone()));
         }
     }
     let variable_names: BTreeSet<&str> = c.variables.iter().map(|v| v.name.as_str()).collect();
@@ -340,7 +361,7 @@ pub fn compile(
         })
         .collect();
     if c.validations.is_empty() {
-        return Err("no validations: nothing to evaluate".into());
+        return Err(CompileError::NoValidations);
     }
     let reads_namespace = |e: &Expression| {
         let r = e.program.references();
@@ -370,7 +391,7 @@ pub fn compile(
 
 /// One line per part, saying whether the node evaluates it: for `explain`.
 pub fn describe(c: &CelCheck) -> Vec<String> {
-    let mut compile_attestor = |a: &NormalAuthority| -> Result<AuthorityKind, String> {
+    let mut compile_attestor = |a: &NormalAuthority| -> Result<AuthorityKind, std::convert::Infallible> {
         Ok(match &a.check {
             super::normal::Check::Unsupported(why) => AuthorityKind::Unsupported(why.clone()),
             _ => AuthorityKind::StaticPass,
@@ -480,25 +501,22 @@ fn children(e: &IdedExpr) -> Vec<&IdedExpr> {
         Expr::Call(c) => c.target.iter().map(|t| t.as_ref()).chain(c.args.iter()).collect(),
         Expr::Comprehension(c) => vec![&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result],
         Expr::List(l) => l.elements.iter().collect(),
-        Expr::Map(m) => m
-            .entries
-            .iter()
-            .flat_map(|en| match &en.expr {
-                EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
-                EntryExpr::StructField(sf) => vec![&sf.value],
-            })
-            .collect(),
+        Expr::Map(m) => entry_children(&m.entries),
         Expr::Select(s) => vec![&s.operand],
-        Expr::Struct(s) => s
-            .entries
-            .iter()
-            .flat_map(|en| match &en.expr {
-                EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
-                EntryExpr::StructField(sf) => vec![&sf.value],
-            })
-            .collect(),
+        Expr::Struct(s) => entry_children(&s.entries),
         _ => Vec::new(),
     }
+}
+
+/// The expressions of map and message literals' entries: keys and values.
+fn entry_children(entries: &[IdedEntryExpr]) -> Vec<&IdedExpr> {
+    entries
+        .iter()
+        .flat_map(|en| match &en.expr {
+            EntryExpr::MapEntry(me) => vec![&me.key, &me.value],
+            EntryExpr::StructField(sf) => vec![&sf.value],
+        })
+        .collect()
 }
 
 #[derive(Clone, Default)]
@@ -596,8 +614,9 @@ fn check(field: &str, e: &IdedExpr, scope: &Scope<'_>, depth: usize) -> Result<(
     }
 }
 
-/// `object.metadata.namespace`, `namespaceObject.metadata.name` or `request.namespace`, read
-/// (not tested with `has()`), with the root not shadowed.
+/// `object.metadata.namespace`, `namespaceObject.metadata.name`, `request.namespace` or
+/// `namespaceObject.metadata.labels`, read (not tested with `has()`), with the root not
+/// shadowed.
 fn is_namespace_path(e: &IdedExpr, scope: &Scope<'_>) -> bool {
     fn select(e: &IdedExpr) -> Option<(&IdedExpr, &str)> {
         match &e.expr {
@@ -607,6 +626,10 @@ fn is_namespace_path(e: &IdedExpr, scope: &Scope<'_>) -> bool {
     }
     let root = |e: &IdedExpr, want: &str| matches!(&e.expr, Expr::Ident(n) if n == want && !scope.bound.iter().any(|b| b == n));
     let Some((inner, last)) = select(e) else { return false };
+    let (labels_root, labels_first, labels_last) = NAMESPACE_LABELS_PATH;
+    if last == labels_last && select(inner).is_some_and(|(o, f)| f == labels_first && root(o, labels_root)) {
+        return true;
+    }
     NAMESPACE_PATHS.iter().any(|(r, first, second)| match second {
         None => last == *first && root(inner, r),
         Some(second) => last == *second && select(inner).is_some_and(|(o, f)| f == *first && root(o, r)),
@@ -928,13 +951,22 @@ mod tests {
 
     #[test]
     fn only_the_namespace_name_is_read_from_the_request() {
-        for ok in
-            ["object.metadata.namespace == 'a'", "namespaceObject.metadata.name == 'a'", "request.namespace == 'a'"]
-        {
+        for ok in [
+            "object.metadata.namespace == 'a'",
+            "namespaceObject.metadata.name == 'a'",
+            "request.namespace == 'a'",
+            "namespaceObject.metadata.labels.team == 'a'",
+            "namespaceObject.metadata.labels['team'] == 'a'",
+            "has(namespaceObject.metadata.labels.team)",
+            "'team' in namespaceObject.metadata.labels",
+        ] {
             validation(ok).unwrap();
         }
         for refused in [
             "has(object.metadata.namespace)",
+            "has(namespaceObject.metadata.labels)",
+            "namespaceObject.metadata.annotations.team == 'a'",
+            "namespaceObject.spec == {}",
             "object.metadata.labels.team == 'a'",
             "object.metadata == {}",
             "request.userInfo.username == 'a'",

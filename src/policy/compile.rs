@@ -57,8 +57,8 @@ pub enum AuthorityError {
     #[error("an attestor cannot itself be a CEL check")]
     NestedCel,
     /// CEL validations that do not compile, in the CEL compiler's words.
-    #[error("{0}")]
-    Cel(String),
+    #[error(transparent)]
+    Cel(super::cel::CompileError),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("KMS key {uri} ({from}): {source}")]

@@ -31,6 +31,10 @@ pub struct Matched {
     pub origin: String,
     pub mode: Mode,
     pub requirements: Vec<NormalRequirement>,
+    /// Set when the policy's namespaceSelector could not be evaluated: why, and that the
+    /// policy therefore applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<String>,
 }
 
 /// Explain `image` in `namespace` against loaded policies.
@@ -69,6 +73,10 @@ pub fn explain(
             origin: n.origin.clone(),
             mode: n.mode,
             requirements: n.requirements.clone(),
+            namespace_selector: n.namespaces.selector.as_ref().and_then(|_| {
+                let why = set.namespace_labels.why_unknown(namespace)?;
+                Some(format!("namespaceSelector not evaluated ({why}): the policy applies"))
+            }),
         })
         .collect();
     Ok(Explanation {
@@ -101,6 +109,9 @@ impl fmt::Display for Explanation {
         }
         for p in &self.policies {
             writeln!(f, "  policy {} ({}, {})", p.name, p.mode, p.origin)?;
+            if let Some(why) = &p.namespace_selector {
+                writeln!(f, "    {why}")?;
+            }
             for (i, r) in p.requirements.iter().enumerate() {
                 writeln!(f, "    requirement {i}: {} of {}", r.count, r.authorities.len())?;
                 for a in &r.authorities {
@@ -225,5 +236,26 @@ spec:
     fn bad_reference_is_named() {
         let (_d, l) = loaded();
         assert!(explain(&l, NoMatchAction::Deny, "UPPER/Case:x", None).unwrap_err().to_string().contains("UPPER/Case"));
+    }
+
+    /// #19: offline, namespace labels are unknown; explain says the selector was not
+    /// evaluated and that the policy applies.
+    #[test]
+    fn an_unevaluated_namespace_selector_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let ivp = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: p}\nspec:\n  \
+                   matchConstraints:\n    namespaceSelector: {matchLabels: {env: prod}}\n  \
+                   matchImageReferences: [{glob: \"reg.io/*\"}]\n  attestors: [{name: none, notary: {certs: {value: x}}}]\n  \
+                   validations: [{expression: \"false\"}]\n";
+        std::fs::write(d.path().join("p.yaml"), ivp).unwrap();
+        let l = load_dir(d.path()).unwrap();
+        let x = explain(&l, NoMatchAction::Deny, "reg.io/app:v1", Some("dev")).unwrap();
+        assert_eq!(x.matched, ["kyverno-ivp:p"]);
+        let text = x.to_string();
+        assert!(
+            text.contains("namespaceSelector not evaluated (namespace labels are not known on this node")
+                && text.contains("the policy applies"),
+            "{text}"
+        );
     }
 }

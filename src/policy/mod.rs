@@ -6,6 +6,7 @@
 //! - [`crd`]: signet's own `ClusterImagePolicy` CRD types (the YAML is generated from them).
 //! - [`importers`]: the other policy languages (sigstore, Tanzu, Portieris, Kyverno).
 //! - [`cel`]: CEL validations (Kyverno ImageValidatingPolicy) and what the node evaluates of them.
+//! - [`labels`]: namespace label selectors and the cluster's namespace labels.
 //! - [`normal`]: the normalised form every source becomes.
 //! - [`compile`]: the normal form compiled into the model, with keys from Secrets, files, KMS.
 //! - [`file`]: multi-document YAML files.
@@ -17,6 +18,7 @@ pub mod crd;
 pub mod explain;
 pub mod file;
 pub mod importers;
+pub mod labels;
 pub mod local;
 pub mod matching;
 pub mod model;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::labels::{LabelSelector, Labels, NamespaceLabels};
 use super::matching::ImageGlob;
 pub use crate::verify::signer::{Keyless, SignedBy, Signer, Tlog, TrustedKey};
 
@@ -105,22 +106,39 @@ pub struct Requirement {
 /// cluster-wide policies apply to it, policies confined to named namespaces do not. A
 /// tenant's namespaced policy must never stand in for the cluster's (a Portieris
 /// ImagePolicy `*` → `{}` outranks the ClusterImagePolicy that rejects).
+///
+/// `selector` (a namespaceSelector) narrows by the namespace's labels only where they are
+/// known; unknown labels select, so the policy applies ([`super::labels`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Namespaces {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
 }
 
 impl Namespaces {
     pub fn is_all(&self) -> bool {
-        self.include.is_empty() && self.exclude.is_empty()
+        self.include.is_empty() && self.exclude.is_empty() && self.selector.is_none()
     }
 
+    /// Covered with the namespace's labels unknown.
     pub fn covers(&self, namespace: Option<&str>) -> bool {
-        let Some(ns) = namespace else { return self.include.is_empty() };
-        (self.include.is_empty() || self.include.iter().any(|n| n == ns)) && !self.exclude.iter().any(|n| n == ns)
+        self.covers_with(namespace, None)
+    }
+
+    /// Covered, with the namespace's labels when the cluster has told them.
+    pub fn covers_with(&self, namespace: Option<&str>, labels: Option<&Labels>) -> bool {
+        let by_name = match namespace {
+            None => self.include.is_empty(),
+            Some(ns) => {
+                (self.include.is_empty() || self.include.iter().any(|n| n == ns))
+                    && !self.exclude.iter().any(|n| n == ns)
+            }
+        };
+        by_name && self.selector.as_ref().is_none_or(|s| labels.is_none_or(|l| s.matches(l)))
     }
 }
 
@@ -195,7 +213,12 @@ impl Policy {
     }
 
     pub fn matches(&self, full: &str, repository: &str, namespace: Option<&str>) -> bool {
-        self.namespaces.covers(namespace)
+        self.matches_with(full, repository, namespace, None)
+    }
+
+    /// [`Policy::matches`] with the namespace's labels, when known.
+    pub fn matches_with(&self, full: &str, repository: &str, namespace: Option<&str>, labels: Option<&Labels>) -> bool {
+        self.namespaces.covers_with(namespace, labels)
             && (self.images.iter().any(|g| g.matches(full, repository))
                 || self.image_expressions.iter().any(|e| e.selects(full, repository)))
             && !self.exclude_images.iter().any(|g| g.excludes(full, repository))
@@ -203,9 +226,17 @@ impl Policy {
 
     /// This policy's rank in its exclusive group for one spelling of the image: the
     /// group's base rank plus the best pattern's match quality; `None` if it does not apply.
-    fn rank_for(&self, full: &str, repository: &str, namespace: Option<&str>, spelling: &str) -> Option<u64> {
+    fn rank_for(
+        &self,
+        full: &str,
+        repository: &str,
+        (namespace, labels): (Option<&str>, Option<&Labels>),
+        spelling: &str,
+    ) -> Option<u64> {
         let exclusive = self.exclusive.as_ref()?;
-        if !self.namespaces.covers(namespace) || self.exclude_images.iter().any(|g| g.excludes(full, repository)) {
+        if !self.namespaces.covers_with(namespace, labels)
+            || self.exclude_images.iter().any(|g| g.excludes(full, repository))
+        {
             return None;
         }
         let quality = self.images.iter().filter_map(|g| g.quality(full, repository, spelling)).max()?;
@@ -235,6 +266,10 @@ pub struct PolicySet {
     /// Set when this snapshot stands in for a policy that failed to load at boot: every
     /// image is denied with this reason until a valid policy arrives.
     pub load_error: Option<String>,
+    /// The cluster's namespace labels as of this snapshot, for namespace selectors and CEL's
+    /// `namespaceObject`. Not part of `hash`: matching reads them per request, and the
+    /// cache key carries the labels where a verdict reads them.
+    pub namespace_labels: Arc<NamespaceLabels>,
 }
 
 impl PolicySet {
@@ -244,7 +279,14 @@ impl PolicySet {
         h.update(canonical);
         h.update(no_match.to_string().as_bytes());
         let identities = policies.iter().map(Policy::identity).collect();
-        Arc::new(Self { policies, identities, no_match, hash: hex::encode(&h.finalize()[..16]), load_error: None })
+        Arc::new(Self {
+            policies,
+            identities,
+            no_match,
+            hash: hex::encode(&h.finalize()[..16]),
+            load_error: None,
+            namespace_labels: Arc::default(),
+        })
     }
 
     /// Build a snapshot from compiled policies. The no-match action is the strictest any
@@ -271,7 +313,26 @@ impl PolicySet {
             no_match: NoMatchAction::Deny,
             hash: "unavailable".to_string(),
             load_error: Some(reason),
+            namespace_labels: Arc::default(),
         })
+    }
+
+    /// This snapshot's policies with the cluster's namespace labels as of now.
+    pub fn with_namespace_labels(self: Arc<Self>, labels: Arc<NamespaceLabels>) -> Arc<Self> {
+        match Arc::try_unwrap(self) {
+            Ok(mut set) => {
+                set.namespace_labels = labels;
+                Arc::new(set)
+            }
+            Err(shared) => Arc::new(Self {
+                policies: shared.policies.clone(),
+                identities: shared.identities.clone(),
+                no_match: shared.no_match,
+                hash: shared.hash.clone(),
+                load_error: shared.load_error.clone(),
+                namespace_labels: labels,
+            }),
+        }
     }
 
     /// The policies that cover an image in a namespace, in load order. In an exclusive
@@ -292,15 +353,16 @@ impl PolicySet {
         repository: &str,
         namespace: Option<&str>,
     ) -> Vec<(&'a Policy, &'a str)> {
+        let labels = self.namespace_labels.get(namespace).map(|l| l.as_ref());
         let has_exclusive = self.policies.iter().any(|p| p.exclusive.is_some());
         let spellings = if has_exclusive { super::spelling::pod_spellings(full) } else { Vec::new() };
         let mut keep = vec![false; self.policies.len()];
         for (i, p) in self.policies.iter().enumerate() {
-            keep[i] = p.exclusive.is_none() && p.matches(full, repository, namespace);
+            keep[i] = p.exclusive.is_none() && p.matches_with(full, repository, namespace, labels);
         }
         for spelling in &spellings {
             let ranks: Vec<Option<u64>> =
-                self.policies.iter().map(|p| p.rank_for(full, repository, namespace, spelling)).collect();
+                self.policies.iter().map(|p| p.rank_for(full, repository, (namespace, labels), spelling)).collect();
             let mut top: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
             for (p, rank) in self.policies.iter().zip(&ranks) {
                 if let (Some(e), Some(r)) = (&p.exclusive, rank) {
@@ -361,11 +423,11 @@ mod tests {
     #[test]
     fn namespaces_narrow_only_when_known() {
         let mut p = policy("p", "reg.io/*", None);
-        p.namespaces = Namespaces { include: vec![], exclude: vec!["kube-system".into()] };
+        p.namespaces = Namespaces { include: vec![], exclude: vec!["kube-system".into()], selector: None };
         assert!(!p.matches("reg.io/a:1", "reg.io/a", Some("kube-system")));
         assert!(p.matches("reg.io/a:1", "reg.io/a", Some("default")));
         assert!(p.matches("reg.io/a:1", "reg.io/a", None));
-        p.namespaces = Namespaces { include: vec!["prod".into()], exclude: vec![] };
+        p.namespaces = Namespaces { include: vec!["prod".into()], exclude: vec![], selector: None };
         assert!(!p.matches("reg.io/a:1", "reg.io/a", Some("dev")));
         assert!(p.matches("reg.io/a:1", "reg.io/a", Some("prod")));
         assert!(
@@ -381,7 +443,7 @@ mod tests {
         let mut cluster = policy("cluster-reject", "*", Some(("portieris", 1)));
         cluster.requirements[0].authorities[0].kind = AuthorityKind::StaticFail;
         let mut tenant = policy("tenant-allow", "*", Some(("portieris", 1_000_000)));
-        tenant.namespaces = Namespaces { include: vec!["tenant".into()], exclude: vec![] };
+        tenant.namespaces = Namespaces { include: vec!["tenant".into()], exclude: vec![], selector: None };
         let set = PolicySet::new(vec![cluster, tenant], NoMatchAction::Deny, b"x");
         assert_eq!(names(&set, "reg.io/a:1", "reg.io/a", None), ["cluster-reject"]);
         assert_eq!(names(&set, "reg.io/a:1", "reg.io/a", Some("tenant")), ["tenant-allow"]);
@@ -394,7 +456,7 @@ mod tests {
     fn identities_tell_same_named_policies_apart() {
         let a = policy("same", "reg.io/*", None);
         let mut b = policy("same", "reg.io/*", None);
-        b.namespaces = Namespaces { include: vec!["x".into()], exclude: vec![] };
+        b.namespaces = Namespaces { include: vec!["x".into()], exclude: vec![], selector: None };
         assert_ne!(a.identity(), b.identity());
         assert_eq!(a.identity(), policy("same", "reg.io/*", None).identity());
     }

@@ -37,6 +37,10 @@ struct State {
     status: Vec<(String, Value)>,
     /// Events posted, as (namespace, body).
     posted_events: Vec<(String, Value)>,
+    /// Namespaces (list and watch of /api/v1/namespaces), with their own watch log.
+    namespaces: BTreeMap<String, Value>,
+    namespace_watchers: Vec<mpsc::UnboundedSender<Option<String>>>,
+    namespace_events: Vec<(u64, String)>,
 }
 
 #[derive(Clone)]
@@ -105,9 +109,38 @@ impl FakeApi {
     }
 
     fn disconnect_watches(&self) {
-        for w in self.state.lock().unwrap().watchers.drain(..) {
+        let mut s = self.state.lock().unwrap();
+        for w in s.watchers.drain(..) {
             let _ = w.send(None);
         }
+        for w in s.namespace_watchers.drain(..) {
+            let _ = w.send(None);
+        }
+    }
+
+    /// Create or relabel a namespace and tell open namespace watches.
+    fn label_namespace(&self, name: &str, labels: Value) {
+        let mut s = self.state.lock().unwrap();
+        s.rv += 1;
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "resourceVersion": s.rv.to_string(), "labels": labels}});
+        let ty = if s.namespaces.insert(name.to_string(), obj.clone()).is_some() { "MODIFIED" } else { "ADDED" };
+        Self::tell_namespaces(&mut s, json!({"type": ty, "object": obj}).to_string());
+    }
+
+    fn delete_namespace(&self, name: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.rv += 1;
+        if let Some(mut obj) = s.namespaces.remove(name) {
+            obj["metadata"]["resourceVersion"] = json!(s.rv.to_string());
+            Self::tell_namespaces(&mut s, json!({"type": "DELETED", "object": obj}).to_string());
+        }
+    }
+
+    fn tell_namespaces(s: &mut State, line: String) {
+        let rv = s.rv;
+        s.namespace_events.push((rv, line.clone()));
+        s.namespace_watchers.retain(|w| w.send(Some(line.clone())).is_ok());
     }
 
     fn set_secret(&self, ns: &str, name: &str, data: &[(&str, &str)]) {
@@ -137,7 +170,16 @@ async fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
                 .find_map(|p| p.strip_prefix("resourceVersion="))
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
-            stream_watch(reader.into_inner(), &state, from).await;
+            stream_watch(reader.into_inner(), &state, from, false).await;
+            return;
+        }
+        if method == "GET" && path == "/api/v1/namespaces" && is_watch {
+            let from = query
+                .split('&')
+                .find_map(|p| p.strip_prefix("resourceVersion="))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            stream_watch(reader.into_inner(), &state, from, true).await;
             return;
         }
         let (code, text) = respond(&method, path, &body, &state);
@@ -182,6 +224,15 @@ fn respond(method: &str, path: &str, body: &[u8], state: &Mutex<State>) -> (u16,
             .to_string(),
         );
     }
+    if method == "GET" && path == "/api/v1/namespaces" {
+        let items: Vec<Value> = s.namespaces.values().cloned().collect();
+        return (
+            200,
+            json!({"apiVersion": "v1", "kind": "NamespaceList", "metadata": {"resourceVersion": s.rv.to_string()},
+                "items": items})
+            .to_string(),
+        );
+    }
     if method == "PATCH" {
         if let Some(name) =
             path.strip_prefix(&format!("{API}/clusterimagepolicies/")).and_then(|r| r.strip_suffix("/status"))
@@ -216,16 +267,21 @@ fn respond(method: &str, path: &str, body: &[u8], state: &Mutex<State>) -> (u16,
     not_found()
 }
 
-async fn stream_watch(mut conn: TcpStream, state: &Mutex<State>, from: u64) {
+async fn stream_watch(mut conn: TcpStream, state: &Mutex<State>, from: u64, namespaces: bool) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (expire, rv) = {
         let mut s = state.lock().unwrap();
-        let expire = std::mem::take(&mut s.expire_next_watch);
+        let expire = !namespaces && std::mem::take(&mut s.expire_next_watch);
         if !expire {
-            for (_, line) in s.events.iter().filter(|(v, _)| *v > from) {
+            let log = if namespaces { &s.namespace_events } else { &s.events };
+            for (_, line) in log.iter().filter(|(v, _)| *v > from) {
                 let _ = tx.send(Some(line.clone()));
             }
-            s.watchers.push(tx.clone());
+            if namespaces {
+                s.namespace_watchers.push(tx.clone());
+            } else {
+                s.watchers.push(tx.clone());
+            }
         }
         (expire, s.rv)
     };
@@ -240,8 +296,10 @@ async fn stream_watch(mut conn: TcpStream, state: &Mutex<State>, from: u64) {
         let _ = tx.send(None);
     } else {
         // A bookmark first: the watcher must take it in its stride.
-        let bookmark = json!({"type": "BOOKMARK", "object": {"apiVersion": "signet.dev/v1alpha1",
-            "kind": "ClusterImagePolicy", "metadata": {"resourceVersion": rv.to_string()}}});
+        let (api_version, kind) =
+            if namespaces { ("v1", "Namespace") } else { ("signet.dev/v1alpha1", "ClusterImagePolicy") };
+        let bookmark = json!({"type": "BOOKMARK", "object": {"apiVersion": api_version,
+            "kind": kind, "metadata": {"resourceVersion": rv.to_string()}}});
         let _ = tx.send(Some(bookmark.to_string()));
     }
     drop(tx);
@@ -593,8 +651,13 @@ async fn a_kms_key_is_resolved_at_sync_and_inlined_into_the_last_known_good_file
     );
     // The daemon's timer asks again; the watcher hears of the key and recompiles.
     assert!(kms.refresh(std::iter::empty()).await);
-    let next = tokio::time::timeout(Duration::from_secs(10), h.rx.recv()).await.unwrap().unwrap();
-    assert!(matches!(&next.policies[0].requirements[0].authorities[0].kind, AuthorityKind::Signed(_)));
+    // Namespace listings re-send the contribution unchanged meanwhile; the key comes after.
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), h.rx.recv()).await.unwrap().unwrap();
+        if matches!(&next.policies[0].requirements[0].authorities[0].kind, AuthorityKind::Signed(_)) {
+            break;
+        }
+    }
     let lkg = lkg::load(&h.dir.path().join("lkg.json")).unwrap().unwrap();
     let inlined = lkg[0].key_refs().next().unwrap();
     assert!(matches!(inlined, KeyRef::Kms(k) if k.resolved.as_ref().is_some_and(|r| r.pem == key)), "{inlined:?}");
@@ -621,4 +684,93 @@ async fn a_policy_whose_patterns_do_not_compile_denies_its_whole_scope() {
         "{:?}",
         p.requirements[0].authorities[0].kind
     );
+}
+
+impl Harness {
+    /// Contributions until one whose namespace labels satisfy `want`.
+    async fn until_labels(
+        &mut self,
+        want: impl Fn(&crate::policy::labels::NamespaceLabels) -> bool,
+    ) -> Arc<crate::policy::labels::NamespaceLabels> {
+        loop {
+            let c = tokio::time::timeout(Duration::from_secs(10), self.rx.recv())
+                .await
+                .expect("a cluster update within 10 s")
+                .expect("watcher running");
+            if want(&c.namespace_labels) {
+                return c.namespace_labels;
+            }
+        }
+    }
+}
+
+/// #19: namespace labels come from the API server with the policies, follow relabels,
+/// and a deleted namespace is no longer known (its selectors apply again).
+#[tokio::test]
+async fn namespace_labels_arrive_change_and_go_with_the_namespace() {
+    let api = FakeApi::start().await;
+    api.label_namespace("prod", json!({"env": "prod"}));
+    api.apply("a", pass("a.io/**"));
+    let mut h = Harness::with_api(api).await;
+    let env =
+        |l: &crate::policy::labels::NamespaceLabels, ns: &str| l.get(Some(ns)).and_then(|m| m.get("env").cloned());
+    let l = h.until_labels(|l| l.is_known()).await;
+    assert_eq!(env(&l, "prod").as_deref(), Some("prod"));
+    assert_eq!(l.get(Some("prod")).unwrap().get(crate::policy::labels::NAME_LABEL).map(String::as_str), Some("prod"));
+    h.api.label_namespace("prod", json!({"env": "staging"}));
+    h.until_labels(|l| env(l, "prod").as_deref() == Some("staging")).await;
+    h.api.label_namespace("dev", json!({"env": "dev"}));
+    let l = h.until_labels(|l| l.get(Some("dev")).is_some()).await;
+    assert_eq!(env(&l, "prod").as_deref(), Some("staging"));
+    h.api.delete_namespace("prod");
+    let l = h.until_labels(|l| l.get(Some("prod")).is_none()).await;
+    assert!(l.is_known() && l.get(Some("dev")).is_some());
+    assert!(l.why_unknown(Some("prod")).unwrap().contains("not been seen"));
+}
+
+/// A writer for log lines captured by a test.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// #19: a policy part that fails closed is logged once per version of its object, not at
+/// every publish that other objects' changes cause.
+#[tokio::test]
+async fn a_compile_warning_is_logged_once_per_object_version() {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let warnings = || {
+        let text = String::from_utf8_lossy(&log.0.lock().unwrap()).to_string();
+        text.lines().filter(|l| l.contains("fails closed on this node") && l.contains("policy=w")).count()
+    };
+    let api = FakeApi::start().await;
+    let missing_key =
+        |s: &str| json!({"images": [{"glob": "w.io/**"}], "authorities": [{"key": {"secretRef": {"name": s}}}]});
+    api.apply("w", missing_key("missing"));
+    let mut h = Harness::with_api(api).await;
+    h.until(&["w"]).await;
+    h.api.apply("b", pass("b.io/**"));
+    h.until(&["b", "w"]).await;
+    h.api.apply("c", pass("c.io/**"));
+    h.until(&["b", "c", "w"]).await;
+    assert_eq!(warnings(), 1, "one version, one warning");
+    h.api.apply("w", missing_key("other-missing"));
+    loop {
+        let c = tokio::time::timeout(Duration::from_secs(10), h.rx.recv()).await.unwrap().unwrap();
+        if c.normal.iter().any(|p| format!("{p:?}").contains("other-missing")) {
+            break;
+        }
+    }
+    assert_eq!(warnings(), 2, "a new version is warned about again");
 }

@@ -7,6 +7,11 @@
 //! produces one complete [`ClusterPolicies`] for [`super::PolicyState`], and the
 //! last-known-good file is rewritten when its content changed.
 //!
+//! Namespaces are watched too, for their labels only (metadata), and published as one
+//! immutable [`NamespaceLabels`] snapshot with the policies: namespace selectors and CEL's
+//! `namespaceObject` read it. Until the namespaces are listed, or where the watch is not
+//! allowed, the labels are unknown and selectors apply to every namespace.
+//!
 //! Per object, nothing is lost: an object that stops importing keeps its last good version
 //! in force, and the error is logged once and, for signet's own kind, written to the
 //! object's status under this node's name. Access is read-only except that status entry.
@@ -17,8 +22,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::{stream, StreamExt};
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::core::PartialObjectMeta;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
@@ -29,6 +35,7 @@ use super::{lkg, ClusterOrigin, ClusterPolicies};
 use crate::kms::Resolver;
 use crate::policy::compile::{Compiled, KeySource, KeyUnavailable, WithKms};
 use crate::policy::importers::{self, Kind, KINDS};
+use crate::policy::labels::{Labels, NamespaceLabels};
 use crate::policy::normal::{KeyRef, NormalPolicy, Pattern};
 use crate::registry::auth::Credentials;
 
@@ -86,6 +93,81 @@ struct Watched {
     reported: HashMap<ObjectKey, (i64, bool, String)>,
     /// Secrets referenced by the current policies, as last read.
     secrets: Secrets,
+    namespaces: NamespaceWatch,
+    /// The contribution last sent, re-sent with new namespace labels.
+    last_contribution: Option<ClusterPolicies>,
+    /// Compile warnings already logged, per policy version.
+    warned: Warned,
+}
+
+/// The cluster's namespaces and their labels, as listed and watched.
+#[derive(Default)]
+struct NamespaceWatch {
+    /// `None` until the first list completes: labels unknown.
+    current: Option<BTreeMap<String, Labels>>,
+    /// Namespaces of a (re)list in progress.
+    relisting: Option<BTreeMap<String, Labels>>,
+    /// What the last contribution carried; replaced whole on every change.
+    snapshot: Arc<NamespaceLabels>,
+    /// The watch is failing (RBAC not granted?): said once until it works again.
+    failing: bool,
+}
+
+impl NamespaceWatch {
+    /// Fold one event; true when the published snapshot changed.
+    fn apply(&mut self, ev: Event<PartialObjectMeta<Namespace>>) -> bool {
+        let entry = |m: PartialObjectMeta<Namespace>| {
+            (m.metadata.name.unwrap_or_default(), m.metadata.labels.unwrap_or_default().into_iter().collect::<Labels>())
+        };
+        match ev {
+            Event::Init => {
+                self.relisting = Some(BTreeMap::new());
+                return false;
+            }
+            Event::InitApply(m) => {
+                let (name, labels) = entry(m);
+                self.relisting.get_or_insert_with(BTreeMap::new).insert(name, labels);
+                return false;
+            }
+            Event::InitDone => self.current = Some(self.relisting.take().unwrap_or_default()),
+            Event::Apply(m) => {
+                let Some(current) = &mut self.current else { return false };
+                let (name, labels) = entry(m);
+                current.insert(name, labels);
+            }
+            Event::Delete(m) => {
+                let Some(current) = &mut self.current else { return false };
+                current.remove(&entry(m).0);
+            }
+        }
+        let next = NamespaceLabels::listed(self.current.clone().unwrap_or_default());
+        if next == *self.snapshot {
+            return false;
+        }
+        self.snapshot = Arc::new(next);
+        true
+    }
+}
+
+/// Which compile warnings were logged, by policy (name and origin) and version: a
+/// warning is logged once per version of its object, not at every publish.
+#[derive(Default)]
+struct Warned(HashMap<(String, String), (NormalPolicy, BTreeSet<String>)>);
+
+impl Warned {
+    /// The warnings of `p` not yet logged for this version of it; remembers them.
+    fn fresh(&mut self, p: &NormalPolicy, warnings: &[String]) -> Vec<String> {
+        let entry = self.0.entry((p.name.clone(), p.origin.clone())).or_insert_with(|| (p.clone(), BTreeSet::new()));
+        if entry.0 != *p {
+            *entry = (p.clone(), BTreeSet::new());
+        }
+        warnings.iter().filter(|w| entry.1.insert((*w).clone())).cloned().collect()
+    }
+
+    /// Forget policies no longer present, so a deleted object's memory goes with it.
+    fn keep_only(&mut self, present: &BTreeSet<(String, String)>) {
+        self.0.retain(|k, _| present.contains(k));
+    }
 }
 
 /// Run until `shutdown`: discover, watch, publish. Errors talking to the API server are
@@ -104,7 +186,15 @@ pub async fn run(
         last_sent: None,
         reported: HashMap::new(),
         secrets: Secrets(HashMap::new()),
+        namespaces: NamespaceWatch::default(),
+        last_contribution: None,
+        warned: Warned::default(),
     };
+    // Namespaces are watched for the whole run, across rediscoveries of the policy kinds.
+    // Metadata only: labels are all the node needs of a namespace.
+    let namespace_api: Api<PartialObjectMeta<Namespace>> = Api::all(client.clone());
+    let mut namespace_events = watcher::watcher(namespace_api, watcher::Config::default()).default_backoff().boxed();
+    let mut namespaces_open = true;
     let mut backoff = Duration::from_millis(500);
     loop {
         let serving = match discover(&client).await {
@@ -168,6 +258,21 @@ pub async fn run(
             tokio::select! {
                 // A KMS key resolved (or refused) since the last sync: compile with it now.
                 Ok(()) = kms_changes.changed() => publish(&client, &config, &mut state, &tx).await,
+                ev = namespace_events.next(), if namespaces_open => match ev {
+                    Some(Ok(ev)) => {
+                        state.namespaces.failing = false;
+                        if state.namespaces.apply(ev) {
+                            publish_namespaces(&mut state, &tx).await;
+                        }
+                    }
+                    Some(Err(e)) => {
+                        if !std::mem::replace(&mut state.namespaces.failing, true) {
+                            tracing::warn!(error = %e,
+                                "namespaces cannot be watched; namespace selectors apply to every namespace");
+                        }
+                    }
+                    None => namespaces_open = false,
+                },
                 ev = events.next(), if !serving.is_empty() => {
                     let Some((kind, ev)) = ev else { break };
                     match ev {
@@ -320,10 +425,11 @@ async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, t
     let mut inlined = Vec::new();
     let mut policies = Vec::new();
     let mut problems: HashMap<String, Vec<String>> = HashMap::new();
+    state.warned.keep_only(&normal.iter().map(|p| (p.name.clone(), p.origin.clone())).collect());
     for p in normal {
         let mut p = inline_secrets(p, secrets);
         p.inline_kms(&config.kms);
-        let v = compile_or_keep(p, state.last_sent.as_deref(), &keys);
+        let v = compile_or_keep(p, state.last_sent.as_deref(), &keys, &mut state.warned);
         problems.entry(v.normal.origin.clone()).or_default().extend(v.problems);
         if let Some(policy) = v.policy {
             policies.push(policy);
@@ -334,7 +440,14 @@ async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, t
         if let Err(e) = lkg::store(&config.lkg_path, &inlined) {
             tracing::error!(error = %e, "last-known-good snapshot not written; the previous one stays");
         }
-        let _ = tx.send(ClusterPolicies { policies, normal: inlined.clone(), origin: ClusterOrigin::Live }).await;
+        let c = ClusterPolicies {
+            policies,
+            normal: inlined.clone(),
+            origin: ClusterOrigin::Live,
+            namespace_labels: Arc::clone(&state.namespaces.snapshot),
+        };
+        let _ = tx.send(c.clone()).await;
+        state.last_contribution = Some(c);
         state.last_sent = Some(inlined);
     }
     // Even when the enforced set did not change (a rejected update keeps the old version),
@@ -342,6 +455,14 @@ async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, t
     if config.report_status {
         report_status(client, config, state, &problems).await;
     }
+}
+
+/// Re-send the last contribution with the namespace labels as they are now. Before the
+/// first contribution there is nothing to send: it will carry them.
+async fn publish_namespaces(state: &mut Watched, tx: &mpsc::Sender<ClusterPolicies>) {
+    let Some(c) = &mut state.last_contribution else { return };
+    c.namespace_labels = Arc::clone(&state.namespaces.snapshot);
+    let _ = tx.send(c.clone()).await;
 }
 
 /// What one cluster policy enforces on this node.
@@ -363,10 +484,15 @@ fn compile(p: &NormalPolicy, keys: &dyn KeySource) -> Result<Compiled, Vec<Strin
 /// Compile one policy for this node. A policy that does not compile here is never
 /// dropped: the version last enforced stays in force, or, for a first version, a stand-in
 /// that denies every image it covers with the reason ([`NormalPolicy::fail_closed`]).
-fn compile_or_keep(p: NormalPolicy, last_sent: Option<&[NormalPolicy]>, keys: &dyn KeySource) -> NodeVersion {
+fn compile_or_keep(
+    p: NormalPolicy,
+    last_sent: Option<&[NormalPolicy]>,
+    keys: &dyn KeySource,
+    warned: &mut Warned,
+) -> NodeVersion {
     let errors = match compile(&p, keys) {
         Ok(c) => {
-            for w in &c.warnings {
+            for w in warned.fresh(&p, &c.warnings) {
                 tracing::warn!(policy = %p.name, warning = %w, "policy part fails closed on this node");
             }
             return NodeVersion { policy: Some(c.policy), normal: p, problems: c.warnings };
@@ -374,11 +500,15 @@ fn compile_or_keep(p: NormalPolicy, last_sent: Option<&[NormalPolicy]>, keys: &d
         Err(errors) => errors,
     };
     let reason = errors.join("; ");
+    // Said once per version of the object, like the warnings.
+    let first = !warned.fresh(&p, std::slice::from_ref(&reason)).is_empty();
     let previous = last_sent.into_iter().flatten().find(|q| q.name == p.name && q.origin == p.origin);
     if let Some(prev) = previous.filter(|q| **q != p && !q.is_stand_in()) {
         if let Ok(c) = compile(prev, keys) {
-            tracing::error!(policy = %p.name, error = %reason,
-                "policy does not compile on this node; keeping its previous version");
+            if first {
+                tracing::error!(policy = %p.name, error = %reason,
+                    "policy does not compile on this node; keeping its previous version");
+            }
             let mut problems = errors;
             problems.push("the previous version stays in force on this node".into());
             return NodeVersion { policy: Some(c.policy), normal: prev.clone(), problems };
@@ -387,8 +517,10 @@ fn compile_or_keep(p: NormalPolicy, last_sent: Option<&[NormalPolicy]>, keys: &d
     let stand_in = p.fail_closed(&reason);
     match compile(&stand_in, keys) {
         Ok(c) => {
-            tracing::error!(policy = %p.name, error = %reason,
-                "policy does not compile on this node; every image it covers is denied until fixed");
+            if first {
+                tracing::error!(policy = %p.name, error = %reason,
+                    "policy does not compile on this node; every image it covers is denied until fixed");
+            }
             let mut problems = errors;
             problems.push("every image it covers is denied on this node until it compiles".into());
             NodeVersion { policy: Some(c.policy), normal: stand_in, problems }
@@ -402,15 +534,19 @@ fn compile_or_keep(p: NormalPolicy, last_sent: Option<&[NormalPolicy]>, keys: &d
             everything.exclude_images.clear();
             match compile(&everything, keys) {
                 Ok(c) => {
-                    tracing::error!(policy = %p.name, errors = ?pattern_errors,
-                        "policy image patterns do not compile on this node; every image in its scope is denied until fixed");
+                    if first {
+                        tracing::error!(policy = %p.name, errors = ?pattern_errors,
+                            "policy image patterns do not compile on this node; every image in its scope is denied until fixed");
+                    }
                     let mut problems = errors;
                     problems.extend(pattern_errors);
                     problems.push("every image in its scope is denied on this node until its patterns compile".into());
                     NodeVersion { policy: Some(c.policy), normal: everything, problems }
                 }
                 Err(e) => {
-                    tracing::error!(policy = %p.name, errors = ?e, "policy cannot be enforced even as a stand-in");
+                    if first {
+                        tracing::error!(policy = %p.name, errors = ?e, "policy cannot be enforced even as a stand-in");
+                    }
                     NodeVersion { policy: None, normal: p, problems: errors }
                 }
             }
@@ -562,7 +698,7 @@ pub fn load_last_known_good(path: &std::path::Path) -> Option<ClusterPolicies> {
     for p in normal {
         // The file holds what was enforced; a policy that no longer compiles here (a key
         // file removed from the node) is enforced as never passing, not dropped.
-        let v = compile_or_keep(p, None, &keys);
+        let v = compile_or_keep(p, None, &keys, &mut Warned::default());
         if let Some(policy) = v.policy {
             policies.push(policy);
             enforced.push(v.normal);
@@ -570,7 +706,9 @@ pub fn load_last_known_good(path: &std::path::Path) -> Option<ClusterPolicies> {
     }
     let normal = enforced;
     tracing::info!(path = %path.display(), policies = policies.len(), "enforcing last-known-good cluster policy until the API server answers");
-    Some(ClusterPolicies { policies, normal, origin: ClusterOrigin::LastKnownGood })
+    // Namespace labels are not stored: until the API server answers they are unknown, and
+    // namespace selectors apply to every namespace.
+    Some(ClusterPolicies { policies, normal, origin: ClusterOrigin::LastKnownGood, namespace_labels: Arc::default() })
 }
 
 /// Used by the daemon: a client from the in-cluster environment or KUBECONFIG.
@@ -614,5 +752,23 @@ mod rbac_tests {
         let binding = docs.iter().find(|d| d["kind"] == "RoleBinding").expect("the Role is bound");
         assert_eq!(binding["metadata"]["namespace"], "signet-system");
         assert_eq!(binding["subjects"][0]["name"], "signet");
+    }
+
+    /// #19: the watcher lists and watches Namespaces (their labels feed namespace
+    /// selectors), cluster-wide, and may do nothing else with them.
+    #[test]
+    fn namespaces_are_listed_and_watched_cluster_wide() {
+        let docs = manifests();
+        let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+        let rules: Vec<&Value> = role["rules"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["resources"].as_sequence().into_iter().flatten().any(|x| x.as_str() == Some("namespaces")))
+            .collect();
+        assert_eq!(rules.len(), 1, "one rule grants namespaces");
+        assert_eq!(rules[0]["apiGroups"][0].as_str(), Some(""), "the core group");
+        let verbs: Vec<&str> = rules[0]["verbs"].as_sequence().unwrap().iter().filter_map(Value::as_str).collect();
+        assert_eq!(verbs, ["list", "watch"]);
     }
 }

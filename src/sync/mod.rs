@@ -20,6 +20,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::kms::Resolver;
+use crate::policy::labels::NamespaceLabels;
 use crate::policy::normal::NormalPolicy;
 use crate::policy::{local, NoMatchAction, Policy, PolicySet};
 
@@ -30,6 +31,9 @@ pub struct ClusterPolicies {
     /// Normalised, with Secret keys inlined: what the last-known-good file stores.
     pub normal: Vec<NormalPolicy>,
     pub origin: ClusterOrigin,
+    /// The cluster's namespace labels when this was sent (unknown from the last-known-good
+    /// file): swapped in whole with the policies.
+    pub namespace_labels: Arc<NamespaceLabels>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +173,7 @@ impl PolicyState {
             (Ok(local), Cluster::Ready(c)) => {
                 let (all, found) = merge(local, &c.policies);
                 clashes = found;
-                PolicySet::assemble(all, self.node_no_match)
+                PolicySet::assemble(all, self.node_no_match).with_namespace_labels(Arc::clone(&c.namespace_labels))
             }
         };
         // Publishing runs at every poll of the directory: a clash is logged when it
@@ -178,6 +182,12 @@ impl PolicyState {
             tracing::error!("{reason}");
         }
         self.reported_clashes = clashes;
+        let labels_changed = set.namespace_labels != self.tx.borrow().namespace_labels;
+        if labels_changed && set.hash == self.tx.borrow().hash {
+            // Labels alone: matching reads them per request, no log line per namespace event.
+            self.tx.send_replace(set);
+            return;
+        }
         if set.hash != self.tx.borrow().hash || set.load_error != self.tx.borrow().load_error {
             let cluster = match &self.cluster {
                 Cluster::Disabled => "disabled",
@@ -229,7 +239,12 @@ mod tests {
             vec![Authority { name: "a".into(), kind: AuthorityKind::StaticPass }],
             Mode::Enforce,
         );
-        ClusterPolicies { policies: vec![p], normal: vec![], origin: ClusterOrigin::Live }
+        ClusterPolicies {
+            policies: vec![p],
+            normal: vec![],
+            origin: ClusterOrigin::Live,
+            namespace_labels: Arc::default(),
+        }
     }
 
     #[test]

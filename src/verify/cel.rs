@@ -20,17 +20,59 @@ use cel::{ExecutionError, FunctionContext, Value};
 
 use super::{check_authority, verify_attestations, Context, Evidence};
 use crate::policy::cel::{
-    AttestationKind, CompiledCel, ImageExpression, EXTRACT_PAYLOAD, NAMESPACE_PATHS, VERIFY_ATTESTATION_SIGNATURES,
-    VERIFY_IMAGE_SIGNATURES,
+    AttestationKind, CompiledCel, ImageExpression, EXTRACT_PAYLOAD, NAMESPACE_LABELS_PATH, NAMESPACE_PATHS,
+    VERIFY_ATTESTATION_SIGNATURES, VERIFY_IMAGE_SIGNATURES,
 };
 use crate::policy::{AuthorityKind, SignedBy};
 use crate::registry::Signatures;
+
+/// Why a CEL authority did not pass for the image.
+#[derive(Debug, thiserror::Error)]
+pub enum CelFailure {
+    #[error("image {reference} does not have a digest (verifyDigest is set, mutateDigest is not)")]
+    NoDigest { reference: String },
+    #[error("{field}: evaluates to {value}, not a bool")]
+    NotBool { field: String, value: String },
+    /// An expression failed to evaluate, or a validation was false (with its message).
+    #[error("{field}: {message}")]
+    Failed { field: String, message: String },
+    #[error("cannot be evaluated on the node: {0}")]
+    NotEvaluated(#[from] crate::policy::cel::CelError),
+    #[error(
+        "image {reference} is not verified: no signature or attestation check passed \
+         (validationConfigurations.required)"
+    )]
+    NotVerified { reference: String },
+}
+
+/// Why an attestation's statement is not available to `extractPayload`.
+#[derive(Debug, thiserror::Error)]
+enum StatementError {
+    #[error("{0}")]
+    Attestor(String),
+    #[error("this attestor does not verify attestations")]
+    NotAnAttestor,
+    #[error("attestations were not fetched")]
+    NotFetched,
+    #[error("{0}")]
+    Fetch(String),
+    #[error("no attestation of type {0}")]
+    None(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Envelope(String),
+    #[error("statement: {0}")]
+    Statement(serde_json::Error),
+}
 
 /// What was verified for the image, looked up by the bound functions.
 #[derive(Default)]
 struct Facts {
     reference: String,
     namespace: Option<String>,
+    /// The namespace's labels, when the cluster has told them.
+    namespace_labels: Option<Arc<crate::policy::labels::Labels>>,
     /// attestor name → its image signature verified, or why not.
     signatures: BTreeMap<String, Result<(), String>>,
     /// (attestation, attestor) → the verified statement, or why not.
@@ -44,16 +86,17 @@ struct Facts {
 }
 
 /// Evaluate one compiled CEL authority. `Ok` carries a note when the policy did not apply.
-pub fn check(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -> Result<(), String> {
+pub fn check(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -> Result<(), CelFailure> {
     let reference = evidence.reference.clone();
     if c.require_digest && !reference.contains('@') {
-        return Err(format!("image {reference} does not have a digest (verifyDigest is set, mutateDigest is not)"));
+        return Err(CelFailure::NoDigest { reference });
     }
     // Conditions come first and read nothing verified (compilation saw to that): an image
     // they leave alone costs no verification.
     let bare = Arc::new(Facts {
         reference: evidence.reference.clone(),
         namespace: evidence.namespace.clone(),
+        namespace_labels: evidence.namespace_labels.clone(),
         ..Default::default()
     });
     let conditions = context(c, &bare);
@@ -63,8 +106,8 @@ pub fn check(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>
         match m.program.execute(&conditions) {
             Ok(Value::Bool(false)) => return Ok(()),
             Ok(Value::Bool(true)) => {}
-            Ok(other) => return Err(format!("{}: evaluates to {other:?}, not a bool", m.field)),
-            Err(err) => return Err(format!("{}: {}", m.field, describe(&err))),
+            Ok(other) => return Err(CelFailure::NotBool { field: m.field.clone(), value: format!("{other:?}") }),
+            Err(err) => return Err(CelFailure::Failed { field: m.field.clone(), message: describe(&err) }),
         }
     }
     let facts = Arc::new(gather(c, evidence, digest, cx));
@@ -85,7 +128,7 @@ pub fn check(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>
         }
     }
     for (i, v) in c.validations.iter().enumerate() {
-        let e = v.check.as_ref().map_err(|e| format!("cannot be evaluated on the node: {e}"))?;
+        let e = v.check.as_ref().map_err(|e| CelFailure::NotEvaluated(e.clone()))?;
         match e.program.execute(&ctx) {
             Ok(Value::Bool(true)) => {}
             Ok(Value::Bool(false)) => {
@@ -98,23 +141,23 @@ pub fn check(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>
                     })
                     .or_else(|| v.message.clone().filter(|m| !m.is_empty()))
                     .unwrap_or_else(|| format!("CEL expression validation failed at index {i}"));
-                return Err(format!("{}: {message}{}", e.field, facts.refusals()));
+                return Err(CelFailure::Failed {
+                    field: e.field.clone(),
+                    message: format!("{message}{}", facts.refusals()),
+                });
             }
-            Ok(other) => return Err(format!("{}: evaluates to {other:?}, not a bool", e.field)),
+            Ok(other) => return Err(CelFailure::NotBool { field: e.field.clone(), value: format!("{other:?}") }),
             Err(err) => {
-                let mut msg = format!("{}: {}", e.field, describe(&err));
+                let mut message = describe(&err);
                 if !variable_errors.is_empty() {
-                    msg.push_str(&format!(" (variables not evaluated: {})", variable_errors.join("; ")));
+                    message.push_str(&format!(" (variables not evaluated: {})", variable_errors.join("; ")));
                 }
-                return Err(msg);
+                return Err(CelFailure::Failed { field: e.field.clone(), message });
             }
         }
     }
     if c.require_verified && !*facts.verified.lock().unwrap() {
-        return Err(format!(
-            "image {reference} is not verified: no signature or attestation check passed \
-             (validationConfigurations.required)"
-        ));
+        return Err(CelFailure::NotVerified { reference });
     }
     Ok(())
 }
@@ -126,8 +169,12 @@ fn describe(e: &ExecutionError) -> String {
 /// Verify up front everything the expressions may ask about, so the interpreter only
 /// looks results up.
 fn gather(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -> Facts {
-    let mut facts =
-        Facts { reference: evidence.reference.clone(), namespace: evidence.namespace.clone(), ..Default::default() };
+    let mut facts = Facts {
+        reference: evidence.reference.clone(),
+        namespace: evidence.namespace.clone(),
+        namespace_labels: evidence.namespace_labels.clone(),
+        ..Default::default()
+    };
     if c.uses(VERIFY_IMAGE_SIGNATURES) {
         for (name, kind) in &c.attestors {
             facts
@@ -142,7 +189,9 @@ fn gather(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -
                     AttestationKind::Referrer(t) => {
                         Err(format!("OCI referrer attestations ({t}) are not verified on the node"))
                     }
-                    AttestationKind::InToto(t) => statement(attestor, t, evidence, digest, cx),
+                    AttestationKind::InToto(t) => {
+                        statement(attestor, t, evidence, digest, cx).map_err(|e| e.to_string())
+                    }
                 };
                 facts.attestations.insert((att.clone(), name.clone()), result);
             }
@@ -159,28 +208,28 @@ fn statement(
     evidence: &Evidence,
     digest: &str,
     cx: Context<'_>,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, StatementError> {
     let AuthorityKind::Signed(by) = attestor else {
         return Err(match attestor {
-            AuthorityKind::Unsupported(why) => why.clone(),
-            _ => "this attestor does not verify attestations".into(),
+            AuthorityKind::Unsupported(why) => StatementError::Attestor(why.clone()),
+            _ => StatementError::NotAnAttestor,
         });
     };
     let by = SignedBy { attestations: vec![predicate.to_string()], ..(**by).clone() };
     let sigs = match &evidence.attestations {
-        None => return Err("attestations were not fetched".into()),
-        Some(Err(e)) => return Err(e.to_string()),
+        None => return Err(StatementError::NotFetched),
+        Some(Err(e)) => return Err(StatementError::Fetch(e.to_string())),
         Some(Ok(s)) => s,
     };
-    let mut last = format!("no attestation of type {predicate}");
+    let mut last = StatementError::None(predicate.to_string());
     for layer in &sigs.layers {
         let one = Signatures { location: sigs.location.clone(), layers: vec![layer.clone()] };
         match verify_attestations(&one, digest, &by, cx) {
             Ok(()) => {
-                let opened = super::dsse::open(&layer.payload).map_err(|e| e.to_string())?;
-                return serde_json::from_slice(&opened.body).map_err(|e| format!("statement: {e}"));
+                let opened = super::dsse::open(&layer.payload).map_err(|e| StatementError::Envelope(e.to_string()))?;
+                return serde_json::from_slice(&opened.body).map_err(StatementError::Statement);
             }
-            Err(e) => last = e.to_string(),
+            Err(e) => last = StatementError::Refused(e.to_string()),
         }
     }
     Err(last)
@@ -212,14 +261,20 @@ fn context<'a>(c: &CompiledCel, facts: &Arc<Facts>) -> cel::Context<'a> {
         map(c.attestations.keys().map(|n| (n.clone(), Value::String(Arc::new(n.clone()))))),
     );
     ctx.add_variable_from_value("variables", map(Vec::new()));
-    // Only the namespace's name is bound (compilation allows no other path); with the
-    // namespace unknown, reading it is an error, which fails closed.
+    // Only the namespace's name and labels are bound (compilation allows no other path);
+    // with the namespace or its labels unknown, reading them is an error, which fails closed.
     if let Some(ns) = &facts.namespace {
         let name = || Value::String(Arc::new(ns.clone()));
         for (root, first, second) in NAMESPACE_PATHS {
+            let mut inner = vec![(second.unwrap_or(first).to_string(), name())];
+            let (labels_root, labels_first, labels_last) = NAMESPACE_LABELS_PATH;
+            if let (true, Some(labels)) = (*root == labels_root && *first == labels_first, &facts.namespace_labels) {
+                let labels = labels.iter().map(|(k, v)| (k.clone(), Value::String(Arc::new(v.clone()))));
+                inner.push((labels_last.to_string(), map(labels)));
+            }
             let value = match second {
-                None => map([(first.to_string(), name())]),
-                Some(second) => map([(first.to_string(), map([(second.to_string(), name())]))]),
+                None => map(inner),
+                Some(_) => map([(first.to_string(), map(inner))]),
             };
             ctx.add_variable_from_value(*root, value);
         }

@@ -17,6 +17,8 @@ pub struct Evidence {
     pub reference: String,
     /// The pod's namespace, when known: CEL validations may read it.
     pub namespace: Option<String>,
+    /// The namespace's labels, when the cluster has told them (CEL's `namespaceObject`).
+    pub namespace_labels: Option<std::sync::Arc<crate::policy::labels::Labels>>,
     pub signatures: Option<Result<Signatures, RegistryError>>,
     pub attestations: Option<Result<Signatures, RegistryError>>,
     /// GPG simple-signing signatures from the lookaside store.
@@ -116,8 +118,8 @@ pub enum AuthorityFailure {
     #[error(transparent)]
     Layer(#[from] LayerFailure),
     /// A CEL validation that failed or could not be evaluated, in its own words.
-    #[error("{0}")]
-    Cel(String),
+    #[error(transparent)]
+    Cel(super::cel::CelFailure),
 }
 
 /// Why a policy does not pass.

@@ -28,6 +28,7 @@ pub mod evaluate;
 pub mod gpg;
 pub mod keyless;
 pub mod layers;
+pub mod notary;
 pub mod pubkey;
 pub mod sct;
 pub mod signer;

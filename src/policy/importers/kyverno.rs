@@ -16,7 +16,8 @@
 //! refuses references without a digest. Keys given as `{{ }}` variables fail closed.
 //! Other resource filters the node cannot see (label selectors, names, preconditions) are
 //! not applied, which makes a rule cover more containers, never fewer. Namespaces are
-//! applied when they are plain names.
+//! applied when they are plain names; a single match entry's `namespaceSelector` by the
+//! namespace labels the cluster sync knows (unknown labels select).
 //!
 //! [`ImageGlob::kyverno`]: crate::policy::matching::ImageGlob::kyverno
 
@@ -26,6 +27,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta, PemKeysError};
+use crate::policy::labels::LabelSelector;
 use crate::policy::model::{Mode, Namespaces};
 use crate::policy::normal::{
     Check, KeyCheck, KeyRef, KeylessCheck, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement,
@@ -742,6 +744,34 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
                 notes.push(format!("rule {}: namespace wildcards in match are applied to all namespaces", rule.name));
             }
         }
+        // One match entry: its namespaceSelector narrows by the namespace's labels where the
+        // cluster reports them (unknown labels select). Across several entries the union of
+        // selectors is not kept: the rule covers every namespace.
+        let entries: Vec<&BTreeMap<String, Value>> =
+            m.any.iter().filter_map(|e| e.resources.as_ref()).chain(m.resources.as_ref()).collect();
+        let count = m.any.len() + usize::from(m.resources.is_some());
+        match (count, entries.first().and_then(|r| r.get("namespaceSelector"))) {
+            (1, Some(sel)) => match LabelSelector::from_value(sel) {
+                Ok(sel) if sel.is_empty() => {}
+                Ok(sel) => {
+                    out.selector = Some(sel);
+                    notes.push(format!(
+                        "rule {}: namespaceSelector reads namespace labels from the cluster; where they are not \
+                         known (local files, a namespace not seen yet) the rule applies",
+                        rule.name
+                    ));
+                }
+                Err(e) => notes.push(format!(
+                    "rule {}: match namespaceSelector: {e}; the rule applies to every namespace",
+                    rule.name
+                )),
+            },
+            _ if entries.iter().any(|r| r.contains_key("namespaceSelector")) => notes.push(format!(
+                "rule {}: namespaceSelectors in several match entries are not applied: every namespace",
+                rule.name
+            )),
+            _ => {}
+        }
         if !m.all.is_empty() {
             notes.push(format!("rule {}: match.all conditions are not applied on the node", rule.name));
         }
@@ -864,5 +894,34 @@ mod tests {
             "name: r\nexclude: {any: [{resources: {namespaces: [kube-system], selector: {matchLabels: {a: b}}}}]}\n",
         );
         assert!(namespaces(&r, &mut notes).exclude.is_empty(), "a partial exclude is not applied");
+    }
+
+    /// #19: a ClusterPolicy rule's match namespaceSelector narrows by the labels the cluster
+    /// reports; with them unknown the rule applies.
+    #[test]
+    fn a_match_namespace_selector_narrows_by_labels_where_known() {
+        use crate::policy::labels::NamespaceLabels;
+        let mut notes = Vec::new();
+        let r = rule("name: r\nmatch: {any: [{resources: {kinds: [Pod], namespaceSelector: {matchExpressions: [{key: env, operator: In, values: [prod]}]}}}]}\n");
+        let ns = namespaces(&r, &mut notes);
+        assert!(notes.iter().any(|n| n.contains("namespaceSelector reads namespace labels")), "{notes:?}");
+        let known = NamespaceLabels::listed([
+            ("prod".to_string(), [("env".to_string(), "prod".to_string())].into()),
+            ("dev".to_string(), [("env".to_string(), "dev".to_string())].into()),
+        ]);
+        let covers = |n: &str| ns.covers_with(Some(n), known.get(Some(n)).map(|l| l.as_ref()));
+        assert!(covers("prod"));
+        assert!(!covers("dev"), "dev is not labelled env=prod");
+        assert!(covers("unseen"), "a namespace not seen yet: the rule applies");
+        assert!(ns.covers(Some("dev")), "labels unknown: the rule applies");
+        // Several entries: the union is not kept, every namespace is covered.
+        let r = rule("name: r\nmatch: {any: [{resources: {namespaceSelector: {matchLabels: {a: b}}}}, {resources: {namespaces: [x]}}]}\n");
+        let ns = namespaces(&r, &mut notes);
+        assert!(ns.selector.is_none() && ns.include.is_empty());
+        // A selector Kubernetes would refuse narrows nothing.
+        let r =
+            rule("name: r\nmatch: {resources: {namespaceSelector: {matchExpressions: [{key: a, operator: Is}]}}}\n");
+        assert!(namespaces(&r, &mut notes).selector.is_none());
+        assert!(notes.iter().any(|n| n.contains("\"Is\"")), "{notes:?}");
     }
 }

@@ -11,8 +11,9 @@
 //! `validationActions` without `Deny` is warn mode.
 //!
 //! Admission filters the node cannot see are widened, never narrowed: `namespaceSelector`
-//! is applied for its `kubernetes.io/metadata.name` requirements (the namespace name is
-//! always known) and its other requirements are dropped; `objectSelector`,
+//! narrows by its `kubernetes.io/metadata.name` requirements (the namespace name is always
+//! known) and by the namespace's labels where the cluster sync knows them; with the labels
+//! unknown the selector selects ([`crate::policy::labels`]). `objectSelector`,
 //! `resourceRules` and `excludeResourceRules` are not applied. Failures are always
 //! failures (`failurePolicy: Ignore` admits on errors in Kyverno; not on the node).
 
@@ -23,6 +24,7 @@ use serde_json::Value;
 
 use super::{parse_spec, split_pem_keys, Imported, Meta};
 use crate::policy::cel::{CelAttestation, CelCheck, CelValidation, NamedExpression};
+use crate::policy::labels::{self, Operator, NAME_LABEL};
 use crate::policy::model::{Mode, Namespaces};
 use crate::policy::normal::{
     Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
@@ -32,8 +34,27 @@ use crate::policy::normal::{
 const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
 /// Kyverno reads `credentials.secrets` from its own namespace.
 const KYVERNO_NAMESPACE: &str = "kyverno";
-/// The label the API server sets on every namespace to its name.
-const NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// What is wrong with one part of an ImageValidatingPolicy.
+#[derive(Debug, thiserror::Error)]
+enum IvpError {
+    #[error("{0:?} is not one of Deny, Audit, Warn")]
+    Action(String),
+    #[error("spec.matchConstraints.namespaceSelector: {0}")]
+    NamespaceSelector(#[from] labels::LabelError),
+    #[error("exactly one of cosign or notary")]
+    Engine,
+    #[error("cosign needs exactly one of key, keyless or certificate")]
+    CosignKind,
+    #[error("key needs exactly one of data, kms or expression")]
+    KeyKind,
+    #[error("key.data: {0}")]
+    KeyData(String),
+    #[error("key.data holds {0} keys; Kyverno reads one")]
+    KeyCount(usize),
+    #[error("keyless.identities is empty")]
+    NoIdentities,
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -330,8 +351,9 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     if let Some(mc) = &spec.match_constraints {
         if let Some(sel) = &mc.namespace_selector {
             match namespace_selector(sel, &mut notes) {
-                Some(ns) => namespaces = ns,
-                None => selects_none = true,
+                Ok(Some(ns)) => namespaces = ns,
+                Ok(None) => selects_none = true,
+                Err(e) => errors.push(e.to_string()),
             }
         }
         if mc.object_selector.as_ref().is_some_and(|s| !s.match_labels.is_empty() || !s.match_expressions.is_empty()) {
@@ -352,7 +374,8 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         if (!namespaces.include.is_empty() && !namespaces.include.contains(ns)) || namespaces.exclude.contains(ns) {
             selects_none = true;
         }
-        namespaces = Namespaces { include: vec![ns.clone()], exclude: Vec::new() };
+        namespaces.include = vec![ns.clone()];
+        namespaces.exclude.clear();
     }
     if selects_none {
         let mut out = empty();
@@ -450,10 +473,10 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     Ok(Imported { policies: vec![policy], notes })
 }
 
-fn mode_of(actions: &[String]) -> Result<Mode, String> {
+fn mode_of(actions: &[String]) -> Result<Mode, IvpError> {
     for a in actions {
         if !matches!(a.as_str(), "Deny" | "Audit" | "Warn") {
-            return Err(format!("{a:?} is not one of Deny, Audit, Warn"));
+            return Err(IvpError::Action(a.clone()));
         }
     }
     // Kyverno's default with none listed is Deny.
@@ -486,44 +509,51 @@ fn image_patterns(refs: &[MatchImageReference], errors: &mut Vec<String>, notes:
     out
 }
 
-/// The namespaces a selector can be narrowed to by name; `None` when it selects none.
-fn namespace_selector(sel: &LabelSelector, notes: &mut Vec<String>) -> Option<Namespaces> {
+/// The namespaces a selector covers: narrowed by name where it names them (the name is
+/// always known), and the whole selector kept for the namespace's labels (unknown labels
+/// select). `Ok(None)` when it selects no namespace at all.
+fn namespace_selector(sel: &LabelSelector, notes: &mut Vec<String>) -> Result<Option<Namespaces>, IvpError> {
+    let expressions: Vec<(String, String, Vec<String>)> =
+        sel.match_expressions.iter().map(|r| (r.key.clone(), r.operator.clone(), r.values.clone())).collect();
+    let selector = labels::LabelSelector::parse(&sel.match_labels, &expressions)?;
     let mut include: Option<Vec<String>> = None;
     let mut exclude = Vec::new();
-    let mut dropped = false;
+    let mut by_labels = false;
     let mut narrow = |names: Vec<String>| {
         include = Some(match include.take() {
             None => names,
             Some(prev) => prev.into_iter().filter(|n| names.contains(n)).collect(),
         });
     };
-    for (k, v) in &sel.match_labels {
+    for (k, v) in &selector.match_labels {
         if k == NAME_LABEL {
             narrow(vec![v.clone()]);
         } else {
-            dropped = true;
+            by_labels = true;
         }
     }
-    for r in &sel.match_expressions {
-        match (r.key == NAME_LABEL, r.operator.as_str()) {
-            (true, "In") => narrow(r.values.clone()),
-            (true, "NotIn") => exclude.extend(r.values.iter().cloned()),
-            (true, "Exists") => {}
-            (true, "DoesNotExist") => return None,
-            _ => dropped = true,
+    for r in &selector.match_expressions {
+        match (r.key == NAME_LABEL, r.operator) {
+            (true, Operator::In) => narrow(r.values.clone()),
+            (true, Operator::NotIn) => exclude.extend(r.values.iter().cloned()),
+            (true, Operator::Exists) => {}
+            (true, Operator::DoesNotExist) => return Ok(None),
+            (false, _) => by_labels = true,
         }
     }
-    if dropped {
-        notes.push(format!(
-            "spec.matchConstraints.namespaceSelector: only {NAME_LABEL} requirements are applied on the node; \
-             the policy is enforced regardless of other namespace labels"
-        ));
+    if by_labels {
+        notes.push(
+            "spec.matchConstraints.namespaceSelector: namespace labels come from the cluster; where they are \
+             not known (local files, a namespace not seen yet) the policy applies"
+                .into(),
+        );
     }
-    match include {
+    Ok(match include {
         Some(names) if names.is_empty() => None,
-        Some(names) => Some(Namespaces { include: names, exclude }),
-        None => Some(Namespaces { include: Vec::new(), exclude }),
-    }
+        include => {
+            Some(Namespaces { include: include.unwrap_or_default(), exclude, selector: by_labels.then_some(selector) })
+        }
+    })
 }
 
 fn credentials(c: Option<&Credentials>, notes: &mut Vec<String>) -> Vec<SecretName> {
@@ -538,16 +568,16 @@ fn credentials(c: Option<&Credentials>, notes: &mut Vec<String>) -> Vec<SecretNa
 }
 
 /// The check the node performs for one attestor; what it cannot do fails closed.
-fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, String> {
+fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
     let unsupported = |why: &str| Ok(Check::Unsupported(why.to_string()));
     let c = match (&a.cosign, &a.notary) {
         (Some(c), None) => c,
         (None, Some(_)) => return unsupported("Notary signatures are not verified on the node"),
-        _ => return Err("exactly one of cosign or notary".into()),
+        _ => return Err(IvpError::Engine),
     };
     let set = [c.key.is_some(), c.keyless.is_some(), c.certificate.is_some()];
     if set.iter().filter(|b| **b).count() != 1 {
-        return Err("cosign needs exactly one of key, keyless or certificate".into());
+        return Err(IvpError::CosignKind);
     }
     if !c.annotations.is_empty() {
         return unsupported("required signature annotations are not checked on the node");
@@ -583,7 +613,7 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, String> {
         }
         let set = [k.data.is_some(), k.kms.is_some(), k.expression.is_some()];
         if set.iter().filter(|b| **b).count() != 1 {
-            return Err("key needs exactly one of data, kms or expression".into());
+            return Err(IvpError::KeyKind);
         }
         if let Some(kms) = &k.kms {
             return unsupported(&format!("KMS key {kms}: KMS keys are not supported on the node"));
@@ -591,9 +621,10 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, String> {
         if k.expression.is_some() {
             return unsupported("a key given by a CEL expression is not evaluated on the node");
         }
-        let pems = split_pem_keys(k.data.as_deref().unwrap_or_default()).map_err(|e| format!("key.data: {e}"))?;
+        let pems =
+            split_pem_keys(k.data.as_deref().unwrap_or_default()).map_err(|e| IvpError::KeyData(e.to_string()))?;
         if pems.len() != 1 {
-            return Err(format!("key.data holds {} keys; Kyverno reads one", pems.len()));
+            return Err(IvpError::KeyCount(pems.len()));
         }
         let mut check = KeyCheck::new(KeyRef::Pem(pems[0].clone()), rekor);
         check.rekor_keys = rekor_keys;
@@ -626,7 +657,7 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, String> {
         identities.push(n);
     }
     if identities.is_empty() {
-        return Err("keyless.identities is empty".into());
+        return Err(IvpError::NoIdentities);
     }
     Ok(Check::Keyless(KeylessCheck {
         identities,
@@ -829,19 +860,63 @@ mod tests {
         }
     }
 
+    fn namespaces(list: &[(&str, &[(&str, &str)])]) -> Arc<crate::policy::labels::NamespaceLabels> {
+        Arc::new(crate::policy::labels::NamespaceLabels::listed(
+            list.iter().map(|(n, l)| (n.to_string(), l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())),
+        ))
+    }
+
     #[test]
-    fn a_namespace_selector_by_name_narrows_and_other_labels_widen() {
+    fn a_namespace_selector_narrows_by_name_and_by_the_labels_the_cluster_reports() {
         let k = TestSigner::new(1);
         let selector = "  matchConstraints:\n    namespaceSelector:\n      matchLabels: {team: payments}\n      matchExpressions:\n      - {key: kubernetes.io/metadata.name, operator: In, values: [payments, checkout]}\n";
         let (s, _) = set(&key_policy(&k, selector, SIGNED));
-        let covered = |ns: Option<&str>| !s.matching("reg.io/app:1", "reg.io/app", ns).is_empty();
-        assert!(covered(Some("payments")) && covered(Some("checkout")));
-        assert!(!covered(Some("default")));
-        assert!(!covered(None), "a policy confined to named namespaces does not apply to an unknown one");
+        let covered = |s: &PolicySet, ns: Option<&str>| !s.matching("reg.io/app:1", "reg.io/app", ns).is_empty();
+        // Labels unknown (local files): the name requirement narrows, the label one applies.
+        assert!(covered(&s, Some("payments")) && covered(&s, Some("checkout")));
+        assert!(!covered(&s, Some("default")));
+        assert!(!covered(&s, None), "a policy confined to named namespaces does not apply to an unknown one");
+        // Labels known: only the namespace labelled team=payments.
+        let s = s.with_namespace_labels(namespaces(&[
+            ("payments", &[("team", "payments")]),
+            ("checkout", &[("team", "web")]),
+        ]));
+        assert!(covered(&s, Some("payments")));
+        assert!(!covered(&s, Some("checkout")), "checkout is not labelled team=payments");
         let not_in = "  matchConstraints:\n    namespaceSelector:\n      matchExpressions:\n      - {key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}\n";
         let (s, _) = set(&key_policy(&k, not_in, SIGNED));
         assert!(s.matching("reg.io/app:1", "reg.io/app", Some("kube-system")).is_empty());
         assert!(!s.matching("reg.io/app:1", "reg.io/app", Some("default")).is_empty());
+    }
+
+    #[test]
+    fn unknown_namespace_labels_make_the_selector_apply() {
+        let k = TestSigner::new(1);
+        let selector = "  matchConstraints:\n    namespaceSelector:\n      matchExpressions:\n      - {key: env, operator: In, values: [prod]}\n      - {key: exempt, operator: DoesNotExist}\n";
+        let (s, _) = set(&key_policy(&k, selector, SIGNED));
+        let covered = |s: &PolicySet, ns: Option<&str>| !s.matching("reg.io/app:1", "reg.io/app", ns).is_empty();
+        for ns in [None, Some("prod"), Some("dev")] {
+            assert!(covered(&s, ns), "no labels known: the policy applies in {ns:?}");
+        }
+        let s = s.with_namespace_labels(namespaces(&[
+            ("prod", &[("env", "prod")]),
+            ("dev", &[("env", "dev")]),
+            ("exempt", &[("env", "prod"), ("exempt", "yes")]),
+        ]));
+        assert!(covered(&s, Some("prod")));
+        assert!(!covered(&s, Some("dev")));
+        assert!(!covered(&s, Some("exempt")));
+        assert!(covered(&s, Some("new-namespace")), "a namespace not seen yet: the policy applies");
+        assert!(covered(&s, None), "the pod's namespace unknown: the policy applies");
+    }
+
+    #[test]
+    fn a_selector_the_api_server_would_refuse_is_an_error() {
+        let k = TestSigner::new(1);
+        let bad = "  matchConstraints:\n    namespaceSelector:\n      matchExpressions:\n      - {key: env, operator: Equals, values: [prod]}\n";
+        let doc = serde_yaml::from_str::<serde_json::Value>(&key_policy(&k, bad, SIGNED)).unwrap();
+        let err = super::super::import(&doc).unwrap_err();
+        assert!(err.iter().any(|e| e.contains("namespaceSelector") && e.contains("Equals")), "{err:?}");
     }
 
     #[test]
@@ -1008,5 +1083,29 @@ mod tests {
         assert!(!eval(&s, &in_ns(Some("prod"))).allowed);
         let (s, _) = set(&key_policy(&k, "", SIGNED));
         assert!(!s.policies[0].depends_on_namespace(), "verdicts are shared across namespaces");
+    }
+
+    #[test]
+    fn namespace_labels_reach_cel_where_known_and_fail_closed_where_not() {
+        let k = TestSigner::new(1);
+        let prod_only =
+            "  matchConditions:\n  - {name: prod, expression: \"namespaceObject.metadata.labels.env == 'prod'\"}\n";
+        let (s, warnings) = set(&key_policy(&k, prod_only, SIGNED));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(s.policies[0].depends_on_namespace());
+        let labelled = |ns: &str, labels: Option<&[(&str, &str)]>| Evidence {
+            namespace: Some(ns.into()),
+            namespace_labels: labels.map(|l| Arc::new(l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())),
+            ..evidence("reg.io/app:1", vec![], vec![])
+        };
+        assert!(eval(&s, &labelled("dev", Some(&[("env", "dev")]))).allowed, "the condition is false: not applied");
+        assert!(!eval(&s, &labelled("prod", Some(&[("env", "prod")]))).allowed, "unsigned in prod");
+        let unknown = eval(&s, &labelled("prod", None));
+        assert!(!unknown.allowed, "labels unknown: the condition cannot be false");
+        assert!(unknown.failures[0].contains("matchConditions[prod]"), "{unknown:?}");
+        // A label the namespace does not carry is an error in CEL too: it denies.
+        assert!(!eval(&s, &labelled("x", Some(&[]))).allowed);
+        let e = eval(&s, &labelled("prod", Some(&[("env", "prod")])));
+        assert!(e.failures[0].contains("failed the image signature verification"), "{e:?}");
     }
 }

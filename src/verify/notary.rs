@@ -1,0 +1,367 @@
+//! Notary Project signatures as notation 1.x writes them: a JWS envelope (JSON
+//! serialisation, `application/jose+json`) in a signature manifest whose config media type
+//! is `application/vnd.cncf.notary.signature` and whose subject is the image.
+//!
+//! [`verify_jws`] accepts an envelope only when: its protected header is the `notary.x509`
+//! scheme with the notary payload type, an algorithm notation signs with and no critical
+//! header it does not understand; the `x5c` chain leads from a code-signing leaf to one of
+//! the policy's certificates, valid now; the signature over the protected header and
+//! payload verifies with the leaf's key; an `io.cncf.notary.expiry`, if set, has not passed;
+//! and the payload's target descriptor names the image's digest. Timestamp countersignatures
+//! (`tsaCerts`) are not read: the certificate must be valid at verification time, which can
+//! only refuse more than a timestamp would.
+//!
+//! Not wired to policies yet (#19): the verifier and its test vectors from real notation.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use serde::Deserialize;
+
+/// The artifact type of notation's signature manifests (referrers API and fallback tag).
+pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
+/// The media type of the signature manifest's JWS layer.
+pub const JWS_MEDIA_TYPE: &str = "application/jose+json";
+const PAYLOAD_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
+const SCHEME: &str = "io.cncf.notary.signingScheme";
+const SIGNING_TIME: &str = "io.cncf.notary.signingTime";
+const EXPIRY: &str = "io.cncf.notary.expiry";
+/// notation's envelopes are a few KiB; a certificate chain does not make one larger than this.
+pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
+const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotaryError {
+    #[error("notary envelope is larger than {MAX_ENVELOPE_BYTES} bytes")]
+    TooLarge,
+    #[error("notary envelope is not a notation JWS: {0}")]
+    Malformed(String),
+    #[error("notary envelope: algorithm {0:?} is not one notation signs with")]
+    Algorithm(String),
+    #[error("notary envelope: content type {0:?} is not the notary payload type")]
+    ContentType(String),
+    #[error("notary envelope: signing scheme {0:?} is not notary.x509")]
+    Scheme(String),
+    #[error("notary envelope: critical header {0:?} is not understood")]
+    Critical(String),
+    #[error("notary envelope: {0} is missing")]
+    Missing(&'static str),
+    #[error("notary signature expired at {0}")]
+    Expired(String),
+    #[error("notary signing certificate is not trusted: {0}")]
+    Untrusted(String),
+    #[error("notary signature does not verify with its signing certificate")]
+    BadSignature,
+    #[error("notary signature is for {signed}, not for the image {image}")]
+    WrongDigest { signed: String, image: String },
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    payload: String,
+    protected: String,
+    header: Unprotected,
+    signature: String,
+}
+
+#[derive(Deserialize)]
+struct Unprotected {
+    #[serde(default)]
+    x5c: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Payload {
+    target_artifact: Descriptor,
+}
+
+#[derive(Deserialize)]
+struct Descriptor {
+    digest: String,
+}
+
+/// What a verified envelope says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// `io.cncf.notary.signingTime` as written (RFC 3339).
+    pub signing_time: String,
+}
+
+/// Verify one notation JWS envelope for `digest` against `trusted` (DER certificates from
+/// the policy: roots or the signing certificates themselves), at `now` (Unix seconds).
+pub fn verify_jws(
+    envelope: &[u8],
+    trusted: &[CertificateDer<'_>],
+    digest: &str,
+    now: i64,
+) -> Result<Verified, NotaryError> {
+    if envelope.len() > MAX_ENVELOPE_BYTES {
+        return Err(NotaryError::TooLarge);
+    }
+    let env: Envelope = serde_json::from_slice(envelope).map_err(|e| NotaryError::Malformed(e.to_string()))?;
+    let b64 =
+        |what: &str, s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|e| NotaryError::Malformed(format!("{what}: {e}")));
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&b64("protected header", &env.protected)?)
+            .map_err(|e| NotaryError::Malformed(format!("protected header: {e}")))?;
+    let text = |k: &str| header.get(k).and_then(|v| v.as_str());
+    let alg = text("alg").ok_or(NotaryError::Missing("alg"))?;
+    let cty = text("cty").ok_or(NotaryError::Missing("cty"))?;
+    if cty != PAYLOAD_TYPE {
+        return Err(NotaryError::ContentType(cty.to_string()));
+    }
+    let scheme = text(SCHEME).ok_or(NotaryError::Missing(SCHEME))?;
+    if scheme != "notary.x509" {
+        return Err(NotaryError::Scheme(scheme.to_string()));
+    }
+    let crit: Vec<&str> = header
+        .get("crit")
+        .and_then(|v| v.as_array())
+        .ok_or(NotaryError::Missing("crit"))?
+        .iter()
+        .map(|v| v.as_str().ok_or_else(|| NotaryError::Malformed("crit holds a non-string".into())))
+        .collect::<Result<_, _>>()?;
+    if let Some(unknown) = crit.iter().find(|c| ![SCHEME, EXPIRY].contains(c)) {
+        return Err(NotaryError::Critical(unknown.to_string()));
+    }
+    if !crit.contains(&SCHEME) || (header.contains_key(EXPIRY) && !crit.contains(&EXPIRY)) {
+        return Err(NotaryError::Malformed("crit must list the signing scheme and any expiry".into()));
+    }
+    let signing_time = text(SIGNING_TIME).ok_or(NotaryError::Missing(SIGNING_TIME))?.to_string();
+    rfc3339(&signing_time).ok_or_else(|| NotaryError::Malformed(format!("{SIGNING_TIME} {signing_time:?}")))?;
+    if let Some(expiry) = header.get(EXPIRY) {
+        let expiry = expiry.as_str().unwrap_or_default();
+        let at = rfc3339(expiry).ok_or_else(|| NotaryError::Malformed(format!("{EXPIRY} {expiry:?}")))?;
+        if at <= now {
+            return Err(NotaryError::Expired(expiry.to_string()));
+        }
+    }
+    let algorithm = algorithm(alg)?;
+
+    // The chain: leaf first, as JWS x5c orders it, each entry standard base64 DER.
+    let chain: Vec<CertificateDer<'static>> = env
+        .header
+        .x5c
+        .iter()
+        .map(|c| STANDARD.decode(c).map(CertificateDer::from))
+        .collect::<Result<_, _>>()
+        .map_err(|e| NotaryError::Malformed(format!("x5c: {e}")))?;
+    let (leaf, intermediates) = chain.split_first().ok_or(NotaryError::Missing("x5c"))?;
+    let anchors = trusted
+        .iter()
+        .map(|c| webpki::anchor_from_trusted_cert(c).map(|a| a.to_owned()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| NotaryError::Untrusted(format!("a policy certificate is unusable: {e:?}")))?;
+    let ee = webpki::EndEntityCert::try_from(leaf).map_err(|e| NotaryError::Malformed(format!("x5c[0]: {e:?}")))?;
+    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.max(0) as u64));
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        intermediates,
+        time,
+        webpki::KeyUsage::required(CODE_SIGNING),
+        None,
+        None,
+    )
+    .map_err(|e| NotaryError::Untrusted(format!("{e:?}")))?;
+
+    let signature = b64("signature", &env.signature)?;
+    let signature = match algorithm.1 {
+        Some(half) => fixed_to_der(&signature, half).ok_or(NotaryError::BadSignature)?,
+        None => signature,
+    };
+    let signed = format!("{}.{}", env.protected, env.payload);
+    ee.verify_signature(algorithm.0, signed.as_bytes(), &signature).map_err(|_| NotaryError::BadSignature)?;
+
+    let payload: Payload = serde_json::from_slice(&b64("payload", &env.payload)?)
+        .map_err(|e| NotaryError::Malformed(format!("payload: {e}")))?;
+    if payload.target_artifact.digest != digest {
+        return Err(NotaryError::WrongDigest { signed: payload.target_artifact.digest, image: digest.to_string() });
+    }
+    Ok(Verified { signing_time })
+}
+
+/// The webpki algorithm for a JWS `alg` notation uses, and for ECDSA the size of one half
+/// of its fixed-width signature.
+type Algorithm = (&'static dyn rustls_pki_types::SignatureVerificationAlgorithm, Option<usize>);
+
+fn algorithm(alg: &str) -> Result<Algorithm, NotaryError> {
+    use webpki::aws_lc_rs as a;
+    Ok(match alg {
+        "PS256" => (a::RSA_PSS_2048_8192_SHA256_LEGACY_KEY, None),
+        "PS384" => (a::RSA_PSS_2048_8192_SHA384_LEGACY_KEY, None),
+        "PS512" => (a::RSA_PSS_2048_8192_SHA512_LEGACY_KEY, None),
+        "ES256" => (a::ECDSA_P256_SHA256, Some(32)),
+        "ES384" => (a::ECDSA_P384_SHA384, Some(48)),
+        "ES512" => (a::ECDSA_P521_SHA512, Some(66)),
+        other => return Err(NotaryError::Algorithm(other.to_string())),
+    })
+}
+
+/// JWS ECDSA signatures are `r || s`, each `half` bytes; webpki reads ASN.1 DER.
+fn fixed_to_der(sig: &[u8], half: usize) -> Option<Vec<u8>> {
+    if sig.len() != 2 * half {
+        return None;
+    }
+    let integer = |x: &[u8]| {
+        let x = &x[x.iter().take_while(|b| **b == 0).count().min(x.len() - 1)..];
+        let mut out = vec![0x02];
+        let pad = x[0] & 0x80 != 0;
+        der_len(&mut out, x.len() + usize::from(pad));
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(x);
+        out
+    };
+    let body = [integer(&sig[..half]), integer(&sig[half..])].concat();
+    let mut out = vec![0x30];
+    der_len(&mut out, body.len());
+    out.extend(body);
+    Some(out)
+}
+
+fn der_len(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        out.extend([0x81, len as u8]);
+    }
+}
+
+/// Seconds since the epoch of an RFC 3339 time (`2026-12-01T13:08:18Z`, fractions and
+/// offsets allowed); `None` for anything else.
+fn rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d, h, mi, sec) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &frac[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            sign * (rest[1..3].parse::<i64>().ok()? * 3600 + rest[4..6].parse::<i64>().ok()? * 60)
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + mi * 60 + sec - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vector(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/notation").join(name);
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn cert(name: &str) -> CertificateDer<'static> {
+        CertificateDer::from(pem::parse(vector(name)).unwrap().into_contents())
+    }
+
+    fn digest(which: &str) -> String {
+        let text = String::from_utf8(vector("digests")).unwrap();
+        text.lines().find_map(|l| l.strip_prefix(&format!("{which} "))).unwrap().to_string()
+    }
+
+    /// Inside the test certificates' one-day validity: one minute after signing.
+    fn when(envelope: &[u8]) -> i64 {
+        let env: serde_json::Value = serde_json::from_slice(envelope).unwrap();
+        let header = URL_SAFE_NO_PAD.decode(env["protected"].as_str().unwrap()).unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+        rfc3339(header[SIGNING_TIME].as_str().unwrap()).unwrap() + 60
+    }
+
+    #[test]
+    fn a_real_notation_signature_verifies() {
+        let jws = vector("good.jws");
+        let v = verify_jws(&jws, &[cert("trusted.crt")], &digest("image"), when(&jws)).unwrap();
+        assert!(v.signing_time.starts_with("20"), "{v:?}");
+    }
+
+    #[test]
+    fn an_untrusted_signer_is_refused() {
+        let jws = vector("untrusted.jws");
+        let e = verify_jws(&jws, &[cert("trusted.crt")], &digest("image"), when(&jws)).unwrap_err();
+        assert!(matches!(e, NotaryError::Untrusted(_)), "{e}");
+        // The same envelope with its own certificate trusted verifies: the refusal was trust.
+        verify_jws(&jws, &[cert("other.crt")], &digest("image"), when(&jws)).unwrap();
+    }
+
+    #[test]
+    fn a_signature_for_another_digest_is_refused() {
+        let jws = vector("other-digest.jws");
+        let e = verify_jws(&jws, &[cert("trusted.crt")], &digest("image"), when(&jws)).unwrap_err();
+        assert!(matches!(&e, NotaryError::WrongDigest { signed, .. } if *signed == digest("other-image")), "{e}");
+    }
+
+    #[test]
+    fn a_forged_payload_or_signature_is_refused() {
+        let jws = vector("good.jws");
+        let mut env: serde_json::Value = serde_json::from_slice(&jws).unwrap();
+        // The other image's payload under the good envelope's signature.
+        let other: serde_json::Value = serde_json::from_slice(&vector("other-digest.jws")).unwrap();
+        env["payload"] = other["payload"].clone();
+        let forged = serde_json::to_vec(&env).unwrap();
+        let e = verify_jws(&forged, &[cert("trusted.crt")], &digest("other-image"), when(&jws)).unwrap_err();
+        assert_eq!(e, NotaryError::BadSignature);
+        let mut env: serde_json::Value = serde_json::from_slice(&jws).unwrap();
+        let mut sig = URL_SAFE_NO_PAD.decode(env["signature"].as_str().unwrap()).unwrap();
+        sig[10] ^= 1;
+        env["signature"] = URL_SAFE_NO_PAD.encode(sig).into();
+        let e = verify_jws(&serde_json::to_vec(&env).unwrap(), &[cert("trusted.crt")], &digest("image"), when(&jws))
+            .unwrap_err();
+        assert_eq!(e, NotaryError::BadSignature);
+    }
+
+    #[test]
+    fn the_certificate_must_be_valid_now() {
+        let jws = vector("good.jws");
+        let later = when(&jws) + 2 * 86_400;
+        let e = verify_jws(&jws, &[cert("trusted.crt")], &digest("image"), later).unwrap_err();
+        assert!(matches!(e, NotaryError::Untrusted(_)), "{e}");
+    }
+
+    #[test]
+    fn oversized_and_malformed_envelopes_are_refused() {
+        let big = vec![b' '; MAX_ENVELOPE_BYTES + 1];
+        assert_eq!(verify_jws(&big, &[], "sha256:x", 0).unwrap_err(), NotaryError::TooLarge);
+        assert!(matches!(verify_jws(b"{}", &[], "sha256:x", 0).unwrap_err(), NotaryError::Malformed(_)));
+    }
+
+    #[test]
+    fn rfc3339_times() {
+        assert_eq!(rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(rfc3339("2026-12-01T13:08:18Z"), Some(1_796_130_498));
+        assert_eq!(rfc3339("2026-12-01T14:08:18.5+01:00"), Some(1_796_130_498));
+        assert_eq!(rfc3339("2026-12-01 13:08:18"), None);
+        assert_eq!(rfc3339("2026-13-01T13:08:18Z"), None);
+    }
+}
