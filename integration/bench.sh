@@ -4,9 +4,10 @@
 # tag) images through a proxy that delays every registry request by D ms (D = 0, 20, 100),
 # by the signet daemon over NRI, by `signet verify`, and by cosign 2.5 and 3.1.1 in the same
 # run; the burst of 200 at D = 100 ms; start-up; idle RSS. Targets are checked and reported in
-# BENCHMARKS.md, never asserted in tests. Needs root and the world (hold the world lock:
-#   flock /work/world.lock bash -c 'bash integration/world.sh up && bash integration/bench.sh; bash integration/world.sh down'
-# or run it alone: it brings up what is missing). About 4 minutes after the release build.
+# BENCHMARKS.md, never asserted in tests. Needs root and the world (integration/world.sh; it
+# brings up what is missing, and on a machine shared with other users of the world, hold
+# whatever lock they use from `up` to `down`). About 9 minutes after the release build on a
+# shared 2-core machine, world start and the first signing of its 33 images included.
 #
 #   bash integration/bench.sh            BENCH_DELAYS="0 20 100" by default
 #
