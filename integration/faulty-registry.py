@@ -17,14 +17,29 @@ manifest one byte every DRIP_SECONDS, so that no single read waits long; `redire
 answers the blobs that .sig manifests name with a 307 to BASE + the same path.
 With TLS_CERT and TLS_KEY set it serves HTTPS with that certificate (a registry behind a
 private CA). LISTEN_HOST (default 127.0.0.1) is the address it listens on.
+With REQUEST_LOG set it appends one JSON line per connection accepted
+(`{"ev": "conn", "conn": N, "t": T}`) and per request answered (`{"ev": "req", "conn": N,
+"m": METHOD, "path": PATH, "status": CODE, "t0": ARRIVED, "t1": ANSWERED}`), times in Unix
+seconds: `ARRIVED` when the request's headers were read (before any delay), `ANSWERED` when the
+last byte of the reply was written. integration/bench.sh counts requests, `GET /v2/` probes,
+connections and dependent depth from it.
 Usage: faulty-registry.py LISTEN_PORT UPSTREAM_HOST:PORT MODE_FILE"""
-import http.server, json, os, ssl, sys, threading, time, urllib.request, urllib.error
+import http.server, itertools, json, os, socket, ssl, sys, threading, time, urllib.request, urllib.error
 
 port, upstream, mode_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 SLOW_SECONDS = float(os.environ.get("SLOW_SECONDS", "4"))
 DRIP_SECONDS = float(os.environ.get("DRIP_SECONDS", "0.1"))
 # Digests of the layers of the .sig manifests forwarded so far: the signature blobs.
 SIGNATURE_BLOBS, LOCK = set(), threading.Lock()
+REQUEST_LOG = os.environ.get("REQUEST_LOG")
+log_lock, conn_ids = threading.Lock(), itertools.count(1)
+log_file = open(REQUEST_LOG, "a", buffering=1) if REQUEST_LOG else None
+
+
+def log(**event):
+    if log_file:
+        with log_lock:
+            log_file.write(json.dumps(event) + "\n")
 
 
 class Proxy(http.server.BaseHTTPRequestHandler):
@@ -32,6 +47,27 @@ class Proxy(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    def setup(self):
+        super().setup()
+        # A reply is written as its headers, then its body. With Nagle's algorithm the body
+        # waits for the client's delayed ACK of the headers (40 ms on Linux): a stall of this
+        # proxy's own, which registries do not have (Go, distribution's language, turns it off).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.conn = next(conn_ids)
+        log(ev="conn", conn=self.conn, t=time.time())
+
+    def send_response(self, code, message=None):
+        self.status = code
+        super().send_response(code, message)
+
+    def handle_one(self):
+        arrived, self.status = time.time(), None
+        try:
+            self.answer()
+        finally:
+            log(ev="req", conn=self.conn, m=self.command, path=self.path, status=self.status,
+                t0=arrived, t1=time.time())
 
     def reply(self, code, body, ctype="application/json", headers=(), length=None):
         self.send_response(code)
@@ -62,7 +98,7 @@ class Proxy(http.server.BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             self.close_connection = True
 
-    def handle_one(self):
+    def answer(self):
         path = self.path.split("?")[0]
         mode = open(mode_file).read().strip() if os.path.exists(mode_file) else "pass"
         if mode.startswith("delay:"):
@@ -135,8 +171,14 @@ class Proxy(http.server.BaseHTTPRequestHandler):
     do_GET = do_HEAD = handle_one
 
 
-server = http.server.ThreadingHTTPServer((os.environ.get("LISTEN_HOST", "127.0.0.1"), port), Proxy)
-server.daemon_threads = True
+class Server(http.server.ThreadingHTTPServer):
+    # The default backlog of 5 drops the SYNs of a burst of new connections, which the
+    # client then retries a second later: a cost of the proxy, not of the client measured.
+    request_queue_size = 256
+    daemon_threads = True
+
+
+server = Server((os.environ.get("LISTEN_HOST", "127.0.0.1"), port), Proxy)
 if os.environ.get("TLS_CERT"):
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(os.environ["TLS_CERT"], os.environ["TLS_KEY"])
