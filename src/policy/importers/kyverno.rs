@@ -78,6 +78,9 @@ struct Filter {
     all: Vec<FilterEntry>,
     #[serde(default)]
     resources: Option<BTreeMap<String, Value>>,
+    /// The legacy form's `subjects`, `roles`, `clusterRoles` beside `resources`.
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -777,19 +780,61 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
         }
     }
     if let Some(x) = &rule.exclude {
-        // An exclusion the node can evaluate names plain namespaces and nothing else (kinds
-        // aside); `exclude.resources` is the legacy form of one such entry.
-        let entries =
-            x.any.iter().chain(x.all.iter()).filter_map(|e| e.resources.as_ref().map(|r| (r, e.other.is_empty())));
-        for (r, no_other_filters) in entries.chain(x.resources.as_ref().map(|r| (r, true))) {
-            let ns = names(r);
-            if no_other_filters && r.keys().all(|k| k == "namespaces" || k == "kinds") && ns.iter().all(is_plain) {
-                out.exclude.extend(ns);
-            } else {
-                notes.push(format!("rule {}: an exclude entry the node cannot evaluate is not applied", rule.name));
-            }
+        out.exclude = exclusion(x, &rule.name, notes);
+    }
+    out
+}
+
+/// The namespaces a rule's `exclude` takes out, as far as the node can tell. Kyverno excludes
+/// a Pod when any `any` entry matches it, when every `all` entry does, or when the legacy
+/// `resources` (with its `subjects`, `roles`, `clusterRoles`) does. The node can evaluate an
+/// entry that names plain namespaces and, at most, kinds that include Pods; an entry it
+/// cannot evaluate takes nothing out: under `any` that term is dropped, under `all` the whole
+/// conjunction is (excluding on the other terms alone would exclude more than Kyverno does).
+fn exclusion(x: &Filter, rule: &str, notes: &mut Vec<String>) -> Vec<String> {
+    let not_applied = |notes: &mut Vec<String>, what: &str| {
+        notes.push(format!("rule {rule}: an exclude {what} the node cannot evaluate is not applied"))
+    };
+    // Some(namespaces) for an entry the node can evaluate.
+    let evaluable = |resources: Option<&BTreeMap<String, Value>>, other: &BTreeMap<String, Value>| {
+        let r = resources?;
+        if !other.is_empty() || !r.keys().all(|k| k == "namespaces" || k == "kinds") {
+            return None;
+        }
+        let pods = |k: &Value| k.as_str().is_some_and(|k| matches!(k.rsplit('/').next(), Some("Pod" | "*")));
+        if r.get("kinds").and_then(Value::as_array).is_some_and(|kinds| !kinds.iter().any(pods)) {
+            return None; // an exclusion of other kinds never takes a Pod out
+        }
+        let ns: Vec<String> =
+            r.get("namespaces")?.as_array()?.iter().map(|v| v.as_str().map(String::from)).collect::<Option<_>>()?;
+        (!ns.is_empty() && ns.iter().all(|n| !n.contains(['*', '?']))).then_some(ns)
+    };
+    let mut out: Vec<String> = Vec::new();
+    if x.resources.is_some() || !x.other.is_empty() {
+        match evaluable(x.resources.as_ref(), &x.other) {
+            Some(ns) => out.extend(ns),
+            None => not_applied(notes, "entry"),
         }
     }
+    for e in &x.any {
+        match evaluable(e.resources.as_ref(), &e.other) {
+            Some(ns) => out.extend(ns),
+            None => not_applied(notes, "entry"),
+        }
+    }
+    if !x.all.is_empty() {
+        let sets: Option<Vec<Vec<String>>> = x.all.iter().map(|e| evaluable(e.resources.as_ref(), &e.other)).collect();
+        match sets {
+            Some(sets) => {
+                let mut common = sets[0].clone();
+                common.retain(|n| sets.iter().all(|s| s.contains(n)));
+                out.extend(common);
+            }
+            None => not_applied(notes, "`all` conjunction"),
+        }
+    }
+    out.sort();
+    out.dedup();
     out
 }
 
@@ -894,6 +939,53 @@ mod tests {
             "name: r\nexclude: {any: [{resources: {namespaces: [kube-system], selector: {matchLabels: {a: b}}}}]}\n",
         );
         assert!(namespaces(&r, &mut notes).exclude.is_empty(), "a partial exclude is not applied");
+    }
+
+    /// Review finding: `exclude.all` is a conjunction. Before, each entry excluded on its own
+    /// and entries without `resources` were dropped, so an exclusion of one user's pods in
+    /// `dev` excluded every pod there; exclusions of other kinds, or with subjects beside a
+    /// legacy `resources`, took Pods out too.
+    #[test]
+    fn exclusions_take_out_no_more_than_kyverno_does() {
+        let mut notes = Vec::new();
+        let mut excluded = |yaml: &str| namespaces(&rule(yaml), &mut notes).exclude;
+        let none: Vec<String> = Vec::new();
+        assert_eq!(
+            excluded(
+                "name: r\nexclude: {all: [{resources: {namespaces: [dev]}}, {subjects: [{kind: User, name: ci}]}]}\n"
+            ),
+            none,
+            "a conjunction with a subject"
+        );
+        assert_eq!(
+            excluded("name: r\nexclude: {all: [{resources: {namespaces: [a]}}, {resources: {namespaces: [b]}}]}\n"),
+            none,
+            "no namespace is both a and b"
+        );
+        assert_eq!(
+            excluded(
+                "name: r\nexclude: {all: [{resources: {namespaces: [a, b]}}, {resources: {namespaces: [b, c]}}]}\n"
+            ),
+            ["b"]
+        );
+        assert_eq!(
+            excluded("name: r\nexclude: {resources: {namespaces: [dev]}, subjects: [{kind: User, name: ci}]}\n"),
+            none
+        );
+        assert_eq!(
+            excluded("name: r\nexclude: {any: [{resources: {kinds: [Deployment], namespaces: [dev]}}]}\n"),
+            none
+        );
+        assert_eq!(excluded("name: r\nexclude: {any: [{resources: {kinds: [v1/Pod], namespaces: [dev]}}]}\n"), ["dev"]);
+        assert_eq!(
+            excluded(
+                "name: r\nexclude: {any: [{resources: {namespaces: [a]}}, {subjects: [{kind: User, name: u}]}]}\n"
+            ),
+            ["a"],
+            "under any, the entry the node cannot evaluate is dropped alone"
+        );
+        assert_eq!(excluded("name: r\nexclude: {resources: {namespaces: [kube-system]}}\n"), ["kube-system"]);
+        assert!(notes.iter().any(|n| n.contains("`all` conjunction the node cannot evaluate")), "{notes:?}");
     }
 
     /// #19: a ClusterPolicy rule's match namespaceSelector narrows by the labels the cluster
