@@ -41,6 +41,8 @@ struct State {
     namespaces: BTreeMap<String, Value>,
     namespace_watchers: Vec<mpsc::UnboundedSender<Option<String>>>,
     namespace_events: Vec<(u64, String)>,
+    /// Lists and watches of namespaces answer 403 (RBAC revoked).
+    namespaces_forbidden: bool,
 }
 
 #[derive(Clone)]
@@ -118,6 +120,10 @@ impl FakeApi {
         }
     }
 
+    fn forbid_namespaces(&self, forbidden: bool) {
+        self.state.lock().unwrap().namespaces_forbidden = forbidden;
+    }
+
     /// Create or relabel a namespace and tell open namespace watches.
     fn label_namespace(&self, name: &str, labels: Value) {
         let mut s = self.state.lock().unwrap();
@@ -172,6 +178,20 @@ async fn serve(conn: TcpStream, state: Arc<Mutex<State>>) {
                 .unwrap_or(0);
             stream_watch(reader.into_inner(), &state, from, false).await;
             return;
+        }
+        if method == "GET" && path == "/api/v1/namespaces" && state.lock().unwrap().namespaces_forbidden {
+            let text = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden",
+                "code": 403, "message": "namespaces is forbidden"})
+            .to_string();
+            let head = format!(
+                "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                text.len()
+            );
+            let conn = reader.get_mut();
+            if conn.write_all(head.as_bytes()).await.is_err() || conn.write_all(text.as_bytes()).await.is_err() {
+                return;
+            }
+            continue;
         }
         if method == "GET" && path == "/api/v1/namespaces" && is_watch {
             let from = query
@@ -726,6 +746,30 @@ async fn namespace_labels_arrive_change_and_go_with_the_namespace() {
     let l = h.until_labels(|l| l.get(Some("prod")).is_none()).await;
     assert!(l.is_known() && l.get(Some("dev")).is_some());
     assert!(l.why_unknown(Some("prod")).unwrap().contains("not been seen"));
+}
+
+/// Review finding: after a good list, a namespace watch that fails (RBAC revoked, the API
+/// server cut off) kept the old labels in force, so a relabel went unseen while the log said
+/// selectors applied everywhere. Now the labels are unknown (selectors apply) until a fresh
+/// list succeeds.
+#[tokio::test]
+async fn a_failing_namespace_watch_makes_the_labels_unknown_until_listed_again() {
+    let api = FakeApi::start().await;
+    api.label_namespace("prod", json!({"env": "prod"}));
+    api.apply("a", pass("a.io/**"));
+    let mut h = Harness::with_api(api).await;
+    let env =
+        |l: &crate::policy::labels::NamespaceLabels, ns: &str| l.get(Some(ns)).and_then(|m| m.get("env").cloned());
+    h.until_labels(|l| env(l, "prod").as_deref() == Some("prod")).await;
+    h.api.forbid_namespaces(true);
+    h.api.disconnect_watches();
+    let l = h.until_labels(|l| !l.is_known()).await;
+    assert!(l.get(Some("prod")).is_none());
+    // Relabelled while unwatched; seen once the list works again.
+    h.api.state.lock().unwrap().namespaces.get_mut("prod").unwrap()["metadata"]["labels"]["env"] = json!("dev");
+    h.api.forbid_namespaces(false);
+    let l = h.until_labels(|l| l.is_known()).await;
+    assert_eq!(env(&l, "prod").as_deref(), Some("dev"));
 }
 
 /// A writer for log lines captured by a test.

@@ -115,6 +115,15 @@ struct NamespaceWatch {
 
 impl NamespaceWatch {
     /// Fold one event; true when the published snapshot changed.
+    /// Labels unknown again (the watch failed); true if that changes the snapshot.
+    fn forget(&mut self) -> bool {
+        self.current = None;
+        self.relisting = None;
+        let changed = self.snapshot.is_known();
+        self.snapshot = Arc::new(NamespaceLabels::unknown());
+        changed
+    }
+
     fn apply(&mut self, ev: Event<PartialObjectMeta<Namespace>>) -> bool {
         let entry = |m: PartialObjectMeta<Namespace>| {
             (m.metadata.name.unwrap_or_default(), m.metadata.labels.unwrap_or_default().into_iter().collect::<Labels>())
@@ -268,7 +277,16 @@ pub async fn run(
                     Some(Err(e)) => {
                         if !std::mem::replace(&mut state.namespaces.failing, true) {
                             tracing::warn!(error = %e,
-                                "namespaces cannot be watched; namespace selectors apply to every namespace");
+                                "namespaces cannot be watched; namespace selectors apply to every namespace until they can");
+                            // What was listed goes stale from here (a relabel would go unseen):
+                            // selectors apply until a fresh list says otherwise. A resumed watch
+                            // says nothing until the next change, so a fresh watcher lists again.
+                            if state.namespaces.forget() {
+                                publish_namespaces(&mut state, &tx).await;
+                            }
+                            namespace_events = watcher::watcher(Api::all(client.clone()), watcher::Config::default())
+                                .default_backoff()
+                                .boxed();
                         }
                     }
                     None => namespaces_open = false,
