@@ -335,6 +335,16 @@ impl Client {
         let slot = self.slot(repo.host, &repo.scope());
         let known = slot.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut resp = self.send(repo, &url, accept, known.header(), &what).await?;
+        if resp.status() == StatusCode::UNAUTHORIZED && !same_origin(resp.url(), &url) {
+            // A redirect target's challenge is its own: answering it would hand this host's
+            // credentials to a realm another host named.
+            drain(resp).await;
+            return Err(unauthorized(
+                repo.host,
+                &what,
+                "a redirect target on another host answered 401; its challenge is not answered with this host's credentials",
+            ));
+        }
         if resp.status() == StatusCode::UNAUTHORIZED {
             let challenge =
                 challenge::pick(resp.headers().get_all(WWW_AUTHENTICATE).iter().filter_map(|v| v.to_str().ok()));
@@ -524,6 +534,11 @@ fn basic(user: &str, password: &str) -> String {
 
 fn transport(host: &str, what: &str, e: &reqwest::Error) -> FetchError {
     FetchError::Transport { host: host.to_string(), what: what.to_string(), message: error_chain(e) }
+}
+
+/// Whether the response came from the origin first asked (not a redirect target elsewhere).
+fn same_origin(answered: &Url, asked: &str) -> bool {
+    Url::parse(asked).is_ok_and(|a| a.origin() == answered.origin())
 }
 
 fn unauthorized(host: &str, what: &str, message: &str) -> FetchError {

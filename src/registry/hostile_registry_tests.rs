@@ -366,6 +366,47 @@ async fn a_mirror_never_gets_the_registrys_credentials() {
     assert!(seen.iter().all(|s| s.path.contains(&format!("ns={}", origin.host))), "{seen:?}");
 }
 
+/// Review finding: a 401 from a redirect target on another host was answered like the
+/// registry's own, so the registry's credentials went to whatever token realm that host
+/// named. Now the hop's challenge is refused, and the realm hears nothing.
+#[tokio::test]
+async fn a_redirect_targets_challenge_never_gets_the_registrys_credentials() {
+    let realm =
+        Server::start(Duration::ZERO, Arc::new(|_: &Request| ok("application/json", b"{\"token\":\"t\"}"))).await;
+    let realm_url = format!("http://{}/token", realm.host);
+    let cdn = Server::start(
+        Duration::ZERO,
+        Arc::new(move |_: &Request| Reply::Full {
+            status: 401,
+            headers: vec![("www-authenticate".into(), format!("Bearer realm=\"{realm_url}\",service=\"cdn\""))],
+            body: vec![],
+        }),
+    )
+    .await;
+    let (m, _) = signature(b"payload", serde_json::json!({}));
+    let to = format!("http://{}/blob", cdn.host);
+    let reg = Server::start(
+        Duration::ZERO,
+        registry(HashMap::from([(sig_tag(), ok(manifest::OCI_MANIFEST, &m))]), move |req| {
+            req.target.contains("/blobs/").then(|| Reply::Full {
+                status: 307,
+                headers: vec![("location".into(), to.clone())],
+                body: vec![],
+            })
+        }),
+    )
+    .await;
+    let mut credentials = auth::Credentials::default();
+    let cfg = format!(r#"{{"auths": {{"{}": {{"username": "robot", "password": "s3cret"}}}}}}"#, reg.host);
+    credentials.add_config(cfg.as_bytes(), "test").unwrap();
+    let access = Access { insecure: vec![reg.host.clone()], credentials, ..Default::default() };
+    let source = OciSignatureSource::new(access, Limits::default(), Duration::from_secs(5));
+    let e = fetch(&source, &reg.host).await.unwrap_err();
+    assert!(e.to_string().contains("redirect target"), "{e}");
+    assert!(realm.paths().is_empty(), "the realm was asked: {:?}", realm.seen.lock().unwrap());
+    assert_eq!(cdn.count(|p| p == "/blob"), 1);
+}
+
 #[tokio::test]
 async fn a_sig_verification_is_two_rounds_with_no_probe() {
     let delay = Duration::from_millis(250);
