@@ -68,6 +68,21 @@ impl Budget {
         true
     }
 
+    /// Charge `n` bytes held in memory that were not read through this budget (a copy of
+    /// an answer another verification fetched); `false` when they do not fit.
+    pub async fn charge(&self, n: usize) -> bool {
+        let chunk = 1 << 20;
+        let mut left = n;
+        while left > 0 {
+            let part = left.min(chunk);
+            if !self.take(part).await {
+                return false;
+            }
+            left -= part;
+        }
+        true
+    }
+
     pub fn total(&self) -> usize {
         self.total
     }

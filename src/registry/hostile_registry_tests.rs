@@ -498,6 +498,27 @@ async fn signatures_and_attestations_share_one_referrers_fetch() {
     assert_eq!(reg.count(|p| p.contains("/referrers/")), 2, "{:?}", reg.paths());
 }
 
+/// Review finding: a fetch that joined another's referrers answer got a copy nothing
+/// accounted for, so many fetches of one digest held many copies past every budget and the
+/// process pool. The copy now counts against the joiner's budget.
+#[tokio::test]
+async fn a_shared_referrers_answer_counts_against_each_holders_budget() {
+    let (objects, _) = bundle_objects();
+    let reg = Server::start(Duration::from_millis(50), registry(objects, |_| None)).await;
+    let source = source_for(&[&reg.host], Duration::from_secs(5));
+    let tls = hosts::Tls::default();
+    let repo = Repository { host: &reg.host, plain_http: true, tls: &tls, name: "team/app", ns: None };
+    let (roomy, tiny) = (Budget::new(1 << 20), Budget::new(16));
+    let (first, second) = tokio::join!(
+        source.shared_referrers(&repo, DIGEST, "l", &roomy),
+        source.shared_referrers(&repo, DIGEST, "l", &tiny),
+    );
+    assert_eq!(first.unwrap().map(|l| l.len()), Some(1));
+    let e = second.unwrap_err();
+    assert!(e.to_string().contains("past its 16 byte budget"), "{e}");
+    assert_eq!(reg.count(|p| p.contains("/referrers/")), 1, "one fetch: {:?}", reg.paths());
+}
+
 /// Names as a resolver would answer them (the I/O seam of [`dns::Lookup`]).
 struct Names(HashMap<&'static str, std::net::IpAddr>);
 

@@ -139,6 +139,14 @@ pub struct SignatureLayer {
     pub bundle: Option<String>,
 }
 
+impl SignatureLayer {
+    /// The bytes it holds in memory.
+    pub fn held_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        self.payload.len() + self.signature.len() + text(&self.certificate) + text(&self.chain) + text(&self.bundle)
+    }
+}
+
 /// What was found at the signature location for one image digest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Signatures {
@@ -427,7 +435,29 @@ impl OciSignatureSource {
         let host = format!("{}?ns={}", repo.host, repo.ns.unwrap_or_default());
         let key = (host, repo.name.to_string(), digest.to_string());
         let (_held, cell) = InFlight::join(&self.referrers_in_flight, key);
-        cell.get_or_init(|| self.referrers(repo, digest, location, budget)).await.clone()
+        let mut fetched_here = false;
+        let answer = cell
+            .get_or_init(|| {
+                fetched_here = true;
+                self.referrers(repo, digest, location, budget)
+            })
+            .await
+            .clone();
+        // A copy of another fetch's answer is memory this verification holds too: it counts
+        // against its budget and the process pool as if it had read it.
+        if let (false, Ok(Some(layers))) = (fetched_here, &answer) {
+            let bytes: usize = layers.iter().map(SignatureLayer::held_bytes).sum();
+            if !budget.charge(bytes).await {
+                return Err(RegistryError::Refused {
+                    location: location.to_string(),
+                    message: format!(
+                        "the referrers shared with another fetch would take the verification past its {} byte budget",
+                        budget.total()
+                    ),
+                });
+            }
+        }
+        answer
     }
 
     /// The bundles attached to `digest` as OCI 1.1 referrers on one host: the referrers API's
