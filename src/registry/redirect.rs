@@ -67,14 +67,36 @@ pub fn is_local_ip(ip: IpAddr) -> bool {
         v4 => v4,
     };
     match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local() || v4.is_unspecified(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xffc0) == 0xfe80,
+        IpAddr::V4(v4) => {
+            v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || METADATA_V4.contains(&v4.octets())
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || METADATA_V6.contains(&v6.segments())
+        }
     }
 }
+
+/// Cloud instance-metadata services outside loopback and link-local (review): Alibaba
+/// Cloud's 100.100.100.200, and AWS's IPv6 endpoint fd00:ec2::254.
+const METADATA_V4: [[u8; 4]; 1] = [[100, 100, 100, 200]];
+const METADATA_V6: [[u16; 8]; 1] = [[0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254]];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_services_off_link_local_are_local_too() {
+        for ip in ["100.100.100.200", "fd00:ec2::254", "169.254.169.254", "::ffff:100.100.100.200"] {
+            assert!(is_local_ip(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["100.100.100.201", "fd00:ec2::253", "192.0.2.7"] {
+            assert!(!is_local_ip(ip.parse().unwrap()), "{ip}");
+        }
+    }
 
     fn check(from: &str, to: &str) -> Result<(), RedirectError> {
         allowed(&from.parse().unwrap(), &to.parse().unwrap())
