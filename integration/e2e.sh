@@ -769,7 +769,7 @@ sec_cosign3() {
      && c3 sign --key "$COSIGN_KEY" "$AT@$D_AT" \
      && c3 attest --key "$COSIGN_KEY" --type slsaprovenance --predicate "$PKI/predicate.json" "$AT@$D_AT" \
      && c3 attest --key "$COSIGN_KEY" --type slsaprovenance --predicate "$PKI/predicate.json" "$AO@$D_AO"; then
-    ok "cosign $("$COSIGN3" version 2>&1 | awk '/GitVersion/ {print $2}') signed and attested offline with its signing config"
+    ok "cosign $(ls "$WORLD_STATE"/debs/cosign_3*.deb 2>/dev/null | sed -n '1s/.*cosign_\([^_]*\)_.*/\1/p') signed and attested offline with its signing config"
   else
     bad "cosign 3 signed and attested offline with its signing config" "$(tail -20 "$WORK/cosign3.log")"
   fi
