@@ -410,10 +410,11 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
             }
         }
     };
-    let (signatures, attestations, simple_signing) = tokio::join!(
+    let (signatures, attestations, simple_signing, notary) = tokio::join!(
         fetch(needs.signatures, Artifact::Signatures),
         fetch(needs.attestations, Artifact::Attestations),
         fetch(needs.simple_signing, Artifact::SimpleSigning),
+        fetch(needs.notary, Artifact::Notary),
     );
     let evidence = verify::Evidence {
         reference: reference.whole(),
@@ -422,8 +423,9 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
         signatures,
         attestations,
         simple_signing,
+        notary,
     };
-    let transient = [&evidence.signatures, &evidence.attestations, &evidence.simple_signing]
+    let transient = [&evidence.signatures, &evidence.attestations, &evidence.simple_signing, &evidence.notary]
         .iter()
         .any(|e| matches!(e, Some(Err(_))));
     crate::metrics::metrics().verification(started.elapsed(), transient);

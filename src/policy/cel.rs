@@ -434,6 +434,16 @@ pub fn describe(c: &CelCheck) -> Vec<String> {
     out
 }
 
+/// The text an expression spells when it is nothing but a string literal (Kyverno's
+/// `{expression: ...}` holding a constant), else `None`: nothing is evaluated.
+pub fn string_literal(source: &str) -> Option<String> {
+    let e = parse("expression", source).ok()?;
+    match &e.program.expression().expr {
+        Expr::Literal(CelVal::String(s)) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
 fn parse(field: &str, source: &str) -> Result<Expression, CelError> {
     if source.len() > MAX_EXPRESSION_BYTES {
         return Err(CelError::TooLong { field: field.into() });

@@ -161,6 +161,19 @@ impl fmt::Display for Explanation {
                             let rule = g.signed_identity.as_deref().unwrap_or("matchRepoDigestOrExact");
                             format!("GPG simple signing (lookaside) by {key}, identity {rule}")
                         }
+                        Check::Notary(n) => {
+                            let certs = match &n.certs {
+                                KeyRef::Pem(_) => "inline certificates".to_string(),
+                                KeyRef::Path(p) => format!("certificate file {}", p.display()),
+                                KeyRef::Secret { namespace, name, .. } => {
+                                    format!("certificates in Secret {namespace}/{name}")
+                                }
+                                KeyRef::Kms(k) => format!("KMS key {} (not a certificate: fails closed)", k.uri),
+                            };
+                            format!(
+                                "Notary (notation) signature among the image's OCI referrers, chain to {certs};                                  the signing certificate must be valid now (timestamps not used)"
+                            )
+                        }
                         Check::Static(s) => format!("static {}", serde_json::to_string(s).unwrap_or_default()),
                         Check::Unsupported(why) => format!("fails closed: {why}"),
                         Check::Cel(c) => {

@@ -4,7 +4,7 @@
 //! Vacuous truth never admits: no policy, no requirement, or a requirement that needs no
 //! authority fails. Warn-mode failures are reported but do not deny.
 
-use super::layers::{verify_attestations, verify_signatures, verify_simple_signing, LayerFailure};
+use super::layers::{verify_attestations, verify_notary, verify_signatures, verify_simple_signing, LayerFailure};
 use super::signer::Signer;
 use super::{cel, Context};
 use crate::policy::{AuthorityKind, Mode, Policy};
@@ -23,6 +23,8 @@ pub struct Evidence {
     pub attestations: Option<Result<Signatures, RegistryError>>,
     /// GPG simple-signing signatures from the lookaside store.
     pub simple_signing: Option<Result<Signatures, RegistryError>>,
+    /// Notary (notation) JWS envelopes from the image's OCI referrers.
+    pub notary: Option<Result<Signatures, RegistryError>>,
 }
 
 /// Does an authority set need image signatures, attestations, or neither?
@@ -31,6 +33,7 @@ pub struct Needs {
     pub signatures: bool,
     pub attestations: bool,
     pub simple_signing: bool,
+    pub notary: bool,
 }
 
 pub fn needs(policies: &[&Policy]) -> Needs {
@@ -38,11 +41,16 @@ pub fn needs(policies: &[&Policy]) -> Needs {
     for a in policies.iter().flat_map(|p| p.authorities()) {
         if let AuthorityKind::Cel(c) = &a.kind {
             let (signatures, attestations) = cel::needs(c);
-            n.signatures |= signatures;
+            // A notary attestor's image signatures are its referrers, not cosign's.
+            let notary = |k: &AuthorityKind| matches!(k, AuthorityKind::Signed(s) if matches!(s.signer, Signer::Notary(_)));
+            n.notary |= signatures && c.attestors.values().any(notary);
+            n.signatures |= signatures && !c.attestors.values().all(notary);
             n.attestations |= attestations;
         }
         if let AuthorityKind::Signed(s) = &a.kind {
-            if matches!(s.signer, Signer::Gpg(_)) {
+            if matches!(s.signer, Signer::Notary(_)) {
+                n.notary = true;
+            } else if matches!(s.signer, Signer::Gpg(_)) {
                 n.simple_signing = true;
             } else if s.attestations.is_empty() {
                 n.signatures = true;
@@ -110,6 +118,8 @@ pub enum AuthorityFailure {
     Unsupported(String),
     #[error("attestations signed with OpenPGP keys are not supported")]
     GpgAttestations,
+    #[error("notation attestations are not verified on the node, only notation image signatures")]
+    NotaryAttestations,
     #[error("signatures were not fetched")]
     NotFetched,
     /// The fetch failed: said as such, never as "unsigned".
@@ -208,6 +218,12 @@ pub(super) fn check_authority(
             }
             let sigs = fetched(&evidence.simple_signing)?;
             Ok(verify_simple_signing(sigs, &evidence.reference, digest, &by.signer, GPG_CONTENT_LIMIT)?)
+        }
+        AuthorityKind::Signed(by) if matches!(by.signer, Signer::Notary(_)) => {
+            if !by.attestations.is_empty() {
+                return Err(AuthorityFailure::NotaryAttestations);
+            }
+            Ok(verify_notary(fetched(&evidence.notary)?, digest, &by.signer, cx)?)
         }
         AuthorityKind::Signed(by) if by.attestations.is_empty() => {
             Ok(verify_signatures(fetched(&evidence.signatures)?, digest, by, cx)?)

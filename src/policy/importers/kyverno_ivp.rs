@@ -27,7 +27,7 @@ use crate::policy::cel::{CelAttestation, CelCheck, CelValidation, NamedExpressio
 use crate::policy::labels::{self, Operator, NAME_LABEL};
 use crate::policy::model::{Mode, Namespaces};
 use crate::policy::normal::{
-    Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
+    Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NotaryCheck, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
     SecretName,
 };
 
@@ -54,6 +54,10 @@ enum IvpError {
     KeyCount(usize),
     #[error("keyless.identities is empty")]
     NoIdentities,
+    #[error("notary.certs is missing: a notary attestor needs the certificates it trusts")]
+    NotaryCerts,
+    #[error("notary.{0} needs exactly one of value or expression")]
+    NotaryValue(&'static str),
 }
 
 #[derive(Deserialize)]
@@ -220,7 +224,25 @@ struct Attestor {
     #[serde(default)]
     cosign: Option<Cosign>,
     #[serde(default)]
-    notary: Option<Value>,
+    notary: Option<Notary>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Notary {
+    #[serde(default)]
+    certs: Option<StringOrExpression>,
+    #[serde(default)]
+    tsa_certs: Option<StringOrExpression>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StringOrExpression {
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    expression: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -572,7 +594,7 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
     let unsupported = |why: &str| Ok(Check::Unsupported(why.to_string()));
     let c = match (&a.cosign, &a.notary) {
         (Some(c), None) => c,
-        (None, Some(_)) => return unsupported("Notary signatures are not verified on the node"),
+        (None, Some(n)) => return notary(&a.name, n, notes),
         _ => return Err(IvpError::Engine),
     };
     let set = [c.key.is_some(), c.keyless.is_some(), c.certificate.is_some()];
@@ -667,6 +689,35 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
         ignore_sct: ctlog.is_some_and(|l| l.insecure_ignore_sct),
         attestations: Vec::new(),
     }))
+}
+
+/// A notary attestor: its certificates, inline (`value`, or an expression that is only a
+/// string literal). Timestamps are not verified: the signing certificate must be valid at
+/// verification time, which refuses more than a timestamped signature would.
+fn notary(name: &str, n: &Notary, notes: &mut Vec<String>) -> Result<Check, IvpError> {
+    let certs = n.certs.as_ref().ok_or(IvpError::NotaryCerts)?;
+    let pem = match (&certs.value, &certs.expression) {
+        (Some(v), None) => v.clone(),
+        (None, Some(e)) => match crate::policy::cel::string_literal(e) {
+            Some(v) => v,
+            None => {
+                return Ok(Check::Unsupported(
+                    "notary.certs.expression is not a string literal and is not evaluated on the node".into(),
+                ))
+            }
+        },
+        _ => return Err(IvpError::NotaryValue("certs")),
+    };
+    if let Some(tsa) = &n.tsa_certs {
+        if tsa.value.is_some() == tsa.expression.is_some() {
+            return Err(IvpError::NotaryValue("tsaCerts"));
+        }
+        notes.push(format!(
+            "attestor {name}: notary.tsaCerts: RFC 3161 timestamps are not used on the node; the signing \
+             certificate must be valid at verification time"
+        ));
+    }
+    Ok(Check::Notary(NotaryCheck { certs: KeyRef::Pem(pem) }))
 }
 
 /// Kyverno's semantics end to end: import, compile, match, evaluate against real
