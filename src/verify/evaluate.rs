@@ -42,7 +42,8 @@ pub fn needs(policies: &[&Policy]) -> Needs {
         if let AuthorityKind::Cel(c) = &a.kind {
             let (signatures, attestations) = cel::needs(c);
             // A notary attestor's image signatures are its referrers, not cosign's.
-            let notary = |k: &AuthorityKind| matches!(k, AuthorityKind::Signed(s) if matches!(s.signer, Signer::Notary(_)));
+            let notary =
+                |k: &AuthorityKind| matches!(k, AuthorityKind::Signed(s) if matches!(s.signer, Signer::Notary(_)));
             n.notary |= signatures && c.attestors.values().any(notary);
             n.signatures |= signatures && !c.attestors.values().all(notary);
             n.attestations |= attestations;
