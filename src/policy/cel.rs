@@ -773,8 +773,8 @@ fn monotone_args(field: &str, call: &IdedExpr) -> Result<(), CelError> {
 /// Counts of verified attestors may only make an expression true by being large enough:
 /// `count > k`, `count >= k`, `k < count`, `k <= count`, `count == n` with `n` the number of
 /// attestors asked about, in a position where true passes (not negated, not a condition).
-/// The node may verify fewer attestors than Kyverno (one it cannot check, a Notary or KMS
-/// attestor, counts as not verified), so an expression true for smaller counts could pass
+/// The node may verify fewer attestors than Kyverno (one it cannot check, a KMS attestor
+/// or a notation signature that needs its timestamp, counts as not verified), so an expression true for smaller counts could pass
 /// here and fail there.
 fn monotone(field: &str, e: &IdedExpr, positive: bool, counted: &Counted) -> Result<(), CelError> {
     let refuse = || {
