@@ -791,7 +791,7 @@ mod tests {
     async fn namespace_dependent_verdicts_are_cached_per_namespace() {
         let w = world(EnforcerConfig::default());
         w.store.put("reg.io/probe/app:v1", D1);
-        let yaml = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: p}\nspec:\n  matchImageReferences: [{glob: \"reg.io/probe/*\"}]\n  matchConditions:\n  - {name: n, expression: \"object.metadata.namespace != 'kube-system'\"}\n  attestors:\n  - {name: none, notary: {}}\n  validations:\n  - expression: \"false\"\n";
+        let yaml = &format!("apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  matchImageReferences: [{{glob: \"reg.io/probe/*\"}}]\n  matchConditions:\n  - {{name: n, expression: \"object.metadata.namespace != 'kube-system'\"}}\n  attestors:\n  - {}\n  validations:\n  - expression: \"false\"\n", crate::testutil::vectors::notary_attestor("none"));
         let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
         let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
         let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
@@ -811,7 +811,7 @@ mod tests {
         use crate::policy::labels::NamespaceLabels;
         let w = world(EnforcerConfig::default());
         w.store.put("reg.io/probe/app:v1", D1);
-        let yaml = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: p}\nspec:\n  matchImageReferences: [{glob: \"reg.io/probe/*\"}]\n  matchConditions:\n  - {name: n, expression: \"namespaceObject.metadata.labels.env == 'prod'\"}\n  attestors:\n  - {name: none, notary: {}}\n  validations:\n  - expression: \"false\"\n";
+        let yaml = &format!("apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  matchImageReferences: [{{glob: \"reg.io/probe/*\"}}]\n  matchConditions:\n  - {{name: n, expression: \"namespaceObject.metadata.labels.env == 'prod'\"}}\n  attestors:\n  - {}\n  validations:\n  - expression: \"false\"\n", crate::testutil::vectors::notary_attestor("none"));
         let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
         let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
         let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));

@@ -256,10 +256,13 @@ spec:
     #[test]
     fn an_unevaluated_namespace_selector_is_named() {
         let d = tempfile::tempdir().unwrap();
-        let ivp = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: p}\nspec:\n  \
-                   matchConstraints:\n    namespaceSelector: {matchLabels: {env: prod}}\n  \
-                   matchImageReferences: [{glob: \"reg.io/*\"}]\n  attestors: [{name: none, notary: {certs: {value: x}}}]\n  \
-                   validations: [{expression: \"false\"}]\n";
+        let ivp = format!(
+            "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  \
+             matchConstraints:\n    namespaceSelector: {{matchLabels: {{env: prod}}}}\n  \
+             matchImageReferences: [{{glob: \"reg.io/*\"}}]\n  attestors: [{}]\n  \
+             validations: [{{expression: \"false\"}}]\n",
+            crate::testutil::vectors::notary_attestor("none")
+        );
         std::fs::write(d.path().join("p.yaml"), ivp).unwrap();
         let l = load_dir(d.path()).unwrap();
         let x = explain(&l, NoMatchAction::Deny, "reg.io/app:v1", Some("dev")).unwrap();
