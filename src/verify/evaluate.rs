@@ -330,6 +330,56 @@ mod tests {
         );
     }
 
+    /// A notary authority outside CEL (the model's own kind): the referrers' envelopes are
+    /// what it reads, never cosign's signatures, and it verifies no attestations.
+    #[test]
+    fn a_notary_authority_reads_the_notation_envelopes() {
+        let file = |n: &str| {
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/notation").join(n))
+                .unwrap()
+        };
+        let digest = file("digests").lines().find_map(|l| l.strip_prefix("image ")).unwrap().to_string();
+        let trust = super::super::notary::NotaryTrust::from_pem(&file("trusted.crt")).unwrap();
+        let by = |attestations: Vec<String>| {
+            AuthorityKind::Signed(Box::new(super::super::signer::SignedBy {
+                signer: Signer::Notary(trust.clone()),
+                tlog: super::super::signer::Tlog::Ignore,
+                attestations,
+            }))
+        };
+        let p = policy("notary", Mode::Enforce, vec![by(vec![])]);
+        assert_eq!(needs(&[&p]), Needs { notary: true, ..Default::default() });
+        let jws = crate::registry::SignatureLayer {
+            payload: file("good.jws").into_bytes(),
+            form: crate::registry::Form::Notary,
+            ..Default::default()
+        };
+        let found = Signatures { location: "reg.io/app:sha256-x".into(), layers: vec![jws] };
+        let ev = Evidence { notary: Some(Ok(found.clone())), ..Default::default() };
+        // Inside the test certificate's one-day validity: a minute after signing.
+        let env: serde_json::Value = serde_json::from_str(&file("good.jws")).unwrap();
+        let header = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            env["protected"].as_str().unwrap(),
+        )
+        .unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+        let signed = header["io.cncf.notary.signingTime"].as_str().unwrap();
+        let trust_root = super::super::trust::TrustRoot::empty();
+        let now = super::super::notary::rfc3339(signed).unwrap() + 60;
+        let cx = Context { trust: &trust_root, now };
+        assert!(evaluate(&[&p], &ev, &digest, cx).allowed);
+        let in_the_sig_tag =
+            Evidence { signatures: Some(Ok(found)), notary: Some(Ok(sigs(vec![]))), ..Default::default() };
+        let e = evaluate(&[&p], &in_the_sig_tag, &digest, cx);
+        assert!(!e.allowed && e.failures[0].contains("no notation signatures found"), "{e:?}");
+        let e = evaluate(&[&p], &Evidence::default(), &digest, cx);
+        assert!(!e.allowed && e.failures[0].contains("signatures were not fetched"), "{e:?}");
+        let attests = policy("notary", Mode::Enforce, vec![by(vec!["https://slsa.dev/provenance/v1".into()])]);
+        let e = evaluate(&[&attests], &ev, &digest, cx);
+        assert!(!e.allowed && e.failures[0].contains("notation attestations are not verified"), "{e:?}");
+    }
+
     #[test]
     fn static_authorities() {
         let pass = policy("pass", Mode::Enforce, vec![AuthorityKind::StaticPass]);
