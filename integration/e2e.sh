@@ -814,9 +814,10 @@ YAML
 }
 
 sec_notation() {
-  # notation (sid) signs into the world with its own test certificate. signet does not verify
-  # notation signatures: under a cosign policy such an image must be refused, not waved through
-  # because the registry holds *a* signature for it.
+  # notation (sid) signs into the world with its own test certificate. Under a cosign policy
+  # such an image must be refused, not waved through because the registry holds *a* signature
+  # for it; under a Kyverno ImageValidatingPolicy notary attestor trusting that certificate it
+  # runs, and an unsigned or cosign-only image does not.
     local N=$REGISTRY/probe/notation-signed D_N
   D_N=$(new_image notation-signed "$RUN_ID")
   notation sign --insecure-registry --key signet-world "$N@$D_N" > "$WORK/notation.log" 2>&1
@@ -829,6 +830,34 @@ sec_notation() {
   local POL=$WORK/key1; key_policy "$POL" "$COSIGN_PUB"
   up "$POL"
   expect_rejected "a notation-only image is rejected under a cosign-key policy" "$N:v1" 'policy "probe"' "$D_N"
+  stop_signet
+
+  local IVP=$WORK/e2e-notary; rm -rf "$IVP"; mkdir -p "$IVP"
+  cat > "$IVP/ivp.yaml" <<YAML
+apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: notary}
+spec:
+  validationActions: [Deny]
+  matchImageReferences:
+    - glob: "$REGISTRY/probe/*"
+  attestors:
+    - name: notary
+      notary:
+        certs:
+          value: |
+$(sed 's/^/            /' "$NOTATION_CONFIG/localkeys/signet-world.crt")
+  validations:
+    - expression: >-
+        images.containers.map(image, verifyImageSignatures(image, [attestors.notary])).all(e, e > 0)
+      message: failed to verify image with notary cert
+YAML
+  up "$IVP"
+  expect_runs "IVP notary attestor: the notation-signed image runs" "$N:v1" "hello from notation-signed"
+  expect_rejected "IVP notary attestor: the unsigned image is rejected" "$IMG_UNSIGNED" \
+    'policy "kyverno-ivp:notary"' "failed to verify image with notary cert" "no notation signatures found"
+  expect_rejected "IVP notary attestor: a cosign-only image is rejected" "$IMG_SIGNED" \
+    'policy "kyverno-ivp:notary"' "no notation signatures found"
   stop_signet
 }
 

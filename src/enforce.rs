@@ -410,10 +410,11 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
             }
         }
     };
-    let (signatures, attestations, simple_signing) = tokio::join!(
+    let (signatures, attestations, simple_signing, notary) = tokio::join!(
         fetch(needs.signatures, Artifact::Signatures),
         fetch(needs.attestations, Artifact::Attestations),
         fetch(needs.simple_signing, Artifact::SimpleSigning),
+        fetch(needs.notary, Artifact::Notary),
     );
     let evidence = verify::Evidence {
         reference: reference.whole(),
@@ -422,8 +423,9 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
         signatures,
         attestations,
         simple_signing,
+        notary,
     };
-    let transient = [&evidence.signatures, &evidence.attestations, &evidence.simple_signing]
+    let transient = [&evidence.signatures, &evidence.attestations, &evidence.simple_signing, &evidence.notary]
         .iter()
         .any(|e| matches!(e, Some(Err(_))));
     crate::metrics::metrics().verification(started.elapsed(), transient);
@@ -789,7 +791,7 @@ mod tests {
     async fn namespace_dependent_verdicts_are_cached_per_namespace() {
         let w = world(EnforcerConfig::default());
         w.store.put("reg.io/probe/app:v1", D1);
-        let yaml = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: p}\nspec:\n  matchImageReferences: [{glob: \"reg.io/probe/*\"}]\n  matchConditions:\n  - {name: n, expression: \"object.metadata.namespace != 'kube-system'\"}\n  attestors:\n  - {name: none, notary: {}}\n  validations:\n  - expression: \"false\"\n";
+        let yaml = &format!("apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  matchImageReferences: [{{glob: \"reg.io/probe/*\"}}]\n  matchConditions:\n  - {{name: n, expression: \"object.metadata.namespace != 'kube-system'\"}}\n  attestors:\n  - {}\n  validations:\n  - expression: \"false\"\n", crate::testutil::vectors::notary_attestor("none"));
         let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
         let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
         let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
@@ -809,7 +811,7 @@ mod tests {
         use crate::policy::labels::NamespaceLabels;
         let w = world(EnforcerConfig::default());
         w.store.put("reg.io/probe/app:v1", D1);
-        let yaml = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: p}\nspec:\n  matchImageReferences: [{glob: \"reg.io/probe/*\"}]\n  matchConditions:\n  - {name: n, expression: \"namespaceObject.metadata.labels.env == 'prod'\"}\n  attestors:\n  - {name: none, notary: {}}\n  validations:\n  - expression: \"false\"\n";
+        let yaml = &format!("apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  matchImageReferences: [{{glob: \"reg.io/probe/*\"}}]\n  matchConditions:\n  - {{name: n, expression: \"namespaceObject.metadata.labels.env == 'prod'\"}}\n  attestors:\n  - {}\n  validations:\n  - expression: \"false\"\n", crate::testutil::vectors::notary_attestor("none"));
         let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
         let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
         let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));

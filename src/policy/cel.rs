@@ -434,6 +434,16 @@ pub fn describe(c: &CelCheck) -> Vec<String> {
     out
 }
 
+/// The text an expression spells when it is nothing but a string literal (Kyverno's
+/// `{expression: ...}` holding a constant), else `None`: nothing is evaluated.
+pub fn string_literal(source: &str) -> Option<String> {
+    let e = parse("expression", source).ok()?;
+    match &e.program.expression().expr {
+        Expr::Literal(CelVal::String(s)) => Some(s.to_string()),
+        _ => None,
+    }
+}
+
 fn parse(field: &str, source: &str) -> Result<Expression, CelError> {
     if source.len() > MAX_EXPRESSION_BYTES {
         return Err(CelError::TooLong { field: field.into() });
@@ -763,8 +773,8 @@ fn monotone_args(field: &str, call: &IdedExpr) -> Result<(), CelError> {
 /// Counts of verified attestors may only make an expression true by being large enough:
 /// `count > k`, `count >= k`, `k < count`, `k <= count`, `count == n` with `n` the number of
 /// attestors asked about, in a position where true passes (not negated, not a condition).
-/// The node may verify fewer attestors than Kyverno (one it cannot check, a Notary or KMS
-/// attestor, counts as not verified), so an expression true for smaller counts could pass
+/// The node may verify fewer attestors than Kyverno (one it cannot check, a KMS attestor
+/// or a notation signature that needs its timestamp, counts as not verified), so an expression true for smaller counts could pass
 /// here and fail there.
 fn monotone(field: &str, e: &IdedExpr, positive: bool, counted: &Counted) -> Result<(), CelError> {
     let refuse = || {

@@ -15,6 +15,7 @@ use super::TrustedKey;
 use crate::kms::{KmsError, ResolvedKey, Resolver};
 use crate::verify::gpg::{GpgKey, GpgKeyError, GpgSigner, SignedIdentity};
 use crate::verify::keyless::{Identity, Matcher, MatcherError};
+use crate::verify::notary::{CertsError as NotaryCertsError, NotaryTrust};
 use crate::verify::pubkey::{HashAlgorithm, KeyError, Signing};
 use crate::verify::trust::{CaPool, LogKey, MaterialError};
 
@@ -77,6 +78,8 @@ pub enum AuthorityError {
     AnyHolder,
     #[error("transparency log key: {0}")]
     LogKey(MaterialError),
+    #[error(transparent)]
+    NotaryCerts(#[from] NotaryCertsError),
 }
 
 /// Why a key a policy names is not available on this node: its authority fails closed.
@@ -310,6 +313,15 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
             };
             let signer = GpgSigner { keys: GpgKey::parse_armored(&text)?, identity };
             let by = SignedBy { signer: Signer::Gpg(signer), tlog: Tlog::Ignore, attestations: Vec::new() };
+            return Ok(AuthorityKind::Signed(Box::new(by)));
+        }
+        Check::Notary(n) => {
+            let pem = match resolve(&n.certs, keys)? {
+                Ok(pem) => pem,
+                Err(why) => return unavailable(why),
+            };
+            let trust = NotaryTrust::from_pem(&pem)?;
+            let by = SignedBy { signer: Signer::Notary(trust), tlog: Tlog::Ignore, attestations: Vec::new() };
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
         Check::Keyless(k) => {

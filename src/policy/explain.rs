@@ -161,6 +161,19 @@ impl fmt::Display for Explanation {
                             let rule = g.signed_identity.as_deref().unwrap_or("matchRepoDigestOrExact");
                             format!("GPG simple signing (lookaside) by {key}, identity {rule}")
                         }
+                        Check::Notary(n) => {
+                            let certs = match &n.certs {
+                                KeyRef::Pem(_) => "inline certificates".to_string(),
+                                KeyRef::Path(p) => format!("certificate file {}", p.display()),
+                                KeyRef::Secret { namespace, name, .. } => {
+                                    format!("certificates in Secret {namespace}/{name}")
+                                }
+                                KeyRef::Kms(k) => format!("KMS key {} (not a certificate: fails closed)", k.uri),
+                            };
+                            format!(
+                                "Notary (notation) signature among the image's OCI referrers, chain to {certs};                                  the signing certificate must be valid now (timestamps not used)"
+                            )
+                        }
                         Check::Static(s) => format!("static {}", serde_json::to_string(s).unwrap_or_default()),
                         Check::Unsupported(why) => format!("fails closed: {why}"),
                         Check::Cel(c) => {
@@ -243,10 +256,13 @@ spec:
     #[test]
     fn an_unevaluated_namespace_selector_is_named() {
         let d = tempfile::tempdir().unwrap();
-        let ivp = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: p}\nspec:\n  \
-                   matchConstraints:\n    namespaceSelector: {matchLabels: {env: prod}}\n  \
-                   matchImageReferences: [{glob: \"reg.io/*\"}]\n  attestors: [{name: none, notary: {certs: {value: x}}}]\n  \
-                   validations: [{expression: \"false\"}]\n";
+        let ivp = format!(
+            "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  \
+             matchConstraints:\n    namespaceSelector: {{matchLabels: {{env: prod}}}}\n  \
+             matchImageReferences: [{{glob: \"reg.io/*\"}}]\n  attestors: [{}]\n  \
+             validations: [{{expression: \"false\"}}]\n",
+            crate::testutil::vectors::notary_attestor("none")
+        );
         std::fs::write(d.path().join("p.yaml"), ivp).unwrap();
         let l = load_dir(d.path()).unwrap();
         let x = explain(&l, NoMatchAction::Deny, "reg.io/app:v1", Some("dev")).unwrap();

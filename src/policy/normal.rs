@@ -85,6 +85,7 @@ impl NormalPolicy {
             Check::Key(k) => Some(&k.key),
             Check::Keyless(k) => k.ca.as_ref(),
             Check::Gpg(g) => Some(&g.key),
+            Check::Notary(n) => Some(&n.certs),
             _ => None,
         })
     }
@@ -94,6 +95,7 @@ impl NormalPolicy {
             Check::Key(k) => Some(&mut k.key),
             Check::Keyless(k) => k.ca.as_mut(),
             Check::Gpg(g) => Some(&mut g.key),
+            Check::Notary(n) => Some(&mut n.certs),
             _ => None,
         })
     }
@@ -240,6 +242,9 @@ pub enum Check {
     Keyless(KeylessCheck),
     /// A GPG simple-signing signature (lookaside store) by one of these OpenPGP keys.
     Gpg(GpgCheck),
+    /// A Notary Project (notation) signature, found among the image's OCI referrers, whose
+    /// certificate chain leads to one of these certificates.
+    Notary(NotaryCheck),
     /// Always satisfied (`pass`) or never (`fail`).
     Static(StaticAction),
     /// The node cannot check this; it is never satisfied and the text says why.
@@ -279,6 +284,15 @@ impl KeyCheck {
     pub fn new(key: KeyRef, rekor: Option<String>) -> Self {
         Self { key, rekor, rekor_keys: Vec::new(), attestations: Vec::new(), hash_algorithm: None }
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NotaryCheck {
+    /// X.509 certificates (PEM bundle): roots, intermediates or signing certificates. The
+    /// signing certificate must be valid at verification time: timestamps are not used.
+    #[serde(flatten)]
+    pub certs: KeyRef,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -780,3 +780,63 @@ async fn a_registry_offering_http2_gets_it_over_one_kept_connection() {
     );
     assert_eq!(reg.open.load(Ordering::SeqCst), 1);
 }
+
+/// A real notation signature (testdata/notation) under the referrers fallback tag of a
+/// registry without the API, as notation writes it to distribution 2.8; the image digest it
+/// signs; and the paths of its envelope blob.
+fn notary_objects() -> (HashMap<String, Reply>, String, String) {
+    let file = |n: &str| {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/notation").join(n)).unwrap()
+    };
+    let digests = String::from_utf8(file("digests")).unwrap();
+    let image = digests.lines().find_map(|l| l.strip_prefix("image ")).unwrap().to_string();
+    let (m, jws) = (file("good.manifest.json"), file("good.jws"));
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": [
+        {"mediaType": manifest::OCI_MANIFEST, "artifactType": NOTARY_SIGNATURE_ARTIFACT_TYPE,
+         "digest": sha(&m), "size": m.len()}]})
+    .to_string()
+    .into_bytes();
+    let blob = format!("blobs/{}", sha(&jws));
+    let objects = HashMap::from([
+        (format!("manifests/{}", image.replace(':', "-")), ok(manifest::OCI_INDEX, &index)),
+        (format!("manifests/{}", sha(&m)), ok(manifest::OCI_MANIFEST, &m)),
+        (blob.clone(), ok(NOTARY_JWS_MEDIA_TYPE, &jws)),
+    ]);
+    (objects, image, blob)
+}
+
+/// Regression (#19): notation signatures are OCI referrers; before, nothing fetched them.
+#[tokio::test]
+async fn a_notation_envelope_is_found_under_the_fallback_tag() {
+    let (objects, image_digest, _) = notary_objects();
+    let jws = match objects
+        .values()
+        .find(|r| matches!(r, Reply::Full { headers, .. } if headers[0].1 == NOTARY_JWS_MEDIA_TYPE))
+    {
+        Some(Reply::Full { body, .. }) => body.clone(),
+        _ => unreachable!(),
+    };
+    let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
+    let source = source_for(&[&reg.host], Duration::from_secs(5));
+    let image: Reference = format!("{}/team/app:v1", reg.host).parse().unwrap();
+    let found = source.signatures(&image, &image_digest, Artifact::Notary).await.unwrap();
+    assert_eq!(found.layers.len(), 1, "{:?}", reg.paths());
+    assert_eq!((found.layers[0].form, &found.layers[0].payload), (Form::Notary, &jws));
+    assert!(found.location.ends_with(&format!(":{}", image_digest.replace(':', "-"))), "{}", found.location);
+    assert_eq!(reg.count(|p| p.ends_with(".sig") || p.ends_with(".att")), 0, "no cosign tags: {:?}", reg.paths());
+    // cosign's fetches do not take a notation envelope for theirs.
+    let sigs = source.signatures(&image, &image_digest, Artifact::Signatures).await.unwrap();
+    assert!(sigs.layers.is_empty(), "{sigs:?}");
+}
+
+#[tokio::test]
+async fn a_notation_envelope_is_digest_checked() {
+    let (mut objects, image_digest, blob) = notary_objects();
+    let Some(Reply::Full { body, .. }) = objects.get_mut(&blob) else { unreachable!() };
+    body[100] ^= 1;
+    let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
+    let source = source_for(&[&reg.host], Duration::from_secs(5));
+    let image: Reference = format!("{}/team/app:v1", reg.host).parse().unwrap();
+    let e = source.signatures(&image, &image_digest, Artifact::Notary).await.unwrap_err();
+    assert!(matches!(e, RegistryError::PayloadDigestMismatch { .. }), "{e:?}");
+}

@@ -43,12 +43,14 @@ pub fn is_sha256(digest: &str) -> bool {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
-    // Required as the spec requires them, though not read: JSON without them is not a manifest.
+    // Required as the spec requires them: JSON without them is not a manifest.
     #[serde(rename = "schemaVersion")]
     _schema_version: u8,
-    #[serde(rename = "config")]
-    _config: Descriptor,
+    pub config: Descriptor,
     pub layers: Vec<Descriptor>,
+    /// OCI 1.1 artifact manifests name their kind here (else the config media type does).
+    #[serde(default)]
+    pub artifact_type: Option<String>,
 }
 
 /// An image index: the referrers API's answer and its fallback tag.

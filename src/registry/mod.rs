@@ -46,6 +46,10 @@ pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 /// Sigstore bundles attached as OCI 1.1 referrers (`cosign attest --new-bundle-format`).
 pub const SIGSTORE_BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle";
+/// The artifact type (and config media type) of notation's signature manifests.
+pub const NOTARY_SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
+/// The media type of a notation signature manifest's JWS layer.
+pub const NOTARY_JWS_MEDIA_TYPE: &str = "application/jose+json";
 
 /// What cosign attaches to an image digest, each under its own tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -59,6 +63,10 @@ pub enum Artifact {
     Attestations,
     /// GPG simple-signing signatures from the lookaside store (not in the registry).
     SimpleSigning,
+    /// Notary Project (notation) signatures: OCI 1.1 referrers of artifact type
+    /// `application/vnd.cncf.notary.signature`, each one JWS envelope; no tag of their own
+    /// (the location named is the referrers fallback tag `sha256-<hex>`).
+    Notary,
 }
 
 impl Artifact {
@@ -67,13 +75,14 @@ impl Artifact {
             Artifact::Signatures => "sig",
             Artifact::Attestations => "att",
             Artifact::SimpleSigning => "lookaside",
+            Artifact::Notary => "",
         }
     }
     fn media_type(self) -> &'static str {
         match self {
             Artifact::Signatures => SIGNATURE_MEDIA_TYPE,
             Artifact::Attestations => ATTESTATION_MEDIA_TYPE,
-            Artifact::SimpleSigning => "",
+            Artifact::SimpleSigning | Artifact::Notary => "",
         }
     }
 }
@@ -122,6 +131,8 @@ pub enum Form {
     Detached,
     /// A DSSE envelope with its signatures inside (`.att` layers, sigstore bundles).
     Envelope,
+    /// A notation JWS envelope (`application/jose+json`), certificate chain inside.
+    Notary,
 }
 
 /// One signature layer as found in the registry, not yet trusted in any way.
@@ -228,11 +239,11 @@ pub fn artifact_reference(image: &Reference, digest: &str, what: Artifact) -> Re
         .strip_prefix("sha256:")
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| RegistryError::BadReference(format!("{}@{digest}", image.repository())))?;
-    Ok(Reference::with_tag(
-        image.registry().to_string(),
-        image.repository().to_string(),
-        format!("sha256-{hex}.{}", what.suffix()),
-    ))
+    let tag = match what.suffix() {
+        "" => format!("sha256-{hex}"),
+        suffix => format!("sha256-{hex}.{suffix}"),
+    };
+    Ok(Reference::with_tag(image.registry().to_string(), image.repository().to_string(), tag))
 }
 
 /// How the node reaches registries: plain-HTTP hosts, mirrors, credentials.
@@ -396,11 +407,18 @@ impl OciSignatureSource {
     ) -> Result<Option<Signatures>, RegistryError> {
         let tag_path = format!("manifests/{tag}");
         // `location` is the `.sig`/`.att` tag; the referrers belong to neither but to the
-        // digest, whose fallback tag is the same name without the suffix.
-        let referrers_location = location.rsplit_once('.').map_or(location, |(l, _)| l);
+        // digest, whose fallback tag is the same name without the suffix. Notary signatures
+        // have no tag of their own: their location is that fallback tag.
+        let referrers_location = match what {
+            Artifact::Notary => location,
+            _ => location.rsplit_once('.').map_or(location, |(l, _)| l),
+        };
         let (tagged, referred) = tokio::join!(
             async {
                 let max = self.limits.max_manifest_bytes;
+                if what == Artifact::Notary {
+                    return Ok(None);
+                }
                 match self.client.get(repo, &tag_path, SIGNATURE_ACCEPT, max, budget).await {
                     Ok(Some(raw)) => self.tagged_layers(repo, &raw, location, what, budget).await.map(Some),
                     Ok(None) => Ok(None),
@@ -409,8 +427,13 @@ impl OciSignatureSource {
             },
             self.shared_referrers(repo, digest, referrers_location, budget),
         );
-        // A registry without the referrers API, and no fallback tag: nothing there.
-        let referred = referred.map(|r| r.filter(|layers| !layers.is_empty()));
+        // The shared referrers hold every kind: keep this fetch's own (notation envelopes for
+        // Notary, sigstore bundles otherwise). A registry without the referrers API, and no
+        // fallback tag: nothing there.
+        let wanted = |l: &SignatureLayer| (l.form == Form::Notary) == (what == Artifact::Notary);
+        let referred = referred.map(|r| {
+            r.map(|layers| layers.into_iter().filter(wanted).collect::<Vec<_>>()).filter(|layers| !layers.is_empty())
+        });
         match (tagged, referred) {
             // A registry whose referrers support is broken still serves cosign 2
             // signatures; missing evidence can only lead to a denial.
@@ -519,9 +542,11 @@ impl OciSignatureSource {
             // cosign 3's entries under the fallback tag of a registry without the referrers
             // API (distribution 2.8) carry the empty artifact type: their manifest decides.
             .filter(|d| {
-                d.artifact_type
-                    .as_deref()
-                    .is_none_or(|t| t.starts_with(SIGSTORE_BUNDLE_MEDIA_TYPE) || t == manifest::OCI_EMPTY)
+                d.artifact_type.as_deref().is_none_or(|t| {
+                    t.starts_with(SIGSTORE_BUNDLE_MEDIA_TYPE)
+                        || t == manifest::OCI_EMPTY
+                        || t == NOTARY_SIGNATURE_ARTIFACT_TYPE
+                })
             })
             .collect();
         if entries.len() > self.limits.max_signatures {
@@ -558,6 +583,10 @@ impl OciSignatureSource {
                 for desc in bundle_layers(&raw, &self.limits, location)? {
                     let payload = self.fetch_blob(repo, &desc, location, budget).await?;
                     layers.extend(bundle_attestation(&payload));
+                }
+                for desc in notary_layers(&raw, &self.limits, location)? {
+                    let payload = self.fetch_blob(repo, &desc, location, budget).await?;
+                    layers.push(SignatureLayer { payload: payload.to_vec(), form: Form::Notary, ..Default::default() });
                 }
                 Ok(layers)
             })
@@ -746,6 +775,19 @@ fn parse_manifest(raw: &[u8], limits: &Limits, location: &str) -> Result<Manifes
 pub fn bundle_layers(raw: &[u8], limits: &Limits, location: &str) -> Result<Vec<Descriptor>, RegistryError> {
     let manifest = parse_manifest(raw, limits, location)?;
     Ok(manifest.layers.into_iter().filter(|l| l.media_type.starts_with(SIGSTORE_BUNDLE_MEDIA_TYPE)).take(1).collect())
+}
+
+/// The JWS envelope layer of a notation signature manifest (artifact type, or config media
+/// type as notation 1.x writes it, `application/vnd.cncf.notary.signature`); none for a
+/// manifest of any other kind. notation writes one envelope per manifest.
+pub fn notary_layers(raw: &[u8], limits: &Limits, location: &str) -> Result<Vec<Descriptor>, RegistryError> {
+    let manifest = parse_manifest(raw, limits, location)?;
+    let notary = manifest.artifact_type.as_deref() == Some(NOTARY_SIGNATURE_ARTIFACT_TYPE)
+        || manifest.config.media_type == NOTARY_SIGNATURE_ARTIFACT_TYPE;
+    if !notary {
+        return Ok(Vec::new());
+    }
+    Ok(manifest.layers.into_iter().filter(|l| l.media_type == NOTARY_JWS_MEDIA_TYPE).take(1).collect())
 }
 
 /// A sigstore bundle's DSSE envelope (and its certificate, for keyless) as a layer: an

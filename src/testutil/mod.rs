@@ -6,7 +6,7 @@
 //! - [`signer`]: ECDSA P-256 keys and cosign-shaped signatures.
 //! - [`keys`]: generated ECDSA and RSA signers for the schemes KMS keys use.
 //! - [`policy`]: a normal-form policy built from the parts a test is about.
-//! - [`vectors`]: the checked-in vectors and a fixed public key.
+//! - [`vectors`]: the checked-in vectors, a fixed public key and a notary attestor.
 //! - [`verify`]: a verification context, a signature set and digests.
 
 pub mod http;

@@ -4,7 +4,7 @@
 //! Vacuous truth never admits: no policy, no requirement, or a requirement that needs no
 //! authority fails. Warn-mode failures are reported but do not deny.
 
-use super::layers::{verify_attestations, verify_signatures, verify_simple_signing, LayerFailure};
+use super::layers::{verify_attestations, verify_notary, verify_signatures, verify_simple_signing, LayerFailure};
 use super::signer::Signer;
 use super::{cel, Context};
 use crate::policy::{AuthorityKind, Mode, Policy};
@@ -23,6 +23,8 @@ pub struct Evidence {
     pub attestations: Option<Result<Signatures, RegistryError>>,
     /// GPG simple-signing signatures from the lookaside store.
     pub simple_signing: Option<Result<Signatures, RegistryError>>,
+    /// Notary (notation) JWS envelopes from the image's OCI referrers.
+    pub notary: Option<Result<Signatures, RegistryError>>,
 }
 
 /// Does an authority set need image signatures, attestations, or neither?
@@ -31,6 +33,7 @@ pub struct Needs {
     pub signatures: bool,
     pub attestations: bool,
     pub simple_signing: bool,
+    pub notary: bool,
 }
 
 pub fn needs(policies: &[&Policy]) -> Needs {
@@ -38,11 +41,17 @@ pub fn needs(policies: &[&Policy]) -> Needs {
     for a in policies.iter().flat_map(|p| p.authorities()) {
         if let AuthorityKind::Cel(c) = &a.kind {
             let (signatures, attestations) = cel::needs(c);
-            n.signatures |= signatures;
+            // A notary attestor's image signatures are its referrers, not cosign's.
+            let notary =
+                |k: &AuthorityKind| matches!(k, AuthorityKind::Signed(s) if matches!(s.signer, Signer::Notary(_)));
+            n.notary |= signatures && c.attestors.values().any(notary);
+            n.signatures |= signatures && !c.attestors.values().all(notary);
             n.attestations |= attestations;
         }
         if let AuthorityKind::Signed(s) = &a.kind {
-            if matches!(s.signer, Signer::Gpg(_)) {
+            if matches!(s.signer, Signer::Notary(_)) {
+                n.notary = true;
+            } else if matches!(s.signer, Signer::Gpg(_)) {
                 n.simple_signing = true;
             } else if s.attestations.is_empty() {
                 n.signatures = true;
@@ -110,6 +119,8 @@ pub enum AuthorityFailure {
     Unsupported(String),
     #[error("attestations signed with OpenPGP keys are not supported")]
     GpgAttestations,
+    #[error("notation attestations are not verified on the node, only notation image signatures")]
+    NotaryAttestations,
     #[error("signatures were not fetched")]
     NotFetched,
     /// The fetch failed: said as such, never as "unsigned".
@@ -208,6 +219,12 @@ pub(super) fn check_authority(
             }
             let sigs = fetched(&evidence.simple_signing)?;
             Ok(verify_simple_signing(sigs, &evidence.reference, digest, &by.signer, GPG_CONTENT_LIMIT)?)
+        }
+        AuthorityKind::Signed(by) if matches!(by.signer, Signer::Notary(_)) => {
+            if !by.attestations.is_empty() {
+                return Err(AuthorityFailure::NotaryAttestations);
+            }
+            Ok(verify_notary(fetched(&evidence.notary)?, digest, &by.signer, cx)?)
         }
         AuthorityKind::Signed(by) if by.attestations.is_empty() => {
             Ok(verify_signatures(fetched(&evidence.signatures)?, digest, by, cx)?)
@@ -311,6 +328,56 @@ mod tests {
             evaluate(&[&either], &Evidence::default(), D1, cx()).allowed,
             "OR still lets a checkable authority pass"
         );
+    }
+
+    /// A notary authority outside CEL (the model's own kind): the referrers' envelopes are
+    /// what it reads, never cosign's signatures, and it verifies no attestations.
+    #[test]
+    fn a_notary_authority_reads_the_notation_envelopes() {
+        let file = |n: &str| {
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/notation").join(n))
+                .unwrap()
+        };
+        let digest = file("digests").lines().find_map(|l| l.strip_prefix("image ")).unwrap().to_string();
+        let trust = super::super::notary::NotaryTrust::from_pem(&file("trusted.crt")).unwrap();
+        let by = |attestations: Vec<String>| {
+            AuthorityKind::Signed(Box::new(super::super::signer::SignedBy {
+                signer: Signer::Notary(trust.clone()),
+                tlog: super::super::signer::Tlog::Ignore,
+                attestations,
+            }))
+        };
+        let p = policy("notary", Mode::Enforce, vec![by(vec![])]);
+        assert_eq!(needs(&[&p]), Needs { notary: true, ..Default::default() });
+        let jws = crate::registry::SignatureLayer {
+            payload: file("good.jws").into_bytes(),
+            form: crate::registry::Form::Notary,
+            ..Default::default()
+        };
+        let found = Signatures { location: "reg.io/app:sha256-x".into(), layers: vec![jws] };
+        let ev = Evidence { notary: Some(Ok(found.clone())), ..Default::default() };
+        // Inside the test certificate's one-day validity: a minute after signing.
+        let env: serde_json::Value = serde_json::from_str(&file("good.jws")).unwrap();
+        let header = base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            env["protected"].as_str().unwrap(),
+        )
+        .unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+        let signed = header["io.cncf.notary.signingTime"].as_str().unwrap();
+        let trust_root = super::super::trust::TrustRoot::empty();
+        let now = super::super::notary::rfc3339(signed).unwrap() + 60;
+        let cx = Context { trust: &trust_root, now };
+        assert!(evaluate(&[&p], &ev, &digest, cx).allowed);
+        let in_the_sig_tag =
+            Evidence { signatures: Some(Ok(found)), notary: Some(Ok(sigs(vec![]))), ..Default::default() };
+        let e = evaluate(&[&p], &in_the_sig_tag, &digest, cx);
+        assert!(!e.allowed && e.failures[0].contains("no notation signatures found"), "{e:?}");
+        let e = evaluate(&[&p], &Evidence::default(), &digest, cx);
+        assert!(!e.allowed && e.failures[0].contains("signatures were not fetched"), "{e:?}");
+        let attests = policy("notary", Mode::Enforce, vec![by(vec!["https://slsa.dev/provenance/v1".into()])]);
+        let e = evaluate(&[&attests], &ev, &digest, cx);
+        assert!(!e.allowed && e.failures[0].contains("notation attestations are not verified"), "{e:?}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::pubkey::PublicKey;
 use super::signer::{Keyless, SignedBy, Signer, Tlog};
 use super::tlog::{self, EntrySigner, TlogError};
 use super::trust::LogKey;
-use super::{dsse, gpg, sct, Context};
+use super::{dsse, gpg, notary, sct, Context};
 use crate::registry::{Form, SignatureLayer, Signatures};
 
 /// Why no layer of a set satisfied an authority. Ordered from least to most informative,
@@ -39,6 +39,10 @@ pub enum LayerFailure {
     Gpg(gpg::GpgError),
     #[error("signature by {signer} is not accepted without a transparency-log entry: {error}")]
     Tlog { signer: String, error: TlogError },
+    #[error("no notation signatures found at {location}")]
+    NoNotarySignatures { location: String },
+    #[error("{0}")]
+    Notary(notary::NotaryError),
     #[error("{0}")]
     NotCheckable(String),
 }
@@ -54,7 +58,25 @@ fn describe(signer: &Signer) -> String {
             let fps: Vec<&str> = g.keys.iter().map(|k| k.fingerprint.as_str()).collect();
             format!("OpenPGP key {}", fps.join(" or "))
         }
+        Signer::Notary(n) => format!("notary certificate {}", n.fingerprints.join(" or ")),
     }
+}
+
+/// Is there a notation signature among `sigs` (JWS envelopes from the image's referrers)
+/// whose chain leads to one of the signer's certificates, for exactly `digest`?
+pub fn verify_notary(sigs: &Signatures, digest: &str, signer: &Signer, cx: Context<'_>) -> Result<(), LayerFailure> {
+    let Signer::Notary(trust) = signer else {
+        return Err(LayerFailure::NotCheckable("notation signatures are verified with notary certificates".into()));
+    };
+    if sigs.layers.is_empty() {
+        return Err(LayerFailure::NoNotarySignatures { location: sigs.location.clone() });
+    }
+    first_good(sigs, signer, |layer| {
+        if layer.form != Form::Notary {
+            return Err(LayerFailure::NotCheckable("a layer that is not a notation envelope".into()));
+        }
+        notary::verify_jws(&layer.payload, &trust.certs, digest, cx.now).map(drop).map_err(LayerFailure::Notary)
+    })
 }
 
 /// Is there a GPG simple-signing signature by one of the signer's keys for the image
@@ -132,6 +154,9 @@ fn signing_key(
         }),
         Signer::Gpg(_) => Err(LayerFailure::NotCheckable(
             "OpenPGP keys verify simple-signing signatures from a lookaside store, not cosign signatures".into(),
+        )),
+        Signer::Notary(_) => Err(LayerFailure::NotCheckable(
+            "notary certificates verify notation signatures, not cosign signatures or attestations".into(),
         )),
     }
 }

@@ -20,6 +20,7 @@
 //! - [`dsse`]: attestations (DSSE envelopes, in-toto statements).
 //! - [`cel`]: CEL validations (Kyverno ImageValidatingPolicy) over that evidence.
 //! - [`gpg`]: Red Hat simple signing (OpenPGP) from lookaside stores.
+//! - [`notary`]: Notary Project (notation) JWS signatures from OCI referrers.
 //! - [`pubkey`]: public keys with the scheme they verify under (digest, RSA padding).
 
 pub mod cel;
@@ -36,7 +37,7 @@ pub mod tlog;
 pub mod trust;
 
 pub use evaluate::{evaluate, needs, AuthorityFailure, Evaluation, Evidence, Needs, PolicyFailure};
-pub use layers::{verify_attestations, verify_signatures, verify_simple_signing, LayerFailure};
+pub use layers::{verify_attestations, verify_notary, verify_signatures, verify_simple_signing, LayerFailure};
 
 use evaluate::check_authority;
 use trust::TrustRoot;

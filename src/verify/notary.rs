@@ -11,7 +11,9 @@
 //! (`tsaCerts`) are not read: the certificate must be valid at verification time, which can
 //! only refuse more than a timestamp would.
 //!
-//! Not wired to policies yet (#19): the verifier and its test vectors from real notation.
+//! [`NotaryTrust`] is a policy's trusted certificates (Kyverno ImageValidatingPolicy
+//! `attestors[].notary.certs`); the registry brings the envelopes from the image's OCI
+//! referrers, and [`super::layers::verify_notary`] runs this verifier over each.
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -19,9 +21,9 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::Deserialize;
 
 /// The artifact type of notation's signature manifests (referrers API and fallback tag).
-pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
+pub const SIGNATURE_ARTIFACT_TYPE: &str = crate::registry::NOTARY_SIGNATURE_ARTIFACT_TYPE;
 /// The media type of the signature manifest's JWS layer.
-pub const JWS_MEDIA_TYPE: &str = "application/jose+json";
+pub const JWS_MEDIA_TYPE: &str = crate::registry::NOTARY_JWS_MEDIA_TYPE;
 const PAYLOAD_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
 const SCHEME: &str = "io.cncf.notary.signingScheme";
 const SIGNING_TIME: &str = "io.cncf.notary.signingTime";
@@ -30,7 +32,7 @@ const EXPIRY: &str = "io.cncf.notary.expiry";
 pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
 const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, thiserror::Error)]
 pub enum NotaryError {
     #[error("notary envelope is larger than {MAX_ENVELOPE_BYTES} bytes")]
     TooLarge,
@@ -54,6 +56,59 @@ pub enum NotaryError {
     BadSignature,
     #[error("notary signature is for {signed}, not for the image {image}")]
     WrongDigest { signed: String, image: String },
+}
+
+/// A policy's notary certificates that are not usable as trust anchors.
+#[derive(Debug, thiserror::Error)]
+pub enum CertsError {
+    #[error("notary certificates are not PEM: {0}")]
+    NotPem(String),
+    #[error("notary certificates: a PEM block is {0:?}, not CERTIFICATE")]
+    NotCertificate(String),
+    #[error("notary certificates: none given")]
+    None,
+    #[error("notary certificate {index} is not usable as a trust anchor: {message}")]
+    Unusable { index: usize, message: String },
+}
+
+/// The certificates a policy trusts for notation signatures: roots, intermediates or the
+/// signing certificates themselves, any one of which may anchor a chain.
+#[derive(Clone)]
+pub struct NotaryTrust {
+    pub certs: Vec<CertificateDer<'static>>,
+    /// First 16 hex chars of each certificate's SHA-256: for messages and policy identity.
+    pub fingerprints: Vec<String>,
+}
+
+impl NotaryTrust {
+    /// Parse a PEM bundle of certificates; each must be usable as a webpki trust anchor,
+    /// so that a bad certificate is a policy error at load, not a denial at run time.
+    pub fn from_pem(text: &str) -> Result<Self, CertsError> {
+        let blocks = pem::parse_many(text).map_err(|e| CertsError::NotPem(e.to_string()))?;
+        if blocks.is_empty() {
+            return Err(CertsError::None);
+        }
+        let mut certs = Vec::new();
+        let mut fingerprints = Vec::new();
+        for (index, block) in blocks.into_iter().enumerate() {
+            if block.tag() != "CERTIFICATE" {
+                return Err(CertsError::NotCertificate(block.tag().to_string()));
+            }
+            let der = CertificateDer::from(block.into_contents());
+            webpki::anchor_from_trusted_cert(&der)
+                .map_err(|e| CertsError::Unusable { index, message: format!("{e:?}") })?;
+            use sha2::Digest;
+            fingerprints.push(hex::encode(&sha2::Sha256::digest(der.as_ref())[..8]));
+            certs.push(der);
+        }
+        Ok(Self { certs, fingerprints })
+    }
+}
+
+impl std::fmt::Debug for NotaryTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NotaryTrust({})", self.fingerprints.join(","))
+    }
 }
 
 #[derive(Deserialize)]
@@ -232,7 +287,7 @@ fn der_len(out: &mut Vec<u8>, len: usize) {
 
 /// Seconds since the epoch of an RFC 3339 time (`2026-12-01T13:08:18Z`, fractions and
 /// offsets allowed); `None` for anything else.
-fn rfc3339(s: &str) -> Option<i64> {
+pub(crate) fn rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
         return None;

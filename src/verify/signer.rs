@@ -1,5 +1,5 @@
-//! Who must have made a signature: a trusted key, a keyless identity under a CA, or OpenPGP
-//! keys, and whether a transparency-log entry is required. Policies name signers in these
+//! Who must have made a signature: a trusted key, a keyless identity under a CA, OpenPGP
+//! keys or notation certificates, and whether a transparency-log entry is required. Policies name signers in these
 //! terms; [`super::layers`] checks layers against them.
 
 use std::fmt;
@@ -63,6 +63,8 @@ pub enum Signer {
     Keyless(Keyless),
     /// OpenPGP keys of simple-signing signatures in the lookaside store.
     Gpg(super::gpg::GpgSigner),
+    /// Certificates anchoring Notary Project (notation) signatures, found as OCI referrers.
+    Notary(super::notary::NotaryTrust),
 }
 
 #[derive(Clone, Debug)]

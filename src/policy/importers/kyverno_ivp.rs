@@ -27,8 +27,8 @@ use crate::policy::cel::{CelAttestation, CelCheck, CelValidation, NamedExpressio
 use crate::policy::labels::{self, Operator, NAME_LABEL};
 use crate::policy::model::{Mode, Namespaces};
 use crate::policy::normal::{
-    Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement, Pattern,
-    SecretName,
+    Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement,
+    NotaryCheck, Pattern, SecretName,
 };
 
 const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
@@ -54,6 +54,10 @@ enum IvpError {
     KeyCount(usize),
     #[error("keyless.identities is empty")]
     NoIdentities,
+    #[error("notary.certs is missing: a notary attestor needs the certificates it trusts")]
+    NotaryCerts,
+    #[error("notary.{0} needs exactly one of value or expression")]
+    NotaryValue(&'static str),
 }
 
 #[derive(Deserialize)]
@@ -220,7 +224,25 @@ struct Attestor {
     #[serde(default)]
     cosign: Option<Cosign>,
     #[serde(default)]
-    notary: Option<Value>,
+    notary: Option<Notary>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Notary {
+    #[serde(default)]
+    certs: Option<StringOrExpression>,
+    #[serde(default)]
+    tsa_certs: Option<StringOrExpression>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StringOrExpression {
+    #[serde(default)]
+    value: Option<String>,
+    #[serde(default)]
+    expression: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -572,7 +594,7 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
     let unsupported = |why: &str| Ok(Check::Unsupported(why.to_string()));
     let c = match (&a.cosign, &a.notary) {
         (Some(c), None) => c,
-        (None, Some(_)) => return unsupported("Notary signatures are not verified on the node"),
+        (None, Some(n)) => return notary(&a.name, n, notes),
         _ => return Err(IvpError::Engine),
     };
     let set = [c.key.is_some(), c.keyless.is_some(), c.certificate.is_some()];
@@ -669,6 +691,35 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
     }))
 }
 
+/// A notary attestor: its certificates, inline (`value`, or an expression that is only a
+/// string literal). Timestamps are not verified: the signing certificate must be valid at
+/// verification time, which refuses more than a timestamped signature would.
+fn notary(name: &str, n: &Notary, notes: &mut Vec<String>) -> Result<Check, IvpError> {
+    let certs = n.certs.as_ref().ok_or(IvpError::NotaryCerts)?;
+    let pem = match (&certs.value, &certs.expression) {
+        (Some(v), None) => v.clone(),
+        (None, Some(e)) => match crate::policy::cel::string_literal(e) {
+            Some(v) => v,
+            None => {
+                return Ok(Check::Unsupported(
+                    "notary.certs.expression is not a string literal and is not evaluated on the node".into(),
+                ))
+            }
+        },
+        _ => return Err(IvpError::NotaryValue("certs")),
+    };
+    if let Some(tsa) = &n.tsa_certs {
+        if tsa.value.is_some() == tsa.expression.is_some() {
+            return Err(IvpError::NotaryValue("tsaCerts"));
+        }
+        notes.push(format!(
+            "attestor {name}: notary.tsaCerts: RFC 3161 timestamps are not used on the node; the signing \
+             certificate must be valid at verification time"
+        ));
+    }
+    Ok(Check::Notary(NotaryCheck { certs: KeyRef::Pem(pem) }))
+}
+
 /// Kyverno's semantics end to end: import, compile, match, evaluate against real
 /// signatures and attestations.
 #[cfg(test)]
@@ -681,6 +732,7 @@ mod tests {
 
     use crate::policy::compile::{compile, FilesOnly};
     use crate::policy::file::parse_documents;
+    use crate::policy::normal::{Check, KeyRef, NotaryCheck};
     use crate::policy::{NoMatchAction, PolicySet};
     use crate::registry::{Form, SignatureLayer, Signatures};
     use crate::testutil::TestSigner;
@@ -765,6 +817,175 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode(statement.as_bytes());
         let envelope = json!({"payloadType": IN_TOTO_PAYLOAD_TYPE, "payload": b64, "signatures": [{"sig": sig}]});
         SignatureLayer { payload: envelope.to_string().into_bytes(), form: Form::Envelope, ..Default::default() }
+    }
+
+    /// A file of the real notation vectors (testdata/notation, README there).
+    fn notation(name: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/notation").join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn notation_digest(which: &str) -> String {
+        notation("digests").lines().find_map(|l| l.strip_prefix(&format!("{which} "))).unwrap().to_string()
+    }
+
+    /// An IVP with one notary attestor trusting `cert` (as `certs:` YAML), and Kyverno's
+    /// own validation over it.
+    fn notary_policy(certs: &str, extra: &str) -> String {
+        format!(
+            "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: n}}\nspec:\n  \
+             matchImageReferences: [{{glob: \"reg.io/*\"}}]\n  attestors:\n  - name: notary\n    notary:\n{certs}{extra}  \
+             validations:\n  - expression: images.containers.map(image, verifyImageSignatures(image, \
+             [attestors.notary])).all(e, e > 0)\n    message: failed to verify image with notary cert\n"
+        )
+    }
+
+    fn inline_certs(name: &str) -> String {
+        format!("      certs:\n        value: |\n{}", indent(&notation(name), 10))
+    }
+
+    /// Evidence holding these notation envelopes among the image's referrers.
+    fn notary_evidence(envelopes: &[&str]) -> Evidence {
+        let layers = envelopes
+            .iter()
+            .map(|e| SignatureLayer { payload: notation(e).into_bytes(), form: Form::Notary, ..Default::default() })
+            .collect();
+        Evidence {
+            reference: "reg.io/app:1".into(),
+            notary: Some(Ok(Signatures { location: "reg.io/app:sha256-x".into(), layers })),
+            ..Default::default()
+        }
+    }
+
+    /// Inside the vectors' one-day certificate validity: one minute after good.jws was signed.
+    fn signing_time_plus_a_minute() -> i64 {
+        let env: serde_json::Value = serde_json::from_str(&notation("good.jws")).unwrap();
+        let header =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(env["protected"].as_str().unwrap()).unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+        let t = header["io.cncf.notary.signingTime"].as_str().unwrap();
+        // RFC 3339 UTC, as notation writes it: seconds since the epoch by the civil calendar.
+        let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
+        let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+        let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+        let days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * m + 2) / 5 + d - 719_469;
+        days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19) + 60
+    }
+
+    fn eval_notary(s: &PolicySet, ev: &Evidence) -> Evaluation {
+        let matched = s.matching(&ev.reference, "reg.io/app", None);
+        assert_eq!(matched.len(), 1);
+        let trust = TrustRoot::empty();
+        evaluate(&matched, ev, &notation_digest("image"), Context { trust: &trust, now: signing_time_plus_a_minute() })
+    }
+
+    /// Regression (#19): a notary attestor imported to "Notary signatures are not verified
+    /// on the node"; it now imports to a notary check and verifies real notation signatures.
+    #[test]
+    fn a_notary_attestor_imports_to_a_notary_check() {
+        let doc = notary_policy(&inline_certs("trusted.crt"), "");
+        let imported = super::super::import(&parse_documents(Path::new("t.yaml"), &doc).unwrap()[0]).unwrap();
+        let Check::Cel(c) = &imported.policies[0].requirements[0].authorities[0].check else { panic!() };
+        let Check::Notary(n) = &c.attestors[0].check else { panic!("{:?}", c.attestors[0].check) };
+        assert_eq!(n.certs, KeyRef::Pem(notation("trusted.crt")));
+        let (_, warnings) = set(&doc);
+        assert!(warnings.is_empty(), "nothing fails closed: {warnings:?}");
+    }
+
+    #[test]
+    fn a_notary_attestor_admits_a_real_notation_signature_and_refuses_the_rest() {
+        let (s, _) = set(&notary_policy(&inline_certs("trusted.crt"), ""));
+        let e = eval_notary(&s, &notary_evidence(&["good.jws"]));
+        assert!(e.allowed, "{e:?}");
+        // Among others that do not verify, the good one still counts.
+        assert!(eval_notary(&s, &notary_evidence(&["untrusted.jws", "other-digest.jws", "good.jws"])).allowed);
+        let refused = |envelopes: &[&str], why: &str| {
+            let e = eval_notary(&s, &notary_evidence(envelopes));
+            assert!(!e.allowed, "{envelopes:?} admitted");
+            assert!(e.failures[0].contains(why), "{envelopes:?}: {e:?}");
+        };
+        refused(&["untrusted.jws"], "notary signing certificate is not trusted");
+        refused(&["other-digest.jws"], &format!("is for {}, not for the image", notation_digest("other-image")));
+        refused(&[], "no notation signatures found at reg.io/app:sha256-x");
+        // The other image's payload under the good envelope's signature.
+        let mut forged: serde_json::Value = serde_json::from_str(&notation("good.jws")).unwrap();
+        let other: serde_json::Value = serde_json::from_str(&notation("other-digest.jws")).unwrap();
+        forged["payload"] = other["payload"].clone();
+        let mut ev = notary_evidence(&[]);
+        ev.notary.as_mut().unwrap().as_mut().unwrap().layers =
+            vec![SignatureLayer { payload: forged.to_string().into_bytes(), form: Form::Notary, ..Default::default() }];
+        let e = eval_notary(&s, &ev);
+        assert!(!e.allowed && e.failures[0].contains("does not verify with its signing certificate"), "{e:?}");
+        // Cosign signatures are no notation signatures, whoever made them.
+        let k = TestSigner::new(1);
+        let cosign_only = Evidence {
+            signatures: Some(Ok(Signatures { location: "test.sig".into(), layers: signed_by(&[&k]) })),
+            ..notary_evidence(&[])
+        };
+        assert!(!eval_notary(&s, &cosign_only).allowed);
+        // A registry error stays one: never "unsigned".
+        let ev = Evidence {
+            notary: Some(Err(crate::registry::RegistryError::Request {
+                location: "reg.io/app:sha256-x".into(),
+                message: "connection refused".into(),
+            })),
+            ..notary_evidence(&[])
+        };
+        let e = eval_notary(&s, &ev);
+        assert!(!e.allowed && e.failures[0].contains("connection refused"), "{e:?}");
+        assert!(!e.failures[0].contains("no notation signatures"), "{e:?}");
+        // The policy trusting the other certificate admits that signer, not this one.
+        let (other, _) = set(&notary_policy(&inline_certs("other.crt"), ""));
+        assert!(eval_notary(&other, &notary_evidence(&["untrusted.jws"])).allowed);
+        assert!(!eval_notary(&other, &notary_evidence(&["good.jws"])).allowed);
+    }
+
+    #[test]
+    fn notary_fetches_only_what_the_attestors_need() {
+        let (s, _) = set(&notary_policy(&inline_certs("trusted.crt"), ""));
+        let matched = s.matching("reg.io/app:1", "reg.io/app", None);
+        let needs = crate::verify::needs(&matched);
+        assert!(needs.notary && !needs.signatures && !needs.attestations, "{needs:?}");
+    }
+
+    #[test]
+    fn notary_certs_and_timestamps() {
+        let doc = |certs: &str, extra: &str| {
+            let doc = notary_policy(certs, extra);
+            super::super::import(&parse_documents(Path::new("t.yaml"), &doc).unwrap()[0])
+        };
+        let attestor = |i: &crate::policy::importers::Imported| {
+            let Check::Cel(c) = &i.policies[0].requirements[0].authorities[0].check else { panic!() };
+            c.attestors[0].check.clone()
+        };
+        // tsaCerts: accepted, with a note that timestamps are not used (never looser).
+        let tsa = format!("      tsaCerts:\n        value: |\n{}", indent(&notation("trusted.crt"), 10));
+        let i = doc(&inline_certs("trusted.crt"), &tsa).unwrap();
+        assert!(matches!(attestor(&i), Check::Notary(_)));
+        assert!(
+            i.notes.iter().any(|n| n.contains("tsaCerts") && n.contains("timestamps are not used")),
+            "{:?}",
+            i.notes
+        );
+        // An expression that is only a string literal is that string; any other is not evaluated.
+        let pem = notation("trusted.crt");
+        let literal =
+            format!("      certs:\n        expression: {}\n", serde_json::to_string(&format!("{pem:?}")).unwrap());
+        let i = doc(&literal, "").unwrap();
+        assert_eq!(attestor(&i), Check::Notary(NotaryCheck { certs: KeyRef::Pem(pem) }));
+        let i = doc("      certs: {expression: variables.certs}\n", "").unwrap();
+        assert!(matches!(attestor(&i), Check::Unsupported(why) if why.contains("not a string literal")));
+        // No certificates, or both forms: the policy is refused, naming the field.
+        let e = doc("      tsaCerts: {value: x}\n", "").unwrap_err();
+        assert!(e.iter().any(|e| e.to_string().contains("notary.certs is missing")), "{e:?}");
+        let e = doc("      certs: {value: x, expression: \"'x'\"}\n", "").unwrap_err();
+        assert!(
+            e.iter().any(|e| e.to_string().contains("notary.certs needs exactly one of value or expression")),
+            "{e:?}"
+        );
+        // Certificates that are not certificates refuse the policy when it compiles.
+        let i = doc("      certs: {value: not a certificate}\n", "").unwrap();
+        assert!(compile(&i.policies[0], &FilesOnly(Path::new("/"))).is_err());
     }
 
     #[test]
@@ -959,7 +1180,7 @@ mod tests {
     #[test]
     fn match_image_expressions_and_conditions() {
         let k = TestSigner::new(1);
-        let refs = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: e}\nspec:\n  matchImageReferences:\n  - expression: ref.startsWith('reg.io/signed/')\n  attestors:\n  - {name: c, notary: {}}\n  validations:\n  - expression: \"false\"\n";
+        let refs = &format!("apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: e}}\nspec:\n  matchImageReferences:\n  - expression: ref.startsWith('reg.io/signed/')\n  attestors:\n  - name: c\n    notary:\n      certs:\n        value: |\n{}  validations:\n  - expression: \"false\"\n", indent(&notation("trusted.crt"), 10));
         let (s, _) = set(refs);
         assert_eq!(s.matching("reg.io/signed/app:1", "reg.io/signed/app", None).len(), 1);
         assert!(s.matching("reg.io/other/app:1", "reg.io/other/app", None).is_empty());
