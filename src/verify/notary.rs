@@ -220,6 +220,7 @@ pub fn verify_jws(
         None,
     )
     .map_err(|e| NotaryError::Untrusted(format!("{e:?}")))?;
+    signs_digitally(leaf)?;
 
     let signature = b64("signature", &env.signature)?;
     let signature = match algorithm.1 {
@@ -235,6 +236,24 @@ pub fn verify_jws(
         return Err(NotaryError::WrongDigest { signed: payload.target_artifact.digest, image: digest.to_string() });
     }
     Ok(Verified { signing_time })
+}
+
+/// The Notary Project's signing-certificate requirement webpki does not check: a KeyUsage
+/// extension with digitalSignature (notation-go refuses a leaf without it).
+fn signs_digitally(leaf: &CertificateDer<'_>) -> Result<(), NotaryError> {
+    use x509_cert::der::Decode;
+    use x509_cert::ext::pkix::KeyUsage;
+    let cert =
+        x509_cert::Certificate::from_der(leaf.as_ref()).map_err(|e| NotaryError::Malformed(format!("x5c[0]: {e}")))?;
+    let usage = cert
+        .tbs_certificate()
+        .get_extension::<KeyUsage>()
+        .map_err(|e| NotaryError::Malformed(format!("x5c[0] KeyUsage: {e}")))?;
+    match usage {
+        Some((_, ku)) if ku.digital_signature() => Ok(()),
+        Some(_) => Err(NotaryError::Untrusted("the signing certificate's KeyUsage lacks digitalSignature".into())),
+        None => Err(NotaryError::Untrusted("the signing certificate has no KeyUsage (digitalSignature)".into())),
+    }
 }
 
 /// The webpki algorithm for a JWS `alg` notation uses, and for ECDSA the size of one half
@@ -394,6 +413,15 @@ mod tests {
         let e = verify_jws(&serde_json::to_vec(&env).unwrap(), &[cert("trusted.crt")], &digest("image"), when(&jws))
             .unwrap_err();
         assert_eq!(e, NotaryError::BadSignature);
+    }
+
+    /// Review finding: a leaf whose KeyUsage lacks digitalSignature (notation-go refuses it
+    /// as a signing certificate) was accepted when its chain and EKU checked out.
+    #[test]
+    fn a_signing_certificate_without_digital_signature_is_refused() {
+        let jws = vector("no-digital-signature.jws");
+        let e = verify_jws(&jws, &[cert("no-digital-signature.crt")], &digest("image"), when(&jws)).unwrap_err();
+        assert!(matches!(&e, NotaryError::Untrusted(m) if m.contains("digitalSignature")), "{e}");
     }
 
     #[test]
