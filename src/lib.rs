@@ -26,6 +26,7 @@
 //! - [`cache`]: bounded TTL cache with singleflight and background completion.
 //! - [`decision`]: the shared vocabulary — an image claim and the decision for it.
 //! - [`encoding`]: base64 as Sigstore material spells it, for registry and verify alike.
+//! - [`causes`]: an error with its causes as one line, for the HTTP clients.
 //! - [`metrics`]: the process-wide Prometheus registry; [`admin`] serves it with `/healthz`
 //!   and `/readyz` on loopback.
 //! - [`config`], [`cli`], [`logging`], [`daemon`]: settings (one list of file keys),
@@ -36,6 +37,7 @@
 
 pub mod admin;
 pub mod cache;
+pub mod causes;
 pub mod cli;
 pub mod config;
 pub mod daemon;

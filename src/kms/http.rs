@@ -115,8 +115,10 @@ impl Http for ReqwestHttp {
         if !request.body.is_empty() || request.method != "GET" {
             r = r.body(request.body);
         }
-        let transport =
-            |e: &reqwest::Error| HttpError::Transport { host: host_of(&request.url), message: error_chain(e) };
+        let transport = |e: &reqwest::Error| HttpError::Transport {
+            host: host_of(&request.url),
+            message: crate::causes::error_chain(e),
+        };
         let mut resp = r.send().await.map_err(|e| transport(&e))?;
         let status = resp.status().as_u16();
         // Key documents are a few kilobytes; bound what a confused or hostile endpoint can
@@ -140,17 +142,6 @@ impl Http for ReqwestHttp {
 /// Scheme and host only: URLs can carry a query, never worth logging.
 fn host_of(url: &str) -> String {
     url.split('/').take(3).collect::<Vec<_>>().join("/")
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

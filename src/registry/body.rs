@@ -115,7 +115,7 @@ pub async fn read(
         let chunk = resp.chunk().await.map_err(|e| BodyError::Read {
             host: host.to_string(),
             what: what.to_string(),
-            message: crate::registry::client::error_chain(&e),
+            message: crate::causes::error_chain(&e),
         })?;
         let Some(chunk) = chunk else { break };
         if body.len() + chunk.len() > limit {

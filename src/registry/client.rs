@@ -79,21 +79,7 @@ impl FetchError {
     }
 }
 
-/// An error with its causes, which reqwest keeps out of `Display` (a refused redirect, a TLS
-/// failure).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
+use crate::causes::error_chain;
 
 /// One repository on one host (the registry itself or a mirror standing in for it).
 #[derive(Clone, Debug)]
