@@ -6,7 +6,7 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 use signet::policy::file::parse_documents;
 use signet::policy::importers::import;
-use signet::policy::normal::{compile, FilesOnly};
+use signet::policy::compile::{compile, FilesOnly};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
