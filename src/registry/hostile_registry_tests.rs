@@ -383,19 +383,7 @@ async fn a_redirect_targets_challenge_never_gets_the_registrys_credentials() {
         }),
     )
     .await;
-    let (m, _) = signature(b"payload", serde_json::json!({}));
-    let to = format!("http://{}/blob", cdn.host);
-    let reg = Server::start(
-        Duration::ZERO,
-        registry(HashMap::from([(sig_tag(), ok(manifest::OCI_MANIFEST, &m))]), move |req| {
-            req.target.contains("/blobs/").then(|| Reply::Full {
-                status: 307,
-                headers: vec![("location".into(), to.clone())],
-                body: vec![],
-            })
-        }),
-    )
-    .await;
+    let reg = redirecting_registry(format!("http://{}/blob", cdn.host)).await;
     let mut credentials = auth::Credentials::default();
     let cfg = format!(r#"{{"auths": {{"{}": {{"username": "robot", "password": "s3cret"}}}}}}"#, reg.host);
     credentials.add_config(cfg.as_bytes(), "test").unwrap();
@@ -529,6 +517,22 @@ impl dns::Lookup for Names {
     }
 }
 
+/// A registry whose `.sig` manifest names one blob, which it answers with a 307 to `to`.
+async fn redirecting_registry(to: String) -> Server {
+    let (m, _) = signature(b"payload", serde_json::json!({}));
+    Server::start(
+        Duration::ZERO,
+        registry(HashMap::from([(sig_tag(), ok(manifest::OCI_MANIFEST, &m))]), move |req| {
+            req.target.contains("/blobs/").then(|| Reply::Full {
+                status: 307,
+                headers: vec![("location".into(), to.clone())],
+                body: vec![],
+            })
+        }),
+    )
+    .await
+}
+
 fn port_of(host: &str) -> &str {
     host.rsplit_once(':').map_or("", |(_, p)| p)
 }
@@ -541,20 +545,8 @@ async fn a_redirect_to_a_name_on_this_nodes_loopback_is_refused() {
     let cdn = Server::start(Duration::ZERO, Arc::new(|_: &Request| ok("application/octet-stream", b"payload"))).await;
     let loopback: std::net::IpAddr = "127.0.0.1".parse().unwrap();
     let names = || Arc::new(Names(HashMap::from([("reg.test", loopback), ("cdn.test", loopback)])));
-    let (m, _) = signature(b"payload", serde_json::json!({}));
     for target in [format!("http://cdn.test:{}/blob", port_of(&cdn.host)), format!("http://{}/blob", cdn.host)] {
-        let to = target.clone();
-        let reg = Server::start(
-            Duration::ZERO,
-            registry(HashMap::from([(sig_tag(), ok(manifest::OCI_MANIFEST, &m))]), move |req| {
-                req.target.contains("/blobs/").then(|| Reply::Full {
-                    status: 307,
-                    headers: vec![("location".into(), to.clone())],
-                    body: vec![],
-                })
-            }),
-        )
-        .await;
+        let reg = redirecting_registry(target.clone()).await;
         let named = format!("reg.test:{}", port_of(&reg.host));
         let access = Access { insecure: vec![named.clone()], ..Default::default() };
         let source = OciSignatureSource::with_lookup(access, Limits::default(), Duration::from_secs(5), names());

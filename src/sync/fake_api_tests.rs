@@ -724,6 +724,11 @@ impl Harness {
     }
 }
 
+/// The `env` label of a namespace, where known.
+fn env(l: &crate::policy::labels::NamespaceLabels, ns: &str) -> Option<String> {
+    l.get(Some(ns)).and_then(|m| m.get("env").cloned())
+}
+
 /// #19: namespace labels come from the API server with the policies, follow relabels,
 /// and a deleted namespace is no longer known (its selectors apply again).
 #[tokio::test]
@@ -732,8 +737,6 @@ async fn namespace_labels_arrive_change_and_go_with_the_namespace() {
     api.label_namespace("prod", json!({"env": "prod"}));
     api.apply("a", pass("a.io/**"));
     let mut h = Harness::with_api(api).await;
-    let env =
-        |l: &crate::policy::labels::NamespaceLabels, ns: &str| l.get(Some(ns)).and_then(|m| m.get("env").cloned());
     let l = h.until_labels(|l| l.is_known()).await;
     assert_eq!(env(&l, "prod").as_deref(), Some("prod"));
     assert_eq!(l.get(Some("prod")).unwrap().get(crate::policy::labels::NAME_LABEL).map(String::as_str), Some("prod"));
@@ -758,8 +761,6 @@ async fn a_failing_namespace_watch_makes_the_labels_unknown_until_listed_again()
     api.label_namespace("prod", json!({"env": "prod"}));
     api.apply("a", pass("a.io/**"));
     let mut h = Harness::with_api(api).await;
-    let env =
-        |l: &crate::policy::labels::NamespaceLabels, ns: &str| l.get(Some(ns)).and_then(|m| m.get("env").cloned());
     h.until_labels(|l| env(l, "prod").as_deref() == Some("prod")).await;
     h.api.forbid_namespaces(true);
     h.api.disconnect_watches();
