@@ -330,7 +330,7 @@ fn policy_explain(args: &ExplainArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let explanation = match crate::policy::explain::explain(
+    let explanation = match crate::evaluate::explain::explain(
         &loaded,
         no_match_action(args.no_match),
         &args.image,

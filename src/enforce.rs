@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::cache::{Cache, Lookup};
 use crate::decision::{Decision, ImageClaim, Outcome};
+use crate::evaluate;
 use crate::imagestore::{ImageStore, StoreError};
 use crate::policy::{Mode, NoMatchAction, PolicySet};
 use crate::registry::{Artifact, SignatureSource};
@@ -399,7 +400,7 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
     let Target { reference, full, repository, digest, namespace, namespace_labels } = target;
     let matched = policy.matching(&full, &repository, namespace.as_deref());
     let started = Instant::now();
-    let needs = verify::needs(&matched);
+    let needs = evaluate::needs(&matched);
     let fetch = |needed: bool, what| {
         let (reference, digest) = (&reference, &digest);
         async move {
@@ -416,7 +417,7 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
         fetch(needs.simple_signing, Artifact::SimpleSigning),
         fetch(needs.notary, Artifact::Notary),
     );
-    let evidence = verify::Evidence {
+    let evidence = evaluate::Evidence {
         reference: reference.whole(),
         namespace,
         namespace_labels,
@@ -430,7 +431,7 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
         .any(|e| matches!(e, Some(Err(_))));
     crate::metrics::metrics().verification(started.elapsed(), transient);
     let cx = verify::Context { trust, now: verify::Context::now_secs() };
-    let eval = verify::evaluate(&matched, &evidence, &digest, cx);
+    let eval = evaluate::evaluate(&matched, &evidence, &digest, cx);
     let reason = if eval.failures.is_empty() { eval.satisfied.join("; ") } else { eval.failures.join("; ") };
     Verdict { allowed: eval.allowed, warned: eval.warned, reason, transient }
 }

@@ -13,9 +13,12 @@
 //! - [`registry`]: bounded signature and attestation fetches the way containerd pulls
 //!   (hosts.toml mirrors and TLS settings, credentials, `.sig`/`.att` tags and OCI referrers,
 //!   GPG lookaside stores; seam, with a fake).
+//! - [`evaluate`]: every matching policy judged over the evidence fetched for a digest
+//!   (requirements, authorities, CEL validations) and `policy explain`; pure. It stands on
+//!   `policy` and `verify`, which do not read each other's judgement.
 //! - [`verify`]: which signatures count (`layers`: keys, keyless certificates and SCTs,
-//!   offline Rekor SETs, DSSE attestations and cosign 3 bundles, GPG simple signing; `signer`:
-//!   who must have signed) and policy evaluation over the evidence (`evaluate`, `cel`); pure.
+//!   offline Rekor SETs, DSSE attestations and cosign 3 bundles, GPG simple signing, Notary;
+//!   `signer`: who must have signed); pure.
 //! - [`kms`]: public keys held in a cloud KMS or Vault, resolved at load and sync (never
 //!   on the request path) and cached for nodes that boot without the provider.
 //! - [`policy`]: policy model, glob matching, signet's CRD, importers of the other policy
@@ -44,6 +47,7 @@ pub mod daemon;
 pub mod decision;
 pub mod encoding;
 pub mod enforce;
+pub mod evaluate;
 pub mod imagestore;
 pub mod kms;
 pub mod logging;

@@ -1,10 +1,11 @@
-//! CEL validations (Kyverno ImageValidatingPolicy) in the normalised form, and what the node
-//! can evaluate of them.
+//! The CEL language as the node accepts it (Kyverno ImageValidatingPolicy): parsing, and
+//! the check that decides, expression by expression, whether the node evaluates it or it
+//! fails closed.
 //!
-//! A [`CelCheck`] is one authority of a [`super::normal::NormalPolicy`]: named attestors and
-//! attestations, and the policy's match conditions, variables and validations as CEL text.
-//! [`compile`] parses every expression and decides, expression by expression, whether the
-//! node evaluates it or fails closed. The node only knows the image of the container being
+//! The policy forms hold the expressions: [`super::normal::CelCheck`] as text,
+//! [`super::model::CompiledCel`] compiled by [`super::compile`], which calls [`condition`],
+//! [`expression`] and [`validation`] here for each part. This module names neither form, so
+//! it is the floor both stand on. The node only knows the image of the container being
 //! created and the evidence fetched for it, so an expression is evaluated only in shapes
 //! whose per-container result is never looser than Kyverno's per-pod result:
 //!
@@ -22,19 +23,15 @@
 //!   budget (CEL has no loops besides comprehensions over finite lists).
 //!
 //! Everything else compiles into a part that fails, naming the expression and the reason.
-//! Evaluation is [`crate::verify::cel`].
+//! Evaluation is [`crate::evaluate::cel`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::Arc;
 
 use cel::common::ast::{operators as op, ComprehensionExpr, EntryExpr, Expr, IdedEntryExpr};
 use cel::common::value::CelVal;
 use cel::IdedExpr;
-use serde::{Deserialize, Serialize};
-
-use super::model::AuthorityKind;
-use super::normal::NormalAuthority;
 
 /// Longest expression accepted; Kyverno's own examples stay well under 1 KiB.
 pub const MAX_EXPRESSION_BYTES: usize = 4096;
@@ -98,59 +95,6 @@ pub const NAMESPACE_PATHS: &[(&str, &str, Option<&str>)] = &[
 /// The namespace's labels, bound only where the cluster has told them.
 pub const NAMESPACE_LABELS_PATH: (&str, &str, &str) = ("namespaceObject", "metadata", "labels");
 
-/// The normalised form: what `policy check` prints and the last-known-good file stores.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CelCheck {
-    /// Named attestors, each as the check the node performs for it.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attestors: Vec<NormalAuthority>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attestations: Vec<CelAttestation>,
-    /// All must be true for the validations to apply.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub match_conditions: Vec<NamedExpression>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub variables: Vec<NamedExpression>,
-    pub validations: Vec<CelValidation>,
-    /// Kyverno `validationConfigurations.required`: some signature or attestation check
-    /// must have passed for the image.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub require_verified: bool,
-    /// `verifyDigest` without `mutateDigest`: the pod must name the image by digest.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub require_digest: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CelAttestation {
-    pub name: String,
-    /// An in-toto statement of this predicate type, in a DSSE envelope.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub intoto: Option<String>,
-    /// An OCI 1.1 referrer of this artifact type.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub referrer: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NamedExpression {
-    pub name: String,
-    pub expression: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CelValidation {
-    pub expression: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_expression: Option<String>,
-}
-
 /// Why an expression is not evaluated on the node.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CelError {
@@ -175,22 +119,6 @@ pub enum CelError {
     Unsupported { field: String, message: String },
 }
 
-/// Why a [`CelCheck`] cannot be compiled at all (its expressions fail one by one, as
-/// [`CelError`]s, without failing the whole).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum CompileError {
-    #[error("attestor {name}: {message}")]
-    Attestor { name: String, message: String },
-    #[error("attestor {0} is defined twice")]
-    DuplicateAttestor(String),
-    #[error("attestation {0}: exactly one of intoto or referrer")]
-    AttestationKind(String),
-    #[error("attestation {0} is defined twice")]
-    DuplicateAttestation(String),
-    #[error("no validations: nothing to evaluate")]
-    NoValidations,
-}
-
 /// A parsed expression, with its text for messages and the cache identity.
 #[derive(Clone)]
 pub struct Expression {
@@ -202,74 +130,6 @@ pub struct Expression {
 impl fmt::Debug for Expression {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Expression({}: {:?})", self.field, self.source)
-    }
-}
-
-/// A validation the node evaluates, or the reason it fails closed.
-#[derive(Clone, Debug)]
-pub struct Validation {
-    pub check: Result<Expression, CelError>,
-    pub message: Option<String>,
-    pub message_expression: Option<Expression>,
-}
-
-#[derive(Clone, Debug)]
-pub enum AttestationKind {
-    InToto(String),
-    Referrer(String),
-}
-
-/// What the node evaluates for one [`CelCheck`].
-#[derive(Clone, Debug)]
-pub struct CompiledCel {
-    pub attestors: BTreeMap<String, AuthorityKind>,
-    pub attestations: BTreeMap<String, AttestationKind>,
-    /// `Err`: the condition cannot be evaluated here, so the validations apply (a match
-    /// condition only narrows what is checked). One that compiled but fails when evaluated
-    /// denies, as Kyverno's default `failurePolicy: Fail` does.
-    pub match_conditions: Vec<Result<Expression, CelError>>,
-    pub variables: Vec<(String, Result<Expression, CelError>)>,
-    pub validations: Vec<Validation>,
-    pub require_verified: bool,
-    pub require_digest: bool,
-    /// Some expression reads the namespace: verdicts differ by namespace.
-    pub uses_namespace: bool,
-}
-
-impl CompiledCel {
-    /// The parts that fail closed, for `policy check` warnings.
-    pub fn fails_closed(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .validations
-            .iter()
-            .filter_map(|v| v.check.as_ref().err())
-            .map(|e| format!("fails closed: {e}"))
-            .collect();
-        out.extend(
-            self.match_conditions
-                .iter()
-                .filter_map(|m| m.as_ref().err())
-                .map(|e| format!("not evaluated, the validations always apply: {e}")),
-        );
-        out.extend(
-            self.variables
-                .iter()
-                .filter_map(|(_, v)| v.as_ref().err())
-                .map(|e| format!("not evaluated, expressions using it fail: {e}")),
-        );
-        out.extend(self.attestors.iter().filter_map(|(n, a)| match a {
-            AuthorityKind::Unsupported(why) => Some(format!("attestor {n} never verifies: {why}")),
-            _ => None,
-        }));
-        out
-    }
-
-    /// Does any expression verify image signatures, or attestations?
-    pub fn uses(&self, function: &str) -> bool {
-        let mut exprs = self.validations.iter().filter_map(|v| v.check.as_ref().ok());
-        let mut vars = self.variables.iter().filter_map(|(_, v)| v.as_ref().ok());
-        exprs.any(|e| e.program.references().has_function(function))
-            || vars.any(|e| e.program.references().has_function(function))
     }
 }
 
@@ -285,153 +145,54 @@ pub fn image_expression(field: &str, source: &str) -> Result<ImageExpression, Ce
     Ok(ImageExpression(e))
 }
 
-/// Compile a [`CelCheck`]; the attestors are compiled by the caller's authority compiler.
-pub fn compile<E: fmt::Display>(
-    c: &CelCheck,
-    compile_attestor: &mut dyn FnMut(&NormalAuthority) -> Result<AuthorityKind, E>,
-) -> Result<CompiledCel, CompileError> {
-    let mut attestors = BTreeMap::new();
-    for a in &c.attestors {
-        let kind =
-            compile_attestor(a).map_err(|e| CompileError::Attestor { name: a.name.clone(), message: e.to_string() })?;
-        if attestors.insert(a.name.clone(), kind).is_some() {
-            return Err(CompileError::DuplicateAttestor(a.name.clone()));
-        }
-    }
-    let mut attestations = BTreeMap::new();
-    for a in &c.attestations {
-        let kind = match (&a.intoto, &a.referrer) {
-            (Some(t), None) => AttestationKind::InToto(t.clone()),
-            (None, Some(t)) => AttestationKind::Referrer(t.clone()),
-            _ => return Err(CompileError::AttestationKind(a.name.clone())),
-        };
-        if attestations.insert(a.name.clone(), kind).is_some() {
-            return Err(CompileError::DuplicateAttestation(a.name.clone()));
-        }
-    }
-    let variable_names: BTreeSet<&str> = c.variables.iter().map(|v| v.name.as_str()).collect();
-    let scope = Scope {
-        roots: BTreeSet::new(),
-        attestors: attestors.keys().map(String::as_str).collect(),
-        attestations: attestations.keys().map(String::as_str).collect(),
-        variables: variable_names,
-        bound: Vec::new(),
-    };
-    let match_conditions: Vec<Result<Expression, CelError>> = c
-        .match_conditions
-        .iter()
-        .map(|m| {
-            let field = format!("matchConditions[{}]", m.name);
-            let e = parse(&field, &m.expression)?;
-            // Kyverno evaluates conditions before binding attestors, attestations, variables
-            // and images: reading them is an error there, so it may not narrow here.
-            check(&field, e.program.expression(), &Scope::default(), 0)?;
-            Ok(e)
-        })
-        .collect();
-    let variables: Vec<(String, Result<Expression, CelError>)> = c
-        .variables
-        .iter()
-        .map(|v| {
-            let field = format!("variables[{}]", v.name);
-            let compiled = parse(&field, &v.expression).and_then(|e| {
-                check(&field, e.program.expression(), &scope, 0)?;
-                Ok(e)
-            });
-            (v.name.clone(), compiled)
-        })
-        .collect();
-    let validations: Vec<Validation> = c
-        .validations
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let field = format!("validations[{i}]");
-            let compiled = parse(&field, &v.expression).and_then(|e| {
-                validation_shape(&field, e.program.expression(), &scope)?;
-                Ok(e)
-            });
-            let message_expression = v.message_expression.as_ref().and_then(|m| {
-                let field = format!("{field}.messageExpression");
-                let e = parse(&field, m).ok()?;
-                check(&field, e.program.expression(), &scope, 0).ok()?;
-                Some(e)
-            });
-            Validation { check: compiled, message: v.message.clone(), message_expression }
-        })
-        .collect();
-    if c.validations.is_empty() {
-        return Err(CompileError::NoValidations);
-    }
-    let reads_namespace = |e: &Expression| {
-        let r = e.program.references();
-        NAMESPACE_PATHS.iter().any(|(root, _, _)| r.has_variable(root))
-    };
-    let uses_namespace =
-        match_conditions.iter().filter_map(|m: &Result<Expression, CelError>| m.as_ref().ok()).any(reads_namespace)
-            || variables
-                .iter()
-                .filter_map(|(_, v): &(String, Result<Expression, CelError>)| v.as_ref().ok())
-                .any(reads_namespace)
-            || validations.iter().any(|v: &Validation| {
-                v.check.as_ref().is_ok_and(reads_namespace)
-                    || v.message_expression.as_ref().is_some_and(reads_namespace)
-            });
-    Ok(CompiledCel {
-        uses_namespace,
-        attestors,
-        attestations,
-        match_conditions,
-        variables,
-        validations,
-        require_verified: c.require_verified,
-        require_digest: c.require_digest,
-    })
+/// The names a policy defines, which its expressions may read.
+#[derive(Clone, Debug, Default)]
+pub struct Names<'a> {
+    pub attestors: BTreeSet<&'a str>,
+    pub attestations: BTreeSet<&'a str>,
+    pub variables: BTreeSet<&'a str>,
 }
 
-/// One line per part, saying whether the node evaluates it: for `explain`.
-pub fn describe(c: &CelCheck) -> Vec<String> {
-    let mut compile_attestor = |a: &NormalAuthority| -> Result<AuthorityKind, std::convert::Infallible> {
-        Ok(match &a.check {
-            super::normal::Check::Unsupported(why) => AuthorityKind::Unsupported(why.clone()),
-            _ => AuthorityKind::StaticPass,
-        })
-    };
-    let compiled = match compile(c, &mut compile_attestor) {
-        Ok(c) => c,
-        Err(e) => return vec![format!("fails closed: {e}")],
-    };
-    let mut out = Vec::new();
-    for (i, v) in compiled.validations.iter().enumerate() {
-        match &v.check {
-            Ok(e) => out.push(format!("validations[{i}] evaluated on the node: {}", e.source.trim())),
-            Err(e) => out.push(format!("fails closed: {e}")),
+impl<'a> Names<'a> {
+    fn scope(&self) -> Scope<'a> {
+        Scope {
+            attestors: self.attestors.clone(),
+            attestations: self.attestations.clone(),
+            variables: self.variables.clone(),
+            ..Default::default()
         }
     }
-    for m in &compiled.match_conditions {
-        match m {
-            Ok(e) => out.push(format!("{} evaluated on the node: {}", e.field, e.source.trim())),
-            Err(e) => out.push(format!("not evaluated, the validations always apply: {e}")),
-        }
+}
+
+/// Compile a match condition. Kyverno evaluates conditions before binding attestors,
+/// attestations, variables and images: reading them is an error there, so it may not
+/// narrow here.
+pub fn condition(field: &str, source: &str) -> Result<Expression, CelError> {
+    let e = parse(field, source)?;
+    check(field, e.program.expression(), &Scope::default(), 0)?;
+    Ok(e)
+}
+
+/// Compile a variable or a message expression: pure, over the policy's names, no `images`.
+pub fn expression(field: &str, source: &str, names: &Names<'_>) -> Result<Expression, CelError> {
+    let e = parse(field, source)?;
+    check(field, e.program.expression(), &names.scope(), 0)?;
+    Ok(e)
+}
+
+/// Compile a validation: `images` only in the shapes the module doc lists.
+pub fn validation(field: &str, source: &str, names: &Names<'_>) -> Result<Expression, CelError> {
+    let e = parse(field, source)?;
+    validation_shape(field, e.program.expression(), &names.scope())?;
+    Ok(e)
+}
+
+impl Expression {
+    /// Does it read the namespace (its name or labels)? Then verdicts differ by namespace.
+    pub fn reads_namespace(&self) -> bool {
+        let r = self.program.references();
+        NAMESPACE_PATHS.iter().any(|(root, _, _)| r.has_variable(root))
     }
-    for (_, v) in &compiled.variables {
-        match v {
-            Ok(e) => out.push(format!("{} evaluated on the node: {}", e.field, e.source.trim())),
-            Err(e) => out.push(format!("not evaluated, expressions using it fail: {e}")),
-        }
-    }
-    for a in &c.attestors {
-        if let super::normal::Check::Unsupported(why) = &a.check {
-            out.push(format!("attestor {} never verifies: {why}", a.name));
-        }
-    }
-    if c.require_verified {
-        out.push("the image must pass a signature or attestation check (validationConfigurations.required)".into());
-    }
-    if c.require_digest {
-        out.push("the pod must name the image by digest (verifyDigest without mutateDigest)".into());
-    }
-    out
 }
 
 /// The text an expression spells when it is nothing but a string literal (Kyverno's

@@ -6,11 +6,18 @@
 //! key not resolved) is not an error: its authority compiles into one that never passes and
 //! says why, so whoever can delete a Secret cannot lift the rule.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::cel::{self, CelError, Expression};
 use super::matching::{GlobError, ImageGlob};
-use super::model::{Authority, AuthorityKind, Keyless, Policy, Requirement, SignedBy, Signer, Tlog};
-use super::normal::{Check, KeyRef, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy, Pattern, StaticAction};
+use super::model::{
+    AttestationKind, Authority, AuthorityKind, CompiledCel, Keyless, Policy, Requirement, SignedBy, Signer, Tlog,
+    Validation,
+};
+use super::normal::{
+    CelCheck, Check, KeyRef, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy, Pattern, StaticAction,
+};
 use super::TrustedKey;
 use crate::kms::{KmsError, ResolvedKey, Resolver};
 use crate::verify::gpg::{GpgKey, GpgKeyError, GpgSigner, SignedIdentity};
@@ -59,7 +66,7 @@ pub enum AuthorityError {
     NestedCel,
     /// CEL validations that do not compile, in the CEL compiler's words.
     #[error(transparent)]
-    Cel(super::cel::CompileError),
+    Cel(CelCompileError),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error("KMS key {uri} ({from}): {source}")]
@@ -192,7 +199,7 @@ pub fn compile(p: &NormalPolicy, keys: &dyn KeySource) -> Result<Compiled, Vec<C
     let mut image_expressions = Vec::new();
     for (i, pat) in p.images.iter().enumerate() {
         if let Pattern::Expression(e) = pat {
-            match super::cel::image_expression(&format!("images[{i}]"), e) {
+            match cel::image_expression(&format!("images[{i}]"), e) {
                 Ok(x) => image_expressions.push(x),
                 Err(e) => errors.push(CompileError::ImageExpression(e.to_string())),
             }
@@ -279,8 +286,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
             if c.attestors.iter().any(|a| matches!(a.check, Check::Cel(_))) {
                 return Err(AuthorityError::NestedCel);
             }
-            let mut attestor = |a: &NormalAuthority| compile_authority(a, keys).map_err(|e| e.to_string());
-            let compiled = super::cel::compile(c, &mut attestor).map_err(AuthorityError::Cel)?;
+            let compiled = compile_cel(c, &mut |a| compile_authority(a, keys)).map_err(AuthorityError::Cel)?;
             return Ok(AuthorityKind::Cel(std::sync::Arc::new(compiled)));
         }
         Check::Key(k) => {
@@ -402,6 +408,99 @@ fn resolve(r: &KeyRef, keys: &dyn KeySource) -> Result<Result<String, KeyUnavail
         },
         KeyRef::Kms(k) => return Ok(Err(KeyUnavailable::KmsNotSigning { uri: k.uri.clone() })),
     }))
+}
+
+/// Why a [`CelCheck`] cannot be compiled at all (its expressions fail one by one, as
+/// [`CelError`]s, without failing the whole).
+#[derive(Debug, thiserror::Error)]
+pub enum CelCompileError {
+    #[error("attestor {name}: {source}")]
+    Attestor { name: String, source: Box<AuthorityError> },
+    #[error("attestor {0} is defined twice")]
+    DuplicateAttestor(String),
+    #[error("attestation {0}: exactly one of intoto or referrer")]
+    AttestationKind(String),
+    #[error("attestation {0} is defined twice")]
+    DuplicateAttestation(String),
+    #[error("no validations: nothing to evaluate")]
+    NoValidations,
+}
+
+/// Compile a [`CelCheck`]; the attestors are compiled by the caller's authority compiler.
+pub fn compile_cel(
+    c: &CelCheck,
+    compile_attestor: &mut dyn FnMut(&NormalAuthority) -> Result<AuthorityKind, AuthorityError>,
+) -> Result<CompiledCel, CelCompileError> {
+    let mut attestors = BTreeMap::new();
+    for a in &c.attestors {
+        let kind =
+            compile_attestor(a).map_err(|e| CelCompileError::Attestor { name: a.name.clone(), source: Box::new(e) })?;
+        if attestors.insert(a.name.clone(), kind).is_some() {
+            return Err(CelCompileError::DuplicateAttestor(a.name.clone()));
+        }
+    }
+    let mut attestations = BTreeMap::new();
+    for a in &c.attestations {
+        let kind = match (&a.intoto, &a.referrer) {
+            (Some(t), None) => AttestationKind::InToto(t.clone()),
+            (None, Some(t)) => AttestationKind::Referrer(t.clone()),
+            _ => return Err(CelCompileError::AttestationKind(a.name.clone())),
+        };
+        if attestations.insert(a.name.clone(), kind).is_some() {
+            return Err(CelCompileError::DuplicateAttestation(a.name.clone()));
+        }
+    }
+    let names = cel::Names {
+        attestors: attestors.keys().map(String::as_str).collect(),
+        attestations: attestations.keys().map(String::as_str).collect(),
+        variables: c.variables.iter().map(|v| v.name.as_str()).collect(),
+    };
+    let match_conditions: Vec<Result<Expression, CelError>> = c
+        .match_conditions
+        .iter()
+        .map(|m| cel::condition(&format!("matchConditions[{}]", m.name), &m.expression))
+        .collect();
+    let variables: Vec<(String, Result<Expression, CelError>)> = c
+        .variables
+        .iter()
+        .map(|v| (v.name.clone(), cel::expression(&format!("variables[{}]", v.name), &v.expression, &names)))
+        .collect();
+    let validations: Vec<Validation> = c
+        .validations
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let field = format!("validations[{i}]");
+            let message_expression = v
+                .message_expression
+                .as_ref()
+                .and_then(|m| cel::expression(&format!("{field}.messageExpression"), m, &names).ok());
+            Validation {
+                check: cel::validation(&field, &v.expression, &names),
+                message: v.message.clone(),
+                message_expression,
+            }
+        })
+        .collect();
+    if c.validations.is_empty() {
+        return Err(CelCompileError::NoValidations);
+    }
+    let uses_namespace = match_conditions.iter().filter_map(|m| m.as_ref().ok()).any(Expression::reads_namespace)
+        || variables.iter().filter_map(|(_, v)| v.as_ref().ok()).any(Expression::reads_namespace)
+        || validations.iter().any(|v| {
+            v.check.as_ref().is_ok_and(Expression::reads_namespace)
+                || v.message_expression.as_ref().is_some_and(Expression::reads_namespace)
+        });
+    Ok(CompiledCel {
+        uses_namespace,
+        attestors,
+        attestations,
+        match_conditions,
+        variables,
+        validations,
+        require_verified: c.require_verified,
+        require_digest: c.require_digest,
+    })
 }
 
 #[cfg(test)]

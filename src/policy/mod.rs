@@ -5,7 +5,7 @@
 //! - [`spelling`]: the names each peer may have seen for the image the node runs.
 //! - [`crd`]: signet's own `ClusterImagePolicy` CRD types (the YAML is generated from them).
 //! - [`importers`]: the other policy languages (sigstore, Tanzu, Portieris, Kyverno).
-//! - [`cel`]: CEL validations (Kyverno ImageValidatingPolicy) and what the node evaluates of them.
+//! - [`cel`]: the CEL language as the node accepts it (Kyverno ImageValidatingPolicy).
 //! - [`labels`]: namespace label selectors and the cluster's namespace labels.
 //! - [`normal`]: the normalised form every source becomes.
 //! - [`compile`]: the normal form compiled into the model, with keys from Secrets, files, KMS.
@@ -15,7 +15,6 @@
 pub mod cel;
 pub mod compile;
 pub mod crd;
-pub mod explain;
 pub mod file;
 pub mod importers;
 pub mod labels;

@@ -12,11 +12,13 @@
 //! optional [`Exclusive`] group in which only the most specific matching policy applies
 //! (Portieris).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::cel::{CelError, Expression, ImageExpression};
 use super::labels::{LabelSelector, Labels, NamespaceLabels};
 use super::matching::ImageGlob;
 pub use crate::verify::signer::{Keyless, SignedBy, Signer, Tlog, TrustedKey};
@@ -84,7 +86,7 @@ pub enum AuthorityKind {
     /// so the policy fails closed, and the reason says what is missing.
     Unsupported(String),
     /// CEL validations (Kyverno ImageValidatingPolicy) over named attestors.
-    Cel(std::sync::Arc<super::cel::CompiledCel>),
+    Cel(std::sync::Arc<CompiledCel>),
 }
 
 impl AuthorityKind {
@@ -160,7 +162,7 @@ pub struct Policy {
     pub name: String,
     pub images: Vec<ImageGlob>,
     /// CEL image selectors (Kyverno `matchImageReferences[].expression`), beside `images`.
-    pub image_expressions: Vec<super::cel::ImageExpression>,
+    pub image_expressions: Vec<ImageExpression>,
     pub exclude_images: Vec<ImageGlob>,
     pub namespaces: Namespaces,
     pub requirements: Vec<Requirement>,
@@ -383,6 +385,74 @@ impl PolicySet {
             .filter(|(_, k)| *k)
             .map(|((p, id), _)| (p, id.as_str()))
             .collect()
+    }
+}
+
+/// A validation the node evaluates, or the reason it fails closed.
+#[derive(Clone, Debug)]
+pub struct Validation {
+    pub check: Result<Expression, CelError>,
+    pub message: Option<String>,
+    pub message_expression: Option<Expression>,
+}
+
+#[derive(Clone, Debug)]
+pub enum AttestationKind {
+    InToto(String),
+    Referrer(String),
+}
+
+/// What the node evaluates for one [`super::normal::CelCheck`].
+#[derive(Clone, Debug)]
+pub struct CompiledCel {
+    pub attestors: BTreeMap<String, AuthorityKind>,
+    pub attestations: BTreeMap<String, AttestationKind>,
+    /// `Err`: the condition cannot be evaluated here, so the validations apply (a match
+    /// condition only narrows what is checked). One that compiled but fails when evaluated
+    /// denies, as Kyverno's default `failurePolicy: Fail` does.
+    pub match_conditions: Vec<Result<Expression, CelError>>,
+    pub variables: Vec<(String, Result<Expression, CelError>)>,
+    pub validations: Vec<Validation>,
+    pub require_verified: bool,
+    pub require_digest: bool,
+    /// Some expression reads the namespace: verdicts differ by namespace.
+    pub uses_namespace: bool,
+}
+
+impl CompiledCel {
+    /// The parts that fail closed, for `policy check` warnings.
+    pub fn fails_closed(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .validations
+            .iter()
+            .filter_map(|v| v.check.as_ref().err())
+            .map(|e| format!("fails closed: {e}"))
+            .collect();
+        out.extend(
+            self.match_conditions
+                .iter()
+                .filter_map(|m| m.as_ref().err())
+                .map(|e| format!("not evaluated, the validations always apply: {e}")),
+        );
+        out.extend(
+            self.variables
+                .iter()
+                .filter_map(|(_, v)| v.as_ref().err())
+                .map(|e| format!("not evaluated, expressions using it fail: {e}")),
+        );
+        out.extend(self.attestors.iter().filter_map(|(n, a)| match a {
+            AuthorityKind::Unsupported(why) => Some(format!("attestor {n} never verifies: {why}")),
+            _ => None,
+        }));
+        out
+    }
+
+    /// Does any expression verify image signatures, or attestations?
+    pub fn uses(&self, function: &str) -> bool {
+        let mut exprs = self.validations.iter().filter_map(|v| v.check.as_ref().ok());
+        let mut vars = self.variables.iter().filter_map(|(_, v)| v.as_ref().ok());
+        exprs.any(|e| e.program.references().has_function(function))
+            || vars.any(|e| e.program.references().has_function(function))
     }
 }
 

@@ -250,7 +250,7 @@ pub enum Check {
     /// The node cannot check this; it is never satisfied and the text says why.
     Unsupported(String),
     /// CEL validations over named attestors (Kyverno ImageValidatingPolicy).
-    Cel(Box<super::cel::CelCheck>),
+    Cel(Box<CelCheck>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -375,6 +375,60 @@ impl KmsKey {
         KmsUri::parse(uri).map_err(|source| NormalError::KmsUri { field: field.to_string(), source })?;
         Ok(Self { uri: uri.to_string(), resolved: None })
     }
+}
+
+/// CEL validations (Kyverno ImageValidatingPolicy) in the normalised form: named attestors
+/// and attestations, and the policy's match conditions, variables and validations as text.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CelCheck {
+    /// Named attestors, each as the check the node performs for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestors: Vec<NormalAuthority>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<CelAttestation>,
+    /// All must be true for the validations to apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_conditions: Vec<NamedExpression>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<NamedExpression>,
+    pub validations: Vec<CelValidation>,
+    /// Kyverno `validationConfigurations.required`: some signature or attestation check
+    /// must have passed for the image.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_verified: bool,
+    /// `verifyDigest` without `mutateDigest`: the pod must name the image by digest.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_digest: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CelAttestation {
+    pub name: String,
+    /// An in-toto statement of this predicate type, in a DSSE envelope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intoto: Option<String>,
+    /// An OCI 1.1 referrer of this artifact type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedExpression {
+    pub name: String,
+    pub expression: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CelValidation {
+    pub expression: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_expression: Option<String>,
 }
 
 #[cfg(test)]

@@ -389,13 +389,13 @@ mod tests {
     /// Against material made by real cosign (testdata/cosign, see its README).
     mod vectors {
         use super::*;
+        use crate::evaluate::{evaluate, needs, Evidence, Needs};
         use crate::policy::{AuthorityKind, Mode, Policy};
         use crate::testutil::vector;
         use crate::verify::keyless::{Identity, Matcher};
         use crate::verify::signer::TrustedKey;
         use crate::verify::trust::CaPool;
         use crate::verify::trust::TrustRoot;
-        use crate::verify::{evaluate, needs, Evidence, Needs};
 
         const DIGEST: &str = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
         const ISSUER: &str = "https://issuer.example";

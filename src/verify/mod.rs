@@ -1,4 +1,4 @@
-//! Signature verification and policy evaluation for one image digest.
+//! Signature verification for one image digest: which fetched signatures count.
 //!
 //! Pure functions over data already fetched: the registry seam brings untrusted layers,
 //! this module decides which of them count. A signature layer counts for an authority only
@@ -10,7 +10,6 @@
 //! signature for some other digest (a re-pointed tag, a copied `.sig`) must never pass.
 //!
 //! - [`layers`]: which signature layers count for one signer (cosign, DSSE, GPG).
-//! - [`evaluate`]: policies, requirements and authorities over the fetched [`Evidence`].
 //! - [`signer`]: who must have signed — a key, a keyless identity, OpenPGP keys — and the
 //!   log requirement.
 //! - [`trust`]: the node's trust root (trusted_root.json) and policy CA/log material.
@@ -18,14 +17,11 @@
 //! - [`sct`]: certificate-transparency proofs embedded in keyless certificates.
 //! - [`tlog`]: Rekor entries (SETs) checked offline.
 //! - [`dsse`]: attestations (DSSE envelopes, in-toto statements).
-//! - [`cel`]: CEL validations (Kyverno ImageValidatingPolicy) over that evidence.
 //! - [`gpg`]: Red Hat simple signing (OpenPGP) from lookaside stores.
 //! - [`notary`]: Notary Project (notation) JWS signatures from OCI referrers.
 //! - [`pubkey`]: public keys with the scheme they verify under (digest, RSA padding).
 
-pub mod cel;
 pub mod dsse;
-pub mod evaluate;
 pub mod gpg;
 pub mod keyless;
 pub mod layers;
@@ -36,10 +32,8 @@ pub mod signer;
 pub mod tlog;
 pub mod trust;
 
-pub use evaluate::{evaluate, needs, AuthorityFailure, Evaluation, Evidence, Needs, PolicyFailure};
 pub use layers::{verify_attestations, verify_notary, verify_signatures, verify_simple_signing, LayerFailure};
 
-use evaluate::check_authority;
 use trust::TrustRoot;
 
 /// What verification trusts besides the policies, and the clock.

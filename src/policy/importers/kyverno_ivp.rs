@@ -5,7 +5,7 @@
 //! become the checks signet already performs (cosign keys, keyless identities; Kyverno's
 //! cosign defaults kept: a Rekor entry unless `ctlog.insecureIgnoreTlog`, an SCT for
 //! keyless unless `ctlog.insecureIgnoreSCT`), its validations are evaluated on the node by
-//! [`crate::verify::cel`] where [`crate::policy::cel`] can prove the per-container result
+//! [`crate::evaluate::cel`] where [`crate::policy::cel`] can prove the per-container result
 //! is not looser than Kyverno's. `matchImageReferences` globs are wildcards (`*` crosses
 //! `/`, as gobwas/glob without separators), expressions are evaluated on the image.
 //! `validationActions` without `Deny` is warn mode.
@@ -23,9 +23,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{parse_spec, split_pem_keys, Imported, Meta};
-use crate::policy::cel::{CelAttestation, CelCheck, CelValidation, NamedExpression};
 use crate::policy::labels::{self, Operator, NAME_LABEL};
 use crate::policy::model::{Mode, Namespaces};
+use crate::policy::normal::{CelAttestation, CelCheck, CelValidation, NamedExpression};
 use crate::policy::normal::{
     Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement,
     NotaryCheck, Pattern, SecretName,
@@ -730,6 +730,7 @@ mod tests {
     use base64::Engine;
     use serde_json::json;
 
+    use crate::evaluate::{evaluate, Evaluation, Evidence};
     use crate::policy::compile::{compile, FilesOnly};
     use crate::policy::file::parse_documents;
     use crate::policy::normal::{Check, KeyRef, NotaryCheck};
@@ -738,7 +739,7 @@ mod tests {
     use crate::testutil::TestSigner;
     use crate::verify::dsse::IN_TOTO_PAYLOAD_TYPE;
     use crate::verify::trust::TrustRoot;
-    use crate::verify::{evaluate, Context, Evaluation, Evidence};
+    use crate::verify::Context;
 
     const D: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
@@ -944,7 +945,7 @@ mod tests {
     fn notary_fetches_only_what_the_attestors_need() {
         let (s, _) = set(&notary_policy(&inline_certs("trusted.crt"), ""));
         let matched = s.matching("reg.io/app:1", "reg.io/app", None);
-        let needs = crate::verify::needs(&matched);
+        let needs = crate::evaluate::needs(&matched);
         assert!(needs.notary && !needs.signatures && !needs.attestations, "{needs:?}");
     }
 
@@ -1265,7 +1266,7 @@ mod tests {
         let loaded = crate::policy::local::load_dir(d.path()).unwrap();
         assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
         assert!(loaded.warnings[0].contains("validations[1]: request is not known on the node"));
-        let x = crate::policy::explain::explain(&loaded, NoMatchAction::Deny, "reg.io/app:1", None).unwrap();
+        let x = crate::evaluate::explain::explain(&loaded, NoMatchAction::Deny, "reg.io/app:1", None).unwrap();
         assert_eq!(x.action, "verify");
         let text = x.to_string();
         assert!(text.contains("validations[0] evaluated on the node: images.containers.map("), "{text}");

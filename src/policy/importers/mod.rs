@@ -264,12 +264,12 @@ mod semantics {
     use std::path::Path;
     use std::sync::Arc;
 
+    use crate::evaluate::{evaluate, Evaluation};
     use crate::policy::compile::{compile, FilesOnly};
     use crate::policy::file::parse_documents;
     use crate::policy::{NoMatchAction, PolicySet};
     use crate::registry::Signatures;
     use crate::testutil::TestSigner;
-    use crate::verify::{evaluate, Evaluation};
 
     const D: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
@@ -294,7 +294,7 @@ mod semantics {
         let sigs = Ok(Signatures { location: "test".into(), layers });
         let trust = crate::verify::trust::TrustRoot::empty();
         let cx = crate::verify::Context { trust: &trust, now: crate::verify::Context::now_secs() };
-        let evidence = crate::verify::Evidence { signatures: Some(sigs), ..Default::default() };
+        let evidence = crate::evaluate::Evidence { signatures: Some(sigs), ..Default::default() };
         evaluate(&set.matching(image, repo, None), &evidence, D, cx)
     }
 
@@ -414,7 +414,7 @@ mod semantics {
         let trust = crate::verify::trust::TrustRoot::empty();
         let cx = crate::verify::Context { trust: &trust, now: crate::verify::Context::now_secs() };
         let matched = set.matching(image, repo, ns);
-        !matched.is_empty() && evaluate(&matched, &crate::verify::Evidence::default(), D, cx).allowed
+        !matched.is_empty() && evaluate(&matched, &crate::evaluate::Evidence::default(), D, cx).allowed
     }
 
     #[test]

@@ -3,12 +3,23 @@
 //!
 //! Vacuous truth never admits: no policy, no requirement, or a requirement that needs no
 //! authority fails. Warn-mode failures are reported but do not deny.
+//!
+//! This floor stands on both [`crate::policy`] (what must hold) and [`crate::verify`] (which
+//! signatures count), so neither of those reads the other's judgement.
+//!
+//! - [`cel`]: CEL validations (Kyverno ImageValidatingPolicy) over the evidence.
+//! - [`explain`]: which policies match an image and what each asks, for `signet policy explain`.
 
-use super::layers::{verify_attestations, verify_notary, verify_signatures, verify_simple_signing, LayerFailure};
-use super::signer::Signer;
-use super::{cel, Context};
+pub mod cel;
+pub mod explain;
+
 use crate::policy::{AuthorityKind, Mode, Policy};
 use crate::registry::{RegistryError, Signatures};
+use crate::verify::layers::{
+    verify_attestations, verify_notary, verify_signatures, verify_simple_signing, LayerFailure,
+};
+use crate::verify::signer::Signer;
+use crate::verify::Context;
 
 /// Everything fetched for one digest. `None`: not needed by the matching policies.
 #[derive(Debug, Default)]
@@ -130,7 +141,7 @@ pub enum AuthorityFailure {
     Layer(#[from] LayerFailure),
     /// A CEL validation that failed or could not be evaluated, in its own words.
     #[error(transparent)]
-    Cel(super::cel::CelFailure),
+    Cel(cel::CelFailure),
 }
 
 /// Why a policy does not pass.
@@ -202,7 +213,7 @@ fn fetched(found: &Option<Result<Signatures, RegistryError>>) -> Result<&Signatu
     }
 }
 
-pub(super) fn check_authority(
+pub(crate) fn check_authority(
     kind: &AuthorityKind,
     evidence: &Evidence,
     digest: &str,
@@ -339,11 +350,11 @@ mod tests {
                 .unwrap()
         };
         let digest = file("digests").lines().find_map(|l| l.strip_prefix("image ")).unwrap().to_string();
-        let trust = super::super::notary::NotaryTrust::from_pem(&file("trusted.crt")).unwrap();
+        let trust = crate::verify::notary::NotaryTrust::from_pem(&file("trusted.crt")).unwrap();
         let by = |attestations: Vec<String>| {
-            AuthorityKind::Signed(Box::new(super::super::signer::SignedBy {
+            AuthorityKind::Signed(Box::new(crate::verify::signer::SignedBy {
                 signer: Signer::Notary(trust.clone()),
-                tlog: super::super::signer::Tlog::Ignore,
+                tlog: crate::verify::signer::Tlog::Ignore,
                 attestations,
             }))
         };
@@ -365,8 +376,8 @@ mod tests {
         .unwrap();
         let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
         let signed = header["io.cncf.notary.signingTime"].as_str().unwrap();
-        let trust_root = super::super::trust::TrustRoot::empty();
-        let now = super::super::notary::rfc3339(signed).unwrap() + 60;
+        let trust_root = crate::verify::trust::TrustRoot::empty();
+        let now = crate::verify::notary::rfc3339(signed).unwrap() + 60;
         let cx = Context { trust: &trust_root, now };
         assert!(evaluate(&[&p], &ev, &digest, cx).allowed);
         let in_the_sig_tag =

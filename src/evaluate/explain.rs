@@ -4,11 +4,11 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::local::Loaded;
-use super::normal::{Check, KeyRef, NormalRequirement};
-use super::{Mode, NoMatchAction, PolicySet};
+use crate::policy::compile::compile_cel;
+use crate::policy::local::Loaded;
+use crate::policy::normal::{CelCheck, Check, KeyRef, NormalAuthority, NormalRequirement};
+use crate::policy::{AuthorityKind, Mode, NoMatchAction, PolicySet};
 use crate::reference::ReferenceError;
-use crate::verify;
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -51,13 +51,13 @@ pub fn explain(
     let matched = set.matching(&full, &repository, namespace);
     let action = if matched.is_empty() {
         set.no_match.to_string()
-    } else if verify::needs(&matched) != verify::Needs::default() {
+    } else if super::needs(&matched) != super::Needs::default() {
         "verify".to_string()
     } else {
         // A dummy digest and no trust: without signed authorities neither plays a part.
-        let trust = verify::trust::TrustRoot::empty();
-        let cx = verify::Context { trust: &trust, now: verify::Context::now_secs() };
-        let e = verify::evaluate(&matched, &verify::Evidence::default(), "sha256:0", cx);
+        let trust = crate::verify::trust::TrustRoot::empty();
+        let cx = crate::verify::Context { trust: &trust, now: crate::verify::Context::now_secs() };
+        let e = super::evaluate(&matched, &super::Evidence::default(), "sha256:0", cx);
         match (e.allowed, e.warned) {
             (false, _) => "deny",
             (true, true) => "warn",
@@ -178,7 +178,7 @@ impl fmt::Display for Explanation {
                         Check::Unsupported(why) => format!("fails closed: {why}"),
                         Check::Cel(c) => {
                             let parts: Vec<String> =
-                                crate::policy::cel::describe(c).into_iter().map(|l| format!("\n        {l}")).collect();
+                                describe(c).into_iter().map(|l| format!("\n        {l}")).collect();
                             format!("CEL validations over attestors {:?}:{}", attestor_names(c), parts.concat())
                         }
                     };
@@ -190,7 +190,53 @@ impl fmt::Display for Explanation {
     }
 }
 
-fn attestor_names(c: &crate::policy::cel::CelCheck) -> Vec<&str> {
+/// One line per part, saying whether the node evaluates it: for `explain`.
+fn describe(c: &CelCheck) -> Vec<String> {
+    // Attestors are only told apart by whether they can ever verify: no keys are read here.
+    let mut compile_attestor = |a: &NormalAuthority| {
+        Ok(match &a.check {
+            Check::Unsupported(why) => AuthorityKind::Unsupported(why.clone()),
+            _ => AuthorityKind::StaticPass,
+        })
+    };
+    let compiled = match compile_cel(c, &mut compile_attestor) {
+        Ok(c) => c,
+        Err(e) => return vec![format!("fails closed: {e}")],
+    };
+    let mut out = Vec::new();
+    for (i, v) in compiled.validations.iter().enumerate() {
+        match &v.check {
+            Ok(e) => out.push(format!("validations[{i}] evaluated on the node: {}", e.source.trim())),
+            Err(e) => out.push(format!("fails closed: {e}")),
+        }
+    }
+    for m in &compiled.match_conditions {
+        match m {
+            Ok(e) => out.push(format!("{} evaluated on the node: {}", e.field, e.source.trim())),
+            Err(e) => out.push(format!("not evaluated, the validations always apply: {e}")),
+        }
+    }
+    for (_, v) in &compiled.variables {
+        match v {
+            Ok(e) => out.push(format!("{} evaluated on the node: {}", e.field, e.source.trim())),
+            Err(e) => out.push(format!("not evaluated, expressions using it fail: {e}")),
+        }
+    }
+    for a in &c.attestors {
+        if let Check::Unsupported(why) = &a.check {
+            out.push(format!("attestor {} never verifies: {why}", a.name));
+        }
+    }
+    if c.require_verified {
+        out.push("the image must pass a signature or attestation check (validationConfigurations.required)".into());
+    }
+    if c.require_digest {
+        out.push("the pod must name the image by digest (verifyDigest without mutateDigest)".into());
+    }
+    out
+}
+
+fn attestor_names(c: &CelCheck) -> Vec<&str> {
     c.attestors.iter().map(|a| a.name.as_str()).collect()
 }
 

@@ -18,13 +18,15 @@ use std::sync::{Arc, Mutex};
 use cel::objects::{Key, Map};
 use cel::{ExecutionError, FunctionContext, Value};
 
-use super::{check_authority, verify_attestations, Context, Evidence};
+use super::{check_authority, Evidence};
 use crate::policy::cel::{
-    AttestationKind, CompiledCel, ImageExpression, EXTRACT_PAYLOAD, NAMESPACE_LABELS_PATH, NAMESPACE_PATHS,
-    VERIFY_ATTESTATION_SIGNATURES, VERIFY_IMAGE_SIGNATURES,
+    CelError, ImageExpression, EXTRACT_PAYLOAD, NAMESPACE_LABELS_PATH, NAMESPACE_PATHS, VERIFY_ATTESTATION_SIGNATURES,
+    VERIFY_IMAGE_SIGNATURES,
 };
+use crate::policy::model::{AttestationKind, CompiledCel};
 use crate::policy::{AuthorityKind, SignedBy};
 use crate::registry::Signatures;
+use crate::verify::{dsse, verify_attestations, Context};
 
 /// Why a CEL authority did not pass for the image.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +39,7 @@ pub enum CelFailure {
     #[error("{field}: {message}")]
     Failed { field: String, message: String },
     #[error("cannot be evaluated on the node: {0}")]
-    NotEvaluated(#[from] crate::policy::cel::CelError),
+    NotEvaluated(#[from] CelError),
     #[error(
         "image {reference} is not verified: no signature or attestation check passed \
          (validationConfigurations.required)"
@@ -226,7 +228,7 @@ fn statement(
         let one = Signatures { location: sigs.location.clone(), layers: vec![layer.clone()] };
         match verify_attestations(&one, digest, &by, cx) {
             Ok(()) => {
-                let opened = super::dsse::open(&layer.payload).map_err(|e| StatementError::Envelope(e.to_string()))?;
+                let opened = dsse::open(&layer.payload).map_err(|e| StatementError::Envelope(e.to_string()))?;
                 return serde_json::from_slice(&opened.body).map_err(StatementError::Statement);
             }
             Err(e) => last = StatementError::Refused(e.to_string()),
