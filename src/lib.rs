@@ -29,7 +29,8 @@
 //! - [`cache`]: bounded TTL cache with singleflight and background completion.
 //! - [`decision`]: the shared vocabulary — an image claim and the decision for it.
 //! - [`encoding`]: base64 as Sigstore material spells it, for registry and verify alike.
-//! - [`causes`]: an error with its causes as one line, for the HTTP clients.
+//! - [`body`]: HTTP answers read capped and streamed, drawing on a memory budget, and
+//!   [`causes`]: an error with its causes as one line; both for the registry and KMS clients.
 //! - [`metrics`]: the process-wide Prometheus registry; [`admin`] serves it with `/healthz`
 //!   and `/readyz` on loopback.
 //! - [`config`], [`cli`], [`logging`], [`daemon`]: settings (one list of file keys),
@@ -39,6 +40,7 @@
 //! becomes a reason (`enforce`) and a reason becomes a wire reply (`plugin`).
 
 pub mod admin;
+pub mod body;
 pub mod cache;
 pub mod causes;
 pub mod cli;

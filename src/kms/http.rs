@@ -5,9 +5,13 @@
 
 use std::time::Duration;
 
+use crate::body::{self, BodyError, Budget};
+
 /// Each KMS call is bounded; resolution runs at policy load, but a hung metadata server
 /// must not hold a sync forever.
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest answer read.
+const MAX_ANSWER: usize = 1 << 20;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Request {
@@ -56,8 +60,8 @@ pub enum HttpError {
     /// Refused, reset, timed out, TLS: `host` is scheme and host only (URLs carry queries).
     #[error("{host}: {message}")]
     Transport { host: String, message: String },
-    #[error("{host}: answer larger than 1 MiB")]
-    TooLarge { host: String },
+    #[error(transparent)]
+    Body(#[from] BodyError),
     #[error("request method {0:?} is not valid")]
     Method(String),
     #[error("{var} {path}: {message}")]
@@ -119,23 +123,12 @@ impl Http for ReqwestHttp {
             host: host_of(&request.url),
             message: crate::causes::error_chain(e),
         };
-        let mut resp = r.send().await.map_err(|e| transport(&e))?;
+        let resp = r.send().await.map_err(|e| transport(&e))?;
         let status = resp.status().as_u16();
         // Key documents are a few kilobytes; bound what a confused or hostile endpoint can
         // make us hold, chunk by chunk, before it is all read.
-        const MAX: usize = 1 << 20;
-        let too_large = || HttpError::TooLarge { host: host_of(&request.url) };
-        if resp.content_length().is_some_and(|n| n > MAX as u64) {
-            return Err(too_large());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| transport(&e))? {
-            if body.len() + chunk.len() > MAX {
-                return Err(too_large());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Response { status, body })
+        let body = body::read(resp, MAX_ANSWER, &Budget::new(MAX_ANSWER), &host_of(&request.url), "KMS answer").await?;
+        Ok(Response { status, body: body.to_vec() })
     }
 }
 
@@ -199,5 +192,44 @@ pub(crate) mod fake {
                 }),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    /// A key endpoint that answers with an endless chunked body.
+    async fn endless_endpoint() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let mut reader = tokio::io::BufReader::new(&mut conn);
+            let mut line = String::new();
+            while tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line).await.unwrap_or(0) > 2 {
+                line.clear();
+            }
+            let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\n";
+            if conn.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let chunk = format!("{:x}\r\n{}\r\n", 64 << 10, "k".repeat(64 << 10));
+            while conn.write_all(chunk.as_bytes()).await.is_ok() {}
+        });
+        format!("http://{addr}/v1/keys/k")
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_cut_off_at_the_cap() {
+        let http = ReqwestHttp::from_env().unwrap();
+        let url = endless_endpoint().await;
+        let err = http.send(Request::get(&url)).await.unwrap_err();
+        assert!(
+            matches!(&err, HttpError::Body(BodyError::TooLarge { limit, host, .. }) if *limit == MAX_ANSWER && url.starts_with(host.as_str())),
+            "{err}"
+        );
     }
 }

@@ -34,10 +34,10 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{StatusCode, Url};
 
 use super::auth::{Credentials, RegistryAuth};
-use super::body::{self, BodyError, Budget};
 use super::challenge::{self, Challenge};
 use super::redirect::RedirectError;
 use super::{dns, hosts, redirect};
+use crate::body::{self, BodyError, Budget};
 
 /// A token with no `expires_in` lives 60 s (distribution's token spec).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);

@@ -11,7 +11,6 @@
 //! - [`auth`]: credentials from docker config files, never logged.
 
 pub mod auth;
-pub mod body;
 pub mod challenge;
 pub mod client;
 pub mod dns;
@@ -32,8 +31,8 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
+use crate::body::{self, Budget};
 use crate::reference::Reference;
-use body::Budget;
 use client::{FetchError, Repository};
 pub use manifest::Descriptor;
 use manifest::{Index, Manifest};

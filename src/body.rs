@@ -1,4 +1,5 @@
-//! Reading a registry's answer without letting it choose how much memory that takes.
+//! Reading an HTTP answer without letting the other side choose how much memory that takes:
+//! the registry client's manifests, blobs and tokens, and the KMS providers' key documents.
 //!
 //! A body is refused when its `Content-Length` is over its cap and cut off as soon as the
 //! bytes read pass it, chunk by chunk, so an endless or lying body costs at most the cap plus
