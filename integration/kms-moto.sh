@@ -6,7 +6,7 @@
 #   bash integration/kms-moto.sh        venv, moto, an ECC_NIST_P256 key, cosign, then
 #                                       cargo test --test kms_moto against it
 #
-# Sourced (by integration/e2e-kms.sh), it only defines kms_moto_up / kms_moto_down.
+# Sourced (by integration/e2e/kms.sh), it only defines kms_moto_up / kms_moto_down.
 # Needs python3 with venv, openssl, curl; cosign (2.x, /usr/bin/cosign) when present.
 
 KMS_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -1,6 +1,5 @@
 # e2e section "ivp": Kyverno ImageValidatingPolicy (policies.kyverno.io) enforced on the node.
-# Sourced by integration/e2e.sh (add "ivp" to SECTIONS_ALL and `. "$(dirname "$0")/e2e-ivp.sh"`);
-# uses its helpers (up, expect_runs, expect_rejected, stop_signet) and the world's images:
+# Sourced by integration/e2e.sh; uses e2e/checks.sh's helpers (up, expect_runs, expect_rejected, stop_signet) and the world's images:
 # $IMG_SIGNED (cosign, key 1), $IMG_SKOPEO_SIGNED (key 2), $IMG_UNSIGNED, all under
 # $REGISTRY/probe/ and signed without a Rekor entry. CRI pods run in namespace "probe".
 

@@ -4,9 +4,9 @@
 # `key.kms`; then again with the provider gone (the resolved-key cache), and from the
 # config's kms_keys alone.
 #
-# Sourced by integration/e2e.sh after lib.sh; to wire it in, source this file there and add
-# `kms` to SECTIONS_ALL. Uses e2e.sh's helpers (up, expect_runs, expect_rejected, ok, bad,
-# new_image, wait_for, log_has) and lib.sh's (stop_signet, COSIGN_REG_FLAGS).
+# Sourced by integration/e2e.sh; uses e2e/checks.sh's helpers (up, expect_runs,
+# expect_rejected, ok, bad, wait_for, log_has) and lib.sh's (new_image, stop_signet,
+# COSIGN_REG_FLAGS).
 #
 # Why the signature is made with KMS Sign (MessageType RAW) and attached with cosign rather
 # than by `cosign sign --key awskms://…`: cosign asks KMS to sign the payload's SHA-256
@@ -15,7 +15,7 @@
 # (tests/kms_moto.rs pins this). Against AWS itself `cosign sign --key awskms://…` is the path.
 
 # shellcheck source=integration/kms-moto.sh
-. "$(dirname "${BASH_SOURCE[0]}")/kms-moto.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../kms-moto.sh"
 
 # kms_sign REF@DIGEST: cosign's payload for the image, signed by the KMS key, attached by cosign.
 kms_sign() {
