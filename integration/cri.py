@@ -3,7 +3,7 @@
 Debian packages no crictl; this needs only grpcio and stubs that integration/world.sh
 generates from the k8s-cri crate's proto into $CRI_STATE/cri.
 
-    cri.py run IMAGE [--keep] [--wait S] [--by-id] [--seccomp-default] [--name N] [--image-volume REF]...
+    cri.py run IMAGE [--keep] [--wait S] [--by-id [--claim REF]] [--seccomp-default] [--name N] [--image-volume REF]...
         PullImage, RunPodSandbox (host network, no CNI), CreateContainer, StartContainer; waits
         for CONTAINER_RUNNING and the first log line, prints the log and per-call timings
         ("timings: pull=..ms runp=..ms create=..ms start=..ms"), then removes the pod
@@ -69,7 +69,8 @@ def run(args):
     pod = timed("runp", rt.RunPodSandbox, api.RunPodSandboxRequest(config=pod_cfg)).pod_sandbox_id
     print(f"pod {pod}")
     # kubelet passes the image ID from PullImage and the user's reference beside it.
-    spec = (api.ImageSpec(image=pulled.image_ref, user_specified_image=args.image) if args.by_id
+    # --claim REF: a direct CRI caller naming other content than the ID it runs.
+    spec = (api.ImageSpec(image=pulled.image_ref, user_specified_image=args.claim or args.image) if args.by_id
             else api.ImageSpec(image=args.image))
     security = api.LinuxContainerSecurityContext(
         namespace_options=api.NamespaceOption(network=api.NODE, pid=api.CONTAINER, ipc=api.POD))
@@ -144,6 +145,7 @@ def main():
     p.add_argument("--keep", action="store_true")
     p.add_argument("--wait", type=float, default=10)
     p.add_argument("--by-id", action="store_true")
+    p.add_argument("--claim", default=None, help="with --by-id: the user_specified_image to send")
     p.add_argument("--seccomp-default", action="store_true")
     p.add_argument("--image-volume", action="append", default=[])
     sub.add_parser("pull").add_argument("image")

@@ -16,6 +16,9 @@ pub struct ImageClaim {
     /// For a Kubernetes image volume: where it is mounted in the container. Its image is
     /// known only by the digest containerd mounted (`digest`), never by a name.
     pub volume: Option<String>,
+    /// The container being created, whose root filesystem must be this image's content
+    /// (`None` where there is no container: `signet verify`, a volume).
+    pub container: Option<String>,
 }
 
 impl ImageClaim {

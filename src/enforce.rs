@@ -19,6 +19,7 @@ use crate::evaluate;
 use crate::imagestore::{ImageStore, StoreError};
 use crate::policy::{Mode, NoMatchAction, PolicySet};
 use crate::registry::{Artifact, SignatureSource};
+use crate::rootfs::{Chains, RootfsError};
 use crate::verify::{self, trust::TrustRoot};
 
 /// Why an image could not be tied to the digest that will run: every such failure denies,
@@ -41,6 +42,8 @@ pub enum IdentifyError {
     Store { name: String, source: StoreError },
     #[error("resolving {name} through containerd's image store took longer than {ms} ms")]
     Timeout { name: String, ms: u128 },
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
 }
 
 /// Verdict of the expensive part (signatures), cached per everything the check reads.
@@ -108,6 +111,8 @@ pub struct Enforcer {
     /// Node-wide warn mode; switchable by a config reload.
     warn_mode: AtomicBool,
     trust: Arc<TrustRoot>,
+    /// Layer chains of the images checked, to tie each to the container's rootfs.
+    chains: Chains,
 }
 
 impl Enforcer {
@@ -128,7 +133,15 @@ impl Enforcer {
             })
         });
         let warn_mode = AtomicBool::new(config.mode == Mode::Warn);
-        Self { store, source, policy, cache: Cache::new(config.cache_capacity, ttl), warn_mode, trust: config.trust }
+        Self {
+            store,
+            source,
+            policy,
+            cache: Cache::new(config.cache_capacity, ttl),
+            warn_mode,
+            trust: config.trust,
+            chains: Chains::default(),
+        }
     }
 
     /// Switch the node-wide mode (config reload). Cached verdicts stay valid: the mode is
@@ -235,7 +248,7 @@ impl Enforcer {
         claim: &ImageClaim,
         budget: Duration,
     ) -> Result<(Vec<Reference>, String), IdentifyError> {
-        tokio::time::timeout(budget, self.identify(claim))
+        tokio::time::timeout(budget, self.identify_running(claim))
             .await
             .unwrap_or_else(|_| Err(IdentifyError::Timeout { name: claim.name.clone(), ms: budget.as_millis() }))
     }
@@ -276,6 +289,16 @@ impl Enforcer {
             NoMatchAction::Warn => d.outcome = Outcome::Warned,
         }
         d
+    }
+
+    /// [`Self::identify`], and then the container's root filesystem must be that digest's
+    /// content: the name is the request's claim, the snapshot is what runs.
+    async fn identify_running(&self, claim: &ImageClaim) -> Result<(Vec<Reference>, String), IdentifyError> {
+        let (references, digest) = self.identify(claim).await?;
+        if let Some(container) = claim.container.as_deref().filter(|c| !c.is_empty() && claim.volume.is_none()) {
+            self.chains.check(self.store.as_ref(), container, &claim.name, &digest).await?;
+        }
+        Ok((references, digest))
     }
 
     /// The digest that will run and the normalised names to decide it under (one, unless
@@ -621,6 +644,33 @@ mod tests {
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
         assert!(!d.allowed());
         assert!(d.reason.contains("not in containerd's image store"), "{}", d.reason);
+    }
+
+    /// A CRI caller may send any name beside the image ID it runs (containerd >= 2.0 puts
+    /// `user_specified_image` in the annotation). Before, the name alone decided: unsigned
+    /// content started under a signed image's name. Now the container's rootfs snapshot
+    /// must be made from the checked digest's layers.
+    #[tokio::test]
+    async fn a_container_whose_rootfs_is_other_content_than_its_name_is_denied() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.source.set(D1, Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]));
+        w.store.unpack_for("honest", D1);
+        w.store.unpack_for("lying", D2);
+        let as_container = |id: &str| ImageClaim { container: Some(id.into()), ..claim("reg.io/probe/app:v1") };
+        let d = w.enforcer.decide(&as_container("honest"), SECOND).await;
+        assert!(d.allowed(), "{d}");
+        let d = w.enforcer.decide(&as_container("lying"), SECOND).await;
+        assert!(!d.allowed(), "{d}");
+        assert!(
+            d.reason.contains("container lying's root filesystem is not the content of reg.io/probe/app:v1"),
+            "{d}"
+        );
+        // Cached allows for the name do not stand in for the check either.
+        let d = w.enforcer.decide(&as_container("lying"), SECOND).await;
+        assert!(!d.allowed() && !d.cached, "{d}");
+        let d = w.enforcer.decide(&as_container("no-snapshot"), SECOND).await;
+        assert!(!d.allowed() && d.reason.contains("no root filesystem snapshot"), "{d}");
     }
 
     #[tokio::test]

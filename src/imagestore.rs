@@ -3,14 +3,19 @@
 //! The CRI annotation gives a name, usually a tag. Asking the registry what the tag points
 //! to *now* is a time-of-check/time-of-use hole: the tag may have moved since the node
 //! pulled it. containerd's own image store records what was pulled, so that is the only
-//! place signet asks.
+//! place signet asks. The content and snapshot reads here are what [`crate::rootfs`] needs to
+//! tie that digest to the container's root filesystem.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use containerd_client::services::v1::content_client::ContentClient;
 use containerd_client::services::v1::images_client::ImagesClient;
-use containerd_client::services::v1::{GetImageRequest, ListImagesRequest};
+use containerd_client::services::v1::introspection_client::IntrospectionClient;
+use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient;
+use containerd_client::services::v1::snapshots::StatSnapshotRequest;
+use containerd_client::services::v1::{GetImageRequest, ListImagesRequest, PluginsRequest, ReadContentRequest};
 use containerd_client::tonic::metadata::AsciiMetadataValue;
 use containerd_client::tonic::{transport::Channel, Code, Request};
 
@@ -24,6 +29,18 @@ pub enum StoreError {
     BadTarget { name: String, digest: String },
     #[error("containerd namespace {namespace:?} cannot be sent to containerd: {message}")]
     BadNamespace { namespace: String, message: String },
+    #[error("content {digest} is not in containerd's content store")]
+    NoContent { digest: String },
+    #[error("content {digest} in containerd's content store is over the {limit} byte limit")]
+    ContentTooLarge { digest: String, limit: usize },
+}
+
+/// A snapshot as containerd's snapshot service states it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub snapshotter: String,
+    /// The snapshot it was prepared from (a layer chain ID for an image's top layer).
+    pub parent: String,
 }
 
 /// Where images are looked up.
@@ -34,6 +51,10 @@ pub trait ImageStore: Send + Sync {
     /// Repository names (`registry/repo`) recorded for images with this target digest;
     /// used when the runtime names an image only by its ID.
     async fn names_for_digest(&self, digest: &str) -> Result<Vec<String>, StoreError>;
+    /// The blob `digest` from the content store, at most `limit` bytes.
+    async fn read_content(&self, digest: &str, limit: usize) -> Result<Vec<u8>, StoreError>;
+    /// The snapshot `key` in `snapshotter`, or in whichever snapshotter holds it (`None`).
+    async fn snapshot(&self, snapshotter: Option<&str>, key: &str) -> Result<Option<Snapshot>, StoreError>;
 }
 
 /// containerd's image service over its gRPC socket.
@@ -44,6 +65,8 @@ pub struct ContainerdImageStore {
     namespace_header: AsciiMetadataValue,
     timeout: Duration,
     channel: tokio::sync::Mutex<Option<Channel>>,
+    /// The snapshotters containerd loaded, asked once: the CRI picks one per runtime.
+    snapshotters: tokio::sync::OnceCell<Vec<String>>,
 }
 
 impl ContainerdImageStore {
@@ -53,7 +76,14 @@ impl ContainerdImageStore {
             namespace.parse().map_err(|e: containerd_client::tonic::metadata::errors::InvalidMetadataValue| {
                 StoreError::BadNamespace { namespace: namespace.clone(), message: e.to_string() }
             })?;
-        Ok(Self { socket, namespace, namespace_header, timeout, channel: tokio::sync::Mutex::new(None) })
+        Ok(Self {
+            socket,
+            namespace,
+            namespace_header,
+            timeout,
+            channel: tokio::sync::Mutex::new(None),
+            snapshotters: tokio::sync::OnceCell::new(),
+        })
     }
 
     fn unavailable(&self, message: impl ToString) -> StoreError {
@@ -61,16 +91,42 @@ impl ContainerdImageStore {
     }
 
     async fn client(&self) -> Result<ImagesClient<Channel>, StoreError> {
+        Ok(ImagesClient::new(self.channel().await?))
+    }
+
+    async fn channel(&self) -> Result<Channel, StoreError> {
         let mut guard = self.channel.lock().await;
         if let Some(ch) = guard.as_ref() {
-            return Ok(ImagesClient::new(ch.clone()));
+            return Ok(ch.clone());
         }
         let ch = tokio::time::timeout(self.timeout, containerd_client::connect(&self.socket))
             .await
             .map_err(|_| self.unavailable("connect timed out"))?
             .map_err(|e| self.unavailable(e))?;
         *guard = Some(ch.clone());
-        Ok(ImagesClient::new(ch))
+        Ok(ch)
+    }
+
+    /// The snapshotters that loaded, the CRI's default (`overlayfs`) first.
+    async fn snapshotters(&self) -> Result<&[String], StoreError> {
+        self.snapshotters
+            .get_or_try_init(|| async {
+                let mut client = IntrospectionClient::new(self.channel().await?);
+                let filters = vec!["type==io.containerd.snapshotter.v1".to_string()];
+                let resp = match client.plugins(self.request(PluginsRequest { filters })).await {
+                    Ok(r) => r.into_inner(),
+                    Err(s) => {
+                        self.reset().await;
+                        return Err(self.unavailable(s.message()));
+                    }
+                };
+                let mut ids: Vec<String> =
+                    resp.plugins.into_iter().filter(|p| p.init_err.is_none()).map(|p| p.id).collect();
+                ids.sort_by_key(|id| id != "overlayfs");
+                Ok(ids)
+            })
+            .await
+            .map(Vec::as_slice)
     }
 
     /// Forget the channel after a transport failure so the next call dials again
@@ -117,6 +173,59 @@ impl ImageStore for ContainerdImageStore {
         };
         Ok(resp.images.into_iter().map(|i| i.name).filter(|n| !n.starts_with("sha256:")).collect())
     }
+
+    async fn read_content(&self, digest: &str, limit: usize) -> Result<Vec<u8>, StoreError> {
+        let mut client = ContentClient::new(self.channel().await?);
+        let request = ReadContentRequest { digest: digest.to_string(), offset: 0, size: 0 };
+        let mut stream = match client.read(self.request(request)).await {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == Code::NotFound => return Err(StoreError::NoContent { digest: digest.to_string() }),
+            Err(s) => {
+                self.reset().await;
+                return Err(self.unavailable(s.message()));
+            }
+        };
+        let mut out = Vec::new();
+        loop {
+            match stream.message().await {
+                Ok(Some(chunk)) => {
+                    if out.len() + chunk.data.len() > limit {
+                        return Err(StoreError::ContentTooLarge { digest: digest.to_string(), limit });
+                    }
+                    out.extend_from_slice(&chunk.data);
+                }
+                Ok(None) => return Ok(out),
+                Err(s) if s.code() == Code::NotFound => {
+                    return Err(StoreError::NoContent { digest: digest.to_string() })
+                }
+                Err(s) => return Err(self.unavailable(s.message())),
+            }
+        }
+    }
+
+    async fn snapshot(&self, snapshotter: Option<&str>, key: &str) -> Result<Option<Snapshot>, StoreError> {
+        let candidates: Vec<String> = match snapshotter {
+            Some(s) => vec![s.to_string()],
+            None => self.snapshotters().await?.to_vec(),
+        };
+        let mut client = SnapshotsClient::new(self.channel().await?);
+        for name in candidates {
+            let request = StatSnapshotRequest { snapshotter: name.clone(), key: key.to_string() };
+            match client.stat(self.request(request)).await {
+                Ok(r) => {
+                    let parent = r.into_inner().info.map(|i| i.parent).unwrap_or_default();
+                    return Ok(Some(Snapshot { snapshotter: name, parent }));
+                }
+                // Not there, or a snapshotter that cannot answer here: the next one.
+                Err(s) if s.code() != Code::Unavailable => continue,
+                Err(s) => {
+                    self.reset().await;
+                    return Err(self.unavailable(s.message()));
+                }
+            }
+        }
+        Ok(None)
+    }
 }
 
 fn check_digest(name: &str, digest: String) -> Result<String, StoreError> {
@@ -142,12 +251,15 @@ mod fake {
 
     use async_trait::async_trait;
 
-    use super::{check_digest, ImageStore, StoreError};
+    use super::{check_digest, ImageStore, Snapshot, StoreError};
 
     #[derive(Default)]
     pub struct FakeImageStore {
         /// By name, in name order: containerd lists images in its metadata bucket's order.
         images: Mutex<BTreeMap<String, String>>,
+        content: Mutex<BTreeMap<String, Vec<u8>>>,
+        /// (snapshotter, key) -> parent.
+        snapshots: Mutex<BTreeMap<(String, String), String>>,
         unavailable: Mutex<bool>,
         delay: Mutex<Duration>,
     }
@@ -158,6 +270,31 @@ mod fake {
         }
         pub fn put(&self, name: &str, digest: &str) {
             self.images.lock().unwrap().insert(name.to_string(), digest.to_string());
+        }
+        /// Store a blob; returns its digest.
+        pub fn put_content(&self, blob: &str) -> String {
+            use sha2::Digest;
+            let digest = format!("sha256:{:x}", sha2::Sha256::digest(blob.as_bytes()));
+            self.content.lock().unwrap().insert(digest.clone(), blob.as_bytes().to_vec());
+            digest
+        }
+        /// `digest` as a one-layer image manifest in the content store (the fake does not
+        /// check that content hashes to its digest); returns its layer chain.
+        pub fn put_manifest(&self, digest: &str) -> String {
+            use sha2::Digest;
+            let layer = format!("sha256:{:x}", sha2::Sha256::digest(digest.as_bytes()));
+            let config = self.put_content(&format!(r#"{{"rootfs":{{"type":"layers","diff_ids":["{layer}"]}}}}"#));
+            let manifest = format!(r#"{{"config":{{"digest":"{config}"}},"layers":[]}}"#);
+            self.content.lock().unwrap().insert(digest.to_string(), manifest.into_bytes());
+            layer
+        }
+        /// The CRI's rootfs for `container`, unpacked from the image at `digest`.
+        pub fn unpack_for(&self, container: &str, digest: &str) {
+            let chain = self.put_manifest(digest);
+            self.put_snapshot("overlayfs", container, &chain);
+        }
+        pub fn put_snapshot(&self, snapshotter: &str, key: &str, parent: &str) {
+            self.snapshots.lock().unwrap().insert((snapshotter.into(), key.into()), parent.into());
         }
         pub fn set_unavailable(&self, down: bool) {
             *self.unavailable.lock().unwrap() = down;
@@ -192,6 +329,22 @@ mod fake {
                 .filter(|(n, d)| *d == digest && !n.starts_with("sha256:"))
                 .map(|(n, _)| n.clone())
                 .collect())
+        }
+
+        async fn read_content(&self, digest: &str, limit: usize) -> Result<Vec<u8>, StoreError> {
+            match self.content.lock().unwrap().get(digest) {
+                Some(b) if b.len() > limit => Err(StoreError::ContentTooLarge { digest: digest.into(), limit }),
+                Some(b) => Ok(b.clone()),
+                None => Err(StoreError::NoContent { digest: digest.into() }),
+            }
+        }
+
+        async fn snapshot(&self, snapshotter: Option<&str>, key: &str) -> Result<Option<Snapshot>, StoreError> {
+            let snapshots = self.snapshots.lock().unwrap();
+            Ok(snapshots
+                .iter()
+                .find(|((s, k), _)| k == key && snapshotter.is_none_or(|want| want == s))
+                .map(|((s, _), parent)| Snapshot { snapshotter: s.clone(), parent: parent.clone() }))
         }
     }
 }

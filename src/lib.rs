@@ -10,6 +10,8 @@
 //! - [`reference`]: image names parsed, bounded and canonical (registry case, default port,
 //!   Docker Hub aliases), the form every policy matches on.
 //! - [`imagestore`]: tag → digest through containerd's image store (seam, with a fake).
+//! - [`rootfs`]: that digest tied to the container's root filesystem snapshot (what runs is
+//!   what was checked, whatever name the request carried).
 //! - [`registry`]: bounded signature and attestation fetches the way containerd pulls
 //!   (hosts.toml mirrors and TLS settings, credentials, `.sig`/`.att` tags and OCI referrers,
 //!   GPG lookaside stores; seam, with a fake).
@@ -58,6 +60,7 @@ pub mod plugin;
 pub mod policy;
 pub mod reference;
 pub mod registry;
+pub mod rootfs;
 pub mod sync;
 #[cfg(test)]
 mod testutil;

@@ -45,6 +45,9 @@ fn start() -> Setup {
     let store = FakeImageStore::new();
     store.put("reg.io/app:signed", SIGNED);
     store.put("reg.io/app:unsigned", UNSIGNED);
+    // Each container's rootfs is the content its name resolves to, as the CRI makes it.
+    store.unpack_for(&container_id("reg.io/app:signed"), SIGNED);
+    store.unpack_for(&container_id("reg.io/app:unsigned"), UNSIGNED);
     let source = FakeSignatureSource::new();
     source.set(SIGNED, Ok(vec![signer.sign_digest("reg.io/app", SIGNED)]));
     let policy = Policy::any_of(
@@ -62,8 +65,14 @@ fn start() -> Setup {
     Setup { listener, source, shutdown, task, _policy: policy_tx, _dir: dir }
 }
 
+fn container_id(image: &str) -> String {
+    format!("ctr-{image}")
+}
+
 fn create_req(image: &str) -> CreateContainerRequest {
-    create_request(image, "default")
+    let mut req = create_request(image, "default");
+    req.container.as_mut().unwrap().id = container_id(image);
+    req
 }
 
 fn ctx(ms: u64) -> ttrpc::context::Context {

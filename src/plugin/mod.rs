@@ -134,6 +134,7 @@ pub fn volume_claims(req: &CreateContainerRequest) -> Vec<ImageClaim> {
                 digest,
                 namespace: namespace.clone(),
                 volume: Some(m.destination.clone()),
+                container: None,
             })
         })
         .collect()
@@ -143,6 +144,7 @@ pub fn volume_claims(req: &CreateContainerRequest) -> Vec<ImageClaim> {
 pub fn image_claim(req: &CreateContainerRequest) -> ImageClaim {
     let mut claim = req.container.as_ref().map(container_claim).unwrap_or_default();
     claim.namespace = req.pod.as_ref().map(|p| p.namespace.clone()).filter(|n| !n.is_empty());
+    claim.container = req.container.as_ref().map(|c| c.id.clone());
     claim
 }
 
