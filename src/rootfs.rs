@@ -71,7 +71,7 @@ impl Chains {
             .await?
             .ok_or_else(|| RootfsError::NoSnapshot { container: container.to_string() })?;
         let chains = self.of(store, digest).await?;
-        if chains.iter().any(|c| *c == snapshot.parent) {
+        if chains.contains(&snapshot.parent) {
             return Ok(());
         }
         // A remapped copy for a user namespace: `<chain>-<mapping>`, made from the chain.
