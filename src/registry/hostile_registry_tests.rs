@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use sha2::{Digest, Sha256};
+
+use super::client::Repository;
 use super::*;
+use crate::body::Budget;
 use crate::testutil::Request;
 
 const DIGEST: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
