@@ -5,6 +5,10 @@ delaying proxy and the daemon runs, and calls this).
     bench.py cli DIR         verify every fixture image once with each command-line verifier
                              (signet verify, cosign 2.5, cosign 3), one process at a time,
                              writing DIR/cli.json: each run's spawn and exit time and status
+    bench.py rootfs REF...   for each image (by tag or digest, in containerd's k8s.io store),
+                             prepare a rootfs snapshot from its layers as the CRI does for a
+                             container (the world's $CTR), and print `REF#KEY` tokens for the
+                             NRI driver: the plugin then finds the container's rootfs
     bench.py report B OUT    cut the proxy's request log (B/requests.jsonl) into the runs of
                              B/d*/cli.json and B/d*/nri.json, write B/results.json and OUT
                              (BENCHMARKS.md)
@@ -18,6 +22,7 @@ spawn to the process's first contact with the registry (a connection or a reques
 Environment (from bench.sh): REL, COSIGN3, COSIGN_PUB, PROXY, POLICIES, BENCH_HOME, TUF_ROOT.
 """
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -381,9 +386,50 @@ def write_markdown(r, out_path):
     open(out_path, "w").write("\n".join(L) + "\n")
 
 
+def ctr(*args):
+    # $CTR: the world's ctr for this runtime, with its address and the k8s.io namespace.
+    return subprocess.run([*os.environ["CTR"].split(), *args], check=True, capture_output=True).stdout
+
+
+def chain_of(digest):
+    """The layer chain (OCI ChainID) of the image at `digest`: its first manifest held."""
+    doc = json.loads(ctr("content", "get", digest))
+    for m in doc.get("manifests", [doc]):
+        try:
+            manifest = json.loads(ctr("content", "get", m["digest"])) if "manifests" in doc else doc
+        except subprocess.CalledProcessError:
+            continue
+        diff_ids = json.loads(ctr("content", "get", manifest["config"]["digest"]))["rootfs"]["diff_ids"]
+        chain = diff_ids[0]
+        for d in diff_ids[1:]:
+            chain = "sha256:" + hashlib.sha256(f"{chain} {d}".encode()).hexdigest()
+        return chain
+    sys.exit(f"bench: no manifest of {digest} is held")
+
+
+def rootfs(refs):
+    tokens = []
+    for ref in refs:
+        if "@" in ref:
+            digest = ref.split("@", 1)[1]
+        else:
+            rows = ctr("images", "ls", f"name=={ref}").decode().splitlines()[1:]
+            digest = next(c for c in rows[0].split() if c.startswith("sha256:"))
+        key = "bench-rootfs-" + digest.split(":", 1)[1][:16]
+        try:
+            ctr("snapshots", "prepare", key, chain_of(digest))
+        except subprocess.CalledProcessError as e:
+            if b"already exists" not in e.stderr:
+                raise
+        tokens.append(f"{ref}#{key}")
+    print(" ".join(tokens))
+
+
 if __name__ == "__main__":
     if sys.argv[1:2] == ["cli"]:
         cli(sys.argv[2])
+    elif sys.argv[1:2] == ["rootfs"]:
+        rootfs(sys.argv[2:])
     elif sys.argv[1:2] == ["report"]:
         report(sys.argv[2], sys.argv[3])
     else:

@@ -47,6 +47,7 @@ cleanup_bench() {
   kill "$PROXY_PID" 2>/dev/null || true
   rm -rf "${CONTAINERD_CERTS:?}/$PROXY"
   $CTR images ls -q 2>/dev/null | grep "^$PROXY/bench/" | xargs -r $CTR images rm >/dev/null 2>&1 || true
+  $CTR snapshots ls 2>/dev/null | awk '$1 ~ /^bench-rootfs-/ {print $1}' | xargs -r $CTR snapshots rm >/dev/null 2>&1 || true
 }
 trap cleanup_bench EXIT
 for _ in $(seq 1 50); do curl -fsS -o /dev/null "http://$PROXY/v2/" 2>/dev/null && break; sleep 0.1; done
@@ -104,8 +105,12 @@ write_policy "$B/policies" bench "$PROXY/bench/**" "$COSIGN_PUB"
 # fixtures KIND...: the tag references of those fixtures; first_digest: the first's by digest.
 fixtures() { python3 -c 'import json, sys; f = json.load(open(sys.argv[1])); f["first_digest"] = [f["first"]["digest_ref"]]
 print(" ".join(i if isinstance(i, str) else i["tag_ref"] for k in sys.argv[2:] for i in f[k]))' "$B/fixtures.json" "$@"; }
-SEQ=$(fixtures sig bundle)
-BURST_IMAGES=$(fixtures burst)
+# Each image with a rootfs snapshot made from its layers, as the CRI prepares a container's
+# before it asks plugins: signet checks that the container runs the content it verified.
+rootfs() { python3 "$REPO/integration/bench.py" rootfs "$@"; }
+SEQ=$(rootfs $(fixtures sig bundle))
+BURST_IMAGES=$(rootfs $(fixtures burst))
+FIRST=$(rootfs "$PROXY/bench/first:v1")
 export REL COSIGN3 COSIGN_PUB PROXY POLICIES=$B/policies BENCH_HOME=$B/home TUF_ROOT
 for D in $DELAYS; do
   say "D = $D ms: the daemon over NRI, then signet verify, cosign 2.5 and cosign 3.1.1"
@@ -115,8 +120,8 @@ for D in $DELAYS; do
   BENCH_PID=$!
   burst=0; [ "$D" = 100 ] && burst=$BURST
   # Warm decisions (cached) at D = 0 only: by tag (containerd's store is asked) and by digest.
-  warm=; [ "$D" = 0 ] && warm="$PROXY/bench/first:v1 $(fixtures first_digest)"
-  NRI_BENCH_FIRST=$PROXY/bench/first:v1 NRI_BENCH_SEQUENTIAL=$SEQ NRI_BENCH_WARM=$warm \
+  warm=; [ "$D" = 0 ] && warm="$FIRST $(rootfs $(fixtures first_digest))"
+  NRI_BENCH_FIRST=$FIRST NRI_BENCH_SEQUENTIAL=$SEQ NRI_BENCH_WARM=$warm \
     NRI_BENCH_BURST=$burst NRI_BENCH_BURST_IMAGES=$BURST_IMAGES \
     "$DRIVER" "$B/nri.sock" "$BENCH_PID" > "$B/d$D/nri.json" 2> "$B/d$D/nri.err" \
     || { cat "$B/d$D/nri.err" >&2; tail -20 "$B/d$D/signet.log" >&2; exit 1; }

@@ -19,6 +19,10 @@
 //!   cycling over the images, as kubelet does when a node takes many pods; the plugin's RSS is
 //!   sampled every 5 ms meanwhile.
 //!
+//! An image may be given as `IMAGE#CONTAINER`: the request then carries that container ID
+//! (a plugin may look the container's rootfs snapshot up under it; the bench prepares one
+//! per image from its layers, as the CRI does before it asks plugins).
+//!
 //! It prints one JSON object. Each answer carries its wall-clock start and end (Unix seconds),
 //! so that a registry-side log can be cut into the requests each answer caused; a denial
 //! carries the plugin's message. `NRI_BENCH_TIMEOUT_MS` (default 2000) is the request timeout
@@ -28,6 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use nri::api::CreateContainerRequest;
 use nri::runtime_side::{accept, create_request, ctx, ConfigureRequest, PluginClient, SynchronizeRequest};
 use serde_json::{json, Value};
 use tokio::net::UnixListener;
@@ -49,10 +54,23 @@ fn images(var: &str) -> Vec<String> {
     std::env::var(var).unwrap_or_default().split_whitespace().map(String::from).collect()
 }
 
-/// One CreateContainer for `image`, timed, with the plugin's answer.
-async fn ask(plugin: &PluginClient, image: &str, deadline: Duration) -> Value {
+/// The request for `IMAGE` or `IMAGE#CONTAINER`, and the image's name.
+fn request(token: &str) -> (&str, CreateContainerRequest) {
+    let (image, container) = token.split_once('#').unwrap_or((token, ""));
+    let mut req = create_request(image, "bench");
+    if !container.is_empty() {
+        if let Some(c) = req.container.as_mut() {
+            c.id = container.to_string();
+        }
+    }
+    (image, req)
+}
+
+/// One CreateContainer for `token` (see [`request`]), timed, with the plugin's answer.
+async fn ask(plugin: &PluginClient, token: &str, deadline: Duration) -> Value {
+    let (image, req) = request(token);
     let (start, t0) = (unix_now(), Instant::now());
-    let r = plugin.create_container(ctx(deadline), &create_request(image, "bench")).await;
+    let r = plugin.create_container(ctx(deadline), &req).await;
     let ms = t0.elapsed().as_secs_f64() * 1000.0;
     let message = match &r {
         Ok(_) => String::new(),
@@ -94,8 +112,8 @@ async fn main() {
 
     let warm_count: usize = std::env::var("NRI_BENCH_WARM_COUNT").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let mut warm = Vec::new();
-    for image in images("NRI_BENCH_WARM") {
-        let req = create_request(&image, "bench");
+    for token in images("NRI_BENCH_WARM") {
+        let (image, req) = request(&token);
         // The first answer for a name may be a verification (the cache is keyed by it).
         let _ = rt.plugin.create_container(ctx(deadline), &req).await;
         let (mut ms, mut denied) = (Vec::with_capacity(warm_count), 0);
