@@ -189,12 +189,24 @@ impl Enforcer {
         // Content known only by digest (an image ID, an image volume) is decided under every
         // name the store holds it by, and the strictest answer counts: which of them the pod
         // spec wrote is not in the request, and picking one would let the loosest policy speak.
-        let decisions = futures::future::join_all(
-            references
-                .into_iter()
-                .map(|reference| self.decide_for(d.clone(), reference, &digest, claim, &policy, deadline)),
-        )
-        .await;
+        // The rootfs is read beside the verification, not before it: a cold decision waits
+        // for the registry anyway, and the binding must hold whatever the verdict.
+        let (bound, decisions) = tokio::join!(
+            self.bind_rootfs(claim, &digest, deadline),
+            futures::future::join_all(references.into_iter().map(|reference| self.decide_for(
+                d.clone(),
+                reference,
+                &digest,
+                claim,
+                &policy,
+                deadline
+            )),)
+        );
+        if let Err(e) = bound {
+            d.digest = Some(digest);
+            d.reason = e.to_string();
+            return d;
+        }
         strictest(decisions)
     }
 
@@ -248,7 +260,7 @@ impl Enforcer {
         claim: &ImageClaim,
         budget: Duration,
     ) -> Result<(Vec<Reference>, String), IdentifyError> {
-        tokio::time::timeout(budget, self.identify_running(claim))
+        tokio::time::timeout(budget, self.identify(claim))
             .await
             .unwrap_or_else(|_| Err(IdentifyError::Timeout { name: claim.name.clone(), ms: budget.as_millis() }))
     }
@@ -291,14 +303,18 @@ impl Enforcer {
         d
     }
 
-    /// [`Self::identify`], and then the container's root filesystem must be that digest's
-    /// content: the name is the request's claim, the snapshot is what runs.
-    async fn identify_running(&self, claim: &ImageClaim) -> Result<(Vec<Reference>, String), IdentifyError> {
-        let (references, digest) = self.identify(claim).await?;
-        if let Some(container) = claim.container.as_deref().filter(|c| !c.is_empty() && claim.volume.is_none()) {
-            self.chains.check(self.store.as_ref(), container, &claim.name, &digest).await?;
+    /// The container's root filesystem must be `digest`'s content: the name is the request's
+    /// claim, the snapshot is what runs. Nothing to bind for a volume or outside a container.
+    async fn bind_rootfs(&self, claim: &ImageClaim, digest: &str, deadline: Instant) -> Result<(), IdentifyError> {
+        let Some(container) = claim.container.as_deref().filter(|c| !c.is_empty() && claim.volume.is_none()) else {
+            return Ok(());
+        };
+        let budget = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(budget, self.chains.check(self.store.as_ref(), container, &claim.name, digest)).await
+        {
+            Ok(bound) => Ok(bound?),
+            Err(_) => Err(IdentifyError::Timeout { name: claim.name.clone(), ms: budget.as_millis() }),
         }
-        Ok((references, digest))
     }
 
     /// The digest that will run and the normalised names to decide it under (one, unless
