@@ -28,11 +28,12 @@ image() {
   python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$work/$1/index.json"
 }
 
-# sign LAYOUT DIGEST KEY: sign, then print the new signature manifest's digest.
+# sign LAYOUT DIGEST KEY [FORMAT]: sign (jws, or cose), then print the new signature
+# manifest's digest.
 sign() {
   local before
   before=$(python3 -c 'import json,sys; print(" ".join(m["digest"] for m in json.load(open(sys.argv[1]))["manifests"]))' "$1/index.json")
-  notation sign --oci-layout "$1@$2" --key "$3" --signature-format jws >/dev/null
+  notation sign --oci-layout "$1@$2" --key "$3" --signature-format "${4:-jws}" >/dev/null
   python3 - "$1/index.json" "$before" <<'PY'
 import json, sys
 old = set(sys.argv[2].split())
@@ -61,16 +62,22 @@ d_other_image=$(image other-image)
 s_good=$(sign "$work/app" "$d_app" signet-trusted)
 s_other=$(sign "$work/app" "$d_app" signet-other)
 s_elsewhere=$(sign "$work/other-image" "$d_other_image" signet-trusted)
+# The same three in notation's other envelope format, COSE_Sign1 (application/cose).
+c_good=$(sign "$work/app" "$d_app" signet-trusted cose)
+c_other=$(sign "$work/app" "$d_app" signet-other cose)
+c_elsewhere=$(sign "$work/other-image" "$d_other_image" signet-trusted cose)
 verify "$work/app" "$d_app" signet-trusted
 verify "$work/app" "$d_app" signet-other
 verify "$work/other-image" "$d_other_image" signet-trusted
 
 blob "$work/app" "$d_app" > "$out/image-manifest.json"
-for v in good:"$work/app":"$s_good" untrusted:"$work/app":"$s_other" other-digest:"$work/other-image":"$s_elsewhere"; do
-  name=${v%%:*}; rest=${v#*:}; layout=${rest%%:*}; sig=${rest#*:}
+for v in "good|$work/app|$s_good|jws" "untrusted|$work/app|$s_other|jws" \
+         "other-digest|$work/other-image|$s_elsewhere|jws" "good-cose|$work/app|$c_good|cose" \
+         "untrusted-cose|$work/app|$c_other|cose" "other-digest-cose|$work/other-image|$c_elsewhere|cose"; do
+  IFS='|' read -r name layout sig ext <<<"$v"
   blob "$layout" "$sig" > "$out/$name.manifest.json"
   layer=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["layers"][0]["digest"])' "$out/$name.manifest.json")
-  blob "$layout" "$layer" > "$out/$name.jws"
+  blob "$layout" "$layer" > "$out/${name%-cose}.$ext"
 done
 cp "$NOTATION_CONFIG/localkeys/signet-trusted.crt" "$out/trusted.crt"
 cp "$NOTATION_CONFIG/localkeys/signet-other.crt" "$out/other.crt"

@@ -243,10 +243,14 @@ sec_notation() {
   # such an image must be refused, not waved through because the registry holds *a* signature
   # for it; under a Kyverno ImageValidatingPolicy notary attestor trusting that certificate it
   # runs, and an unsigned or cosign-only image does not.
-    local N=$REGISTRY/probe/notation-signed D_N
+  local N=$REGISTRY/probe/notation-signed D_N
   D_N=$(new_image notation-signed "$RUN_ID")
   notation sign --insecure-registry --key signet-world "$N@$D_N" > "$WORK/notation.log" 2>&1
   notation ls --insecure-registry "$N@$D_N" >> "$WORK/notation.log" 2>&1
+  # notation's other envelope format: COSE_Sign1.
+  local NC=$REGISTRY/probe/notation-cose D_NC
+  D_NC=$(new_image notation-cose "$RUN_ID")
+  notation sign --insecure-registry --key signet-world --signature-format cose "$NC@$D_NC" >> "$WORK/notation.log" 2>&1
   if grep -q 'application/vnd.cncf.notary.signature' "$WORK/notation.log"; then
     ok "notation $(notation version 2>/dev/null | awk '/^Version/ {print $2}') signed the image (its signature is in the registry)"
   else
@@ -279,6 +283,7 @@ $(sed 's/^/            /' "$NOTATION_CONFIG/localkeys/signet-world.crt")
 YAML
   up "$IVP"
   expect_runs "IVP notary attestor: the notation-signed image runs" "$N:v1" "hello from notation-signed"
+  expect_runs "IVP notary attestor: a notation COSE-signed image runs" "$NC:v1" "hello from notation-cose"
   expect_rejected "IVP notary attestor: the unsigned image is rejected" "$IMG_UNSIGNED" \
     'policy "kyverno-ivp:notary"' "failed to verify image with notary cert" "no notation signatures found"
   expect_rejected "IVP notary attestor: a cosign-only image is rejected" "$IMG_SIGNED" \

@@ -5,7 +5,8 @@
 use super::manifest::{Descriptor, Manifest};
 use super::{
     Artifact, Form, Limits, RegistryError, SignatureLayer, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION,
-    NOTARY_JWS_MEDIA_TYPE, NOTARY_SIGNATURE_ARTIFACT_TYPE, SIGNATURE_ANNOTATION, SIGSTORE_BUNDLE_MEDIA_TYPE,
+    NOTARY_COSE_MEDIA_TYPE, NOTARY_JWS_MEDIA_TYPE, NOTARY_SIGNATURE_ARTIFACT_TYPE, SIGNATURE_ANNOTATION,
+    SIGSTORE_BUNDLE_MEDIA_TYPE,
 };
 
 /// The signature layers of a `.sig` manifest, with their signatures, within the limits.
@@ -89,7 +90,8 @@ pub fn notary_layers(raw: &[u8], limits: &Limits, location: &str) -> Result<Vec<
     if !notary {
         return Ok(Vec::new());
     }
-    Ok(manifest.layers.into_iter().filter(|l| l.media_type == NOTARY_JWS_MEDIA_TYPE).take(1).collect())
+    let envelope = |l: &Descriptor| l.media_type == NOTARY_JWS_MEDIA_TYPE || l.media_type == NOTARY_COSE_MEDIA_TYPE;
+    Ok(manifest.layers.into_iter().filter(envelope).take(1).collect())
 }
 
 /// A sigstore bundle's DSSE envelope (and its certificate, for keyless) as a layer: an

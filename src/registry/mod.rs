@@ -53,6 +53,8 @@ pub const SIGSTORE_BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundl
 pub const NOTARY_SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
 /// The media type of a notation signature manifest's JWS layer.
 pub const NOTARY_JWS_MEDIA_TYPE: &str = "application/jose+json";
+/// The media type of its COSE_Sign1 layer (`notation sign --signature-format cose`).
+pub const NOTARY_COSE_MEDIA_TYPE: &str = "application/cose";
 
 /// What cosign attaches to an image digest, each under its own tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -296,6 +298,20 @@ impl SignatureSource for FakeSignatureSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// notation's manifests, as `notation sign` wrote them (testdata/notation): the envelope
+    /// layer is found in either format. Before, a COSE layer was passed over.
+    #[test]
+    fn notary_envelopes_of_both_formats_are_found() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/notation");
+        for (file, media_type) in
+            [("good.manifest.json", NOTARY_JWS_MEDIA_TYPE), ("good-cose.manifest.json", NOTARY_COSE_MEDIA_TYPE)]
+        {
+            let raw = std::fs::read(dir.join(file)).unwrap();
+            let found = notary_layers(&raw, &Limits::default(), "loc").unwrap();
+            assert_eq!(found.iter().map(|d| d.media_type.as_str()).collect::<Vec<_>>(), [media_type], "{file}");
+        }
+    }
 
     #[test]
     fn signature_tag_is_derived_from_the_digest() {

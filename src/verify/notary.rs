@@ -1,8 +1,9 @@
 //! Notary Project signatures as notation 1.x writes them: a JWS envelope (JSON
-//! serialisation, `application/jose+json`) in a signature manifest whose config media type
-//! is `application/vnd.cncf.notary.signature` and whose subject is the image.
+//! serialisation, `application/jose+json`) or a COSE_Sign1 envelope (`application/cose`,
+//! `--signature-format cose`) in a signature manifest whose config media type is
+//! `application/vnd.cncf.notary.signature` and whose subject is the image.
 //!
-//! [`verify_jws`] accepts an envelope only when: its protected header is the `notary.x509`
+//! [`verify`] accepts an envelope only when: its protected header is the `notary.x509`
 //! scheme with the notary payload type, an algorithm notation signs with and no critical
 //! header it does not understand; the `x5c` chain leads from a code-signing leaf to one of
 //! the policy's certificates, valid now; the signature over the protected header and
@@ -139,12 +140,46 @@ struct Descriptor {
 /// What a verified envelope says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// `io.cncf.notary.signingTime` as written (RFC 3339).
-    pub signing_time: String,
+    /// `io.cncf.notary.signingTime`, seconds since the epoch.
+    pub signing_time: i64,
 }
 
-/// Verify one notation JWS envelope for `digest` against `trusted` (DER certificates from
-/// the policy: roots or the signing certificates themselves), at `now` (Unix seconds).
+/// A notation envelope taken apart, JWS or COSE, before anything in it is trusted.
+struct Opened {
+    algorithm: Algorithm,
+    expiry: Option<i64>,
+    /// Leaf first.
+    chain: Vec<CertificateDer<'static>>,
+    /// The bytes the signature covers (JWS signing input; COSE `Sig_structure`).
+    signed: Vec<u8>,
+    /// As notation wrote it (ECDSA as fixed-width `r || s`).
+    signature: Vec<u8>,
+    payload: Vec<u8>,
+    signing_time: i64,
+}
+
+/// Verify one notation envelope (JWS, or COSE_Sign1) for `digest` against `trusted` (DER
+/// certificates from the policy: roots or the signing certificates themselves), at `now`
+/// (Unix seconds). The format is told by the first byte: a JSON object, or a CBOR array
+/// (tagged 18 or not); each is then parsed strictly by its own rules.
+pub fn verify(
+    envelope: &[u8],
+    trusted: &[CertificateDer<'_>],
+    digest: &str,
+    now: i64,
+) -> Result<Verified, NotaryError> {
+    if envelope.len() > MAX_ENVELOPE_BYTES {
+        return Err(NotaryError::TooLarge);
+    }
+    let opened = match envelope.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => open_jws(envelope)?,
+        Some(0xd2 | 0x84) => open_cose(envelope)?,
+        _ => return Err(NotaryError::Malformed("neither a JWS nor a COSE envelope".into())),
+    };
+    check(opened, trusted, digest, now)
+}
+
+/// Verify a JWS envelope (see [`verify`]).
 pub fn verify_jws(
     envelope: &[u8],
     trusted: &[CertificateDer<'_>],
@@ -154,6 +189,10 @@ pub fn verify_jws(
     if envelope.len() > MAX_ENVELOPE_BYTES {
         return Err(NotaryError::TooLarge);
     }
+    check(open_jws(envelope)?, trusted, digest, now)
+}
+
+fn open_jws(envelope: &[u8]) -> Result<Opened, NotaryError> {
     let env: Envelope = serde_json::from_slice(envelope).map_err(|e| NotaryError::Malformed(e.to_string()))?;
     let b64 =
         |what: &str, s: &str| URL_SAFE_NO_PAD.decode(s).map_err(|e| NotaryError::Malformed(format!("{what}: {e}")));
@@ -167,9 +206,6 @@ pub fn verify_jws(
         return Err(NotaryError::ContentType(cty.to_string()));
     }
     let scheme = text(SCHEME).ok_or(NotaryError::Missing(SCHEME))?;
-    if scheme != "notary.x509" {
-        return Err(NotaryError::Scheme(scheme.to_string()));
-    }
     let crit: Vec<&str> = header
         .get("crit")
         .and_then(|v| v.as_array())
@@ -177,23 +213,18 @@ pub fn verify_jws(
         .iter()
         .map(|v| v.as_str().ok_or_else(|| NotaryError::Malformed("crit holds a non-string".into())))
         .collect::<Result<_, _>>()?;
-    if let Some(unknown) = crit.iter().find(|c| ![SCHEME, EXPIRY].contains(c)) {
-        return Err(NotaryError::Critical(unknown.to_string()));
-    }
-    if !crit.contains(&SCHEME) || (header.contains_key(EXPIRY) && !crit.contains(&EXPIRY)) {
-        return Err(NotaryError::Malformed("crit must list the signing scheme and any expiry".into()));
-    }
-    let signing_time = text(SIGNING_TIME).ok_or(NotaryError::Missing(SIGNING_TIME))?.to_string();
-    rfc3339(&signing_time).ok_or_else(|| NotaryError::Malformed(format!("{SIGNING_TIME} {signing_time:?}")))?;
-    if let Some(expiry) = header.get(EXPIRY) {
-        let expiry = expiry.as_str().unwrap_or_default();
-        let at = rfc3339(expiry).ok_or_else(|| NotaryError::Malformed(format!("{EXPIRY} {expiry:?}")))?;
-        if at <= now {
-            return Err(NotaryError::Expired(expiry.to_string()));
+    check_scheme(scheme, &crit, header.contains_key(EXPIRY))?;
+    let signing_time = text(SIGNING_TIME).ok_or(NotaryError::Missing(SIGNING_TIME))?;
+    let signing_time =
+        rfc3339(signing_time).ok_or_else(|| NotaryError::Malformed(format!("{SIGNING_TIME} {signing_time:?}")))?;
+    let expiry = match header.get(EXPIRY) {
+        Some(expiry) => {
+            let expiry = expiry.as_str().unwrap_or_default();
+            Some(rfc3339(expiry).ok_or_else(|| NotaryError::Malformed(format!("{EXPIRY} {expiry:?}")))?)
         }
-    }
+        None => None,
+    };
     let algorithm = algorithm(alg)?;
-
     // The chain: leaf first, as JWS x5c orders it, each entry standard base64 DER.
     let chain: Vec<CertificateDer<'static>> = env
         .header
@@ -202,7 +233,118 @@ pub fn verify_jws(
         .map(|c| STANDARD.decode(c).map(CertificateDer::from))
         .collect::<Result<_, _>>()
         .map_err(|e| NotaryError::Malformed(format!("x5c: {e}")))?;
-    let (leaf, intermediates) = chain.split_first().ok_or(NotaryError::Missing("x5c"))?;
+    Ok(Opened {
+        algorithm,
+        expiry,
+        chain,
+        signed: format!("{}.{}", env.protected, env.payload).into_bytes(),
+        signature: b64("signature", &env.signature)?,
+        payload: b64("payload", &env.payload)?,
+        signing_time,
+    })
+}
+
+/// notation's COSE_Sign1: `alg` by its COSE number, `cty` the notary payload type, the
+/// notary headers under their text labels with times as CBOR epoch dates (tag 1), and the
+/// chain in the unprotected `x5chain` (label 33), leaf first.
+fn open_cose(envelope: &[u8]) -> Result<Opened, NotaryError> {
+    use coset::iana::{self, EnumI64};
+    use coset::{CborSerializable, CoseSign1, Label, RegisteredLabelWithPrivate, TaggedCborSerializable};
+    let malformed = |e: coset::CoseError| NotaryError::Malformed(format!("COSE: {e}"));
+    let sign1 = if envelope.first() == Some(&0xd2) {
+        CoseSign1::from_tagged_slice(envelope).map_err(malformed)?
+    } else {
+        CoseSign1::from_slice(envelope).map_err(malformed)?
+    };
+    let header = &sign1.protected.header;
+    let alg = match &header.alg {
+        Some(coset::RegisteredLabelWithPrivate::Assigned(a)) => match a {
+            iana::Algorithm::PS256 => "PS256",
+            iana::Algorithm::PS384 => "PS384",
+            iana::Algorithm::PS512 => "PS512",
+            iana::Algorithm::ES256 => "ES256",
+            iana::Algorithm::ES384 => "ES384",
+            iana::Algorithm::ES512 => "ES512",
+            other => return Err(NotaryError::Algorithm(format!("COSE {}", other.to_i64()))),
+        },
+        Some(other) => return Err(NotaryError::Algorithm(format!("COSE {other:?}"))),
+        None => return Err(NotaryError::Missing("alg")),
+    };
+    match &header.content_type {
+        Some(coset::ContentType::Text(t)) if t == PAYLOAD_TYPE => {}
+        Some(other) => return Err(NotaryError::ContentType(format!("{other:?}"))),
+        None => return Err(NotaryError::Missing("cty")),
+    }
+    let value =
+        |label: &str| header.rest.iter().find_map(|(l, v)| matches!(l, Label::Text(t) if t == label).then_some(v));
+    let scheme = value(SCHEME).and_then(|v| v.as_text()).ok_or(NotaryError::Missing(SCHEME))?;
+    let crit: Vec<&str> = header
+        .crit
+        .iter()
+        .map(|c| match c {
+            RegisteredLabelWithPrivate::Text(t) => Ok(t.as_str()),
+            other => Err(NotaryError::Critical(format!("{other:?}"))),
+        })
+        .collect::<Result<_, _>>()?;
+    check_scheme(scheme, &crit, value(EXPIRY).is_some())?;
+    let epoch = |label: &'static str, v: &ciborium::Value| {
+        match v {
+            ciborium::Value::Tag(1, t) => match t.as_ref() {
+                ciborium::Value::Integer(i) => i64::try_from(*i).ok(),
+                _ => None,
+            },
+            _ => None,
+        }
+        .ok_or_else(|| NotaryError::Malformed(format!("{label} is not a CBOR epoch date")))
+    };
+    let signing_time = epoch(SIGNING_TIME, value(SIGNING_TIME).ok_or(NotaryError::Missing(SIGNING_TIME))?)?;
+    let expiry = value(EXPIRY).map(|v| epoch(EXPIRY, v)).transpose()?;
+    let x5chain = iana::HeaderParameter::X5Chain.to_i64();
+    let chain = match sign1.unprotected.rest.iter().find(|(l, _)| *l == Label::Int(x5chain)).map(|(_, v)| v) {
+        Some(ciborium::Value::Bytes(one)) => vec![CertificateDer::from(one.clone())],
+        Some(ciborium::Value::Array(many)) => many
+            .iter()
+            .map(|c| c.as_bytes().map(|b| CertificateDer::from(b.clone())))
+            .collect::<Option<_>>()
+            .ok_or_else(|| NotaryError::Malformed("x5chain holds a non-certificate".into()))?,
+        _ => Vec::new(),
+    };
+    let payload = sign1.payload.clone().ok_or(NotaryError::Missing("payload"))?;
+    Ok(Opened {
+        algorithm: algorithm(alg)?,
+        expiry,
+        chain,
+        signed: sign1.tbs_data(b""),
+        signature: sign1.signature.clone(),
+        payload,
+        signing_time,
+    })
+}
+
+/// The `notary.x509` scheme, critical, and nothing critical besides what is understood.
+fn check_scheme(scheme: &str, crit: &[&str], has_expiry: bool) -> Result<(), NotaryError> {
+    if scheme != "notary.x509" {
+        return Err(NotaryError::Scheme(scheme.to_string()));
+    }
+    if let Some(unknown) = crit.iter().find(|c| ![SCHEME, EXPIRY].contains(c)) {
+        return Err(NotaryError::Critical(unknown.to_string()));
+    }
+    if !crit.contains(&SCHEME) || (has_expiry && !crit.contains(&EXPIRY)) {
+        return Err(NotaryError::Malformed("crit must list the signing scheme and any expiry".into()));
+    }
+    Ok(())
+}
+
+/// What both formats must meet once opened: not expired, a code-signing leaf chaining to a
+/// trusted certificate and valid now, its signature over the signed bytes, and the payload
+/// naming the image's digest.
+fn check(o: Opened, trusted: &[CertificateDer<'_>], digest: &str, now: i64) -> Result<Verified, NotaryError> {
+    if let Some(at) = o.expiry {
+        if at <= now {
+            return Err(NotaryError::Expired(format!("{at} (seconds since the epoch)")));
+        }
+    }
+    let (leaf, intermediates) = o.chain.split_first().ok_or(NotaryError::Missing("x5c"))?;
     let anchors = trusted
         .iter()
         .map(|c| webpki::anchor_from_trusted_cert(c).map(|a| a.to_owned()))
@@ -221,21 +363,17 @@ pub fn verify_jws(
     )
     .map_err(|e| NotaryError::Untrusted(format!("{e:?}")))?;
     signs_digitally(leaf)?;
-
-    let signature = b64("signature", &env.signature)?;
-    let signature = match algorithm.1 {
-        Some(half) => fixed_to_der(&signature, half).ok_or(NotaryError::BadSignature)?,
-        None => signature,
+    let signature = match o.algorithm.1 {
+        Some(half) => fixed_to_der(&o.signature, half).ok_or(NotaryError::BadSignature)?,
+        None => o.signature,
     };
-    let signed = format!("{}.{}", env.protected, env.payload);
-    ee.verify_signature(algorithm.0, signed.as_bytes(), &signature).map_err(|_| NotaryError::BadSignature)?;
-
-    let payload: Payload = serde_json::from_slice(&b64("payload", &env.payload)?)
-        .map_err(|e| NotaryError::Malformed(format!("payload: {e}")))?;
+    ee.verify_signature(o.algorithm.0, &o.signed, &signature).map_err(|_| NotaryError::BadSignature)?;
+    let payload: Payload =
+        serde_json::from_slice(&o.payload).map_err(|e| NotaryError::Malformed(format!("payload: {e}")))?;
     if payload.target_artifact.digest != digest {
         return Err(NotaryError::WrongDigest { signed: payload.target_artifact.digest, image: digest.to_string() });
     }
-    Ok(Verified { signing_time })
+    Ok(Verified { signing_time: o.signing_time })
 }
 
 /// The Notary Project's signing-certificate requirement webpki does not check: a KeyUsage
@@ -377,7 +515,7 @@ mod tests {
     fn a_real_notation_signature_verifies() {
         let jws = vector("good.jws");
         let v = verify_jws(&jws, &[cert("trusted.crt")], &digest("image"), when(&jws)).unwrap();
-        assert!(v.signing_time.starts_with("20"), "{v:?}");
+        assert_eq!(v.signing_time, when(&jws) - 60, "{v:?}");
     }
 
     #[test]
@@ -437,6 +575,48 @@ mod tests {
         let big = vec![b' '; MAX_ENVELOPE_BYTES + 1];
         assert_eq!(verify_jws(&big, &[], "sha256:x", 0).unwrap_err(), NotaryError::TooLarge);
         assert!(matches!(verify_jws(b"{}", &[], "sha256:x", 0).unwrap_err(), NotaryError::Malformed(_)));
+    }
+
+    /// notation's other format. Before, only JWS was read: a COSE-signed image never
+    /// verified under a notary attestor (and its envelopes were not even fetched).
+    #[test]
+    fn a_real_notation_cose_signature_verifies() {
+        let (cose, at) = (vector("good.cose"), when(&vector("good.jws")));
+        let v = verify(&cose, &[cert("trusted.crt")], &digest("image"), at).unwrap();
+        assert!((v.signing_time - (at - 60)).abs() < 3600, "{v:?}");
+        // JWS still goes through the same door.
+        verify(&vector("good.jws"), &[cert("trusted.crt")], &digest("image"), at).unwrap();
+    }
+
+    #[test]
+    fn cose_is_held_to_what_jws_is() {
+        let at = when(&vector("good.jws"));
+        let e = verify(&vector("untrusted.cose"), &[cert("trusted.crt")], &digest("image"), at).unwrap_err();
+        assert!(matches!(e, NotaryError::Untrusted(_)), "{e}");
+        verify(&vector("untrusted.cose"), &[cert("other.crt")], &digest("image"), at).unwrap();
+        let e = verify(&vector("other-digest.cose"), &[cert("trusted.crt")], &digest("image"), at).unwrap_err();
+        assert!(matches!(&e, NotaryError::WrongDigest { signed, .. } if *signed == digest("other-image")), "{e}");
+        let e = verify(&vector("good.cose"), &[cert("trusted.crt")], &digest("image"), at + 2 * 86_400).unwrap_err();
+        assert!(matches!(e, NotaryError::Untrusted(_)), "{e}");
+    }
+
+    #[test]
+    fn a_forged_cose_payload_or_signature_is_refused() {
+        use coset::{CoseSign1, TaggedCborSerializable};
+        let at = when(&vector("good.jws"));
+        let good = CoseSign1::from_tagged_slice(&vector("good.cose")).unwrap();
+        let other = CoseSign1::from_tagged_slice(&vector("other-digest.cose")).unwrap();
+        let mut forged = good.clone();
+        forged.payload = other.payload.clone();
+        let e =
+            verify(&forged.to_tagged_vec().unwrap(), &[cert("trusted.crt")], &digest("other-image"), at).unwrap_err();
+        assert_eq!(e, NotaryError::BadSignature);
+        let mut flipped = good;
+        flipped.signature[10] ^= 1;
+        let e = verify(&flipped.to_tagged_vec().unwrap(), &[cert("trusted.crt")], &digest("image"), at).unwrap_err();
+        assert_eq!(e, NotaryError::BadSignature);
+        assert!(matches!(verify(b"\x00\x01", &[], "sha256:x", 0), Err(NotaryError::Malformed(_))));
+        assert!(matches!(verify(&[0xd2, 0x84, 0x40], &[], "sha256:x", 0), Err(NotaryError::Malformed(_))));
     }
 
     #[test]
