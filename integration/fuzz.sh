@@ -2,7 +2,8 @@
 # Short coverage-guided fuzzing runs (cargo-fuzz / libFuzzer with AddressSanitizer) of every
 # parser that sees untrusted input: NRI mux headers, NRI messages, policy YAML of every kind,
 # signature manifests, signed payloads (with the digest-binding property asserted), and signed
-# attestation statements (subject and predicate type asserted), and GPG simple-signing blobs.
+# attestation statements (subject and predicate type asserted), GPG simple-signing blobs, and
+# notation envelopes (JWS and COSE).
 # FUZZ_SECONDS per target (default 20). Crashes are left under fuzz/artifacts/<target>/.
 #
 # This machine has only a stable toolchain; cargo-fuzz needs -Z flags, so RUSTC_BOOTSTRAP=1
@@ -13,7 +14,8 @@ cd "$REPO"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked -q
 export RUSTC_BOOTSTRAP=1
 SECS=${FUZZ_SECONDS:-20}
-TARGETS=(mux_frames nri_create_container policy_documents signature_manifest signature_payload attestation gpg_signature)
+TARGETS=(mux_frames nri_create_container policy_documents signature_manifest signature_payload attestation gpg_signature
+  notary_envelope)
 cargo fuzz build -O
 for t in "${TARGETS[@]}"; do
   mkdir -p "fuzz/corpus/$t"
@@ -21,6 +23,10 @@ for t in "${TARGETS[@]}"; do
   [ "$t" = policy_documents ] && seeds=(testdata/importers packaging/kubernetes/examples)
   [ "$t" = attestation ] && seeds=(testdata/fuzz-seeds/attestation)
   [ "$t" = gpg_signature ] && seeds=(testdata/fuzz-seeds/gpg_signature)
+  # (a directory of its own: libFuzzer reads every file of a seed directory)
+  if [ "$t" = notary_envelope ]; then
+    mkdir -p "fuzz/seeds/$t"; cp testdata/notation/*.jws testdata/notation/*.cose "fuzz/seeds/$t/"; seeds=("fuzz/seeds/$t")
+  fi
   echo "fuzz: $t for ${SECS}s"
   cargo fuzz run -O "$t" "fuzz/corpus/$t" "${seeds[@]}" -- -max_total_time="$SECS" -rss_limit_mb=2048 \
     -print_final_stats=1 2>&1 | grep -E '^(stat::number_of_executed_units|Done|==[0-9]+==ERROR|SUMMARY)' || true

@@ -444,7 +444,7 @@ fn der_len(out: &mut Vec<u8>, len: usize) {
 
 /// Seconds since the epoch of an RFC 3339 time (`2026-12-01T13:08:18Z`, fractions and
 /// offsets allowed); `None` for anything else.
-pub(crate) fn rfc3339(s: &str) -> Option<i64> {
+pub fn rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
         return None;
