@@ -149,6 +149,16 @@ impl fmt::Display for Explanation {
                                 &k.attestations,
                             )
                         }
+                        Check::Certificate(c) => {
+                            let chain = match &c.chain {
+                                None => "its key only (no chain, so no SCT)".to_string(),
+                                Some(_) if c.ignore_sct => {
+                                    "chaining to its inline chain's root, SCT not checked".into()
+                                }
+                                Some(_) => "chaining to its inline chain's root, SCT required".into(),
+                            };
+                            with_evidence(format!("inline certificate, {chain}"), &c.rekor, &c.attestations)
+                        }
                         Check::Gpg(g) => {
                             let key = match &g.key {
                                 KeyRef::Pem(_) => "inline OpenPGP key".to_string(),

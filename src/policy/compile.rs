@@ -20,6 +20,7 @@ use super::normal::{
 };
 use super::TrustedKey;
 use crate::kms::{KmsError, ResolvedKey, Resolver};
+use crate::verify::certificate::{CertificateError, CertificateSigner};
 use crate::verify::gpg::{GpgKey, GpgKeyError, GpgSigner, SignedIdentity};
 use crate::verify::keyless::{Identity, Matcher, MatcherError};
 use crate::verify::notary::{CertsError as NotaryCertsError, NotaryTrust};
@@ -87,6 +88,8 @@ pub enum AuthorityError {
     LogKey(MaterialError),
     #[error(transparent)]
     NotaryCerts(#[from] NotaryCertsError),
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
 }
 
 /// Why a key a policy names is not available on this node: its authority fails closed.
@@ -329,6 +332,10 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
             let trust = NotaryTrust::from_pem(&pem)?;
             let by = SignedBy { signer: Signer::Notary(trust), tlog: Tlog::Ignore, attestations: Vec::new() };
             return Ok(AuthorityKind::Signed(Box::new(by)));
+        }
+        Check::Certificate(c) => {
+            let signer = CertificateSigner::from_pem(&c.certificate, c.chain.as_deref(), !c.ignore_sct)?;
+            (Signer::Certificate(signer), &c.rekor, &c.rekor_keys, &c.attestations)
         }
         Check::Keyless(k) => {
             let identities = k

@@ -1,5 +1,5 @@
-//! Who must have made a signature: a trusted key, a keyless identity under a CA, OpenPGP
-//! keys or notation certificates, and whether a transparency-log entry is required. Policies name signers in these
+//! Who must have made a signature: a trusted key, a keyless identity under a CA, a named
+//! certificate, OpenPGP keys or notation certificates, and whether a transparency-log entry is required. Policies name signers in these
 //! terms; [`super::layers`] checks layers against them.
 
 use std::fmt;
@@ -34,9 +34,14 @@ impl TrustedKey {
         if block.tag() != "PUBLIC KEY" {
             return Err(KeyError::NotPublicKey(block.tag().to_string()));
         }
-        let key = PublicKey::from_der(block.contents(), signing)?;
-        let fingerprint = hex::encode(&Sha256::digest(block.contents())[..8]);
-        Ok(Self { key, fingerprint, der: block.into_contents() })
+        Self::from_spki_der(block.contents(), signing)
+    }
+
+    /// From a SubjectPublicKeyInfo (a certificate's key), signed under `signing`.
+    pub fn from_spki_der(der: &[u8], signing: Signing) -> Result<Self, KeyError> {
+        let key = PublicKey::from_der(der, signing)?;
+        let fingerprint = hex::encode(&Sha256::digest(der)[..8]);
+        Ok(Self { key, fingerprint, der: der.to_vec() })
     }
 }
 
@@ -61,6 +66,8 @@ pub struct SignedBy {
 pub enum Signer {
     Key(TrustedKey),
     Keyless(Keyless),
+    /// A certificate the policy names: its key, and its chain when given.
+    Certificate(super::certificate::CertificateSigner),
     /// OpenPGP keys of simple-signing signatures in the lookaside store.
     Gpg(super::gpg::GpgSigner),
     /// Certificates anchoring Notary Project (notation) signatures, found as OCI referrers.
