@@ -744,6 +744,23 @@ mod tests {
             assert!(matches!(err, LayerFailure::Sct(_)), "no CT log on the node: {err}");
         }
 
+        /// What time decides, as in cosign: the policy's own certificate is trusted whenever
+        /// (its chain is checked at its notBefore); a certificate the layer carries must be
+        /// valid when the log entry says the signature was made, or now.
+        #[test]
+        fn only_a_carried_certificate_is_held_to_a_time() {
+            let t = trust();
+            let in_2001 = Context { trust: &t, now: 1_000_000_000 };
+            let one = |layer| Signatures { location: "l".into(), layers: vec![layer] };
+            let chained = by(certificate(Some("chain.pem"), false), false);
+            verify_signatures(&one(bare_layer(None)), DIGEST, &chained, in_2001).unwrap();
+            let err =
+                verify_signatures(&one(leaf_layer("leaf-email.pem", None)), DIGEST, &chained, in_2001).unwrap_err();
+            assert!(matches!(err, LayerFailure::Carried(CarriedError::Expired { at: 1_000_000_000, .. })), "{err}");
+            let logged = leaf_layer("leaf-email.pem", Some("bundle-leaf-email.json"));
+            verify_signatures(&one(logged), DIGEST, &by(certificate(None, false), true), in_2001).unwrap();
+        }
+
         #[test]
         fn a_policy_certificate_verifies_attestations_and_cosign_3_bundles_by_its_key() {
             // cosign attest-blob --key leaf.key made this bundle's sign/v1 statement.
