@@ -150,12 +150,11 @@ impl fmt::Display for Explanation {
                             )
                         }
                         Check::Certificate(c) => {
+                            let cas = if c.trust_root_cas { " and to the node trust root's CAs" } else { "" };
+                            let sct = if c.ignore_sct { "SCT not checked" } else { "SCT required" };
                             let chain = match &c.chain {
                                 None => "its key only (no chain, so no SCT)".to_string(),
-                                Some(_) if c.ignore_sct => {
-                                    "chaining to its inline chain's root, SCT not checked".into()
-                                }
-                                Some(_) => "chaining to its inline chain's root, SCT required".into(),
+                                Some(_) => format!("chaining to its inline chain's root{cas}, {sct}"),
                             };
                             with_evidence(format!("inline certificate, {chain}"), &c.rekor, &c.attestations)
                         }

@@ -334,7 +334,8 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
         Check::Certificate(c) => {
-            let signer = CertificateSigner::from_pem(&c.certificate, c.chain.as_deref(), !c.ignore_sct)?;
+            let mut signer = CertificateSigner::from_pem(&c.certificate, c.chain.as_deref(), !c.ignore_sct)?;
+            signer.trust_root_cas = c.chain.is_some() && c.trust_root_cas;
             (Signer::Certificate(signer), &c.rekor, &c.rekor_keys, &c.attestations)
         }
         Check::Keyless(k) => {

@@ -306,6 +306,11 @@ pub struct CertificateCheck {
     /// Skip the SCT check cosign makes for a certificate with a chain (none without one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ignore_sct: bool,
+    /// The certificate must also chain to the node trust root's CAs, at its `notBefore`:
+    /// Kyverno's ImageValidatingPolicy hands cosign its Sigstore trusted root whenever the
+    /// log is required, and cosign then checks the certificate against that, not the chain.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trust_root_cas: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<String>,
 }

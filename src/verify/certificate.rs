@@ -10,7 +10,8 @@
 //! carries must be for the same key, and is checked for expiry at the time the log entry
 //! proves, or now (cosign's check on `sig.Cert()`). With a chain, cosign also requires an
 //! embedded SCT unless told to ignore it; [`super::layers`] checks it against the node's CT
-//! logs.
+//! logs, and, where Kyverno would have cosign check the certificate against its Sigstore
+//! trusted root instead of the chain, against the node trust root's CAs too.
 
 use rustls_pki_types::{CertificateDer, UnixTime};
 use sha2::{Digest, Sha256};
@@ -67,6 +68,12 @@ pub struct CertificateSigner {
     pub chain: Vec<CertificateDer<'static>>,
     /// An embedded SCT from a trusted CT log is required (cosign, with a chain).
     pub sct: bool,
+    /// It must also chain to the node trust root's CAs at [`Self::not_before`] (Kyverno
+    /// ImageValidatingPolicy with the log required: cosign checks it against the trusted
+    /// root then).
+    pub trust_root_cas: bool,
+    /// The certificate's `notBefore`, seconds since the epoch: when its chains are checked.
+    pub not_before: i64,
 }
 
 impl std::fmt::Debug for CertificateSigner {
@@ -75,7 +82,14 @@ impl std::fmt::Debug for CertificateSigner {
         let mut h = Sha256::new();
         self.chain.iter().for_each(|c| h.update(c.as_ref()));
         let chain = hex::encode(&h.finalize()[..8]);
-        write!(f, "CertificateSigner({} chain {chain} sct {} {:?})", self.fingerprint(), self.sct, self.key)
+        write!(
+            f,
+            "CertificateSigner({} chain {chain} sct {} trust root CAs {} {:?})",
+            self.fingerprint(),
+            self.sct,
+            self.trust_root_cas,
+            self.key
+        )
     }
 }
 
@@ -93,17 +107,18 @@ impl CertificateSigner {
             .to_der()
             .map_err(|e| CertificateError::Malformed(e.to_string()))?;
         let key = TrustedKey::from_spki_der(&spki, Signing::default()).map_err(CertificateError::Key)?;
+        let not_before = cert.tbs_certificate().validity().not_before.to_unix_duration();
         let chain = match chain_pem {
             None => Vec::new(),
             Some(text) => {
                 let chain = parse_chain(text)?;
-                let not_before = cert.tbs_certificate().validity().not_before.to_unix_duration();
                 verify_chain(&der, &chain, not_before)?;
                 chain
             }
         };
         let sct = sct && !chain.is_empty();
-        Ok(Self { key, der, chain, sct })
+        let not_before = not_before.as_secs() as i64;
+        Ok(Self { key, der, chain, sct, trust_root_cas: false, not_before })
     }
 
     /// Short identity for messages: the first 16 hex chars of the certificate's SHA-256.

@@ -252,8 +252,28 @@ fn certificate_key(
     if let Some(cert) = &carried {
         cert.valid_at(at).map_err(LayerFailure::Carried)?;
     }
+    let node_cas = if c.trust_root_cas {
+        let cas = cx.trust.fulcio_at(c.not_before);
+        if cas.is_empty() {
+            return Err(LayerFailure::NotCheckable(
+                "the certificate must chain to the node trust root's certificate authorities (Kyverno checks it \
+                 against its Sigstore trusted root when the log is required), and the node has none for its time"
+                    .into(),
+            ));
+        }
+        let pem = pem::encode(&pem::Pem::new("CERTIFICATE", c.der.clone()));
+        keyless::verify_certificate(&pem, None, &cas, c.not_before).map_err(LayerFailure::Certificate)?;
+        Some(cas)
+    } else {
+        None
+    };
     if c.sct {
-        let issuers: Vec<&[u8]> = c.chain.iter().map(|d| d.as_ref()).collect();
+        let issuers: Vec<&[u8]> = c
+            .chain
+            .iter()
+            .chain(node_cas.iter().flat_map(|ca| ca.intermediates.iter().chain(&ca.roots)))
+            .map(|d| d.as_ref())
+            .collect();
         sct::verify(&c.der, &issuers, &cx.trust.ctlogs).map_err(LayerFailure::Sct)?;
     }
     Ok(())
@@ -759,6 +779,30 @@ mod tests {
             assert!(matches!(err, LayerFailure::Carried(CarriedError::Expired { at: 1_000_000_000, .. })), "{err}");
             let logged = leaf_layer("leaf-email.pem", Some("bundle-leaf-email.json"));
             verify_signatures(&one(logged), DIGEST, &by(certificate(None, false), true), in_2001).unwrap();
+        }
+
+        /// Kyverno's ImageValidatingPolicy with the log required: cosign checks the
+        /// certificate against the Sigstore trusted root, not the chain; the node asks both.
+        #[test]
+        fn a_certificate_held_to_the_trust_roots_cas_chains_to_them_too() {
+            let mut c =
+                CertificateSigner::from_pem(&vector("leaf-email.pem"), Some(&vector("chain.pem")), false).unwrap();
+            c.trust_root_cas = true;
+            let held = by(Signer::Certificate(c), false);
+            run(vec![bare_layer(None)], &held).unwrap();
+            // A trust root whose CA is another one, or that has none.
+            let mut v: serde_json::Value = serde_json::from_str(&vector("trusted_root.json")).unwrap();
+            let other = pem::parse(vector("other-root.pem")).unwrap().into_contents();
+            use base64::Engine;
+            v["certificateAuthorities"][0]["certChain"]["certificates"] =
+                serde_json::json!([{"rawBytes": base64::engine::general_purpose::STANDARD.encode(other)}]);
+            let elsewhere = TrustRoot::parse(v.to_string().as_bytes(), "t.json").unwrap();
+            let one = Signatures { location: "l".into(), layers: vec![bare_layer(None)] };
+            let cx = |trust| Context { trust, now: Context::now_secs() };
+            let err = verify_signatures(&one, DIGEST, &held, cx(&elsewhere)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Certificate(CertError::Untrusted(_))), "{err}");
+            let err = verify_signatures(&one, DIGEST, &held, cx(&TrustRoot::empty())).unwrap_err();
+            assert!(matches!(err, LayerFailure::NotCheckable(_)), "{err}");
         }
 
         #[test]

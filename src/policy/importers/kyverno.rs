@@ -692,6 +692,7 @@ fn certificate_authority(label: &str, c: &Certificates) -> Result<NormalAuthorit
             rekor,
             rekor_keys,
             ignore_sct,
+            trust_root_cas: false,
             attestations: Vec::new(),
         }),
         // cosign takes the chain as its roots: the signature's own certificate must chain
@@ -1165,6 +1166,7 @@ mod tests {
             rekor: Some(PUBLIC_REKOR.into()),
             rekor_keys: Vec::new(),
             ignore_sct: false,
+            trust_root_cas: false,
             attestations: Vec::new(),
         };
         assert_eq!(check, Check::Certificate(want.clone()));

@@ -736,6 +736,9 @@ fn certificate(
         (None, None) => return Err(IvpError::NoCertificate),
         (Some(leaf), chain) => Check::Certificate(CertificateCheck {
             certificate: super::certificate_text(&leaf),
+            // Kyverno gives cosign its Sigstore trusted root unless the log is ignored, and
+            // cosign checks a certificate against that rather than the chain.
+            trust_root_cas: chain.is_some() && rekor.is_some(),
             chain,
             rekor,
             rekor_keys,
@@ -1444,6 +1447,7 @@ mod tests {
             rekor: Some(super::PUBLIC_REKOR.into()),
             rekor_keys: Vec::new(),
             ignore_sct: false,
+            trust_root_cas: false,
             attestations: Vec::new(),
         };
         assert_eq!(
@@ -1454,6 +1458,10 @@ mod tests {
         let got = pinned(&certificate_policy(&both, NO_TLOG));
         let want_both = CertificateCheck { chain: Some(chain.clone()), rekor: None, ignore_sct: true, ..want.clone() };
         assert_eq!(got, Check::Certificate(want_both));
+        // With the log required, Kyverno has cosign check the certificate against its
+        // Sigstore trusted root: so must the node, beside the chain.
+        let Check::Certificate(logged) = pinned(&certificate_policy(&both, "")) else { panic!() };
+        assert!(logged.trust_root_cas && logged.rekor.is_some() && !logged.ignore_sct, "{logged:?}");
         // A string-literal expression is that string; any other expression is not evaluated.
         let literal =
             format!("        cert: {{expression: {}}}\n", serde_json::to_string(&format!("{leaf:?}")).unwrap());
