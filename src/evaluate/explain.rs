@@ -73,7 +73,7 @@ pub fn explain(
             origin: n.origin.clone(),
             mode: n.mode,
             requirements: n.requirements.clone(),
-            namespace_selector: n.namespaces.selector.as_ref().and_then(|_| {
+            namespace_selector: n.namespaces.has_selector().then_some(()).and_then(|_| {
                 let why = set.namespace_labels.why_unknown(namespace)?;
                 Some(format!("namespaceSelector not evaluated ({why}): the policy applies"))
             }),

@@ -20,8 +20,9 @@
 //! refuses references without a digest. Keys given as `{{ }}` variables fail closed.
 //! Other resource filters the node cannot see (label selectors, names, preconditions) are
 //! not applied, which makes a rule cover more containers, never fewer. Namespaces are
-//! applied when they are plain names; a single match entry's `namespaceSelector` by the
-//! namespace labels the cluster sync knows (unknown labels select).
+//! applied when they are plain names; each match entry's `namespaceSelector` by the
+//! namespace labels the cluster sync knows (unknown labels select), several entries as
+//! alternatives of their own names and selector.
 //!
 //! [`ImageGlob::kyverno`]: crate::policy::matching::ImageGlob::kyverno
 
@@ -32,7 +33,7 @@ use serde_json::Value;
 
 use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta, PemKeysError};
 use crate::policy::labels::LabelSelector;
-use crate::policy::model::{Mode, Namespaces};
+use crate::policy::model::{Mode, NamespaceTerm, Namespaces};
 use crate::policy::normal::{
     CertificateCheck, Check, KeyCheck, KeyRef, KeylessCheck, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy,
     NormalRequirement, NotaryCheck, Pattern, SecretName, StaticAction,
@@ -843,33 +844,49 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
                 notes.push(format!("rule {}: namespace wildcards in match are applied to all namespaces", rule.name));
             }
         }
-        // One match entry: its namespaceSelector narrows by the namespace's labels where the
-        // cluster reports them (unknown labels select). Across several entries the union of
-        // selectors is not kept: the rule covers every namespace.
-        let entries: Vec<&BTreeMap<String, Value>> =
-            m.any.iter().filter_map(|e| e.resources.as_ref()).chain(m.resources.as_ref()).collect();
-        let count = m.any.len() + usize::from(m.resources.is_some());
-        match (count, entries.first().and_then(|r| r.get("namespaceSelector"))) {
-            (1, Some(sel)) => match LabelSelector::from_value(sel) {
-                Ok(sel) if sel.is_empty() => {}
-                Ok(sel) => {
-                    out.selector = Some(sel);
-                    notes.push(format!(
-                        "rule {}: namespaceSelector reads namespace labels from the cluster; where they are not \
-                         known (local files, a namespace not seen yet) the rule applies",
-                        rule.name
-                    ));
-                }
-                Err(e) => notes.push(format!(
-                    "rule {}: match namespaceSelector: {e}; the rule applies to every namespace",
+        // Each match entry narrows by its own namespaceSelector where the cluster reports the
+        // namespace's labels (unknown labels select). With several entries, each is an
+        // alternative of its own names and selector; one that names no namespaces and has
+        // no selector (or has no resources) covers every namespace, and so does the rule.
+        let entries: Vec<Option<&BTreeMap<String, Value>>> =
+            m.any.iter().map(|e| e.resources.as_ref()).chain(m.resources.as_ref().map(Some)).collect();
+        let mut selector_of = |r: &BTreeMap<String, Value>| match LabelSelector::from_value(r.get("namespaceSelector")?)
+        {
+            Ok(sel) if sel.is_empty() => None,
+            Ok(sel) => Some(sel),
+            Err(e) => {
+                notes.push(format!(
+                    "rule {}: match namespaceSelector: {e}; that match entry applies to every namespace",
                     rule.name
-                )),
-            },
-            _ if entries.iter().any(|r| r.contains_key("namespaceSelector")) => notes.push(format!(
-                "rule {}: namespaceSelectors in several match entries are not applied: every namespace",
+                ));
+                None
+            }
+        };
+        let selectors: Vec<Option<LabelSelector>> = entries.iter().map(|r| r.and_then(&mut selector_of)).collect();
+        if selectors.iter().any(Option::is_some) {
+            notes.push(format!(
+                "rule {}: namespaceSelector reads namespace labels from the cluster; where they are not known \
+                 (local files, a namespace not seen yet) the rule applies",
                 rule.name
-            )),
-            _ => {}
+            ));
+            if let [only] = &selectors[..] {
+                out.selector = only.clone();
+            } else {
+                let terms: Vec<NamespaceTerm> = entries
+                    .iter()
+                    .zip(selectors)
+                    .map(|(r, selector)| {
+                        let include = r.map(names).unwrap_or_default();
+                        // A wildcard is not evaluated: that entry covers every name.
+                        let include = if include.iter().all(is_plain) { include } else { Vec::new() };
+                        NamespaceTerm { include, selector }
+                    })
+                    .collect();
+                if terms.iter().all(|t| !t.include.is_empty() || t.selector.is_some()) {
+                    out.include.clear();
+                    out.any = terms;
+                }
+            }
         }
         if !m.all.is_empty() {
             notes.push(format!("rule {}: match.all conditions are not applied on the node", rule.name));
@@ -1102,15 +1119,67 @@ mod tests {
         assert!(!covers("dev"), "dev is not labelled env=prod");
         assert!(covers("unseen"), "a namespace not seen yet: the rule applies");
         assert!(ns.covers(Some("dev")), "labels unknown: the rule applies");
-        // Several entries: the union is not kept, every namespace is covered.
-        let r = rule("name: r\nmatch: {any: [{resources: {namespaceSelector: {matchLabels: {a: b}}}}, {resources: {namespaces: [x]}}]}\n");
-        let ns = namespaces(&r, &mut notes);
-        assert!(ns.selector.is_none() && ns.include.is_empty());
+        // An entry without resources covers every namespace, and so the rule.
+        let r = rule("name: r\nmatch: {any: [{resources: {namespaceSelector: {matchLabels: {a: b}}}}, {subjects: [{kind: User, name: u}]}]}\n");
+        assert!(namespaces(&r, &mut notes).is_all());
         // A selector Kubernetes would refuse narrows nothing.
         let r =
             rule("name: r\nmatch: {resources: {namespaceSelector: {matchExpressions: [{key: a, operator: Is}]}}}\n");
         assert!(namespaces(&r, &mut notes).selector.is_none());
         assert!(notes.iter().any(|n| n.contains("\"Is\"")), "{notes:?}");
+    }
+
+    /// #19 leftover: several match entries with namespaceSelectors used to widen to every
+    /// namespace (the selectors were dropped); each entry now narrows by its own names and
+    /// selector, and the rule covers a namespace one of them covers.
+    #[test]
+    fn several_match_entries_each_narrow_by_their_own_selector() {
+        use crate::policy::labels::NamespaceLabels;
+        let mut notes = Vec::new();
+        let r = rule(
+            "name: r\nmatch: {any: [{resources: {kinds: [Pod], namespaceSelector: {matchLabels: {env: prod}}}}, \
+             {resources: {kinds: [Pod], namespaces: [ci], namespaceSelector: {matchExpressions: [{key: team, operator: \
+             In, values: [build]}]}}}, {resources: {kinds: [Pod], namespaces: [sandbox]}}]}\n",
+        );
+        let ns = namespaces(&r, &mut notes);
+        assert_eq!(ns.any.len(), 3, "{ns:?}");
+        let labelled = |pairs: &[(&str, &[(&str, &str)])]| {
+            NamespaceLabels::listed(
+                pairs
+                    .iter()
+                    .map(|(n, l)| (n.to_string(), l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())),
+            )
+        };
+        let known = labelled(&[
+            ("payments", &[("env", "prod")]),
+            ("dev", &[("env", "dev")]),
+            ("ci", &[("team", "build")]),
+            ("ci-other", &[("team", "build")]),
+            ("sandbox", &[]),
+        ]);
+        let covers = |n: &str| ns.covers_with(Some(n), known.get(Some(n)).map(|l| l.as_ref()));
+        assert!(covers("payments"), "the first entry's selector");
+        assert!(!covers("dev"), "no entry covers dev");
+        assert!(covers("ci"), "the second entry: its name and its selector");
+        assert!(!covers("ci-other"), "the second entry's selector, not its name");
+        assert!(covers("sandbox"), "the third entry's name, no selector");
+        assert!(covers("unseen"), "labels unknown: the selectors select");
+        assert!(ns.covers(Some("dev")), "labels unknown: the rule applies");
+        assert!(ns.covers(None), "an unknown namespace: the first entry names none and its selector selects");
+        assert!(notes.iter().any(|n| n.contains("namespaceSelector reads namespace labels")), "{notes:?}");
+        // Through the importer, into the normal form and back.
+        let yaml = policy(
+            "kyverno.io/v1",
+            &format!(
+                "    match: {{any: [{{resources: {{namespaceSelector: {{matchLabels: {{env: prod}}}}}}}}, {{resources: \
+                 {{namespaces: [sandbox]}}}}]}}\n{VERIFY}"
+            ),
+        );
+        let p = import(&yaml).unwrap();
+        let n = &p.policies[0].namespaces;
+        assert_eq!((n.any.len(), n.include.len()), (2, 0), "{n:?}");
+        let text = serde_yaml::to_string(&p.policies[0]).unwrap();
+        assert_eq!(&serde_yaml::from_str::<NormalPolicy>(&text).unwrap(), &p.policies[0]);
     }
 
     /// A ClusterPolicy with one `verifyImages` entry for `registry.example/*`, `entry` the

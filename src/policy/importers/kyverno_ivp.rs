@@ -587,9 +587,12 @@ fn namespace_selector(sel: &LabelSelector, notes: &mut Vec<String>) -> Result<Op
     }
     Ok(match include {
         Some(names) if names.is_empty() => None,
-        include => {
-            Some(Namespaces { include: include.unwrap_or_default(), exclude, selector: by_labels.then_some(selector) })
-        }
+        include => Some(Namespaces {
+            include: include.unwrap_or_default(),
+            exclude,
+            selector: by_labels.then_some(selector),
+            any: Vec::new(),
+        }),
     })
 }
 
