@@ -18,7 +18,6 @@ use sha2::{Digest, Sha256};
 use x509_cert::der::{Decode, Encode};
 
 use super::pubkey::{KeyError, PublicKey, Signing};
-use super::signer::TrustedKey;
 
 /// id-kp-codeSigning, the value bytes webpki compares.
 const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
@@ -61,7 +60,9 @@ pub enum CarriedError {
 #[derive(Clone)]
 pub struct CertificateSigner {
     /// The certificate's public key; signatures verify under it (SHA-256, as cosign).
-    pub key: TrustedKey,
+    pub key: PublicKey,
+    /// That key's SubjectPublicKeyInfo, DER: what a log entry or a carried certificate names.
+    pub spki: Vec<u8>,
     /// The certificate, DER.
     pub der: Vec<u8>,
     /// The chain it was verified against (root last); empty without one.
@@ -84,11 +85,11 @@ impl std::fmt::Debug for CertificateSigner {
         let chain = hex::encode(&h.finalize()[..8]);
         write!(
             f,
-            "CertificateSigner({} chain {chain} sct {} trust root CAs {} {:?})",
+            "CertificateSigner({} chain {chain} sct {} trust root CAs {} {})",
             self.fingerprint(),
             self.sct,
             self.trust_root_cas,
-            self.key
+            self.key.scheme()
         )
     }
 }
@@ -106,7 +107,7 @@ impl CertificateSigner {
             .subject_public_key_info()
             .to_der()
             .map_err(|e| CertificateError::Malformed(e.to_string()))?;
-        let key = TrustedKey::from_spki_der(&spki, Signing::default()).map_err(CertificateError::Key)?;
+        let key = PublicKey::from_der(&spki, Signing::default()).map_err(CertificateError::Key)?;
         let not_before = cert.tbs_certificate().validity().not_before.to_unix_duration();
         let chain = match chain_pem {
             None => Vec::new(),
@@ -118,17 +119,12 @@ impl CertificateSigner {
         };
         let sct = sct && !chain.is_empty();
         let not_before = not_before.as_secs() as i64;
-        Ok(Self { key, der, chain, sct, trust_root_cas: false, not_before })
+        Ok(Self { key, spki, der, chain, sct, trust_root_cas: false, not_before })
     }
 
     /// Short identity for messages: the first 16 hex chars of the certificate's SHA-256.
     pub fn fingerprint(&self) -> String {
         hex::encode(&Sha256::digest(&self.der)[..8])
-    }
-
-    /// The public key signatures are checked under.
-    pub fn public_key(&self) -> &PublicKey {
-        &self.key.key
     }
 
     /// A certificate the signature layer carries (PEM), which must be for the same key.
@@ -138,7 +134,7 @@ impl CertificateSigner {
         let cert = x509_cert::Certificate::from_der(&der).map_err(|e| malformed(e.to_string()))?;
         let tbs = cert.tbs_certificate();
         let spki = tbs.subject_public_key_info().to_der().map_err(|e| malformed(e.to_string()))?;
-        if spki != self.key.der {
+        if spki != self.spki {
             return Err(CarriedError::OtherKey);
         }
         let secs = |t: x509_cert::time::Time| t.to_unix_duration().as_secs() as i64;
@@ -220,7 +216,7 @@ mod tests {
         assert!(c.chain.is_empty() && !c.sct, "no chain: no SCT, as cosign");
         // The same key as the other leaves of the vectors (they share one).
         let uri = CertificateSigner::from_pem(&vector("leaf-uri.pem"), None, true).unwrap();
-        assert_eq!(c.key.der, uri.key.der);
+        assert_eq!(c.spki, uri.spki);
         assert_ne!(c.fingerprint(), uri.fingerprint());
     }
 

@@ -157,11 +157,11 @@ fn signing_key(
             other => other,
         }),
         Signer::Certificate(c) => {
-            if !verifies(c.public_key()) {
+            if !verifies(&c.key) {
                 return Err(wrong());
             }
             certificate_key(layer, c, tlog, &describe(signer), cx)?;
-            Ok(c.public_key().clone())
+            Ok(c.key.clone())
         }
         Signer::Gpg(_) => Err(LayerFailure::NotCheckable(
             "OpenPGP keys verify simple-signing signatures from a lookaside store, not cosign signatures".into(),
@@ -246,7 +246,7 @@ fn certificate_key(
     let carried = layer.certificate.as_deref().map(|pem| c.carried(pem)).transpose().map_err(LayerFailure::Carried)?;
     let signer = match &carried {
         Some(cert) => EntrySigner::Certificate(&cert.der),
-        None => EntrySigner::PublicKey(&c.key.der),
+        None => EntrySigner::PublicKey(&c.spki),
     };
     let at = check_tlog(layer, tlog, signer, who, cx)?.map(|e| e.integrated_time).unwrap_or(cx.now);
     if let Some(cert) = &carried {

@@ -34,14 +34,9 @@ impl TrustedKey {
         if block.tag() != "PUBLIC KEY" {
             return Err(KeyError::NotPublicKey(block.tag().to_string()));
         }
-        Self::from_spki_der(block.contents(), signing)
-    }
-
-    /// From a SubjectPublicKeyInfo (a certificate's key), signed under `signing`.
-    pub fn from_spki_der(der: &[u8], signing: Signing) -> Result<Self, KeyError> {
-        let key = PublicKey::from_der(der, signing)?;
-        let fingerprint = hex::encode(&Sha256::digest(der)[..8]);
-        Ok(Self { key, fingerprint, der: der.to_vec() })
+        let key = PublicKey::from_der(block.contents(), signing)?;
+        let fingerprint = hex::encode(&Sha256::digest(block.contents())[..8]);
+        Ok(Self { key, fingerprint, der: block.into_contents() })
     }
 }
 
