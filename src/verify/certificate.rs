@@ -17,7 +17,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use sha2::{Digest, Sha256};
 use x509_cert::der::{Decode, Encode};
 
-use super::pubkey::{KeyError, PublicKey, Signing};
+use super::pubkey::{HashAlgorithm, KeyError, PublicKey, Signing};
 
 /// id-kp-codeSigning, the value bytes webpki compares.
 const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
@@ -107,7 +107,10 @@ impl CertificateSigner {
             .subject_public_key_info()
             .to_der()
             .map_err(|e| CertificateError::Malformed(e.to_string()))?;
-        let key = PublicKey::from_der(&spki, Signing::default()).map_err(CertificateError::Key)?;
+        // cosign's ValidateAndUnpackCert and Kyverno's default signatureAlgorithm: SHA-256,
+        // whatever the curve (a P-384 key's own default would be SHA-384).
+        let signing = Signing { hash: Some(HashAlgorithm::Sha256), padding: None };
+        let key = PublicKey::from_der(&spki, signing).map_err(CertificateError::Key)?;
         let not_before = cert.tbs_certificate().validity().not_before.to_unix_duration();
         let chain = match chain_pem {
             None => Vec::new(),
@@ -214,6 +217,7 @@ mod tests {
     fn a_certificate_alone_is_its_key() {
         let c = CertificateSigner::from_pem(&vector("leaf-email.pem"), None, true).unwrap();
         assert!(c.chain.is_empty() && !c.sct, "no chain: no SCT, as cosign");
+        assert_eq!(c.key.scheme(), "ecdsa-p256-sha256", "SHA-256, as cosign verifies a certificate's key");
         // The same key as the other leaves of the vectors (they share one).
         let uri = CertificateSigner::from_pem(&vector("leaf-uri.pem"), None, true).unwrap();
         assert_eq!(c.spki, uri.spki);
