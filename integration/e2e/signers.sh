@@ -93,6 +93,42 @@ YAML
   expect_runs "keyless with the SCT check on: the certificate's SCT verifies with the trust root's CT log" \
     "$REGISTRY/probe/keyless:v1" "hello from keyless"
   stop_signet
+
+  # Kyverno certificates attestor (cosign --certificate --certificate-chain): the keyless
+  # image's signatures are by the leaf's key; the policy pins that certificate and its chain.
+  local CERTS=$WORK/e2e-certificates; rm -rf "$CERTS"; mkdir -p "$CERTS"
+  cat > "$CERTS/cpol.yaml" <<YAML
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: pinned}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: certificate
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["$REGISTRY/probe/keyless:*", "$REGISTRY/probe/signed:*"]
+          attestors:
+            - entries:
+                - certificates:
+                    cert: |
+$(sed 's/^/                      /' "$PKI/leaf-uri.pem")
+                    certChain: |
+$(sed 's/^/                      /' "$PKI/chain.pem")
+                    rekor: {ignoreTlog: true}
+                    ctlog: {ignoreSCT: true}
+YAML
+  up "$CERTS"
+  expect_runs "Kyverno certificates: a signature by the pinned certificate's key, chaining to certChain" \
+    "$REGISTRY/probe/keyless:v1" "hello from keyless"
+  expect_rejected "Kyverno certificates: a signature by another key is rejected" "$IMG_SIGNED" \
+    'policy "kyverno:pinned/certificate"' "none made by certificate"
+  stop_signet
+  sed -i '/ignoreSCT/d' "$CERTS/cpol.yaml"
+  up "$CERTS"
+  expect_rejected "Kyverno certificates: with certChain, an SCT is required by default" "$REGISTRY/probe/keyless:v1" \
+    'policy "kyverno:pinned/certificate"' "SCT"
+  stop_signet
 }
 
 sec_referrers() {
@@ -288,5 +324,31 @@ YAML
     'policy "kyverno-ivp:notary"' "failed to verify image with notary cert" "no notation signatures found"
   expect_rejected "IVP notary attestor: a cosign-only image is rejected" "$IMG_SIGNED" \
     'policy "kyverno-ivp:notary"' "no notation signatures found"
+  stop_signet
+
+  # A Kyverno ClusterPolicy rule of type Notary: its certificates are the notation trust store.
+  local CPOL=$WORK/e2e-notary-cpol; rm -rf "$CPOL"; mkdir -p "$CPOL"
+  cat > "$CPOL/cpol.yaml" <<YAML
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: notary}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: notation
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - type: Notary
+          imageReferences: ["$REGISTRY/probe/*"]
+          attestors:
+            - entries:
+                - certificates:
+                    cert: |
+$(sed 's/^/                      /' "$NOTATION_CONFIG/localkeys/signet-world.crt")
+YAML
+  up "$CPOL"
+  expect_runs "ClusterPolicy type: Notary: the notation-signed image runs" "$N:v1" "hello from notation-signed"
+  expect_rejected "ClusterPolicy type: Notary: the unsigned image is rejected" "$IMG_UNSIGNED" \
+    'policy "kyverno:notary/notation"' "no notation signatures found"
   stop_signet
 }

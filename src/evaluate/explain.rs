@@ -73,7 +73,7 @@ pub fn explain(
             origin: n.origin.clone(),
             mode: n.mode,
             requirements: n.requirements.clone(),
-            namespace_selector: n.namespaces.selector.as_ref().and_then(|_| {
+            namespace_selector: n.namespaces.has_selector().then_some(()).and_then(|_| {
                 let why = set.namespace_labels.why_unknown(namespace)?;
                 Some(format!("namespaceSelector not evaluated ({why}): the policy applies"))
             }),
@@ -149,6 +149,15 @@ impl fmt::Display for Explanation {
                                 &k.attestations,
                             )
                         }
+                        Check::Certificate(c) => {
+                            let cas = if c.trust_root_cas { " and to the node trust root's CAs" } else { "" };
+                            let sct = if c.ignore_sct { "SCT not checked" } else { "SCT required" };
+                            let chain = match &c.chain {
+                                None => "its key only (no chain, so no SCT)".to_string(),
+                                Some(_) => format!("chaining to its inline chain's root{cas}, {sct}"),
+                            };
+                            with_evidence(format!("inline certificate, {chain}"), &c.rekor, &c.attestations)
+                        }
                         Check::Gpg(g) => {
                             let key = match &g.key {
                                 KeyRef::Pem(_) => "inline OpenPGP key".to_string(),
@@ -171,7 +180,8 @@ impl fmt::Display for Explanation {
                                 KeyRef::Kms(k) => format!("KMS key {} (not a certificate: fails closed)", k.uri),
                             };
                             format!(
-                                "Notary (notation) signature among the image's OCI referrers, chain to {certs};                                  the signing certificate must be valid now (timestamps not used)"
+                                "Notary (notation) signature among the image's OCI referrers, chain to {certs}; the \
+                                 signing certificate must be valid now (timestamps not used)"
                             )
                         }
                         Check::Static(s) => format!("static {}", serde_json::to_string(s).unwrap_or_default()),
@@ -319,5 +329,47 @@ spec:
                 && text.contains("the policy applies"),
             "{text}"
         );
+    }
+
+    /// #19: certificate attestors and ClusterPolicy Notary rules are shown for what they
+    /// check; a certificate that does not chain to its chain refuses the file.
+    #[test]
+    fn certificate_and_notary_attestors_are_described() {
+        let indent = |t: &str| t.lines().map(|l| format!("              {l}\n")).collect::<String>();
+        let v = crate::testutil::vector;
+        let rule = |name: &str, ty: &str, cert: &str, chain: Option<&str>| {
+            let chain = chain.map(|c| format!("            certChain: |\n{}", indent(c))).unwrap_or_default();
+            format!(
+                "  - name: {name}\n    verifyImages:\n    - imageReferences: [\"reg.io/{name}/*\"]\n{ty}      attestors:\n      \
+                 - entries:\n        - certificates:\n            cert: |\n{}{chain}",
+                indent(cert)
+            )
+        };
+        let doc = |rules: String| {
+            let d = tempfile::tempdir().unwrap();
+            let doc = format!(
+                "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: c}}\nspec:\n  \
+                 validationFailureAction: Enforce\n  rules:\n{rules}"
+            );
+            std::fs::write(d.path().join("p.yaml"), doc).unwrap();
+            d
+        };
+        let d = doc(rule("pinned", "", &v("leaf-email.pem"), Some(&v("chain.pem")))
+            + &rule("notation", "      type: Notary\n", &crate::testutil::vectors::notation("trusted.crt"), None));
+        let l = load_dir(d.path()).unwrap();
+        let text = explain(&l, NoMatchAction::Deny, "reg.io/pinned/app:v1", None).unwrap().to_string();
+        assert!(
+            text.contains(
+                "inline certificate, chaining to its inline chain's root, SCT required, in transparency log \
+                 https://rekor.sigstore.dev"
+            ),
+            "{text}"
+        );
+        let text = explain(&l, NoMatchAction::Deny, "reg.io/notation/app:v1", None).unwrap().to_string();
+        assert!(text.contains("Notary (notation) signature among the image's OCI referrers, chain to inline certificates; the signing"), "{text}");
+        // `policy check` refuses the file, naming the policy and why.
+        let d = doc(rule("astray", "", &v("leaf-email.pem"), Some(&v("other-root.pem"))));
+        let err = load_dir(d.path()).err().unwrap().to_string();
+        assert!(err.contains("kyverno:c/astray") && err.contains("does not chain to the root"), "{err}");
     }
 }

@@ -20,6 +20,7 @@ use super::normal::{
 };
 use super::TrustedKey;
 use crate::kms::{KmsError, ResolvedKey, Resolver};
+use crate::verify::certificate::{CertificateError, CertificateSigner};
 use crate::verify::gpg::{GpgKey, GpgKeyError, GpgSigner, SignedIdentity};
 use crate::verify::keyless::{Identity, Matcher, MatcherError};
 use crate::verify::notary::{CertsError as NotaryCertsError, NotaryTrust};
@@ -87,6 +88,8 @@ pub enum AuthorityError {
     LogKey(MaterialError),
     #[error(transparent)]
     NotaryCerts(#[from] NotaryCertsError),
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
 }
 
 /// Why a key a policy names is not available on this node: its authority fails closed.
@@ -330,6 +333,11 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
             let by = SignedBy { signer: Signer::Notary(trust), tlog: Tlog::Ignore, attestations: Vec::new() };
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
+        Check::Certificate(c) => {
+            let mut signer = CertificateSigner::from_pem(&c.certificate, c.chain.as_deref(), !c.ignore_sct)?;
+            signer.trust_root_cas = c.chain.is_some() && c.trust_root_cas;
+            (Signer::Certificate(signer), &c.rekor, &c.rekor_keys, &c.attestations)
+        }
         Check::Keyless(k) => {
             let identities = k
                 .identities
@@ -564,6 +572,41 @@ mod tests {
         assert!(errs[0].to_string().contains("needs identities"), "{errs:?}");
         let ca = KeyRef::Path(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign/root.pem"));
         assert!(compile(&keyless(vec![], Some(ca)), &FilesOnly(Path::new("/"))).is_ok(), "own CA, any holder");
+    }
+
+    /// #19: a certificate check compiles into a certificate signer: the tlog as asked, an
+    /// SCT and the trust root's CAs only with a chain, and a chain it does not chain to, or
+    /// a certificate that is none, refuses the policy naming why.
+    #[test]
+    fn certificate_checks_compile_to_certificate_signers() {
+        use crate::policy::normal::CertificateCheck;
+        use crate::testutil::vector;
+        let check = |chain: Option<&str>, rekor: Option<&str>| CertificateCheck {
+            certificate: vector("leaf-email.pem"),
+            chain: chain.map(vector),
+            rekor: rekor.map(String::from),
+            rekor_keys: Vec::new(),
+            ignore_sct: false,
+            trust_root_cas: true,
+            attestations: vec!["https://slsa.dev/provenance/v1".into()],
+        };
+        let compiled = |c: CertificateCheck| {
+            compile(&policy(vec![NormalAuthority::new("c", Check::Certificate(c))]), &FilesOnly(Path::new("/")))
+        };
+        let c = compiled(check(None, Some("https://rekor.example"))).unwrap();
+        let AuthorityKind::Signed(by) = &c.policy.requirements[0].authorities[0].kind else { panic!() };
+        let Signer::Certificate(s) = &by.signer else { panic!("{by:?}") };
+        assert!(!s.sct && !s.trust_root_cas && s.chain.is_empty(), "no chain: neither SCT nor CAs");
+        assert!(matches!(&by.tlog, Tlog::Require { url: Some(u), .. } if u == "https://rekor.example"));
+        assert_eq!(by.attestations, ["https://slsa.dev/provenance/v1"]);
+        let c = compiled(check(Some("chain.pem"), None)).unwrap();
+        let AuthorityKind::Signed(by) = &c.policy.requirements[0].authorities[0].kind else { panic!() };
+        let Signer::Certificate(s) = &by.signer else { panic!() };
+        assert!(s.sct && s.trust_root_cas && s.chain.len() == 2 && matches!(by.tlog, Tlog::Ignore));
+        let errs = compiled(check(Some("other-root.pem"), None)).unwrap_err();
+        assert!(errs[0].to_string().contains("authority \"c\": certificate does not chain"), "{errs:?}");
+        let errs = compiled(CertificateCheck { certificate: TEST_PUB.into(), ..check(None, None) }).unwrap_err();
+        assert!(errs[0].to_string().contains("no CERTIFICATE block"), "{errs:?}");
     }
 
     #[test]

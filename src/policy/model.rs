@@ -110,7 +110,9 @@ pub struct Requirement {
 /// ImagePolicy `*` → `{}` outranks the ClusterImagePolicy that rejects).
 ///
 /// `selector` (a namespaceSelector) narrows by the namespace's labels only where they are
-/// known; unknown labels select, so the policy applies ([`super::labels`]).
+/// known; unknown labels select, so the policy applies ([`super::labels`]). `any` holds
+/// alternatives (Kyverno `match.any` entries, each with its own names and selector): when
+/// set, one of them must cover the namespace too.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Namespaces {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -119,11 +121,37 @@ pub struct Namespaces {
     pub exclude: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub any: Vec<NamespaceTerm>,
+}
+
+/// One alternative of [`Namespaces::any`]: these names (all when empty) and this selector.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NamespaceTerm {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+}
+
+impl NamespaceTerm {
+    fn covers(&self, namespace: Option<&str>, labels: Option<&Labels>) -> bool {
+        let by_name = match namespace {
+            None => self.include.is_empty(),
+            Some(ns) => self.include.is_empty() || self.include.iter().any(|n| n == ns),
+        };
+        by_name && self.selector.as_ref().is_none_or(|s| labels.is_none_or(|l| s.matches(l)))
+    }
 }
 
 impl Namespaces {
     pub fn is_all(&self) -> bool {
-        self.include.is_empty() && self.exclude.is_empty() && self.selector.is_none()
+        self.include.is_empty() && self.exclude.is_empty() && self.selector.is_none() && self.any.is_empty()
+    }
+
+    /// Whether any part selects by the namespace's labels.
+    pub fn has_selector(&self) -> bool {
+        self.selector.is_some() || self.any.iter().any(|t| t.selector.is_some())
     }
 
     /// Covered with the namespace's labels unknown.
@@ -140,7 +168,9 @@ impl Namespaces {
                     && !self.exclude.iter().any(|n| n == ns)
             }
         };
-        by_name && self.selector.as_ref().is_none_or(|s| labels.is_none_or(|l| s.matches(l)))
+        by_name
+            && self.selector.as_ref().is_none_or(|s| labels.is_none_or(|l| s.matches(l)))
+            && (self.any.is_empty() || self.any.iter().any(|t| t.covers(namespace, labels)))
     }
 }
 
@@ -493,11 +523,12 @@ mod tests {
     #[test]
     fn namespaces_narrow_only_when_known() {
         let mut p = policy("p", "reg.io/*", None);
-        p.namespaces = Namespaces { include: vec![], exclude: vec!["kube-system".into()], selector: None };
+        p.namespaces =
+            Namespaces { include: vec![], exclude: vec!["kube-system".into()], selector: None, any: Vec::new() };
         assert!(!p.matches("reg.io/a:1", "reg.io/a", Some("kube-system")));
         assert!(p.matches("reg.io/a:1", "reg.io/a", Some("default")));
         assert!(p.matches("reg.io/a:1", "reg.io/a", None));
-        p.namespaces = Namespaces { include: vec!["prod".into()], exclude: vec![], selector: None };
+        p.namespaces = Namespaces { include: vec!["prod".into()], exclude: vec![], selector: None, any: Vec::new() };
         assert!(!p.matches("reg.io/a:1", "reg.io/a", Some("dev")));
         assert!(p.matches("reg.io/a:1", "reg.io/a", Some("prod")));
         assert!(
@@ -513,7 +544,8 @@ mod tests {
         let mut cluster = policy("cluster-reject", "*", Some(("portieris", 1)));
         cluster.requirements[0].authorities[0].kind = AuthorityKind::StaticFail;
         let mut tenant = policy("tenant-allow", "*", Some(("portieris", 1_000_000)));
-        tenant.namespaces = Namespaces { include: vec!["tenant".into()], exclude: vec![], selector: None };
+        tenant.namespaces =
+            Namespaces { include: vec!["tenant".into()], exclude: vec![], selector: None, any: Vec::new() };
         let set = PolicySet::new(vec![cluster, tenant], NoMatchAction::Deny, b"x");
         assert_eq!(names(&set, "reg.io/a:1", "reg.io/a", None), ["cluster-reject"]);
         assert_eq!(names(&set, "reg.io/a:1", "reg.io/a", Some("tenant")), ["tenant-allow"]);
@@ -526,7 +558,7 @@ mod tests {
     fn identities_tell_same_named_policies_apart() {
         let a = policy("same", "reg.io/*", None);
         let mut b = policy("same", "reg.io/*", None);
-        b.namespaces = Namespaces { include: vec!["x".into()], exclude: vec![], selector: None };
+        b.namespaces = Namespaces { include: vec!["x".into()], exclude: vec![], selector: None, any: Vec::new() };
         assert_ne!(a.identity(), b.identity());
         assert_eq!(a.identity(), policy("same", "reg.io/*", None).identity());
     }

@@ -240,6 +240,8 @@ pub enum Check {
     Key(KeyCheck),
     /// A cosign signature by a certificate from a trusted CA naming a trusted identity.
     Keyless(KeylessCheck),
+    /// A cosign signature by the key of this certificate (Kyverno `certificates`).
+    Certificate(CertificateCheck),
     /// A GPG simple-signing signature (lookaside store) by one of these OpenPGP keys.
     Gpg(GpgCheck),
     /// A Notary Project (notation) signature, found among the image's OCI referrers, whose
@@ -284,6 +286,33 @@ impl KeyCheck {
     pub fn new(key: KeyRef, rekor: Option<String>) -> Self {
         Self { key, rekor, rekor_keys: Vec::new(), attestations: Vec::new(), hash_algorithm: None }
     }
+}
+
+/// cosign `verify --certificate [--certificate-chain]`, as Kyverno runs it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CertificateCheck {
+    /// The signing certificate (PEM): signatures must verify under its public key.
+    pub certificate: String,
+    /// Its issuers (PEM), the root last: the certificate must chain to that root, checked
+    /// at the certificate's `notBefore` as cosign checks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+    /// The signature must also be in this transparency log (Rekor URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekor: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rekor_keys: Vec<String>,
+    /// Skip the SCT check cosign makes for a certificate with a chain (none without one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_sct: bool,
+    /// The certificate must also chain to the node trust root's CAs, at its `notBefore`:
+    /// Kyverno's ImageValidatingPolicy hands cosign its Sigstore trusted root whenever the
+    /// log is required, and cosign then checks the certificate against that, not the chain.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trust_root_cas: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

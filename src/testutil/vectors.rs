@@ -1,5 +1,5 @@
-//! The checked-in test vectors (`testdata/cosign`, made by integration/make-vectors.sh) and
-//! a fixed public key.
+//! The checked-in test vectors (`testdata/cosign`, made by integration/make-vectors.sh;
+//! `testdata/notation`, by integration/make-notation-vectors.sh) and a fixed public key.
 
 use std::path::Path;
 
@@ -23,4 +23,31 @@ pub fn notary_attestor(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/notation/trusted.crt");
     let pem = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     format!("{{name: {name}, notary: {{certs: {{value: {}}}}}}}", serde_json::to_string(&pem).unwrap())
+}
+
+/// A notation vector file's text (`testdata/notation`, README there).
+pub fn notation(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/notation").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The digest of the notation vectors' `image` or `other-image`.
+pub fn notation_digest(which: &str) -> String {
+    notation("digests").lines().find_map(|l| l.strip_prefix(&format!("{which} "))).unwrap().to_string()
+}
+
+/// Inside the notation vectors' one-day certificate validity: one minute after good.jws was
+/// signed, in seconds since the epoch.
+pub fn notation_signing_time_plus_a_minute() -> i64 {
+    use base64::Engine;
+    let env: serde_json::Value = serde_json::from_str(&notation("good.jws")).unwrap();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(env["protected"].as_str().unwrap()).unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    let t = header["io.cncf.notary.signingTime"].as_str().unwrap();
+    // RFC 3339 UTC, as notation writes it: seconds since the epoch by the civil calendar.
+    let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
+    let (y, m, d) = (n(0..4), n(5..7), n(8..10));
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * m + 2) / 5 + d - 719_469;
+    days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19) + 60
 }

@@ -9,6 +9,7 @@
 use sigstore::cosign::payload::simple_signing::{SimpleSigning, CRITICAL_TYPE_NAME};
 use sigstore::crypto::Signature;
 
+use super::certificate::{CarriedError, CertificateSigner};
 use super::keyless::{self, CertError};
 use super::pubkey::PublicKey;
 use super::signer::{Keyless, SignedBy, Signer, Tlog};
@@ -27,6 +28,8 @@ pub enum LayerFailure {
     WrongSigner { location: String, count: usize, signer: String },
     #[error("{0}")]
     Certificate(CertError),
+    #[error("{0}")]
+    Carried(CarriedError),
     #[error("signature by {signer} has an unreadable payload: {message}")]
     BadPayload { signer: String, message: String },
     #[error("signature by {signer} is for digest {signed}, not {expected}")]
@@ -54,6 +57,7 @@ fn describe(signer: &Signer) -> String {
             Some(ca) => format!("a certificate from CA {}", ca.fingerprint()),
             None => "a certificate from the node trust root's CAs".to_string(),
         },
+        Signer::Certificate(c) => format!("certificate {}", c.fingerprint()),
         Signer::Gpg(g) => {
             let fps: Vec<&str> = g.keys.iter().map(|k| k.fingerprint.as_str()).collect();
             format!("OpenPGP key {}", fps.join(" or "))
@@ -152,6 +156,13 @@ fn signing_key(
             LayerFailure::WrongSigner { .. } => wrong(),
             other => other,
         }),
+        Signer::Certificate(c) => {
+            if !verifies(&c.key) {
+                return Err(wrong());
+            }
+            certificate_key(layer, c, tlog, &describe(signer), cx)?;
+            Ok(c.key.clone())
+        }
         Signer::Gpg(_) => Err(LayerFailure::NotCheckable(
             "OpenPGP keys verify simple-signing signatures from a lookaside store, not cosign signatures".into(),
         )),
@@ -219,6 +230,53 @@ fn keyless_key(
         sct::verify(&cert.der, &issuers, &cx.trust.ctlogs).map_err(LayerFailure::Sct)?;
     }
     Ok(key)
+}
+
+/// The rest of a policy certificate's checks once its key verified the layer, as cosign
+/// makes them with `--certificate`: the log entry (naming the certificate the layer carries,
+/// else the key), that carried certificate's validity then, and with a chain the SCT.
+fn certificate_key(
+    layer: &SignatureLayer,
+    c: &CertificateSigner,
+    tlog: &Tlog,
+    who: &str,
+    cx: Context<'_>,
+) -> Result<(), LayerFailure> {
+    // The key first: a log entry for another key's certificate proves nothing here.
+    let carried = layer.certificate.as_deref().map(|pem| c.carried(pem)).transpose().map_err(LayerFailure::Carried)?;
+    let signer = match &carried {
+        Some(cert) => EntrySigner::Certificate(&cert.der),
+        None => EntrySigner::PublicKey(&c.spki),
+    };
+    let at = check_tlog(layer, tlog, signer, who, cx)?.map(|e| e.integrated_time).unwrap_or(cx.now);
+    if let Some(cert) = &carried {
+        cert.valid_at(at).map_err(LayerFailure::Carried)?;
+    }
+    let node_cas = if c.trust_root_cas {
+        let cas = cx.trust.fulcio_at(c.not_before);
+        if cas.is_empty() {
+            return Err(LayerFailure::NotCheckable(
+                "the certificate must chain to the node trust root's certificate authorities (Kyverno checks it \
+                 against its Sigstore trusted root when the log is required), and the node has none for its time"
+                    .into(),
+            ));
+        }
+        let pem = pem::encode(&pem::Pem::new("CERTIFICATE", c.der.clone()));
+        keyless::verify_certificate(&pem, None, &cas, c.not_before).map_err(LayerFailure::Certificate)?;
+        Some(cas)
+    } else {
+        None
+    };
+    if c.sct {
+        let issuers: Vec<&[u8]> = c
+            .chain
+            .iter()
+            .chain(node_cas.iter().flat_map(|ca| ca.intermediates.iter().chain(&ca.roots)))
+            .map(|d| d.as_ref())
+            .collect();
+        sct::verify(&c.der, &issuers, &cx.trust.ctlogs).map_err(LayerFailure::Sct)?;
+    }
+    Ok(())
 }
 
 fn check_tlog(
@@ -392,6 +450,7 @@ mod tests {
         use crate::evaluate::{evaluate, needs, Evidence, Needs};
         use crate::policy::{AuthorityKind, Mode, Policy};
         use crate::testutil::vector;
+        use crate::verify::certificate::CertificateSigner;
         use crate::verify::keyless::{Identity, Matcher};
         use crate::verify::signer::TrustedKey;
         use crate::verify::trust::CaPool;
@@ -612,6 +671,148 @@ mod tests {
             let err =
                 run(vec![leaf_layer("leaf-email.pem", None)], &by(keyless(email, None, true), false)).unwrap_err();
             assert!(err.to_string().contains("SCT"), "{err}");
+        }
+
+        /// The vectors' leaf certificate as a policy names it (Kyverno `certificates`).
+        fn certificate(chain: Option<&str>, sct: bool) -> Signer {
+            let chain = chain.map(vector);
+            Signer::Certificate(CertificateSigner::from_pem(&vector("leaf-email.pem"), chain.as_deref(), sct).unwrap())
+        }
+
+        /// A signature by the leaf's key that carries no certificate (`cosign sign --key`).
+        fn bare_layer(bundle: Option<&str>) -> SignatureLayer {
+            SignatureLayer { certificate: None, chain: None, ..leaf_layer("leaf-email.pem", bundle) }
+        }
+
+        /// #19: a certificate attestor used to fail closed; it verifies under the
+        /// certificate's key over the payload that binds the digest, like a key.
+        #[test]
+        fn a_policy_certificate_admits_signatures_by_its_key_for_the_digest() {
+            run(vec![bare_layer(None)], &by(certificate(None, true), false)).unwrap();
+            run(vec![leaf_layer("leaf-email.pem", None)], &by(certificate(None, false), false)).unwrap();
+            run(vec![bare_layer(None)], &by(certificate(Some("chain.pem"), false), false)).unwrap();
+            // Another key's signature.
+            let err = run(vec![key_layer(None)], &by(certificate(None, false), false)).unwrap_err();
+            assert!(matches!(err, LayerFailure::WrongSigner { .. }), "{err}");
+            assert!(err.to_string().contains("certificate "), "{err}");
+            let stranger = TestSigner::new(9).sign_digest("registry.example/team/app", DIGEST);
+            assert!(run(vec![stranger], &by(certificate(None, false), false)).is_err());
+            // The same key's signature for another digest.
+            let t = trust();
+            let s = Signatures { location: "l".into(), layers: vec![bare_layer(None)] };
+            let other = DIGEST.replace("479b", "0000");
+            let err =
+                verify_signatures(&s, &other, &by(certificate(None, false), false), Context { trust: &t, now: 0 })
+                    .unwrap_err();
+            assert!(matches!(err, LayerFailure::OtherDigest { .. }), "{err}");
+            // A layer carrying a certificate for another key than the policy's.
+            let mut foreign = leaf_layer("leaf-email.pem", None);
+            foreign.certificate = Some(vector("root.pem"));
+            let err = run(vec![foreign], &by(certificate(None, false), false)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Carried(CarriedError::OtherKey)), "{err}");
+        }
+
+        /// Kyverno's defaults: a Rekor entry is required (naming the certificate the layer
+        /// carries, else the key); with a chain, an SCT unless ignored; without one, none.
+        #[test]
+        fn a_policy_certificate_needs_the_log_entry_and_with_a_chain_the_sct() {
+            run(
+                vec![leaf_layer("leaf-email.pem", Some("bundle-leaf-email.json"))],
+                &by(certificate(None, false), true),
+            )
+            .unwrap();
+            let err = run(vec![bare_layer(None)], &by(certificate(None, false), true)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { error: TlogError::Missing, .. }), "{err}");
+            // The entry names the certificate; a layer without it is checked against the key.
+            let err =
+                run(vec![bare_layer(Some("bundle-leaf-email.json"))], &by(certificate(None, false), true)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { .. }), "{err}");
+            let err = run(
+                vec![leaf_layer("leaf-email.pem", Some("bundle-forged.json"))],
+                &by(certificate(None, false), true),
+            )
+            .unwrap_err();
+            assert!(matches!(err, LayerFailure::Tlog { .. }), "{err}");
+            // Required, but no log key anywhere: refused, never passed.
+            let empty = TrustRoot::empty();
+            let s = Signatures {
+                location: "l".into(),
+                layers: vec![leaf_layer("leaf-email.pem", Some("bundle-leaf-email.json"))],
+            };
+            let err = verify_signatures(
+                &s,
+                DIGEST,
+                &by(certificate(None, false), true),
+                Context { trust: &empty, now: Context::now_secs() },
+            )
+            .unwrap_err();
+            assert!(matches!(err, LayerFailure::NotCheckable(_)), "{err}");
+            // With a chain: the leaf without an SCT is refused, the one with an SCT from
+            // the trust root's CT log admitted; ignoring the SCT admits the first.
+            let err = run(vec![bare_layer(None)], &by(certificate(Some("chain.pem"), true), false)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Sct(_)), "{err}");
+            run(vec![bare_layer(None)], &by(certificate(Some("chain.pem"), false), false)).unwrap();
+            let sct = CertificateSigner::from_pem(&vector("leaf-sct.pem"), Some(&vector("chain.pem")), true).unwrap();
+            run(vec![bare_layer(None)], &by(Signer::Certificate(sct.clone()), false)).unwrap();
+            let err = verify_signatures(
+                &Signatures { location: "l".into(), layers: vec![bare_layer(None)] },
+                DIGEST,
+                &by(Signer::Certificate(sct), false),
+                Context { trust: &empty, now: Context::now_secs() },
+            )
+            .unwrap_err();
+            assert!(matches!(err, LayerFailure::Sct(_)), "no CT log on the node: {err}");
+        }
+
+        /// What time decides, as in cosign: the policy's own certificate is trusted whenever
+        /// (its chain is checked at its notBefore); a certificate the layer carries must be
+        /// valid when the log entry says the signature was made, or now.
+        #[test]
+        fn only_a_carried_certificate_is_held_to_a_time() {
+            let t = trust();
+            let in_2001 = Context { trust: &t, now: 1_000_000_000 };
+            let one = |layer| Signatures { location: "l".into(), layers: vec![layer] };
+            let chained = by(certificate(Some("chain.pem"), false), false);
+            verify_signatures(&one(bare_layer(None)), DIGEST, &chained, in_2001).unwrap();
+            let err =
+                verify_signatures(&one(leaf_layer("leaf-email.pem", None)), DIGEST, &chained, in_2001).unwrap_err();
+            assert!(matches!(err, LayerFailure::Carried(CarriedError::Expired { at: 1_000_000_000, .. })), "{err}");
+            let logged = leaf_layer("leaf-email.pem", Some("bundle-leaf-email.json"));
+            verify_signatures(&one(logged), DIGEST, &by(certificate(None, false), true), in_2001).unwrap();
+        }
+
+        /// Kyverno's ImageValidatingPolicy with the log required: cosign checks the
+        /// certificate against the Sigstore trusted root, not the chain; the node asks both.
+        #[test]
+        fn a_certificate_held_to_the_trust_roots_cas_chains_to_them_too() {
+            let mut c =
+                CertificateSigner::from_pem(&vector("leaf-email.pem"), Some(&vector("chain.pem")), false).unwrap();
+            c.trust_root_cas = true;
+            let held = by(Signer::Certificate(c), false);
+            run(vec![bare_layer(None)], &held).unwrap();
+            // A trust root whose CA is another one, or that has none.
+            let mut v: serde_json::Value = serde_json::from_str(&vector("trusted_root.json")).unwrap();
+            let other = pem::parse(vector("other-root.pem")).unwrap().into_contents();
+            use base64::Engine;
+            v["certificateAuthorities"][0]["certChain"]["certificates"] =
+                serde_json::json!([{"rawBytes": base64::engine::general_purpose::STANDARD.encode(other)}]);
+            let elsewhere = TrustRoot::parse(v.to_string().as_bytes(), "t.json").unwrap();
+            let one = Signatures { location: "l".into(), layers: vec![bare_layer(None)] };
+            let cx = |trust| Context { trust, now: Context::now_secs() };
+            let err = verify_signatures(&one, DIGEST, &held, cx(&elsewhere)).unwrap_err();
+            assert!(matches!(err, LayerFailure::Certificate(CertError::Untrusted(_))), "{err}");
+            let err = verify_signatures(&one, DIGEST, &held, cx(&TrustRoot::empty())).unwrap_err();
+            assert!(matches!(err, LayerFailure::NotCheckable(_)), "{err}");
+        }
+
+        #[test]
+        fn a_policy_certificate_verifies_attestations_and_cosign_3_bundles_by_its_key() {
+            // cosign attest-blob --key leaf.key made this bundle's sign/v1 statement.
+            let layer = bundle_layer("bundle-v03-sign-leaf-logged.json");
+            run(vec![layer.clone()], &by(certificate(None, false), false)).unwrap();
+            run(vec![layer], &by(certificate(None, false), true)).unwrap();
+            let other = run(vec![bundle_layer("bundle-v03-sign.json")], &by(certificate(None, false), false));
+            assert!(matches!(other, Err(LayerFailure::WrongSigner { .. })), "{other:?}");
         }
 
         #[test]

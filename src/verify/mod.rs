@@ -10,10 +10,12 @@
 //! signature for some other digest (a re-pointed tag, a copied `.sig`) must never pass.
 //!
 //! - [`layers`]: which signature layers count for one signer (cosign, DSSE, GPG).
-//! - [`signer`]: who must have signed — a key, a keyless identity, OpenPGP keys — and the
+//! - [`signer`]: who must have signed — a key, a keyless identity, a named certificate,
+//!   OpenPGP keys — and the
 //!   log requirement.
 //! - [`trust`]: the node's trust root (trusted_root.json) and policy CA/log material.
 //! - [`keyless`]: certificate chains and signer identities.
+//! - [`certificate`]: a certificate the policy names, with its chain (cosign `--certificate`).
 //! - [`sct`]: certificate-transparency proofs embedded in keyless certificates.
 //! - [`tlog`]: Rekor entries (SETs) checked offline.
 //! - [`dsse`]: attestations (DSSE envelopes, in-toto statements).
@@ -21,6 +23,7 @@
 //! - [`notary`]: Notary Project (notation) JWS signatures from OCI referrers.
 //! - [`pubkey`]: public keys with the scheme they verify under (digest, RSA padding).
 
+pub mod certificate;
 pub mod dsse;
 pub mod gpg;
 pub mod keyless;

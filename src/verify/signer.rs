@@ -1,5 +1,5 @@
-//! Who must have made a signature: a trusted key, a keyless identity under a CA, OpenPGP
-//! keys or notation certificates, and whether a transparency-log entry is required. Policies name signers in these
+//! Who must have made a signature: a trusted key, a keyless identity under a CA, a named
+//! certificate, OpenPGP keys or notation certificates, and whether a transparency-log entry is required. Policies name signers in these
 //! terms; [`super::layers`] checks layers against them.
 
 use std::fmt;
@@ -61,6 +61,8 @@ pub struct SignedBy {
 pub enum Signer {
     Key(TrustedKey),
     Keyless(Keyless),
+    /// A certificate the policy names: its key, and its chain when given.
+    Certificate(super::certificate::CertificateSigner),
     /// OpenPGP keys of simple-signing signatures in the lookaside store.
     Gpg(super::gpg::GpgSigner),
     /// Certificates anchoring Notary Project (notation) signatures, found as OCI referrers.

@@ -7,8 +7,12 @@
 //! multi-key `publicKeys` is split into one entry per key). `Audit` maps to warn mode.
 //! Kyverno requires a Rekor entry unless `rekor.ignoreTlog: true`, and an SCT for keyless
 //! unless `ctlog.ignoreSCT: true`; both defaults are kept (the entry is checked offline with
-//! `rekor.pubkey` or the node's trust root). `attestations` become requirements checked
-//! with their own attestors; attestation `conditions` are not evaluated and fail closed.
+//! `rekor.pubkey` or the node's trust root). `certificates` entries are cosign's
+//! `--certificate [--certificate-chain]` ([`Check::Certificate`]; an SCT is required with a
+//! chain unless `ctlog.ignoreSCT`). `type: Notary` entries verify notation signatures with
+//! their certificates as the trust store ([`Check::Notary`]). `attestations` become
+//! requirements checked with their own attestors; attestation `conditions` are not
+//! evaluated and fail closed, as do Notary attestations.
 //!
 //! A rule whose `match` kinds are neither Pod nor a pod controller checks no pod container
 //! and is left out; Kyverno refuses wildcard kinds and `admission: false` with verifyImages,
@@ -16,8 +20,9 @@
 //! refuses references without a digest. Keys given as `{{ }}` variables fail closed.
 //! Other resource filters the node cannot see (label selectors, names, preconditions) are
 //! not applied, which makes a rule cover more containers, never fewer. Namespaces are
-//! applied when they are plain names; a single match entry's `namespaceSelector` by the
-//! namespace labels the cluster sync knows (unknown labels select).
+//! applied when they are plain names; each match entry's `namespaceSelector` by the
+//! namespace labels the cluster sync knows (unknown labels select), several entries as
+//! alternatives of their own names and selector.
 //!
 //! [`ImageGlob::kyverno`]: crate::policy::matching::ImageGlob::kyverno
 
@@ -28,10 +33,10 @@ use serde_json::Value;
 
 use super::{parse_spec, pem_authorities, split_pem_keys, Imported, Meta, PemKeysError};
 use crate::policy::labels::LabelSelector;
-use crate::policy::model::{Mode, Namespaces};
+use crate::policy::model::{Mode, NamespaceTerm, Namespaces};
 use crate::policy::normal::{
-    Check, KeyCheck, KeyRef, KeylessCheck, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement,
-    Pattern, SecretName, StaticAction,
+    CertificateCheck, Check, KeyCheck, KeyRef, KeylessCheck, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy,
+    NormalRequirement, NotaryCheck, Pattern, SecretName, StaticAction,
 };
 use crate::verify::keyless::MatcherError;
 use crate::verify::pubkey::{HashAlgorithm, HashAlgorithmError};
@@ -181,7 +186,7 @@ struct Entry {
     #[serde(default)]
     keyless: Option<Keyless>,
     #[serde(default)]
-    certificates: Option<Value>,
+    certificates: Option<Certificates>,
     #[serde(default)]
     attestor: Option<Value>,
     #[serde(default)]
@@ -208,6 +213,19 @@ struct Keys {
     rekor: Option<Rekor>,
     #[serde(default)]
     ctlog: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Certificates {
+    #[serde(default)]
+    cert: Option<String>,
+    #[serde(default)]
+    cert_chain: Option<String>,
+    #[serde(default)]
+    rekor: Option<Rekor>,
+    #[serde(default)]
+    ctlog: Option<Ctlog>,
 }
 
 #[derive(Deserialize)]
@@ -243,6 +261,8 @@ pub enum KyvernoError {
     EntryKinds,
     #[error("exactly one of keys.publicKeys, keys.kms or keys.secret must be set")]
     KeySources,
+    #[error("certificates needs cert, certChain or both")]
+    NoCertificate,
     #[error("keyless: {0}")]
     Identity(MatcherError),
     #[error(transparent)]
@@ -469,9 +489,10 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
     }
     let images = refs.into_iter().map(Pattern::KyvernoWildcard).collect();
     let exclude = vi.skip_image_references.iter().cloned().map(Pattern::KyvernoWildcard).collect();
-    let unsupported_type = match vi.type_.as_deref() {
-        None | Some("Cosign") => None,
-        Some(other) => Some(format!("{other} signatures are not verified on the node yet")),
+    let engine = match vi.type_.as_deref() {
+        None | Some("Cosign") => Engine::Cosign,
+        Some("Notary") => Engine::Notary,
+        Some(other) => Engine::Unsupported(format!("{other} signatures are not verified on the node yet")),
     };
     let mut requirements = Vec::new();
     if let Some(pem) = &vi.key {
@@ -489,7 +510,7 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
             Err(e) => errors.push(format!("{field}.key: {e}")),
         }
     }
-    attestor_requirements(&vi.attestors, field, unsupported_type.as_deref(), None, &mut requirements, &mut errors);
+    attestor_requirements(&vi.attestors, field, &engine, None, &mut requirements, &mut errors);
     for (a, att) in vi.attestations.iter().enumerate() {
         let label = match &att.name {
             Some(n) => format!("attestations[{a}]({n})"),
@@ -504,18 +525,15 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
         if !att.conditions.is_empty() {
             requirements
                 .push(unsupported(format!("conditions on attestations of type {ty} are not evaluated on the node")));
+        } else if engine == Engine::Notary {
+            requirements.push(unsupported(format!(
+                "Notary attestations (referrers of type {ty}) are not verified on the node"
+            )));
         } else if att.attestors.is_empty() {
             requirements.push(unsupported(format!("attestation of type {ty} names no attestors to verify it with")));
         } else {
             let field = format!("{field}.{label}");
-            attestor_requirements(
-                &att.attestors,
-                &field,
-                unsupported_type.as_deref(),
-                Some(ty),
-                &mut requirements,
-                &mut errors,
-            );
+            attestor_requirements(&att.attestors, &field, &engine, Some(ty), &mut requirements, &mut errors);
         }
     }
     if errors.is_empty() {
@@ -525,11 +543,21 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
     }
 }
 
+/// Which verifier a `verifyImages` entry's `type` selects.
+#[derive(Debug, PartialEq, Eq)]
+enum Engine {
+    Cosign,
+    /// Notary Project (notation) signatures, trusting `certificates.cert` and `certChain`.
+    Notary,
+    /// Never satisfied on the node, for this reason.
+    Unsupported(String),
+}
+
 /// One requirement per attestor set; with `attestation`, its entries must attest that type.
 fn attestor_requirements(
     sets: &[AttestorSet],
     field: &str,
-    unsupported_type: Option<&str>,
+    engine: &Engine,
     attestation: Option<&str>,
     requirements: &mut Vec<NormalRequirement>,
     errors: &mut Vec<String>,
@@ -538,7 +566,7 @@ fn attestor_requirements(
         let mut authorities = Vec::new();
         for (e, entry) in set.entries.iter().enumerate() {
             let label = format!("attestors[{s}].entries[{e}]");
-            match entry_authorities(&label, entry, unsupported_type) {
+            match entry_authorities(&label, entry, engine) {
                 Ok(mut a) => authorities.append(&mut a),
                 Err(msg) => errors.push(format!("{field}.{label}: {msg}")),
             }
@@ -552,6 +580,7 @@ fn attestor_requirements(
                 match &mut a.check {
                     Check::Key(k) => k.attestations = vec![ty.to_string()],
                     Check::Keyless(k) => k.attestations = vec![ty.to_string()],
+                    Check::Certificate(c) => c.attestations = vec![ty.to_string()],
                     _ => {}
                 }
             }
@@ -565,17 +594,13 @@ fn attestor_requirements(
     }
 }
 
-fn entry_authorities(
-    label: &str,
-    e: &Entry,
-    unsupported_type: Option<&str>,
-) -> Result<Vec<NormalAuthority>, KyvernoError> {
+fn entry_authorities(label: &str, e: &Entry, engine: &Engine) -> Result<Vec<NormalAuthority>, KyvernoError> {
     let unsupported = |why: String| Ok(vec![NormalAuthority::new(label, Check::Unsupported(why))]);
     let set = [e.keys.is_some(), e.keyless.is_some(), e.certificates.is_some(), e.attestor.is_some()];
     if set.iter().filter(|b| **b).count() != 1 {
         return Err(KyvernoError::EntryKinds);
     }
-    if let Some(why) = unsupported_type {
+    if let Engine::Unsupported(why) = engine {
         return unsupported(why.to_string());
     }
     if e.annotations.as_ref().is_some_and(|a| !a.is_empty()) {
@@ -587,8 +612,14 @@ fn entry_authorities(
     if let Some(k) = &e.keyless {
         return keyless_authority(label, k).map(|a| vec![a]);
     }
-    if e.certificates.is_some() {
-        return unsupported("certificate-based verification is not implemented on the node yet".into());
+    if *engine == Engine::Notary {
+        return match &e.certificates {
+            Some(c) => notary_authority(label, c).map(|a| vec![a]),
+            None => unsupported("a Notary attestor names its certificates (certificates.cert, certChain)".into()),
+        };
+    }
+    if let Some(c) = &e.certificates {
+        return certificate_authority(label, c).map(|a| vec![a]);
     }
     if e.attestor.is_some() {
         return unsupported("nested attestor sets are not supported on the node yet".into());
@@ -628,6 +659,72 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
             attestations: Vec::new(),
         }),
     ))
+}
+
+/// A `certificates` entry, as Kyverno hands it to cosign: with `cert`, signatures verify
+/// under its key (and, with `certChain`, it must chain to the chain's root, with an SCT
+/// unless `ctlog.ignoreSCT`); with `certChain` alone, the signature's own certificate must
+/// chain to those roots, any holder. The tlog is required unless `rekor.ignoreTlog`.
+fn certificate_authority(label: &str, c: &Certificates) -> Result<NormalAuthority, KyvernoError> {
+    let unsupported = |why: String| Ok(NormalAuthority::new(label, Check::Unsupported(why)));
+    // Kyverno treats an empty field as an absent one.
+    let cert = c.cert.as_deref().filter(|t| !t.trim().is_empty());
+    let chain = c.cert_chain.as_deref().filter(|t| !t.trim().is_empty());
+    if let Some(v) = cert.into_iter().chain(chain).find(|v| v.contains("{{")) {
+        return unsupported(format!(
+            "certificates field {:?} is a Kyverno variable, not resolved on the node",
+            v.trim()
+        ));
+    }
+    let ctlog = c.ctlog.as_ref();
+    if ctlog.is_some_and(|l| l.tsa_cert_chain.is_some()) {
+        return unsupported("RFC 3161 timestamps (ctlog.tsaCertChain) are not verified on the node".into());
+    }
+    let ignore_sct = ctlog.and_then(|l| l.ignore_sct).unwrap_or(false);
+    if chain.is_some() && !ignore_sct && ctlog.is_some_and(|l| l.pubkey.is_some()) {
+        return unsupported("SCTs against a custom CT log key (ctlog.pubkey) are not verified on the node".into());
+    }
+    let (rekor, rekor_keys) = tlog(c.rekor.as_ref());
+    let check = match (cert, chain) {
+        (None, None) => return Err(KyvernoError::NoCertificate),
+        (Some(cert), chain) => Check::Certificate(CertificateCheck {
+            certificate: super::certificate_text(cert),
+            chain: chain.map(String::from),
+            rekor,
+            rekor_keys,
+            ignore_sct,
+            trust_root_cas: false,
+            attestations: Vec::new(),
+        }),
+        // cosign takes the chain as its roots: the signature's own certificate must chain
+        // to them, whoever it names.
+        (None, Some(chain)) => Check::Keyless(KeylessCheck {
+            identities: Vec::new(),
+            ca: Some(KeyRef::Pem(chain.to_string())),
+            rekor,
+            rekor_keys,
+            ignore_sct,
+            attestations: Vec::new(),
+        }),
+    };
+    Ok(NormalAuthority::new(label, check))
+}
+
+/// A `type: Notary` entry's certificates: Kyverno puts `cert` and `certChain` together in
+/// one notation trust store (`ca`, strict, any identity), so any of them may anchor the
+/// signing certificate's chain: the node's [`Check::Notary`]. Its `rekor` and `ctlog` are
+/// not read by Kyverno's notary verifier.
+fn notary_authority(label: &str, c: &Certificates) -> Result<NormalAuthority, KyvernoError> {
+    let parts: Vec<&str> =
+        c.cert.iter().chain(&c.cert_chain).map(String::as_str).filter(|t| !t.trim().is_empty()).collect();
+    if parts.is_empty() {
+        return Err(KyvernoError::NoCertificate);
+    }
+    if let Some(v) = parts.iter().find(|v| v.contains("{{")) {
+        let why = format!("certificates field {:?} is a Kyverno variable, not resolved on the node", v.trim());
+        return Ok(NormalAuthority::new(label, Check::Unsupported(why)));
+    }
+    Ok(NormalAuthority::new(label, Check::Notary(NotaryCheck { certs: KeyRef::Pem(parts.join("\n")) })))
 }
 
 /// Kyverno reads `imageRegistryCredentials.secrets` from its own namespace.
@@ -747,33 +844,49 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
                 notes.push(format!("rule {}: namespace wildcards in match are applied to all namespaces", rule.name));
             }
         }
-        // One match entry: its namespaceSelector narrows by the namespace's labels where the
-        // cluster reports them (unknown labels select). Across several entries the union of
-        // selectors is not kept: the rule covers every namespace.
-        let entries: Vec<&BTreeMap<String, Value>> =
-            m.any.iter().filter_map(|e| e.resources.as_ref()).chain(m.resources.as_ref()).collect();
-        let count = m.any.len() + usize::from(m.resources.is_some());
-        match (count, entries.first().and_then(|r| r.get("namespaceSelector"))) {
-            (1, Some(sel)) => match LabelSelector::from_value(sel) {
-                Ok(sel) if sel.is_empty() => {}
-                Ok(sel) => {
-                    out.selector = Some(sel);
-                    notes.push(format!(
-                        "rule {}: namespaceSelector reads namespace labels from the cluster; where they are not \
-                         known (local files, a namespace not seen yet) the rule applies",
-                        rule.name
-                    ));
-                }
-                Err(e) => notes.push(format!(
-                    "rule {}: match namespaceSelector: {e}; the rule applies to every namespace",
+        // Each match entry narrows by its own namespaceSelector where the cluster reports the
+        // namespace's labels (unknown labels select). With several entries, each is an
+        // alternative of its own names and selector; one that names no namespaces and has
+        // no selector (or has no resources) covers every namespace, and so does the rule.
+        let entries: Vec<Option<&BTreeMap<String, Value>>> =
+            m.any.iter().map(|e| e.resources.as_ref()).chain(m.resources.as_ref().map(Some)).collect();
+        let mut selector_of = |r: &BTreeMap<String, Value>| match LabelSelector::from_value(r.get("namespaceSelector")?)
+        {
+            Ok(sel) if sel.is_empty() => None,
+            Ok(sel) => Some(sel),
+            Err(e) => {
+                notes.push(format!(
+                    "rule {}: match namespaceSelector: {e}; that match entry applies to every namespace",
                     rule.name
-                )),
-            },
-            _ if entries.iter().any(|r| r.contains_key("namespaceSelector")) => notes.push(format!(
-                "rule {}: namespaceSelectors in several match entries are not applied: every namespace",
+                ));
+                None
+            }
+        };
+        let selectors: Vec<Option<LabelSelector>> = entries.iter().map(|r| r.and_then(&mut selector_of)).collect();
+        if selectors.iter().any(Option::is_some) {
+            notes.push(format!(
+                "rule {}: namespaceSelector reads namespace labels from the cluster; where they are not known \
+                 (local files, a namespace not seen yet) the rule applies",
                 rule.name
-            )),
-            _ => {}
+            ));
+            if let [only] = &selectors[..] {
+                out.selector = only.clone();
+            } else {
+                let terms: Vec<NamespaceTerm> = entries
+                    .iter()
+                    .zip(selectors)
+                    .map(|(r, selector)| {
+                        let include = r.map(names).unwrap_or_default();
+                        // A wildcard is not evaluated: that entry covers every name.
+                        let include = if include.iter().all(is_plain) { include } else { Vec::new() };
+                        NamespaceTerm { include, selector }
+                    })
+                    .collect();
+                if terms.iter().all(|t| !t.include.is_empty() || t.selector.is_some()) {
+                    out.include.clear();
+                    out.any = terms;
+                }
+            }
         }
         if !m.all.is_empty() {
             notes.push(format!("rule {}: match.all conditions are not applied on the node", rule.name));
@@ -1006,14 +1119,354 @@ mod tests {
         assert!(!covers("dev"), "dev is not labelled env=prod");
         assert!(covers("unseen"), "a namespace not seen yet: the rule applies");
         assert!(ns.covers(Some("dev")), "labels unknown: the rule applies");
-        // Several entries: the union is not kept, every namespace is covered.
-        let r = rule("name: r\nmatch: {any: [{resources: {namespaceSelector: {matchLabels: {a: b}}}}, {resources: {namespaces: [x]}}]}\n");
-        let ns = namespaces(&r, &mut notes);
-        assert!(ns.selector.is_none() && ns.include.is_empty());
+        // An entry without resources covers every namespace, and so the rule.
+        let r = rule("name: r\nmatch: {any: [{resources: {namespaceSelector: {matchLabels: {a: b}}}}, {subjects: [{kind: User, name: u}]}]}\n");
+        assert!(namespaces(&r, &mut notes).is_all());
         // A selector Kubernetes would refuse narrows nothing.
         let r =
             rule("name: r\nmatch: {resources: {namespaceSelector: {matchExpressions: [{key: a, operator: Is}]}}}\n");
         assert!(namespaces(&r, &mut notes).selector.is_none());
         assert!(notes.iter().any(|n| n.contains("\"Is\"")), "{notes:?}");
+    }
+
+    /// #19 leftover: several match entries with namespaceSelectors used to widen to every
+    /// namespace (the selectors were dropped); each entry now narrows by its own names and
+    /// selector, and the rule covers a namespace one of them covers.
+    #[test]
+    fn several_match_entries_each_narrow_by_their_own_selector() {
+        use crate::policy::labels::NamespaceLabels;
+        let mut notes = Vec::new();
+        let r = rule(
+            "name: r\nmatch: {any: [{resources: {kinds: [Pod], namespaceSelector: {matchLabels: {env: prod}}}}, \
+             {resources: {kinds: [Pod], namespaces: [ci], namespaceSelector: {matchExpressions: [{key: team, operator: \
+             In, values: [build]}]}}}, {resources: {kinds: [Pod], namespaces: [sandbox]}}]}\n",
+        );
+        let ns = namespaces(&r, &mut notes);
+        assert_eq!(ns.any.len(), 3, "{ns:?}");
+        let labelled = |pairs: &[(&str, &[(&str, &str)])]| {
+            NamespaceLabels::listed(
+                pairs
+                    .iter()
+                    .map(|(n, l)| (n.to_string(), l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())),
+            )
+        };
+        let known = labelled(&[
+            ("payments", &[("env", "prod")]),
+            ("dev", &[("env", "dev")]),
+            ("ci", &[("team", "build")]),
+            ("ci-other", &[("team", "build")]),
+            ("sandbox", &[]),
+        ]);
+        let covers = |n: &str| ns.covers_with(Some(n), known.get(Some(n)).map(|l| l.as_ref()));
+        assert!(covers("payments"), "the first entry's selector");
+        assert!(!covers("dev"), "no entry covers dev");
+        assert!(covers("ci"), "the second entry: its name and its selector");
+        assert!(!covers("ci-other"), "the second entry's selector, not its name");
+        assert!(covers("sandbox"), "the third entry's name, no selector");
+        assert!(covers("unseen"), "labels unknown: the selectors select");
+        assert!(ns.covers(Some("dev")), "labels unknown: the rule applies");
+        assert!(ns.covers(None), "an unknown namespace: the first entry names none and its selector selects");
+        assert!(notes.iter().any(|n| n.contains("namespaceSelector reads namespace labels")), "{notes:?}");
+        // Through the importer, into the normal form and back.
+        let yaml = policy(
+            "kyverno.io/v1",
+            &format!(
+                "    match: {{any: [{{resources: {{namespaceSelector: {{matchLabels: {{env: prod}}}}}}}}, {{resources: \
+                 {{namespaces: [sandbox]}}}}]}}\n{VERIFY}"
+            ),
+        );
+        let p = import(&yaml).unwrap();
+        let n = &p.policies[0].namespaces;
+        assert_eq!((n.any.len(), n.include.len()), (2, 0), "{n:?}");
+        let text = serde_yaml::to_string(&p.policies[0]).unwrap();
+        assert_eq!(&serde_yaml::from_str::<NormalPolicy>(&text).unwrap(), &p.policies[0]);
+    }
+
+    /// A ClusterPolicy with one `verifyImages` entry for `registry.example/*`, `entry` the
+    /// YAML of its one attestor entry (and `extra` more of the verifyImages entry).
+    fn with_entry(entry: &str, extra: &str) -> String {
+        policy(
+            "kyverno.io/v1",
+            &format!(
+                "    verifyImages:\n    - imageReferences: [\"registry.example/*\"]\n{extra}      attestors:\n      - entries:\n{}",
+                indent(entry, 8)
+            ),
+        )
+    }
+
+    fn indent(text: &str, n: usize) -> String {
+        text.lines().map(|l| format!("{}{l}\n", " ".repeat(n))).collect()
+    }
+
+    fn cosign_vector(name: &str) -> String {
+        crate::testutil::vector(name)
+    }
+
+    /// `- certificates:` with `cert` and `certChain` (each optional) and `more` YAML.
+    fn certificates(cert: Option<&str>, chain: Option<&str>, more: &str) -> String {
+        let mut out = "- certificates:\n".to_string();
+        if let Some(c) = cert {
+            out += &format!("    cert: |\n{}", indent(c, 6));
+        }
+        if let Some(c) = chain {
+            out += &format!("    certChain: |\n{}", indent(c, 6));
+        }
+        out + more
+    }
+
+    fn only_check(yaml: &str) -> Check {
+        let p = import(yaml).unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(p.policies.len(), 1, "{:?}", p.notes);
+        let r = &p.policies[0].requirements;
+        assert_eq!((r.len(), r[0].authorities.len()), (1, 1));
+        r[0].authorities[0].check.clone()
+    }
+
+    /// #19: `certificates` used to import to "certificate-based verification is not
+    /// implemented"; it is the certificate's key, its chain, and Kyverno's tlog and SCT
+    /// defaults.
+    #[test]
+    fn a_certificates_entry_imports_to_a_certificate_check_with_kyvernos_defaults() {
+        let (leaf, chain) = (cosign_vector("leaf-email.pem"), cosign_vector("chain.pem"));
+        let check = only_check(&with_entry(&certificates(Some(&leaf), None, ""), ""));
+        let want = CertificateCheck {
+            certificate: leaf.clone(),
+            chain: None,
+            rekor: Some(PUBLIC_REKOR.into()),
+            rekor_keys: Vec::new(),
+            ignore_sct: false,
+            trust_root_cas: false,
+            attestations: Vec::new(),
+        };
+        assert_eq!(check, Check::Certificate(want.clone()));
+        let more = "    rekor: {ignoreTlog: true}\n    ctlog: {ignoreSCT: true}\n";
+        let check = only_check(&with_entry(&certificates(Some(&leaf), Some(&chain), more), ""));
+        let ignoring = CertificateCheck { chain: Some(chain.clone()), rekor: None, ignore_sct: true, ..want.clone() };
+        assert_eq!(check, Check::Certificate(ignoring));
+        let more = "    rekor: {url: \"https://rekor.example\", pubkey: \"PEM\"}\n";
+        let Check::Certificate(c) = only_check(&with_entry(&certificates(Some(&leaf), None, more), "")) else {
+            panic!()
+        };
+        assert_eq!((c.rekor.as_deref(), &c.rekor_keys[..]), (Some("https://rekor.example"), &["PEM".to_string()][..]));
+        // Base64 of the PEM, as Kyverno also reads it.
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&leaf);
+        let check = only_check(&with_entry(&format!("- certificates: {{cert: {b64}}}\n"), ""));
+        assert_eq!(check, Check::Certificate(want));
+        // The chain alone: cosign's roots for the signature's own certificate, any holder.
+        let check = only_check(&with_entry(&certificates(None, Some(&chain), ""), ""));
+        let Check::Keyless(k) = check else { panic!("{check:?}") };
+        assert_eq!((k.ca, k.identities.len()), (Some(KeyRef::Pem(chain)), 0));
+    }
+
+    #[test]
+    fn certificates_the_node_cannot_check_fail_closed_and_empty_ones_are_refused() {
+        let leaf = cosign_vector("leaf-email.pem");
+        let unsupported = |yaml: String| match only_check(&yaml) {
+            Check::Unsupported(why) => why,
+            other => panic!("{other:?}"),
+        };
+        let why = unsupported(with_entry("- certificates: {cert: \"{{ certs.data.leaf }}\"}\n", ""));
+        assert!(why.contains("variable"), "{why}");
+        let why = unsupported(with_entry(&certificates(Some(&leaf), None, "    ctlog: {tsaCertChain: x}\n"), ""));
+        assert!(why.contains("tsaCertChain"), "{why}");
+        let chain = cosign_vector("chain.pem");
+        let why = unsupported(with_entry(&certificates(Some(&leaf), Some(&chain), "    ctlog: {pubkey: x}\n"), ""));
+        assert!(why.contains("custom CT log key"), "{why}");
+        let err = import(&with_entry("- certificates: {cert: \"\"}\n", "")).unwrap_err();
+        assert!(err[0].contains("certificates needs cert, certChain or both"), "{err:?}");
+        let err = import(&with_entry("- certificates: {cert: x, url: y}\n", "")).unwrap_err();
+        assert!(err[0].contains("url"), "{err:?}");
+    }
+
+    #[test]
+    fn a_certificate_attests_too() {
+        let leaf = cosign_vector("leaf-email.pem");
+        let entry = indent(&certificates(Some(&leaf), None, ""), 10);
+        let rule = format!(
+            "    verifyImages:\n    - imageReferences: [\"registry.example/*\"]\n      attestations:\n      - type: https://slsa.dev/provenance/v1\n        attestors:\n        - entries:\n{entry}"
+        );
+        let Check::Certificate(c) = only_check(&policy("kyverno.io/v1", &rule)) else { panic!() };
+        assert_eq!(c.attestations, ["https://slsa.dev/provenance/v1"]);
+    }
+
+    /// End to end with the cosign vectors: import, compile, evaluate.
+    mod certificate_semantics {
+        use super::*;
+        use crate::evaluate::{evaluate, Evidence};
+        use crate::policy::compile::{compile, FilesOnly};
+        use crate::registry::{SignatureLayer, Signatures};
+        use crate::verify::trust::TrustRoot;
+        use crate::verify::Context;
+
+        const DIGEST: &str = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
+        const IMAGE: &str = "registry.example/team/app:v1";
+
+        fn compiled(yaml: &str) -> Result<crate::policy::Policy, String> {
+            let p = import(yaml).unwrap();
+            compile(&p.policies[0], &FilesOnly(std::path::Path::new("/")))
+                .map(|c| c.policy)
+                .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        }
+
+        fn allowed(
+            policy: &crate::policy::Policy,
+            layers: Vec<SignatureLayer>,
+            digest: &str,
+            trust: &TrustRoot,
+        ) -> Result<(), Vec<String>> {
+            let ev = Evidence {
+                reference: IMAGE.into(),
+                signatures: Some(Ok(Signatures { location: "l".into(), layers })),
+                ..Default::default()
+            };
+            let e = evaluate(&[policy], &ev, digest, Context { trust, now: Context::now_secs() });
+            if e.allowed {
+                Ok(())
+            } else {
+                Err(e.failures)
+            }
+        }
+
+        /// A signature by the vectors' leaf key over the payload for DIGEST, no certificate.
+        fn signed() -> SignatureLayer {
+            SignatureLayer {
+                payload: cosign_vector("payload.json").into_bytes(),
+                signature: cosign_vector("payload-leaf.sig").trim().into(),
+                ..Default::default()
+            }
+        }
+
+        #[test]
+        fn the_certificates_key_must_have_signed_this_digest() {
+            let (leaf, chain) = (cosign_vector("leaf-email.pem"), cosign_vector("chain.pem"));
+            let no_tlog = "    rekor: {ignoreTlog: true}\n    ctlog: {ignoreSCT: true}\n";
+            let empty = TrustRoot::empty();
+            for chain in [None, Some(chain.as_str())] {
+                let p = compiled(&with_entry(&certificates(Some(&leaf), chain, no_tlog), "")).unwrap();
+                allowed(&p, vec![signed()], DIGEST, &empty).unwrap();
+                // Another key's signature over the same payload; the same key for another digest.
+                let stranger = crate::testutil::TestSigner::new(5).sign_raw(&signed().payload);
+                assert!(allowed(&p, vec![stranger], DIGEST, &empty).is_err());
+                let other = DIGEST.replace("479b", "0000");
+                let err = allowed(&p, vec![signed()], &other, &empty).unwrap_err();
+                assert!(err[0].contains("is for digest"), "{err:?}");
+            }
+            // A certificate that does not chain to the chain's root: the policy does not
+            // compile (and so stands in failing closed).
+            let other_root = cosign_vector("other-root.pem");
+            let err = compiled(&with_entry(&certificates(Some(&leaf), Some(&other_root), no_tlog), "")).unwrap_err();
+            assert!(err.contains("does not chain to the root of its certificate chain"), "{err}");
+            // Kyverno's defaults: a Rekor entry, and with a chain an SCT. Neither can be had
+            // here: refused, never passed.
+            let p = compiled(&with_entry(&certificates(Some(&leaf), None, ""), "")).unwrap();
+            let err = allowed(&p, vec![signed()], DIGEST, &empty).unwrap_err();
+            assert!(err[0].contains("transparency-log entry is required"), "{err:?}");
+            let p =
+                compiled(&with_entry(&certificates(Some(&leaf), Some(&chain), "    rekor: {ignoreTlog: true}\n"), ""))
+                    .unwrap();
+            let err = allowed(&p, vec![signed()], DIGEST, &empty).unwrap_err();
+            assert!(err[0].contains("SCT"), "{err:?}");
+        }
+
+        /// The chain alone: the signature's own certificate must chain to it.
+        #[test]
+        fn a_chain_alone_trusts_certificates_the_signature_carries() {
+            let chain = cosign_vector("chain.pem");
+            let no_tlog = "    rekor: {ignoreTlog: true}\n    ctlog: {ignoreSCT: true}\n";
+            let p = compiled(&with_entry(&certificates(None, Some(&chain), no_tlog), "")).unwrap();
+            let carried = SignatureLayer { certificate: Some(cosign_vector("leaf-email.pem")), ..signed() };
+            let empty = TrustRoot::empty();
+            allowed(&p, vec![carried], DIGEST, &empty).unwrap();
+            assert!(allowed(&p, vec![signed()], DIGEST, &empty).is_err(), "no certificate: nothing chains");
+            let p = compiled(&with_entry(&certificates(None, Some(&cosign_vector("other-root.pem")), no_tlog), ""))
+                .unwrap();
+            let carried = SignatureLayer { certificate: Some(cosign_vector("leaf-email.pem")), ..signed() };
+            assert!(allowed(&p, vec![carried], DIGEST, &empty).is_err());
+        }
+    }
+
+    /// ClusterPolicy `type: Notary`: the entries' certificates are the notation trust store.
+    mod notary_semantics {
+        use super::*;
+        use crate::evaluate::{evaluate, Evaluation, Evidence};
+        use crate::policy::compile::{compile, FilesOnly};
+        use crate::registry::{Form, SignatureLayer, Signatures};
+        use crate::testutil::vectors::{notation, notation_digest, notation_signing_time_plus_a_minute};
+        use crate::verify::trust::TrustRoot;
+        use crate::verify::Context;
+
+        fn notary_policy(entry: &str, extra: &str) -> String {
+            with_entry(entry, &format!("      type: Notary\n{extra}"))
+        }
+
+        fn eval(yaml: &str, envelopes: &[&str]) -> Evaluation {
+            let p = import(yaml).unwrap();
+            let compiled = compile(&p.policies[0], &FilesOnly(std::path::Path::new("/"))).unwrap().policy;
+            let layers = envelopes
+                .iter()
+                .map(|e| SignatureLayer { payload: notation(e).into_bytes(), form: Form::Notary, ..Default::default() })
+                .collect();
+            let ev = Evidence {
+                reference: "registry.example/app:1".into(),
+                notary: Some(Ok(Signatures { location: "registry.example/app".into(), layers })),
+                ..Default::default()
+            };
+            assert!(crate::evaluate::needs(&[&compiled]).notary, "the referrers are fetched");
+            let trust = TrustRoot::empty();
+            let cx = Context { trust: &trust, now: notation_signing_time_plus_a_minute() };
+            evaluate(&[&compiled], &ev, &notation_digest("image"), cx)
+        }
+
+        /// #19: a `type: Notary` rule failed closed on every image ("Notary signatures are
+        /// not verified on the node yet"); it now verifies notation signatures against the
+        /// entry's certificates, as Kyverno's notary verifier does.
+        #[test]
+        fn a_notary_rule_admits_a_real_notation_signature_and_refuses_the_rest() {
+            let trusted = notary_policy(&certificates(Some(&notation("trusted.crt")), None, ""), "");
+            let Check::Notary(n) = only_check(&trusted) else { panic!("{:?}", only_check(&trusted)) };
+            assert_eq!(n.certs, KeyRef::Pem(notation("trusted.crt")));
+            let e = eval(&trusted, &["good.jws"]);
+            assert!(e.allowed, "{e:?}");
+            assert!(eval(&trusted, &["untrusted.jws", "other-digest.jws", "good.jws"]).allowed);
+            for refused in [&["untrusted.jws"][..], &["other-digest.jws"], &[]] {
+                assert!(!eval(&trusted, refused).allowed, "{refused:?}");
+            }
+            // cert and certChain together are the trust store: either may anchor.
+            let both =
+                notary_policy(&certificates(Some(&notation("other.crt")), Some(&notation("trusted.crt")), ""), "");
+            assert!(eval(&both, &["good.jws"]).allowed);
+            assert!(eval(&both, &["untrusted.jws"]).allowed);
+            let chain_only = notary_policy(&certificates(None, Some(&notation("other.crt")), ""), "");
+            assert!(!eval(&chain_only, &["good.jws"]).allowed);
+            assert!(eval(&chain_only, &["untrusted.jws"]).allowed);
+        }
+
+        #[test]
+        fn what_a_notary_rule_cannot_check_fails_closed() {
+            let unsupported = |yaml: String| match only_check(&yaml) {
+                Check::Unsupported(why) => why,
+                other => panic!("{other:?}"),
+            };
+            let why = unsupported(notary_policy("- keys: {publicKeys: x}\n", ""));
+            assert!(why.contains("names its certificates"), "{why}");
+            let why = unsupported(notary_policy("- certificates: {cert: \"{{ c }}\"}\n", ""));
+            assert!(why.contains("variable"), "{why}");
+            let err = import(&notary_policy("- certificates: {}\n", "")).unwrap_err();
+            assert!(err[0].contains("certificates needs cert"), "{err:?}");
+            // Attestations: notation-signed referrers are not verified on the node.
+            let rule = format!(
+                "    verifyImages:\n    - imageReferences: [\"registry.example/*\"]\n      type: Notary\n      attestations:\n      - type: sbom/cyclone-dx\n        attestors:\n        - entries:\n{}",
+                indent(&certificates(Some(&notation("trusted.crt")), None, ""), 10)
+            );
+            let why = unsupported(policy("kyverno.io/v1", &rule));
+            assert!(why.contains("Notary attestations"), "{why}");
+            // Other types still fail closed.
+            let why = unsupported(with_entry(
+                &certificates(Some(&notation("trusted.crt")), None, ""),
+                "      type: SigstoreBundle\n",
+            ));
+            assert!(why.contains("SigstoreBundle"), "{why}");
+        }
     }
 }

@@ -2,9 +2,10 @@
 //! (v1alpha1, v1beta1, v1: the same schema).
 //!
 //! One object becomes one policy with one CEL authority ([`CelCheck`]): its attestors
-//! become the checks signet already performs (cosign keys, keyless identities; Kyverno's
-//! cosign defaults kept: a Rekor entry unless `ctlog.insecureIgnoreTlog`, an SCT for
-//! keyless unless `ctlog.insecureIgnoreSCT`), its validations are evaluated on the node by
+//! become the checks signet already performs (cosign keys, keyless identities, pinned
+//! certificates with their chains, notary certificates; Kyverno's cosign defaults kept: a
+//! Rekor entry unless `ctlog.insecureIgnoreTlog`, an SCT for keyless and for a certificate
+//! with a chain unless `ctlog.insecureIgnoreSCT`), its validations are evaluated on the node by
 //! [`crate::evaluate::cel`] where [`crate::policy::cel`] can prove the per-container result
 //! is not looser than Kyverno's. `matchImageReferences` globs are wildcards (`*` crosses
 //! `/`, as gobwas/glob without separators), expressions are evaluated on the image.
@@ -27,8 +28,8 @@ use crate::policy::labels::{self, Operator, NAME_LABEL};
 use crate::policy::model::{Mode, Namespaces};
 use crate::policy::normal::{CelAttestation, CelCheck, CelValidation, NamedExpression};
 use crate::policy::normal::{
-    Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy, NormalRequirement,
-    NotaryCheck, Pattern, SecretName,
+    CertificateCheck, Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy,
+    NormalRequirement, NotaryCheck, Pattern, SecretName,
 };
 
 const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
@@ -58,6 +59,10 @@ enum IvpError {
     NotaryCerts,
     #[error("notary.{0} needs exactly one of value or expression")]
     NotaryValue(&'static str),
+    #[error("certificate.{0} needs exactly one of value or expression")]
+    CertificateValue(&'static str),
+    #[error("certificate needs cert, certChain or both")]
+    NoCertificate,
 }
 
 #[derive(Deserialize)]
@@ -253,7 +258,7 @@ struct Cosign {
     #[serde(default)]
     keyless: Option<Keyless>,
     #[serde(default)]
-    certificate: Option<Value>,
+    certificate: Option<Certificate>,
     #[serde(default)]
     ctlog: Option<Ctlog>,
     #[serde(default)]
@@ -264,6 +269,16 @@ struct Cosign {
     source: Option<Source>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
+}
+
+/// `cosign.certificate`: Kyverno's JSON names are `cert` and `certChain`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Certificate {
+    #[serde(default)]
+    cert: Option<StringOrExpression>,
+    #[serde(default)]
+    cert_chain: Option<StringOrExpression>,
 }
 
 #[derive(Deserialize)]
@@ -572,9 +587,12 @@ fn namespace_selector(sel: &LabelSelector, notes: &mut Vec<String>) -> Result<Op
     }
     Ok(match include {
         Some(names) if names.is_empty() => None,
-        include => {
-            Some(Namespaces { include: include.unwrap_or_default(), exclude, selector: by_labels.then_some(selector) })
-        }
+        include => Some(Namespaces {
+            include: include.unwrap_or_default(),
+            exclude,
+            selector: by_labels.then_some(selector),
+            any: Vec::new(),
+        }),
     })
 }
 
@@ -652,8 +670,10 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
         check.rekor_keys = rekor_keys;
         return Ok(Check::Key(check));
     }
-    if c.certificate.is_some() {
-        return unsupported("certificate-based verification is not implemented on the node yet");
+    if let Some(cert) = &c.certificate {
+        let ignore_sct = ctlog.is_some_and(|l| l.insecure_ignore_sct);
+        let custom_ct_key = ctlog.is_some_and(|l| l.ct_log_pub_key.is_some());
+        return certificate(cert, rekor, rekor_keys, ignore_sct, custom_ct_key);
     }
     let k = c.keyless.as_ref().expect("counted above");
     if !k.additional_extensions.is_empty() {
@@ -689,6 +709,87 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
         ignore_sct: ctlog.is_some_and(|l| l.insecure_ignore_sct),
         attestations: Vec::new(),
     }))
+}
+
+/// A `cosign.certificate` attestor, as Kyverno hands it to cosign: with `cert`, signatures
+/// verify under its key (and, with `certChain`, it must chain to the chain's root, with an
+/// SCT unless `ctlog.insecureIgnoreSCT`); with `certChain` alone, the signature's own
+/// certificate must chain to those roots, any holder.
+fn certificate(
+    c: &Certificate,
+    rekor: Option<String>,
+    rekor_keys: Vec<String>,
+    ignore_sct: bool,
+    custom_ct_key: bool,
+) -> Result<Check, IvpError> {
+    let (leaf, chain) =
+        match (Given::of("cert", &c.cert)?, Given::of("certChain", &c.cert_chain)?) {
+            (Given::NotLiteral, _) | (_, Given::NotLiteral) => return Ok(Check::Unsupported(
+                "a certificate.cert or certChain expression is not a string literal and is not evaluated on the node"
+                    .into(),
+            )),
+            (leaf, chain) => (leaf.text(), chain.text()),
+        };
+    if chain.is_some() && !ignore_sct && custom_ct_key {
+        return Ok(Check::Unsupported(
+            "SCTs against a custom CT log key (ctlog.ctLogPubKey) are not verified on the node".into(),
+        ));
+    }
+    Ok(match (leaf, chain) {
+        (None, None) => return Err(IvpError::NoCertificate),
+        (Some(leaf), chain) => Check::Certificate(CertificateCheck {
+            certificate: super::certificate_text(&leaf),
+            // Kyverno gives cosign its Sigstore trusted root unless the log is ignored, and
+            // cosign checks a certificate against that rather than the chain.
+            trust_root_cas: chain.is_some() && rekor.is_some(),
+            chain,
+            rekor,
+            rekor_keys,
+            ignore_sct,
+            attestations: Vec::new(),
+        }),
+        // The chain alone is cosign's roots: the signature's own certificate must chain to
+        // them, whoever it names.
+        (None, Some(chain)) => Check::Keyless(KeylessCheck {
+            identities: Vec::new(),
+            ca: Some(KeyRef::Pem(chain)),
+            rekor,
+            rekor_keys,
+            ignore_sct,
+            attestations: Vec::new(),
+        }),
+    })
+}
+
+/// A `{value | expression}` field as the node can read it.
+enum Given {
+    Absent,
+    Text(String),
+    /// An expression that is not a string literal.
+    NotLiteral,
+}
+
+impl Given {
+    fn of(field: &'static str, v: &Option<StringOrExpression>) -> Result<Self, IvpError> {
+        let Some(v) = v else { return Ok(Given::Absent) };
+        let text = match (&v.value, &v.expression) {
+            (Some(t), None) => t.clone(),
+            (None, Some(e)) => match crate::policy::cel::string_literal(e) {
+                Some(t) => t,
+                None => return Ok(Given::NotLiteral),
+            },
+            _ => return Err(IvpError::CertificateValue(field)),
+        };
+        // Kyverno treats an empty value as an absent one.
+        Ok(if text.trim().is_empty() { Given::Absent } else { Given::Text(text) })
+    }
+
+    fn text(self) -> Option<String> {
+        match self {
+            Given::Text(t) => Some(t),
+            _ => None,
+        }
+    }
 }
 
 /// A notary attestor: its certificates, inline (`value`, or an expression that is only a
@@ -820,15 +921,7 @@ mod tests {
         SignatureLayer { payload: envelope.to_string().into_bytes(), form: Form::Envelope, ..Default::default() }
     }
 
-    /// A file of the real notation vectors (testdata/notation, README there).
-    fn notation(name: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/notation").join(name);
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    }
-
-    fn notation_digest(which: &str) -> String {
-        notation("digests").lines().find_map(|l| l.strip_prefix(&format!("{which} "))).unwrap().to_string()
-    }
+    use crate::testutil::vectors::{notation, notation_digest, notation_signing_time_plus_a_minute};
 
     /// An IVP with one notary attestor trusting `cert` (as `certs:` YAML), and Kyverno's
     /// own validation over it.
@@ -858,26 +951,16 @@ mod tests {
         }
     }
 
-    /// Inside the vectors' one-day certificate validity: one minute after good.jws was signed.
-    fn signing_time_plus_a_minute() -> i64 {
-        let env: serde_json::Value = serde_json::from_str(&notation("good.jws")).unwrap();
-        let header =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(env["protected"].as_str().unwrap()).unwrap();
-        let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
-        let t = header["io.cncf.notary.signingTime"].as_str().unwrap();
-        // RFC 3339 UTC, as notation writes it: seconds since the epoch by the civil calendar.
-        let n = |r: std::ops::Range<usize>| t[r].parse::<i64>().unwrap();
-        let (y, m, d) = (n(0..4), n(5..7), n(8..10));
-        let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-        let days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * m + 2) / 5 + d - 719_469;
-        days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19) + 60
-    }
-
     fn eval_notary(s: &PolicySet, ev: &Evidence) -> Evaluation {
         let matched = s.matching(&ev.reference, "reg.io/app", None);
         assert_eq!(matched.len(), 1);
         let trust = TrustRoot::empty();
-        evaluate(&matched, ev, &notation_digest("image"), Context { trust: &trust, now: signing_time_plus_a_minute() })
+        evaluate(
+            &matched,
+            ev,
+            &notation_digest("image"),
+            Context { trust: &trust, now: notation_signing_time_plus_a_minute() },
+        )
     }
 
     /// Regression (#19): a notary attestor imported to "Notary signatures are not verified
@@ -1329,5 +1412,112 @@ mod tests {
         assert!(!eval(&s, &labelled("x", Some(&[]))).allowed);
         let e = eval(&s, &labelled("prod", Some(&[("env", "prod")])));
         assert!(e.failures[0].contains("failed the image signature verification"), "{e:?}");
+    }
+
+    /// An IVP with one cosign certificate attestor (`certificate` YAML at 6 spaces), over
+    /// `registry.example/*`, `ctlog` its ctlog mapping.
+    fn certificate_policy(certificate: &str, ctlog: &str) -> String {
+        format!(
+            "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: c}}\nspec:\n  \
+             matchImageReferences: [{{glob: \"registry.example/*\"}}]\n  attestors:\n  - name: pinned\n    cosign:\n{ctlog}      \
+             certificate:\n{certificate}  validations:\n  - expression: images.containers.map(i, \
+             verifyImageSignatures(i, [attestors.pinned])).all(e, e > 0)\n"
+        )
+    }
+
+    fn cert_value(field: &str, name: &str) -> String {
+        format!("        {field}:\n          value: |\n{}", indent(&crate::testutil::vector(name), 12))
+    }
+
+    const NO_TLOG: &str = "      ctlog: {insecureIgnoreTlog: true, insecureIgnoreSCT: true}\n";
+
+    fn pinned(doc: &str) -> Check {
+        let imported = super::super::import(&parse_documents(Path::new("t.yaml"), doc).unwrap()[0]).unwrap();
+        let Check::Cel(c) = &imported.policies[0].requirements[0].authorities[0].check else { panic!() };
+        c.attestors[0].check.clone()
+    }
+
+    /// #19: a certificate attestor imported to "certificate-based verification is not
+    /// implemented"; it is the certificate's key, with its chain, Kyverno's defaults kept.
+    #[test]
+    fn a_certificate_attestor_imports_to_a_certificate_check() {
+        use crate::policy::normal::CertificateCheck;
+        let leaf = crate::testutil::vector("leaf-email.pem");
+        let chain = crate::testutil::vector("chain.pem");
+        let want = CertificateCheck {
+            certificate: leaf.clone(),
+            chain: None,
+            rekor: Some(super::PUBLIC_REKOR.into()),
+            rekor_keys: Vec::new(),
+            ignore_sct: false,
+            trust_root_cas: false,
+            attestations: Vec::new(),
+        };
+        assert_eq!(
+            pinned(&certificate_policy(&cert_value("cert", "leaf-email.pem"), "")),
+            Check::Certificate(want.clone())
+        );
+        let both = format!("{}{}", cert_value("cert", "leaf-email.pem"), cert_value("certChain", "chain.pem"));
+        let got = pinned(&certificate_policy(&both, NO_TLOG));
+        let want_both = CertificateCheck { chain: Some(chain.clone()), rekor: None, ignore_sct: true, ..want.clone() };
+        assert_eq!(got, Check::Certificate(want_both));
+        // With the log required, Kyverno has cosign check the certificate against its
+        // Sigstore trusted root: so must the node, beside the chain.
+        let Check::Certificate(logged) = pinned(&certificate_policy(&both, "")) else { panic!() };
+        assert!(logged.trust_root_cas && logged.rekor.is_some() && !logged.ignore_sct, "{logged:?}");
+        // A string-literal expression is that string; any other expression is not evaluated.
+        let literal =
+            format!("        cert: {{expression: {}}}\n", serde_json::to_string(&format!("{leaf:?}")).unwrap());
+        assert_eq!(pinned(&certificate_policy(&literal, "")), Check::Certificate(want));
+        let got = pinned(&certificate_policy("        cert: {expression: variables.cert}\n", ""));
+        assert!(matches!(&got, Check::Unsupported(why) if why.contains("not a string literal")), "{got:?}");
+        // The chain alone: roots for the signature's own certificate.
+        let got = pinned(&certificate_policy(&cert_value("certChain", "chain.pem"), NO_TLOG));
+        assert!(
+            matches!(&got, Check::Keyless(k) if k.ca == Some(KeyRef::Pem(chain.clone())) && k.identities.is_empty())
+        );
+        // Neither, or both forms of one field: refused, naming the field.
+        let doc = certificate_policy("        cert: {value: \"\"}\n", "");
+        let e = super::super::import(&parse_documents(Path::new("t.yaml"), &doc).unwrap()[0]).unwrap_err();
+        assert!(e.iter().any(|e| e.contains("certificate needs cert, certChain or both")), "{e:?}");
+        let doc = certificate_policy("        certChain: {value: x, expression: \"'x'\"}\n", "");
+        let e = super::super::import(&parse_documents(Path::new("t.yaml"), &doc).unwrap()[0]).unwrap_err();
+        assert!(
+            e.iter().any(|e| e.contains("certificate.certChain needs exactly one of value or expression")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_certificate_attestor_admits_only_its_keys_signature_for_the_digest() {
+        let vector = crate::testutil::vector;
+        let digest = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
+        let signed = SignatureLayer {
+            payload: vector("payload.json").into_bytes(),
+            signature: vector("payload-leaf.sig").trim().into(),
+            ..Default::default()
+        };
+        let ev = |layers| evidence("registry.example/team/app:v1", layers, vec![]);
+        let trust = TrustRoot::empty();
+        let both = format!("{}{}", cert_value("cert", "leaf-email.pem"), cert_value("certChain", "chain.pem"));
+        for certificate in [cert_value("cert", "leaf-email.pem"), both] {
+            let (s, warnings) = set(&certificate_policy(&certificate, NO_TLOG));
+            assert!(warnings.is_empty(), "{warnings:?}");
+            assert!(eval_with(&s, &ev(vec![signed.clone()]), digest, &trust).allowed);
+            let stranger = TestSigner::new(4).sign_raw(&signed.payload);
+            assert!(!eval_with(&s, &ev(vec![stranger]), digest, &trust).allowed);
+            let other = digest.replace("479b", "0000");
+            assert!(!eval_with(&s, &ev(vec![signed.clone()]), &other, &trust).allowed);
+        }
+        // A certificate not chaining to its chain's root does not compile.
+        let bad = format!("{}{}", cert_value("cert", "leaf-email.pem"), cert_value("certChain", "other-root.pem"));
+        let doc = certificate_policy(&bad, NO_TLOG);
+        let imported = super::super::import(&parse_documents(Path::new("t.yaml"), &doc).unwrap()[0]).unwrap();
+        let err = compile(&imported.policies[0], &FilesOnly(Path::new("/"))).err().unwrap();
+        let err = err.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        assert!(err.contains("does not chain to the root of its certificate chain"), "{err}");
+        // Kyverno's default needs a Rekor entry: with no log key on the node, refused.
+        let (s, _) = set(&certificate_policy(&cert_value("cert", "leaf-email.pem"), ""));
+        assert!(!eval_with(&s, &ev(vec![signed]), digest, &trust).allowed);
     }
 }

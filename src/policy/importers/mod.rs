@@ -254,6 +254,16 @@ pub(crate) fn split_pem_keys(text: &str) -> Result<Vec<String>, PemKeysError> {
     Ok(blocks.iter().map(|b| pem::encode_config(b, lf)).collect())
 }
 
+/// A certificate as Kyverno reads one (`certificates.cert`, IVP `certificate.cert`): PEM,
+/// or PEM that was base64-encoded once more.
+pub(crate) fn certificate_text(text: &str) -> String {
+    use base64::Engine;
+    match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
+        Ok(bytes) => String::from_utf8(bytes).unwrap_or_else(|_| text.to_string()),
+        Err(_) => text.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod golden;
 

@@ -136,6 +136,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         include: if namespaced { meta.namespace.iter().cloned().collect() } else { vec![] },
         exclude: vec![],
         selector: None,
+        any: Vec::new(),
     };
     let base = if namespaced { NAMESPACE_RANK } else { 0 };
     let policy = |name: String, pattern: Pattern, rank: u64, requirements: Vec<NormalRequirement>| NormalPolicy {

@@ -119,7 +119,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
             origin: meta.origin(),
             images: vec![Pattern::Wildcard(image.name_pattern.clone())],
             exclude_images: Vec::new(),
-            namespaces: Namespaces { include: vec![], exclude: excluded.clone(), selector: None },
+            namespaces: Namespaces { include: vec![], exclude: excluded.clone(), selector: None, any: Vec::new() },
             mode: Default::default(),
             requirements: vec![NormalRequirement::any_of(authorities)],
             exclusive: None,
