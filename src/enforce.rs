@@ -306,9 +306,13 @@ impl Enforcer {
     /// The container's root filesystem must be `digest`'s content: the name is the request's
     /// claim, the snapshot is what runs. Nothing to bind for a volume or outside a container.
     async fn bind_rootfs(&self, claim: &ImageClaim, digest: &str, deadline: Instant) -> Result<(), IdentifyError> {
-        let Some(container) = claim.container.as_deref().filter(|c| !c.is_empty() && claim.volume.is_none()) else {
+        let Some(container) = claim.container.as_deref().filter(|_| claim.volume.is_none()) else {
             return Ok(());
         };
+        if container.is_empty() {
+            // (containerd always names the container; a request that does not is not bound)
+            return Err(RootfsError::NoSnapshot { container: container.to_string() }.into());
+        }
         let budget = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(budget, self.chains.check(self.store.as_ref(), container, &claim.name, digest)).await
         {
@@ -686,6 +690,9 @@ mod tests {
         let d = w.enforcer.decide(&as_container("lying"), SECOND).await;
         assert!(!d.allowed() && !d.cached, "{d}");
         let d = w.enforcer.decide(&as_container("no-snapshot"), SECOND).await;
+        assert!(!d.allowed() && d.reason.contains("no root filesystem snapshot"), "{d}");
+        // Review: an empty container ID skipped the binding, and the name alone decided.
+        let d = w.enforcer.decide(&as_container(""), SECOND).await;
         assert!(!d.allowed() && d.reason.contains("no root filesystem snapshot"), "{d}");
     }
 

@@ -36,12 +36,20 @@ pub enum StoreError {
 }
 
 /// A snapshot as containerd's snapshot service states it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     pub snapshotter: String,
     /// The snapshot it was prepared from (a layer chain ID for an image's top layer).
     pub parent: String,
+    /// `containerd.io/snapshot/uidmapping` and `gidmapping` (`ctr:host:size,…`): set on a
+    /// user-namespaced container's snapshot, whose parent is then a remapped copy.
+    pub uid_mapping: Option<String>,
+    pub gid_mapping: Option<String>,
 }
+
+/// The labels of a user-namespaced container's snapshot.
+pub const UID_MAPPING_LABEL: &str = "containerd.io/snapshot/uidmapping";
+pub const GID_MAPPING_LABEL: &str = "containerd.io/snapshot/gidmapping";
 
 /// Where images are looked up.
 #[async_trait]
@@ -65,8 +73,8 @@ pub struct ContainerdImageStore {
     namespace_header: AsciiMetadataValue,
     timeout: Duration,
     channel: tokio::sync::Mutex<Option<Channel>>,
-    /// The snapshotters containerd loaded, asked once: the CRI picks one per runtime.
-    snapshotters: tokio::sync::OnceCell<Vec<String>>,
+    /// The snapshotters containerd loaded, asked again when a snapshot is found in none.
+    snapshotters: tokio::sync::Mutex<Option<Vec<String>>>,
 }
 
 impl ContainerdImageStore {
@@ -82,7 +90,7 @@ impl ContainerdImageStore {
             namespace_header,
             timeout,
             channel: tokio::sync::Mutex::new(None),
-            snapshotters: tokio::sync::OnceCell::new(),
+            snapshotters: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -107,26 +115,58 @@ impl ContainerdImageStore {
         Ok(ch)
     }
 
-    /// The snapshotters that loaded, the CRI's default (`overlayfs`) first.
-    async fn snapshotters(&self) -> Result<&[String], StoreError> {
-        self.snapshotters
-            .get_or_try_init(|| async {
-                let mut client = IntrospectionClient::new(self.channel().await?);
-                let filters = vec!["type==io.containerd.snapshotter.v1".to_string()];
-                let resp = match client.plugins(self.request(PluginsRequest { filters })).await {
-                    Ok(r) => r.into_inner(),
-                    Err(s) => {
+    /// The snapshotters that loaded, the CRI's default (`overlayfs`) first; `fresh` asks
+    /// containerd again (a snapshotter may have come up since).
+    async fn snapshotters(&self, fresh: bool) -> Result<Vec<String>, StoreError> {
+        let mut known = self.snapshotters.lock().await;
+        if let Some(ids) = known.as_ref().filter(|_| !fresh) {
+            return Ok(ids.clone());
+        }
+        let mut client = IntrospectionClient::new(self.channel().await?);
+        let filters = vec!["type==io.containerd.snapshotter.v1".to_string()];
+        let resp = match client.plugins(self.request(PluginsRequest { filters })).await {
+            Ok(r) => r.into_inner(),
+            Err(s) => {
+                self.reset().await;
+                return Err(self.unavailable(s.message()));
+            }
+        };
+        let mut ids: Vec<String> = resp.plugins.into_iter().filter(|p| p.init_err.is_none()).map(|p| p.id).collect();
+        ids.sort_by_key(|id| id != "overlayfs");
+        *known = Some(ids.clone());
+        Ok(ids)
+    }
+
+    /// `key` in the first of `snapshotters` that holds it. A snapshotter that cannot answer
+    /// is passed over; if none holds the key, its failure is the answer.
+    async fn find_snapshot(&self, snapshotters: &[String], key: &str) -> Result<Option<Snapshot>, StoreError> {
+        let mut client = SnapshotsClient::new(self.channel().await?);
+        let mut failed = None;
+        for name in snapshotters {
+            let request = StatSnapshotRequest { snapshotter: name.clone(), key: key.to_string() };
+            match client.stat(self.request(request)).await {
+                Ok(r) => {
+                    let info = r.into_inner().info.unwrap_or_default();
+                    return Ok(Some(Snapshot {
+                        snapshotter: name.clone(),
+                        parent: info.parent,
+                        uid_mapping: info.labels.get(UID_MAPPING_LABEL).cloned(),
+                        gid_mapping: info.labels.get(GID_MAPPING_LABEL).cloned(),
+                    }));
+                }
+                Err(s) if s.code() == Code::NotFound => {}
+                Err(s) => {
+                    if s.code() == Code::Unavailable {
                         self.reset().await;
-                        return Err(self.unavailable(s.message()));
                     }
-                };
-                let mut ids: Vec<String> =
-                    resp.plugins.into_iter().filter(|p| p.init_err.is_none()).map(|p| p.id).collect();
-                ids.sort_by_key(|id| id != "overlayfs");
-                Ok(ids)
-            })
-            .await
-            .map(Vec::as_slice)
+                    failed = Some(format!("snapshotter {name}: {}", s.message()));
+                }
+            }
+        }
+        match failed {
+            Some(message) => Err(self.unavailable(message)),
+            None => Ok(None),
+        }
     }
 
     /// Forget the channel after a transport failure so the next call dials again
@@ -204,27 +244,13 @@ impl ImageStore for ContainerdImageStore {
     }
 
     async fn snapshot(&self, snapshotter: Option<&str>, key: &str) -> Result<Option<Snapshot>, StoreError> {
-        let candidates: Vec<String> = match snapshotter {
-            Some(s) => vec![s.to_string()],
-            None => self.snapshotters().await?.to_vec(),
-        };
-        let mut client = SnapshotsClient::new(self.channel().await?);
-        for name in candidates {
-            let request = StatSnapshotRequest { snapshotter: name.clone(), key: key.to_string() };
-            match client.stat(self.request(request)).await {
-                Ok(r) => {
-                    let parent = r.into_inner().info.map(|i| i.parent).unwrap_or_default();
-                    return Ok(Some(Snapshot { snapshotter: name, parent }));
-                }
-                // Not there, or a snapshotter that cannot answer here: the next one.
-                Err(s) if s.code() != Code::Unavailable => continue,
-                Err(s) => {
-                    self.reset().await;
-                    return Err(self.unavailable(s.message()));
-                }
-            }
+        if let Some(s) = snapshotter {
+            return self.find_snapshot(&[s.to_string()], key).await;
         }
-        Ok(None)
+        if let Some(found) = self.find_snapshot(&self.snapshotters(false).await?, key).await? {
+            return Ok(Some(found));
+        }
+        self.find_snapshot(&self.snapshotters(true).await?, key).await
     }
 }
 
@@ -258,8 +284,8 @@ mod fake {
         /// By name, in name order: containerd lists images in its metadata bucket's order.
         images: Mutex<BTreeMap<String, String>>,
         content: Mutex<BTreeMap<String, Vec<u8>>>,
-        /// (snapshotter, key) -> parent.
-        snapshots: Mutex<BTreeMap<(String, String), String>>,
+        /// (snapshotter, key) -> the snapshot.
+        snapshots: Mutex<BTreeMap<(String, String), Snapshot>>,
         unavailable: Mutex<bool>,
         delay: Mutex<Duration>,
     }
@@ -294,7 +320,11 @@ mod fake {
             self.put_snapshot("overlayfs", container, &chain);
         }
         pub fn put_snapshot(&self, snapshotter: &str, key: &str, parent: &str) {
-            self.snapshots.lock().unwrap().insert((snapshotter.into(), key.into()), parent.into());
+            let s = Snapshot { snapshotter: snapshotter.into(), parent: parent.into(), ..Default::default() };
+            self.put_snapshot_as(key, s);
+        }
+        pub fn put_snapshot_as(&self, key: &str, snapshot: Snapshot) {
+            self.snapshots.lock().unwrap().insert((snapshot.snapshotter.clone(), key.into()), snapshot);
         }
         pub fn set_unavailable(&self, down: bool) {
             *self.unavailable.lock().unwrap() = down;
@@ -344,7 +374,7 @@ mod fake {
             Ok(snapshots
                 .iter()
                 .find(|((s, k), _)| k == key && snapshotter.is_none_or(|want| want == s))
-                .map(|((s, _), parent)| Snapshot { snapshotter: s.clone(), parent: parent.clone() }))
+                .map(|(_, snapshot)| snapshot.clone()))
         }
     }
 }

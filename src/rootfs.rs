@@ -10,7 +10,10 @@
 //! manifests held locally; otherwise the request is denied, naming both.
 //!
 //! A user-namespaced pod on a snapshotter without idmap mounts runs on a remapped copy of
-//! the chain (`<chain>-<mapping>`, whose own parent is the chain): one such hop is accepted.
+//! the chain, named from the chain and the container snapshot's ID-mapping labels exactly as
+//! containerd names it (1.7: `<chain>-<host uid>-<host gid>`; 2.x: the digest of its JSON
+//! form), whose own parent is the chain: that one hop is accepted, nothing looser (a
+//! snapshot one layer above the chain is another image).
 //! Everything is read from containerd (content and snapshots), never from a registry, and
 //! every read is bounded.
 
@@ -20,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::imagestore::{ImageStore, StoreError};
+use crate::imagestore::{ImageStore, Snapshot, StoreError};
 
 /// Largest index or manifest read; the registry client uses the same order of size.
 const MAX_MANIFEST_BYTES: usize = 4 << 20;
@@ -74,8 +77,7 @@ impl Chains {
         if chains.contains(&snapshot.parent) {
             return Ok(());
         }
-        // A remapped copy for a user namespace: `<chain>-<mapping>`, made from the chain.
-        if let Some(chain) = chains.iter().find(|c| remapped_from(&snapshot.parent, c)) {
+        if let Some(chain) = chains.iter().find(|c| remapped_ids(c, &snapshot).contains(&snapshot.parent)) {
             let copy = store.snapshot(Some(&snapshot.snapshotter), &snapshot.parent).await?;
             if copy.is_some_and(|s| s.parent == *chain) {
                 return Ok(());
@@ -104,8 +106,51 @@ impl Chains {
     }
 }
 
-fn remapped_from(parent: &str, chain: &str) -> bool {
-    parent.strip_prefix(chain).is_some_and(|rest| rest.starts_with('-'))
+/// The names containerd gives the remapped copy of `chain` for a container snapshot with
+/// these ID-mapping labels (none without them).
+fn remapped_ids(chain: &str, container: &Snapshot) -> Vec<String> {
+    let (Some(uids), Some(gids)) = (container.uid_mapping.as_deref(), container.gid_mapping.as_deref()) else {
+        return Vec::new();
+    };
+    let (Some(uid_map), Some(gid_map)) = (id_mappings(uids), id_mappings(gids)) else { return Vec::new() };
+    let mut ids = Vec::new();
+    // containerd 1.7: the host IDs container ID 0 maps to.
+    let root = |m: &[[u32; 3]]| m.iter().find(|e| e[0] == 0).map(|e| e[1]);
+    if let (Some(uid), Some(gid)) = (root(&uid_map), root(&gid_map)) {
+        ids.push(format!("{chain}-{uid}-{gid}"));
+    }
+    // containerd 2.x: the digest of Go's JSON of {Parent, IDMap{UidMap, GidMap}}, each map
+    // sorted by container ID (stable), an empty one `null`.
+    let json = |m: &[[u32; 3]]| {
+        if m.is_empty() {
+            return "null".to_string();
+        }
+        let mut m = m.to_vec();
+        m.sort_by_key(|e| e[0]);
+        let entries: Vec<String> =
+            m.iter().map(|e| format!(r#"{{"containerID":{},"hostID":{},"size":{}}}"#, e[0], e[1], e[2])).collect();
+        format!("[{}]", entries.join(","))
+    };
+    let doc = format!(r#"{{"Parent":"{chain}","IDMap":{{"UidMap":{},"GidMap":{}}}}}"#, json(&uid_map), json(&gid_map));
+    ids.push(format!("sha256:{:x}", Sha256::digest(doc.as_bytes())));
+    ids
+}
+
+/// `ctr:host:size,…` as containerd writes the mapping labels; `None` if any entry is not.
+fn id_mappings(label: &str) -> Option<Vec<[u32; 3]>> {
+    if label.is_empty() {
+        return Some(Vec::new());
+    }
+    label
+        .split(',')
+        .map(|entry| {
+            let mut parts = entry.split(':').map(|p| p.parse::<u32>().ok());
+            match (parts.next()??, parts.next()??, parts.next()??, parts.next()) {
+                (c, h, s, None) => Some([c, h, s]),
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 async fn chains_of(store: &dyn ImageStore, digest: &str) -> Result<Vec<String>, RootfsError> {
@@ -149,7 +194,10 @@ async fn chains_of(store: &dyn ImageStore, digest: &str) -> Result<Vec<String>, 
             Err(e) => return Err(e.into()),
         };
         let config: Config = serde_json::from_slice(&raw).map_err(|e| bad("an image config", e))?;
-        chains.push(chain_id(&config.rootfs.diff_ids));
+        // An artifact beside the images of an index (its config `{}`) unpacks to nothing.
+        if let Some(rootfs) = config.rootfs {
+            chains.push(chain_id(&rootfs.diff_ids));
+        }
     }
     if chains.is_empty() {
         return Err(RootfsError::NoLocalManifest { digest: digest.to_string() });
@@ -183,7 +231,7 @@ struct Descriptor {
 
 #[derive(Deserialize)]
 struct Config {
-    rootfs: RootFs,
+    rootfs: Option<RootFs>,
 }
 
 #[derive(Deserialize)]
@@ -248,20 +296,74 @@ mod tests {
         assert!(Chains::default().check(store.as_ref(), "c2", "reg.io/app:v1", &index).await.is_err());
     }
 
+    /// A user-namespaced container's snapshot: its parent, and the mapping labels.
+    fn userns(parent: &str) -> Snapshot {
+        Snapshot {
+            snapshotter: "overlayfs".into(),
+            parent: parent.into(),
+            uid_mapping: Some("0:65536:65536".into()),
+            gid_mapping: Some("0:65536:65536".into()),
+        }
+    }
+
     #[tokio::test]
-    async fn a_remapped_copy_counts_only_when_it_is_made_from_the_chain() {
+    async fn a_containerd_1_7_remapped_copy_counts_only_when_made_from_the_chain() {
         let store = FakeImageStore::new();
         let (signed, chain) = image(&store, &["app"]);
         let (_, evil_chain) = image(&store, &["evil"]);
-        let copy = format!("{chain}-0:65536:65536");
+        let copy = format!("{chain}-65536-65536");
         store.put_snapshot("overlayfs", &copy, &chain);
-        store.put_snapshot("overlayfs", "c1", &copy);
+        store.put_snapshot_as("c1", userns(&copy));
         Chains::default().check(store.as_ref(), "c1", "reg.io/app:v1", &signed).await.unwrap();
-        // Named like a copy of the chain, made from something else.
-        let fake_copy = format!("{chain}-1:1:1");
+        // Named like the copy, made from something else.
+        let fake_copy = format!("{chain}-1-1");
         store.put_snapshot("overlayfs", &fake_copy, &evil_chain);
-        store.put_snapshot("overlayfs", "c2", &fake_copy);
+        store.put_snapshot_as(
+            "c2",
+            Snapshot { uid_mapping: Some("0:1:1".into()), gid_mapping: Some("0:1:1".into()), ..userns(&fake_copy) },
+        );
         assert!(Chains::default().check(store.as_ref(), "c2", "reg.io/app:v1", &signed).await.is_err());
+        // The copy's name without the labels that make it: not accepted.
+        store.put_snapshot("overlayfs", "c3", &copy);
+        assert!(Chains::default().check(store.as_ref(), "c3", "reg.io/app:v1", &signed).await.is_err());
+    }
+
+    /// Review: containerd 2.x names the copy by the digest of its JSON form, which the prefix
+    /// rule never matched, so every such user-namespaced pod was denied.
+    #[tokio::test]
+    async fn a_containerd_2_remapped_copy_counts() {
+        let store = FakeImageStore::new();
+        let (signed, chain) = image(&store, &["app"]);
+        let m = r#"[{"containerID":0,"hostID":65536,"size":65536}]"#;
+        let copy = sha(&format!(r#"{{"Parent":"{chain}","IDMap":{{"UidMap":{m},"GidMap":{m}}}}}"#));
+        store.put_snapshot("overlayfs", &copy, &chain);
+        store.put_snapshot_as("c1", userns(&copy));
+        Chains::default().check(store.as_ref(), "c1", "reg.io/app:v1", &signed).await.unwrap();
+    }
+
+    /// Guard: a snapshot one layer above the signed chain is another image, not a copy.
+    #[tokio::test]
+    async fn the_signed_layers_plus_one_are_no_copy() {
+        let store = FakeImageStore::new();
+        let (signed, chain) = image(&store, &["app"]);
+        let (_, evil_chain) = image(&store, &["app", "evil"]);
+        store.put_snapshot("overlayfs", &evil_chain, &chain);
+        store.put_snapshot_as("c1", userns(&evil_chain));
+        assert!(Chains::default().check(store.as_ref(), "c1", "reg.io/app:v1", &signed).await.is_err());
+    }
+
+    /// Review: an index may hold an artifact beside its images (config `{}`); it made the
+    /// whole image fail.
+    #[tokio::test]
+    async fn an_artifact_beside_the_images_of_an_index_is_passed_over() {
+        let store = FakeImageStore::new();
+        let (amd64, amd64_chain) = image(&store, &["amd64"]);
+        let empty = store.put_content("{}");
+        let artifact = store.put_content(&serde_json::json!({"config": {"digest": empty}, "layers": []}).to_string());
+        let index =
+            store.put_content(&serde_json::json!({"manifests": [{"digest": artifact}, {"digest": amd64}]}).to_string());
+        store.put_snapshot("overlayfs", "c1", &amd64_chain);
+        Chains::default().check(store.as_ref(), "c1", "reg.io/app:v1", &index).await.unwrap();
     }
 
     #[tokio::test]
