@@ -90,4 +90,4 @@ part "container image"
 bash "$REPO/integration/image.sh"
 
 part "fuzzing"
-FUZZ_SECONDS=${FUZZ_SECONDS:-10} bash "$REPO/integration/fuzz.sh"
+FUZZ_SECONDS=${FUZZ_SECONDS:-5} bash "$REPO/integration/fuzz.sh"
