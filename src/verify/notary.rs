@@ -179,19 +179,6 @@ pub fn verify(
     check(opened, trusted, digest, now)
 }
 
-/// Verify a JWS envelope (see [`verify`]).
-pub fn verify_jws(
-    envelope: &[u8],
-    trusted: &[CertificateDer<'_>],
-    digest: &str,
-    now: i64,
-) -> Result<Verified, NotaryError> {
-    if envelope.len() > MAX_ENVELOPE_BYTES {
-        return Err(NotaryError::TooLarge);
-    }
-    check(open_jws(envelope)?, trusted, digest, now)
-}
-
 fn open_jws(envelope: &[u8]) -> Result<Opened, NotaryError> {
     let env: Envelope = serde_json::from_slice(envelope).map_err(|e| NotaryError::Malformed(e.to_string()))?;
     let b64 =
@@ -514,23 +501,23 @@ mod tests {
     #[test]
     fn a_real_notation_signature_verifies() {
         let jws = vector("good.jws");
-        let v = verify_jws(&jws, &[cert("trusted.crt")], &digest("image"), when(&jws)).unwrap();
+        let v = verify(&jws, &[cert("trusted.crt")], &digest("image"), when(&jws)).unwrap();
         assert_eq!(v.signing_time, when(&jws) - 60, "{v:?}");
     }
 
     #[test]
     fn an_untrusted_signer_is_refused() {
         let jws = vector("untrusted.jws");
-        let e = verify_jws(&jws, &[cert("trusted.crt")], &digest("image"), when(&jws)).unwrap_err();
+        let e = verify(&jws, &[cert("trusted.crt")], &digest("image"), when(&jws)).unwrap_err();
         assert!(matches!(e, NotaryError::Untrusted(_)), "{e}");
         // The same envelope with its own certificate trusted verifies: the refusal was trust.
-        verify_jws(&jws, &[cert("other.crt")], &digest("image"), when(&jws)).unwrap();
+        verify(&jws, &[cert("other.crt")], &digest("image"), when(&jws)).unwrap();
     }
 
     #[test]
     fn a_signature_for_another_digest_is_refused() {
         let jws = vector("other-digest.jws");
-        let e = verify_jws(&jws, &[cert("trusted.crt")], &digest("image"), when(&jws)).unwrap_err();
+        let e = verify(&jws, &[cert("trusted.crt")], &digest("image"), when(&jws)).unwrap_err();
         assert!(matches!(&e, NotaryError::WrongDigest { signed, .. } if *signed == digest("other-image")), "{e}");
     }
 
@@ -542,13 +529,13 @@ mod tests {
         let other: serde_json::Value = serde_json::from_slice(&vector("other-digest.jws")).unwrap();
         env["payload"] = other["payload"].clone();
         let forged = serde_json::to_vec(&env).unwrap();
-        let e = verify_jws(&forged, &[cert("trusted.crt")], &digest("other-image"), when(&jws)).unwrap_err();
+        let e = verify(&forged, &[cert("trusted.crt")], &digest("other-image"), when(&jws)).unwrap_err();
         assert_eq!(e, NotaryError::BadSignature);
         let mut env: serde_json::Value = serde_json::from_slice(&jws).unwrap();
         let mut sig = URL_SAFE_NO_PAD.decode(env["signature"].as_str().unwrap()).unwrap();
         sig[10] ^= 1;
         env["signature"] = URL_SAFE_NO_PAD.encode(sig).into();
-        let e = verify_jws(&serde_json::to_vec(&env).unwrap(), &[cert("trusted.crt")], &digest("image"), when(&jws))
+        let e = verify(&serde_json::to_vec(&env).unwrap(), &[cert("trusted.crt")], &digest("image"), when(&jws))
             .unwrap_err();
         assert_eq!(e, NotaryError::BadSignature);
     }
@@ -558,7 +545,7 @@ mod tests {
     #[test]
     fn a_signing_certificate_without_digital_signature_is_refused() {
         let jws = vector("no-digital-signature.jws");
-        let e = verify_jws(&jws, &[cert("no-digital-signature.crt")], &digest("image"), when(&jws)).unwrap_err();
+        let e = verify(&jws, &[cert("no-digital-signature.crt")], &digest("image"), when(&jws)).unwrap_err();
         assert!(matches!(&e, NotaryError::Untrusted(m) if m.contains("digitalSignature")), "{e}");
     }
 
@@ -566,15 +553,15 @@ mod tests {
     fn the_certificate_must_be_valid_now() {
         let jws = vector("good.jws");
         let later = when(&jws) + 2 * 86_400;
-        let e = verify_jws(&jws, &[cert("trusted.crt")], &digest("image"), later).unwrap_err();
+        let e = verify(&jws, &[cert("trusted.crt")], &digest("image"), later).unwrap_err();
         assert!(matches!(e, NotaryError::Untrusted(_)), "{e}");
     }
 
     #[test]
     fn oversized_and_malformed_envelopes_are_refused() {
         let big = vec![b' '; MAX_ENVELOPE_BYTES + 1];
-        assert_eq!(verify_jws(&big, &[], "sha256:x", 0).unwrap_err(), NotaryError::TooLarge);
-        assert!(matches!(verify_jws(b"{}", &[], "sha256:x", 0).unwrap_err(), NotaryError::Malformed(_)));
+        assert_eq!(verify(&big, &[], "sha256:x", 0).unwrap_err(), NotaryError::TooLarge);
+        assert!(matches!(verify(b"{}", &[], "sha256:x", 0).unwrap_err(), NotaryError::Malformed(_)));
     }
 
     /// notation's other format. Before, only JWS was read: a COSE-signed image never
