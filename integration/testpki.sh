@@ -19,6 +19,16 @@
 #                             a sigstore bundle with a dsse 0.0.1 entry for its envelope and the SET.
 #                             (All three: integrated now, signed by LOGKEY, default rekor.key;
 #                             integration/rekor-entry.py makes them.)
+#   pki_tsa                   an RFC 3161 timestamp authority: tsa-root.pem -> tsa-inter.pem ->
+#                             tsa.pem (critical extended key usage timeStamping, key tsa.key);
+#                             tsa-chain.pem = leaf + inter + root (Kyverno's tsaCertChain);
+#                             tsa-noncritical.pem (the same purpose, not critical: openssl will
+#                             not sign under it), tsa-rsa.pem (an RSA signer) and tsa.cnf for
+#                             `openssl ts -reply` (sections tsa, rsa).
+#   pki_timestamp FILE OUT [SECTION]
+#                             OUT: the TSA's DER TimeStampResp for FILE's bytes (imprint
+#                             $TSA_DIGEST, default sha256; the signer certificate in the token
+#                             unless $TSA_NO_CERT), from tsa.cnf's SECTION (default tsa).
 #
 # There is no Rekor or Fulcio here; these are made with openssl and cosign (COSIGN_PASSWORD set).
 
@@ -146,3 +156,73 @@ PY
 pki_set() { python3 "$PKI_HERE/rekor-entry.py" hashedrekord "$1" "$2" "$3" "$4" "${5:-rekor.key}"; }
 pki_set_intoto() { python3 "$PKI_HERE/rekor-entry.py" intoto "$1" "$2" "$3" "${4:-rekor.key}"; }
 pki_bundle_log() { python3 "$PKI_HERE/rekor-entry.py" dsse "$1" "$2" "$3" "${4:-rekor.key}"; }
+
+pki_tsa() {
+  cat > tsa-ext.cnf <<'J'
+[root]
+basicConstraints=critical,CA:TRUE
+keyUsage=critical,keyCertSign,cRLSign
+subjectKeyIdentifier=hash
+[inter]
+basicConstraints=critical,CA:TRUE,pathlen:0
+keyUsage=critical,keyCertSign,cRLSign
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+[leaf]
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=critical,timeStamping
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+[noncritical]
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=timeStamping
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid
+J
+  pki_ec tsa-root.key; pki_ec tsa-inter.key; pki_ec tsa.key
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out tsa-rsa.key 2>/dev/null
+  openssl req -new -x509 -key tsa-root.key -subj "/O=signet-test/CN=test TSA root" -days 36500 \
+    -extensions root -config <(cat /etc/ssl/openssl.cnf tsa-ext.cnf) -out tsa-root.pem 2>/dev/null
+  openssl req -new -key tsa-inter.key -subj "/O=signet-test/CN=test TSA intermediate" -out tsa-inter.csr
+  openssl x509 -req -in tsa-inter.csr -CA tsa-root.pem -CAkey tsa-root.key -days 36500 -set_serial 2 \
+    -extfile tsa-ext.cnf -extensions inter -out tsa-inter.pem 2>/dev/null
+  openssl req -new -key tsa.key -subj "/O=signet-test/CN=test TSA" -out tsa.csr
+  openssl x509 -req -in tsa.csr -CA tsa-inter.pem -CAkey tsa-inter.key -days 36500 -set_serial 3 \
+    -extfile tsa-ext.cnf -extensions leaf -out tsa.pem 2>/dev/null
+  openssl x509 -req -in tsa.csr -CA tsa-inter.pem -CAkey tsa-inter.key -days 36500 -set_serial 4 \
+    -extfile tsa-ext.cnf -extensions noncritical -out tsa-noncritical.pem 2>/dev/null
+  openssl req -new -key tsa-rsa.key -subj "/O=signet-test/CN=test TSA (RSA)" -out tsa-rsa.csr
+  openssl x509 -req -in tsa-rsa.csr -CA tsa-inter.pem -CAkey tsa-inter.key -days 36500 -set_serial 5 \
+    -extfile tsa-ext.cnf -extensions leaf -out tsa-rsa.pem 2>/dev/null
+  cat tsa.pem tsa-inter.pem tsa-root.pem > tsa-chain.pem
+  : > tsa-index.txt
+  local section
+  for section in tsa rsa; do
+    local cert=tsa.pem key=tsa.key
+    [ $section = tsa ] || { cert=tsa-rsa.pem; key=tsa-rsa.key; }
+    cat >> tsa.cnf <<J
+[$section]
+dir = .
+serial = ./tsa-serial
+crypto_device = builtin
+signer_cert = ./$cert
+certs = ./tsa-inter.pem
+signer_key = ./$key
+signer_digest = sha256
+default_policy = 1.2.3.4.1
+digests = sha256, sha384, sha512
+accuracy = secs:1
+ess_cert_id_alg = sha256
+J
+  done
+  echo 01 > tsa-serial
+}
+
+pki_timestamp() {
+  openssl ts -query -data "$1" "-${TSA_DIGEST:-sha256}" ${TSA_NO_CERT:+-no_nonce} $([ -n "${TSA_NO_CERT:-}" ] || echo -cert) \
+    -out "$2.tsq" 2>/dev/null
+  openssl ts -reply -config tsa.cnf -section "${3:-tsa}" -queryfile "$2.tsq" -out "$2" 2>/dev/null
+  rm -f "$2.tsq"
+}

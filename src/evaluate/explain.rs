@@ -89,10 +89,13 @@ pub fn explain(
     })
 }
 
-fn with_evidence(signer: String, rekor: &Option<String>, attestations: &[String]) -> String {
+fn with_evidence(signer: String, rekor: &Option<String>, tsa: &Option<String>, attestations: &[String]) -> String {
     let mut out = signer;
     if let Some(r) = rekor {
         out.push_str(&format!(", in transparency log {r}"));
+    }
+    if tsa.is_some() {
+        out.push_str(", RFC 3161 timestamps verified against the inline TSA chain (a bundle must carry one)");
     }
     if !attestations.is_empty() {
         out.push_str(&format!(", attestations {}", attestations.join(", ")));
@@ -129,7 +132,7 @@ impl fmt::Display for Explanation {
                                     None => format!("KMS key {} (not resolved on this node: fails closed)", kms.uri),
                                 },
                             };
-                            with_evidence(key, &k.rekor, &k.attestations)
+                            with_evidence(key, &k.rekor, &k.tsa_cert_chain, &k.attestations)
                         }
                         Check::Keyless(k) => {
                             let ca = match &k.ca {
@@ -146,6 +149,7 @@ impl fmt::Display for Explanation {
                             with_evidence(
                                 format!("keyless from {ca}, identities {ids}{sct}"),
                                 &k.rekor,
+                                &k.tsa_cert_chain,
                                 &k.attestations,
                             )
                         }
@@ -156,7 +160,12 @@ impl fmt::Display for Explanation {
                                 None => "its key only (no chain, so no SCT)".to_string(),
                                 Some(_) => format!("chaining to its inline chain's root{cas}, {sct}"),
                             };
-                            with_evidence(format!("inline certificate, {chain}"), &c.rekor, &c.attestations)
+                            with_evidence(
+                                format!("inline certificate, {chain}"),
+                                &c.rekor,
+                                &c.tsa_cert_chain,
+                                &c.attestations,
+                            )
                         }
                         Check::Gpg(g) => {
                             let key = match &g.key {

@@ -356,6 +356,7 @@ mod tests {
                 signer: Signer::Notary(trust.clone()),
                 tlog: crate::verify::signer::Tlog::Ignore,
                 attestations,
+                tsa: None,
             }))
         };
         let p = policy("notary", Mode::Enforce, vec![by(vec![])]);

@@ -25,6 +25,7 @@ use crate::verify::gpg::{GpgKey, GpgKeyError, GpgSigner, SignedIdentity};
 use crate::verify::keyless::{Identity, Matcher, MatcherError};
 use crate::verify::notary::{CertsError as NotaryCertsError, NotaryTrust};
 use crate::verify::pubkey::{HashAlgorithm, KeyError, Signing};
+use crate::verify::timestamp::{Authorities, TsaChainError};
 use crate::verify::trust::{CaPool, LogKey, MaterialError};
 
 /// What rejects a policy on this node, each naming the field or authority it is about.
@@ -86,6 +87,8 @@ pub enum AuthorityError {
     AnyHolder,
     #[error("transparency log key: {0}")]
     LogKey(MaterialError),
+    #[error("timestamp authority certificates (tsaCertChain): {0}")]
+    Tsa(TsaChainError),
     #[error(transparent)]
     NotaryCerts(#[from] NotaryCertsError),
     #[error(transparent)]
@@ -281,7 +284,7 @@ fn fails_closed(name: &str, kind: &AuthorityKind) -> Vec<String> {
 
 fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<AuthorityKind, AuthorityError> {
     let unavailable = |why: KeyUnavailable| Ok(AuthorityKind::Unsupported(why.to_string()));
-    let (signer, rekor, rekor_keys, attestations) = match &a.check {
+    let (signer, rekor, rekor_keys, attestations, tsa) = match &a.check {
         Check::Static(StaticAction::Pass) => return Ok(AuthorityKind::StaticPass),
         Check::Static(StaticAction::Fail) => return Ok(AuthorityKind::StaticFail),
         Check::Unsupported(reason) => return Ok(AuthorityKind::Unsupported(reason.clone())),
@@ -307,7 +310,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                     TrustedKey::from_pem_with(pem.as_bytes(), signing)?
                 }
             };
-            (Signer::Key(key), &k.rekor, &k.rekor_keys, &k.attestations)
+            (Signer::Key(key), &k.rekor, &k.rekor_keys, &k.attestations, &k.tsa_cert_chain)
         }
         Check::Gpg(g) => {
             let text = match resolve(&g.key, keys)? {
@@ -321,7 +324,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 }
             };
             let signer = GpgSigner { keys: GpgKey::parse_armored(&text)?, identity };
-            let by = SignedBy { signer: Signer::Gpg(signer), tlog: Tlog::Ignore, attestations: Vec::new() };
+            let by = SignedBy { signer: Signer::Gpg(signer), tlog: Tlog::Ignore, attestations: Vec::new(), tsa: None };
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
         Check::Notary(n) => {
@@ -330,13 +333,14 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 Err(why) => return unavailable(why),
             };
             let trust = NotaryTrust::from_pem(&pem)?;
-            let by = SignedBy { signer: Signer::Notary(trust), tlog: Tlog::Ignore, attestations: Vec::new() };
+            let by =
+                SignedBy { signer: Signer::Notary(trust), tlog: Tlog::Ignore, attestations: Vec::new(), tsa: None };
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
         Check::Certificate(c) => {
             let mut signer = CertificateSigner::from_pem(&c.certificate, c.chain.as_deref(), !c.ignore_sct)?;
             signer.trust_root_cas = c.chain.is_some() && c.trust_root_cas;
-            (Signer::Certificate(signer), &c.rekor, &c.rekor_keys, &c.attestations)
+            (Signer::Certificate(signer), &c.rekor, &c.rekor_keys, &c.attestations, &c.tsa_cert_chain)
         }
         Check::Keyless(k) => {
             let identities = k
@@ -357,9 +361,10 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 return Err(AuthorityError::AnyHolder);
             }
             let signer = Signer::Keyless(Keyless { identities, ca, sct: !k.ignore_sct });
-            (signer, &k.rekor, &k.rekor_keys, &k.attestations)
+            (signer, &k.rekor, &k.rekor_keys, &k.attestations, &k.tsa_cert_chain)
         }
     };
+    let tsa = tsa.as_deref().map(Authorities::from_pem).transpose().map_err(AuthorityError::Tsa)?;
     let tlog = match rekor {
         None => Tlog::Ignore,
         Some(url) => Tlog::Require {
@@ -370,7 +375,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 .collect::<Result<_, _>>()?,
         },
     };
-    Ok(AuthorityKind::Signed(Box::new(SignedBy { signer, tlog, attestations: attestations.clone() })))
+    Ok(AuthorityKind::Signed(Box::new(SignedBy { signer, tlog, attestations: attestations.clone(), tsa })))
 }
 
 /// The key a KMS reference stands for: what the key source holds now, else what was
@@ -589,6 +594,7 @@ mod tests {
             ignore_sct: false,
             trust_root_cas: true,
             attestations: vec!["https://slsa.dev/provenance/v1".into()],
+            tsa_cert_chain: None,
         };
         let compiled = |c: CertificateCheck| {
             compile(&policy(vec![NormalAuthority::new("c", Check::Certificate(c))]), &FilesOnly(Path::new("/")))

@@ -92,7 +92,12 @@ pub enum AuthorityKind {
 impl AuthorityKind {
     /// A cosign signature by `key`, no transparency-log entry required.
     pub fn key(key: TrustedKey) -> Self {
-        AuthorityKind::Signed(Box::new(SignedBy { signer: Signer::Key(key), tlog: Tlog::Ignore, attestations: vec![] }))
+        AuthorityKind::Signed(Box::new(SignedBy {
+            signer: Signer::Key(key),
+            tlog: Tlog::Ignore,
+            attestations: vec![],
+            tsa: None,
+        }))
     }
 }
 

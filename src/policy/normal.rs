@@ -280,13 +280,27 @@ pub struct KeyCheck {
     /// the key type's (or the KMS key's) own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_algorithm: Option<HashAlgorithm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsa_cert_chain: Option<String>,
 }
 
 impl KeyCheck {
     pub fn new(key: KeyRef, rekor: Option<String>) -> Self {
-        Self { key, rekor, rekor_keys: Vec::new(), attestations: Vec::new(), hash_algorithm: None }
+        Self {
+            key,
+            rekor,
+            rekor_keys: Vec::new(),
+            attestations: Vec::new(),
+            hash_algorithm: None,
+            tsa_cert_chain: None,
+        }
     }
 }
+
+// `tsaCertChain` (each check that takes it): the timestamp authorities (PEM, a self-signed
+// root among them) whose RFC 3161 timestamps count, as cosign's `--timestamp-certificate-chain`.
+// A timestamp a signature carries must then verify, a sigstore bundle must carry one, and a
+// certificate must also have been valid at the time it proves.
 
 /// cosign `verify --certificate [--certificate-chain]`, as Kyverno runs it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -313,6 +327,8 @@ pub struct CertificateCheck {
     pub trust_root_cas: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsa_cert_chain: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -354,6 +370,8 @@ pub struct KeylessCheck {
     pub ignore_sct: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsa_cert_chain: Option<String>,
 }
 
 /// Exactly one of each pair must be set; the `…RegExp` forms are regular expressions.

@@ -130,7 +130,8 @@ async fn credentials_from_a_docker_config_open_a_private_registry() {
             &crate::policy::SignedBy {
                 signer: crate::policy::Signer::Key(signer.trusted()),
                 tlog: crate::policy::Tlog::Ignore,
-                attestations: vec![]
+                attestations: vec![],
+                tsa: None,
             },
             crate::verify::Context { trust: &crate::verify::trust::TrustRoot::empty(), now: 0 }
         ),

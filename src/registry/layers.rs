@@ -4,9 +4,9 @@
 
 use super::manifest::{Descriptor, Manifest};
 use super::{
-    Artifact, Form, Limits, RegistryError, SignatureLayer, BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION,
-    NOTARY_COSE_MEDIA_TYPE, NOTARY_JWS_MEDIA_TYPE, NOTARY_SIGNATURE_ARTIFACT_TYPE, SIGNATURE_ANNOTATION,
-    SIGSTORE_BUNDLE_MEDIA_TYPE,
+    Artifact, Form, Limits, RegistryError, SignatureLayer, Stamped, Timestamps, BUNDLE_ANNOTATION,
+    CERTIFICATE_ANNOTATION, CHAIN_ANNOTATION, MAX_TIMESTAMPS, NOTARY_COSE_MEDIA_TYPE, NOTARY_JWS_MEDIA_TYPE,
+    NOTARY_SIGNATURE_ARTIFACT_TYPE, SIGNATURE_ANNOTATION, SIGSTORE_BUNDLE_MEDIA_TYPE, TIMESTAMP_ANNOTATION,
 };
 
 /// The signature layers of a `.sig` manifest, with their signatures, within the limits.
@@ -46,7 +46,17 @@ pub fn artifact_layers(
                 (Artifact::Signatures, None) => return None,
                 (_, sig) => sig.unwrap_or_default(),
             };
-            let form = if what == Artifact::Attestations { Form::Envelope } else { Form::Detached };
+            let (form, over) = match what {
+                Artifact::Attestations => (Form::Envelope, Stamped::Payload),
+                _ => (Form::Detached, Stamped::Signature),
+            };
+            // An annotation that is not cosign's shape holds no timestamp; a policy that
+            // needs one then finds none.
+            let tokens = get(TIMESTAMP_ANNOTATION)
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v.get("SignedRFC3161Timestamp")?.as_str().map(str::to_string))
+                .into_iter()
+                .collect();
             let layer = SignatureLayer {
                 payload: Vec::new(),
                 form,
@@ -54,6 +64,7 @@ pub fn artifact_layers(
                 certificate: get(CERTIFICATE_ANNOTATION).filter(|c| !c.is_empty()),
                 chain: get(CHAIN_ANNOTATION).filter(|c| !c.is_empty()),
                 bundle: get(BUNDLE_ANNOTATION).filter(|c| !c.is_empty()),
+                timestamps: Timestamps { tokens, over },
             };
             Some((d, layer))
         })
@@ -117,12 +128,20 @@ pub fn bundle_attestation(bundle: &[u8]) -> Option<SignatureLayer> {
         .collect();
     let certificate = (!certs.is_empty()).then(|| certs.remove(0));
     let chain = (!certs.is_empty()).then(|| certs.concat());
+    let tokens = material
+        .and_then(|m| m.get("timestampVerificationData")?.get("rfc3161Timestamps")?.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| Some(t.get("signedTimestamp")?.as_str()?.to_string()))
+        .take(MAX_TIMESTAMPS)
+        .collect();
     Some(SignatureLayer {
         payload: serde_json::to_vec(envelope).ok()?,
         form: Form::Envelope,
         certificate,
         chain,
         bundle: material.and_then(log_entry),
+        timestamps: Timestamps { tokens, over: Stamped::BundleSignature },
         ..Default::default()
     })
 }

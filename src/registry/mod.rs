@@ -47,6 +47,10 @@ pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
 pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+/// cosign's RFC 3161 timestamp of the signature: `{"SignedRFC3161Timestamp": "<base64 DER>"}`.
+pub const TIMESTAMP_ANNOTATION: &str = "dev.sigstore.cosign/rfc3161timestamp";
+/// At most this many RFC 3161 timestamps of one bundle are kept (sigstore-go needs one).
+pub const MAX_TIMESTAMPS: usize = 4;
 /// Sigstore bundles attached as OCI 1.1 referrers (`cosign attest --new-bundle-format`).
 pub const SIGSTORE_BUNDLE_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle";
 /// The artifact type (and config media type) of notation's signature manifests.
@@ -153,13 +157,41 @@ pub struct SignatureLayer {
     pub chain: Option<String>,
     /// The transparency-log entry with its signed timestamp (JSON).
     pub bundle: Option<String>,
+    /// RFC 3161 timestamps the signer obtained for the signature.
+    pub timestamps: Timestamps,
+}
+
+/// RFC 3161 timestamps of a layer, unverified, and the bytes they cover.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Timestamps {
+    /// Each a DER `TimeStampResp`, base64.
+    pub tokens: Vec<String>,
+    pub over: Stamped,
+}
+
+/// What a layer's timestamps were made over, as cosign makes them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Stamped {
+    /// The raw signature bytes of a `.sig` layer.
+    #[default]
+    Signature,
+    /// The payload of a legacy `.att` layer (it has no detached signature).
+    Payload,
+    /// The raw bytes of a sigstore bundle's DSSE signature. A bundle verified against a TSA
+    /// must carry a timestamp that verifies (sigstore-go's `WithSignedTimestamps(1)`).
+    BundleSignature,
 }
 
 impl SignatureLayer {
     /// The bytes it holds in memory.
     pub fn held_bytes(&self) -> usize {
         let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
-        self.payload.len() + self.signature.len() + text(&self.certificate) + text(&self.chain) + text(&self.bundle)
+        self.payload.len()
+            + self.signature.len()
+            + text(&self.certificate)
+            + text(&self.chain)
+            + text(&self.bundle)
+            + self.timestamps.tokens.iter().map(String::len).sum::<usize>()
     }
 }
 

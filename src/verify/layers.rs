@@ -13,10 +13,12 @@ use super::certificate::{CarriedError, CertificateSigner};
 use super::keyless::{self, CertError};
 use super::pubkey::PublicKey;
 use super::signer::{Keyless, SignedBy, Signer, Tlog};
+use super::timestamp::Authorities;
+use super::timestamp::{self, TimestampError};
 use super::tlog::{self, EntrySigner, TlogError};
 use super::trust::LogKey;
 use super::{dsse, gpg, notary, sct, Context};
-use crate::registry::{Form, SignatureLayer, Signatures};
+use crate::registry::{Form, SignatureLayer, Signatures, Stamped};
 
 /// Why no layer of a set satisfied an authority. Ordered from least to most informative,
 /// so the most telling reason across several layers is the one reported.
@@ -42,6 +44,8 @@ pub enum LayerFailure {
     Gpg(gpg::GpgError),
     #[error("signature by {signer} is not accepted without a transparency-log entry: {error}")]
     Tlog { signer: String, error: TlogError },
+    #[error("signature by {signer}: {error}")]
+    Timestamp { signer: String, error: TimestampError },
     #[error("no notation signatures found at {location}")]
     NoNotarySignatures { location: String },
     #[error("{0}")]
@@ -138,21 +142,22 @@ fn first_good(
 /// `signed` is what the layer's signature covers; `signature` its base64 signature.
 fn signing_key(
     layer: &SignatureLayer,
-    signer: &Signer,
-    tlog: &Tlog,
+    by: &SignedBy,
     cx: Context<'_>,
     verifies: impl Fn(&PublicKey) -> bool,
 ) -> Result<PublicKey, LayerFailure> {
+    let (signer, tlog, tsa) = (&by.signer, &by.tlog, by.tsa.as_ref());
     let wrong = || LayerFailure::WrongSigner { location: String::new(), count: 0, signer: describe(signer) };
     match signer {
         Signer::Key(k) => {
             if !verifies(&k.key) {
                 return Err(wrong());
             }
+            stamp_time(layer, tsa, &describe(signer))?;
             check_tlog(layer, tlog, EntrySigner::PublicKey(&k.der), &describe(signer), cx)?;
             Ok(k.key.clone())
         }
-        Signer::Keyless(kl) => keyless_key(layer, kl, tlog, cx, verifies).map_err(|f| match f {
+        Signer::Keyless(kl) => keyless_key(layer, kl, tlog, tsa, cx, verifies).map_err(|f| match f {
             LayerFailure::WrongSigner { .. } => wrong(),
             other => other,
         }),
@@ -160,7 +165,7 @@ fn signing_key(
             if !verifies(&c.key) {
                 return Err(wrong());
             }
-            certificate_key(layer, c, tlog, &describe(signer), cx)?;
+            certificate_key(layer, c, tlog, tsa, &describe(signer), cx)?;
             Ok(c.key.clone())
         }
         Signer::Gpg(_) => Err(LayerFailure::NotCheckable(
@@ -172,10 +177,61 @@ fn signing_key(
     }
 }
 
+/// The times a signing certificate must have been valid at, as cosign checks them: the time
+/// a verified RFC 3161 timestamp proves and the log entry's integration time, each when
+/// present; else now.
+fn signing_times(stamped: Option<i64>, logged: Option<i64>, now: i64) -> Vec<i64> {
+    let times: Vec<i64> = [stamped, logged].into_iter().flatten().collect();
+    if times.is_empty() {
+        vec![now]
+    } else {
+        times
+    }
+}
+
+/// The time the layer's RFC 3161 timestamps prove, when the policy trusts timestamp
+/// authorities. A timestamp that is present must verify (cosign fails the signature
+/// otherwise); only a sigstore bundle must carry one.
+fn stamp_time(layer: &SignatureLayer, tsa: Option<&Authorities>, who: &str) -> Result<Option<i64>, LayerFailure> {
+    let Some(tsa) = tsa else { return Ok(None) };
+    let failed = |error| LayerFailure::Timestamp { signer: who.to_string(), error };
+    let stamps = &layer.timestamps;
+    if stamps.tokens.is_empty() {
+        return match stamps.over {
+            Stamped::BundleSignature => Err(failed(TimestampError::Missing)),
+            Stamped::Signature | Stamped::Payload => Ok(None),
+        };
+    }
+    let b64 = |s: &str| crate::encoding::b64(s).map_err(|e| e.to_string());
+    let covered = match stamps.over {
+        Stamped::Signature => b64(&layer.signature),
+        Stamped::Payload => Ok(layer.payload.clone()),
+        // sigstore-go timestamps a bundle's envelope by its (first) signature.
+        Stamped::BundleSignature => dsse::open(&layer.payload)
+            .map_err(|e| e.to_string())
+            .and_then(|o| o.signatures.first().map(|s| b64(s)).unwrap_or_else(|| Err("no signature".into()))),
+    }
+    .map_err(|e| failed(TimestampError::Malformed(format!("the timestamped signature: {e}"))))?;
+    let mut first = None;
+    for token in &stamps.tokens {
+        let result = crate::encoding::b64(token)
+            .map_err(|e| TimestampError::NotBase64(e.to_string()))
+            .and_then(|der| timestamp::verify(&der, &covered, tsa));
+        match result {
+            Ok(at) => return Ok(Some(at)),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    Err(failed(first.expect("at least one token")))
+}
+
 fn keyless_key(
     layer: &SignatureLayer,
     kl: &Keyless,
     tlog: &Tlog,
+    tsa: Option<&Authorities>,
     cx: Context<'_>,
     verifies: impl Fn(&PublicKey) -> bool,
 ) -> Result<PublicKey, LayerFailure> {
@@ -191,23 +247,25 @@ fn keyless_key(
     let der = pem::parse(cert_pem)
         .map_err(|e| LayerFailure::Certificate(CertError::Malformed(e.to_string())))?
         .into_contents();
-    // The log entry, when required, proves when the signature was made: short-lived
-    // certificates must have been valid then, not now.
-    let at = check_tlog(layer, tlog, EntrySigner::Certificate(&der), "the certificate's holder", cx)?
-        .map(|e| e.integrated_time)
-        .unwrap_or(cx.now);
-    // The node's CAs that were valid then (trusted_root.json `validFor`); a policy's own CA has
-    // no window.
-    let node_cas;
-    let ca = match &kl.ca {
-        Some(ca) => ca,
-        None => {
-            node_cas = cx.trust.fulcio_at(at);
-            &node_cas
-        }
-    };
-    let cert =
-        keyless::verify_certificate(cert_pem, layer.chain.as_deref(), ca, at).map_err(LayerFailure::Certificate)?;
+    // A verified timestamp and the log entry, when required, prove when the signature was
+    // made: short-lived certificates must have been valid then, not now.
+    let holder = "the certificate's holder";
+    let stamped = stamp_time(layer, tsa, holder)?;
+    let logged = check_tlog(layer, tlog, EntrySigner::Certificate(&der), holder, cx)?.map(|e| e.integrated_time);
+    let mut checked = None;
+    for at in signing_times(stamped, logged, cx.now) {
+        // The node's CAs that were valid then (trusted_root.json `validFor`); a policy's own
+        // CA has no window.
+        let ca = match &kl.ca {
+            Some(ca) => ca.clone(),
+            None => cx.trust.fulcio_at(at),
+        };
+        let cert = keyless::verify_certificate(cert_pem, layer.chain.as_deref(), &ca, at)
+            .map_err(LayerFailure::Certificate)?;
+        checked = Some((cert, ca));
+    }
+    let (cert, ca) = checked.expect("at least one time");
+    let ca = &ca;
     let key = PublicKey::from(cert.key.clone());
     if !verifies(&key) {
         return Err(wrong);
@@ -239,6 +297,7 @@ fn certificate_key(
     layer: &SignatureLayer,
     c: &CertificateSigner,
     tlog: &Tlog,
+    tsa: Option<&Authorities>,
     who: &str,
     cx: Context<'_>,
 ) -> Result<(), LayerFailure> {
@@ -248,9 +307,12 @@ fn certificate_key(
         Some(cert) => EntrySigner::Certificate(&cert.der),
         None => EntrySigner::PublicKey(&c.spki),
     };
-    let at = check_tlog(layer, tlog, signer, who, cx)?.map(|e| e.integrated_time).unwrap_or(cx.now);
+    let stamped = stamp_time(layer, tsa, who)?;
+    let logged = check_tlog(layer, tlog, signer, who, cx)?.map(|e| e.integrated_time);
     if let Some(cert) = &carried {
-        cert.valid_at(at).map_err(LayerFailure::Carried)?;
+        for at in signing_times(stamped, logged, cx.now) {
+            cert.valid_at(at).map_err(LayerFailure::Carried)?;
+        }
     }
     let node_cas = if c.trust_root_cas {
         let cas = cx.trust.fulcio_at(c.not_before);
@@ -311,9 +373,7 @@ fn check_signature_layer(
         return check_envelope(layer, digest, dsse::COSIGN_SIGN_PREDICATE_TYPE, by, cx);
     }
     let sig = layer.signature.as_bytes();
-    signing_key(layer, &by.signer, &by.tlog, cx, |k| {
-        k.verify_signature(Signature::Base64Encoded(sig), &layer.payload).is_ok()
-    })?;
+    signing_key(layer, by, cx, |k| k.verify_signature(Signature::Base64Encoded(sig), &layer.payload).is_ok())?;
     let signer = describe(&by.signer);
     // JSON is UTF-8; serde_json does not check the strings it skips.
     let text = match std::str::from_utf8(&layer.payload) {
@@ -367,7 +427,7 @@ fn check_envelope(
     if layer.form != Form::Envelope {
         return Err(LayerFailure::Attestation(dsse::AttestationError::Malformed("not a DSSE envelope".into())));
     }
-    let key = signing_key(layer, &by.signer, &by.tlog, cx, |k| {
+    let key = signing_key(layer, by, cx, |k| {
         // Only the envelope's own signature matters; the full check follows.
         dsse::verify(&layer.payload, k, digest, predicate)
             .map_or_else(|e| !matches!(e, dsse::AttestationError::NotSigned), |_| true)
@@ -382,7 +442,7 @@ mod tests {
     use crate::testutil::{payload, TestSigner};
 
     fn by_key(key: &crate::verify::signer::TrustedKey) -> SignedBy {
-        SignedBy { signer: Signer::Key(key.clone()), tlog: Tlog::Ignore, attestations: vec![] }
+        SignedBy { signer: Signer::Key(key.clone()), tlog: Tlog::Ignore, attestations: vec![], tsa: None }
     }
 
     fn verify_key(
@@ -503,7 +563,7 @@ mod tests {
 
         fn by(signer: Signer, tlog: bool) -> SignedBy {
             let tlog = if tlog { Tlog::Require { url: None, keys: vec![] } } else { Tlog::Ignore };
-            SignedBy { signer, tlog, attestations: vec![] }
+            SignedBy { signer, tlog, attestations: vec![], tsa: None }
         }
 
         #[test]
@@ -838,7 +898,8 @@ mod tests {
                 location: "l.att".into(),
                 layers: names.iter().map(|n| layer(n)).collect(),
             };
-            let want = |ty: &str| SignedBy { signer: key(), tlog: Tlog::Ignore, attestations: vec![ty.into()] };
+            let want =
+                |ty: &str| SignedBy { signer: key(), tlog: Tlog::Ignore, attestations: vec![ty.into()], tsa: None };
             let cx = Context { trust: &t, now: Context::now_secs() };
             verify_attestations(&atts(&["att-custom.json", "att-slsa.json"]), DIGEST, &want("slsaprovenance"), cx)
                 .unwrap();
@@ -863,6 +924,142 @@ mod tests {
             let ev = Evidence { attestations: Some(Ok(atts(&["att-slsa.json"]))), ..Default::default() };
             assert_eq!(needs(&[&p]), Needs { attestations: true, ..Default::default() });
             assert!(evaluate(&[&p], &ev, DIGEST, cx).allowed);
+        }
+    }
+
+    /// RFC 3161 timestamps (testdata/tsa, made by integration/make-tsa-vectors.sh with
+    /// openssl's TSA) on signatures of testdata/cosign's payload.
+    mod timestamps {
+        use super::*;
+        use crate::registry::Timestamps;
+        use crate::testutil::vector;
+        use crate::verify::keyless::{Identity, Matcher};
+        use crate::verify::signer::TrustedKey;
+        use crate::verify::trust::{CaPool, TrustRoot};
+
+        const DIGEST: &str = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
+
+        fn tsa_file(name: &str) -> Vec<u8> {
+            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tsa").join(name)).unwrap()
+        }
+
+        fn text(name: &str) -> String {
+            String::from_utf8(tsa_file(name)).unwrap()
+        }
+
+        fn stamp(name: &str) -> String {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(tsa_file(name))
+        }
+
+        fn authorities(name: &str) -> Authorities {
+            Authorities::from_pem(&text(name)).unwrap()
+        }
+
+        /// The short-lived certificate's end.
+        fn expiry() -> i64 {
+            use x509_cert::der::DecodePem;
+            let c = x509_cert::Certificate::from_pem(tsa_file("short-leaf.pem")).unwrap();
+            c.tbs_certificate().validity().not_after.to_unix_duration().as_secs() as i64
+        }
+
+        fn short_layer(stamps: &[&str]) -> SignatureLayer {
+            SignatureLayer {
+                payload: vector("payload.json").into_bytes(),
+                signature: text("short.sig"),
+                certificate: Some(text("short-leaf.pem")),
+                timestamps: Timestamps { tokens: stamps.iter().map(|s| stamp(s)).collect(), ..Default::default() },
+                ..Default::default()
+            }
+        }
+
+        fn keyless(tsa: Option<Authorities>) -> SignedBy {
+            SignedBy {
+                signer: Signer::Keyless(Keyless {
+                    identities: vec![Identity {
+                        issuer: Matcher::Exact("https://issuer.example".into()),
+                        subject: Matcher::Exact("builder@example.com".into()),
+                    }],
+                    ca: Some(CaPool::from_pem(&text("short-ca.pem")).unwrap()),
+                    sct: false,
+                }),
+                tlog: Tlog::Ignore,
+                attestations: vec![],
+                tsa,
+            }
+        }
+
+        fn run(layer: SignatureLayer, by: &SignedBy, now: i64) -> Result<(), LayerFailure> {
+            let t = TrustRoot::empty();
+            let s = Signatures { location: "registry.example/team/app:sha256-479b.sig".into(), layers: vec![layer] };
+            verify_signatures(&s, DIGEST, by, Context { trust: &t, now })
+        }
+
+        #[test]
+        fn a_timestamp_shows_an_expired_certificate_was_valid_when_it_signed() {
+            let later = expiry() + 86_400;
+            let by = keyless(Some(authorities("tsa-chain.pem")));
+            assert_eq!(run(short_layer(&["short.sig.tsr"]), &by, later), Ok(()));
+            // Without the TSA in the policy the timestamp is not read: checked now, expired.
+            let e = run(short_layer(&["short.sig.tsr"]), &keyless(None), later).unwrap_err();
+            assert!(matches!(e, LayerFailure::Certificate(_)), "{e}");
+            // With it but no timestamp on a .sig layer (cosign: not required), also now.
+            let e = run(short_layer(&[]), &by, later).unwrap_err();
+            assert!(matches!(e, LayerFailure::Certificate(_)), "{e}");
+            // Before the certificate expired, no timestamp is needed.
+            assert_eq!(run(short_layer(&[]), &by, expiry() - 60), Ok(()));
+        }
+
+        #[test]
+        fn a_timestamp_that_does_not_verify_fails_the_signature() {
+            let later = expiry() + 86_400;
+            let by = keyless(Some(authorities("tsa-chain.pem")));
+            // Another signature's timestamp (payload.sig's): it covers other bytes.
+            let e = run(short_layer(&["payload.sig.tsr"]), &by, later).unwrap_err();
+            assert!(matches!(&e, LayerFailure::Timestamp { error: TimestampError::OtherMessage, .. }), "{e}");
+            // An authority the policy does not trust, even while the certificate is valid.
+            let other = pem::encode(pem::parse_many(tsa_file("other-chain.pem")).unwrap().last().unwrap());
+            let by_other = keyless(Some(Authorities::from_pem(&other).unwrap()));
+            let e = run(short_layer(&["short.sig.tsr"]), &by_other, expiry() - 60).unwrap_err();
+            assert!(matches!(&e, LayerFailure::Timestamp { error: TimestampError::Untrusted { .. }, .. }), "{e}");
+            // Garbage where the timestamp goes.
+            let mut layer = short_layer(&[]);
+            layer.timestamps.tokens = vec!["not base64!".into()];
+            let e = run(layer, &by, expiry() - 60).unwrap_err();
+            assert!(matches!(&e, LayerFailure::Timestamp { error: TimestampError::NotBase64(_), .. }), "{e}");
+        }
+
+        #[test]
+        fn a_key_signature_with_a_bad_timestamp_fails_and_with_a_good_one_passes() {
+            let key = TrustedKey::from_pem(vector("cosign.pub").as_bytes()).unwrap();
+            let by = SignedBy {
+                signer: Signer::Key(key),
+                tlog: Tlog::Ignore,
+                attestations: vec![],
+                tsa: Some(authorities("tsa-chain.pem")),
+            };
+            let layer = |stamps: &[&str]| SignatureLayer {
+                payload: vector("payload.json").into_bytes(),
+                signature: vector("payload.sig").trim().into(),
+                timestamps: Timestamps { tokens: stamps.iter().map(|s| stamp(s)).collect(), ..Default::default() },
+                ..Default::default()
+            };
+            let now = Context::now_secs();
+            assert_eq!(run(layer(&["payload.sig.tsr"]), &by, now), Ok(()));
+            assert_eq!(run(layer(&[]), &by, now), Ok(()));
+            let e = run(layer(&["short.sig.tsr"]), &by, now).unwrap_err();
+            assert!(matches!(&e, LayerFailure::Timestamp { error: TimestampError::OtherMessage, .. }), "{e}");
+        }
+
+        #[test]
+        fn a_bundle_verified_against_a_tsa_must_carry_a_timestamp() {
+            let by = keyless(Some(authorities("tsa-chain.pem")));
+            let mut layer = short_layer(&[]);
+            layer.timestamps.over = crate::registry::Stamped::BundleSignature;
+            let failure = stamp_time(&layer, by.tsa.as_ref(), "x").unwrap_err();
+            assert!(matches!(&failure, LayerFailure::Timestamp { error: TimestampError::Missing, .. }), "{failure}");
+            // A .sig layer need not.
+            assert_eq!(stamp_time(&short_layer(&[]), by.tsa.as_ref(), "x"), Ok(None));
         }
     }
 }

@@ -18,6 +18,7 @@
 //! - [`certificate`]: a certificate the policy names, with its chain (cosign `--certificate`).
 //! - [`sct`]: certificate-transparency proofs embedded in keyless certificates.
 //! - [`tlog`]: Rekor entries (SETs) checked offline.
+//! - [`timestamp`]: RFC 3161 signed timestamps from a timestamp authority the policy trusts.
 //! - [`dsse`]: attestations (DSSE envelopes, in-toto statements).
 //! - [`gpg`]: Red Hat simple signing (OpenPGP) from lookaside stores.
 //! - [`notary`]: Notary Project (notation) JWS signatures from OCI referrers.
@@ -32,6 +33,7 @@ pub mod notary;
 pub mod pubkey;
 pub mod sct;
 pub mod signer;
+pub mod timestamp;
 pub mod tlog;
 pub mod trust;
 

@@ -55,6 +55,11 @@ pub struct SignedBy {
     /// Predicate types that must each be attested by the signer. When set, attestations
     /// are checked instead of image signatures (as in policy-controller).
     pub attestations: Vec<String>,
+    /// Timestamp authorities whose RFC 3161 timestamps count (cosign's `UseSignedTimestamps`
+    /// with a TSA chain): a layer's timestamp must then verify under them, a sigstore bundle
+    /// must carry one, and certificates are also checked at the time it proves. `None`:
+    /// timestamps are not read.
+    pub tsa: Option<super::timestamp::Authorities>,
 }
 
 #[derive(Clone, Debug)]

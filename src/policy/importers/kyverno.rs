@@ -212,7 +212,7 @@ struct Keys {
     #[serde(default)]
     rekor: Option<Rekor>,
     #[serde(default)]
-    ctlog: Option<Value>,
+    ctlog: Option<Ctlog>,
 }
 
 #[derive(Deserialize)]
@@ -648,6 +648,10 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
     let identity = NormalIdentity { issuer, issuer_reg_exp, subject, subject_reg_exp };
     identity.compile().map_err(KyvernoError::Identity)?;
     let (rekor, rekor_keys) = tlog(k.rekor.as_ref());
+    if k.ctlog.as_ref().is_some_and(|c| c.pubkey.is_some() && c.ignore_sct != Some(true)) {
+        let why = "SCTs against a custom CT log key (ctlog.pubkey) are not verified on the node";
+        return Ok(NormalAuthority::new(label, Check::Unsupported(why.into())));
+    }
     Ok(NormalAuthority::new(
         label,
         Check::Keyless(KeylessCheck {
@@ -657,6 +661,7 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
             rekor_keys,
             ignore_sct: k.ctlog.as_ref().and_then(|c| c.ignore_sct).unwrap_or(false),
             attestations: Vec::new(),
+            tsa_cert_chain: tsa_chain(k.ctlog.as_ref()),
         }),
     ))
 }
@@ -677,9 +682,7 @@ fn certificate_authority(label: &str, c: &Certificates) -> Result<NormalAuthorit
         ));
     }
     let ctlog = c.ctlog.as_ref();
-    if ctlog.is_some_and(|l| l.tsa_cert_chain.is_some()) {
-        return unsupported("RFC 3161 timestamps (ctlog.tsaCertChain) are not verified on the node".into());
-    }
+    let tsa_cert_chain = tsa_chain(ctlog);
     let ignore_sct = ctlog.and_then(|l| l.ignore_sct).unwrap_or(false);
     if chain.is_some() && !ignore_sct && ctlog.is_some_and(|l| l.pubkey.is_some()) {
         return unsupported("SCTs against a custom CT log key (ctlog.pubkey) are not verified on the node".into());
@@ -695,6 +698,7 @@ fn certificate_authority(label: &str, c: &Certificates) -> Result<NormalAuthorit
             ignore_sct,
             trust_root_cas: false,
             attestations: Vec::new(),
+            tsa_cert_chain,
         }),
         // cosign takes the chain as its roots: the signature's own certificate must chain
         // to them, whoever it names.
@@ -705,6 +709,7 @@ fn certificate_authority(label: &str, c: &Certificates) -> Result<NormalAuthorit
             rekor_keys,
             ignore_sct,
             attestations: Vec::new(),
+            tsa_cert_chain,
         }),
     };
     Ok(NormalAuthority::new(label, check))
@@ -757,6 +762,12 @@ fn wildcard_regex(w: &str) -> String {
     format!("^{body}$")
 }
 
+/// `ctlog.tsaCertChain`: Kyverno then has cosign verify RFC 3161 timestamps against it
+/// (`UseSignedTimestamps`); Kyverno treats an empty field as an absent one.
+fn tsa_chain(c: Option<&Ctlog>) -> Option<String> {
+    c.and_then(|c| c.tsa_cert_chain.clone()).filter(|t| !t.trim().is_empty())
+}
+
 /// Kyverno's transparency-log default: required, in the public Rekor, unless ignoreTlog.
 fn tlog(r: Option<&Rekor>) -> (Option<String>, Vec<String>) {
     match r {
@@ -781,9 +792,11 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, Kyvern
         Some(Err(e)) => return Err(KyvernoError::HashAlgorithm(e)),
     };
     let (rekor, rekor_keys) = tlog(k.rekor.as_ref());
+    let ctlog = k.ctlog.as_ref();
     if let Some(kms) = &k.kms {
         let key = KeyRef::Kms(KmsKey::parse(kms, "keys.kms").map_err(|e| KyvernoError::Kms(e.to_string()))?);
-        let check = KeyCheck { key, rekor, rekor_keys, attestations: vec![], hash_algorithm };
+        let check =
+            KeyCheck { key, rekor, rekor_keys, attestations: vec![], hash_algorithm, tsa_cert_chain: tsa_chain(ctlog) };
         return Ok(vec![NormalAuthority::new(label, Check::Key(check))]);
     }
     if let Some(s) = &k.secret {
@@ -791,7 +804,14 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, Kyvern
             KeyRef::Secret { namespace: s.namespace.clone(), name: s.name.clone(), key: Some("cosign.pub".into()) };
         return Ok(vec![NormalAuthority::new(
             label,
-            Check::Key(KeyCheck { key, rekor, rekor_keys, attestations: vec![], hash_algorithm }),
+            Check::Key(KeyCheck {
+                key,
+                rekor,
+                rekor_keys,
+                attestations: vec![],
+                hash_algorithm,
+                tsa_cert_chain: tsa_chain(ctlog),
+            }),
         )]);
     }
     let text = k.public_keys.as_deref().expect("counted above");
@@ -811,6 +831,7 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, Kyvern
         if let Check::Key(k) = &mut a.check {
             k.rekor_keys = rekor_keys.clone();
             k.hash_algorithm = hash_algorithm;
+            k.tsa_cert_chain = tsa_chain(ctlog);
         }
     }
     Ok(out)
@@ -1237,6 +1258,7 @@ mod tests {
             ignore_sct: false,
             trust_root_cas: false,
             attestations: Vec::new(),
+            tsa_cert_chain: None,
         };
         assert_eq!(check, Check::Certificate(want.clone()));
         let more = "    rekor: {ignoreTlog: true}\n    ctlog: {ignoreSCT: true}\n";
@@ -1268,8 +1290,9 @@ mod tests {
         };
         let why = unsupported(with_entry("- certificates: {cert: \"{{ certs.data.leaf }}\"}\n", ""));
         assert!(why.contains("variable"), "{why}");
-        let why = unsupported(with_entry(&certificates(Some(&leaf), None, "    ctlog: {tsaCertChain: x}\n"), ""));
-        assert!(why.contains("tsaCertChain"), "{why}");
+        // A TSA chain is carried to the node, which verifies timestamps under it.
+        let check = only_check(&with_entry(&certificates(Some(&leaf), None, "    ctlog: {tsaCertChain: x}\n"), ""));
+        assert!(matches!(&check, Check::Certificate(c) if c.tsa_cert_chain.as_deref() == Some("x")), "{check:?}");
         let chain = cosign_vector("chain.pem");
         let why = unsupported(with_entry(&certificates(Some(&leaf), Some(&chain), "    ctlog: {pubkey: x}\n"), ""));
         assert!(why.contains("custom CT log key"), "{why}");
@@ -1383,6 +1406,88 @@ mod tests {
                 .unwrap();
             let carried = SignatureLayer { certificate: Some(cosign_vector("leaf-email.pem")), ..signed() };
             assert!(allowed(&p, vec![carried], DIGEST, &empty).is_err());
+        }
+    }
+
+    /// `ctlog.tsaCertChain` (Kyverno's keyed-tsa conformance test has one): cosign then
+    /// verifies RFC 3161 timestamps under it and checks a certificate at the time one proves.
+    mod timestamp_semantics {
+        use super::*;
+        use crate::evaluate::{evaluate, Evidence};
+        use crate::policy::compile::{compile, FilesOnly};
+        use crate::registry::{SignatureLayer, Signatures, Timestamps};
+        use crate::verify::trust::TrustRoot;
+        use crate::verify::Context;
+
+        const DIGEST: &str = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
+
+        fn tsa(name: &str) -> Vec<u8> {
+            std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tsa").join(name)).unwrap()
+        }
+
+        fn text(name: &str) -> String {
+            String::from_utf8(tsa(name)).unwrap()
+        }
+
+        fn keyless(ctlog_extra: &str) -> String {
+            format!(
+                "- keyless:\n    subject: builder@example.com\n    issuer: https://issuer.example\n    roots: |\n{}    \
+                 rekor: {{ignoreTlog: true}}\n    ctlog:\n      ignoreSCT: true\n{ctlog_extra}",
+                indent(&text("short-ca.pem"), 6)
+            )
+        }
+
+        fn layer(stamped: bool) -> SignatureLayer {
+            use base64::Engine;
+            let token = base64::engine::general_purpose::STANDARD.encode(tsa("short.sig.tsr"));
+            SignatureLayer {
+                payload: cosign_vector("payload.json").into_bytes(),
+                signature: text("short.sig"),
+                certificate: Some(text("short-leaf.pem")),
+                timestamps: Timestamps { tokens: if stamped { vec![token] } else { vec![] }, ..Default::default() },
+                ..Default::default()
+            }
+        }
+
+        /// A day after the short-lived certificate expired.
+        fn later() -> i64 {
+            use x509_cert::der::DecodePem;
+            let c = x509_cert::Certificate::from_pem(tsa("short-leaf.pem")).unwrap();
+            c.tbs_certificate().validity().not_after.to_unix_duration().as_secs() as i64 + 86_400
+        }
+
+        fn allowed(yaml: &str, l: SignatureLayer) -> bool {
+            let p = import(yaml).unwrap();
+            let policy = compile(&p.policies[0], &FilesOnly(std::path::Path::new("/"))).unwrap().policy;
+            let ev = Evidence {
+                reference: "registry.example/team/app:v1".into(),
+                signatures: Some(Ok(Signatures { location: "l".into(), layers: vec![l] })),
+                ..Default::default()
+            };
+            let trust = TrustRoot::empty();
+            evaluate(&[&policy], &ev, DIGEST, Context { trust: &trust, now: later() }).allowed
+        }
+
+        #[test]
+        fn a_verified_timestamp_admits_a_signature_whose_certificate_has_since_expired() {
+            let chain = format!("      tsaCertChain: |\n{}", indent(&text("tsa-chain.pem"), 8));
+            assert!(allowed(&with_entry(&keyless(&chain), ""), layer(true)));
+            // No timestamp on the layer, or no TSA in the policy: checked now, and expired.
+            assert!(!allowed(&with_entry(&keyless(&chain), ""), layer(false)));
+            assert!(!allowed(&with_entry(&keyless(""), ""), layer(true)));
+            // Another authority's chain does not trust the timestamp.
+            let other = format!("      tsaCertChain: |\n{}", indent(&text("other-chain.pem"), 8));
+            assert!(!allowed(&with_entry(&keyless(&other), ""), layer(true)));
+        }
+
+        #[test]
+        fn a_tsa_chain_that_cannot_be_used_does_not_compile() {
+            for bad in ["-----BEGIN CERTIFICATE-----", &text("tsa-inter.pem")] {
+                let chain = format!("      tsaCertChain: |\n{}", indent(bad, 8));
+                let p = import(&with_entry(&keyless(&chain), "")).unwrap();
+                let err = compile(&p.policies[0], &FilesOnly(std::path::Path::new("/"))).unwrap_err();
+                assert!(err.iter().any(|e| e.to_string().contains("tsaCertChain")), "{err:?}");
+            }
         }
     }
 

@@ -636,9 +636,8 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
         }
     }
     let ctlog = c.ctlog.as_ref();
-    if ctlog.is_some_and(|l| l.tsa_cert_chain.is_some()) {
-        return unsupported("RFC 3161 timestamps (ctlog.tsaCertChain) are not verified on the node");
-    }
+    // Kyverno then has cosign verify RFC 3161 timestamps against it (`UseSignedTimestamps`).
+    let tsa_cert_chain = ctlog.and_then(|l| l.tsa_cert_chain.clone()).filter(|t| !t.trim().is_empty());
     let (rekor, rekor_keys) = match ctlog {
         Some(l) if l.insecure_ignore_tlog => (None, Vec::new()),
         Some(l) => (
@@ -668,12 +667,13 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
         }
         let mut check = KeyCheck::new(KeyRef::Pem(pems[0].clone()), rekor);
         check.rekor_keys = rekor_keys;
+        check.tsa_cert_chain = tsa_cert_chain;
         return Ok(Check::Key(check));
     }
     if let Some(cert) = &c.certificate {
         let ignore_sct = ctlog.is_some_and(|l| l.insecure_ignore_sct);
         let custom_ct_key = ctlog.is_some_and(|l| l.ct_log_pub_key.is_some());
-        return certificate(cert, rekor, rekor_keys, ignore_sct, custom_ct_key);
+        return certificate(cert, rekor, rekor_keys, ignore_sct, custom_ct_key, tsa_cert_chain);
     }
     let k = c.keyless.as_ref().expect("counted above");
     if !k.additional_extensions.is_empty() {
@@ -708,6 +708,7 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
         rekor_keys,
         ignore_sct: ctlog.is_some_and(|l| l.insecure_ignore_sct),
         attestations: Vec::new(),
+        tsa_cert_chain,
     }))
 }
 
@@ -721,6 +722,7 @@ fn certificate(
     rekor_keys: Vec<String>,
     ignore_sct: bool,
     custom_ct_key: bool,
+    tsa_cert_chain: Option<String>,
 ) -> Result<Check, IvpError> {
     let (leaf, chain) =
         match (Given::of("cert", &c.cert)?, Given::of("certChain", &c.cert_chain)?) {
@@ -747,6 +749,7 @@ fn certificate(
             rekor_keys,
             ignore_sct,
             attestations: Vec::new(),
+            tsa_cert_chain: tsa_cert_chain.clone(),
         }),
         // The chain alone is cosign's roots: the signature's own certificate must chain to
         // them, whoever it names.
@@ -757,6 +760,7 @@ fn certificate(
             rekor_keys,
             ignore_sct,
             attestations: Vec::new(),
+            tsa_cert_chain: tsa_cert_chain.clone(),
         }),
     })
 }
@@ -1452,6 +1456,7 @@ mod tests {
             ignore_sct: false,
             trust_root_cas: false,
             attestations: Vec::new(),
+            tsa_cert_chain: None,
         };
         assert_eq!(
             pinned(&certificate_policy(&cert_value("cert", "leaf-email.pem"), "")),

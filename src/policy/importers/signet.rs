@@ -171,6 +171,7 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, Authori
             rekor_keys: Vec::new(),
             ignore_sct: keyless.insecure_ignore_sct.unwrap_or(false),
             attestations,
+            tsa_cert_chain: None,
         }));
     }
     let key = a.key.as_ref().expect("counted above");
@@ -181,7 +182,14 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, Authori
         Some(Err(e)) => return Err(AuthorityError::HashAlgorithm(e)),
     };
     match key_ref(key, secret_namespace, "key")? {
-        Ok(key) => Ok(Check::Key(KeyCheck { key, rekor, rekor_keys: Vec::new(), attestations, hash_algorithm })),
+        Ok(key) => Ok(Check::Key(KeyCheck {
+            key,
+            rekor,
+            rekor_keys: Vec::new(),
+            attestations,
+            hash_algorithm,
+            tsa_cert_chain: None,
+        })),
         Err(unsupported) => Ok(unsupported),
     }
 }
