@@ -87,6 +87,8 @@ pub enum AuthorityError {
     AnyHolder,
     #[error("transparency log key: {0}")]
     LogKey(MaterialError),
+    #[error("CT log key: {0}")]
+    CtLogKey(MaterialError),
     #[error("timestamp authority certificates (tsaCertChain): {0}")]
     Tsa(TsaChainError),
     #[error(transparent)]
@@ -340,6 +342,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
         Check::Certificate(c) => {
             let mut signer = CertificateSigner::from_pem(&c.certificate, c.chain.as_deref(), !c.ignore_sct)?;
             signer.trust_root_cas = c.chain.is_some() && c.trust_root_cas;
+            signer.sct_logs = ct_log_keys(&c.ct_log_keys)?;
             (Signer::Certificate(signer), &c.rekor, &c.rekor_keys, &c.attestations, &c.tsa_cert_chain)
         }
         Check::Keyless(k) => {
@@ -360,7 +363,8 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 // Any certificate from the public CA would be anyone at all.
                 return Err(AuthorityError::AnyHolder);
             }
-            let signer = Signer::Keyless(Keyless { identities, ca, sct: !k.ignore_sct });
+            let signer =
+                Signer::Keyless(Keyless { identities, ca, sct: !k.ignore_sct, sct_logs: ct_log_keys(&k.ct_log_keys)? });
             (signer, &k.rekor, &k.rekor_keys, &k.attestations, &k.tsa_cert_chain)
         }
     };
@@ -376,6 +380,10 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
         },
     };
     Ok(AuthorityKind::Signed(Box::new(SignedBy { signer, tlog, attestations: attestations.clone(), tsa })))
+}
+
+fn ct_log_keys(pems: &[String]) -> Result<Vec<LogKey>, AuthorityError> {
+    pems.iter().map(|pem| LogKey::from_pem(pem).map_err(AuthorityError::CtLogKey)).collect()
 }
 
 /// The key a KMS reference stands for: what the key source holds now, else what was
@@ -592,6 +600,7 @@ mod tests {
             rekor: rekor.map(String::from),
             rekor_keys: Vec::new(),
             ignore_sct: false,
+            ct_log_keys: Vec::new(),
             trust_root_cas: true,
             attestations: vec!["https://slsa.dev/provenance/v1".into()],
             tsa_cert_chain: None,

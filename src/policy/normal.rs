@@ -320,6 +320,9 @@ pub struct CertificateCheck {
     /// Skip the SCT check cosign makes for a certificate with a chain (none without one).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ignore_sct: bool,
+    /// CT log public keys (PEM) the SCT must verify under; empty means the node trust root's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ct_log_keys: Vec<String>,
     /// The certificate must also chain to the node trust root's CAs, at its `notBefore`:
     /// Kyverno's ImageValidatingPolicy hands cosign its Sigstore trusted root whenever the
     /// log is required, and cosign then checks the certificate against that, not the chain.
@@ -368,6 +371,9 @@ pub struct KeylessCheck {
     /// Skip the certificate-transparency (SCT) check.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ignore_sct: bool,
+    /// CT log public keys (PEM) the SCT must verify under; empty means the node trust root's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ct_log_keys: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -69,6 +69,8 @@ pub struct CertificateSigner {
     pub chain: Vec<CertificateDer<'static>>,
     /// An embedded SCT from a trusted CT log is required (cosign, with a chain).
     pub sct: bool,
+    /// The policy's own CT log keys for that SCT; empty means the node trust root's CT logs.
+    pub sct_logs: Vec<super::trust::LogKey>,
     /// It must also chain to the node trust root's CAs at [`Self::not_before`] (Kyverno
     /// ImageValidatingPolicy with the log required: cosign checks it against the trusted
     /// root then).
@@ -85,9 +87,10 @@ impl std::fmt::Debug for CertificateSigner {
         let chain = hex::encode(&h.finalize()[..8]);
         write!(
             f,
-            "CertificateSigner({} chain {chain} sct {} trust root CAs {} {})",
+            "CertificateSigner({} chain {chain} sct {} {:?} trust root CAs {} {})",
             self.fingerprint(),
             self.sct,
+            self.sct_logs,
             self.trust_root_cas,
             self.key.scheme()
         )
@@ -122,7 +125,7 @@ impl CertificateSigner {
         };
         let sct = sct && !chain.is_empty();
         let not_before = not_before.as_secs() as i64;
-        Ok(Self { key, spki, der, chain, sct, trust_root_cas: false, not_before })
+        Ok(Self { key, spki, der, chain, sct, sct_logs: Vec::new(), trust_root_cas: false, not_before })
     }
 
     /// Short identity for messages: the first 16 hex chars of the certificate's SHA-256.

@@ -285,7 +285,7 @@ fn keyless_key(
             .map(Vec::as_slice)
             .chain(ca.intermediates.iter().chain(&ca.roots).map(|c| c.as_ref()))
             .collect();
-        sct::verify(&cert.der, &issuers, &cx.trust.ctlogs).map_err(LayerFailure::Sct)?;
+        sct::verify(&cert.der, &issuers, sct_logs(&kl.sct_logs, cx)).map_err(LayerFailure::Sct)?;
     }
     Ok(key)
 }
@@ -336,9 +336,18 @@ fn certificate_key(
             .chain(node_cas.iter().flat_map(|ca| ca.intermediates.iter().chain(&ca.roots)))
             .map(|d| d.as_ref())
             .collect();
-        sct::verify(&c.der, &issuers, &cx.trust.ctlogs).map_err(LayerFailure::Sct)?;
+        sct::verify(&c.der, &issuers, sct_logs(&c.sct_logs, cx)).map_err(LayerFailure::Sct)?;
     }
     Ok(())
+}
+
+/// A policy's own CT log keys replace the node's (cosign's `CTLogPubKeys`, as Kyverno sets them).
+fn sct_logs<'a>(policy: &'a [LogKey], cx: Context<'a>) -> &'a [LogKey] {
+    if policy.is_empty() {
+        &cx.trust.ctlogs
+    } else {
+        policy
+    }
 }
 
 fn check_tlog(
@@ -558,6 +567,7 @@ mod tests {
                 identities: vec![Identity { issuer: Matcher::Exact(ISSUER.into()), subject }],
                 ca: ca.map(|c| CaPool::from_pem(&vector(c)).unwrap()),
                 sct,
+                sct_logs: vec![],
             })
         }
 
@@ -824,6 +834,51 @@ mod tests {
             assert!(matches!(err, LayerFailure::Sct(_)), "no CT log on the node: {err}");
         }
 
+        /// A policy's own CT log key (Kyverno `ctlog.pubkey`, `ctLogPubKey`) replaces the node's.
+        #[test]
+        fn a_policys_ct_log_key_replaces_the_nodes_ct_logs() {
+            use crate::verify::trust::LogKey;
+            let log = |name: &str| LogKey::from_pem(&vector(name)).unwrap();
+            let by = |signer: Signer| SignedBy { signer, tlog: Tlog::Ignore, attestations: vec![], tsa: None };
+            let with_logs = |logs: Vec<LogKey>| {
+                let mut c =
+                    CertificateSigner::from_pem(&vector("leaf-sct.pem"), Some(&vector("chain.pem")), true).unwrap();
+                c.sct_logs = logs;
+                by(Signer::Certificate(c))
+            };
+            let bare = SignatureLayer {
+                payload: vector("payload.json").into_bytes(),
+                signature: vector("payload-leaf.sig").trim().into(),
+                ..Default::default()
+            };
+            let empty = TrustRoot::empty();
+            let on = |trust: &TrustRoot, by: &SignedBy, layer: &SignatureLayer| {
+                let s = Signatures { location: "l".into(), layers: vec![layer.clone()] };
+                verify_signatures(&s, DIGEST, by, Context { trust, now: Context::now_secs() })
+            };
+            // The test CT log's key, with nothing on the node.
+            on(&empty, &with_logs(vec![log("ctlog.pub")]), &bare).unwrap();
+            // Another key: refused, though the node's trust root holds the right one.
+            let err = on(&trust(), &with_logs(vec![log("rekor.pub")]), &bare).unwrap_err();
+            assert!(matches!(err, LayerFailure::Sct(_)), "{err}");
+            // Keyless likewise.
+            let keyless_by = |logs: Vec<LogKey>| {
+                let mut s = keyless(Matcher::Exact("builder@example.com".into()), Some("root.pem"), true);
+                if let Signer::Keyless(k) = &mut s {
+                    k.sct_logs = logs;
+                }
+                by(s)
+            };
+            let carried = SignatureLayer {
+                certificate: Some(vector("leaf-sct.pem")),
+                chain: Some(vector("chain.pem")),
+                ..bare.clone()
+            };
+            on(&empty, &keyless_by(vec![log("ctlog.pub")]), &carried).unwrap();
+            let err = on(&trust(), &keyless_by(vec![log("rekor.pub")]), &carried).unwrap_err();
+            assert!(matches!(err, LayerFailure::Sct(_)), "{err}");
+        }
+
         /// What time decides, as in cosign: the policy's own certificate is trusted whenever
         /// (its chain is checked at its notBefore); a certificate the layer carries must be
         /// valid when the log entry says the signature was made, or now.
@@ -982,6 +1037,7 @@ mod tests {
                     }],
                     ca: Some(CaPool::from_pem(&text("short-ca.pem")).unwrap()),
                     sct: false,
+                    sct_logs: vec![],
                 }),
                 tlog: Tlog::Ignore,
                 attestations: vec![],

@@ -82,6 +82,8 @@ pub struct Keyless {
     pub ca: Option<CaPool>,
     /// Require an embedded SCT from a trusted CT log.
     pub sct: bool,
+    /// The policy's own CT log keys; empty means the node trust root's CT logs.
+    pub sct_logs: Vec<LogKey>,
 }
 
 /// Whether the signature must be in a transparency log (verified offline from its SET).

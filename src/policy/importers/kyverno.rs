@@ -648,10 +648,6 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
     let identity = NormalIdentity { issuer, issuer_reg_exp, subject, subject_reg_exp };
     identity.compile().map_err(KyvernoError::Identity)?;
     let (rekor, rekor_keys) = tlog(k.rekor.as_ref());
-    if k.ctlog.as_ref().is_some_and(|c| c.pubkey.is_some() && c.ignore_sct != Some(true)) {
-        let why = "SCTs against a custom CT log key (ctlog.pubkey) are not verified on the node";
-        return Ok(NormalAuthority::new(label, Check::Unsupported(why.into())));
-    }
     Ok(NormalAuthority::new(
         label,
         Check::Keyless(KeylessCheck {
@@ -660,6 +656,7 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
             rekor,
             rekor_keys,
             ignore_sct: k.ctlog.as_ref().and_then(|c| c.ignore_sct).unwrap_or(false),
+            ct_log_keys: ct_log_keys(k.ctlog.as_ref()),
             attestations: Vec::new(),
             tsa_cert_chain: tsa_chain(k.ctlog.as_ref()),
         }),
@@ -684,9 +681,7 @@ fn certificate_authority(label: &str, c: &Certificates) -> Result<NormalAuthorit
     let ctlog = c.ctlog.as_ref();
     let tsa_cert_chain = tsa_chain(ctlog);
     let ignore_sct = ctlog.and_then(|l| l.ignore_sct).unwrap_or(false);
-    if chain.is_some() && !ignore_sct && ctlog.is_some_and(|l| l.pubkey.is_some()) {
-        return unsupported("SCTs against a custom CT log key (ctlog.pubkey) are not verified on the node".into());
-    }
+    let ct_log_keys = ct_log_keys(ctlog);
     let (rekor, rekor_keys) = tlog(c.rekor.as_ref());
     let check = match (cert, chain) {
         (None, None) => return Err(KyvernoError::NoCertificate),
@@ -696,6 +691,7 @@ fn certificate_authority(label: &str, c: &Certificates) -> Result<NormalAuthorit
             rekor,
             rekor_keys,
             ignore_sct,
+            ct_log_keys: ct_log_keys.clone(),
             trust_root_cas: false,
             attestations: Vec::new(),
             tsa_cert_chain,
@@ -708,6 +704,7 @@ fn certificate_authority(label: &str, c: &Certificates) -> Result<NormalAuthorit
             rekor,
             rekor_keys,
             ignore_sct,
+            ct_log_keys,
             attestations: Vec::new(),
             tsa_cert_chain,
         }),
@@ -760,6 +757,16 @@ fn wildcard_regex(w: &str) -> String {
         })
         .collect();
     format!("^{body}$")
+}
+
+/// `ctlog.pubkey`: the CT log key SCTs must verify under instead of the trust root's (Kyverno
+/// hands it to cosign as `CTLogPubKeys`); not read when SCTs are ignored.
+fn ct_log_keys(c: Option<&Ctlog>) -> Vec<String> {
+    c.filter(|c| c.ignore_sct != Some(true))
+        .and_then(|c| c.pubkey.clone())
+        .filter(|k| !k.trim().is_empty())
+        .into_iter()
+        .collect()
 }
 
 /// `ctlog.tsaCertChain`: Kyverno then has cosign verify RFC 3161 timestamps against it
@@ -1256,6 +1263,7 @@ mod tests {
             rekor: Some(PUBLIC_REKOR.into()),
             rekor_keys: Vec::new(),
             ignore_sct: false,
+            ct_log_keys: Vec::new(),
             trust_root_cas: false,
             attestations: Vec::new(),
             tsa_cert_chain: None,
@@ -1294,8 +1302,12 @@ mod tests {
         let check = only_check(&with_entry(&certificates(Some(&leaf), None, "    ctlog: {tsaCertChain: x}\n"), ""));
         assert!(matches!(&check, Check::Certificate(c) if c.tsa_cert_chain.as_deref() == Some("x")), "{check:?}");
         let chain = cosign_vector("chain.pem");
-        let why = unsupported(with_entry(&certificates(Some(&leaf), Some(&chain), "    ctlog: {pubkey: x}\n"), ""));
-        assert!(why.contains("custom CT log key"), "{why}");
+        // A CT log key is carried to the node, which verifies the SCT under it; not when ignored.
+        let check = only_check(&with_entry(&certificates(Some(&leaf), Some(&chain), "    ctlog: {pubkey: x}\n"), ""));
+        assert!(matches!(&check, Check::Certificate(c) if c.ct_log_keys == ["x"]), "{check:?}");
+        let more = "    ctlog: {pubkey: x, ignoreSCT: true}\n";
+        let check = only_check(&with_entry(&certificates(Some(&leaf), Some(&chain), more), ""));
+        assert!(matches!(&check, Check::Certificate(c) if c.ct_log_keys.is_empty()), "{check:?}");
         let err = import(&with_entry("- certificates: {cert: \"\"}\n", "")).unwrap_err();
         assert!(err[0].contains("certificates needs cert, certChain or both"), "{err:?}");
         let err = import(&with_entry("- certificates: {cert: x, url: y}\n", "")).unwrap_err();

@@ -672,15 +672,11 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
     }
     if let Some(cert) = &c.certificate {
         let ignore_sct = ctlog.is_some_and(|l| l.insecure_ignore_sct);
-        let custom_ct_key = ctlog.is_some_and(|l| l.ct_log_pub_key.is_some());
-        return certificate(cert, rekor, rekor_keys, ignore_sct, custom_ct_key, tsa_cert_chain);
+        return certificate(cert, rekor, rekor_keys, ignore_sct, ct_log_keys(ctlog), tsa_cert_chain);
     }
     let k = c.keyless.as_ref().expect("counted above");
     if !k.additional_extensions.is_empty() {
         return unsupported("keyless.additionalExtensions (certificate extension checks) are not applied on the node");
-    }
-    if ctlog.is_some_and(|l| l.ct_log_pub_key.is_some() && !l.insecure_ignore_sct) {
-        return unsupported("SCTs against a custom CT log key (ctlog.ctLogPubKey) are not verified on the node");
     }
     let mut identities = Vec::new();
     for (i, id) in k.identities.iter().enumerate() {
@@ -707,9 +703,20 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
         rekor,
         rekor_keys,
         ignore_sct: ctlog.is_some_and(|l| l.insecure_ignore_sct),
+        ct_log_keys: ct_log_keys(ctlog),
         attestations: Vec::new(),
         tsa_cert_chain,
     }))
+}
+
+/// `ctlog.ctLogPubKey`: the CT log key SCTs must verify under instead of the trust root's
+/// (Kyverno's `CTLogPubKeys`); not read when SCTs are ignored.
+fn ct_log_keys(c: Option<&Ctlog>) -> Vec<String> {
+    c.filter(|c| !c.insecure_ignore_sct)
+        .and_then(|c| c.ct_log_pub_key.clone())
+        .filter(|k| !k.trim().is_empty())
+        .into_iter()
+        .collect()
 }
 
 /// A `cosign.certificate` attestor, as Kyverno hands it to cosign: with `cert`, signatures
@@ -721,7 +728,7 @@ fn certificate(
     rekor: Option<String>,
     rekor_keys: Vec<String>,
     ignore_sct: bool,
-    custom_ct_key: bool,
+    ct_log_keys: Vec<String>,
     tsa_cert_chain: Option<String>,
 ) -> Result<Check, IvpError> {
     let (leaf, chain) =
@@ -732,11 +739,6 @@ fn certificate(
             )),
             (leaf, chain) => (leaf.text(), chain.text()),
         };
-    if chain.is_some() && !ignore_sct && custom_ct_key {
-        return Ok(Check::Unsupported(
-            "SCTs against a custom CT log key (ctlog.ctLogPubKey) are not verified on the node".into(),
-        ));
-    }
     Ok(match (leaf, chain) {
         (None, None) => return Err(IvpError::NoCertificate),
         (Some(leaf), chain) => Check::Certificate(CertificateCheck {
@@ -748,6 +750,7 @@ fn certificate(
             rekor,
             rekor_keys,
             ignore_sct,
+            ct_log_keys: ct_log_keys.clone(),
             attestations: Vec::new(),
             tsa_cert_chain: tsa_cert_chain.clone(),
         }),
@@ -759,6 +762,7 @@ fn certificate(
             rekor,
             rekor_keys,
             ignore_sct,
+            ct_log_keys: ct_log_keys.clone(),
             attestations: Vec::new(),
             tsa_cert_chain: tsa_cert_chain.clone(),
         }),
@@ -1454,6 +1458,7 @@ mod tests {
             rekor: Some(super::PUBLIC_REKOR.into()),
             rekor_keys: Vec::new(),
             ignore_sct: false,
+            ct_log_keys: Vec::new(),
             trust_root_cas: false,
             attestations: Vec::new(),
             tsa_cert_chain: None,

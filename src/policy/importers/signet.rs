@@ -170,6 +170,7 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, Authori
             rekor,
             rekor_keys: Vec::new(),
             ignore_sct: keyless.insecure_ignore_sct.unwrap_or(false),
+            ct_log_keys: Vec::new(),
             attestations,
             tsa_cert_chain: None,
         }));
