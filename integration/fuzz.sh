@@ -15,7 +15,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked -q
 export RUSTC_BOOTSTRAP=1
 SECS=${FUZZ_SECONDS:-20}
 TARGETS=(mux_frames nri_create_container policy_documents signature_manifest signature_payload attestation gpg_signature
-  notary_envelope)
+  notary_envelope timestamp)
 cargo fuzz build -O
 for t in "${TARGETS[@]}"; do
   mkdir -p "fuzz/corpus/$t"
@@ -26,6 +26,9 @@ for t in "${TARGETS[@]}"; do
   # (a directory of its own: libFuzzer reads every file of a seed directory)
   if [ "$t" = notary_envelope ]; then
     mkdir -p "fuzz/seeds/$t"; cp testdata/notation/*.jws testdata/notation/*.cose "fuzz/seeds/$t/"; seeds=("fuzz/seeds/$t")
+  fi
+  if [ "$t" = timestamp ]; then
+    mkdir -p "fuzz/seeds/$t"; cp testdata/tsa/*.tsr testdata/tsa/*.token "fuzz/seeds/$t/"; seeds=("fuzz/seeds/$t")
   fi
   echo "fuzz: $t for ${SECS}s"
   cargo fuzz run -O "$t" "fuzz/corpus/$t" "${seeds[@]}" -- -max_total_time="$SECS" -rss_limit_mb=2048 \
