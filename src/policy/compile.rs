@@ -334,7 +334,9 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 Ok(pem) => pem,
                 Err(why) => return unavailable(why),
             };
-            let trust = NotaryTrust::from_pem(&pem)?;
+            let mut trust = NotaryTrust::from_pem(&pem)?;
+            trust.tsa =
+                n.tsa_certs.as_deref().map(Authorities::anchors_from_pem).transpose().map_err(AuthorityError::Tsa)?;
             let by =
                 SignedBy { signer: Signer::Notary(trust), tlog: Tlog::Ignore, attestations: Vec::new(), tsa: None };
             return Ok(AuthorityKind::Signed(Box::new(by)));

@@ -338,9 +338,14 @@ pub struct CertificateCheck {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct NotaryCheck {
     /// X.509 certificates (PEM bundle): roots, intermediates or signing certificates. The
-    /// signing certificate must be valid at verification time: timestamps are not used.
+    /// signing certificate must be valid at verification time, unless `tsaCerts` are given.
     #[serde(flatten)]
     pub certs: KeyRef,
+    /// A `tsa` trust store (PEM; each certificate an anchor): each signature must then carry
+    /// a timestamp countersignature it anchors, and the signing chain is held to the time
+    /// that proves instead of now (notation's `verifyTimestamp: always`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsa_certs: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -83,7 +83,9 @@ pub fn verify_notary(sigs: &Signatures, digest: &str, signer: &Signer, cx: Conte
         if layer.form != Form::Notary {
             return Err(LayerFailure::NotCheckable("a layer that is not a notation envelope".into()));
         }
-        notary::verify(&layer.payload, &trust.certs, digest, cx.now).map(drop).map_err(LayerFailure::Notary)
+        notary::verify_stamped(&layer.payload, &trust.certs, trust.tsa.as_ref(), digest, cx.now)
+            .map(drop)
+            .map_err(LayerFailure::Notary)
     })
 }
 

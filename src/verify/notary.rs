@@ -21,6 +21,8 @@ use base64::Engine;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use serde::Deserialize;
 
+use super::timestamp::{self, Authorities, TimestampError};
+
 /// The artifact type of notation's signature manifests (referrers API and fallback tag).
 pub const SIGNATURE_ARTIFACT_TYPE: &str = crate::registry::NOTARY_SIGNATURE_ARTIFACT_TYPE;
 /// The media type of the signature manifest's JWS layer.
@@ -29,6 +31,7 @@ const PAYLOAD_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
 const SCHEME: &str = "io.cncf.notary.signingScheme";
 const SIGNING_TIME: &str = "io.cncf.notary.signingTime";
 const EXPIRY: &str = "io.cncf.notary.expiry";
+const TIMESTAMP: &str = "io.cncf.notary.timestampSignature";
 /// notation's envelopes are a few KiB; a certificate chain does not make one larger than this.
 pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
 const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
@@ -57,6 +60,8 @@ pub enum NotaryError {
     BadSignature,
     #[error("notary signature is for {signed}, not for the image {image}")]
     WrongDigest { signed: String, image: String },
+    #[error("notary timestamp countersignature: {0}")]
+    Timestamp(TimestampError),
 }
 
 /// A policy's notary certificates that are not usable as trust anchors.
@@ -79,6 +84,8 @@ pub struct NotaryTrust {
     pub certs: Vec<CertificateDer<'static>>,
     /// First 16 hex chars of each certificate's SHA-256: for messages and policy identity.
     pub fingerprints: Vec<String>,
+    /// The `tsa` trust store, when the policy gives one: timestamps are then required.
+    pub tsa: Option<Authorities>,
 }
 
 impl NotaryTrust {
@@ -102,13 +109,13 @@ impl NotaryTrust {
             fingerprints.push(hex::encode(&sha2::Sha256::digest(der.as_ref())[..8]));
             certs.push(der);
         }
-        Ok(Self { certs, fingerprints })
+        Ok(Self { certs, fingerprints, tsa: None })
     }
 }
 
 impl std::fmt::Debug for NotaryTrust {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "NotaryTrust({})", self.fingerprints.join(","))
+        write!(f, "NotaryTrust({} tsa {:?})", self.fingerprints.join(","), self.tsa)
     }
 }
 
@@ -124,6 +131,8 @@ struct Envelope {
 struct Unprotected {
     #[serde(default)]
     x5c: Vec<String>,
+    #[serde(default, rename = "io.cncf.notary.timestampSignature")]
+    timestamp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -156,6 +165,8 @@ struct Opened {
     signature: Vec<u8>,
     payload: Vec<u8>,
     signing_time: i64,
+    /// The RFC 3161 countersignature (a DER TimeStampToken over `signature`), unverified.
+    timestamp: Option<Vec<u8>>,
 }
 
 /// Verify one notation envelope (JWS, or COSE_Sign1) for `digest` against `trusted` (DER
@@ -168,6 +179,20 @@ pub fn verify(
     digest: &str,
     now: i64,
 ) -> Result<Verified, NotaryError> {
+    verify_stamped(envelope, trusted, None, digest, now)
+}
+
+/// [`verify`] under a trust policy with a `tsa` trust store (Kyverno ImageValidatingPolicy
+/// `notary.tsaCerts`), as notation-go verifies then: the envelope must carry a timestamp
+/// countersignature that one of `tsa`'s certificates anchors, and the signing chain must have
+/// been valid over the whole time it proves (genTime ± accuracy) instead of now.
+pub fn verify_stamped(
+    envelope: &[u8],
+    trusted: &[CertificateDer<'_>],
+    tsa: Option<&Authorities>,
+    digest: &str,
+    now: i64,
+) -> Result<Verified, NotaryError> {
     if envelope.len() > MAX_ENVELOPE_BYTES {
         return Err(NotaryError::TooLarge);
     }
@@ -176,7 +201,7 @@ pub fn verify(
         Some(0xd2 | 0x84) => open_cose(envelope)?,
         _ => return Err(NotaryError::Malformed("neither a JWS nor a COSE envelope".into())),
     };
-    check(opened, trusted, digest, now)
+    check(opened, trusted, tsa, digest, now)
 }
 
 fn open_jws(envelope: &[u8]) -> Result<Opened, NotaryError> {
@@ -228,6 +253,12 @@ fn open_jws(envelope: &[u8]) -> Result<Opened, NotaryError> {
         signature: b64("signature", &env.signature)?,
         payload: b64("payload", &env.payload)?,
         signing_time,
+        timestamp: env
+            .header
+            .timestamp
+            .map(|t| STANDARD.decode(t))
+            .transpose()
+            .map_err(|e| NotaryError::Malformed(format!("{TIMESTAMP}: {e}")))?,
     })
 }
 
@@ -297,6 +328,11 @@ fn open_cose(envelope: &[u8]) -> Result<Opened, NotaryError> {
         _ => Vec::new(),
     };
     let payload = sign1.payload.clone().ok_or(NotaryError::Missing("payload"))?;
+    let timestamp = match sign1.unprotected.rest.iter().find(|(l, _)| matches!(l, Label::Text(t) if t == TIMESTAMP)) {
+        None => None,
+        Some((_, ciborium::Value::Bytes(b))) => Some(b.clone()),
+        Some(_) => return Err(NotaryError::Malformed(format!("{TIMESTAMP} is not a byte string"))),
+    };
     Ok(Opened {
         algorithm: algorithm(alg)?,
         expiry,
@@ -305,6 +341,7 @@ fn open_cose(envelope: &[u8]) -> Result<Opened, NotaryError> {
         signature: sign1.signature.clone(),
         payload,
         signing_time,
+        timestamp,
     })
 }
 
@@ -325,20 +362,36 @@ fn check_scheme(scheme: &str, crit: &[&str], has_expiry: bool) -> Result<(), Not
 /// What both formats must meet once opened: not expired, a code-signing leaf chaining to a
 /// trusted certificate and valid now, its signature over the signed bytes, and the payload
 /// naming the image's digest.
-fn check(o: Opened, trusted: &[CertificateDer<'_>], digest: &str, now: i64) -> Result<Verified, NotaryError> {
+fn check(
+    o: Opened,
+    trusted: &[CertificateDer<'_>],
+    tsa: Option<&Authorities>,
+    digest: &str,
+    now: i64,
+) -> Result<Verified, NotaryError> {
     if let Some(at) = o.expiry {
         if at <= now {
             return Err(NotaryError::Expired(format!("{at} (seconds since the epoch)")));
         }
     }
     let (leaf, intermediates) = o.chain.split_first().ok_or(NotaryError::Missing("x5c"))?;
+    // With a TSA the chain is held to the time the timestamp proves; without, to now.
+    let chain_time = match tsa {
+        None => now,
+        Some(tsa) => {
+            let token = o.timestamp.as_deref().ok_or(NotaryError::Missing(TIMESTAMP))?;
+            let stamp = timestamp::verify_stamp(token, &o.signature, tsa).map_err(NotaryError::Timestamp)?;
+            within_validity(&o.chain, stamp)?;
+            stamp.at
+        }
+    };
     let anchors = trusted
         .iter()
         .map(|c| webpki::anchor_from_trusted_cert(c).map(|a| a.to_owned()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| NotaryError::Untrusted(format!("a policy certificate is unusable: {e:?}")))?;
     let ee = webpki::EndEntityCert::try_from(leaf).map_err(|e| NotaryError::Malformed(format!("x5c[0]: {e:?}")))?;
-    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.max(0) as u64));
+    let time = UnixTime::since_unix_epoch(std::time::Duration::from_secs(chain_time.max(0) as u64));
     ee.verify_for_usage(
         webpki::ALL_VERIFICATION_ALGS,
         &anchors,
@@ -361,6 +414,25 @@ fn check(o: Opened, trusted: &[CertificateDer<'_>], digest: &str, now: i64) -> R
         return Err(NotaryError::WrongDigest { signed: payload.target_artifact.digest, image: digest.to_string() });
     }
     Ok(Verified { signing_time: o.signing_time })
+}
+
+/// notation-go's rule: every certificate of the signing chain was valid over the whole range
+/// the timestamp allows, its lower bound after each `notBefore`, its upper before each `notAfter`.
+fn within_validity(chain: &[CertificateDer<'_>], stamp: timestamp::Stamp) -> Result<(), NotaryError> {
+    use x509_cert::der::Decode;
+    let (low, high) = (stamp.at.saturating_sub(stamp.accuracy), stamp.at.saturating_add(stamp.accuracy));
+    for (i, c) in chain.iter().enumerate() {
+        let cert = x509_cert::Certificate::from_der(c.as_ref())
+            .map_err(|e| NotaryError::Malformed(format!("x5c[{i}]: {e}")))?;
+        let v = cert.tbs_certificate().validity();
+        let secs = |t: x509_cert::time::Time| t.to_unix_duration().as_secs() as i64;
+        if low < secs(v.not_before) || high > secs(v.not_after) {
+            return Err(NotaryError::Untrusted(format!(
+                "certificate x5c[{i}] was not valid over the whole timestamp range {low}..{high}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The Notary Project's signing-certificate requirement webpki does not check: a KeyUsage
@@ -613,5 +685,69 @@ mod tests {
         assert_eq!(rfc3339("2026-12-01T14:08:18.5+01:00"), Some(1_796_130_498));
         assert_eq!(rfc3339("2026-12-01 13:08:18"), None);
         assert_eq!(rfc3339("2026-13-01T13:08:18Z"), None);
+    }
+
+    /// Timestamp countersignatures by real notation 1.3.2 (`--timestamp-url`, a test TSA made
+    /// by testpki.sh and answered by openssl), verified under a `tsa` store as notation-go does.
+    mod timestamped {
+        use super::*;
+
+        fn tsa(name: &str) -> Authorities {
+            Authorities::anchors_from_pem(&String::from_utf8(vector(name)).unwrap()).unwrap()
+        }
+
+        /// A day after the test certificate expired (it is valid for one day).
+        fn long_after() -> i64 {
+            use x509_cert::der::Decode;
+            let c = x509_cert::Certificate::from_der(cert("timestamped.crt").as_ref()).unwrap();
+            c.tbs_certificate().validity().not_after.to_unix_duration().as_secs() as i64 + 86_400
+        }
+
+        fn check_all(f: impl Fn(&[u8], &str)) {
+            for name in ["timestamped.jws", "timestamped.cose"] {
+                f(&vector(name), name);
+            }
+        }
+
+        #[test]
+        fn a_timestamp_shows_the_signing_certificate_was_valid_then() {
+            check_all(|env, name| {
+                let root = tsa("tsa-root.crt");
+                verify_stamped(env, &[cert("timestamped.crt")], Some(&root), &digest("image"), long_after())
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                // Without the tsa store the certificate is held to now, and has expired.
+                let e = verify(env, &[cert("timestamped.crt")], &digest("image"), long_after()).unwrap_err();
+                assert!(matches!(e, NotaryError::Untrusted(_)), "{name}: {e}");
+            });
+        }
+
+        #[test]
+        fn under_a_tsa_store_a_timestamp_is_required_and_must_be_anchored() {
+            let root = tsa("tsa-root.crt");
+            // An envelope without a countersignature, though its certificate is valid now.
+            let jws = vector("good.jws");
+            let e =
+                verify_stamped(&jws, &[cert("trusted.crt")], Some(&root), &digest("image"), when(&jws)).unwrap_err();
+            assert_eq!(e, NotaryError::Missing(TIMESTAMP));
+            check_all(|env, name| {
+                let other = tsa("other-tsa-root.crt");
+                let e = verify_stamped(env, &[cert("timestamped.crt")], Some(&other), &digest("image"), long_after())
+                    .unwrap_err();
+                assert!(matches!(e, NotaryError::Timestamp(TimestampError::Untrusted { .. })), "{name}: {e}");
+            });
+        }
+
+        #[test]
+        fn a_countersignature_of_another_signature_does_not_count() {
+            // good.jws's signature with timestamped.jws's countersignature moved onto it.
+            let mut good: serde_json::Value = serde_json::from_slice(&vector("good.jws")).unwrap();
+            let stamped: serde_json::Value = serde_json::from_slice(&vector("timestamped.jws")).unwrap();
+            good["header"][TIMESTAMP] = stamped["header"][TIMESTAMP].clone();
+            let moved = serde_json::to_vec(&good).unwrap();
+            let root = tsa("tsa-root.crt");
+            let e = verify_stamped(&moved, &[cert("trusted.crt")], Some(&root), &digest("image"), when(&moved))
+                .unwrap_err();
+            assert_eq!(e, NotaryError::Timestamp(TimestampError::OtherMessage));
+        }
     }
 }

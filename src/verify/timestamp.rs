@@ -118,6 +118,27 @@ impl Authorities {
         pool.intermediates.retain(|c| is_ca(c.as_ref()));
         Ok(Self { pool, leaf })
     }
+
+    /// A Notary Project `tsa` trust store: every certificate is an anchor (notation-go puts
+    /// them all in the root pool), and none is singled out as the TSA's own.
+    pub fn anchors_from_pem(text: &str) -> Result<Self, TsaChainError> {
+        let count = text.matches("-----BEGIN CERTIFICATE-----").count();
+        if count > MAX_TSA_CHAIN {
+            return Err(TsaChainError::TooMany(count));
+        }
+        let blocks = pem::parse_many(text).map_err(|e| super::trust::MaterialError::NotPem(e.to_string()))?;
+        let mut pool = CaPool::default();
+        for b in blocks.into_iter().filter(|b| b.tag() == "CERTIFICATE") {
+            let der = CertificateDer::from(b.into_contents());
+            webpki::anchor_from_trusted_cert(&der)
+                .map_err(|e| super::trust::MaterialError::BadCertificate(format!("{e:?}")))?;
+            pool.roots.push(der);
+        }
+        if pool.roots.is_empty() {
+            return Err(TsaChainError::Material(super::trust::MaterialError::NoRoot));
+        }
+        Ok(Self { pool, leaf: None })
+    }
 }
 
 fn is_ca(der: &[u8]) -> bool {
@@ -128,9 +149,27 @@ fn is_ca(der: &[u8]) -> bool {
     })
 }
 
+/// The time a timestamp proves, with the TSA's stated accuracy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    /// `genTime`, seconds since the epoch.
+    pub at: i64,
+    /// Whole seconds, rounded up: the time was within `at ± accuracy`.
+    pub accuracy: i64,
+}
+
+/// The ETSI baseline time-stamp policy (0.4.0.2023.1.1): its TSAs are accurate to a second
+/// when they state nothing (the Notary Project's rule, tspclient-go).
+const BASELINE_POLICY: ObjectIdentifier = ObjectIdentifier::new_unwrap("0.4.0.2023.1.1");
+
 /// The time `token` (a DER `TimeStampResp`, or a bare `TimeStampToken`) proves `message`
 /// existed at, in seconds since the epoch, if the token is one `tsa`'s authorities made.
 pub fn verify(token: &[u8], message: &[u8], tsa: &Authorities) -> Result<i64, TimestampError> {
+    verify_stamp(token, message, tsa).map(|s| s.at)
+}
+
+/// [`verify`], with the accuracy the token states.
+pub fn verify_stamp(token: &[u8], message: &[u8], tsa: &Authorities) -> Result<Stamp, TimestampError> {
     let malformed = |e: cms::cert::x509::der::Error| TimestampError::Malformed(e.to_string());
     let content = match TimeStampResp::from_der(token) {
         Ok(resp) => {
@@ -191,10 +230,57 @@ pub fn verify(token: &[u8], message: &[u8], tsa: &Authorities) -> Result<i64, Ti
         return Err(TimestampError::NotTimeStamping);
     }
 
+    let anchor_itself = pool.roots.iter().any(|r| r.as_ref() == leaf.as_slice());
     let leaf = CertificateDer::from(leaf);
     let ee = webpki::EndEntityCert::try_from(&leaf)
         .map_err(|e| TimestampError::Untrusted { at, message: format!("{e:?}") })?;
-    let mut intermediates: Vec<CertificateDer<'_>> = token_certs.into_iter().map(CertificateDer::from).collect();
+    if anchor_itself {
+        // A trust store may hold the TSA's own certificate (notation's `tsa` stores are all
+        // anchors): then there is no path to build, only its validity then.
+        valid_at(leaf.as_ref(), at)?;
+    } else {
+        path(&ee, &token_certs, pool, at)?;
+    }
+
+    let algorithms = signature_algorithms(&signer.signature_algorithm.oid, hash)?;
+    let signature = signer.signature.as_bytes();
+    let verified = algorithms.iter().any(|a| ee.verify_signature(*a, &signed_attrs, signature).is_ok());
+    if !verified {
+        return Err(TimestampError::BadSignature(signer.signature_algorithm.oid.to_string()));
+    }
+    Ok(Stamp { at, accuracy: accuracy(&tst) })
+}
+
+/// The TSTInfo's accuracy in whole seconds, rounded up; none stated is none, but a second
+/// under the baseline policy.
+fn accuracy(tst: &TstInfo) -> i64 {
+    let Some(a) = &tst.accuracy else {
+        return i64::from(tst.policy == BASELINE_POLICY);
+    };
+    let micros = a.seconds.unwrap_or(0) as i128 * 1_000_000
+        + i128::from(a.millis.unwrap_or(0)) * 1_000
+        + i128::from(a.micros.unwrap_or(0));
+    if micros == 0 && tst.policy == BASELINE_POLICY {
+        return 1;
+    }
+    ((micros.max(0) + 999_999) / 1_000_000).min(i64::MAX as i128) as i64
+}
+
+fn valid_at(der: &[u8], at: i64) -> Result<(), TimestampError> {
+    let cert = cms::cert::x509::Certificate::from_der(der)
+        .map_err(|e| TimestampError::Untrusted { at, message: e.to_string() })?;
+    let v = &cert.tbs_certificate.validity;
+    let secs = |t: cms::cert::x509::time::Time| t.to_unix_duration().as_secs() as i64;
+    if at < secs(v.not_before) || at > secs(v.not_after) {
+        return Err(TimestampError::Untrusted { at, message: "the TSA certificate was not valid then".into() });
+    }
+    Ok(())
+}
+
+/// The signer's path to one of the roots, valid at the time the token states.
+fn path(ee: &webpki::EndEntityCert<'_>, token_certs: &[Vec<u8>], pool: &CaPool, at: i64) -> Result<(), TimestampError> {
+    let mut intermediates: Vec<CertificateDer<'_>> =
+        token_certs.iter().map(|c| CertificateDer::from(c.as_slice())).collect();
     intermediates.extend(pool.intermediates.iter().cloned());
     let anchors = pool
         .roots
@@ -215,14 +301,7 @@ pub fn verify(token: &[u8], message: &[u8], tsa: &Authorities) -> Result<i64, Ti
         None,
     )
     .map_err(|e| TimestampError::Untrusted { at, message: format!("{e:?}") })?;
-
-    let algorithms = signature_algorithms(&signer.signature_algorithm.oid, hash)?;
-    let signature = signer.signature.as_bytes();
-    let verified = algorithms.iter().any(|a| ee.verify_signature(*a, &signed_attrs, signature).is_ok());
-    if !verified {
-        return Err(TimestampError::BadSignature(signer.signature_algorithm.oid.to_string()));
-    }
-    Ok(at)
+    Ok(())
 }
 
 /// The DER of the signed attributes (what the signature covers, tagged as a SET) once they

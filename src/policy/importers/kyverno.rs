@@ -726,7 +726,10 @@ fn notary_authority(label: &str, c: &Certificates) -> Result<NormalAuthority, Ky
         let why = format!("certificates field {:?} is a Kyverno variable, not resolved on the node", v.trim());
         return Ok(NormalAuthority::new(label, Check::Unsupported(why)));
     }
-    Ok(NormalAuthority::new(label, Check::Notary(NotaryCheck { certs: KeyRef::Pem(parts.join("\n")) })))
+    Ok(NormalAuthority::new(
+        label,
+        Check::Notary(NotaryCheck { certs: KeyRef::Pem(parts.join("\n")), tsa_certs: None }),
+    ))
 }
 
 /// Kyverno reads `imageRegistryCredentials.secrets` from its own namespace.

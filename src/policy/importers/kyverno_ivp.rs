@@ -612,7 +612,7 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
     let unsupported = |why: &str| Ok(Check::Unsupported(why.to_string()));
     let c = match (&a.cosign, &a.notary) {
         (Some(c), None) => c,
-        (None, Some(n)) => return notary(&a.name, n, notes),
+        (None, Some(n)) => return notary(n),
         _ => return Err(IvpError::Engine),
     };
     let set = [c.key.is_some(), c.keyless.is_some(), c.certificate.is_some()];
@@ -800,33 +800,30 @@ impl Given {
     }
 }
 
-/// A notary attestor: its certificates, inline (`value`, or an expression that is only a
-/// string literal). Timestamps are not verified: the signing certificate must be valid at
-/// verification time, which refuses more than a timestamped signature would.
-fn notary(name: &str, n: &Notary, notes: &mut Vec<String>) -> Result<Check, IvpError> {
-    let certs = n.certs.as_ref().ok_or(IvpError::NotaryCerts)?;
-    let pem = match (&certs.value, &certs.expression) {
-        (Some(v), None) => v.clone(),
-        (None, Some(e)) => match crate::policy::cel::string_literal(e) {
-            Some(v) => v,
-            None => {
-                return Ok(Check::Unsupported(
-                    "notary.certs.expression is not a string literal and is not evaluated on the node".into(),
-                ))
-            }
-        },
-        _ => return Err(IvpError::NotaryValue("certs")),
+/// A notary attestor: its certificates, and its TSA certificates when given, inline (`value`,
+/// or an expression that is only a string literal). Kyverno puts `tsaCerts` in the trust
+/// policy as a `tsa` store, so notation then requires each signature's timestamp
+/// countersignature and checks the signing chain at the time it proves.
+fn notary(n: &Notary) -> Result<Check, IvpError> {
+    let literal = |v: &StringOrExpression, field: &'static str| match (&v.value, &v.expression) {
+        (Some(v), None) => Ok(Ok(v.clone())),
+        (None, Some(e)) => Ok(crate::policy::cel::string_literal(e).ok_or_else(|| {
+            Check::Unsupported(format!(
+                "notary.{field}.expression is not a string literal and is not evaluated on the node"
+            ))
+        })),
+        _ => Err(IvpError::NotaryValue(field)),
     };
-    if let Some(tsa) = &n.tsa_certs {
-        if tsa.value.is_some() == tsa.expression.is_some() {
-            return Err(IvpError::NotaryValue("tsaCerts"));
-        }
-        notes.push(format!(
-            "attestor {name}: notary.tsaCerts: RFC 3161 timestamps are not used on the node; the signing \
-             certificate must be valid at verification time"
-        ));
-    }
-    Ok(Check::Notary(NotaryCheck { certs: KeyRef::Pem(pem) }))
+    let pem = match literal(n.certs.as_ref().ok_or(IvpError::NotaryCerts)?, "certs")? {
+        Ok(pem) => pem,
+        Err(unsupported) => return Ok(unsupported),
+    };
+    let tsa_certs = match n.tsa_certs.as_ref().map(|t| literal(t, "tsaCerts")).transpose()? {
+        None => None,
+        Some(Ok(pem)) => Some(pem).filter(|p| !p.trim().is_empty()),
+        Some(Err(unsupported)) => return Ok(unsupported),
+    };
+    Ok(Check::Notary(NotaryCheck { certs: KeyRef::Pem(pem), tsa_certs }))
 }
 
 /// Kyverno's semantics end to end: import, compile, match, evaluate against real
@@ -1050,21 +1047,52 @@ mod tests {
             let Check::Cel(c) = &i.policies[0].requirements[0].authorities[0].check else { panic!() };
             c.attestors[0].check.clone()
         };
-        // tsaCerts: accepted, with a note that timestamps are not used (never looser).
-        let tsa = format!("      tsaCerts:\n        value: |\n{}", indent(&notation("trusted.crt"), 10));
-        let i = doc(&inline_certs("trusted.crt"), &tsa).unwrap();
-        assert!(matches!(attestor(&i), Check::Notary(_)));
+        // tsaCerts: the node's tsa store, under which a signature needs a countersignature.
+        let tsa = format!("      tsaCerts:\n        value: |\n{}", indent(&notation("tsa-root.crt"), 10));
+        let i = doc(&inline_certs("timestamped.crt"), &tsa).unwrap();
         assert!(
-            i.notes.iter().any(|n| n.contains("tsaCerts") && n.contains("timestamps are not used")),
-            "{:?}",
-            i.notes
+            matches!(attestor(&i), Check::Notary(n) if n.tsa_certs.as_deref() == Some(notation("tsa-root.crt").as_str()))
         );
+        let compiled = compile(&i.policies[0], &FilesOnly(Path::new("/"))).unwrap().policy;
+        let digest = notation("digests").lines().find_map(|l| l.strip_prefix("image ")).unwrap().to_string();
+        let layer = |name: &str| SignatureLayer {
+            payload: std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/notation").join(name)).unwrap(),
+            form: Form::Notary,
+            ..Default::default()
+        };
+        let ev = |name: &str| Evidence {
+            reference: "registry.example/team/app:v1".into(),
+            notary: Some(Ok(Signatures { location: "l".into(), layers: vec![layer(name)] })),
+            ..Default::default()
+        };
+        // Long after the one-day test certificate expired: only the timestamp makes it valid.
+        let later = {
+            use x509_cert::der::DecodePem;
+            let c = x509_cert::Certificate::from_pem(notation("timestamped.crt")).unwrap();
+            c.tbs_certificate().validity().not_after.to_unix_duration().as_secs() as i64 + 86_400
+        };
+        let trust = TrustRoot::empty();
+        let cx = Context { trust: &trust, now: later };
+        assert!(crate::evaluate::evaluate(&[&compiled], &ev("timestamped.jws"), &digest, cx).allowed);
+        assert!(crate::evaluate::evaluate(&[&compiled], &ev("timestamped.cose"), &digest, cx).allowed);
+        // Without tsaCerts the same signature is held to now, and refused.
+        let i = doc(&inline_certs("timestamped.crt"), "").unwrap();
+        let plain = compile(&i.policies[0], &FilesOnly(Path::new("/"))).unwrap().policy;
+        assert!(!crate::evaluate::evaluate(&[&plain], &ev("timestamped.jws"), &digest, cx).allowed);
+        // With tsaCerts a signature without a countersignature is refused, even while valid.
+        let i = doc(&inline_certs("trusted.crt"), &tsa).unwrap();
+        let stamped_policy = compile(&i.policies[0], &FilesOnly(Path::new("/"))).unwrap().policy;
+        let cx_then = Context { trust: &trust, now: notation_signing_time_plus_a_minute() };
+        let i = doc(&inline_certs("trusted.crt"), "").unwrap();
+        let plain_trusted = compile(&i.policies[0], &FilesOnly(Path::new("/"))).unwrap().policy;
+        assert!(crate::evaluate::evaluate(&[&plain_trusted], &ev("good.jws"), &digest, cx_then).allowed);
+        assert!(!crate::evaluate::evaluate(&[&stamped_policy], &ev("good.jws"), &digest, cx_then).allowed);
         // An expression that is only a string literal is that string; any other is not evaluated.
         let pem = notation("trusted.crt");
         let literal =
             format!("      certs:\n        expression: {}\n", serde_json::to_string(&format!("{pem:?}")).unwrap());
         let i = doc(&literal, "").unwrap();
-        assert_eq!(attestor(&i), Check::Notary(NotaryCheck { certs: KeyRef::Pem(pem) }));
+        assert_eq!(attestor(&i), Check::Notary(NotaryCheck { certs: KeyRef::Pem(pem), tsa_certs: None }));
         let i = doc("      certs: {expression: variables.certs}\n", "").unwrap();
         assert!(matches!(attestor(&i), Check::Unsupported(why) if why.contains("not a string literal")));
         // No certificates, or both forms: the policy is refused, naming the field.
