@@ -345,6 +345,12 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
             let mut signer = CertificateSigner::from_pem(&c.certificate, c.chain.as_deref(), !c.ignore_sct)?;
             signer.trust_root_cas = c.chain.is_some() && c.trust_root_cas;
             signer.sct_logs = ct_log_keys(&c.ct_log_keys)?;
+            if let Some(hash) = c.hash_algorithm {
+                signer.key = crate::verify::pubkey::PublicKey::from_der(
+                    &signer.spki,
+                    Signing { hash: Some(hash), padding: None },
+                )?;
+            }
             (Signer::Certificate(signer), &c.rekor, &c.rekor_keys, &c.attestations, &c.tsa_cert_chain)
         }
         Check::Keyless(k) => {
@@ -606,6 +612,7 @@ mod tests {
             trust_root_cas: true,
             attestations: vec!["https://slsa.dev/provenance/v1".into()],
             tsa_cert_chain: None,
+            hash_algorithm: None,
         };
         let compiled = |c: CertificateCheck| {
             compile(&policy(vec![NormalAuthority::new("c", Check::Certificate(c))]), &FilesOnly(Path::new("/")))

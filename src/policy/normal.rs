@@ -332,6 +332,10 @@ pub struct CertificateCheck {
     pub attestations: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsa_cert_chain: Option<String>,
+    /// The digest signatures are made over under the certificate's key (Kyverno's entry
+    /// `signatureAlgorithm`, for a certificate without a chain); unset, SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_algorithm: Option<HashAlgorithm>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -193,6 +193,8 @@ struct Entry {
     annotations: Option<BTreeMap<String, String>>,
     #[serde(default)]
     repository: Option<String>,
+    #[serde(default, rename = "signatureAlgorithm")]
+    signature_algorithm: Option<String>,
 }
 
 // Some fields are read only so the object parses strictly; they matter only to checks
@@ -603,6 +605,17 @@ fn entry_authorities(label: &str, e: &Entry, engine: &Engine) -> Result<Vec<Norm
     if let Engine::Unsupported(why) = engine {
         return unsupported(why.to_string());
     }
+    // The entry's digest: Kyverno's cosign verifier looks it up for every entry (an unknown
+    // one fails them all) and uses it for a `certificates.cert` without a chain only; for
+    // keys, `keys.signatureAlgorithm` (default sha256) replaces it. Notary ignores it.
+    let entry_hash = match e.signature_algorithm.as_deref().filter(|a| !a.is_empty() && *engine != Engine::Notary) {
+        None => None,
+        Some(a) => match HashAlgorithm::parse(a, "signatureAlgorithm") {
+            Ok(h) => Some(h),
+            Err(e @ HashAlgorithmError::Unsupported { .. }) => return unsupported(e.to_string()),
+            Err(e) => return Err(KyvernoError::HashAlgorithm(e)),
+        },
+    };
     if e.annotations.as_ref().is_some_and(|a| !a.is_empty()) {
         return unsupported("required signature annotations are not checked on the node yet".into());
     }
@@ -619,7 +632,7 @@ fn entry_authorities(label: &str, e: &Entry, engine: &Engine) -> Result<Vec<Norm
         };
     }
     if let Some(c) = &e.certificates {
-        return certificate_authority(label, c).map(|a| vec![a]);
+        return certificate_authority(label, c, entry_hash).map(|a| vec![a]);
     }
     if e.attestor.is_some() {
         return unsupported("nested attestor sets are not supported on the node yet".into());
@@ -667,7 +680,11 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
 /// under its key (and, with `certChain`, it must chain to the chain's root, with an SCT
 /// unless `ctlog.ignoreSCT`); with `certChain` alone, the signature's own certificate must
 /// chain to those roots, any holder. The tlog is required unless `rekor.ignoreTlog`.
-fn certificate_authority(label: &str, c: &Certificates) -> Result<NormalAuthority, KyvernoError> {
+fn certificate_authority(
+    label: &str,
+    c: &Certificates,
+    hash_algorithm: Option<HashAlgorithm>,
+) -> Result<NormalAuthority, KyvernoError> {
     let unsupported = |why: String| Ok(NormalAuthority::new(label, Check::Unsupported(why)));
     // Kyverno treats an empty field as an absent one.
     let cert = c.cert.as_deref().filter(|t| !t.trim().is_empty());
@@ -695,6 +712,8 @@ fn certificate_authority(label: &str, c: &Certificates) -> Result<NormalAuthorit
             trust_root_cas: false,
             attestations: Vec::new(),
             tsa_cert_chain,
+            // With a chain, cosign verifies under the certificate's own scheme.
+            hash_algorithm: hash_algorithm.filter(|_| chain.is_none()),
         }),
         // cosign takes the chain as its roots: the signature's own certificate must chain
         // to them, whoever it names.
@@ -1270,6 +1289,7 @@ mod tests {
             trust_root_cas: false,
             attestations: Vec::new(),
             tsa_cert_chain: None,
+            hash_algorithm: None,
         };
         assert_eq!(check, Check::Certificate(want.clone()));
         let more = "    rekor: {ignoreTlog: true}\n    ctlog: {ignoreSCT: true}\n";
@@ -1405,6 +1425,32 @@ mod tests {
                     .unwrap();
             let err = allowed(&p, vec![signed()], DIGEST, &empty).unwrap_err();
             assert!(err[0].contains("SCT"), "{err:?}");
+        }
+
+        /// The entry's `signatureAlgorithm`: the digest a chainless certificate's key signs
+        /// over; an unknown one refuses the policy, sha224 fails closed.
+        #[test]
+        fn an_entrys_signature_algorithm_is_the_certificates_digest() {
+            let cert = cosign_vector("sha512-signer.pem");
+            let no_tlog = "    rekor: {ignoreTlog: true}\n    ctlog: {ignoreSCT: true}\n";
+            let layer = |h: &str| SignatureLayer {
+                payload: cosign_vector("payload.json").into_bytes(),
+                signature: cosign_vector(&format!("sha512-signer.{h}.sig")).trim().into(),
+                ..Default::default()
+            };
+            let entry =
+                |alg: &str| format!("{}  signatureAlgorithm: {alg}\n", certificates(Some(&cert), None, no_tlog));
+            let empty = TrustRoot::empty();
+            let p = compiled(&with_entry(&entry("sha512"), "")).unwrap();
+            allowed(&p, vec![layer("sha512")], DIGEST, &empty).unwrap();
+            assert!(allowed(&p, vec![layer("sha256")], DIGEST, &empty).is_err());
+            // Unset, or sha256: the default.
+            let p = compiled(&with_entry(&certificates(Some(&cert), None, no_tlog), "")).unwrap();
+            allowed(&p, vec![layer("sha256")], DIGEST, &empty).unwrap();
+            assert!(allowed(&p, vec![layer("sha512")], DIGEST, &empty).is_err());
+            let e = import(&with_entry(&entry("md5"), "")).unwrap_err();
+            assert!(e.iter().any(|e| e.to_string().contains("signatureAlgorithm")), "{e:?}");
+            assert!(matches!(only_check(&with_entry(&entry("sha224"), "")), Check::Unsupported(_)));
         }
 
         /// The chain alone: the signature's own certificate must chain to it.

@@ -753,6 +753,7 @@ fn certificate(
             ct_log_keys: ct_log_keys.clone(),
             attestations: Vec::new(),
             tsa_cert_chain: tsa_cert_chain.clone(),
+            hash_algorithm: None,
         }),
         // The chain alone is cosign's roots: the signature's own certificate must chain to
         // them, whoever it names.
@@ -1490,6 +1491,7 @@ mod tests {
             trust_root_cas: false,
             attestations: Vec::new(),
             tsa_cert_chain: None,
+            hash_algorithm: None,
         };
         assert_eq!(
             pinned(&certificate_policy(&cert_value("cert", "leaf-email.pem"), "")),

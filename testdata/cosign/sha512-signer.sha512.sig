@@ -1,0 +1,1 @@
+MEQCIFfjrryumB8tDDkp+bDiKCJFsEa3K2ia6ic0Kip+qIg7AiAjlFnrqA/HQamhKfby5RCdH+7ocpE+IleOcxwbuFfSBw==
