@@ -68,7 +68,7 @@ pub struct NamespaceScope {
 
 impl From<NamespaceScope> for Namespaces {
     fn from(s: NamespaceScope) -> Self {
-        Namespaces { include: s.include, exclude: s.exclude, selector: None, any: Vec::new() }
+        Namespaces { include: s.include, exclude: s.exclude, selector: None, any: Vec::new(), all: Vec::new() }
     }
 }
 

@@ -128,9 +128,13 @@ pub struct Namespaces {
     pub selector: Option<LabelSelector>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub any: Vec<NamespaceTerm>,
+    /// Terms that must each cover the namespace (Kyverno `match.all`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub all: Vec<NamespaceTerm>,
 }
 
-/// One alternative of [`Namespaces::any`]: these names (all when empty) and this selector.
+/// One alternative of [`Namespaces::any`], or one condition of [`Namespaces::all`]: these
+/// names (all when empty) and this selector.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NamespaceTerm {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -151,12 +155,16 @@ impl NamespaceTerm {
 
 impl Namespaces {
     pub fn is_all(&self) -> bool {
-        self.include.is_empty() && self.exclude.is_empty() && self.selector.is_none() && self.any.is_empty()
+        self.include.is_empty()
+            && self.exclude.is_empty()
+            && self.selector.is_none()
+            && self.any.is_empty()
+            && self.all.is_empty()
     }
 
     /// Whether any part selects by the namespace's labels.
     pub fn has_selector(&self) -> bool {
-        self.selector.is_some() || self.any.iter().any(|t| t.selector.is_some())
+        self.selector.is_some() || self.any.iter().chain(&self.all).any(|t| t.selector.is_some())
     }
 
     /// Covered with the namespace's labels unknown.
@@ -176,6 +184,7 @@ impl Namespaces {
         by_name
             && self.selector.as_ref().is_none_or(|s| labels.is_none_or(|l| s.matches(l)))
             && (self.any.is_empty() || self.any.iter().any(|t| t.covers(namespace, labels)))
+            && self.all.iter().all(|t| t.covers(namespace, labels))
     }
 }
 
@@ -528,12 +537,23 @@ mod tests {
     #[test]
     fn namespaces_narrow_only_when_known() {
         let mut p = policy("p", "reg.io/*", None);
-        p.namespaces =
-            Namespaces { include: vec![], exclude: vec!["kube-system".into()], selector: None, any: Vec::new() };
+        p.namespaces = Namespaces {
+            include: vec![],
+            exclude: vec!["kube-system".into()],
+            selector: None,
+            any: Vec::new(),
+            all: Vec::new(),
+        };
         assert!(!p.matches("reg.io/a:1", "reg.io/a", Some("kube-system")));
         assert!(p.matches("reg.io/a:1", "reg.io/a", Some("default")));
         assert!(p.matches("reg.io/a:1", "reg.io/a", None));
-        p.namespaces = Namespaces { include: vec!["prod".into()], exclude: vec![], selector: None, any: Vec::new() };
+        p.namespaces = Namespaces {
+            include: vec!["prod".into()],
+            exclude: vec![],
+            selector: None,
+            any: Vec::new(),
+            all: Vec::new(),
+        };
         assert!(!p.matches("reg.io/a:1", "reg.io/a", Some("dev")));
         assert!(p.matches("reg.io/a:1", "reg.io/a", Some("prod")));
         assert!(
@@ -549,8 +569,13 @@ mod tests {
         let mut cluster = policy("cluster-reject", "*", Some(("portieris", 1)));
         cluster.requirements[0].authorities[0].kind = AuthorityKind::StaticFail;
         let mut tenant = policy("tenant-allow", "*", Some(("portieris", 1_000_000)));
-        tenant.namespaces =
-            Namespaces { include: vec!["tenant".into()], exclude: vec![], selector: None, any: Vec::new() };
+        tenant.namespaces = Namespaces {
+            include: vec!["tenant".into()],
+            exclude: vec![],
+            selector: None,
+            any: Vec::new(),
+            all: Vec::new(),
+        };
         let set = PolicySet::new(vec![cluster, tenant], NoMatchAction::Deny, b"x");
         assert_eq!(names(&set, "reg.io/a:1", "reg.io/a", None), ["cluster-reject"]);
         assert_eq!(names(&set, "reg.io/a:1", "reg.io/a", Some("tenant")), ["tenant-allow"]);
@@ -563,7 +588,8 @@ mod tests {
     fn identities_tell_same_named_policies_apart() {
         let a = policy("same", "reg.io/*", None);
         let mut b = policy("same", "reg.io/*", None);
-        b.namespaces = Namespaces { include: vec!["x".into()], exclude: vec![], selector: None, any: Vec::new() };
+        b.namespaces =
+            Namespaces { include: vec!["x".into()], exclude: vec![], selector: None, any: Vec::new(), all: Vec::new() };
         assert_ne!(a.identity(), b.identity());
         assert_eq!(a.identity(), policy("same", "reg.io/*", None).identity());
     }

@@ -913,12 +913,44 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
             }
         };
         let selectors: Vec<Option<LabelSelector>> = entries.iter().map(|r| r.and_then(&mut selector_of)).collect();
-        if selectors.iter().any(Option::is_some) {
+        // `all`: each entry must match, so each narrows by its plain names and its selector.
+        // What else an entry asks (object names, labels, subjects, wildcard names) is not
+        // evaluated on the node: the rule then applies where Kyverno's might not, never less.
+        let mut widened = false;
+        for e in &m.all {
+            let Some(r) = e.resources.as_ref() else {
+                widened = true;
+                continue;
+            };
+            let include = names(r);
+            let include = if include.iter().all(is_plain) {
+                include
+            } else {
+                widened = true;
+                Vec::new()
+            };
+            widened |= !e.other.is_empty()
+                || r.keys().any(|k| !matches!(k.as_str(), "namespaces" | "namespaceSelector" | "kinds"));
+            let term = NamespaceTerm { include, selector: selector_of(r) };
+            if !term.include.is_empty() || term.selector.is_some() {
+                out.all.push(term);
+            }
+        }
+        if selectors.iter().any(Option::is_some) || out.all.iter().any(|t| t.selector.is_some()) {
             notes.push(format!(
                 "rule {}: namespaceSelector reads namespace labels from the cluster; where they are not known \
                  (local files, a namespace not seen yet) the rule applies",
                 rule.name
             ));
+        }
+        if widened {
+            notes.push(format!(
+                "rule {}: match.all conditions other than namespaces and namespaceSelector are not applied on the \
+                 node (the rule applies wherever those allow)",
+                rule.name
+            ));
+        }
+        if selectors.iter().any(Option::is_some) {
             if let [only] = &selectors[..] {
                 out.selector = only.clone();
             } else {
@@ -937,9 +969,6 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
                     out.any = terms;
                 }
             }
-        }
-        if !m.all.is_empty() {
-            notes.push(format!("rule {}: match.all conditions are not applied on the node", rule.name));
         }
     }
     if let Some(x) = &rule.exclude {
@@ -1177,6 +1206,34 @@ mod tests {
             rule("name: r\nmatch: {resources: {namespaceSelector: {matchExpressions: [{key: a, operator: Is}]}}}\n");
         assert!(namespaces(&r, &mut notes).selector.is_none());
         assert!(notes.iter().any(|n| n.contains("\"Is\"")), "{notes:?}");
+    }
+
+    /// #19 leftover: `match.all` used to be passed over (the rule covered every namespace);
+    /// each entry must now cover the namespace, by its names and its selector.
+    #[test]
+    fn match_all_entries_each_narrow() {
+        use crate::policy::labels::NamespaceLabels;
+        let mut notes = Vec::new();
+        let r = rule(
+            "name: r\nmatch: {all: [{resources: {kinds: [Pod], namespaces: [prod, staging]}}, \
+             {resources: {namespaceSelector: {matchLabels: {tier: web}}}}]}\n",
+        );
+        let ns = namespaces(&r, &mut notes);
+        let known = NamespaceLabels::listed([
+            ("prod".to_string(), [("tier".to_string(), "web".to_string())].into()),
+            ("staging".to_string(), [("tier".to_string(), "db".to_string())].into()),
+            ("dev".to_string(), [("tier".to_string(), "web".to_string())].into()),
+        ]);
+        let covers = |n: &str| ns.covers_with(Some(n), known.get(Some(n)).map(|l| l.as_ref()));
+        assert!(covers("prod"));
+        assert!(!covers("staging"), "not labelled tier=web");
+        assert!(!covers("dev"), "not among the names");
+        assert!(!notes.iter().any(|n| n.contains("match.all")), "{notes:?}");
+        // Conditions the node cannot evaluate are named, and narrow nothing.
+        let r = rule("name: r\nmatch: {all: [{resources: {namespaces: [prod], selector: {matchLabels: {app: x}}}}]}\n");
+        let ns = namespaces(&r, &mut notes);
+        assert!(ns.covers(Some("prod")) && !ns.covers(Some("dev")));
+        assert!(notes.iter().any(|n| n.contains("match.all conditions other than")), "{notes:?}");
     }
 
     /// #19 leftover: several match entries with namespaceSelectors used to widen to every

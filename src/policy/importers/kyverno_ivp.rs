@@ -592,6 +592,7 @@ fn namespace_selector(sel: &LabelSelector, notes: &mut Vec<String>) -> Result<Op
             exclude,
             selector: by_labels.then_some(selector),
             any: Vec::new(),
+            all: Vec::new(),
         }),
     })
 }

@@ -137,6 +137,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         exclude: vec![],
         selector: None,
         any: Vec::new(),
+        all: Vec::new(),
     };
     let base = if namespaced { NAMESPACE_RANK } else { 0 };
     let policy = |name: String, pattern: Pattern, rank: u64, requirements: Vec<NormalRequirement>| NormalPolicy {
