@@ -454,11 +454,35 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
             }
         }
     };
-    let (signatures, attestations, simple_signing, notary) = tokio::join!(
-        fetch(needs.signatures, Artifact::Signatures),
-        fetch(needs.attestations, Artifact::Attestations),
-        fetch(needs.simple_signing, Artifact::SimpleSigning),
-        fetch(needs.notary, Artifact::Notary),
+    // Signatures kept in other repositories (policies' `repository`/`source`), for the same
+    // digest: the digest the signatures must name is still the one that runs.
+    let elsewhere = futures::future::join_all(needs.elsewhere.iter().map(|(repo, &(sigs, atts))| {
+        let digest = &digest;
+        async move {
+            let fetch_from = |needed: bool, what| async move {
+                if !needed {
+                    return None;
+                }
+                Some(match crate::reference::parse(repo) {
+                    Ok(r) => source.signatures(&r, digest, what).await,
+                    Err(e) => Err(crate::registry::RegistryError::BadReference(format!("{repo}: {e}"))),
+                })
+            };
+            let (signatures, attestations) =
+                tokio::join!(fetch_from(sigs, Artifact::Signatures), fetch_from(atts, Artifact::Attestations));
+            (repo.clone(), evaluate::Elsewhere { signatures, attestations })
+        }
+    }));
+    let ((signatures, attestations, simple_signing, notary), elsewhere) = tokio::join!(
+        async {
+            tokio::join!(
+                fetch(needs.signatures, Artifact::Signatures),
+                fetch(needs.attestations, Artifact::Attestations),
+                fetch(needs.simple_signing, Artifact::SimpleSigning),
+                fetch(needs.notary, Artifact::Notary),
+            )
+        },
+        elsewhere
     );
     let evidence = evaluate::Evidence {
         reference: reference.whole(),
@@ -468,9 +492,11 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
         attestations,
         simple_signing,
         notary,
+        elsewhere: elsewhere.into_iter().collect(),
     };
     let transient = [&evidence.signatures, &evidence.attestations, &evidence.simple_signing, &evidence.notary]
-        .iter()
+        .into_iter()
+        .chain(evidence.elsewhere.values().flat_map(|e| [&e.signatures, &e.attestations]))
         .any(|e| matches!(e, Some(Err(_))));
     crate::metrics::metrics().verification(started.elapsed(), transient);
     let cx = verify::Context { trust, now: verify::Context::now_secs() };
@@ -519,6 +545,7 @@ mod tests {
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const D3: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
     const SECOND: Duration = Duration::from_secs(1);
 
     struct World {
@@ -565,6 +592,46 @@ mod tests {
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
         assert!(d.allowed() && d.cached);
         assert_eq!(w.source.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    /// A policy's signature repository (Kyverno `repository`, policy-controller `source.oci`,
+    /// ImageValidatingPolicy `source.repository`): signatures are fetched from there for the
+    /// digest that runs, and only from there. Before, such signers failed closed.
+    #[tokio::test]
+    async fn signatures_are_read_from_the_policys_signature_repository() {
+        use crate::registry::Artifact;
+        let w = world(EnforcerConfig::default());
+        let mut key = AuthorityKind::key(w.signer.trusted());
+        if let AuthorityKind::Signed(by) = &mut key {
+            by.source = Some("sigs.example/team/signatures".into());
+        }
+        let p = Policy::any_of(
+            "probe",
+            vec![ImageGlob::new("reg.io/probe/**").unwrap()],
+            vec![Authority { name: "team".into(), kind: key }],
+            Mode::Enforce,
+        );
+        w.policy_tx.send_replace(PolicySet::new(vec![p], NoMatchAction::Deny, b"elsewhere"));
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.store.put("reg.io/probe/other:v1", D2);
+        // app: signed in the signature repository, nothing in its own.
+        let signed = Ok(vec![w.signer.sign_digest("reg.io/probe/app", D1)]);
+        w.source.set_in("sigs.example/team/signatures", Artifact::Signatures, D1, signed);
+        w.source.set_in("reg.io/probe/app", Artifact::Signatures, D1, Ok(vec![]));
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(d.allowed(), "{d}");
+        // other: signed in its own repository only; the policy looks elsewhere and finds nothing.
+        let own = Ok(vec![w.signer.sign_digest("reg.io/probe/other", D2)]);
+        w.source.set_in("reg.io/probe/other", Artifact::Signatures, D2, own);
+        let d = w.enforcer.decide(&claim("reg.io/probe/other:v1"), SECOND).await;
+        assert!(!d.allowed(), "{d}");
+        assert!(d.reason.contains("sigs.example/team/signatures"), "{}", d.reason);
+        // A signature in the signature repository for another digest does not help.
+        w.store.put("reg.io/probe/third:v1", D3);
+        let wrong = Ok(vec![w.signer.sign_digest("reg.io/probe/third", D1)]);
+        w.source.set_in("sigs.example/team/signatures", Artifact::Signatures, D3, wrong);
+        let d = w.enforcer.decide(&claim("reg.io/probe/third:v1"), SECOND).await;
+        assert!(!d.allowed() && d.reason.contains("is for digest"), "{d}");
     }
 
     #[tokio::test]

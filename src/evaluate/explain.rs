@@ -89,8 +89,17 @@ pub fn explain(
     })
 }
 
-fn with_evidence(signer: String, rekor: &Option<String>, tsa: &Option<String>, attestations: &[String]) -> String {
+fn with_evidence(
+    signer: String,
+    rekor: &Option<String>,
+    tsa: &Option<String>,
+    repository: &Option<String>,
+    attestations: &[String],
+) -> String {
     let mut out = signer;
+    if let Some(r) = repository {
+        out.push_str(&format!(", signatures read from repository {r}"));
+    }
     if let Some(r) = rekor {
         out.push_str(&format!(", in transparency log {r}"));
     }
@@ -132,7 +141,7 @@ impl fmt::Display for Explanation {
                                     None => format!("KMS key {} (not resolved on this node: fails closed)", kms.uri),
                                 },
                             };
-                            with_evidence(key, &k.rekor, &k.tsa_cert_chain, &k.attestations)
+                            with_evidence(key, &k.rekor, &k.tsa_cert_chain, &k.repository, &k.attestations)
                         }
                         Check::Keyless(k) => {
                             let ca = match &k.ca {
@@ -150,6 +159,7 @@ impl fmt::Display for Explanation {
                                 format!("keyless from {ca}, identities {ids}{sct}"),
                                 &k.rekor,
                                 &k.tsa_cert_chain,
+                                &k.repository,
                                 &k.attestations,
                             )
                         }
@@ -164,6 +174,7 @@ impl fmt::Display for Explanation {
                                 format!("inline certificate, {chain}"),
                                 &c.rekor,
                                 &c.tsa_cert_chain,
+                                &c.repository,
                                 &c.attestations,
                             )
                         }

@@ -36,15 +36,61 @@ pub struct Evidence {
     pub simple_signing: Option<Result<Signatures, RegistryError>>,
     /// Notary (notation) JWS envelopes from the image's OCI referrers.
     pub notary: Option<Result<Signatures, RegistryError>>,
+    /// Signatures and attestations for the digest kept in other repositories, by
+    /// `registry/path`, for signers whose policy names one.
+    pub elsewhere: std::collections::BTreeMap<String, Elsewhere>,
+}
+
+/// What was fetched from one other signature repository.
+#[derive(Debug, Clone, Default)]
+pub struct Elsewhere {
+    pub signatures: Option<Result<Signatures, RegistryError>>,
+    pub attestations: Option<Result<Signatures, RegistryError>>,
+}
+
+impl Evidence {
+    /// The image signatures (or, with `attestations`, the attestations) a signer reads: from
+    /// its own signature repository when its policy names one, else the image's.
+    pub fn for_signer(&self, source: Option<&str>, attestations: bool) -> &Option<Result<Signatures, RegistryError>> {
+        const NONE: Option<Result<Signatures, RegistryError>> = None;
+        match source {
+            None if attestations => &self.attestations,
+            None => &self.signatures,
+            Some(repo) => match self.elsewhere.get(repo) {
+                Some(e) if attestations => &e.attestations,
+                Some(e) => &e.signatures,
+                None => &NONE,
+            },
+        }
+    }
 }
 
 /// Does an authority set need image signatures, attestations, or neither?
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Needs {
     pub signatures: bool,
     pub attestations: bool,
     pub simple_signing: bool,
     pub notary: bool,
+    /// Other repositories to fetch from (`registry/path`), with (signatures, attestations).
+    pub elsewhere: std::collections::BTreeMap<String, (bool, bool)>,
+}
+
+impl Needs {
+    /// Signatures (or attestations) for a signer, from its repository or the image's.
+    fn add(&mut self, source: Option<&str>, signatures: bool, attestations: bool) {
+        match source {
+            None => {
+                self.signatures |= signatures;
+                self.attestations |= attestations;
+            }
+            Some(repo) => {
+                let e = self.elsewhere.entry(repo.to_string()).or_default();
+                e.0 |= signatures;
+                e.1 |= attestations;
+            }
+        }
+    }
 }
 
 pub fn needs(policies: &[&Policy]) -> Needs {
@@ -56,18 +102,22 @@ pub fn needs(policies: &[&Policy]) -> Needs {
             let notary =
                 |k: &AuthorityKind| matches!(k, AuthorityKind::Signed(s) if matches!(s.signer, Signer::Notary(_)));
             n.notary |= signatures && c.attestors.values().any(notary);
-            n.signatures |= signatures && !c.attestors.values().all(notary);
-            n.attestations |= attestations;
+            for k in c.attestors.values().filter(|k| !notary(k)) {
+                let source = match k {
+                    AuthorityKind::Signed(s) => s.source.as_deref(),
+                    _ => None,
+                };
+                n.add(source, signatures, attestations);
+            }
         }
         if let AuthorityKind::Signed(s) = &a.kind {
             if matches!(s.signer, Signer::Notary(_)) {
                 n.notary = true;
             } else if matches!(s.signer, Signer::Gpg(_)) {
                 n.simple_signing = true;
-            } else if s.attestations.is_empty() {
-                n.signatures = true;
             } else {
-                n.attestations = true;
+                let attestations = !s.attestations.is_empty();
+                n.add(s.source.as_deref(), !attestations, attestations);
             }
         }
     }
@@ -238,9 +288,11 @@ pub(crate) fn check_authority(
             Ok(verify_notary(fetched(&evidence.notary)?, digest, &by.signer, cx)?)
         }
         AuthorityKind::Signed(by) if by.attestations.is_empty() => {
-            Ok(verify_signatures(fetched(&evidence.signatures)?, digest, by, cx)?)
+            Ok(verify_signatures(fetched(evidence.for_signer(by.source.as_deref(), false))?, digest, by, cx)?)
         }
-        AuthorityKind::Signed(by) => Ok(verify_attestations(fetched(&evidence.attestations)?, digest, by, cx)?),
+        AuthorityKind::Signed(by) => {
+            Ok(verify_attestations(fetched(evidence.for_signer(by.source.as_deref(), true))?, digest, by, cx)?)
+        }
     }
 }
 
@@ -357,6 +409,7 @@ mod tests {
                 tlog: crate::verify::signer::Tlog::Ignore,
                 attestations,
                 tsa: None,
+                source: None,
             }))
         };
         let p = policy("notary", Mode::Enforce, vec![by(vec![])]);

@@ -87,6 +87,8 @@ pub enum AuthorityError {
     AnyHolder,
     #[error("transparency log key: {0}")]
     LogKey(MaterialError),
+    #[error("signature repository {repository:?}: {why}")]
+    Repository { repository: String, why: String },
     #[error("CT log key: {0}")]
     CtLogKey(MaterialError),
     #[error("timestamp authority certificates (tsaCertChain): {0}")]
@@ -286,7 +288,7 @@ fn fails_closed(name: &str, kind: &AuthorityKind) -> Vec<String> {
 
 fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<AuthorityKind, AuthorityError> {
     let unavailable = |why: KeyUnavailable| Ok(AuthorityKind::Unsupported(why.to_string()));
-    let (signer, rekor, rekor_keys, attestations, tsa) = match &a.check {
+    let (signer, rekor, rekor_keys, attestations, tsa, repository) = match &a.check {
         Check::Static(StaticAction::Pass) => return Ok(AuthorityKind::StaticPass),
         Check::Static(StaticAction::Fail) => return Ok(AuthorityKind::StaticFail),
         Check::Unsupported(reason) => return Ok(AuthorityKind::Unsupported(reason.clone())),
@@ -312,7 +314,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                     TrustedKey::from_pem_with(pem.as_bytes(), signing)?
                 }
             };
-            (Signer::Key(key), &k.rekor, &k.rekor_keys, &k.attestations, &k.tsa_cert_chain)
+            (Signer::Key(key), &k.rekor, &k.rekor_keys, &k.attestations, &k.tsa_cert_chain, &k.repository)
         }
         Check::Gpg(g) => {
             let text = match resolve(&g.key, keys)? {
@@ -326,7 +328,13 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 }
             };
             let signer = GpgSigner { keys: GpgKey::parse_armored(&text)?, identity };
-            let by = SignedBy { signer: Signer::Gpg(signer), tlog: Tlog::Ignore, attestations: Vec::new(), tsa: None };
+            let by = SignedBy {
+                signer: Signer::Gpg(signer),
+                tlog: Tlog::Ignore,
+                attestations: Vec::new(),
+                tsa: None,
+                source: None,
+            };
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
         Check::Notary(n) => {
@@ -337,8 +345,13 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
             let mut trust = NotaryTrust::from_pem(&pem)?;
             trust.tsa =
                 n.tsa_certs.as_deref().map(Authorities::anchors_from_pem).transpose().map_err(AuthorityError::Tsa)?;
-            let by =
-                SignedBy { signer: Signer::Notary(trust), tlog: Tlog::Ignore, attestations: Vec::new(), tsa: None };
+            let by = SignedBy {
+                signer: Signer::Notary(trust),
+                tlog: Tlog::Ignore,
+                attestations: Vec::new(),
+                tsa: None,
+                source: None,
+            };
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
         Check::Certificate(c) => {
@@ -351,7 +364,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                     Signing { hash: Some(hash), padding: None },
                 )?;
             }
-            (Signer::Certificate(signer), &c.rekor, &c.rekor_keys, &c.attestations, &c.tsa_cert_chain)
+            (Signer::Certificate(signer), &c.rekor, &c.rekor_keys, &c.attestations, &c.tsa_cert_chain, &c.repository)
         }
         Check::Keyless(k) => {
             let identities = k
@@ -373,10 +386,11 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
             }
             let signer =
                 Signer::Keyless(Keyless { identities, ca, sct: !k.ignore_sct, sct_logs: ct_log_keys(&k.ct_log_keys)? });
-            (signer, &k.rekor, &k.rekor_keys, &k.attestations, &k.tsa_cert_chain)
+            (signer, &k.rekor, &k.rekor_keys, &k.attestations, &k.tsa_cert_chain, &k.repository)
         }
     };
     let tsa = tsa.as_deref().map(Authorities::from_pem).transpose().map_err(AuthorityError::Tsa)?;
+    let source = repository.as_deref().map(signature_repository).transpose()?;
     let tlog = match rekor {
         None => Tlog::Ignore,
         Some(url) => Tlog::Require {
@@ -387,7 +401,20 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 .collect::<Result<_, _>>()?,
         },
     };
-    Ok(AuthorityKind::Signed(Box::new(SignedBy { signer, tlog, attestations: attestations.clone(), tsa })))
+    Ok(AuthorityKind::Signed(Box::new(SignedBy { signer, tlog, attestations: attestations.clone(), tsa, source })))
+}
+
+/// A signature repository as `registry/path`, normalised as image names are (so that
+/// `ghcr.io/org/sigs` and `docker.io` short names mean what they do to cosign); it names a
+/// repository, never a tag or digest.
+fn signature_repository(text: &str) -> Result<String, AuthorityError> {
+    let bad = |why: &str| AuthorityError::Repository { repository: text.to_string(), why: why.to_string() };
+    let last = text.rsplit('/').next().unwrap_or_default();
+    if text.contains('@') || last.contains(':') {
+        return Err(bad("a repository has no tag or digest"));
+    }
+    let r = crate::reference::parse(text).map_err(|e| bad(&e.to_string()))?;
+    Ok(format!("{}/{}", r.registry(), r.repository()))
 }
 
 fn ct_log_keys(pems: &[String]) -> Result<Vec<LogKey>, AuthorityError> {
@@ -613,6 +640,7 @@ mod tests {
             attestations: vec!["https://slsa.dev/provenance/v1".into()],
             tsa_cert_chain: None,
             hash_algorithm: None,
+            repository: None,
         };
         let compiled = |c: CertificateCheck| {
             compile(&policy(vec![NormalAuthority::new("c", Check::Certificate(c))]), &FilesOnly(Path::new("/")))

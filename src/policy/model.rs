@@ -97,6 +97,7 @@ impl AuthorityKind {
             tlog: Tlog::Ignore,
             attestations: vec![],
             tsa: None,
+            source: None,
         }))
     }
 }

@@ -255,6 +255,38 @@ pub enum Check {
     Cel(Box<CelCheck>),
 }
 
+impl Check {
+    /// Have a cosign check read its signatures from `repository` (cosign's
+    /// `COSIGN_REPOSITORY`, a policy's signature source). Other checks cannot: they become
+    /// ones that fail closed, saying so.
+    pub fn from_repository(self, repository: &str) -> Check {
+        let named = Some(repository.to_string());
+        match self {
+            Check::Key(k) => Check::Key(KeyCheck { repository: named, ..k }),
+            Check::Keyless(k) => Check::Keyless(KeylessCheck { repository: named, ..k }),
+            Check::Certificate(c) => Check::Certificate(CertificateCheck { repository: named, ..c }),
+            Check::Unsupported(why) => Check::Unsupported(why),
+            other => Check::Unsupported(format!(
+                "signatures in another repository ({repository}) are read for cosign signers only, not for {}",
+                other.kind_name()
+            )),
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self {
+            Check::Key(_) => "keys",
+            Check::Keyless(_) => "keyless",
+            Check::Certificate(_) => "certificates",
+            Check::Gpg(_) => "OpenPGP keys",
+            Check::Notary(_) => "notary certificates",
+            Check::Static(_) => "a static action",
+            Check::Unsupported(_) => "an unsupported check",
+            Check::Cel(_) => "CEL validations",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StaticAction {
@@ -282,6 +314,10 @@ pub struct KeyCheck {
     pub hash_algorithm: Option<HashAlgorithm>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsa_cert_chain: Option<String>,
+    /// The repository signatures and attestations are kept in instead of the image's own
+    /// (`registry/path`; cosign's `COSIGN_REPOSITORY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
 }
 
 impl KeyCheck {
@@ -293,6 +329,7 @@ impl KeyCheck {
             attestations: Vec::new(),
             hash_algorithm: None,
             tsa_cert_chain: None,
+            repository: None,
         }
     }
 }
@@ -332,6 +369,10 @@ pub struct CertificateCheck {
     pub attestations: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsa_cert_chain: Option<String>,
+    /// The repository signatures and attestations are kept in instead of the image's own
+    /// (`registry/path`; cosign's `COSIGN_REPOSITORY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
     /// The digest signatures are made over under the certificate's key (Kyverno's entry
     /// `signatureAlgorithm`, for a certificate without a chain); unset, SHA-256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -387,6 +428,10 @@ pub struct KeylessCheck {
     pub attestations: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsa_cert_chain: Option<String>,
+    /// The repository signatures and attestations are kept in instead of the image's own
+    /// (`registry/path`; cosign's `COSIGN_REPOSITORY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
 }
 
 /// Exactly one of each pair must be set; the `…RegExp` forms are regular expressions.

@@ -132,6 +132,7 @@ async fn credentials_from_a_docker_config_open_a_private_registry() {
                 tlog: crate::policy::Tlog::Ignore,
                 attestations: vec![],
                 tsa: None,
+                source: None,
             },
             crate::verify::Context { trust: &crate::verify::trust::TrustRoot::empty(), now: 0 }
         ),

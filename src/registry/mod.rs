@@ -291,6 +291,9 @@ type FakeAnswers = std::collections::HashMap<(Artifact, String), Result<Vec<Sign
 #[derive(Default)]
 pub struct FakeSignatureSource {
     answers: std::sync::Mutex<FakeAnswers>,
+    /// Answers for one repository (`registry/path`); a repository named here answers only
+    /// from here.
+    by_repository: std::sync::Mutex<std::collections::HashMap<String, FakeAnswers>>,
     delay: std::sync::Mutex<Duration>,
     pub calls: std::sync::atomic::AtomicUsize,
 }
@@ -305,6 +308,17 @@ impl FakeSignatureSource {
     }
     pub fn set_artifact(&self, what: Artifact, digest: &str, answer: Result<Vec<SignatureLayer>, RegistryError>) {
         self.answers.lock().unwrap().insert((what, digest.to_string()), answer);
+    }
+    /// An answer that only `repository` (`registry/path`) gives.
+    pub fn set_in(
+        &self,
+        repository: &str,
+        what: Artifact,
+        digest: &str,
+        answer: Result<Vec<SignatureLayer>, RegistryError>,
+    ) {
+        let mut by = self.by_repository.lock().unwrap();
+        by.entry(repository.to_string()).or_default().insert((what, digest.to_string()), answer);
     }
     /// Make every fetch take this long (to exercise deadlines).
     pub fn set_delay(&self, d: Duration) {
@@ -322,7 +336,13 @@ impl SignatureSource for FakeSignatureSource {
             tokio::time::sleep(delay).await;
         }
         let location = artifact_reference(image, digest, what)?.whole();
-        let answer = self.answers.lock().unwrap().get(&(what, digest.to_string())).cloned().unwrap_or(Ok(Vec::new()));
+        let repository = format!("{}/{}", image.registry(), image.repository());
+        let key = (what, digest.to_string());
+        let answer = match self.by_repository.lock().unwrap().get(&repository) {
+            Some(answers) => answers.get(&key).cloned(),
+            None => self.answers.lock().unwrap().get(&key).cloned(),
+        }
+        .unwrap_or(Ok(Vec::new()));
         answer.map(|layers| Signatures { location, layers })
     }
 }

@@ -453,7 +453,7 @@ mod tests {
     use crate::testutil::{payload, TestSigner};
 
     fn by_key(key: &crate::verify::signer::TrustedKey) -> SignedBy {
-        SignedBy { signer: Signer::Key(key.clone()), tlog: Tlog::Ignore, attestations: vec![], tsa: None }
+        SignedBy { signer: Signer::Key(key.clone()), tlog: Tlog::Ignore, attestations: vec![], tsa: None, source: None }
     }
 
     fn verify_key(
@@ -575,7 +575,7 @@ mod tests {
 
         fn by(signer: Signer, tlog: bool) -> SignedBy {
             let tlog = if tlog { Tlog::Require { url: None, keys: vec![] } } else { Tlog::Ignore };
-            SignedBy { signer, tlog, attestations: vec![], tsa: None }
+            SignedBy { signer, tlog, attestations: vec![], tsa: None, source: None }
         }
 
         #[test]
@@ -841,7 +841,8 @@ mod tests {
         fn a_policys_ct_log_key_replaces_the_nodes_ct_logs() {
             use crate::verify::trust::LogKey;
             let log = |name: &str| LogKey::from_pem(&vector(name)).unwrap();
-            let by = |signer: Signer| SignedBy { signer, tlog: Tlog::Ignore, attestations: vec![], tsa: None };
+            let by =
+                |signer: Signer| SignedBy { signer, tlog: Tlog::Ignore, attestations: vec![], tsa: None, source: None };
             let with_logs = |logs: Vec<LogKey>| {
                 let mut c =
                     CertificateSigner::from_pem(&vector("leaf-sct.pem"), Some(&vector("chain.pem")), true).unwrap();
@@ -955,8 +956,13 @@ mod tests {
                 location: "l.att".into(),
                 layers: names.iter().map(|n| layer(n)).collect(),
             };
-            let want =
-                |ty: &str| SignedBy { signer: key(), tlog: Tlog::Ignore, attestations: vec![ty.into()], tsa: None };
+            let want = |ty: &str| SignedBy {
+                signer: key(),
+                tlog: Tlog::Ignore,
+                attestations: vec![ty.into()],
+                tsa: None,
+                source: None,
+            };
             let cx = Context { trust: &t, now: Context::now_secs() };
             verify_attestations(&atts(&["att-custom.json", "att-slsa.json"]), DIGEST, &want("slsaprovenance"), cx)
                 .unwrap();
@@ -1044,6 +1050,7 @@ mod tests {
                 tlog: Tlog::Ignore,
                 attestations: vec![],
                 tsa,
+                source: None,
             }
         }
 
@@ -1095,6 +1102,7 @@ mod tests {
                 tlog: Tlog::Ignore,
                 attestations: vec![],
                 tsa: Some(authorities("tsa-chain.pem")),
+                source: None,
             };
             let layer = |stamps: &[&str]| SignatureLayer {
                 payload: vector("payload.json").into_bytes(),

@@ -60,6 +60,9 @@ pub struct SignedBy {
     /// must carry one, and certificates are also checked at the time it proves. `None`:
     /// timestamps are not read.
     pub tsa: Option<super::timestamp::Authorities>,
+    /// Where the signatures are kept when not in the image's own repository (a normalised
+    /// `registry/path`): what the evaluator fetches for this signer; verification is the same.
+    pub source: Option<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -471,7 +471,7 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
     for key in vi.other.keys() {
         if !matches!(
             key.as_str(),
-            "mutateDigest" | "verifyDigest" | "required" | "useCache" | "imageRegistryCredentials"
+            "mutateDigest" | "verifyDigest" | "required" | "useCache" | "imageRegistryCredentials" | "repository"
         ) {
             notes.push(format!("{field}.{key} is not applied on the node"));
         }
@@ -497,6 +497,9 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
         Some(other) => Engine::Unsupported(format!("{other} signatures are not verified on the node yet")),
     };
     let mut requirements = Vec::new();
+    // `repository`: where the rule's signatures and attestations are kept (cosign's
+    // COSIGN_REPOSITORY); an attestor's own overrides it.
+    let repository = vi.other.get("repository").and_then(Value::as_str).filter(|r| !r.is_empty());
     if let Some(pem) = &vi.key {
         // The deprecated `key` field is one attestor with one key, tlog as Kyverno's default.
         let keys = Keys {
@@ -508,11 +511,19 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
             ctlog: None,
         };
         match key_authorities("key", &keys) {
-            Ok(a) => requirements.push(NormalRequirement { count: a.len(), authorities: a }),
+            Ok(mut a) => {
+                if let Some(repo) = repository {
+                    for x in &mut a {
+                        x.check =
+                            std::mem::replace(&mut x.check, Check::Unsupported(String::new())).from_repository(repo);
+                    }
+                }
+                requirements.push(NormalRequirement { count: a.len(), authorities: a })
+            }
             Err(e) => errors.push(format!("{field}.key: {e}")),
         }
     }
-    attestor_requirements(&vi.attestors, field, &engine, None, &mut requirements, &mut errors);
+    attestor_requirements(&vi.attestors, field, &engine, None, repository, &mut requirements, &mut errors);
     for (a, att) in vi.attestations.iter().enumerate() {
         let label = match &att.name {
             Some(n) => format!("attestations[{a}]({n})"),
@@ -535,7 +546,15 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
             requirements.push(unsupported(format!("attestation of type {ty} names no attestors to verify it with")));
         } else {
             let field = format!("{field}.{label}");
-            attestor_requirements(&att.attestors, &field, &engine, Some(ty), &mut requirements, &mut errors);
+            attestor_requirements(
+                &att.attestors,
+                &field,
+                &engine,
+                Some(ty),
+                repository,
+                &mut requirements,
+                &mut errors,
+            );
         }
     }
     if errors.is_empty() {
@@ -561,6 +580,7 @@ fn attestor_requirements(
     field: &str,
     engine: &Engine,
     attestation: Option<&str>,
+    repository: Option<&str>,
     requirements: &mut Vec<NormalRequirement>,
     errors: &mut Vec<String>,
 ) {
@@ -568,7 +588,7 @@ fn attestor_requirements(
         let mut authorities = Vec::new();
         for (e, entry) in set.entries.iter().enumerate() {
             let label = format!("attestors[{s}].entries[{e}]");
-            match entry_authorities(&label, entry, engine) {
+            match entry_authorities(&label, entry, engine, repository) {
                 Ok(mut a) => authorities.append(&mut a),
                 Err(msg) => errors.push(format!("{field}.{label}: {msg}")),
             }
@@ -596,7 +616,24 @@ fn attestor_requirements(
     }
 }
 
-fn entry_authorities(label: &str, e: &Entry, engine: &Engine) -> Result<Vec<NormalAuthority>, KyvernoError> {
+/// An entry's authorities, reading signatures from the entry's repository, else the rule's
+/// (Kyverno: the attestor's `repository` overrides the verifyImages rule's), else the image's.
+fn entry_authorities(
+    label: &str,
+    e: &Entry,
+    engine: &Engine,
+    repository: Option<&str>,
+) -> Result<Vec<NormalAuthority>, KyvernoError> {
+    let mut out = entry_checks(label, e, engine)?;
+    if let Some(repo) = e.repository.as_deref().filter(|r| !r.is_empty()).or(repository) {
+        for a in &mut out {
+            a.check = std::mem::replace(&mut a.check, Check::Unsupported(String::new())).from_repository(repo);
+        }
+    }
+    Ok(out)
+}
+
+fn entry_checks(label: &str, e: &Entry, engine: &Engine) -> Result<Vec<NormalAuthority>, KyvernoError> {
     let unsupported = |why: String| Ok(vec![NormalAuthority::new(label, Check::Unsupported(why))]);
     let set = [e.keys.is_some(), e.keyless.is_some(), e.certificates.is_some(), e.attestor.is_some()];
     if set.iter().filter(|b| **b).count() != 1 {
@@ -618,9 +655,6 @@ fn entry_authorities(label: &str, e: &Entry, engine: &Engine) -> Result<Vec<Norm
     };
     if e.annotations.as_ref().is_some_and(|a| !a.is_empty()) {
         return unsupported("required signature annotations are not checked on the node yet".into());
-    }
-    if let Some(repo) = &e.repository {
-        return unsupported(format!("signatures kept in another repository ({repo}) are not fetched yet"));
     }
     if let Some(k) = &e.keyless {
         return keyless_authority(label, k).map(|a| vec![a]);
@@ -672,6 +706,7 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
             ct_log_keys: ct_log_keys(k.ctlog.as_ref()),
             attestations: Vec::new(),
             tsa_cert_chain: tsa_chain(k.ctlog.as_ref()),
+            repository: None,
         }),
     ))
 }
@@ -714,6 +749,7 @@ fn certificate_authority(
             tsa_cert_chain,
             // With a chain, cosign verifies under the certificate's own scheme.
             hash_algorithm: hash_algorithm.filter(|_| chain.is_none()),
+            repository: None,
         }),
         // cosign takes the chain as its roots: the signature's own certificate must chain
         // to them, whoever it names.
@@ -726,6 +762,7 @@ fn certificate_authority(
             ct_log_keys,
             attestations: Vec::new(),
             tsa_cert_chain,
+            repository: None,
         }),
     };
     Ok(NormalAuthority::new(label, check))
@@ -824,8 +861,15 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, Kyvern
     let ctlog = k.ctlog.as_ref();
     if let Some(kms) = &k.kms {
         let key = KeyRef::Kms(KmsKey::parse(kms, "keys.kms").map_err(|e| KyvernoError::Kms(e.to_string()))?);
-        let check =
-            KeyCheck { key, rekor, rekor_keys, attestations: vec![], hash_algorithm, tsa_cert_chain: tsa_chain(ctlog) };
+        let check = KeyCheck {
+            key,
+            rekor,
+            rekor_keys,
+            attestations: vec![],
+            hash_algorithm,
+            tsa_cert_chain: tsa_chain(ctlog),
+            repository: None,
+        };
         return Ok(vec![NormalAuthority::new(label, Check::Key(check))]);
     }
     if let Some(s) = &k.secret {
@@ -840,6 +884,7 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, Kyvern
                 attestations: vec![],
                 hash_algorithm,
                 tsa_cert_chain: tsa_chain(ctlog),
+                repository: None,
             }),
         )]);
     }
@@ -1329,6 +1374,43 @@ mod tests {
         r[0].authorities[0].check.clone()
     }
 
+    /// A rule's `repository`, and an attestor's overriding it: where signatures are read
+    /// (normalised when compiled). Before, an attestor's failed closed and a rule's was noted
+    /// and passed over (signatures were read from the image's repository).
+    #[test]
+    fn signature_repositories_of_rules_and_attestors() {
+        use crate::policy::compile::FilesOnly;
+        let entry = "- keys:\n    publicKeys: |\n      -----BEGIN PUBLIC KEY-----\n      MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEstG5Xl7UxkQsmLUxdmS85HLgYBFy\n      c/P/oQ22iazkKm8P0sNlaZiaZC4TSEea3oh2Pim0+wxSubhKoK+7jq9Egg==\n      -----END PUBLIC KEY-----\n";
+        let repo_of = |c: Check| match c {
+            Check::Key(k) => k.repository,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(repo_of(only_check(&with_entry(entry, ""))), None);
+        let rule = "      repository: ghcr.io/org/sigs\n";
+        assert_eq!(repo_of(only_check(&with_entry(entry, rule))).as_deref(), Some("ghcr.io/org/sigs"));
+        let own = format!("{entry}  repository: quay.io/other/sigs\n");
+        assert_eq!(repo_of(only_check(&with_entry(&own, rule))).as_deref(), Some("quay.io/other/sigs"));
+        let p = import(&with_entry(entry, rule)).unwrap();
+        assert!(!p.notes.iter().any(|n| n.contains("repository")), "{:?}", p.notes);
+        // Compiled: the signer reads from the normalised repository; one with a tag is refused.
+        let compiled = crate::policy::compile::compile(&p.policies[0], &FilesOnly(std::path::Path::new("/"))).unwrap();
+        let crate::policy::AuthorityKind::Signed(by) = &compiled.policy.requirements[0].authorities[0].kind else {
+            panic!()
+        };
+        assert_eq!(by.source.as_deref(), Some("ghcr.io/org/sigs"));
+        let short = import(&with_entry(entry, "      repository: org/sigs\n")).unwrap();
+        let compiled =
+            crate::policy::compile::compile(&short.policies[0], &FilesOnly(std::path::Path::new("/"))).unwrap();
+        let crate::policy::AuthorityKind::Signed(by) = &compiled.policy.requirements[0].authorities[0].kind else {
+            panic!()
+        };
+        assert_eq!(by.source.as_deref(), Some("docker.io/org/sigs"));
+        let tagged = import(&with_entry(entry, "      repository: ghcr.io/org/sigs:v1\n")).unwrap();
+        let err =
+            crate::policy::compile::compile(&tagged.policies[0], &FilesOnly(std::path::Path::new("/"))).unwrap_err();
+        assert!(err.iter().any(|e| e.to_string().contains("no tag or digest")), "{err:?}");
+    }
+
     /// #19: `certificates` used to import to "certificate-based verification is not
     /// implemented"; it is the certificate's key, its chain, and Kyverno's tlog and SCT
     /// defaults.
@@ -1347,6 +1429,7 @@ mod tests {
             attestations: Vec::new(),
             tsa_cert_chain: None,
             hash_algorithm: None,
+            repository: None,
         };
         assert_eq!(check, Check::Certificate(want.clone()));
         let more = "    rekor: {ignoreTlog: true}\n    ctlog: {ignoreSCT: true}\n";

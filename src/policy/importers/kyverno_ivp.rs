@@ -628,14 +628,26 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
             "a custom sigstore trust root (tuf, trustedRoot): the node verifies with its own trust root only",
         );
     }
+    let mut repository = None;
     if let Some(s) = &c.source {
-        if s.repository.is_some() || s.tag_prefix.is_some() {
-            return unsupported("signatures kept in another repository or under a tag prefix are not fetched");
+        if s.tag_prefix.as_deref().is_some_and(|p| !p.is_empty()) {
+            return unsupported("signatures under a tag prefix (source.tagPrefix) are not fetched");
         }
+        repository = s.repository.clone().filter(|r| !r.is_empty());
         if !s.pull_secrets.is_empty() {
             notes.push(format!("attestor {}: source.PullSecrets are not used on the node", a.name));
         }
     }
+    // `source.repository`: signatures and attestations are read from there.
+    attestor_check(c).map(|check| match &repository {
+        Some(repo) => check.from_repository(repo),
+        None => check,
+    })
+}
+
+/// The check of a cosign attestor, reading signatures from the image's repository.
+fn attestor_check(c: &Cosign) -> Result<Check, IvpError> {
+    let unsupported = |why: &str| Ok(Check::Unsupported(why.to_string()));
     let ctlog = c.ctlog.as_ref();
     // Kyverno then has cosign verify RFC 3161 timestamps against it (`UseSignedTimestamps`).
     let tsa_cert_chain = ctlog.and_then(|l| l.tsa_cert_chain.clone()).filter(|t| !t.trim().is_empty());
@@ -707,6 +719,7 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
         ct_log_keys: ct_log_keys(ctlog),
         attestations: Vec::new(),
         tsa_cert_chain,
+        repository: None,
     }))
 }
 
@@ -755,6 +768,7 @@ fn certificate(
             attestations: Vec::new(),
             tsa_cert_chain: tsa_cert_chain.clone(),
             hash_algorithm: None,
+            repository: None,
         }),
         // The chain alone is cosign's roots: the signature's own certificate must chain to
         // them, whoever it names.
@@ -767,6 +781,7 @@ fn certificate(
             ct_log_keys: ct_log_keys.clone(),
             attestations: Vec::new(),
             tsa_cert_chain: tsa_cert_chain.clone(),
+            repository: None,
         }),
     })
 }
@@ -1127,6 +1142,39 @@ mod tests {
         assert!(foreign.failures[0].contains("(attestor cosign: 1 signature(s)"), "says why: {foreign:?}");
         // Images the policy does not select are left to the node's no-match action.
         assert!(s.matching("quay.io/app:1", "quay.io/app", None).is_empty());
+    }
+
+    /// `source.repository`: the attestor's signatures (and attestations) are read from that
+    /// repository, normalised; `tagPrefix` still fails closed. Before, both failed closed.
+    #[test]
+    fn an_attestors_source_repository_is_where_its_signatures_are_read() {
+        let k = TestSigner::new(1);
+        let yaml = key_policy(&k, "", SIGNED).replace(
+            "    cosign:\n      ctlog:",
+            "    cosign:\n      source: {repository: sigs.example/team/signatures}\n      ctlog:",
+        );
+        let (s, _) = set(&yaml);
+        let p = s.matching("reg.io/app:1", "reg.io/app", None);
+        let needs = crate::evaluate::needs(&p);
+        assert_eq!(needs.elsewhere.get("sigs.example/team/signatures"), Some(&(true, false)), "{needs:?}");
+        assert!(!needs.signatures, "{needs:?}");
+        // Signed in the signature repository: admitted; signed in the image's own only: refused.
+        let mut there = evidence("reg.io/app:1", vec![], vec![]);
+        there.elsewhere.insert(
+            "sigs.example/team/signatures".into(),
+            crate::evaluate::Elsewhere {
+                signatures: Some(Ok(Signatures { location: "sigs.sig".into(), layers: signed_by(&[&k]) })),
+                attestations: Some(Ok(Signatures { location: "sigs.att".into(), layers: vec![] })),
+            },
+        );
+        assert!(eval(&s, &there).allowed);
+        assert!(!eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![])).allowed);
+        let prefixed = key_policy(&k, "", SIGNED)
+            .replace("    cosign:\n      ctlog:", "    cosign:\n      source: {tagPrefix: v1-}\n      ctlog:");
+        let doc = &parse_documents(Path::new("t.yaml"), &prefixed).unwrap()[0];
+        let i = super::super::import(doc).unwrap();
+        let Check::Cel(c) = &i.policies[0].requirements[0].authorities[0].check else { panic!() };
+        assert!(matches!(&c.attestors[0].check, Check::Unsupported(why) if why.contains("tagPrefix")));
     }
 
     #[test]
@@ -1493,6 +1541,7 @@ mod tests {
             attestations: Vec::new(),
             tsa_cert_chain: None,
             hash_algorithm: None,
+            repository: None,
         };
         assert_eq!(
             pinned(&certificate_policy(&cert_value("cert", "leaf-email.pem"), "")),

@@ -98,7 +98,24 @@ pub(crate) fn named_authority(
         .map_err(|e| AuthorityError::At { index: i, name, source: Box::new(e) })
 }
 
+/// An authority's check, reading signatures from its `source[].oci` repository when it names
+/// one (policy-controller's `source`; cosign's `COSIGN_REPOSITORY`).
 fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, AuthorityError> {
+    let oci: Vec<&String> = a.source.iter().filter_map(|s| s.oci.as_ref()).filter(|o| !o.is_empty()).collect();
+    let check = authority_check(a, secret_namespace)?;
+    Ok(match oci[..] {
+        // A static action reads nothing; OpenPGP signatures come from the lookaside store.
+        [] => check,
+        [_] if matches!(check, Check::Static(_) | Check::Gpg(_)) => check,
+        [one] => check.from_repository(one),
+        _ => Check::Unsupported(format!(
+            "several signature sources ({}): only one repository per authority is read on the node",
+            oci.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        )),
+    })
+}
+
+fn authority_check(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, AuthorityError> {
     let kinds = [a.key.is_some(), a.keyless.is_some(), a.static_.is_some(), a.gpg.is_some()];
     if kinds.iter().filter(|b| **b).count() != 1 {
         return Err(AuthorityError::Kinds);
@@ -124,9 +141,6 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, Authori
         };
     }
     // Requirements the node cannot check yet turn the authority into one that never passes.
-    if let Some(oci) = a.source.iter().find_map(|s| s.oci.as_ref()) {
-        return Ok(Check::Unsupported(format!("signatures kept in another repository ({oci}) are not fetched yet")));
-    }
     if let Some(prefix) = a.source.iter().find_map(|s| s.tag_prefix.as_ref()) {
         return Ok(Check::Unsupported(format!("signature tag prefix {prefix:?} is not supported yet")));
     }
@@ -173,6 +187,7 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, Authori
             ct_log_keys: Vec::new(),
             attestations,
             tsa_cert_chain: None,
+            repository: None,
         }));
     }
     let key = a.key.as_ref().expect("counted above");
@@ -190,6 +205,7 @@ fn authority(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, Authori
             attestations,
             hash_algorithm,
             tsa_cert_chain: None,
+            repository: None,
         })),
         Err(unsupported) => Ok(unsupported),
     }

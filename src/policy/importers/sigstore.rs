@@ -244,6 +244,21 @@ mod tests {
         }
     }
 
+    /// `source[].oci`: the authority's signatures are read from that repository. Before, the
+    /// authority failed closed.
+    #[test]
+    fn an_authoritys_oci_source_is_where_its_signatures_are_read() {
+        use crate::policy::normal::Check;
+        let check =
+            |authority: &str| import(authority, "").unwrap().policies[0].requirements[0].authorities[0].check.clone();
+        let c = check("key: {data: x}\n    source: [{oci: registry.example/sigs}]");
+        assert!(matches!(&c, Check::Key(k) if k.repository.as_deref() == Some("registry.example/sigs")), "{c:?}");
+        let c = check("key: {data: x}\n    source: [{oci: a.example/s}, {oci: b.example/s}]");
+        assert!(matches!(&c, Check::Unsupported(why) if why.contains("several signature sources")), "{c:?}");
+        let c = check("static: {action: pass}\n    source: [{oci: registry.example/sigs}]");
+        assert!(matches!(c, Check::Static(_)), "{c:?}");
+    }
+
     #[test]
     fn other_fields_policy_controller_refuses() {
         let err = import("key: {data: x, hashAlgorithm: shaINVALID}", "").unwrap_err();
