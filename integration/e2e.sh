@@ -17,7 +17,7 @@ set -uo pipefail   # (no -e: a failing check is counted and reported, not fatal)
 . "$(dirname "$0")/lib.sh"
 
 SECTIONS_ALL="enforce restart key2 warn config policy-reload registry-down faults no-plugin languages
-  keyless referrers bundle-sign cosign3 notation gpg mirror tls namespaces image-volume by-id policy-cli cluster preinstalled
+  keyless referrers bundle-sign cosign3 notation gpg mirror sigrepo tls namespaces image-volume by-id policy-cli cluster preinstalled
   kms ivp"
 if [ "${1:-}" = --list ]; then echo $SECTIONS_ALL; exit 0; fi
 SECTIONS=${E2E_SECTIONS:-$SECTIONS_ALL}

@@ -54,3 +54,41 @@ sec_tls() {
   stop_signet
   kill "$TLS_PID" 2>/dev/null; TLS_PID=
 }
+
+# Signatures kept in another repository (cosign's COSIGN_REPOSITORY), where a policy says they
+# are (Kyverno's verifyImages repository): read there, and only there, for the digest that runs.
+sec_sigrepo() {
+  local SR=$REGISTRY/probe/signatures POL=$WORK/e2e-sigrepo
+  SR_DIGEST=$(new_image sigrepo "$RUN_ID")
+  COSIGN_REPOSITORY=$SR cosign sign --key "$COSIGN_KEY" "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y \
+    "$REGISTRY/probe/sigrepo@$SR_DIGEST" >/dev/null 2>&1
+  OWN_DIGEST=$(new_image sigrepo-own "$RUN_ID")
+  cosign sign --key "$COSIGN_KEY" "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y \
+    "$REGISTRY/probe/sigrepo-own@$OWN_DIGEST" >/dev/null 2>&1
+  rm -rf "$POL"; mkdir -p "$POL"
+  cat > "$POL/kyverno.yaml" <<YAML
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: sigrepo}
+spec:
+  validationFailureAction: Enforce
+  rules:
+  - name: sigrepo
+    match: {any: [{resources: {kinds: [Pod]}}]}
+    verifyImages:
+    - imageReferences: ["$REGISTRY/probe/sigrepo*"]
+      repository: $SR
+      attestors:
+      - entries:
+        - keys:
+            publicKeys: |-
+$(sed 's/^/              /' "$COSIGN_PUB")
+            rekor: {ignoreTlog: true}
+YAML
+  up "$POL"
+  expect_runs "signature repository: an image cosign signed into another repository (COSIGN_REPOSITORY) runs under a policy naming it" \
+    "$REGISTRY/probe/sigrepo:v1" "hello from sigrepo"
+  expect_rejected "signature repository: an image signed only in its own repository is refused by that policy" \
+    "$REGISTRY/probe/sigrepo-own:v1" "$SR"
+  stop_signet
+}
