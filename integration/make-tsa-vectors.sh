@@ -59,15 +59,44 @@ open("short-leaf.pem", "wb").write(leaf.public_bytes(serialization.Encoding.PEM)
 sig = leaf_key.sign(open(sys.argv[1], "rb").read(), ec.ECDSA(hashes.SHA256()))
 open("short.sig.raw", "wb").write(sig)
 open("short.sig", "w").write(base64.b64encode(sig).decode())
+# A cosign 3 style image signature by the same key: a DSSE envelope holding an in-toto
+# statement of the sign predicate type about the digest of testdata/cosign/payload.json's image.
+import json
+digest = json.load(open(sys.argv[1]))["critical"]["image"]["docker-manifest-digest"]
+statement = json.dumps({"_type": "https://in-toto.io/Statement/v1",
+                        "subject": [{"name": "registry.example/team/app", "digest": {"sha256": digest.split(":")[1]}}],
+                        "predicateType": "https://sigstore.dev/cosign/sign/v1", "predicate": {}}).encode()
+ptype = b"application/vnd.in-toto+json"
+pae = b"DSSEv1 %d %s %d %s" % (len(ptype), ptype, len(statement), statement)
+esig = leaf_key.sign(pae, ec.ECDSA(hashes.SHA256()))
+open("short.envelope.sig.raw", "wb").write(esig)
+json.dump({"payloadType": ptype.decode(), "payload": base64.b64encode(statement).decode(),
+           "signatures": [{"sig": base64.b64encode(esig).decode()}]}, open("short.envelope.json", "w"))
 PY
 pki_timestamp short.sig.raw short.sig.tsr
+pki_timestamp short.envelope.sig.raw short.envelope.tsr
+# A trusted_root.json naming the test TSA (its chain, leaf first), as a private Sigstore
+# instance's would.
+python3 - <<'PY' > trusted_root-tsa.json
+import base64, json, subprocess
+der = lambda p: base64.b64encode(subprocess.run(["openssl", "x509", "-in", p, "-outform", "DER"],
+                                                capture_output=True, check=True).stdout).decode()
+print(json.dumps({"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+                  "tlogs": [], "certificateAuthorities": [], "ctlogs": [],
+                  "timestampAuthorities": [{"subject": {"organization": "signet-test", "commonName": "test TSA"},
+                                            "uri": "http://127.0.0.1/tsa",
+                                            "certChain": {"certificates": [{"rawBytes": der(p)} for p in
+                                                          ["tsa.pem", "tsa-inter.pem", "tsa-root.pem"]]},
+                                            "validFor": {"start": "2020-01-01T00:00:00Z"}}]}, indent=2))
+PY
 # The same for the key-signed testdata/cosign/payload.sig.
 base64 -d "$REPO/testdata/cosign/payload.sig" > payload.sig.raw
 pki_timestamp payload.sig.raw payload.sig.tsr
 rm -rf "$out"; mkdir -p "$out"
 cp message good.tsr sha512.tsr no-cert.tsr rsa.tsr good.token \
   tsa-chain.pem tsa-root.pem tsa-inter.pem tsa.pem tsa-noncritical.pem \
-  short-ca.pem short-leaf.pem short.sig short.sig.tsr payload.sig.tsr "$out/"
+  short-ca.pem short-leaf.pem short.sig short.sig.tsr payload.sig.tsr \
+  short.envelope.json short.envelope.tsr trusted_root-tsa.json "$out/"
 cp other/tsa-chain.pem "$out/other-chain.pem"
 cat > "$out/README.md" <<'MD'
 RFC 3161 timestamps from a test timestamp authority, made by `integration/make-tsa-vectors.sh`
@@ -86,5 +115,9 @@ with openssl (`openssl ts -reply`). Every response covers the bytes of `message`
   vectors were made; `short.sig`: its key's signature of `testdata/cosign/payload.json`;
   `short.sig.tsr`: the TSA's timestamp of that signature, made inside the ten minutes.
 - `payload.sig.tsr`: the TSA's timestamp of `testdata/cosign/payload.sig` (the key-signed one).
+- `short.envelope.json`: a cosign 3 style image signature by the short-lived key (a DSSE
+  envelope, an in-toto statement of the sign predicate type about the same digest);
+  `short.envelope.tsr`: the TSA's timestamp of its signature.
+- `trusted_root-tsa.json`: a Sigstore trusted root naming only the test TSA.
 MD
 echo "wrote $out"

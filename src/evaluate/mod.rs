@@ -410,6 +410,7 @@ mod tests {
                 attestations,
                 tsa: None,
                 source: None,
+                trust_root_timestamps: false,
             }))
         };
         let p = policy("notary", Mode::Enforce, vec![by(vec![])]);

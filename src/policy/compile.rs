@@ -334,6 +334,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 attestations: Vec::new(),
                 tsa: None,
                 source: None,
+                trust_root_timestamps: false,
             };
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
@@ -351,6 +352,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 attestations: Vec::new(),
                 tsa: None,
                 source: None,
+                trust_root_timestamps: false,
             };
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
@@ -401,7 +403,15 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 .collect::<Result<_, _>>()?,
         },
     };
-    Ok(AuthorityKind::Signed(Box::new(SignedBy { signer, tlog, attestations: attestations.clone(), tsa, source })))
+    let trust_root_timestamps = matches!(&a.check, Check::Keyless(k) if k.trust_root_timestamps);
+    Ok(AuthorityKind::Signed(Box::new(SignedBy {
+        signer,
+        tlog,
+        attestations: attestations.clone(),
+        tsa,
+        source,
+        trust_root_timestamps,
+    })))
 }
 
 /// A signature repository as `registry/path`, normalised as image names are (so that

@@ -98,6 +98,7 @@ impl AuthorityKind {
             attestations: vec![],
             tsa: None,
             source: None,
+            trust_root_timestamps: false,
         }))
     }
 }

@@ -421,6 +421,11 @@ pub struct KeylessCheck {
     /// Skip the certificate-transparency (SCT) check.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ignore_sct: bool,
+    /// A sigstore bundle must carry an RFC 3161 timestamp from a timestamp authority of the
+    /// node trust root, and the certificate is checked at its time (Kyverno's
+    /// ImageValidatingPolicy, keyless with the log ignored and no TSA chain of its own).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trust_root_timestamps: bool,
     /// CT log public keys (PEM) the SCT must verify under; empty means the node trust root's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ct_log_keys: Vec<String>,

@@ -148,18 +148,18 @@ fn signing_key(
     cx: Context<'_>,
     verifies: impl Fn(&PublicKey) -> bool,
 ) -> Result<PublicKey, LayerFailure> {
-    let (signer, tlog, tsa) = (&by.signer, &by.tlog, by.tsa.as_ref());
+    let (signer, tlog) = (&by.signer, &by.tlog);
     let wrong = || LayerFailure::WrongSigner { location: String::new(), count: 0, signer: describe(signer) };
     match signer {
         Signer::Key(k) => {
             if !verifies(&k.key) {
                 return Err(wrong());
             }
-            stamp_time(layer, tsa, &describe(signer))?;
+            stamp_time(layer, by, cx, &describe(signer))?;
             check_tlog(layer, tlog, EntrySigner::PublicKey(&k.der), &describe(signer), cx)?;
             Ok(k.key.clone())
         }
-        Signer::Keyless(kl) => keyless_key(layer, kl, tlog, tsa, cx, verifies).map_err(|f| match f {
+        Signer::Keyless(kl) => keyless_key(layer, kl, by, cx, verifies).map_err(|f| match f {
             LayerFailure::WrongSigner { .. } => wrong(),
             other => other,
         }),
@@ -167,7 +167,7 @@ fn signing_key(
             if !verifies(&c.key) {
                 return Err(wrong());
             }
-            certificate_key(layer, c, tlog, tsa, &describe(signer), cx)?;
+            certificate_key(layer, c, by, &describe(signer), cx)?;
             Ok(c.key.clone())
         }
         Signer::Gpg(_) => Err(LayerFailure::NotCheckable(
@@ -192,11 +192,33 @@ fn signing_times(stamped: Option<i64>, logged: Option<i64>, now: i64) -> Vec<i64
 }
 
 /// The time the layer's RFC 3161 timestamps prove, when the policy trusts timestamp
-/// authorities. A timestamp that is present must verify (cosign fails the signature
-/// otherwise); only a sigstore bundle must carry one.
-fn stamp_time(layer: &SignatureLayer, tsa: Option<&Authorities>, who: &str) -> Result<Option<i64>, LayerFailure> {
-    let Some(tsa) = tsa else { return Ok(None) };
+/// authorities: its own TSA chain, or (for bundles, when it says so) the node trust root's.
+/// A timestamp that is present must verify (cosign fails the signature otherwise); only a
+/// sigstore bundle must carry one.
+fn stamp_time(layer: &SignatureLayer, by: &SignedBy, cx: Context<'_>, who: &str) -> Result<Option<i64>, LayerFailure> {
     let failed = |error| LayerFailure::Timestamp { signer: who.to_string(), error };
+    let bundle = layer.timestamps.over == Stamped::BundleSignature;
+    let from_root: Vec<(Authorities, &crate::verify::trust::Validity)>;
+    let authorities: Vec<(&Authorities, Option<&crate::verify::trust::Validity>)> = match &by.tsa {
+        Some(tsa) => vec![(tsa, None)],
+        None if by.trust_root_timestamps && bundle => {
+            from_root = cx
+                .trust
+                .tsas
+                .iter()
+                .map(|e| (Authorities { pool: e.pool.clone(), leaf: e.leaf.clone() }, &e.valid))
+                .collect();
+            if from_root.is_empty() {
+                return Err(LayerFailure::NotCheckable(
+                    "a signed timestamp is required (the log is ignored) but the node trust root names no \
+                     timestamp authority"
+                        .into(),
+                ));
+            }
+            from_root.iter().map(|(a, v)| (a, Some(*v))).collect()
+        }
+        None => return Ok(None),
+    };
     let stamps = &layer.timestamps;
     if stamps.tokens.is_empty() {
         return match stamps.over {
@@ -216,9 +238,21 @@ fn stamp_time(layer: &SignatureLayer, tsa: Option<&Authorities>, who: &str) -> R
     .map_err(|e| failed(TimestampError::Malformed(format!("the timestamped signature: {e}"))))?;
     let mut first = None;
     for token in &stamps.tokens {
-        let result = crate::encoding::b64(token)
-            .map_err(|e| TimestampError::NotBase64(e.to_string()))
-            .and_then(|der| timestamp::verify(&der, &covered, tsa));
+        let result =
+            crate::encoding::b64(token).map_err(|e| TimestampError::NotBase64(e.to_string())).and_then(|der| {
+                let mut last = TimestampError::Missing;
+                for (tsa, valid) in &authorities {
+                    match timestamp::verify(&der, &covered, tsa) {
+                        // A trust root's authority vouches only for times inside its window.
+                        Ok(at) if valid.is_none_or(|v| v.contains(at)) => return Ok(at),
+                        Ok(at) => {
+                            last = TimestampError::Untrusted { at, message: "outside the authority's validFor".into() }
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                Err(last)
+            });
         match result {
             Ok(at) => return Ok(Some(at)),
             Err(e) => {
@@ -232,8 +266,7 @@ fn stamp_time(layer: &SignatureLayer, tsa: Option<&Authorities>, who: &str) -> R
 fn keyless_key(
     layer: &SignatureLayer,
     kl: &Keyless,
-    tlog: &Tlog,
-    tsa: Option<&Authorities>,
+    by: &SignedBy,
     cx: Context<'_>,
     verifies: impl Fn(&PublicKey) -> bool,
 ) -> Result<PublicKey, LayerFailure> {
@@ -252,8 +285,8 @@ fn keyless_key(
     // A verified timestamp and the log entry, when required, prove when the signature was
     // made: short-lived certificates must have been valid then, not now.
     let holder = "the certificate's holder";
-    let stamped = stamp_time(layer, tsa, holder)?;
-    let logged = check_tlog(layer, tlog, EntrySigner::Certificate(&der), holder, cx)?.map(|e| e.integrated_time);
+    let stamped = stamp_time(layer, by, cx, holder)?;
+    let logged = check_tlog(layer, &by.tlog, EntrySigner::Certificate(&der), holder, cx)?.map(|e| e.integrated_time);
     let mut checked = None;
     for at in signing_times(stamped, logged, cx.now) {
         // The node's CAs that were valid then (trusted_root.json `validFor`); a policy's own
@@ -298,8 +331,7 @@ fn keyless_key(
 fn certificate_key(
     layer: &SignatureLayer,
     c: &CertificateSigner,
-    tlog: &Tlog,
-    tsa: Option<&Authorities>,
+    by: &SignedBy,
     who: &str,
     cx: Context<'_>,
 ) -> Result<(), LayerFailure> {
@@ -309,8 +341,8 @@ fn certificate_key(
         Some(cert) => EntrySigner::Certificate(&cert.der),
         None => EntrySigner::PublicKey(&c.spki),
     };
-    let stamped = stamp_time(layer, tsa, who)?;
-    let logged = check_tlog(layer, tlog, signer, who, cx)?.map(|e| e.integrated_time);
+    let stamped = stamp_time(layer, by, cx, who)?;
+    let logged = check_tlog(layer, &by.tlog, signer, who, cx)?.map(|e| e.integrated_time);
     if let Some(cert) = &carried {
         for at in signing_times(stamped, logged, cx.now) {
             cert.valid_at(at).map_err(LayerFailure::Carried)?;
@@ -453,7 +485,14 @@ mod tests {
     use crate::testutil::{payload, TestSigner};
 
     fn by_key(key: &crate::verify::signer::TrustedKey) -> SignedBy {
-        SignedBy { signer: Signer::Key(key.clone()), tlog: Tlog::Ignore, attestations: vec![], tsa: None, source: None }
+        SignedBy {
+            signer: Signer::Key(key.clone()),
+            tlog: Tlog::Ignore,
+            attestations: vec![],
+            tsa: None,
+            source: None,
+            trust_root_timestamps: false,
+        }
     }
 
     fn verify_key(
@@ -575,7 +614,7 @@ mod tests {
 
         fn by(signer: Signer, tlog: bool) -> SignedBy {
             let tlog = if tlog { Tlog::Require { url: None, keys: vec![] } } else { Tlog::Ignore };
-            SignedBy { signer, tlog, attestations: vec![], tsa: None, source: None }
+            SignedBy { signer, tlog, attestations: vec![], tsa: None, source: None, trust_root_timestamps: false }
         }
 
         #[test]
@@ -841,8 +880,14 @@ mod tests {
         fn a_policys_ct_log_key_replaces_the_nodes_ct_logs() {
             use crate::verify::trust::LogKey;
             let log = |name: &str| LogKey::from_pem(&vector(name)).unwrap();
-            let by =
-                |signer: Signer| SignedBy { signer, tlog: Tlog::Ignore, attestations: vec![], tsa: None, source: None };
+            let by = |signer: Signer| SignedBy {
+                signer,
+                tlog: Tlog::Ignore,
+                attestations: vec![],
+                tsa: None,
+                source: None,
+                trust_root_timestamps: false,
+            };
             let with_logs = |logs: Vec<LogKey>| {
                 let mut c =
                     CertificateSigner::from_pem(&vector("leaf-sct.pem"), Some(&vector("chain.pem")), true).unwrap();
@@ -962,6 +1007,7 @@ mod tests {
                 attestations: vec![ty.into()],
                 tsa: None,
                 source: None,
+                trust_root_timestamps: false,
             };
             let cx = Context { trust: &t, now: Context::now_secs() };
             verify_attestations(&atts(&["att-custom.json", "att-slsa.json"]), DIGEST, &want("slsaprovenance"), cx)
@@ -1051,6 +1097,7 @@ mod tests {
                 attestations: vec![],
                 tsa,
                 source: None,
+                trust_root_timestamps: false,
             }
         }
 
@@ -1103,6 +1150,7 @@ mod tests {
                 attestations: vec![],
                 tsa: Some(authorities("tsa-chain.pem")),
                 source: None,
+                trust_root_timestamps: false,
             };
             let layer = |stamps: &[&str]| SignatureLayer {
                 payload: vector("payload.json").into_bytes(),
@@ -1117,15 +1165,58 @@ mod tests {
             assert!(matches!(&e, LayerFailure::Timestamp { error: TimestampError::OtherMessage, .. }), "{e}");
         }
 
+        /// Kyverno ImageValidatingPolicy, keyless with the log ignored and no TSA chain: a
+        /// bundle is verified by its signed timestamp under the node trust root's timestamp
+        /// authorities (`shouldUseSignedTimestamps`), within each one's `validFor`.
+        #[test]
+        fn a_bundle_can_be_held_to_the_trust_roots_timestamp_authorities() {
+            let bundle = |stamped: bool| SignatureLayer {
+                payload: tsa_file("short.envelope.json"),
+                form: Form::Envelope,
+                certificate: Some(text("short-leaf.pem")),
+                timestamps: Timestamps {
+                    tokens: if stamped { vec![stamp("short.envelope.tsr")] } else { vec![] },
+                    over: crate::registry::Stamped::BundleSignature,
+                },
+                ..Default::default()
+            };
+            let mut by = keyless(None);
+            by.trust_root_timestamps = true;
+            let root = TrustRoot::parse(&tsa_file("trusted_root-tsa.json"), "trusted_root-tsa.json").unwrap();
+            let later = expiry() + 86_400;
+            let on = |trust: &TrustRoot, by: &SignedBy, layer: SignatureLayer| {
+                let s = Signatures { location: "l".into(), layers: vec![layer] };
+                verify_signatures(&s, DIGEST, by, Context { trust, now: later })
+            };
+            assert_eq!(on(&root, &by, bundle(true)), Ok(()));
+            // No timestamp: required, even though the certificate would be checked now.
+            let e = on(&root, &by, bundle(false)).unwrap_err();
+            assert!(matches!(&e, LayerFailure::Timestamp { error: TimestampError::Missing, .. }), "{e}");
+            // A trust root without timestamp authorities cannot vouch: refused, saying so.
+            let e = on(&TrustRoot::empty(), &by, bundle(true)).unwrap_err();
+            assert!(matches!(&e, LayerFailure::NotCheckable(_)), "{e}");
+            // An authority whose validFor ended before the timestamp does not vouch for it.
+            let mut v: serde_json::Value = serde_json::from_slice(&tsa_file("trusted_root-tsa.json")).unwrap();
+            v["timestampAuthorities"][0]["validFor"]["end"] = "2021-01-01T00:00:00Z".into();
+            let retired = TrustRoot::parse(v.to_string().as_bytes(), "t.json").unwrap();
+            let e = on(&retired, &by, bundle(true)).unwrap_err();
+            assert!(matches!(&e, LayerFailure::Timestamp { error: TimestampError::Untrusted { .. }, .. }), "{e}");
+            // Without the flag the timestamp is not read, and the certificate has expired.
+            let e = on(&root, &keyless(None), bundle(true)).unwrap_err();
+            assert!(matches!(&e, LayerFailure::Certificate(_)), "{e}");
+        }
+
         #[test]
         fn a_bundle_verified_against_a_tsa_must_carry_a_timestamp() {
             let by = keyless(Some(authorities("tsa-chain.pem")));
             let mut layer = short_layer(&[]);
             layer.timestamps.over = crate::registry::Stamped::BundleSignature;
-            let failure = stamp_time(&layer, by.tsa.as_ref(), "x").unwrap_err();
+            let t = TrustRoot::empty();
+            let cx = Context { trust: &t, now: 0 };
+            let failure = stamp_time(&layer, &by, cx, "x").unwrap_err();
             assert!(matches!(&failure, LayerFailure::Timestamp { error: TimestampError::Missing, .. }), "{failure}");
             // A .sig layer need not.
-            assert_eq!(stamp_time(&short_layer(&[]), by.tsa.as_ref(), "x"), Ok(None));
+            assert_eq!(stamp_time(&short_layer(&[]), &by, cx, "x"), Ok(None));
         }
     }
 }

@@ -60,6 +60,10 @@ pub struct SignedBy {
     /// must carry one, and certificates are also checked at the time it proves. `None`:
     /// timestamps are not read.
     pub tsa: Option<super::timestamp::Authorities>,
+    /// Without `tsa`: a sigstore bundle must carry a timestamp from one of the node trust
+    /// root's timestamp authorities, as for `tsa` (Kyverno ImageValidatingPolicy's keyless
+    /// attestors with the log ignored); other layers' timestamps are not read.
+    pub trust_root_timestamps: bool,
     /// Where the signatures are kept when not in the image's own repository (a normalised
     /// `registry/path`): what the evaluator fetches for this signer; verification is the same.
     pub source: Option<String>,

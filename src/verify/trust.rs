@@ -148,6 +148,15 @@ impl fmt::Debug for LogKey {
     }
 }
 
+/// A trust root's timestamp authority: its chain's roots and intermediates, its own
+/// certificate (the chain's first, when not self-signed), and when it was trusted.
+#[derive(Clone, Default)]
+pub struct TsaEntry {
+    pub valid: Validity,
+    pub pool: CaPool,
+    pub leaf: Option<CertificateDer<'static>>,
+}
+
 /// The node's trust root. Empty unless configured: then keyless and transparency-log
 /// checks have nothing to trust and fail closed, unless a policy brings its own material.
 #[derive(Clone, Default)]
@@ -156,6 +165,8 @@ pub struct TrustRoot {
     pub fulcio: Vec<(Validity, CaPool)>,
     pub rekor: Vec<LogKey>,
     pub ctlogs: Vec<LogKey>,
+    /// Timestamp authorities (`timestampAuthorities`), each with the time it may have stamped in.
+    pub tsas: Vec<TsaEntry>,
     /// Content hash of the file, or `none`.
     pub version: String,
 }
@@ -239,6 +250,26 @@ impl TrustRoot {
             }
             Ok(keys)
         };
+        for (i, tsa) in root.timestamp_authorities.iter().enumerate() {
+            let what = || format!("timestampAuthorities[{i}]");
+            let chain = tsa.cert_chain.as_ref().map(|c| c.certificates.as_slice()).unwrap_or_default();
+            let mut pool = CaPool::default();
+            for c in chain {
+                pool.add(c.raw_bytes.clone()).map_err(|m| entry(what(), m.to_string()))?;
+            }
+            if pool.roots.is_empty() {
+                return Err(entry(what(), "no self-signed root in certChain".into()));
+            }
+            // sigstore orders a TSA's chain leaf first.
+            let leaf = match chain.first() {
+                Some(first) if chain.len() > 1 && pool.intermediates.iter().any(|c| c.as_ref() == first.raw_bytes) => {
+                    pool.intermediates.retain(|c| c.as_ref() != first.raw_bytes);
+                    Some(CertificateDer::from(first.raw_bytes.clone()))
+                }
+                _ => None,
+            };
+            out.tsas.push(TsaEntry { valid: Validity::from_proto(tsa.valid_for.as_ref()), pool, leaf });
+        }
         out.rekor = logs(&root.tlogs, "tlogs")?;
         out.ctlogs = logs(&root.ctlogs, "ctlogs")?;
         Ok(out)

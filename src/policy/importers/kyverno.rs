@@ -707,6 +707,7 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
             attestations: Vec::new(),
             tsa_cert_chain: tsa_chain(k.ctlog.as_ref()),
             repository: None,
+            trust_root_timestamps: false,
         }),
     ))
 }
@@ -763,6 +764,7 @@ fn certificate_authority(
             attestations: Vec::new(),
             tsa_cert_chain,
             repository: None,
+            trust_root_timestamps: false,
         }),
     };
     Ok(NormalAuthority::new(label, check))

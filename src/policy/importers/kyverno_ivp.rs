@@ -718,6 +718,10 @@ fn attestor_check(c: &Cosign) -> Result<Check, IvpError> {
         ignore_sct: ctlog.is_some_and(|l| l.insecure_ignore_sct),
         ct_log_keys: ct_log_keys(ctlog),
         attestations: Vec::new(),
+        // Kyverno's bundle detection: with the log ignored and no TSA chain of its own, a
+        // keyless attestor verifies a sigstore bundle by its signed timestamp, under the
+        // trusted root's timestamp authorities (`shouldUseSignedTimestamps`).
+        trust_root_timestamps: tsa_cert_chain.is_none() && ctlog.is_some_and(|l| l.insecure_ignore_tlog),
         tsa_cert_chain,
         repository: None,
     }))
@@ -782,6 +786,7 @@ fn certificate(
             attestations: Vec::new(),
             tsa_cert_chain: tsa_cert_chain.clone(),
             repository: None,
+            trust_root_timestamps: false,
         }),
     })
 }
@@ -1142,6 +1147,30 @@ mod tests {
         assert!(foreign.failures[0].contains("(attestor cosign: 1 signature(s)"), "says why: {foreign:?}");
         // Images the policy does not select are left to the node's no-match action.
         assert!(s.matching("quay.io/app:1", "quay.io/app", None).is_empty());
+    }
+
+    /// Kyverno reads a keyless attestor's bundles by their signed timestamp, under the trusted
+    /// root's authorities, when the log is ignored and it has no TSA chain of its own.
+    #[test]
+    fn keyless_without_the_log_uses_the_trust_roots_timestamp_authorities() {
+        let keyless = |ctlog: &str| {
+            let yaml = format!(
+                "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: k}}\nspec:\n  \
+                 matchImageReferences: [{{glob: \"registry.example/*\"}}]\n  attestors:\n  - name: ci\n    cosign:\n      \
+                 ctlog: {ctlog}\n      keyless:\n        identities:\n        - {{issuer: i, subject: s}}\n  validations:\n  - \
+                 expression: images.containers.map(i, verifyImageSignatures(i, [attestors.ci])).all(e, e > 0)\n"
+            );
+            let doc = &parse_documents(Path::new("t.yaml"), &yaml).unwrap()[0];
+            let i = super::super::import(doc).unwrap();
+            let Check::Cel(c) = &i.policies[0].requirements[0].authorities[0].check else { panic!() };
+            match &c.attestors[0].check {
+                Check::Keyless(k) => k.trust_root_timestamps,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(keyless("{insecureIgnoreTlog: true}"));
+        assert!(!keyless("{insecureIgnoreTlog: false}"));
+        assert!(!keyless("{insecureIgnoreTlog: true, tsaCertChain: x}"));
     }
 
     /// `source.repository`: the attestor's signatures (and attestations) are read from that

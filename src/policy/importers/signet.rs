@@ -188,6 +188,7 @@ fn authority_check(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, A
             attestations,
             tsa_cert_chain: None,
             repository: None,
+            trust_root_timestamps: false,
         }));
     }
     let key = a.key.as_ref().expect("counted above");
