@@ -352,7 +352,8 @@ cri_client() {
   if [ -z "$proto" ]; then
     # The CRI proto as the k8s-cri crate ships it, fetched by cargo from crates.io.
     mkdir -p "$STATE/cri-fetch/src"; echo 'fn main() {}' > "$STATE/cri-fetch/src/main.rs"
-    printf '[package]\nname = "cri-fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nk8s-cri = "0.11"\n' > "$STATE/cri-fetch/Cargo.toml"
+    # (its own workspace: the default state dir is inside this repository's)
+    printf '[package]\nname = "cri-fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nk8s-cri = "0.11"\n[workspace]\n' > "$STATE/cri-fetch/Cargo.toml"
     (cd "$STATE/cri-fetch" && cargo fetch -q)
     proto=$(find_proto)
   fi
