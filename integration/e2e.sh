@@ -10,15 +10,15 @@
 # Each section runs in a subshell of its own with its own work dir, policies and signet
 # process, and cleans up after itself; a failing section is reported and the run goes on.
 # This file is the driver; the checks' helpers are e2e/checks.sh and the sections live in
-# e2e/<theme>.sh (enforce, faults, languages, signers, registries, images, kms, ivp).
+# e2e/<theme>.sh (enforce, faults, languages, signers, timestamps, registries, images, kms, ivp).
 # Ends with a per-runtime, per-section summary, the count of unverified images that started
 # in enforce mode, and "N passed, N failed"; exits 1 on any failure.
 set -uo pipefail   # (no -e: a failing check is counted and reported, not fatal)
 . "$(dirname "$0")/lib.sh"
 
 SECTIONS_ALL="enforce restart key2 warn config policy-reload registry-down faults no-plugin languages
-  keyless referrers bundle-sign cosign3 notation gpg mirror sigrepo tls namespaces image-volume by-id policy-cli cluster preinstalled
-  kms ivp"
+  keyless referrers bundle-sign cosign3 timestamps notation gpg mirror sigrepo tls namespaces image-volume by-id
+  policy-cli cluster preinstalled kms ivp"
 if [ "${1:-}" = --list ]; then echo $SECTIONS_ALL; exit 0; fi
 SECTIONS=${E2E_SECTIONS:-$SECTIONS_ALL}
 RUNTIMES=${E2E_RUNTIMES:-1.7 2.x}
@@ -29,7 +29,7 @@ done
 E2E=$(dirname "$0")/e2e
 # shellcheck source=integration/e2e/checks.sh
 . "$E2E/checks.sh"
-for f in enforce faults languages signers registries images kms ivp; do
+for f in enforce faults languages signers timestamps registries images kms ivp; do
   # shellcheck disable=SC1090
   . "$E2E/$f.sh"
 done

@@ -20,7 +20,8 @@
 #                             (All three: integrated now, signed by LOGKEY, default rekor.key;
 #                             integration/rekor-entry.py makes them.)
 #   pki_tsa                   an RFC 3161 timestamp authority: tsa-root.pem -> tsa-inter.pem ->
-#                             tsa.pem (critical extended key usage timeStamping, key tsa.key);
+#                             tsa.pem (critical extended key usage timeStamping, key tsa.key; the
+#                             intermediate limited to timeStamping too, which cosign 2.5 requires);
 #                             tsa-chain.pem = leaf + inter + root (Kyverno's tsaCertChain);
 #                             tsa-noncritical.pem (the same purpose, not critical: openssl will
 #                             not sign under it), tsa-rsa.pem (an RSA signer) and tsa.cnf for
@@ -166,6 +167,7 @@ subjectKeyIdentifier=hash
 [inter]
 basicConstraints=critical,CA:TRUE,pathlen:0
 keyUsage=critical,keyCertSign,cRLSign
+extendedKeyUsage=timeStamping
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid
 [leaf]

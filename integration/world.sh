@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's own e2e world on one Debian 12 machine (root, no systemd needed, cgroup v1 or
 # v2): a local registry with byte-reproducible images signed by real cosign 2 and 3, skopeo
-# and notation, and two real containerd runtimes with NRI that the suite runs against in turn.
+# and notation, an RFC 3161 timestamp authority (integration/tsa.py), and two real containerd
+# runtimes with NRI that the suite runs against in turn.
 #
 #   bash integration/world.sh up [RUNTIME...]   packages, registry, images, signatures, the
 #                                              runtimes (default: all), the CRI client; idempotent
@@ -21,6 +22,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 STATE=${WORLD_STATE:-${PROBE_STATE:-$REPO/target/e2e-state}}
 REG=127.0.0.1:5000
+# The timestamp authority: cosign 2's --timestamp-server-url, cosign 3's signing config.
+TSA_ADDR=127.0.0.1:5317
+TSA_URL=http://$TSA_ADDR/api/v1/timestamp
 ALL_RUNTIMES="1.7 2.x"
 PREFIX=$STATE/prefix
 # containerd 1.7 (NRI 0.6.1) drops a plugin that misses this deadline and creates the
@@ -139,6 +143,20 @@ registry_up() {
   until_ok 10 curl -fsS "http://$REG/v2/" || die "registry did not come up: $(tail -5 "$d/registry.log")"
 }
 
+# ------------------------------------------------------------------------------ timestamp authority
+# Its keys and certificates are made once (integration/testpki.sh pki_tsa) and kept with the state.
+tsa_up() {
+  local d=$STATE/tsa
+  mkdir -p "$d"
+  [ -f "$d/tsa.cnf" ] || (cd "$d" && . "$HERE/testpki.sh" && pki_tsa)
+  if ! alive "$d/tsa.pid"; then
+    curl -fsS "http://$TSA_ADDR/" >/dev/null 2>&1 && die "something not started by this world already serves $TSA_ADDR"
+    setsid /usr/bin/python3 "$HERE/tsa.py" "$d" --port "${TSA_ADDR##*:}" >> "$d/tsa.log" 2>&1 < /dev/null &
+    echo $! > "$d/tsa.pid"
+  fi
+  until_ok 10 curl -fsS "http://$TSA_ADDR/" || die "timestamp authority did not come up: $(tail -5 "$d/tsa.log")"
+}
+
 # ------------------------------------------------------------------------------ images and signatures
 # push_image NAME [ENTRYPOINT-JSON CMD-JSON]: build and push $REG/probe/NAME:v1; prints the digest.
 push_image() {
@@ -189,6 +207,11 @@ images_and_signatures() {
   [ -f "$STATE/cosign3-offline.json" ] || HOME=$STATE "$COSIGN3" signing-config create --no-default-fulcio \
     --no-default-oidc --no-default-rekor --no-default-tsa --out "$STATE/cosign3-offline.json" >/dev/null 2>&1 \
     || die "cosign 3 could not write an offline signing config"
+  # ... and one naming only the world's TSA: offline, with an RFC 3161 timestamp.
+  [ -f "$STATE/cosign3-tsa.json" ] || HOME=$STATE "$COSIGN3" signing-config create --no-default-fulcio \
+    --no-default-oidc --no-default-rekor --no-default-tsa --tsa-config=EXACT:1 \
+    --tsa="url=$TSA_URL,api-version=1,start-time=2024-01-01T00:00:00Z,operator=signet-world" \
+    --out "$STATE/cosign3-tsa.json" >/dev/null 2>&1 || die "cosign 3 could not write a signing config naming the TSA"
 
   # notation: a test certificate of its own, in a config dir inside the world.
   if ! notation cert ls 2>/dev/null | grep signet-world >/dev/null; then
@@ -352,7 +375,8 @@ cri_client() {
   if [ -z "$proto" ]; then
     # The CRI proto as the k8s-cri crate ships it, fetched by cargo from crates.io.
     mkdir -p "$STATE/cri-fetch/src"; echo 'fn main() {}' > "$STATE/cri-fetch/src/main.rs"
-    printf '[package]\nname = "cri-fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nk8s-cri = "0.11"\n' > "$STATE/cri-fetch/Cargo.toml"
+    # (its own workspace: the default state dir is inside this repository's)
+    printf '[package]\nname = "cri-fetch"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nk8s-cri = "0.11"\n[workspace]\n' > "$STATE/cri-fetch/Cargo.toml"
     (cd "$STATE/cri-fetch" && cargo fetch -q)
     proto=$(find_proto)
   fi
@@ -380,6 +404,7 @@ export CRI="env CRI_ENDPOINT=unix://$RT_SOCK CRI_STATE=$STATE $STATE/venv/bin/py
 export CTR="$RT_CTR --address $RT_SOCK -n k8s.io"
 export SKOPEO_SIGSTORE=$SKOPEO_SIGSTORE
 export COSIGN3=$COSIGN3 COSIGN3_SIGNING_CONFIG=$STATE/cosign3-offline.json TUF_ROOT=$TUF_ROOT
+export TSA_URL=$TSA_URL TSA_CHAIN=$STATE/tsa/tsa-chain.pem COSIGN3_TSA_SIGNING_CONFIG=$STATE/cosign3-tsa.json
 export NOTATION_CONFIG=$NOTATION_CONFIG
 export IMG_SIGNED=$REG/probe/signed:v1 IMG_SIGNED_DIGEST=$D_SIGNED
 export IMG_UNSIGNED=$REG/probe/unsigned:v1 IMG_UNSIGNED_DIGEST=$D_UNSIGNED
@@ -398,6 +423,7 @@ cmd_up() {
   t0=$(date +%s)
   packages;              t=$(date +%s); say "packages ready ($((t - t0)) s)"
   registry_up
+  tsa_up
   images_and_signatures; say "registry, images and signatures ready ($(( $(date +%s) - t )) s)"; t=$(date +%s)
   cri_client
   for rt in $rts; do
@@ -412,9 +438,11 @@ cmd_up() {
 cmd_down() {
   local rt
   for rt in $ALL_RUNTIMES; do rt_stop "$rt"; done
-  local p=$STATE/registry/registry.pid
-  if alive "$p"; then kill "$(cat "$p")"; until_ok 10 bash -c "! kill -0 $(cat "$p")" || true; fi
-  rm -f "$p"
+  local p
+  for p in "$STATE/registry/registry.pid" "$STATE/tsa/tsa.pid"; do
+    if alive "$p"; then kill "$(cat "$p")"; until_ok 10 bash -c "! kill -0 $(cat "$p")" || true; fi
+    rm -f "$p"
+  done
   # runc leaves the (empty) per-pod cgroup parents behind
   local d
   for d in /sys/fs/cgroup/*/probe-pods /sys/fs/cgroup/probe-pods; do
@@ -434,6 +462,7 @@ cmd_down() {
 cmd_status() {
   local rt
   alive "$STATE/registry/registry.pid" && echo "registry: up ($REG)" || echo "registry: down"
+  alive "$STATE/tsa/tsa.pid" && echo "timestamp authority: up ($TSA_URL)" || echo "timestamp authority: down"
   for rt in $ALL_RUNTIMES; do
     rt_vars "$rt"
     if alive "$RT_DIR/containerd.pid"; then echo "containerd $rt: up ($RT_SOCK)"; else echo "containerd $rt: down"; fi

@@ -3,13 +3,12 @@
 //! `sha256-<hex>` fallback-tag index, each referrer manifest and each sigstore bundle, served
 //! byte for byte by a registry on loopback that has no referrers API, as distribution 2.8.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 
+use common::{serve, sha256, Objects, INDEX, MANIFEST};
 use serde_json::Value;
 
 fn vectors() -> PathBuf {
@@ -24,19 +23,11 @@ fn digest(name: &str) -> String {
     images()[name]["digest"].as_str().unwrap().to_owned()
 }
 
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-
-fn sha256(b: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
-}
-
 /// The registry's objects by path, as cosign 3 left them. `tamper` may rewrite a bundle; the
 /// registry then names it consistently, as a hostile registry can (the fallback tag is
 /// mutable): the manifest names the new bundle's digest and the index the new manifest's.
-fn objects(tamper: &dyn Fn(&str, Vec<u8>) -> Vec<u8>) -> HashMap<String, (&'static str, Vec<u8>)> {
-    let mut out = HashMap::new();
+fn objects(tamper: &dyn Fn(&str, Vec<u8>) -> Vec<u8>) -> Objects {
+    let mut out = Objects::new();
     let read = |f: String| std::fs::read(vectors().join(f)).unwrap();
     for (name, image) in images().as_object().unwrap() {
         let repo = format!("/v2/vectors/{name}");
@@ -60,57 +51,6 @@ fn objects(tamper: &dyn Fn(&str, Vec<u8>) -> Vec<u8>) -> HashMap<String, (&'stat
         out.insert(format!("{repo}/manifests/sha256-{hex}"), (INDEX, serde_json::to_vec(&index).unwrap()));
     }
     out
-}
-
-/// A plain-HTTP registry on loopback serving `objects`; everything else is 404, as
-/// distribution 2.8 answers the `.sig` tag and the referrers API here.
-fn serve(objects: HashMap<String, (&'static str, Vec<u8>)>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let host = listener.local_addr().unwrap().to_string();
-    let objects = Arc::new(objects);
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let objects = Arc::clone(&objects);
-            std::thread::spawn(move || answer(conn, &objects));
-        }
-    });
-    host
-}
-
-fn answer(conn: TcpStream, objects: &HashMap<String, (&'static str, Vec<u8>)>) {
-    let mut reader = BufReader::new(conn.try_clone().unwrap());
-    let mut conn = conn;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-        let mut body_len = 0;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            if h.trim().is_empty() {
-                break;
-            }
-            if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                body_len = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut skip = vec![0; body_len];
-        let _ = reader.read_exact(&mut skip);
-        let (status, ctype, body) = match (path.as_str(), objects.get(&path)) {
-            ("/v2/", _) => ("200 OK", "application/json", b"{}".to_vec()),
-            (_, Some((ctype, body))) => ("200 OK", *ctype, body.clone()),
-            _ => ("404 Not Found", "application/json", br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#.to_vec()),
-        };
-        let head = format!("HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n", body.len());
-        if conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(&body)).is_err() {
-            return;
-        }
-    }
 }
 
 struct World {

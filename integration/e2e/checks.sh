@@ -48,6 +48,7 @@ section_cleanup() {
   [ -n "${FAULT_PID:-}" ] && kill "$FAULT_PID" 2>/dev/null
   [ -n "${TLS_PID:-}" ] && kill "$TLS_PID" 2>/dev/null
   [ -n "${FAR_PID:-}" ] && kill "$FAR_PID" 2>/dev/null
+  [ -n "${OTHER_TSA_PID:-}" ] && kill "$OTHER_TSA_PID" 2>/dev/null
   rm -rf "$CONTAINERD_CERTS/faulty.local" "$CONTAINERD_CERTS/tls.local" "$CONTAINERD_CERTS/faraway.local"
   if [ -e "$NRI_PLUGIN_DIR/05-signet" ]; then
     rm -f "$NRI_PLUGIN_DIR/05-signet" /etc/signet/config.toml
