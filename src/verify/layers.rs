@@ -470,6 +470,16 @@ fn check_envelope(
     if layer.form != Form::Envelope {
         return Err(LayerFailure::Attestation(dsse::AttestationError::Malformed("not a DSSE envelope".into())));
     }
+    // sigstore-go takes a bundle's envelope with exactly one signature: its timestamp covers
+    // that one, and with more, another signature could verify under a time it never had.
+    if layer.timestamps.over == Stamped::BundleSignature {
+        let count = dsse::open(&layer.payload).map_err(LayerFailure::Attestation)?.signatures.len();
+        if count != 1 {
+            return Err(LayerFailure::Attestation(dsse::AttestationError::Malformed(format!(
+                "a sigstore bundle's envelope holds {count} signatures, not exactly one"
+            ))));
+        }
+    }
     let key = signing_key(layer, by, cx, |k| {
         // Only the envelope's own signature matters; the full check follows.
         dsse::verify(&layer.payload, k, digest, predicate)
@@ -1204,6 +1214,14 @@ mod tests {
             // Without the flag the timestamp is not read, and the certificate has expired.
             let e = on(&root, &keyless(None), bundle(true)).unwrap_err();
             assert!(matches!(&e, LayerFailure::Certificate(_)), "{e}");
+            // A second signature beside the timestamped one (review finding): the timestamp
+            // covers the first only, so the envelope is refused, as sigstore-go refuses it.
+            let mut two: serde_json::Value = serde_json::from_slice(&tsa_file("short.envelope.json")).unwrap();
+            let first = two["signatures"][0].clone();
+            two["signatures"].as_array_mut().unwrap().push(first);
+            let e =
+                on(&root, &by, SignatureLayer { payload: two.to_string().into_bytes(), ..bundle(true) }).unwrap_err();
+            assert!(matches!(&e, LayerFailure::Attestation(_)) && e.to_string().contains("exactly one"), "{e}");
         }
 
         #[test]

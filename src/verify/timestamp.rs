@@ -110,13 +110,19 @@ impl Authorities {
             return Err(TsaChainError::TooMany(count));
         }
         let mut pool = CaPool::from_pem(text)?;
-        let mut leaves = pool.intermediates.iter().filter(|c| !is_ca(c.as_ref()));
-        let leaf = leaves.next().cloned();
-        if leaves.next().is_some() {
+        // As cosign splits it: a certificate that is not a CA is the TSA's, self-signed or
+        // not; only self-signed CAs are roots.
+        let mut leaves =
+            pool.intermediates.iter().chain(&pool.roots).filter(|c| !is_ca(c.as_ref())).cloned().collect::<Vec<_>>();
+        if leaves.len() > 1 {
             return Err(TsaChainError::TwoLeaves);
         }
         pool.intermediates.retain(|c| is_ca(c.as_ref()));
-        Ok(Self { pool, leaf })
+        pool.roots.retain(|c| is_ca(c.as_ref()));
+        if pool.roots.is_empty() {
+            return Err(TsaChainError::Material(super::trust::MaterialError::NoRoot));
+        }
+        Ok(Self { pool, leaf: leaves.pop() })
     }
 
     /// A Notary Project `tsa` trust store: every certificate is an anchor (notation-go puts
@@ -248,22 +254,26 @@ pub fn verify_stamp(token: &[u8], message: &[u8], tsa: &Authorities) -> Result<S
     if !verified {
         return Err(TimestampError::BadSignature(signer.signature_algorithm.oid.to_string()));
     }
-    Ok(Stamp { at, accuracy: accuracy(&tst) })
+    Ok(Stamp { at, accuracy: accuracy(&tst)? })
 }
 
 /// The TSTInfo's accuracy in whole seconds, rounded up; none stated is none, but a second
 /// under the baseline policy.
-fn accuracy(tst: &TstInfo) -> i64 {
+fn accuracy(tst: &TstInfo) -> Result<i64, TimestampError> {
     let Some(a) = &tst.accuracy else {
-        return i64::from(tst.policy == BASELINE_POLICY);
+        return Ok(i64::from(tst.policy == BASELINE_POLICY));
     };
+    // RFC 3161: millis and micros are 1..=999 when present.
+    if [a.millis, a.micros].iter().flatten().any(|v| !(1..=999).contains(v)) {
+        return Err(TimestampError::Malformed("accuracy millis or micros outside 1..999".into()));
+    }
     let micros = a.seconds.unwrap_or(0) as i128 * 1_000_000
         + i128::from(a.millis.unwrap_or(0)) * 1_000
         + i128::from(a.micros.unwrap_or(0));
     if micros == 0 && tst.policy == BASELINE_POLICY {
-        return 1;
+        return Ok(1);
     }
-    ((micros.max(0) + 999_999) / 1_000_000).min(i64::MAX as i128) as i64
+    Ok(((micros.max(0) + 999_999) / 1_000_000).min(i64::MAX as i128) as i64)
 }
 
 fn valid_at(der: &[u8], at: i64) -> Result<(), TimestampError> {
@@ -488,6 +498,15 @@ mod tests {
         let many = text("tsa-inter.pem").repeat(MAX_TSA_CHAIN) + &text("tsa-root.pem");
         assert_eq!(Authorities::from_pem(&many).unwrap_err(), TsaChainError::TooMany(MAX_TSA_CHAIN + 1));
         assert!(matches!(Authorities::from_pem(&text("tsa-inter.pem")), Err(TsaChainError::Material(_))));
+        // A self-signed certificate that is not a CA is a TSA's own, never a root (as cosign
+        // splits a chain; review finding): alone it leaves no root.
+        let self_signed = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign/sha512-signer.pem"),
+        )
+        .unwrap();
+        assert!(matches!(Authorities::from_pem(&self_signed), Err(TsaChainError::Material(_))));
+        let with_root = Authorities::from_pem(&format!("{self_signed}{}", text("tsa-root.pem"))).unwrap();
+        assert!(with_root.leaf.is_some() && with_root.pool.roots.len() == 1);
     }
 
     #[test]

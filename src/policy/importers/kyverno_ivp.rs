@@ -638,6 +638,13 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
             notes.push(format!("attestor {}: source.PullSecrets are not used on the node", a.name));
         }
     }
+    if c.ctlog.as_ref().is_some_and(|l| l.ct_log_pub_key.is_some()) {
+        notes.push(format!(
+            "attestor {}: ctlog.ctLogPubKey is not used: cosign checks an embedded SCT against the trusted root \
+             Kyverno hands it, and the node against its trust root's CT logs",
+            a.name
+        ));
+    }
     // `source.repository`: signatures and attestations are read from there.
     attestor_check(c).map(|check| match &repository {
         Some(repo) => check.from_repository(repo),
@@ -727,14 +734,11 @@ fn attestor_check(c: &Cosign) -> Result<Check, IvpError> {
     }))
 }
 
-/// `ctlog.ctLogPubKey`: the CT log key SCTs must verify under instead of the trust root's
-/// (Kyverno's `CTLogPubKeys`); not read when SCTs are ignored.
-fn ct_log_keys(c: Option<&Ctlog>) -> Vec<String> {
-    c.filter(|c| !c.insecure_ignore_sct)
-        .and_then(|c| c.ct_log_pub_key.clone())
-        .filter(|k| !k.trim().is_empty())
-        .into_iter()
-        .collect()
+/// `ctlog.ctLogPubKey` is handed to cosign as `CTLogPubKeys`, but Kyverno also hands it the
+/// trusted root, and cosign then checks an embedded SCT against the trusted root's CT logs
+/// and never reads the key: so does the node (its trust root's CT logs; none from the policy).
+fn ct_log_keys(_: Option<&Ctlog>) -> Vec<String> {
+    Vec::new()
 }
 
 /// A `cosign.certificate` attestor, as Kyverno hands it to cosign: with `cert`, signatures
@@ -1164,13 +1168,16 @@ mod tests {
             let i = super::super::import(doc).unwrap();
             let Check::Cel(c) = &i.policies[0].requirements[0].authorities[0].check else { panic!() };
             match &c.attestors[0].check {
-                Check::Keyless(k) => k.trust_root_timestamps,
+                Check::Keyless(k) => k.clone(),
                 other => panic!("{other:?}"),
             }
         };
-        assert!(keyless("{insecureIgnoreTlog: true}"));
-        assert!(!keyless("{insecureIgnoreTlog: false}"));
-        assert!(!keyless("{insecureIgnoreTlog: true, tsaCertChain: x}"));
+        assert!(keyless("{insecureIgnoreTlog: true}").trust_root_timestamps);
+        assert!(!keyless("{insecureIgnoreTlog: false}").trust_root_timestamps);
+        assert!(!keyless("{insecureIgnoreTlog: true, tsaCertChain: x}").trust_root_timestamps);
+        // ctLogPubKey: cosign checks an embedded SCT against the trusted root Kyverno hands it,
+        // never this key (review finding); the node keeps its trust root's CT logs too.
+        assert!(keyless("{ctLogPubKey: x}").ct_log_keys.is_empty());
     }
 
     /// `source.repository`: the attestor's signatures (and attestations) are read from that
