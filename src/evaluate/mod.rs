@@ -411,6 +411,7 @@ mod tests {
                 tsa: None,
                 source: None,
                 trust_root_timestamps: false,
+                trust: None,
             }))
         };
         let p = policy("notary", Mode::Enforce, vec![by(vec![])]);

@@ -87,6 +87,8 @@ pub enum AuthorityError {
     AnyHolder,
     #[error("transparency log key: {0}")]
     LogKey(MaterialError),
+    #[error("{0}")]
+    TrustedRoot(crate::verify::trust::TrustError),
     #[error("signature repository {repository:?}: {why}")]
     Repository { repository: String, why: String },
     #[error("CT log key: {0}")]
@@ -288,7 +290,7 @@ fn fails_closed(name: &str, kind: &AuthorityKind) -> Vec<String> {
 
 fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<AuthorityKind, AuthorityError> {
     let unavailable = |why: KeyUnavailable| Ok(AuthorityKind::Unsupported(why.to_string()));
-    let (signer, rekor, rekor_keys, attestations, tsa, repository) = match &a.check {
+    let (signer, rekor, rekor_keys, attestations, tsa, repository, trusted_root) = match &a.check {
         Check::Static(StaticAction::Pass) => return Ok(AuthorityKind::StaticPass),
         Check::Static(StaticAction::Fail) => return Ok(AuthorityKind::StaticFail),
         Check::Unsupported(reason) => return Ok(AuthorityKind::Unsupported(reason.clone())),
@@ -314,7 +316,15 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                     TrustedKey::from_pem_with(pem.as_bytes(), signing)?
                 }
             };
-            (Signer::Key(key), &k.rekor, &k.rekor_keys, &k.attestations, &k.tsa_cert_chain, &k.repository)
+            (
+                Signer::Key(key),
+                &k.rekor,
+                &k.rekor_keys,
+                &k.attestations,
+                &k.tsa_cert_chain,
+                &k.repository,
+                &k.trusted_root,
+            )
         }
         Check::Gpg(g) => {
             let text = match resolve(&g.key, keys)? {
@@ -335,6 +345,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 tsa: None,
                 source: None,
                 trust_root_timestamps: false,
+                trust: None,
             };
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
@@ -353,6 +364,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 tsa: None,
                 source: None,
                 trust_root_timestamps: false,
+                trust: None,
             };
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
@@ -366,7 +378,15 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                     Signing { hash: Some(hash), padding: None },
                 )?;
             }
-            (Signer::Certificate(signer), &c.rekor, &c.rekor_keys, &c.attestations, &c.tsa_cert_chain, &c.repository)
+            (
+                Signer::Certificate(signer),
+                &c.rekor,
+                &c.rekor_keys,
+                &c.attestations,
+                &c.tsa_cert_chain,
+                &c.repository,
+                &c.trusted_root,
+            )
         }
         Check::Keyless(k) => {
             let identities = k
@@ -388,11 +408,16 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
             }
             let signer =
                 Signer::Keyless(Keyless { identities, ca, sct: !k.ignore_sct, sct_logs: ct_log_keys(&k.ct_log_keys)? });
-            (signer, &k.rekor, &k.rekor_keys, &k.attestations, &k.tsa_cert_chain, &k.repository)
+            (signer, &k.rekor, &k.rekor_keys, &k.attestations, &k.tsa_cert_chain, &k.repository, &k.trusted_root)
         }
     };
     let tsa = tsa.as_deref().map(Authorities::from_pem).transpose().map_err(AuthorityError::Tsa)?;
     let source = repository.as_deref().map(signature_repository).transpose()?;
+    let trust = trusted_root
+        .as_deref()
+        .map(|json| crate::verify::trust::TrustRoot::parse(json.as_bytes(), "trustedRoot").map(std::sync::Arc::new))
+        .transpose()
+        .map_err(AuthorityError::TrustedRoot)?;
     let tlog = match rekor {
         None => Tlog::Ignore,
         Some(url) => Tlog::Require {
@@ -411,6 +436,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
         tsa,
         source,
         trust_root_timestamps,
+        trust,
     })))
 }
 
@@ -651,6 +677,7 @@ mod tests {
             tsa_cert_chain: None,
             hash_algorithm: None,
             repository: None,
+            trusted_root: None,
         };
         let compiled = |c: CertificateCheck| {
             compile(&policy(vec![NormalAuthority::new("c", Check::Certificate(c))]), &FilesOnly(Path::new("/")))

@@ -99,6 +99,7 @@ impl AuthorityKind {
             tsa: None,
             source: None,
             trust_root_timestamps: false,
+            trust: None,
         }))
     }
 }

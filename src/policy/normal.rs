@@ -273,6 +273,17 @@ impl Check {
         }
     }
 
+    /// Have a cosign check verify under this `trusted_root.json` instead of the node's.
+    pub fn with_trusted_root(self, json: String) -> Check {
+        let trusted_root = Some(json);
+        match self {
+            Check::Key(k) => Check::Key(KeyCheck { trusted_root, ..k }),
+            Check::Keyless(k) => Check::Keyless(KeylessCheck { trusted_root, ..k }),
+            Check::Certificate(c) => Check::Certificate(CertificateCheck { trusted_root, ..c }),
+            other => other,
+        }
+    }
+
     fn kind_name(&self) -> &'static str {
         match self {
             Check::Key(_) => "keys",
@@ -318,6 +329,10 @@ pub struct KeyCheck {
     /// (`registry/path`; cosign's `COSIGN_REPOSITORY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// A Sigstore `trusted_root.json` (the text) that replaces the node's trust root for this
+    /// check: its CAs, logs and timestamp authorities (Kyverno `cosign.trustedRoot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<String>,
 }
 
 impl KeyCheck {
@@ -330,6 +345,7 @@ impl KeyCheck {
             hash_algorithm: None,
             tsa_cert_chain: None,
             repository: None,
+            trusted_root: None,
         }
     }
 }
@@ -373,6 +389,10 @@ pub struct CertificateCheck {
     /// (`registry/path`; cosign's `COSIGN_REPOSITORY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// A Sigstore `trusted_root.json` (the text) that replaces the node's trust root for this
+    /// check: its CAs, logs and timestamp authorities (Kyverno `cosign.trustedRoot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<String>,
     /// The digest signatures are made over under the certificate's key (Kyverno's entry
     /// `signatureAlgorithm`, for a certificate without a chain); unset, SHA-256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -437,6 +457,10 @@ pub struct KeylessCheck {
     /// (`registry/path`; cosign's `COSIGN_REPOSITORY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// A Sigstore `trusted_root.json` (the text) that replaces the node's trust root for this
+    /// check: its CAs, logs and timestamp authorities (Kyverno `cosign.trustedRoot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<String>,
 }
 
 /// Exactly one of each pair must be set; the `…RegExp` forms are regular expressions.

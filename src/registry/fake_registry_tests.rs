@@ -134,6 +134,7 @@ async fn credentials_from_a_docker_config_open_a_private_registry() {
                 tsa: None,
                 source: None,
                 trust_root_timestamps: false,
+                trust: None,
             },
             crate::verify::Context { trust: &crate::verify::trust::TrustRoot::empty(), now: 0 }
         ),

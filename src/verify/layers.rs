@@ -149,6 +149,11 @@ fn signing_key(
     verifies: impl Fn(&PublicKey) -> bool,
 ) -> Result<PublicKey, LayerFailure> {
     let (signer, tlog) = (&by.signer, &by.tlog);
+    // A policy's own trusted root stands in for the node's, for everything below.
+    let cx = match &by.trust {
+        Some(trust) => Context { trust, now: cx.now },
+        None => cx,
+    };
     let wrong = || LayerFailure::WrongSigner { location: String::new(), count: 0, signer: describe(signer) };
     match signer {
         Signer::Key(k) => {
@@ -502,6 +507,7 @@ mod tests {
             tsa: None,
             source: None,
             trust_root_timestamps: false,
+            trust: None,
         }
     }
 
@@ -624,7 +630,15 @@ mod tests {
 
         fn by(signer: Signer, tlog: bool) -> SignedBy {
             let tlog = if tlog { Tlog::Require { url: None, keys: vec![] } } else { Tlog::Ignore };
-            SignedBy { signer, tlog, attestations: vec![], tsa: None, source: None, trust_root_timestamps: false }
+            SignedBy {
+                signer,
+                tlog,
+                attestations: vec![],
+                tsa: None,
+                source: None,
+                trust_root_timestamps: false,
+                trust: None,
+            }
         }
 
         #[test]
@@ -897,6 +911,7 @@ mod tests {
                 tsa: None,
                 source: None,
                 trust_root_timestamps: false,
+                trust: None,
             };
             let with_logs = |logs: Vec<LogKey>| {
                 let mut c =
@@ -1018,6 +1033,7 @@ mod tests {
                 tsa: None,
                 source: None,
                 trust_root_timestamps: false,
+                trust: None,
             };
             let cx = Context { trust: &t, now: Context::now_secs() };
             verify_attestations(&atts(&["att-custom.json", "att-slsa.json"]), DIGEST, &want("slsaprovenance"), cx)
@@ -1108,6 +1124,7 @@ mod tests {
                 tsa,
                 source: None,
                 trust_root_timestamps: false,
+                trust: None,
             }
         }
 
@@ -1161,6 +1178,7 @@ mod tests {
                 tsa: Some(authorities("tsa-chain.pem")),
                 source: None,
                 trust_root_timestamps: false,
+                trust: None,
             };
             let layer = |stamps: &[&str]| SignatureLayer {
                 payload: vector("payload.json").into_bytes(),

@@ -64,6 +64,8 @@ pub struct SignedBy {
     /// root's timestamp authorities, as for `tsa` (Kyverno ImageValidatingPolicy's keyless
     /// attestors with the log ignored); other layers' timestamps are not read.
     pub trust_root_timestamps: bool,
+    /// The policy's own trust root, replacing the node's for this signer (CAs, logs, TSAs).
+    pub trust: Option<std::sync::Arc<super::trust::TrustRoot>>,
     /// Where the signatures are kept when not in the image's own repository (a normalised
     /// `registry/path`): what the evaluator fetches for this signer; verification is the same.
     pub source: Option<String>,

@@ -708,6 +708,7 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
             tsa_cert_chain: tsa_chain(k.ctlog.as_ref()),
             repository: None,
             trust_root_timestamps: false,
+            trusted_root: None,
         }),
     ))
 }
@@ -751,6 +752,7 @@ fn certificate_authority(
             // With a chain, cosign verifies under the certificate's own scheme.
             hash_algorithm: hash_algorithm.filter(|_| chain.is_none()),
             repository: None,
+            trusted_root: None,
         }),
         // cosign takes the chain as its roots: the signature's own certificate must chain
         // to them, whoever it names.
@@ -765,6 +767,7 @@ fn certificate_authority(
             tsa_cert_chain,
             repository: None,
             trust_root_timestamps: false,
+            trusted_root: None,
         }),
     };
     Ok(NormalAuthority::new(label, check))
@@ -871,6 +874,7 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, Kyvern
             hash_algorithm,
             tsa_cert_chain: tsa_chain(ctlog),
             repository: None,
+            trusted_root: None,
         };
         return Ok(vec![NormalAuthority::new(label, Check::Key(check))]);
     }
@@ -887,6 +891,7 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, Kyvern
                 hash_algorithm,
                 tsa_cert_chain: tsa_chain(ctlog),
                 repository: None,
+                trusted_root: None,
             }),
         )]);
     }
@@ -1432,6 +1437,7 @@ mod tests {
             tsa_cert_chain: None,
             hash_algorithm: None,
             repository: None,
+            trusted_root: None,
         };
         assert_eq!(check, Check::Certificate(want.clone()));
         let more = "    rekor: {ignoreTlog: true}\n    ctlog: {ignoreSCT: true}\n";

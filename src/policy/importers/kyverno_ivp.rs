@@ -61,6 +61,8 @@ enum IvpError {
     NotaryValue(&'static str),
     #[error("certificate.{0} needs exactly one of value or expression")]
     CertificateValue(&'static str),
+    #[error("cosign.trustedRoot needs exactly one of value or expression")]
+    TrustedRootValue,
     #[error("certificate needs cert, certChain or both")]
     NoCertificate,
 }
@@ -264,7 +266,7 @@ struct Cosign {
     #[serde(default)]
     tuf: Option<Value>,
     #[serde(default)]
-    trusted_root: Option<Value>,
+    trusted_root: Option<StringOrExpression>,
     #[serde(default)]
     source: Option<Source>,
     #[serde(default)]
@@ -623,11 +625,27 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
     if !c.annotations.is_empty() {
         return unsupported("required signature annotations are not checked on the node");
     }
-    if c.tuf.is_some() || c.trusted_root.is_some() {
-        return unsupported(
-            "a custom sigstore trust root (tuf, trustedRoot): the node verifies with its own trust root only",
-        );
+    if c.tuf.is_some() {
+        return unsupported("a custom TUF repository (tuf): the node does not fetch trust material over the network");
     }
+    // `trustedRoot`: a trusted_root.json inline (Kyverno then verifies with it instead of the
+    // TUF one); an expression only when it is a string literal.
+    let trusted_root = match &c.trusted_root {
+        None => None,
+        Some(t) => match (&t.value, &t.expression) {
+            (Some(v), None) => Some(v.clone()),
+            (None, Some(e)) => match crate::policy::cel::string_literal(e) {
+                Some(v) => Some(v),
+                None => {
+                    return unsupported(
+                        "cosign.trustedRoot.expression is not a string literal and is not evaluated on the node",
+                    )
+                }
+            },
+            _ => return Err(IvpError::TrustedRootValue),
+        },
+    }
+    .filter(|t| !t.trim().is_empty());
     let mut repository = None;
     if let Some(s) = &c.source {
         if s.tag_prefix.as_deref().is_some_and(|p| !p.is_empty()) {
@@ -646,9 +664,15 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
         ));
     }
     // `source.repository`: signatures and attestations are read from there.
-    attestor_check(c).map(|check| match &repository {
-        Some(repo) => check.from_repository(repo),
-        None => check,
+    attestor_check(c).map(|check| {
+        let check = match &repository {
+            Some(repo) => check.from_repository(repo),
+            None => check,
+        };
+        match trusted_root {
+            Some(json) => check.with_trusted_root(json),
+            None => check,
+        }
     })
 }
 
@@ -731,6 +755,7 @@ fn attestor_check(c: &Cosign) -> Result<Check, IvpError> {
         trust_root_timestamps: tsa_cert_chain.is_none() && ctlog.is_some_and(|l| l.insecure_ignore_tlog),
         tsa_cert_chain,
         repository: None,
+        trusted_root: None,
     }))
 }
 
@@ -777,6 +802,7 @@ fn certificate(
             tsa_cert_chain: tsa_cert_chain.clone(),
             hash_algorithm: None,
             repository: None,
+            trusted_root: None,
         }),
         // The chain alone is cosign's roots: the signature's own certificate must chain to
         // them, whoever it names.
@@ -791,6 +817,7 @@ fn certificate(
             tsa_cert_chain: tsa_cert_chain.clone(),
             repository: None,
             trust_root_timestamps: false,
+            trusted_root: None,
         }),
     })
 }
@@ -1243,6 +1270,48 @@ mod tests {
         assert!(!eval_with(&other, &ev, digest, &trust).allowed);
     }
 
+    /// `cosign.trustedRoot` (an inline trusted_root.json): it replaces the node's trust root for
+    /// that attestor, its CAs and its CT logs among them. Before, the attestor failed closed.
+    #[test]
+    fn an_inline_trusted_root_replaces_the_nodes() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign");
+        let vector = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+        let digest = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
+        let policy = |trusted_root: Option<&str>| {
+            let root = trusted_root
+                .map(|t| format!("      trustedRoot:\n        value: {}\n", serde_json::to_string(t).unwrap()))
+                .unwrap_or_default();
+            format!(
+                "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: k}}\nspec:\n  \
+                 matchImageReferences: [{{glob: \"registry.example/*\"}}]\n  attestors:\n  - name: ci\n    cosign:\n      \
+                 ctlog: {{insecureIgnoreTlog: true}}\n{root}      keyless:\n        identities:\n        \
+                 - {{issuer: \"https://issuer.example\", subject: builder@example.com}}\n  validations:\n  - \
+                 expression: images.containers.map(i, verifyImageSignatures(i, [attestors.ci])).all(e, e > 0)\n"
+            )
+        };
+        // A certificate with an SCT from the test CT log, under the test CA: both named by the
+        // vectors' trusted root, neither by the (empty) node trust root.
+        let layer = SignatureLayer {
+            payload: vector("payload.json").into_bytes(),
+            signature: vector("payload-leaf.sig").trim().into(),
+            certificate: Some(vector("leaf-sct.pem")),
+            chain: Some(vector("chain.pem")),
+            ..Default::default()
+        };
+        let ev = evidence("registry.example/team/app:v1", vec![layer], vec![]);
+        let node = TrustRoot::empty();
+        let (with_root, _) = set(&policy(Some(&vector("trusted_root.json"))));
+        let e = eval_with(&with_root, &ev, digest, &node);
+        assert!(e.allowed, "{e:?}");
+        let (without, _) = set(&policy(None));
+        assert!(!eval_with(&without, &ev, digest, &node).allowed);
+        // A trusted root that does not parse refuses the policy, naming it.
+        let doc = &parse_documents(Path::new("t.yaml"), &policy(Some("{\"tlogs\": 3}"))).unwrap()[0];
+        let i = super::super::import(doc).unwrap();
+        let err = compile(&i.policies[0], &FilesOnly(Path::new("/"))).unwrap_err();
+        assert!(err.iter().any(|e| e.to_string().contains("trustedRoot")), "{err:?}");
+    }
+
     const SBOM: &str = "  - expression: images.containers.map(image, verifyAttestationSignatures(image, attestations.sbom, [attestors.cosign])).all(e, e > 0)\n    message: failed to verify the SBOM attestation\n  - expression: images.containers.map(image, extractPayload(image, attestations.sbom).predicate.bomFormat == 'CycloneDX').all(e, e)\n    message: the SBOM is not CycloneDX\n";
 
     #[test]
@@ -1578,6 +1647,7 @@ mod tests {
             tsa_cert_chain: None,
             hash_algorithm: None,
             repository: None,
+            trusted_root: None,
         };
         assert_eq!(
             pinned(&certificate_policy(&cert_value("cert", "leaf-email.pem"), "")),

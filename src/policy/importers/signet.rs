@@ -189,6 +189,7 @@ fn authority_check(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, A
             tsa_cert_chain: None,
             repository: None,
             trust_root_timestamps: false,
+            trusted_root: None,
         }));
     }
     let key = a.key.as_ref().expect("counted above");
@@ -207,6 +208,7 @@ fn authority_check(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, A
             hash_algorithm,
             tsa_cert_chain: None,
             repository: None,
+            trusted_root: None,
         })),
         Err(unsupported) => Ok(unsupported),
     }
