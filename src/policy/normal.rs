@@ -79,9 +79,31 @@ const PATTERN_KEYS: [&str; 6] =
     ["glob", "wildcard", "policyControllerGlob", "kyvernoWildcard", "portierisRepository", "expression"];
 
 impl NormalPolicy {
-    /// Every key or CA reference, for Secret lookup and inlining.
+    /// Every check, a CEL check's named attestors among them.
+    fn checks(&self) -> impl Iterator<Item = &Check> {
+        self.requirements.iter().flat_map(|r| &r.authorities).flat_map(|a| {
+            let nested: Vec<&Check> = match &a.check {
+                Check::Cel(c) => c.attestors.iter().map(|x| &x.check).collect(),
+                _ => Vec::new(),
+            };
+            std::iter::once(&a.check).chain(nested)
+        })
+    }
+
+    fn checks_mut(&mut self) -> Vec<&mut Check> {
+        let mut out = Vec::new();
+        for a in self.requirements.iter_mut().flat_map(|r| &mut r.authorities) {
+            match &mut a.check {
+                Check::Cel(c) => out.extend(c.attestors.iter_mut().map(|x| &mut x.check)),
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
+    /// Every key or CA reference (CEL attestors' too), for Secret lookup and inlining.
     pub fn key_refs(&self) -> impl Iterator<Item = &KeyRef> {
-        self.requirements.iter().flat_map(|r| &r.authorities).filter_map(|a| match &a.check {
+        self.checks().filter_map(|c| match c {
             Check::Key(k) => Some(&k.key),
             Check::Keyless(k) => k.ca.as_ref(),
             Check::Gpg(g) => Some(&g.key),
@@ -91,7 +113,7 @@ impl NormalPolicy {
     }
 
     pub fn key_refs_mut(&mut self) -> impl Iterator<Item = &mut KeyRef> {
-        self.requirements.iter_mut().flat_map(|r| &mut r.authorities).filter_map(|a| match &mut a.check {
+        self.checks_mut().into_iter().filter_map(|c| match c {
             Check::Key(k) => Some(&mut k.key),
             Check::Keyless(k) => k.ca.as_mut(),
             Check::Gpg(g) => Some(&mut g.key),
@@ -115,8 +137,8 @@ impl NormalPolicy {
     /// Put the key `kms` holds into each KMS reference, so the last-known-good file (and
     /// `policy check`) carry it; references with nothing held are left as they are.
     pub fn inline_kms(&mut self, kms: &Resolver) {
-        for a in self.requirements.iter_mut().flat_map(|r| &mut r.authorities) {
-            if let Check::Key(k) = &mut a.check {
+        for check in self.checks_mut() {
+            if let Check::Key(k) = check {
                 if let KeyRef::Kms(key) = &mut k.key {
                     if let Ok(held) = kms.lookup(&key.uri) {
                         key.resolved = Some(held);

@@ -51,6 +51,8 @@ enum IvpError {
     KeyKind,
     #[error("key.data: {0}")]
     KeyData(String),
+    #[error("{0}")]
+    Key(String),
     #[error("key.data holds {0} keys; Kyverno reads one")]
     KeyCount(usize),
     #[error("keyless.identities is empty")]
@@ -691,15 +693,28 @@ fn attestor_check(c: &Cosign) -> Result<Check, IvpError> {
         None => (Some(PUBLIC_REKOR.to_string()), Vec::new()),
     };
     if let Some(k) = &c.key {
-        if !matches!(k.hash_algorithm.as_deref(), None | Some("") | Some("sha256")) {
-            return unsupported(&format!("key.hashAlgorithm {:?} is not supported (only sha256)", k.hash_algorithm));
-        }
+        use crate::verify::pubkey::{HashAlgorithm, HashAlgorithmError};
+        // Kyverno looks the name up for both PEM and KMS keys (sha224 to sha512, empty for sha256).
+        let hash_algorithm = match k.hash_algorithm.as_deref().filter(|h| !h.is_empty()) {
+            None => None,
+            Some(h) => match HashAlgorithm::parse(h, "key.hashAlgorithm") {
+                Ok(h) => Some(h),
+                Err(e @ HashAlgorithmError::Unsupported { .. }) => return unsupported(&e.to_string()),
+                Err(e) => return Err(IvpError::Key(e.to_string())),
+            },
+        };
         let set = [k.data.is_some(), k.kms.is_some(), k.expression.is_some()];
         if set.iter().filter(|b| **b).count() != 1 {
             return Err(IvpError::KeyKind);
         }
         if let Some(kms) = &k.kms {
-            return unsupported(&format!("KMS key {kms}: KMS keys are not supported on the node"));
+            // The key the KMS holds, resolved as for other policies' KMS keys.
+            let key = crate::policy::normal::KmsKey::parse(kms, "key.kms").map_err(|e| IvpError::Key(e.to_string()))?;
+            let mut check = KeyCheck::new(KeyRef::Kms(key), rekor);
+            check.rekor_keys = rekor_keys;
+            check.tsa_cert_chain = tsa_cert_chain;
+            check.hash_algorithm = hash_algorithm;
+            return Ok(Check::Key(check));
         }
         if k.expression.is_some() {
             return unsupported("a key given by a CEL expression is not evaluated on the node");
@@ -712,6 +727,7 @@ fn attestor_check(c: &Cosign) -> Result<Check, IvpError> {
         let mut check = KeyCheck::new(KeyRef::Pem(pems[0].clone()), rekor);
         check.rekor_keys = rekor_keys;
         check.tsa_cert_chain = tsa_cert_chain;
+        check.hash_algorithm = hash_algorithm;
         return Ok(Check::Key(check));
     }
     if let Some(cert) = &c.certificate {
@@ -1268,6 +1284,35 @@ mod tests {
         assert!(eval_with(&good, &ev, digest, &trust).allowed);
         let (other, _) = set(&policy("someone@example.com"));
         assert!(!eval_with(&other, &ev, digest, &trust).allowed);
+    }
+
+    /// `key.kms` (and `key.hashAlgorithm`): a KMS key as other policies' KMS keys are, asked
+    /// for by the resolver and inlined into the attestor; the key the KMS holds then verifies.
+    /// Before, such an attestor failed closed.
+    #[test]
+    fn a_kms_key_attestor_is_resolved_like_other_kms_keys() {
+        use crate::kms::{ResolvedKey, Resolver};
+        use crate::policy::normal::NormalPolicy;
+        let k = TestSigner::new(1);
+        let uri = "awskms:///arn:aws:kms:us-east-1:111122223333:key/k";
+        let yaml = key_policy(&k, "", SIGNED).replacen(
+            "      key:\n        data: |\n",
+            &format!("      key:\n        kms: \"{uri}\"\n        hashAlgorithm: sha256\n      unused: |\n"),
+            1,
+        );
+        // (the key's PEM lines now hang under an ignored block; drop them)
+        let yaml: String = yaml.lines().filter(|l| !l.starts_with("          ")).map(|l| format!("{l}\n")).collect();
+        let yaml = yaml.replace("      unused: |\n", "");
+        let doc = &parse_documents(Path::new("t.yaml"), &yaml).unwrap()[0];
+        let mut p = super::super::import(doc).unwrap().policies.remove(0);
+        assert_eq!(NormalPolicy::kms_uris(std::slice::from_ref(&p)).into_iter().collect::<Vec<_>>(), [uri]);
+        let held =
+            ResolvedKey { pem: k.public_pem(), version: "v1".into(), signing: Default::default(), source: "t".into() };
+        p.inline_kms(&Resolver::new(None, std::collections::BTreeMap::from([(uri.to_string(), held)]), None));
+        let c = compile(&p, &FilesOnly(Path::new("/"))).unwrap();
+        let s = PolicySet::new(vec![c.policy], NoMatchAction::Deny, b"kms");
+        assert!(eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![])).allowed);
+        assert!(!eval(&s, &evidence("reg.io/app:1", signed_by(&[&TestSigner::new(2)]), vec![])).allowed);
     }
 
     /// `cosign.trustedRoot` (an inline trusted_root.json): it replaces the node's trust root for
