@@ -25,7 +25,15 @@ fuzz_target!(|data: &[u8]| {
         ..Default::default()
     };
     let sigs = Signatures { location: "fuzz".into(), layers: vec![layer] };
-    let by = SignedBy { signer: By::Key(trusted), tlog: Tlog::Ignore, attestations: vec![] };
+    let by = SignedBy {
+        signer: By::Key(trusted),
+        tlog: Tlog::Ignore,
+        attestations: vec![],
+        tsa: None,
+        trust_root_timestamps: false,
+        trust: None,
+        source: None,
+    };
     let trust = TrustRoot::empty();
     if verify_signatures(&sigs, DIGEST, &by, Context { trust: &trust, now: 0 }).is_ok() {
         let v: serde_json::Value = serde_json::from_slice(data).expect("a verified payload is JSON");
