@@ -2,8 +2,8 @@
 //! panic, whatever the runtime (or something pretending to be it) sends.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use protobuf::Message;
 use nri::api::{CreateContainerRequest, SynchronizeRequest};
+use protobuf::Message;
 use signet::plugin::image_claim;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
+use signet::policy::compile::{compile, FilesOnly};
 use signet::policy::file::parse_documents;
 use signet::policy::importers::import;
-use signet::policy::compile::{compile, FilesOnly};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

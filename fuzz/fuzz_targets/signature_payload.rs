@@ -7,8 +7,8 @@ use libfuzzer_sys::fuzz_target;
 use p256::ecdsa::{signature::Signer, DerSignature, SigningKey};
 use p256::pkcs8::{EncodePublicKey, LineEnding};
 use signet::policy::TrustedKey;
-use signet::registry::{SignatureLayer, Signatures};
 use signet::policy::{SignedBy, Signer as By, Tlog};
+use signet::registry::{SignatureLayer, Signatures};
 use signet::verify::trust::TrustRoot;
 use signet::verify::{verify_signatures, Context};
 
@@ -25,15 +25,7 @@ fuzz_target!(|data: &[u8]| {
         ..Default::default()
     };
     let sigs = Signatures { location: "fuzz".into(), layers: vec![layer] };
-    let by = SignedBy {
-        signer: By::Key(trusted),
-        tlog: Tlog::Ignore,
-        attestations: vec![],
-        tsa: None,
-        trust_root_timestamps: false,
-        trust: None,
-        source: None,
-    };
+    let by = SignedBy::new(By::Key(trusted), Tlog::Ignore);
     let trust = TrustRoot::empty();
     if verify_signatures(&sigs, DIGEST, &by, Context { trust: &trust, now: 0 }).is_ok() {
         let v: serde_json::Value = serde_json::from_slice(data).expect("a verified payload is JSON");

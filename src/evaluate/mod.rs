@@ -405,13 +405,11 @@ mod tests {
         let trust = crate::verify::notary::NotaryTrust::from_pem(&file("trusted.crt")).unwrap();
         let by = |attestations: Vec<String>| {
             AuthorityKind::Signed(Box::new(crate::verify::signer::SignedBy {
-                signer: Signer::Notary(trust.clone()),
-                tlog: crate::verify::signer::Tlog::Ignore,
                 attestations,
-                tsa: None,
-                source: None,
-                trust_root_timestamps: false,
-                trust: None,
+                ..crate::verify::signer::SignedBy::new(
+                    Signer::Notary(trust.clone()),
+                    crate::verify::signer::Tlog::Ignore,
+                )
             }))
         };
         let p = policy("notary", Mode::Enforce, vec![by(vec![])]);

@@ -338,15 +338,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
                 }
             };
             let signer = GpgSigner { keys: GpgKey::parse_armored(&text)?, identity };
-            let by = SignedBy {
-                signer: Signer::Gpg(signer),
-                tlog: Tlog::Ignore,
-                attestations: Vec::new(),
-                tsa: None,
-                source: None,
-                trust_root_timestamps: false,
-                trust: None,
-            };
+            let by = SignedBy::new(Signer::Gpg(signer), Tlog::Ignore);
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
         Check::Notary(n) => {
@@ -357,15 +349,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
             let mut trust = NotaryTrust::from_pem(&pem)?;
             trust.tsa =
                 n.tsa_certs.as_deref().map(Authorities::anchors_from_pem).transpose().map_err(AuthorityError::Tsa)?;
-            let by = SignedBy {
-                signer: Signer::Notary(trust),
-                tlog: Tlog::Ignore,
-                attestations: Vec::new(),
-                tsa: None,
-                source: None,
-                trust_root_timestamps: false,
-                trust: None,
-            };
+            let by = SignedBy::new(Signer::Notary(trust), Tlog::Ignore);
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
         Check::Certificate(c) => {

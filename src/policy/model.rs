@@ -92,15 +92,7 @@ pub enum AuthorityKind {
 impl AuthorityKind {
     /// A cosign signature by `key`, no transparency-log entry required.
     pub fn key(key: TrustedKey) -> Self {
-        AuthorityKind::Signed(Box::new(SignedBy {
-            signer: Signer::Key(key),
-            tlog: Tlog::Ignore,
-            attestations: vec![],
-            tsa: None,
-            source: None,
-            trust_root_timestamps: false,
-            trust: None,
-        }))
+        AuthorityKind::Signed(Box::new(SignedBy::new(Signer::Key(key), Tlog::Ignore)))
     }
 }
 

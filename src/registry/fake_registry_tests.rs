@@ -127,15 +127,7 @@ async fn credentials_from_a_docker_config_open_a_private_registry() {
         crate::verify::verify_signatures(
             &sigs,
             DIGEST,
-            &crate::policy::SignedBy {
-                signer: crate::policy::Signer::Key(signer.trusted()),
-                tlog: crate::policy::Tlog::Ignore,
-                attestations: vec![],
-                tsa: None,
-                source: None,
-                trust_root_timestamps: false,
-                trust: None,
-            },
+            &crate::policy::SignedBy::new(crate::policy::Signer::Key(signer.trusted()), crate::policy::Tlog::Ignore),
             crate::verify::Context { trust: &crate::verify::trust::TrustRoot::empty(), now: 0 }
         ),
         Ok(())

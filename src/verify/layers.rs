@@ -500,15 +500,7 @@ mod tests {
     use crate::testutil::{payload, TestSigner};
 
     fn by_key(key: &crate::verify::signer::TrustedKey) -> SignedBy {
-        SignedBy {
-            signer: Signer::Key(key.clone()),
-            tlog: Tlog::Ignore,
-            attestations: vec![],
-            tsa: None,
-            source: None,
-            trust_root_timestamps: false,
-            trust: None,
-        }
+        SignedBy::new(Signer::Key(key.clone()), Tlog::Ignore)
     }
 
     fn verify_key(
@@ -630,15 +622,7 @@ mod tests {
 
         fn by(signer: Signer, tlog: bool) -> SignedBy {
             let tlog = if tlog { Tlog::Require { url: None, keys: vec![] } } else { Tlog::Ignore };
-            SignedBy {
-                signer,
-                tlog,
-                attestations: vec![],
-                tsa: None,
-                source: None,
-                trust_root_timestamps: false,
-                trust: None,
-            }
+            SignedBy::new(signer, tlog)
         }
 
         #[test]
@@ -904,15 +888,7 @@ mod tests {
         fn a_policys_ct_log_key_replaces_the_nodes_ct_logs() {
             use crate::verify::trust::LogKey;
             let log = |name: &str| LogKey::from_pem(&vector(name)).unwrap();
-            let by = |signer: Signer| SignedBy {
-                signer,
-                tlog: Tlog::Ignore,
-                attestations: vec![],
-                tsa: None,
-                source: None,
-                trust_root_timestamps: false,
-                trust: None,
-            };
+            let by = |signer: Signer| SignedBy::new(signer, Tlog::Ignore);
             let with_logs = |logs: Vec<LogKey>| {
                 let mut c =
                     CertificateSigner::from_pem(&vector("leaf-sct.pem"), Some(&vector("chain.pem")), true).unwrap();
@@ -1026,15 +1002,7 @@ mod tests {
                 location: "l.att".into(),
                 layers: names.iter().map(|n| layer(n)).collect(),
             };
-            let want = |ty: &str| SignedBy {
-                signer: key(),
-                tlog: Tlog::Ignore,
-                attestations: vec![ty.into()],
-                tsa: None,
-                source: None,
-                trust_root_timestamps: false,
-                trust: None,
-            };
+            let want = |ty: &str| SignedBy { attestations: vec![ty.into()], ..SignedBy::new(key(), Tlog::Ignore) };
             let cx = Context { trust: &t, now: Context::now_secs() };
             verify_attestations(&atts(&["att-custom.json", "att-slsa.json"]), DIGEST, &want("slsaprovenance"), cx)
                 .unwrap();
@@ -1171,15 +1139,8 @@ mod tests {
         #[test]
         fn a_key_signature_with_a_bad_timestamp_fails_and_with_a_good_one_passes() {
             let key = TrustedKey::from_pem(vector("cosign.pub").as_bytes()).unwrap();
-            let by = SignedBy {
-                signer: Signer::Key(key),
-                tlog: Tlog::Ignore,
-                attestations: vec![],
-                tsa: Some(authorities("tsa-chain.pem")),
-                source: None,
-                trust_root_timestamps: false,
-                trust: None,
-            };
+            let by =
+                SignedBy { tsa: Some(authorities("tsa-chain.pem")), ..SignedBy::new(Signer::Key(key), Tlog::Ignore) };
             let layer = |stamps: &[&str]| SignatureLayer {
                 payload: vector("payload.json").into_bytes(),
                 signature: vector("payload.sig").trim().into(),

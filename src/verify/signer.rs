@@ -71,6 +71,22 @@ pub struct SignedBy {
     pub source: Option<String>,
 }
 
+impl SignedBy {
+    /// `signer` under `tlog`, for image signatures, with nothing else asked: no attestations,
+    /// no timestamps, the image's own repository and the node's trust root.
+    pub fn new(signer: Signer, tlog: Tlog) -> Self {
+        Self {
+            signer,
+            tlog,
+            attestations: Vec::new(),
+            tsa: None,
+            trust_root_timestamps: false,
+            trust: None,
+            source: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Signer {
     Key(TrustedKey),

@@ -864,36 +864,24 @@ fn key_authorities(label: &str, k: &Keys) -> Result<Vec<NormalAuthority>, Kyvern
     };
     let (rekor, rekor_keys) = tlog(k.rekor.as_ref());
     let ctlog = k.ctlog.as_ref();
-    if let Some(kms) = &k.kms {
-        let key = KeyRef::Kms(KmsKey::parse(kms, "keys.kms").map_err(|e| KyvernoError::Kms(e.to_string()))?);
-        let check = KeyCheck {
-            key,
-            rekor,
-            rekor_keys,
-            attestations: vec![],
-            hash_algorithm,
-            tsa_cert_chain: tsa_chain(ctlog),
-            repository: None,
-            trusted_root: None,
-        };
+    // A KMS key or a Secret's is one authority.
+    let one_key = match (&k.kms, &k.secret) {
+        (Some(kms), _) => {
+            Some(KeyRef::Kms(KmsKey::parse(kms, "keys.kms").map_err(|e| KyvernoError::Kms(e.to_string()))?))
+        }
+        (None, Some(s)) => Some(KeyRef::Secret {
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            key: Some("cosign.pub".into()),
+        }),
+        (None, None) => None,
+    };
+    if let Some(key) = one_key {
+        let mut check = KeyCheck::new(key, rekor);
+        check.rekor_keys = rekor_keys;
+        check.hash_algorithm = hash_algorithm;
+        check.tsa_cert_chain = tsa_chain(ctlog);
         return Ok(vec![NormalAuthority::new(label, Check::Key(check))]);
-    }
-    if let Some(s) = &k.secret {
-        let key =
-            KeyRef::Secret { namespace: s.namespace.clone(), name: s.name.clone(), key: Some("cosign.pub".into()) };
-        return Ok(vec![NormalAuthority::new(
-            label,
-            Check::Key(KeyCheck {
-                key,
-                rekor,
-                rekor_keys,
-                attestations: vec![],
-                hash_algorithm,
-                tsa_cert_chain: tsa_chain(ctlog),
-                repository: None,
-                trusted_root: None,
-            }),
-        )]);
     }
     let text = k.public_keys.as_deref().expect("counted above");
     if text.contains("{{") {
