@@ -61,7 +61,9 @@ pub mod policy;
 pub mod reference;
 pub mod registry;
 pub mod rootfs;
+pub mod statefile;
 pub mod sync;
 #[cfg(test)]
 mod testutil;
+pub mod tuf;
 pub mod verify;

@@ -12,7 +12,6 @@
 //! rename), so a node that boots with the provider unreachable enforces the keys it had.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -261,11 +260,7 @@ enum CacheError {
 }
 
 fn read_cache(path: &Path) -> Result<BTreeMap<String, ResolvedKey>, CacheError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(e.into()),
-    };
+    let Some(bytes) = crate::statefile::read_optional(path)? else { return Ok(BTreeMap::new()) };
     let file: CacheFile = serde_json::from_slice(&bytes)?;
     if file.format != 1 {
         return Err(CacheError::Format(file.format));
@@ -274,24 +269,7 @@ fn read_cache(path: &Path) -> Result<BTreeMap<String, ResolvedKey>, CacheError> 
 }
 
 fn write_atomic(path: &Path, file: &CacheFile) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension("tmp");
-    match std::fs::remove_file(&tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(file).expect("keys serialise"))?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    crate::statefile::write_atomic(path, &serde_json::to_vec_pretty(file).expect("keys serialise"))
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@
 //! the state directory cannot redirect the write. The file carries the SHA-256 of its
 //! policies; a file whose content does not match is refused, never half-trusted.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -46,10 +45,10 @@ fn digest(json: &str) -> String {
 
 /// Read the file; `Ok(None)` when it does not exist (first boot).
 pub fn load(path: &Path) -> Result<Option<Vec<NormalPolicy>>, LkgError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(LkgError::Io { path: path.into(), source }),
+    let Some(bytes) =
+        crate::statefile::read_optional(path).map_err(|source| LkgError::Io { path: path.into(), source })?
+    else {
+        return Ok(None);
     };
     let format = |message: String| LkgError::Format { path: path.into(), message };
     #[derive(Deserialize)]
@@ -77,35 +76,11 @@ pub fn load(path: &Path) -> Result<Option<Vec<NormalPolicy>>, LkgError> {
 
 /// Replace the file with these policies, atomically.
 pub fn store(path: &Path, policies: &[NormalPolicy]) -> Result<(), LkgError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| LkgError::Io { path: path.into(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
     let json = serde_json::to_string(policies).expect("policies always serialise");
     let raw = serde_json::value::RawValue::from_string(json).expect("serde_json writes valid JSON");
     let file = File { format: FORMAT, written_at: now_rfc3339(), sha256: digest(raw.get()), policies: &raw };
     let bytes = serde_json::to_vec(&file).expect("policies always serialise");
-    let tmp = path.with_extension("tmp");
-    // A leftover from a crash (or anything planted there): unlink removes a symlink itself,
-    // never its target; then the new file must be ours alone.
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io(e)),
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(&bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
-    Ok(())
+    crate::statefile::write_atomic(path, &bytes).map_err(|source| LkgError::Io { path: path.into(), source })
 }
 
 fn now_rfc3339() -> String {

@@ -1,0 +1,212 @@
+//! The trust root each TUF repository last served, kept current off the request path.
+//!
+//! Policy compiles from what is held ([`Store::lookup`] never does I/O and records what
+//! was asked for); [`Store::refresh`], on the daemon's timer and in `policy check`, fetches
+//! what is missing or due. Any failure (the mirror down, metadata expired or badly signed,
+//! no `trusted_root.json`) keeps the last verified root in use and is logged; with nothing
+//! held, the attestor fails closed with the reason. A freeze or rollback cannot move the
+//! held root backwards: tough refuses both, and the refusal only keeps what was verified.
+//!
+//! Every root fetched is written to a cache file under the state directory, so a node
+//! that boots with the mirror unreachable enforces the roots it had.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Fetcher, HeldRoot, TufError, TufRepo};
+
+/// How often a held root is fetched again: key rotations in the repository reach the node
+/// within this.
+const GOOD_TTL: Duration = Duration::from_secs(3600);
+/// A failure is held this long before the mirror is asked again.
+const ERROR_TTL: Duration = Duration::from_secs(30);
+
+#[derive(Default)]
+struct Entry {
+    good: Option<HeldRoot>,
+    error: Option<TufError>,
+    checked: Option<Instant>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    format: u32,
+    /// By [`TufRepo::id`].
+    roots: BTreeMap<String, HeldRoot>,
+}
+
+pub struct Store {
+    fetcher: Option<Arc<dyn Fetcher>>,
+    cache_file: Option<PathBuf>,
+    /// Whether the cache file is written (the daemon) or only read (`policy check`).
+    write_cache: bool,
+    entries: Mutex<HashMap<String, Entry>>,
+    /// Every repository a policy looked up, so the timer refreshes them.
+    wanted: Mutex<BTreeMap<String, TufRepo>>,
+    /// One refresh at a time.
+    refreshing: tokio::sync::Mutex<()>,
+    /// Counts refreshes that changed a held root, so policy recompiles when one arrives.
+    changes: tokio::sync::watch::Sender<u64>,
+    pub(crate) good_ttl: Duration,
+    pub(crate) error_ttl: Duration,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("cache_file", &self.cache_file).finish()
+    }
+}
+
+impl Store {
+    /// Nothing fetches: every TUF attestor fails closed unless the cache holds its root.
+    pub fn offline() -> Self {
+        Self::new(None, None)
+    }
+
+    pub fn new(fetcher: Option<Arc<dyn Fetcher>>, cache_file: Option<PathBuf>) -> Self {
+        let mut entries = HashMap::new();
+        if let Some(path) = &cache_file {
+            match read_cache(path) {
+                Ok(roots) => {
+                    for (id, held) in roots {
+                        entries.insert(id, Entry { good: Some(held), error: None, checked: None });
+                    }
+                }
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "TUF trust-root cache not used"),
+            }
+        }
+        Self {
+            fetcher,
+            cache_file,
+            write_cache: true,
+            entries: Mutex::new(entries),
+            wanted: Mutex::new(BTreeMap::new()),
+            refreshing: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::watch::Sender::new(0),
+            good_ttl: GOOD_TTL,
+            error_ttl: ERROR_TTL,
+        }
+    }
+
+    /// Read the cache file but never write it: a command-line check must not change what
+    /// the daemon boots with.
+    pub fn read_only(mut self) -> Self {
+        self.write_cache = false;
+        self
+    }
+
+    /// The root held for `repo`, without I/O; `Err` says why there is none.
+    pub fn lookup(&self, repo: &TufRepo) -> Result<HeldRoot, TufError> {
+        let id = repo.id();
+        self.wanted.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), repo.clone());
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.get(&id) {
+            Some(Entry { good: Some(held), checked, .. }) => {
+                let mut held = held.clone();
+                if checked.is_none() {
+                    if let Some(path) = &self.cache_file {
+                        held.source = format!("{} (cached in {})", held.source, path.display());
+                    }
+                }
+                Ok(held)
+            }
+            Some(Entry { error: Some(e), .. }) => Err(e.clone()),
+            _ if self.fetcher.is_none() => Err(TufError::NoAccess { mirror: repo.mirror.clone() }),
+            _ => Err(TufError::Pending { mirror: repo.mirror.clone() }),
+        }
+    }
+
+    /// Fetch `repos` and every repository looked up so far, where missing or due. Returns
+    /// whether any held root changed.
+    pub async fn refresh(&self, repos: impl IntoIterator<Item = TufRepo>) -> bool {
+        let Some(fetcher) = self.fetcher.clone() else { return false };
+        let _one = self.refreshing.lock().await;
+        let due: Vec<(String, TufRepo)> = {
+            let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+            wanted.extend(repos.into_iter().map(|r| (r.id(), r)));
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            wanted
+                .iter()
+                .filter(|(id, _)| match entries.get(*id).and_then(|e| e.checked.map(|c| (c, e.error.is_some()))) {
+                    None => true,
+                    Some((at, failed)) => at.elapsed() >= if failed { self.error_ttl } else { self.good_ttl },
+                })
+                .map(|(id, r)| (id.clone(), r.clone()))
+                .collect()
+        };
+        let mut changed = false;
+        for (id, repo) in due {
+            let result = fetcher.trusted_root(&repo).await;
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = entries.entry(id).or_default();
+            entry.checked = Some(Instant::now());
+            match result {
+                Ok(held) => {
+                    if entry.good.as_ref().map(|g| &g.trusted_root) != Some(&held.trusted_root) {
+                        tracing::info!(tuf = %repo.mirror, targets_version = held.targets_version,
+                            "TUF repository trust root fetched and verified");
+                        changed = true;
+                    }
+                    changed |= entry.error.is_some() && entry.good.is_none();
+                    entry.good = Some(held);
+                    entry.error = None;
+                }
+                Err(e) => {
+                    let kept = if entry.good.is_some() { "; the last verified trust root stays in use" } else { "" };
+                    tracing::warn!(tuf = %repo.mirror, error = %e, "TUF repository not refreshed{kept}");
+                    changed |= entry.good.is_none() && entry.error.as_ref() != Some(&e);
+                    entry.error = Some(e);
+                }
+            }
+        }
+        if changed {
+            self.write_cache();
+            self.changes.send_modify(|n| *n += 1);
+        }
+        changed
+    }
+
+    /// Told each time a refresh changes a held root (fetched, replaced, or failed first).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn write_cache(&self) {
+        let Some(path) = self.cache_file.as_ref().filter(|_| self.write_cache) else { return };
+        let roots: BTreeMap<String, HeldRoot> = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(|(id, e)| e.good.clone().map(|h| (id.clone(), h)))
+            .collect();
+        let bytes = serde_json::to_vec_pretty(&CacheFile { format: 1, roots }).expect("roots serialise");
+        if let Err(e) = crate::statefile::write_atomic(path, &bytes) {
+            tracing::warn!(path = %path.display(), error = %e, "TUF trust-root cache not written");
+        }
+    }
+}
+
+/// A cache file that is not used (the repositories are fetched again).
+#[derive(Debug, thiserror::Error)]
+enum CacheError {
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    #[error(transparent)]
+    Parse(#[from] serde_json::Error),
+    #[error("format {0} is not 1")]
+    Format(u32),
+}
+
+fn read_cache(path: &std::path::Path) -> Result<BTreeMap<String, HeldRoot>, CacheError> {
+    let Some(bytes) = crate::statefile::read_optional(path)? else { return Ok(BTreeMap::new()) };
+    let file: CacheFile = serde_json::from_slice(&bytes)?;
+    if file.format != 1 {
+        return Err(CacheError::Format(file.format));
+    }
+    Ok(file.roots)
+}
