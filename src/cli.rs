@@ -133,14 +133,15 @@ pub struct ExplainArgs {
     pub kms: KmsArgs,
 }
 
-/// How `policy check` and `explain` find KMS keys: the node's resolved-key cache, then
-/// the providers with this machine's identity.
+/// How `policy check` and `explain` find KMS keys and TUF trust roots: the node's caches,
+/// then the providers with this machine's identity and the TUF mirrors.
 #[derive(Args, Debug, Clone)]
 pub struct KmsArgs {
-    /// State directory whose KMS key cache (kms-keys.json) is read, never written.
+    /// State directory whose KMS key and TUF trust-root caches (kms-keys.json,
+    /// tuf-roots.json) are read, never written.
     #[arg(long, default_value = crate::config::DEFAULT_STATE_DIR)]
     pub state_dir: PathBuf,
-    /// Do not ask KMS providers; report only what the cache holds.
+    /// Do not ask KMS providers or TUF mirrors; report only what the caches hold.
     #[arg(long)]
     pub offline: bool,
 }
@@ -161,30 +162,61 @@ impl KmsArgs {
         let cache = self.state_dir.join("kms-keys.json");
         crate::kms::Resolver::new(provider, Default::default(), Some(cache)).read_only()
     }
+
+    fn tuf(&self) -> crate::tuf::Store {
+        // A temporary datastore per fetch: the check must not change what the daemon keeps.
+        let fetcher: Option<std::sync::Arc<dyn crate::tuf::Fetcher>> = if self.offline {
+            None
+        } else {
+            match crate::tuf::client::ToughFetcher::new(None) {
+                Ok(f) => Some(std::sync::Arc::new(f)),
+                Err(e) => {
+                    eprintln!("warning: TUF client unavailable: {e}");
+                    None
+                }
+            }
+        };
+        crate::tuf::Store::new(fetcher, Some(self.state_dir.join("tuf-roots.json"))).read_only()
+    }
 }
 
-/// Load with KMS keys resolved: a first pass finds the URIs, the providers are asked, the
-/// second pass compiles with what they served.
+/// Load with KMS keys and TUF trust roots resolved: a first pass finds what the policies
+/// reference, the providers and mirrors are asked, the second pass compiles with what they
+/// served.
 fn load_resolving(
     kms: &KmsArgs,
-    load: impl Fn(&crate::kms::Resolver) -> Result<local::Loaded, crate::policy::PolicyErrors>,
+    load: impl Fn(&crate::held::Held) -> Result<local::Loaded, crate::policy::PolicyErrors>,
 ) -> Result<local::Loaded, crate::policy::PolicyErrors> {
-    let resolver = kms.resolver();
-    let first = load(&resolver)?;
-    let uris = crate::policy::normal::NormalPolicy::kms_uris(&first.normal);
-    if uris.is_empty() {
+    use crate::policy::normal::NormalPolicy;
+    let held = crate::held::Held::new(kms.resolver(), kms.tuf());
+    let first = load(&held)?;
+    let uris = NormalPolicy::kms_uris(&first.normal);
+    let repos = NormalPolicy::tuf_repos(&first.normal);
+    if uris.is_empty() && repos.is_empty() {
         return Ok(first);
     }
-    runtime().block_on(resolver.refresh(uris.clone()));
-    let loaded = load(&resolver)?;
+    runtime().block_on(async {
+        held.kms.refresh(uris.clone()).await;
+        held.tuf.refresh(repos.clone()).await;
+    });
+    let loaded = load(&held)?;
     for uri in &uris {
-        match resolver.lookup(uri) {
+        match held.kms.lookup(uri) {
             Ok(k) => {
                 let scheme = crate::policy::TrustedKey::from_pem_with(k.pem.as_bytes(), k.signing)
                     .map_or_else(|e| e.to_string(), |t| t.key.scheme());
                 eprintln!("kms: {uri}: resolved, version {}, {scheme}, from {}", k.version, k.source)
             }
             Err(e) => eprintln!("kms: {uri}: not resolved, its authorities fail closed: {e}"),
+        }
+    }
+    for repo in &repos {
+        match held.tuf.lookup(repo) {
+            Ok(r) => eprintln!(
+                "tuf: {}: trusted_root.json verified, targets version {}, from {}",
+                repo.mirror, r.targets_version, r.source
+            ),
+            Err(e) => eprintln!("tuf: {}: not fetched, its authorities fail closed: {e}", repo.mirror),
         }
     }
     Ok(loaded)

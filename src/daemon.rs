@@ -10,6 +10,7 @@ use crate::admin;
 use crate::config::{ConfigSource, Settings};
 use crate::decision::{ImageClaim, Outcome};
 use crate::enforce::Enforcer;
+use crate::held::Held;
 use crate::imagestore::{ContainerdImageStore, StoreError};
 use crate::kms::{Providers, Resolver};
 use crate::plugin::NriHandler;
@@ -35,12 +36,27 @@ pub enum DaemonError {
 
 /// How often the policy directory is re-read (a reload also happens on SIGHUP).
 const POLICY_POLL: Duration = Duration::from_secs(2);
-/// How often KMS keys that are missing or due are asked for; a new key reaches local
-/// policy at the next poll, cluster policy at the next sync.
-const KMS_REFRESH: Duration = Duration::from_secs(30);
+/// How often KMS keys and TUF trust roots that are missing or due are asked for; one that
+/// changed is compiled into local and cluster policy at once.
+const HELD_REFRESH: Duration = Duration::from_secs(30);
+
+/// KMS keys (config `kms_keys`, the cache file, the providers) and TUF trust roots (the
+/// cache file, the mirrors; tough's metadata kept under the state directory).
+fn held(settings: &Settings) -> Arc<Held> {
+    let tuf_fetcher: Option<Arc<dyn crate::tuf::Fetcher>> =
+        match crate::tuf::client::ToughFetcher::new(Some(settings.state_dir.join("tuf"))) {
+            Ok(f) => Some(Arc::new(f)),
+            Err(e) => {
+                tracing::error!(error = %e, "TUF client unavailable; TUF trust roots come from the cache only");
+                None
+            }
+        };
+    let tuf = crate::tuf::Store::new(tuf_fetcher, Some(settings.state_dir.join("tuf-roots.json")));
+    Arc::new(Held::new(kms_resolver(settings), tuf))
+}
 
 /// The KMS key resolver: config `kms_keys`, the cache file, the providers.
-fn kms_resolver(settings: &Settings) -> Arc<Resolver> {
+fn kms_resolver(settings: &Settings) -> Resolver {
     let provider: Option<Arc<dyn crate::kms::KeyProvider>> = match Providers::from_process() {
         Ok(p) => Some(Arc::new(p)),
         Err(e) => {
@@ -48,7 +64,7 @@ fn kms_resolver(settings: &Settings) -> Arc<Resolver> {
             None
         }
     };
-    Arc::new(Resolver::new(provider, settings.kms_pinned.clone(), Some(settings.kms_cache_path())))
+    Resolver::new(provider, settings.kms_pinned.clone(), Some(settings.kms_cache_path()))
 }
 
 /// Build the enforcer from settings (shared by the daemon and `signet verify`).
@@ -93,7 +109,7 @@ pub async fn run(settings: Settings, source: ConfigSource) -> Result<(), DaemonE
     } else {
         None
     };
-    let kms = kms_resolver(&settings);
+    let held = held(&settings);
     let (cluster_tx, mut cluster_rx) = tokio::sync::mpsc::channel(4);
     let cluster_start = if settings.cluster_policy {
         let lkg_path = settings.lkg_path();
@@ -105,7 +121,7 @@ pub async fn run(settings: Settings, source: ConfigSource) -> Result<(), DaemonE
             report_status: settings.report_status,
             pull_credentials: Arc::clone(&settings.access.cluster_credentials),
             refresh: sync::kube::REFRESH,
-            kms: Arc::clone(&kms),
+            held: Arc::clone(&held),
         };
         if let Some(client) = client.clone() {
             tokio::spawn(sync::kube::run(client, config, cluster_tx, shutdown_rx.clone()));
@@ -116,17 +132,17 @@ pub async fn run(settings: Settings, source: ConfigSource) -> Result<(), DaemonE
         None
     };
     let (mut state, policy) =
-        PolicyState::start_with_kms(settings.policy_dir.clone(), settings.no_match, cluster_start, Arc::clone(&kms));
+        PolicyState::start_with_held(settings.policy_dir.clone(), settings.no_match, cluster_start, Arc::clone(&held));
     // Apart from the request path and the policy loop: a slow provider delays neither. A
     // key that changed is compiled into local policy at once (and into cluster policy by the
     // watcher), not at the next poll.
-    let mut kms_changed = kms.subscribe();
+    let mut held_changed = held.changes();
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(KMS_REFRESH);
+        let mut tick = tokio::time::interval(HELD_REFRESH);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            kms.refresh(std::iter::empty()).await;
+            held.refresh_due().await;
         }
     });
     let enforcer = enforcer(&settings, policy.clone())?;
@@ -167,7 +183,7 @@ pub async fn run(settings: Settings, source: ConfigSource) -> Result<(), DaemonE
                     state.reload_local();
                 }
                 Some(cluster) = cluster_rx.recv() => state.set_cluster(cluster),
-                Ok(()) = kms_changed.changed() => state.reload_local(),
+                Ok(()) = held_changed.changed() => state.reload_local(),
                 _ = term.recv() => break,
                 _ = int.recv() => break,
             }

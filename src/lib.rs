@@ -23,11 +23,14 @@
 //!   `signer`: who must have signed); pure.
 //! - [`kms`]: public keys held in a cloud KMS or Vault, resolved at load and sync (never
 //!   on the request path) and cached for nodes that boot without the provider.
+//! - [`tuf`]: Sigstore trust roots served by TUF repositories (Kyverno `cosign.tuf`),
+//!   verified with tough and held the same way; [`held`] bundles both for policy.
 //! - [`policy`]: policy model, glob matching, signet's CRD, importers of the other policy
 //!   languages (one table of kinds), the normalised form (`normal`) and its compilation
 //!   (`compile`), local directory loading.
 //! - [`sync`]: merging local and cluster policy into published snapshots; kube watchers;
 //!   the last-known-good file.
+//! - [`statefile`]: atomic 0600 files under the state directory (caches, last known good).
 //! - [`cache`]: bounded TTL cache with singleflight and background completion.
 //! - [`decision`]: the shared vocabulary — an image claim and the decision for it.
 //! - [`encoding`]: base64 as Sigstore material spells it, for registry and verify alike.
@@ -52,6 +55,7 @@ pub mod decision;
 pub mod encoding;
 pub mod enforce;
 pub mod evaluate;
+pub mod held;
 pub mod imagestore;
 pub mod kms;
 pub mod logging;

@@ -77,7 +77,11 @@ async fn a_moto_kms_key_resolves_through_the_aws_path_and_verifies_its_signature
             .collect(),
     };
     let providers = Providers::new(Arc::clone(&http) as Arc<dyn Http>, env);
-    let resolver = Resolver::new(Some(Arc::new(providers)), Default::default(), None);
+    let held = signet::held::Held::new(
+        Resolver::new(Some(Arc::new(providers)), Default::default(), None),
+        signet::tuf::Store::offline(),
+    );
+    let resolver = &held.kms;
 
     // A policy as the field writes it, loaded the way the daemon loads local policy.
     let dir = tempfile::tempdir().unwrap();
@@ -86,10 +90,10 @@ async fn a_moto_kms_key_resolves_through_the_aws_path_and_verifies_its_signature
          images: [{{glob: \"registry.example.com/**\"}}]\n  authorities: [{{key: {{kms: \"{uri}\"}}}}]\n"
     );
     std::fs::write(dir.path().join("p.yaml"), policy).unwrap();
-    let before = signet::policy::local::load_dir_with(dir.path(), &resolver).unwrap();
+    let before = signet::policy::local::load_dir_with(dir.path(), &held).unwrap();
     assert!(before.warnings[0].contains("not resolved"), "{:?}", before.warnings);
     assert!(resolver.refresh(NormalPolicy::kms_uris(&before.normal)).await);
-    let loaded = signet::policy::local::load_dir_with(dir.path(), &resolver).unwrap();
+    let loaded = signet::policy::local::load_dir_with(dir.path(), &held).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let resolved = resolver.lookup(&uri).unwrap();
     assert!(resolved.source.contains(&endpoint), "{}", resolved.source);

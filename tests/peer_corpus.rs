@@ -124,7 +124,7 @@ fn file_cases(dir: &Path) -> Vec<Case> {
             continue;
         }
         let options = LoadOptions { namespace: Some(NAMESPACE.into()) };
-        let (got, detail) = match load_files_with(&[dir.join(file)], &options, &signet::kms::Resolver::offline()) {
+        let (got, detail) = match load_files_with(&[dir.join(file)], &options, &signet::held::Held::offline()) {
             Ok(l) => (Outcome::Accept, format!("{} policies", l.normal.len())),
             Err(e) => (Outcome::Reject, e.to_string().replace('\n', " ")),
         };

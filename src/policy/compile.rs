@@ -19,7 +19,9 @@ use super::normal::{
     CelCheck, Check, KeyRef, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy, Pattern, StaticAction,
 };
 use super::TrustedKey;
-use crate::kms::{KmsError, ResolvedKey, Resolver};
+use crate::held::Held;
+use crate::kms::{KmsError, ResolvedKey};
+use crate::tuf::{HeldRoot, TufError, TufRepo};
 use crate::verify::certificate::{CertificateError, CertificateSigner};
 use crate::verify::gpg::{GpgKey, GpgKeyError, GpgSigner, SignedIdentity};
 use crate::verify::keyless::{Identity, Matcher, MatcherError};
@@ -117,6 +119,8 @@ pub enum KeyUnavailable {
     KmsNotSigning { uri: String },
     #[error(transparent)]
     Kms(#[from] KmsError),
+    #[error(transparent)]
+    Tuf(#[from] TufError),
 }
 
 /// Twice the longest image name signet accepts ([`crate::reference::MAX_NAME_BYTES`]).
@@ -162,15 +166,19 @@ pub trait KeySource {
     fn kms(&self, uri: &str) -> Result<ResolvedKey, KeyUnavailable> {
         Err(KmsError::NoAccess { uri: uri.to_string() }.into())
     }
+    /// The trust root a TUF repository last served, as held now (never I/O).
+    fn tuf(&self, repo: &TufRepo) -> Result<HeldRoot, KeyUnavailable> {
+        Err(TufError::NoAccess { mirror: repo.mirror.clone() }.into())
+    }
 }
 
-/// Another key source, with KMS keys from a [`Resolver`].
-pub struct WithKms<'a> {
+/// Another key source, with KMS keys and TUF trust roots from what [`Held`] holds.
+pub struct WithHeld<'a> {
     pub keys: &'a (dyn KeySource + Sync),
-    pub kms: &'a Resolver,
+    pub held: &'a Held,
 }
 
-impl KeySource for WithKms<'_> {
+impl KeySource for WithHeld<'_> {
     fn secret(&self, namespace: &str, name: &str, key: Option<&str>) -> Result<Option<String>, KeyUnavailable> {
         self.keys.secret(namespace, name, key)
     }
@@ -178,7 +186,10 @@ impl KeySource for WithKms<'_> {
         self.keys.base_dir()
     }
     fn kms(&self, uri: &str) -> Result<ResolvedKey, KeyUnavailable> {
-        Ok(self.kms.lookup(uri)?)
+        Ok(self.held.kms.lookup(uri)?)
+    }
+    fn tuf(&self, repo: &TufRepo) -> Result<HeldRoot, KeyUnavailable> {
+        Ok(self.held.tuf.lookup(repo)?)
     }
 }
 
@@ -397,11 +408,28 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
     };
     let tsa = tsa.as_deref().map(Authorities::from_pem).transpose().map_err(AuthorityError::Tsa)?;
     let source = repository.as_deref().map(signature_repository).transpose()?;
-    let trust = trusted_root
-        .as_deref()
-        .map(|json| crate::verify::trust::TrustRoot::parse(json.as_bytes(), "trustedRoot").map(std::sync::Arc::new))
-        .transpose()
-        .map_err(AuthorityError::TrustedRoot)?;
+    // An inline trusted root wins over a TUF repository, as Kyverno's resolveTrustedMaterial
+    // has it; a repository not fetched yet (nor carried from the last-known-good file) fails
+    // this authority closed, naming the mirror.
+    let tuf = match (trusted_root, a.check.tuf()) {
+        (None, Some(t)) => match keys.tuf(&t.repository) {
+            Ok(held) => Some(held.trusted_root),
+            Err(e) => match &t.resolved {
+                Some(last) => Some(last.clone()),
+                None => return unavailable(e),
+            },
+        },
+        _ => None,
+    };
+    let parse =
+        |json: &str, what: &str| crate::verify::trust::TrustRoot::parse(json.as_bytes(), what).map(std::sync::Arc::new);
+    let trust = match (trusted_root.as_deref(), tuf.as_deref()) {
+        (Some(json), _) => Some(parse(json, "trustedRoot")),
+        (None, Some(json)) => Some(parse(json, "the TUF repository's trusted_root.json")),
+        (None, None) => None,
+    }
+    .transpose()
+    .map_err(AuthorityError::TrustedRoot)?;
     let tlog = match rekor {
         None => Tlog::Ignore,
         Some(url) => Tlog::Require {
@@ -650,6 +678,7 @@ mod tests {
         use crate::policy::normal::CertificateCheck;
         use crate::testutil::vector;
         let check = |chain: Option<&str>, rekor: Option<&str>| CertificateCheck {
+            tuf: None,
             certificate: vector("leaf-email.pem"),
             chain: chain.map(vector),
             rekor: rekor.map(String::from),
@@ -735,8 +764,9 @@ mod tests {
         assert_eq!(scheme(&compile(&inlined, &files).unwrap()), "ecdsa-p256-sha384", "the KMS key's own digest");
 
         let pinned = BTreeMap::from([(uri.to_string(), kms_resolved(Some(HashAlgorithm::Sha512)))]);
-        let resolver = Resolver::new(None, pinned, None);
-        let keys = WithKms { keys: &files, kms: &resolver };
+        let resolver = crate::kms::Resolver::new(None, pinned, None);
+        let held = Held::new(resolver, crate::tuf::Store::offline());
+        let keys = WithHeld { keys: &files, held: &held };
         assert_eq!(scheme(&compile(&inlined, &keys).unwrap()), "ecdsa-p256-sha512", "what is held now wins");
         let c = compile(&kms_policy(uri, Some(HashAlgorithm::Sha256), None), &keys).unwrap();
         assert_eq!(scheme(&c), "ecdsa-p256-sha256", "the policy's hashAlgorithm names the digest");

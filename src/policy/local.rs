@@ -9,12 +9,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use super::compile::{compile, FilesOnly, WithKms};
+use super::compile::{compile, FilesOnly, WithHeld};
 use super::file::parse_documents;
 use super::importers;
 use super::normal::NormalPolicy;
 use super::{Policy, PolicyError, PolicyErrors};
-use crate::kms::Resolver;
+use crate::held::Held;
 
 /// Everything loaded from a set of files.
 #[derive(Debug, Default)]
@@ -59,13 +59,13 @@ pub struct LoadOptions {
 /// KMS keys fail closed: nothing is resolved here ([`load_files_with`] takes what a
 /// resolver holds).
 pub fn load_files(files: &[PathBuf]) -> Result<Loaded, PolicyErrors> {
-    load_files_with(files, &LoadOptions::default(), &Resolver::offline())
+    load_files_with(files, &LoadOptions::default(), &Held::offline())
 }
 
 /// [`load_files`] with options, and KMS keys as `kms` holds them (it does no I/O); the
 /// normal forms carry the resolved keys. `signet policy check` and the daemon's local source
 /// both come through here.
-pub fn load_files_with(files: &[PathBuf], options: &LoadOptions, kms: &Resolver) -> Result<Loaded, PolicyErrors> {
+pub fn load_files_with(files: &[PathBuf], options: &LoadOptions, held: &Held) -> Result<Loaded, PolicyErrors> {
     let mut errors = Vec::new();
     let mut out = Loaded::default();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
@@ -85,7 +85,7 @@ pub fn load_files_with(files: &[PathBuf], options: &LoadOptions, kms: &Resolver)
             }
         };
         let files_only = FilesOnly(path.parent().unwrap_or(Path::new(".")));
-        let keys = WithKms { keys: &files_only, kms };
+        let keys = WithHeld { keys: &files_only, held };
         let default_namespace = super::file::namespace_directive(&text).or_else(|| options.namespace.clone());
         for (index, mut doc) in docs.into_iter().enumerate() {
             let kind = |key: &str| doc.get(key).and_then(|v| v.as_str()).unwrap_or_default().to_string();
@@ -136,7 +136,7 @@ pub fn load_files_with(files: &[PathBuf], options: &LoadOptions, kms: &Resolver)
             };
             out.notes.extend(imported.notes.into_iter().map(|n| format!("{}: {object}: {n}", path.display())));
             for mut normal in imported.policies {
-                normal.inline_kms(kms);
+                normal.inline_held(held);
                 match compile(&normal, &keys) {
                     Ok(c) => {
                         out.warnings.extend(c.warnings.into_iter().map(|w| format!("policy {:?}: {w}", normal.name)));
@@ -161,13 +161,13 @@ pub fn load_files_with(files: &[PathBuf], options: &LoadOptions, kms: &Resolver)
 
 /// Load every policy file of a directory.
 pub fn load_dir(dir: &Path) -> Result<Loaded, PolicyErrors> {
-    load_dir_with(dir, &Resolver::offline())
+    load_dir_with(dir, &Held::offline())
 }
 
 /// [`load_dir`] with KMS keys as `kms` holds them.
-pub fn load_dir_with(dir: &Path, kms: &Resolver) -> Result<Loaded, PolicyErrors> {
+pub fn load_dir_with(dir: &Path, held: &Held) -> Result<Loaded, PolicyErrors> {
     let files = policy_files(dir).map_err(|e| PolicyErrors(vec![e]))?;
-    load_files_with(&files, &LoadOptions::default(), kms)
+    load_files_with(&files, &LoadOptions::default(), held)
 }
 
 #[cfg(test)]
@@ -249,14 +249,14 @@ mod tests {
         assert!(err.contains("metadata.namespace is missing") && err.contains("--namespace"), "{err}");
         let files = policy_files(d.path()).unwrap();
         let with = |ns: &str| LoadOptions { namespace: Some(ns.into()) };
-        let loaded = load_files_with(&files, &with("payments"), &Resolver::offline()).unwrap();
+        let loaded = load_files_with(&files, &with("payments"), &Held::offline()).unwrap();
         assert_eq!(loaded.normal[0].namespaces.include, ["payments"]);
         write(d.path(), "p.yaml", &format!("# signet.dev/namespace: tenant\n{IMAGE_POLICY}"));
-        let loaded = load_files_with(&files, &with("payments"), &Resolver::offline()).unwrap();
+        let loaded = load_files_with(&files, &with("payments"), &Held::offline()).unwrap();
         assert_eq!(loaded.normal[0].namespaces.include, ["tenant"], "the file's own line comes first");
         let named = IMAGE_POLICY.replace("{name: p}", "{name: p, namespace: own}");
         write(d.path(), "p.yaml", &format!("# signet.dev/namespace: tenant\n{named}"));
-        let loaded = load_files_with(&files, &with("payments"), &Resolver::offline()).unwrap();
+        let loaded = load_files_with(&files, &with("payments"), &Held::offline()).unwrap();
         assert_eq!(loaded.normal[0].namespaces.include, ["own"], "metadata.namespace before both");
     }
 

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Exclusive, Mode, Namespaces, NoMatchAction};
-use crate::kms::{KmsUri, ResolvedKey, Resolver, UriError};
+use crate::held::Held;
+use crate::kms::{KmsUri, ResolvedKey, UriError};
+use crate::tuf::TufRepo;
 use crate::verify::pubkey::HashAlgorithm;
 
 /// A value of the normal form that is not well formed.
@@ -134,15 +136,26 @@ impl NormalPolicy {
             .collect()
     }
 
-    /// Put the key `kms` holds into each KMS reference, so the last-known-good file (and
-    /// `policy check`) carry it; references with nothing held are left as they are.
-    pub fn inline_kms(&mut self, kms: &Resolver) {
+    /// Every TUF repository these policies name, for the store to fetch.
+    pub fn tuf_repos(policies: &[NormalPolicy]) -> std::collections::BTreeSet<TufRepo> {
+        policies.iter().flat_map(NormalPolicy::checks).filter_map(|c| c.tuf()).map(|t| t.repository.clone()).collect()
+    }
+
+    /// Put what `held` holds into each KMS reference and TUF repository, so the
+    /// last-known-good file (and `policy check`) carry it; references with nothing held are
+    /// left as they are.
+    pub fn inline_held(&mut self, held: &Held) {
         for check in self.checks_mut() {
             if let Check::Key(k) = check {
                 if let KeyRef::Kms(key) = &mut k.key {
-                    if let Ok(held) = kms.lookup(&key.uri) {
-                        key.resolved = Some(held);
+                    if let Ok(resolved) = held.kms.lookup(&key.uri) {
+                        key.resolved = Some(resolved);
                     }
+                }
+            }
+            if let Some(t) = check.tuf_mut() {
+                if let Ok(root) = held.tuf.lookup(&t.repository) {
+                    t.resolved = Some(root.trusted_root);
                 }
             }
         }
@@ -306,6 +319,35 @@ impl Check {
         }
     }
 
+    /// Have a cosign check verify under the trust root `repo` serves instead of the node's.
+    pub fn with_tuf(self, repo: TufRepo) -> Check {
+        let tuf = Some(TufRef { repository: repo, resolved: None });
+        match self {
+            Check::Key(k) => Check::Key(KeyCheck { tuf, ..k }),
+            Check::Keyless(k) => Check::Keyless(KeylessCheck { tuf, ..k }),
+            Check::Certificate(c) => Check::Certificate(CertificateCheck { tuf, ..c }),
+            other => other,
+        }
+    }
+
+    pub(crate) fn tuf(&self) -> Option<&TufRef> {
+        match self {
+            Check::Key(k) => k.tuf.as_ref(),
+            Check::Keyless(k) => k.tuf.as_ref(),
+            Check::Certificate(c) => c.tuf.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn tuf_mut(&mut self) -> Option<&mut TufRef> {
+        match self {
+            Check::Key(k) => k.tuf.as_mut(),
+            Check::Keyless(k) => k.tuf.as_mut(),
+            Check::Certificate(c) => c.tuf.as_mut(),
+            _ => None,
+        }
+    }
+
     fn kind_name(&self) -> &'static str {
         match self {
             Check::Key(_) => "keys",
@@ -355,6 +397,10 @@ pub struct KeyCheck {
     /// check: its CAs, logs and timestamp authorities (Kyverno `cosign.trustedRoot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted_root: Option<String>,
+    /// A TUF repository whose `trusted_root.json` replaces the node's trust root for this
+    /// check (Kyverno `cosign.tuf`); `trustedRoot` wins where both are given, as in Kyverno.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuf: Option<TufRef>,
 }
 
 impl KeyCheck {
@@ -368,6 +414,7 @@ impl KeyCheck {
             tsa_cert_chain: None,
             repository: None,
             trusted_root: None,
+            tuf: None,
         }
     }
 }
@@ -415,6 +462,10 @@ pub struct CertificateCheck {
     /// check: its CAs, logs and timestamp authorities (Kyverno `cosign.trustedRoot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted_root: Option<String>,
+    /// A TUF repository whose `trusted_root.json` replaces the node's trust root for this
+    /// check (Kyverno `cosign.tuf`); `trustedRoot` wins where both are given, as in Kyverno.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuf: Option<TufRef>,
     /// The digest signatures are made over under the certificate's key (Kyverno's entry
     /// `signatureAlgorithm`, for a certificate without a chain); unset, SHA-256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -483,6 +534,21 @@ pub struct KeylessCheck {
     /// check: its CAs, logs and timestamp authorities (Kyverno `cosign.trustedRoot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trusted_root: Option<String>,
+    /// A TUF repository whose `trusted_root.json` replaces the node's trust root for this
+    /// check (Kyverno `cosign.tuf`); `trustedRoot` wins where both are given, as in Kyverno.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuf: Option<TufRef>,
+}
+
+/// A TUF repository named by a check, and the trust root last fetched from it (carried in
+/// the last-known-good file and `policy check` output, so a node without the mirror
+/// enforces what it last verified).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TufRef {
+    pub repository: TufRepo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<String>,
 }
 
 /// Exactly one of each pair must be set; the `…RegExp` forms are regular expressions.

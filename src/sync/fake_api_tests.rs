@@ -347,10 +347,10 @@ impl Harness {
     }
 
     async fn with_api(api: FakeApi) -> Self {
-        Self::with_kms(api, Arc::new(crate::kms::Resolver::offline())).await
+        Self::with_held(api, Arc::new(crate::held::Held::offline())).await
     }
 
-    async fn with_kms(api: FakeApi, kms: Arc<crate::kms::Resolver>) -> Self {
+    async fn with_held(api: FakeApi, held: Arc<crate::held::Held>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = ClusterConfig {
             node_name: "node-a".into(),
@@ -358,7 +358,7 @@ impl Harness {
             report_status: true,
             pull_credentials: Default::default(),
             refresh: api.refresh,
-            kms,
+            held,
         };
         let pull_credentials = Arc::clone(&config.pull_credentials);
         let (tx, rx) = mpsc::channel(16);
@@ -525,7 +525,7 @@ async fn unreachable_api_server_publishes_nothing_and_keeps_retrying() {
         report_status: false,
         pull_credentials: Default::default(),
         refresh: super::REFRESH,
-        kms: Arc::new(crate::kms::Resolver::offline()),
+        held: Arc::new(crate::held::Held::offline()),
     };
     let (tx, mut rx) = mpsc::channel(1);
     let (_shutdown, shutdown_rx) = watch::channel(false);
@@ -662,7 +662,8 @@ async fn a_kms_key_is_resolved_at_sync_and_inlined_into_the_last_known_good_file
     let kms = Arc::new(resolver);
     let api = FakeApi::start().await;
     api.apply("k", json!({"images": [{"glob": "k.io/**"}], "authorities": [{"key": {"kms": "hashivault://signer"}}]}));
-    let mut h = Harness::with_kms(api, Arc::clone(&kms)).await;
+    let held = crate::held::Held { kms: Arc::clone(&kms), tuf: Arc::new(crate::tuf::Store::offline()) };
+    let mut h = Harness::with_held(api, Arc::new(held)).await;
     let first = tokio::time::timeout(Duration::from_secs(10), h.rx.recv()).await.unwrap().unwrap();
     let kind = &first.policies[0].requirements[0].authorities[0].kind;
     assert!(

@@ -32,8 +32,8 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 
 use super::{lkg, ClusterOrigin, ClusterPolicies};
-use crate::kms::Resolver;
-use crate::policy::compile::{Compiled, KeySource, KeyUnavailable, WithKms};
+use crate::held::Held;
+use crate::policy::compile::{Compiled, KeySource, KeyUnavailable, WithHeld};
 use crate::policy::importers::{self, Kind, KINDS};
 use crate::policy::labels::{Labels, NamespaceLabels};
 use crate::policy::normal::{KeyRef, NormalPolicy, Pattern};
@@ -66,7 +66,7 @@ pub struct ClusterConfig {
     pub refresh: Duration,
     /// KMS keys of cluster policies; resolved at each sync and inlined into the
     /// last-known-good file.
-    pub kms: Arc<Resolver>,
+    pub held: Arc<Held>,
 }
 
 /// Key of one watched object.
@@ -262,11 +262,11 @@ pub async fn run(
         let mut events = stream::select_all(streams);
         let refresh = tokio::time::sleep(config.refresh);
         tokio::pin!(refresh);
-        let mut kms_changes = config.kms.subscribe();
+        let mut held_changes = config.held.changes();
         loop {
             tokio::select! {
                 // A KMS key resolved (or refused) since the last sync: compile with it now.
-                Ok(()) = kms_changes.changed() => publish(&client, &config, &mut state, &tx).await,
+                Ok(()) = held_changes.changed() => publish(&client, &config, &mut state, &tx).await,
                 ev = namespace_events.next(), if namespaces_open => match ev {
                     Some(Ok(ev)) => {
                         state.namespaces.failing = false;
@@ -436,17 +436,19 @@ async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, t
     fetch_secrets(client, &normal, &mut state.secrets).await;
     let secrets = &state.secrets;
     publish_pull_credentials(&normal, secrets, &config.pull_credentials);
-    // KMS keys are asked for here, at sync, never while a container waits; a provider
-    // that is down costs this sync its bounded retries, then its failure is held briefly.
-    config.kms.refresh(NormalPolicy::kms_uris(&normal)).await;
-    let keys = WithKms { keys: secrets, kms: &config.kms };
+    // KMS keys and TUF trust roots are asked for here, at sync, never while a container
+    // waits; a provider or mirror that is down costs this sync its bounded retries, then
+    // its failure is held briefly.
+    config.held.kms.refresh(NormalPolicy::kms_uris(&normal)).await;
+    config.held.tuf.refresh(NormalPolicy::tuf_repos(&normal)).await;
+    let keys = WithHeld { keys: secrets, held: &config.held };
     let mut inlined = Vec::new();
     let mut policies = Vec::new();
     let mut problems: HashMap<String, Vec<String>> = HashMap::new();
     state.warned.keep_only(&normal.iter().map(|p| (p.name.clone(), p.origin.clone())).collect());
     for p in normal {
         let mut p = inline_secrets(p, secrets);
-        p.inline_kms(&config.kms);
+        p.inline_held(&config.held);
         let v = compile_or_keep(p, state.last_sent.as_deref(), &keys, &mut state.warned);
         problems.entry(v.normal.origin.clone()).or_default().extend(v.problems);
         if let Some(policy) = v.policy {

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::kms::Resolver;
+use crate::held::Held;
 use crate::policy::labels::NamespaceLabels;
 use crate::policy::normal::NormalPolicy;
 use crate::policy::{local, NoMatchAction, Policy, PolicySet};
@@ -67,7 +67,7 @@ pub struct PolicyState {
     reported_clashes: Vec<String>,
     /// KMS keys of local policies as held now: every lookup registers its URI, and the
     /// daemon's refresh task resolves them; the next reload compiles with what it got.
-    kms: Arc<Resolver>,
+    held: Arc<Held>,
     tx: watch::Sender<Arc<PolicySet>>,
 }
 
@@ -79,15 +79,15 @@ impl PolicyState {
         node_no_match: NoMatchAction,
         cluster: Option<Option<ClusterPolicies>>,
     ) -> (Self, watch::Receiver<Arc<PolicySet>>) {
-        Self::start_with_kms(dir, node_no_match, cluster, Arc::new(Resolver::offline()))
+        Self::start_with_held(dir, node_no_match, cluster, Arc::new(Held::offline()))
     }
 
-    /// [`PolicyState::start`] with local policies' KMS keys from `kms`.
-    pub fn start_with_kms(
+    /// [`PolicyState::start`] with local policies' KMS keys and TUF trust roots from `held`.
+    pub fn start_with_held(
         dir: PathBuf,
         node_no_match: NoMatchAction,
         cluster: Option<Option<ClusterPolicies>>,
-        kms: Arc<Resolver>,
+        held: Arc<Held>,
     ) -> (Self, watch::Receiver<Arc<PolicySet>>) {
         let (tx, rx) = watch::channel(PolicySet::unavailable("policy not loaded yet".into()));
         let cluster = match cluster {
@@ -102,7 +102,7 @@ impl PolicyState {
             cluster,
             last_local_report: None,
             reported_clashes: Vec::new(),
-            kms,
+            held,
             tx,
         };
         state.reload_local();
@@ -111,7 +111,7 @@ impl PolicyState {
 
     /// Re-read the policy directory; a failure keeps the last good local policies.
     pub fn reload_local(&mut self) {
-        match local::load_dir_with(&self.dir, &self.kms) {
+        match local::load_dir_with(&self.dir, &self.held) {
             Ok(loaded) => {
                 let report = loaded.warnings.join("\n");
                 if self.last_local_report.as_deref() != Some(report.as_str()) {
@@ -324,7 +324,7 @@ mod tests {
                 source: "s".into(),
             },
         )]);
-        p.inline_kms(&Resolver::new(None, pinned, None));
+        p.inline_held(&Held::new(crate::kms::Resolver::new(None, pinned, None), crate::tuf::Store::offline()));
         let path = d.path().join("cluster-policy.json");
         lkg::store(&path, &[p]).unwrap();
         let c = kube::load_last_known_good(&path).unwrap();

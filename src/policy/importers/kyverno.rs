@@ -698,6 +698,7 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
     Ok(NormalAuthority::new(
         label,
         Check::Keyless(KeylessCheck {
+            tuf: None,
             identities: vec![identity],
             ca: k.roots.clone().map(KeyRef::Pem),
             rekor,
@@ -740,6 +741,7 @@ fn certificate_authority(
     let check = match (cert, chain) {
         (None, None) => return Err(KyvernoError::NoCertificate),
         (Some(cert), chain) => Check::Certificate(CertificateCheck {
+            tuf: None,
             certificate: super::certificate_text(cert),
             chain: chain.map(String::from),
             rekor,
@@ -757,6 +759,7 @@ fn certificate_authority(
         // cosign takes the chain as its roots: the signature's own certificate must chain
         // to them, whoever it names.
         (None, Some(chain)) => Check::Keyless(KeylessCheck {
+            tuf: None,
             identities: Vec::new(),
             ca: Some(KeyRef::Pem(chain.to_string())),
             rekor,
@@ -1414,6 +1417,7 @@ mod tests {
         let (leaf, chain) = (cosign_vector("leaf-email.pem"), cosign_vector("chain.pem"));
         let check = only_check(&with_entry(&certificates(Some(&leaf), None, ""), ""));
         let want = CertificateCheck {
+            tuf: None,
             certificate: leaf.clone(),
             chain: None,
             rekor: Some(PUBLIC_REKOR.into()),

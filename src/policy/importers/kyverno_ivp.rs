@@ -31,6 +31,7 @@ use crate::policy::normal::{
     CertificateCheck, Check, KeyCheck, KeyRef, KeylessCheck, NormalAuthority, NormalIdentity, NormalPolicy,
     NormalRequirement, NotaryCheck, Pattern, SecretName,
 };
+use crate::tuf::{TufRepo, TufRoot};
 
 const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
 /// Kyverno reads `credentials.secrets` from its own namespace.
@@ -67,6 +68,8 @@ enum IvpError {
     TrustedRootValue,
     #[error("certificate needs cert, certChain or both")]
     NoCertificate,
+    #[error("cosign.tuf: {0}")]
+    Tuf(crate::tuf::TufError),
 }
 
 #[derive(Deserialize)]
@@ -266,13 +269,33 @@ struct Cosign {
     #[serde(default)]
     ctlog: Option<Ctlog>,
     #[serde(default)]
-    tuf: Option<Value>,
+    tuf: Option<Tuf>,
     #[serde(default)]
     trusted_root: Option<StringOrExpression>,
     #[serde(default)]
     source: Option<Source>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
+}
+
+/// `cosign.tuf`: the TUF repository Kyverno's sigstore-go client reads `trusted_root.json`
+/// from, entered through `root` (`path` first, as Kyverno reads them).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Tuf {
+    #[serde(default)]
+    mirror: Option<String>,
+    #[serde(default)]
+    root: Option<TufRootSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TufRootSpec {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    data: Option<String>,
 }
 
 /// `cosign.certificate`: Kyverno's JSON names are `cert` and `certChain`.
@@ -627,9 +650,32 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
     if !c.annotations.is_empty() {
         return unsupported("required signature annotations are not checked on the node");
     }
-    if c.tuf.is_some() {
-        return unsupported("a custom TUF repository (tuf): the node does not fetch trust material over the network");
-    }
+    // `tuf`: Kyverno reads no Sigstore infrastructure for a key or certificate with the log
+    // ignored (skipSigstoreInfra), so the repository is not used there either.
+    let ignore_tlog = c.ctlog.as_ref().is_some_and(|l| l.insecure_ignore_tlog);
+    let tuf = match &c.tuf {
+        Some(_) if c.keyless.is_none() && ignore_tlog => {
+            notes.push(format!(
+                "attestor {}: tuf is not used: a key or certificate with the log ignored needs no Sigstore trust root",
+                a.name
+            ));
+            None
+        }
+        Some(t) => {
+            let root = t.root.as_ref();
+            let root =
+                match (root.and_then(|r| r.path.clone()), root.and_then(|r| r.data.clone())) {
+                    (Some(p), _) if !p.is_empty() => TufRoot::Path(p),
+                    (_, Some(d)) if !d.is_empty() => TufRoot::Data(d),
+                    _ => return unsupported(
+                        "tuf without root.data or root.path: the public-good Sigstore TUF root is not built into the \
+                         node",
+                    ),
+                };
+            Some(TufRepo::new(t.mirror.as_deref(), root).map_err(IvpError::Tuf)?)
+        }
+        None => None,
+    };
     // `trustedRoot`: a trusted_root.json inline (Kyverno then verifies with it instead of the
     // TUF one); an expression only when it is a string literal.
     let trusted_root = match &c.trusted_root {
@@ -669,6 +715,10 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
     attestor_check(c).map(|check| {
         let check = match &repository {
             Some(repo) => check.from_repository(repo),
+            None => check,
+        };
+        let check = match tuf {
+            Some(repo) => check.with_tuf(repo),
             None => check,
         };
         match trusted_root {
@@ -758,6 +808,7 @@ fn attestor_check(c: &Cosign) -> Result<Check, IvpError> {
         return Err(IvpError::NoIdentities);
     }
     Ok(Check::Keyless(KeylessCheck {
+        tuf: None,
         identities,
         ca: k.roots.clone().map(KeyRef::Pem),
         rekor,
@@ -805,6 +856,7 @@ fn certificate(
     Ok(match (leaf, chain) {
         (None, None) => return Err(IvpError::NoCertificate),
         (Some(leaf), chain) => Check::Certificate(CertificateCheck {
+            tuf: None,
             certificate: super::certificate_text(&leaf),
             // Kyverno gives cosign its Sigstore trusted root unless the log is ignored, and
             // cosign checks a certificate against that rather than the chain.
@@ -823,6 +875,7 @@ fn certificate(
         // The chain alone is cosign's roots: the signature's own certificate must chain to
         // them, whoever it names.
         (None, Some(chain)) => Check::Keyless(KeylessCheck {
+            tuf: None,
             identities: Vec::new(),
             ca: Some(KeyRef::Pem(chain)),
             rekor,
@@ -908,7 +961,7 @@ mod tests {
     use crate::evaluate::{evaluate, Evaluation, Evidence};
     use crate::policy::compile::{compile, FilesOnly};
     use crate::policy::file::parse_documents;
-    use crate::policy::normal::{Check, KeyRef, NotaryCheck};
+    use crate::policy::normal::{Check, KeyRef, NormalPolicy, NotaryCheck};
     use crate::policy::{NoMatchAction, PolicySet};
     use crate::registry::{Form, SignatureLayer, Signatures};
     use crate::testutil::TestSigner;
@@ -1308,7 +1361,10 @@ mod tests {
         assert_eq!(NormalPolicy::kms_uris(std::slice::from_ref(&p)).into_iter().collect::<Vec<_>>(), [uri]);
         let held =
             ResolvedKey { pem: k.public_pem(), version: "v1".into(), signing: Default::default(), source: "t".into() };
-        p.inline_kms(&Resolver::new(None, std::collections::BTreeMap::from([(uri.to_string(), held)]), None));
+        p.inline_held(&crate::held::Held::new(
+            Resolver::new(None, std::collections::BTreeMap::from([(uri.to_string(), held)]), None),
+            crate::tuf::Store::offline(),
+        ));
         let c = compile(&p, &FilesOnly(Path::new("/"))).unwrap();
         let s = PolicySet::new(vec![c.policy], NoMatchAction::Deny, b"kms");
         assert!(eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![])).allowed);
@@ -1355,6 +1411,111 @@ mod tests {
         let i = super::super::import(doc).unwrap();
         let err = compile(&i.policies[0], &FilesOnly(Path::new("/"))).unwrap_err();
         assert!(err.iter().any(|e| e.to_string().contains("trustedRoot")), "{err:?}");
+    }
+
+    /// `cosign.tuf`: the trusted_root.json a TUF repository serves (verified by tough through
+    /// the policy's root) replaces the node trust root for that attestor; fetched off the
+    /// request path, so until it is held the attestor fails closed naming the mirror, and the
+    /// root inlined at the last load enforces on a node without the mirror. Before, every
+    /// `tuf` attestor failed closed.
+    #[tokio::test]
+    async fn a_tuf_repositorys_trusted_root_replaces_the_nodes() {
+        use crate::held::Held;
+        use crate::policy::compile::WithHeld;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/cosign");
+        let vector = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+        let digest = "sha256:479b4d26d48a0d046ea38ef2715bfa9bdc1ddff89de923a682848412d511d3a5";
+        let tmp = tempfile::tempdir().unwrap();
+        let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
+        let mut repo =
+            tuf_testrepo::Repo::create(&tmp.path().join("repo"), &tmp.path().join("key"), expires).await.unwrap();
+        repo.publish(&[("trusted_root.json", vector("trusted_root.json").as_bytes())], expires).await.unwrap();
+        let root = base64::engine::general_purpose::STANDARD.encode(&repo.root);
+        let yaml = format!(
+            "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: k}}\nspec:\n  \
+             matchImageReferences: [{{glob: \"registry.example/*\"}}]\n  attestors:\n  - name: ci\n    cosign:\n      \
+             ctlog: {{insecureIgnoreTlog: true}}\n      tuf:\n        mirror: file://{}\n        root: {{data: {root}}}\n      \
+             keyless:\n        identities:\n        - {{issuer: \"https://issuer.example\", subject: builder@example.com}}\n  \
+             validations:\n  - expression: images.containers.map(i, verifyImageSignatures(i, [attestors.ci])).all(e, e > 0)\n",
+            repo.dir.display()
+        );
+        let layer = SignatureLayer {
+            payload: vector("payload.json").into_bytes(),
+            signature: vector("payload-leaf.sig").trim().into(),
+            certificate: Some(vector("leaf-sct.pem")),
+            chain: Some(vector("chain.pem")),
+            ..Default::default()
+        };
+        let ev = evidence("registry.example/team/app:v1", vec![layer], vec![]);
+        let node = TrustRoot::empty();
+        let doc = &parse_documents(Path::new("t.yaml"), &yaml).unwrap()[0];
+        let normal = super::super::import(doc).unwrap().policies.remove(0);
+        let compiled = |held: &Held, p: &NormalPolicy| {
+            let c = compile(p, &WithHeld { keys: &FilesOnly(Path::new("/")), held }).unwrap();
+            (PolicySet::assemble(vec![c.policy], NoMatchAction::Deny), c.warnings)
+        };
+        let fetcher = crate::tuf::client::ToughFetcher::new(None).unwrap();
+        let held = Held::new(crate::kms::Resolver::offline(), crate::tuf::Store::new(Some(Arc::new(fetcher)), None));
+        // Looked up before any fetch: the attestor fails closed, naming the mirror.
+        let (before, warnings) = compiled(&held, &normal);
+        assert!(!eval_with(&before, &ev, digest, &node).allowed);
+        assert!(warnings.iter().any(|w| w.contains("is not fetched yet") && w.contains("file://")), "{warnings:?}");
+        assert_eq!(NormalPolicy::tuf_repos(std::slice::from_ref(&normal)).len(), 1);
+        assert!(held.tuf.refresh(std::iter::empty()).await, "the repository looked up is fetched");
+        let (after, warnings) = compiled(&held, &normal);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let e = eval_with(&after, &ev, digest, &node);
+        assert!(e.allowed, "{e:?}");
+        // Inlined at that load, the root enforces where nothing fetches (the last-known-good file).
+        let mut inlined = normal.clone();
+        inlined.inline_held(&held);
+        let (offline, warnings) = compiled(&Held::offline(), &inlined);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(eval_with(&offline, &ev, digest, &node).allowed);
+        // A repository serving another trust root (one that names neither the test CA nor its
+        // CT log) does not vouch for the certificate.
+        repo.publish(
+            &[("trusted_root.json", b"{\"mediaType\": \"application/vnd.dev.sigstore.trustedroot+json;version=0.1\"}")],
+            expires,
+        )
+        .await
+        .unwrap();
+        let fresh = crate::tuf::client::ToughFetcher::new(None).unwrap();
+        let other = Held::new(crate::kms::Resolver::offline(), crate::tuf::Store::new(Some(Arc::new(fresh)), None));
+        compiled(&other, &normal);
+        other.tuf.refresh(std::iter::empty()).await;
+        let (other_root, warnings) = compiled(&other, &normal);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(!eval_with(&other_root, &ev, digest, &node).allowed);
+    }
+
+    /// `cosign.tuf` with no root: the public-good TUF root is not built in, so the attestor
+    /// fails closed; on a key with the log ignored Kyverno reads no TUF at all, nor does the node.
+    #[test]
+    fn tuf_without_a_root_fails_closed_and_a_key_without_the_log_needs_none() {
+        let policy = |cosign: &str| {
+            format!(
+                "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: k}}\nspec:\n  \
+                 matchImageReferences: [{{glob: \"registry.example/*\"}}]\n  attestors:\n  - name: ci\n    cosign: {cosign}\n  \
+                 validations:\n  - expression: images.containers.map(i, verifyImageSignatures(i, [attestors.ci])).all(e, e > 0)\n"
+            )
+        };
+        let keyless = "{tuf: {mirror: \"https://tuf.example\"}, keyless: {identities: [{issuer: i, subject: s}]}}";
+        let (_, warnings) = set(&policy(keyless));
+        assert!(warnings.iter().any(|w| w.contains("public-good Sigstore TUF root")), "{warnings:?}");
+        let key = format!(
+            "{{tuf: {{mirror: \"https://tuf.example\", root: {{data: e30=}}}}, ctlog: {{insecureIgnoreTlog: true}}, key: {{data: {}}}}}",
+            serde_json::to_string(crate::testutil::TEST_PUB).unwrap()
+        );
+        let doc = &parse_documents(Path::new("t.yaml"), &policy(&key)).unwrap()[0];
+        let i = super::super::import(doc).unwrap();
+        assert!(i.notes.iter().any(|n| n.contains("tuf is not used")), "{:?}", i.notes);
+        assert_eq!(NormalPolicy::tuf_repos(&i.policies).len(), 0);
+        // A mirror that is not a URL the node reads refuses the policy, naming it.
+        let bad = policy("{tuf: {mirror: \"ftp://tuf.example\", root: {data: e30=}}, keyless: {identities: [{issuer: i, subject: s}]}}");
+        let doc = &parse_documents(Path::new("t.yaml"), &bad).unwrap()[0];
+        let err = super::super::import(doc).unwrap_err();
+        assert!(err.iter().any(|e| e.contains("cosign.tuf") && e.contains("ftp://tuf.example")), "{err:?}");
     }
 
     const SBOM: &str = "  - expression: images.containers.map(image, verifyAttestationSignatures(image, attestations.sbom, [attestors.cosign])).all(e, e > 0)\n    message: failed to verify the SBOM attestation\n  - expression: images.containers.map(image, extractPayload(image, attestations.sbom).predicate.bomFormat == 'CycloneDX').all(e, e)\n    message: the SBOM is not CycloneDX\n";
@@ -1681,6 +1842,7 @@ mod tests {
         let leaf = crate::testutil::vector("leaf-email.pem");
         let chain = crate::testutil::vector("chain.pem");
         let want = CertificateCheck {
+            tuf: None,
             certificate: leaf.clone(),
             chain: None,
             rekor: Some(super::PUBLIC_REKOR.into()),

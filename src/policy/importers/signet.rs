@@ -179,6 +179,7 @@ fn authority_check(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, A
             return Err(AuthorityError::AnyHolder);
         }
         return Ok(Check::Keyless(KeylessCheck {
+            tuf: None,
             identities,
             ca,
             rekor,
@@ -201,6 +202,7 @@ fn authority_check(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, A
     };
     match key_ref(key, secret_namespace, "key")? {
         Ok(key) => Ok(Check::Key(KeyCheck {
+            tuf: None,
             key,
             rekor,
             rekor_keys: Vec::new(),
