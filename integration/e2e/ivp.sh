@@ -122,3 +122,100 @@ sec_ivp() {
     "$IMG_UNSIGNED" 'policy "kyverno-ivp:probe/team"'
   stop_signet
 }
+
+# e2e section "tuf": an ImageValidatingPolicy keyless attestor whose trust root comes from a
+# TUF repository (Kyverno cosign.tuf), served over HTTP on a port of this section's. The node
+# has no trust root of its own here: only the repository's trusted_root.json names the test
+# CA, so an image runs only when signet fetched and verified it.
+sec_tuf() {
+  . "$REPO/integration/testpki.sh"
+  local PKI=$WORK/pki ISSUER=https://issuer.example SUBJECT=https://github.com/example/app/.github/workflows/release.yml@refs/heads/main
+  mkdir -p "$PKI"; (cd "$PKI" && pki_ca "$ISSUER" builder@example.com "$SUBJECT")
+  local IMG=$REGISTRY/probe/tuf D
+  D=$(new_image tuf "$RUN_ID")
+  cosign sign --key "$PKI/leaf.key" --certificate "$PKI/leaf-uri.pem" --certificate-chain "$PKI/chain.pem" \
+    "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$IMG@$D" >/dev/null 2>&1
+  # The repository (tough's editor, crates/tuf-testrepo) and another one signed by another key.
+  (cd "$REPO" && cargo build -q -p tuf-testrepo) || { bad "the TUF test repository tool builds" ""; return; }
+  local TOOL=$REPO/target/debug/tuf-testrepo
+  "$TOOL" "$WORK/repo" "$WORK/repo.key" "$PKI/trusted_root.json" > /dev/null \
+    && "$TOOL" "$WORK/other" "$WORK/other.key" "$PKI/trusted_root.json" > /dev/null \
+    || { bad "the TUF test repositories are made" ""; return; }
+  python3 -m http.server 5319 --bind 127.0.0.1 --directory "$WORK/repo" > "$WORK/http.log" 2>&1 &
+  FAULT_PID=$!   # (section_cleanup stops it)
+  wait_for 10 curl -fsS "http://127.0.0.1:5319/1.root.json" -o /dev/null \
+    || { bad "the TUF mirror serves" "$(cat "$WORK/http.log")"; return; }
+  tuf_policy() {  # FILE ROOT.JSON [MIRROR]
+    cat > "$1" <<YAML
+apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: tuf}
+spec:
+  validationActions: [Deny]
+  matchImageReferences:
+    - glob: "$REGISTRY/probe/*"
+  attestors:
+    - name: ci
+      cosign:
+        ctlog: {insecureIgnoreTlog: true, insecureIgnoreSCT: true}
+        tuf:
+          mirror: ${3:-http://127.0.0.1:5319}
+          root: {data: $(base64 -w0 "$2")}
+        keyless:
+          identities:
+            - {issuer: "$ISSUER", subject: "$SUBJECT"}
+  validations:
+    - expression: images.containers.map(i, verifyImageSignatures(i, [attestors.ci])).all(e, e > 0)
+      message: not signed by CI under the TUF repository's trust root
+YAML
+  }
+  # wait_fetched: until the daemon says the repository verified (it fetches off the request path).
+  wait_fetched() { wait_for 20 grep -q 'TUF repository trust root fetched and verified' "$SIGNET_LOG"; }
+  local POL=$WORK/policy; mkdir -p "$POL"
+  tuf_policy "$POL/tuf.yaml" "$WORK/repo/1.root.json"
+  C=$("$SIGNET" policy check --state-dir "$WORK/check-state" "$POL/tuf.yaml" 2>&1)
+  if grep -q 'tuf: http://127.0.0.1:5319: trusted_root.json verified, targets version 1' <<<"$C"; then
+    ok "policy check: the TUF repository is fetched and verified"
+  else
+    bad "policy check: the TUF repository is fetched and verified" "$C"
+  fi
+  printf 'state_dir = "%s"\n' "$WORK/state" > "$WORK/node.toml"
+  up "$POL" --config "$WORK/node.toml"
+  wait_fetched || bad "signet fetches the TUF repository" "$(tail -20 "$SIGNET_LOG")"
+  expect_runs "TUF: a certificate under the CA the repository's trusted_root.json names runs" "$IMG:v1" "hello from tuf"
+  expect_rejected "TUF: the unsigned image is rejected" "$IMG_UNSIGNED" 'policy "kyverno-ivp:tuf"' \
+    "not signed by CI under the TUF repository's trust root"
+  stop_signet
+  # A node booting with the mirror down enforces the root it last verified (the cache file).
+  kill "$FAULT_PID"; wait "$FAULT_PID" 2>/dev/null; FAULT_PID=
+  up "$POL" --config "$WORK/node.toml"
+  expect_runs "TUF: with the mirror down, the last verified trust root (cached) still admits" "$IMG:v1"
+  stop_signet
+  # With nothing cached and the mirror down, the attestor fails closed naming the mirror.
+  printf 'state_dir = "%s"\n' "$WORK/state2" > "$WORK/node2.toml"
+  up "$POL" --config "$WORK/node2.toml"
+  expect_rejected "TUF: nothing verified yet and the mirror down: rejected, naming the repository" "$IMG:v1" \
+    'policy "kyverno-ivp:tuf"' "TUF repository http://127.0.0.1:5319"
+  stop_signet
+  # Entered through another repository's root: the mirror's metadata does not verify.
+  python3 -m http.server 5319 --bind 127.0.0.1 --directory "$WORK/repo" > "$WORK/http.log" 2>&1 &
+  FAULT_PID=$!
+  wait_for 10 curl -fsS "http://127.0.0.1:5319/1.root.json" -o /dev/null
+  tuf_policy "$POL/tuf.yaml" "$WORK/other/1.root.json"
+  printf 'state_dir = "%s"\n' "$WORK/state3" > "$WORK/node3.toml"
+  up "$POL" --config "$WORK/node3.toml"
+  wait_for 20 grep -q 'TUF repository not refreshed' "$SIGNET_LOG"
+  expect_rejected "TUF: a repository that does not verify under the policy's root is not trusted" "$IMG:v1" \
+    'policy "kyverno-ivp:tuf"' "TUF repository http://127.0.0.1:5319"
+  stop_signet
+  # A target changed on the mirror (same name, other bytes): the signed hash refuses it.
+  tuf_policy "$POL/tuf.yaml" "$WORK/repo/1.root.json"
+  local T; T=$(ls "$WORK/repo/targets/"*trusted_root.json | head -1)
+  sed -i 's/"tlogs"/"TLOGS"/' "$T"
+  printf 'state_dir = "%s"\n' "$WORK/state4" > "$WORK/node4.toml"
+  up "$POL" --config "$WORK/node4.toml"
+  wait_for 20 grep -q 'TUF repository not refreshed' "$SIGNET_LOG"
+  expect_rejected "TUF: a tampered trusted_root.json on the mirror is refused" "$IMG:v1" \
+    'policy "kyverno-ivp:tuf"' "TUF repository http://127.0.0.1:5319"
+  stop_signet
+}
