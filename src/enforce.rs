@@ -454,23 +454,29 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
             }
         }
     };
-    // Signatures kept in other repositories (policies' `repository`/`source`), for the same
-    // digest: the digest the signatures must name is still the one that runs.
-    let elsewhere = futures::future::join_all(needs.elsewhere.iter().map(|(repo, &(sigs, atts))| {
-        let digest = &digest;
+    // Signatures kept in other repositories or under a tag prefix (policies'
+    // `repository`/`source`/`tagPrefix`), for the same digest: the digest the signatures must
+    // name is still the one that runs.
+    let elsewhere = futures::future::join_all(needs.elsewhere.iter().map(|(site, &(sigs, atts))| {
+        let (digest, reference) = (&digest, &reference);
         async move {
             let fetch_from = |needed: bool, what| async move {
                 if !needed {
                     return None;
                 }
-                Some(match crate::reference::parse(repo) {
-                    Ok(r) => source.signatures(&r, digest, what).await,
-                    Err(e) => Err(crate::registry::RegistryError::BadReference(format!("{repo}: {e}"))),
+                let image = match &site.repository {
+                    None => Ok(reference.clone()),
+                    Some(repo) => crate::reference::parse(repo)
+                        .map_err(|e| crate::registry::RegistryError::BadReference(format!("{repo}: {e}"))),
+                };
+                Some(match image {
+                    Ok(r) => source.attached(&r, digest, what, &site.tag_prefix).await,
+                    Err(e) => Err(e),
                 })
             };
             let (signatures, attestations) =
                 tokio::join!(fetch_from(sigs, Artifact::Signatures), fetch_from(atts, Artifact::Attestations));
-            (repo.clone(), evaluate::Elsewhere { signatures, attestations })
+            (site.clone(), evaluate::Elsewhere { signatures, attestations })
         }
     }));
     let ((signatures, attestations, simple_signing, notary), elsewhere) = tokio::join!(
@@ -542,6 +548,7 @@ mod tests {
     use crate::policy::{Authority, AuthorityKind, Policy};
     use crate::registry::{FakeSignatureSource, RegistryError};
     use crate::testutil::TestSigner;
+    use crate::verify::signer::Attached;
 
     const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -603,7 +610,8 @@ mod tests {
         let w = world(EnforcerConfig::default());
         let mut key = AuthorityKind::key(w.signer.trusted());
         if let AuthorityKind::Signed(by) = &mut key {
-            by.source = Some("sigs.example/team/signatures".into());
+            by.source =
+                Some(Attached { repository: Some("sigs.example/team/signatures".into()), ..Default::default() });
         }
         let p = Policy::any_of(
             "probe",
@@ -632,6 +640,38 @@ mod tests {
         w.source.set_in("sigs.example/team/signatures", Artifact::Signatures, D3, wrong);
         let d = w.enforcer.decide(&claim("reg.io/probe/third:v1"), SECOND).await;
         assert!(!d.allowed() && d.reason.contains("is for digest"), "{d}");
+    }
+
+    /// Kyverno ImageValidatingPolicy `source.tagPrefix` (cosign's `--attachment-tag-prefix`):
+    /// the signer's `.sig` tags carry the prefix, in the image's own repository or in its
+    /// signature repository; a signature under cosign's plain tag does not count for it.
+    /// Before, such attestors failed closed.
+    #[tokio::test]
+    async fn signatures_are_read_under_the_policys_tag_prefix() {
+        use crate::registry::Artifact;
+        let w = world(EnforcerConfig::default());
+        let mut key = AuthorityKind::key(w.signer.trusted());
+        if let AuthorityKind::Signed(by) = &mut key {
+            by.source = Some(Attached { repository: None, tag_prefix: "ci-".into() });
+        }
+        let p = Policy::any_of(
+            "probe",
+            vec![ImageGlob::new("reg.io/probe/**").unwrap()],
+            vec![Authority { name: "team".into(), kind: key }],
+            Mode::Enforce,
+        );
+        w.policy_tx.send_replace(PolicySet::new(vec![p], NoMatchAction::Deny, b"prefix"));
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.store.put("reg.io/probe/other:v1", D2);
+        let signed = |repo: &str, d: &str| Ok(vec![w.signer.sign_digest(repo, d)]);
+        w.source.set_in_prefixed("reg.io/probe/app", "ci-", Artifact::Signatures, D1, signed("reg.io/probe/app", D1));
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(d.allowed(), "{d}");
+        // other: signed under cosign's plain tag only.
+        w.source.set(D2, signed("reg.io/probe/other", D2));
+        let d = w.enforcer.decide(&claim("reg.io/probe/other:v1"), SECOND).await;
+        assert!(!d.allowed(), "{d}");
+        assert!(d.reason.contains("ci-sha256-"), "{}", d.reason);
     }
 
     #[tokio::test]

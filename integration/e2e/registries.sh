@@ -91,4 +91,44 @@ YAML
   expect_rejected "signature repository: an image signed only in its own repository is refused by that policy" \
     "$REGISTRY/probe/sigrepo-own:v1" "$SR"
   stop_signet
+
+  # A tag prefix (cosign --attachment-tag-prefix; ImageValidatingPolicy source.tagPrefix): the
+  # .sig tag is ci-sha256-<hex>.sig, in the image's own repository.
+  local TP_DIGEST; TP_DIGEST=$(new_image tagprefix "$RUN_ID")
+  cosign sign --key "$COSIGN_KEY" --attachment-tag-prefix ci- "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y \
+    "$REGISTRY/probe/tagprefix@$TP_DIGEST" >/dev/null 2>&1
+  if cosign verify --key "$COSIGN_PUB" --attachment-tag-prefix ci- --insecure-ignore-tlog "${COSIGN_REG_FLAGS[@]}" \
+      "$REGISTRY/probe/tagprefix@$TP_DIGEST" >/dev/null 2>&1; then
+    ok "cosign verifies its own signature under the tag prefix"
+  else
+    bad "cosign verifies its own signature under the tag prefix" ""
+  fi
+  rm -f "$POL"/*.yaml
+  cat > "$POL/ivp.yaml" <<YAML
+apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: tagprefix}
+spec:
+  validationActions: [Deny]
+  matchImageReferences:
+    - glob: "$REGISTRY/probe/tagprefix"
+    - glob: "$REGISTRY/probe/sigrepo-own"
+  attestors:
+    - name: ci
+      cosign:
+        source: {tagPrefix: ci-}
+        ctlog: {insecureIgnoreTlog: true}
+        key:
+          data: |
+$(sed 's/^/            /' "$COSIGN_PUB")
+  validations:
+    - expression: images.containers.map(i, verifyImageSignatures(i, [attestors.ci])).all(e, e > 0)
+      message: not signed under the ci- tags
+YAML
+  up "$POL"
+  expect_runs "tag prefix: an image cosign signed with --attachment-tag-prefix runs under source.tagPrefix" \
+    "$REGISTRY/probe/tagprefix:v1" "hello from tagprefix"
+  expect_rejected "tag prefix: an image signed under cosign's plain tag only is refused by that policy" \
+    "$REGISTRY/probe/sigrepo-own:v1" 'policy "kyverno-ivp:tagprefix"' "ci-sha256-"
+  stop_signet
 }

@@ -218,7 +218,7 @@ fn statement(
         });
     };
     let by = SignedBy { attestations: vec![predicate.to_string()], ..(**by).clone() };
-    let sigs = match evidence.for_signer(by.source.as_deref(), true) {
+    let sigs = match evidence.for_signer(by.source.as_ref(), true) {
         None => return Err(StatementError::NotFetched),
         Some(Err(e)) => return Err(StatementError::Fetch(e.to_string())),
         Some(Ok(s)) => s,

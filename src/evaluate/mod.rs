@@ -18,7 +18,7 @@ use crate::registry::{RegistryError, Signatures};
 use crate::verify::layers::{
     verify_attestations, verify_notary, verify_signatures, verify_simple_signing, LayerFailure,
 };
-use crate::verify::signer::Signer;
+use crate::verify::signer::{Attached, Signer};
 use crate::verify::Context;
 
 /// Everything fetched for one digest. `None`: not needed by the matching policies.
@@ -38,7 +38,7 @@ pub struct Evidence {
     pub notary: Option<Result<Signatures, RegistryError>>,
     /// Signatures and attestations for the digest kept in other repositories, by
     /// `registry/path`, for signers whose policy names one.
-    pub elsewhere: std::collections::BTreeMap<String, Elsewhere>,
+    pub elsewhere: std::collections::BTreeMap<Attached, Elsewhere>,
 }
 
 /// What was fetched from one other signature repository.
@@ -51,7 +51,11 @@ pub struct Elsewhere {
 impl Evidence {
     /// The image signatures (or, with `attestations`, the attestations) a signer reads: from
     /// its own signature repository when its policy names one, else the image's.
-    pub fn for_signer(&self, source: Option<&str>, attestations: bool) -> &Option<Result<Signatures, RegistryError>> {
+    pub fn for_signer(
+        &self,
+        source: Option<&Attached>,
+        attestations: bool,
+    ) -> &Option<Result<Signatures, RegistryError>> {
         const NONE: Option<Result<Signatures, RegistryError>> = None;
         match source {
             None if attestations => &self.attestations,
@@ -72,20 +76,21 @@ pub struct Needs {
     pub attestations: bool,
     pub simple_signing: bool,
     pub notary: bool,
-    /// Other repositories to fetch from (`registry/path`), with (signatures, attestations).
-    pub elsewhere: std::collections::BTreeMap<String, (bool, bool)>,
+    /// Other places to fetch from (another repository, a tag prefix), with (signatures,
+    /// attestations).
+    pub elsewhere: std::collections::BTreeMap<Attached, (bool, bool)>,
 }
 
 impl Needs {
     /// Signatures (or attestations) for a signer, from its repository or the image's.
-    fn add(&mut self, source: Option<&str>, signatures: bool, attestations: bool) {
+    fn add(&mut self, source: Option<&Attached>, signatures: bool, attestations: bool) {
         match source {
             None => {
                 self.signatures |= signatures;
                 self.attestations |= attestations;
             }
             Some(repo) => {
-                let e = self.elsewhere.entry(repo.to_string()).or_default();
+                let e = self.elsewhere.entry(repo.clone()).or_default();
                 e.0 |= signatures;
                 e.1 |= attestations;
             }
@@ -104,7 +109,7 @@ pub fn needs(policies: &[&Policy]) -> Needs {
             n.notary |= signatures && c.attestors.values().any(notary);
             for k in c.attestors.values().filter(|k| !notary(k)) {
                 let source = match k {
-                    AuthorityKind::Signed(s) => s.source.as_deref(),
+                    AuthorityKind::Signed(s) => s.source.as_ref(),
                     _ => None,
                 };
                 n.add(source, signatures, attestations);
@@ -117,7 +122,7 @@ pub fn needs(policies: &[&Policy]) -> Needs {
                 n.simple_signing = true;
             } else {
                 let attestations = !s.attestations.is_empty();
-                n.add(s.source.as_deref(), !attestations, attestations);
+                n.add(s.source.as_ref(), !attestations, attestations);
             }
         }
     }
@@ -288,10 +293,10 @@ pub(crate) fn check_authority(
             Ok(verify_notary(fetched(&evidence.notary)?, digest, &by.signer, cx)?)
         }
         AuthorityKind::Signed(by) if by.attestations.is_empty() => {
-            Ok(verify_signatures(fetched(evidence.for_signer(by.source.as_deref(), false))?, digest, by, cx)?)
+            Ok(verify_signatures(fetched(evidence.for_signer(by.source.as_ref(), false))?, digest, by, cx)?)
         }
         AuthorityKind::Signed(by) => {
-            Ok(verify_attestations(fetched(evidence.for_signer(by.source.as_deref(), true))?, digest, by, cx)?)
+            Ok(verify_attestations(fetched(evidence.for_signer(by.source.as_ref(), true))?, digest, by, cx)?)
         }
     }
 }

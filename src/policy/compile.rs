@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use super::cel::{self, CelError, Expression};
 use super::matching::{GlobError, ImageGlob};
 use super::model::{
-    AttestationKind, Authority, AuthorityKind, CompiledCel, Keyless, Policy, Requirement, SignedBy, Signer, Tlog,
-    Validation,
+    Attached, AttestationKind, Authority, AuthorityKind, CompiledCel, Keyless, Policy, Requirement, SignedBy, Signer,
+    Tlog, Validation,
 };
 use super::normal::{
     CelCheck, Check, KeyRef, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy, Pattern, StaticAction,
@@ -91,6 +91,8 @@ pub enum AuthorityError {
     LogKey(MaterialError),
     #[error("{0}")]
     TrustedRoot(crate::verify::trust::TrustError),
+    #[error("signature tag prefix {prefix:?}: {why}")]
+    TagPrefix { prefix: String, why: String },
     #[error("signature repository {repository:?}: {why}")]
     Repository { repository: String, why: String },
     #[error("CT log key: {0}")]
@@ -407,7 +409,10 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
         }
     };
     let tsa = tsa.as_deref().map(Authorities::from_pem).transpose().map_err(AuthorityError::Tsa)?;
-    let source = repository.as_deref().map(signature_repository).transpose()?;
+    let repository = repository.as_deref().map(signature_repository).transpose()?;
+    let tag_prefix = a.check.tag_prefix().filter(|p| !p.is_empty()).map(tag_prefix).transpose()?;
+    let source = (repository.is_some() || tag_prefix.is_some())
+        .then(|| Attached { repository, tag_prefix: tag_prefix.unwrap_or_default() });
     // An inline trusted root wins over a TUF repository, as Kyverno's resolveTrustedMaterial
     // has it; a repository not fetched yet (nor carried from the last-known-good file) fails
     // this authority closed, naming the mirror.
@@ -463,6 +468,23 @@ fn signature_repository(text: &str) -> Result<String, AuthorityError> {
     }
     let r = crate::reference::parse(text).map_err(|e| bad(&e.to_string()))?;
     Ok(format!("{}/{}", r.registry(), r.repository()))
+}
+
+/// A `.sig`/`.att` tag prefix: tag characters only, short enough that the whole tag
+/// (`<prefix>sha256-<64 hex>.sig`) stays within the 128 a registry accepts.
+fn tag_prefix(prefix: &str) -> Result<String, AuthorityError> {
+    const ROOM: usize = 128 - "sha256-.sig".len() - 64;
+    let bad = |why: String| AuthorityError::TagPrefix { prefix: prefix.to_string(), why };
+    if prefix.len() > ROOM {
+        return Err(bad(format!("longer than {ROOM} characters")));
+    }
+    if let Some(c) = prefix.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))) {
+        return Err(bad(format!("{c:?} is not a tag character")));
+    }
+    if prefix.starts_with(['.', '-']) {
+        return Err(bad("a tag starts with a letter, a digit or '_'".into()));
+    }
+    Ok(prefix.to_string())
 }
 
 fn ct_log_keys(pems: &[String]) -> Result<Vec<LogKey>, AuthorityError> {
@@ -678,6 +700,7 @@ mod tests {
         use crate::policy::normal::CertificateCheck;
         use crate::testutil::vector;
         let check = |chain: Option<&str>, rekor: Option<&str>| CertificateCheck {
+            tag_prefix: None,
             tuf: None,
             certificate: vector("leaf-email.pem"),
             chain: chain.map(vector),

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use super::cel::{CelError, Expression, ImageExpression};
 use super::labels::{LabelSelector, Labels, NamespaceLabels};
 use super::matching::ImageGlob;
-pub use crate::verify::signer::{Keyless, SignedBy, Signer, Tlog, TrustedKey};
+pub use crate::verify::signer::{Attached, Keyless, SignedBy, Signer, Tlog, TrustedKey};
 
 /// What a failing policy does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default, schemars::JsonSchema)]

@@ -308,6 +308,32 @@ impl Check {
         }
     }
 
+    /// Have a cosign check read its `.sig`/`.att` tags under `prefix` (cosign's
+    /// `--attachment-tag-prefix`). Other checks cannot: they fail closed, saying so.
+    pub fn with_tag_prefix(self, prefix: &str) -> Check {
+        let tag_prefix = Some(prefix.to_string());
+        match self {
+            Check::Key(k) => Check::Key(KeyCheck { tag_prefix, ..k }),
+            Check::Keyless(k) => Check::Keyless(KeylessCheck { tag_prefix, ..k }),
+            Check::Certificate(c) => Check::Certificate(CertificateCheck { tag_prefix, ..c }),
+            Check::Unsupported(why) => Check::Unsupported(why),
+            other => Check::Unsupported(format!(
+                "signatures under a tag prefix ({prefix}) are read for cosign signers only, not for {}",
+                other.kind_name()
+            )),
+        }
+    }
+
+    /// The tag prefix of a cosign check's signatures, when it names one.
+    pub(crate) fn tag_prefix(&self) -> Option<&str> {
+        match self {
+            Check::Key(k) => k.tag_prefix.as_deref(),
+            Check::Keyless(k) => k.tag_prefix.as_deref(),
+            Check::Certificate(c) => c.tag_prefix.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Have a cosign check verify under this `trusted_root.json` instead of the node's.
     pub fn with_trusted_root(self, json: String) -> Check {
         let trusted_root = Some(json);
@@ -393,6 +419,10 @@ pub struct KeyCheck {
     /// (`registry/path`; cosign's `COSIGN_REPOSITORY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// The prefix of the `.sig`/`.att` tags (cosign's `--attachment-tag-prefix`; Kyverno
+    /// `source.tagPrefix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_prefix: Option<String>,
     /// A Sigstore `trusted_root.json` (the text) that replaces the node's trust root for this
     /// check: its CAs, logs and timestamp authorities (Kyverno `cosign.trustedRoot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -406,6 +436,7 @@ pub struct KeyCheck {
 impl KeyCheck {
     pub fn new(key: KeyRef, rekor: Option<String>) -> Self {
         Self {
+            tag_prefix: None,
             key,
             rekor,
             rekor_keys: Vec::new(),
@@ -458,6 +489,10 @@ pub struct CertificateCheck {
     /// (`registry/path`; cosign's `COSIGN_REPOSITORY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// The prefix of the `.sig`/`.att` tags (cosign's `--attachment-tag-prefix`; Kyverno
+    /// `source.tagPrefix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_prefix: Option<String>,
     /// A Sigstore `trusted_root.json` (the text) that replaces the node's trust root for this
     /// check: its CAs, logs and timestamp authorities (Kyverno `cosign.trustedRoot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -530,6 +565,10 @@ pub struct KeylessCheck {
     /// (`registry/path`; cosign's `COSIGN_REPOSITORY`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// The prefix of the `.sig`/`.att` tags (cosign's `--attachment-tag-prefix`; Kyverno
+    /// `source.tagPrefix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_prefix: Option<String>,
     /// A Sigstore `trusted_root.json` (the text) that replaces the node's trust root for this
     /// check: its CAs, logs and timestamp authorities (Kyverno `cosign.trustedRoot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

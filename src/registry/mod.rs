@@ -261,8 +261,20 @@ impl RegistryError {
 /// Where signatures come from.
 #[async_trait]
 pub trait SignatureSource: Send + Sync {
-    /// Signatures or attestations for `digest` in the repository of `image`.
-    async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError>;
+    /// Signatures or attestations for `digest` in the repository of `image`, their tags
+    /// under `tag_prefix` (cosign's `--attachment-tag-prefix`; referrers have no tag).
+    async fn attached(
+        &self,
+        image: &Reference,
+        digest: &str,
+        what: Artifact,
+        tag_prefix: &str,
+    ) -> Result<Signatures, RegistryError>;
+
+    /// [`SignatureSource::attached`] under cosign's own tags.
+    async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError> {
+        self.attached(image, digest, what, "").await
+    }
 }
 
 /// The `.sig` tag reference for an image digest.
@@ -272,13 +284,23 @@ pub fn signature_reference(image: &Reference, digest: &str) -> Result<Reference,
 
 /// The `.sig` or `.att` tag reference for an image digest.
 pub fn artifact_reference(image: &Reference, digest: &str, what: Artifact) -> Result<Reference, RegistryError> {
+    prefixed_artifact_reference(image, digest, what, "")
+}
+
+/// [`artifact_reference`] with cosign's tag prefix (`<prefix>sha256-<hex>.sig`).
+pub fn prefixed_artifact_reference(
+    image: &Reference,
+    digest: &str,
+    what: Artifact,
+    tag_prefix: &str,
+) -> Result<Reference, RegistryError> {
     let hex = digest
         .strip_prefix("sha256:")
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| RegistryError::BadReference(format!("{}@{digest}", image.repository())))?;
     let tag = match what.suffix() {
         "" => format!("sha256-{hex}"),
-        suffix => format!("sha256-{hex}.{suffix}"),
+        suffix => format!("{tag_prefix}sha256-{hex}.{suffix}"),
     };
     Ok(Reference::with_tag(image.registry().to_string(), image.repository().to_string(), tag))
 }
@@ -317,8 +339,19 @@ impl FakeSignatureSource {
         digest: &str,
         answer: Result<Vec<SignatureLayer>, RegistryError>,
     ) {
+        self.set_in_prefixed(repository, "", what, digest, answer)
+    }
+    /// An answer that only `repository` gives, under tags with `tag_prefix`.
+    pub fn set_in_prefixed(
+        &self,
+        repository: &str,
+        tag_prefix: &str,
+        what: Artifact,
+        digest: &str,
+        answer: Result<Vec<SignatureLayer>, RegistryError>,
+    ) {
         let mut by = self.by_repository.lock().unwrap();
-        by.entry(repository.to_string()).or_default().insert((what, digest.to_string()), answer);
+        by.entry(format!("{repository}{tag_prefix}")).or_default().insert((what, digest.to_string()), answer);
     }
     /// Make every fetch take this long (to exercise deadlines).
     pub fn set_delay(&self, d: Duration) {
@@ -329,16 +362,25 @@ impl FakeSignatureSource {
 #[cfg(test)]
 #[async_trait]
 impl SignatureSource for FakeSignatureSource {
-    async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError> {
+    async fn attached(
+        &self,
+        image: &Reference,
+        digest: &str,
+        what: Artifact,
+        tag_prefix: &str,
+    ) -> Result<Signatures, RegistryError> {
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let delay = *self.delay.lock().unwrap();
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
-        let location = artifact_reference(image, digest, what)?.whole();
-        let repository = format!("{}/{}", image.registry(), image.repository());
+        let location = prefixed_artifact_reference(image, digest, what, tag_prefix)?.whole();
+        let repository = format!("{}/{}{tag_prefix}", image.registry(), image.repository());
         let key = (what, digest.to_string());
-        let answer = match self.by_repository.lock().unwrap().get(&repository) {
+        let by_repository = self.by_repository.lock().unwrap();
+        let answer = match by_repository.get(&repository) {
+            // A prefixed tag is no tag of the image's own: nothing there unless set.
+            None if !tag_prefix.is_empty() => None,
             Some(answers) => answers.get(&key).cloned(),
             None => self.answers.lock().unwrap().get(&key).cloned(),
         }

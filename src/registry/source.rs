@@ -16,8 +16,8 @@ use super::client::{self, FetchError, Repository};
 use super::layers::{artifact_layers, bundle_attestation, bundle_layers, notary_layers};
 use super::manifest::{Descriptor, Index};
 use super::{
-    artifact_reference, auth, dns, hosts, lookaside, manifest, Artifact, Form, Limits, RegistryError, SignatureLayer,
-    SignatureSource, Signatures, NOTARY_SIGNATURE_ARTIFACT_TYPE, SIGSTORE_BUNDLE_MEDIA_TYPE,
+    auth, dns, hosts, lookaside, manifest, prefixed_artifact_reference, Artifact, Form, Limits, RegistryError,
+    SignatureLayer, SignatureSource, Signatures, NOTARY_SIGNATURE_ARTIFACT_TYPE, SIGSTORE_BUNDLE_MEDIA_TYPE,
 };
 use crate::body::{self, Budget};
 use crate::reference::Reference;
@@ -490,7 +490,13 @@ fn missing(location: &str, repo: &Repository<'_>, digest: &str) -> RegistryError
 
 #[async_trait]
 impl SignatureSource for OciSignatureSource {
-    async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError> {
+    async fn attached(
+        &self,
+        image: &Reference,
+        digest: &str,
+        what: Artifact,
+        tag_prefix: &str,
+    ) -> Result<Signatures, RegistryError> {
         let budget = Budget::in_pool(self.limits.max_total_bytes, &self.pool);
         if what == Artifact::SimpleSigning {
             return match tokio::time::timeout(self.timeout, self.fetch_lookaside(image, digest, &budget)).await {
@@ -498,7 +504,7 @@ impl SignatureSource for OciSignatureSource {
                 Err(_) => Err(RegistryError::Timeout { location: image.whole(), timeout: self.timeout }),
             };
         }
-        let sig_ref = artifact_reference(image, digest, what)?;
+        let sig_ref = prefixed_artifact_reference(image, digest, what, tag_prefix)?;
         let location = sig_ref.whole();
         let progress = std::sync::Mutex::new(Progress::default());
         let fetch = self.fetch_via_hosts(&sig_ref, digest, &location, what, &budget, &progress);

@@ -66,9 +66,29 @@ pub struct SignedBy {
     pub trust_root_timestamps: bool,
     /// The policy's own trust root, replacing the node's for this signer (CAs, logs, TSAs).
     pub trust: Option<std::sync::Arc<super::trust::TrustRoot>>,
-    /// Where the signatures are kept when not in the image's own repository (a normalised
-    /// `registry/path`): what the evaluator fetches for this signer; verification is the same.
-    pub source: Option<String>,
+    /// Where the signatures are kept when not under cosign's own tags in the image's own
+    /// repository: what the evaluator fetches for this signer; verification is the same.
+    pub source: Option<Attached>,
+}
+
+/// Where a cosign signer's signatures and attestations are attached when not in cosign's
+/// default place: another repository (cosign's `COSIGN_REPOSITORY`, a normalised
+/// `registry/path`; `None`, the image's own) and tags under a prefix (cosign's
+/// `--attachment-tag-prefix`; referrers have no tag and are unaffected).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Attached {
+    pub repository: Option<String>,
+    pub tag_prefix: String,
+}
+
+impl fmt::Display for Attached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.repository, self.tag_prefix.as_str()) {
+            (Some(r), "") => write!(f, "{r}"),
+            (Some(r), p) => write!(f, "{r} under tag prefix {p:?}"),
+            (None, p) => write!(f, "the image's repository under tag prefix {p:?}"),
+        }
+    }
 }
 
 impl SignedBy {

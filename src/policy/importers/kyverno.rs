@@ -698,6 +698,7 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
     Ok(NormalAuthority::new(
         label,
         Check::Keyless(KeylessCheck {
+            tag_prefix: None,
             tuf: None,
             identities: vec![identity],
             ca: k.roots.clone().map(KeyRef::Pem),
@@ -741,6 +742,7 @@ fn certificate_authority(
     let check = match (cert, chain) {
         (None, None) => return Err(KyvernoError::NoCertificate),
         (Some(cert), chain) => Check::Certificate(CertificateCheck {
+            tag_prefix: None,
             tuf: None,
             certificate: super::certificate_text(cert),
             chain: chain.map(String::from),
@@ -759,6 +761,7 @@ fn certificate_authority(
         // cosign takes the chain as its roots: the signature's own certificate must chain
         // to them, whoever it names.
         (None, Some(chain)) => Check::Keyless(KeylessCheck {
+            tag_prefix: None,
             tuf: None,
             identities: Vec::new(),
             ca: Some(KeyRef::Pem(chain.to_string())),
@@ -1395,14 +1398,14 @@ mod tests {
         let crate::policy::AuthorityKind::Signed(by) = &compiled.policy.requirements[0].authorities[0].kind else {
             panic!()
         };
-        assert_eq!(by.source.as_deref(), Some("ghcr.io/org/sigs"));
+        assert_eq!(by.source.as_ref().and_then(|s| s.repository.as_deref()), Some("ghcr.io/org/sigs"));
         let short = import(&with_entry(entry, "      repository: org/sigs\n")).unwrap();
         let compiled =
             crate::policy::compile::compile(&short.policies[0], &FilesOnly(std::path::Path::new("/"))).unwrap();
         let crate::policy::AuthorityKind::Signed(by) = &compiled.policy.requirements[0].authorities[0].kind else {
             panic!()
         };
-        assert_eq!(by.source.as_deref(), Some("docker.io/org/sigs"));
+        assert_eq!(by.source.as_ref().and_then(|s| s.repository.as_deref()), Some("docker.io/org/sigs"));
         let tagged = import(&with_entry(entry, "      repository: ghcr.io/org/sigs:v1\n")).unwrap();
         let err =
             crate::policy::compile::compile(&tagged.policies[0], &FilesOnly(std::path::Path::new("/"))).unwrap_err();
@@ -1417,6 +1420,7 @@ mod tests {
         let (leaf, chain) = (cosign_vector("leaf-email.pem"), cosign_vector("chain.pem"));
         let check = only_check(&with_entry(&certificates(Some(&leaf), None, ""), ""));
         let want = CertificateCheck {
+            tag_prefix: None,
             tuf: None,
             certificate: leaf.clone(),
             chain: None,

@@ -694,12 +694,10 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
         },
     }
     .filter(|t| !t.trim().is_empty());
-    let mut repository = None;
+    let (mut repository, mut tag_prefix) = (None, None);
     if let Some(s) = &c.source {
-        if s.tag_prefix.as_deref().is_some_and(|p| !p.is_empty()) {
-            return unsupported("signatures under a tag prefix (source.tagPrefix) are not fetched");
-        }
         repository = s.repository.clone().filter(|r| !r.is_empty());
+        tag_prefix = s.tag_prefix.clone().filter(|p| !p.is_empty());
         if !s.pull_secrets.is_empty() {
             notes.push(format!("attestor {}: source.PullSecrets are not used on the node", a.name));
         }
@@ -715,6 +713,11 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
     attestor_check(c).map(|check| {
         let check = match &repository {
             Some(repo) => check.from_repository(repo),
+            None => check,
+        };
+        // `source.tagPrefix`: the `.sig`/`.att` tags carry it (cosign's WithPrefix).
+        let check = match &tag_prefix {
+            Some(prefix) => check.with_tag_prefix(prefix),
             None => check,
         };
         let check = match tuf {
@@ -808,6 +811,7 @@ fn attestor_check(c: &Cosign) -> Result<Check, IvpError> {
         return Err(IvpError::NoIdentities);
     }
     Ok(Check::Keyless(KeylessCheck {
+        tag_prefix: None,
         tuf: None,
         identities,
         ca: k.roots.clone().map(KeyRef::Pem),
@@ -856,6 +860,7 @@ fn certificate(
     Ok(match (leaf, chain) {
         (None, None) => return Err(IvpError::NoCertificate),
         (Some(leaf), chain) => Check::Certificate(CertificateCheck {
+            tag_prefix: None,
             tuf: None,
             certificate: super::certificate_text(&leaf),
             // Kyverno gives cosign its Sigstore trusted root unless the log is ignored, and
@@ -875,6 +880,7 @@ fn certificate(
         // The chain alone is cosign's roots: the signature's own certificate must chain to
         // them, whoever it names.
         (None, Some(chain)) => Check::Keyless(KeylessCheck {
+            tag_prefix: None,
             tuf: None,
             identities: Vec::new(),
             ca: Some(KeyRef::Pem(chain)),
@@ -966,6 +972,7 @@ mod tests {
     use crate::registry::{Form, SignatureLayer, Signatures};
     use crate::testutil::TestSigner;
     use crate::verify::dsse::IN_TOTO_PAYLOAD_TYPE;
+    use crate::verify::signer::Attached;
     use crate::verify::trust::TrustRoot;
     use crate::verify::Context;
 
@@ -1277,7 +1284,8 @@ mod tests {
     }
 
     /// `source.repository`: the attestor's signatures (and attestations) are read from that
-    /// repository, normalised; `tagPrefix` still fails closed. Before, both failed closed.
+    /// repository, normalised; `source.tagPrefix`: under tags with that prefix (cosign's
+    /// WithPrefix), there or in the image's own repository. Before, both failed closed.
     #[test]
     fn an_attestors_source_repository_is_where_its_signatures_are_read() {
         let k = TestSigner::new(1);
@@ -1288,12 +1296,13 @@ mod tests {
         let (s, _) = set(&yaml);
         let p = s.matching("reg.io/app:1", "reg.io/app", None);
         let needs = crate::evaluate::needs(&p);
-        assert_eq!(needs.elsewhere.get("sigs.example/team/signatures"), Some(&(true, false)), "{needs:?}");
+        let repo = Attached { repository: Some("sigs.example/team/signatures".into()), ..Default::default() };
+        assert_eq!(needs.elsewhere.get(&repo), Some(&(true, false)), "{needs:?}");
         assert!(!needs.signatures, "{needs:?}");
         // Signed in the signature repository: admitted; signed in the image's own only: refused.
         let mut there = evidence("reg.io/app:1", vec![], vec![]);
         there.elsewhere.insert(
-            "sigs.example/team/signatures".into(),
+            repo.clone(),
             crate::evaluate::Elsewhere {
                 signatures: Some(Ok(Signatures { location: "sigs.sig".into(), layers: signed_by(&[&k]) })),
                 attestations: Some(Ok(Signatures { location: "sigs.att".into(), layers: vec![] })),
@@ -1303,10 +1312,25 @@ mod tests {
         assert!(!eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![])).allowed);
         let prefixed = key_policy(&k, "", SIGNED)
             .replace("    cosign:\n      ctlog:", "    cosign:\n      source: {tagPrefix: v1-}\n      ctlog:");
-        let doc = &parse_documents(Path::new("t.yaml"), &prefixed).unwrap()[0];
-        let i = super::super::import(doc).unwrap();
-        let Check::Cel(c) = &i.policies[0].requirements[0].authorities[0].check else { panic!() };
-        assert!(matches!(&c.attestors[0].check, Check::Unsupported(why) if why.contains("tagPrefix")));
+        let (s, _) = set(&prefixed);
+        let p = s.matching("reg.io/app:1", "reg.io/app", None);
+        let at = Attached { repository: None, tag_prefix: "v1-".into() };
+        assert_eq!(crate::evaluate::needs(&p).elsewhere.get(&at), Some(&(true, false)));
+        let mut under = evidence("reg.io/app:1", vec![], vec![]);
+        under.elsewhere.insert(
+            at,
+            crate::evaluate::Elsewhere {
+                signatures: Some(Ok(Signatures { location: "v1-.sig".into(), layers: signed_by(&[&k]) })),
+                attestations: None,
+            },
+        );
+        assert!(eval(&s, &under).allowed);
+        assert!(!eval(&s, &evidence("reg.io/app:1", signed_by(&[&k]), vec![])).allowed);
+        // A prefix that cannot start a tag refuses the policy, naming it.
+        let bad = prefixed.replace("tagPrefix: v1-", "tagPrefix: \"-x/\"");
+        let doc = &parse_documents(Path::new("t.yaml"), &bad).unwrap()[0];
+        let err = compile(&super::super::import(doc).unwrap().policies[0], &FilesOnly(Path::new("/"))).unwrap_err();
+        assert!(err.iter().any(|e| e.to_string().contains("signature tag prefix \"-x/\"")), "{err:?}");
     }
 
     #[test]
@@ -1842,6 +1866,7 @@ mod tests {
         let leaf = crate::testutil::vector("leaf-email.pem");
         let chain = crate::testutil::vector("chain.pem");
         let want = CertificateCheck {
+            tag_prefix: None,
             tuf: None,
             certificate: leaf.clone(),
             chain: None,

@@ -179,6 +179,7 @@ fn authority_check(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, A
             return Err(AuthorityError::AnyHolder);
         }
         return Ok(Check::Keyless(KeylessCheck {
+            tag_prefix: None,
             tuf: None,
             identities,
             ca,
@@ -202,6 +203,7 @@ fn authority_check(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, A
     };
     match key_ref(key, secret_namespace, "key")? {
         Ok(key) => Ok(Check::Key(KeyCheck {
+            tag_prefix: None,
             tuf: None,
             key,
             rekor,
