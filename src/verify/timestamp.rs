@@ -37,6 +37,10 @@ const MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.1
 const EXTENDED_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
 const SUBJECT_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
 const BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
+/// ESS signing-certificate attributes (RFC 2634 §5.4, RFC 5035 §3): the signed hash of the
+/// certificate the TSA signed with.
+const SIGNING_CERTIFICATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.12");
+const SIGNING_CERTIFICATE_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.16.2.47");
 /// id-kp-timeStamping (1.3.6.1.5.5.7.3.8), as webpki takes it: the OID's value bytes.
 const TIME_STAMPING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
 
@@ -71,6 +75,10 @@ pub enum TimestampError {
     Untrusted { at: i64, message: String },
     #[error("timestamp's signature does not verify under its signer certificate ({0})")]
     BadSignature(String),
+    /// RFC 3161 §2.4.1 (RFC 5816): the signed ESS signing-certificate attribute names the
+    /// certificate the TSA signed with, so a certificate substituted for it is refused.
+    #[error("timestamp's signing-certificate attribute: {0}")]
+    SigningCertificate(String),
 }
 
 /// Most certificates a TSA chain may hold (Kyverno's cap: one leaf, ten intermediates, a root).
@@ -235,6 +243,7 @@ pub fn verify_stamp(token: &[u8], message: &[u8], tsa: &Authorities) -> Result<S
     if !critical_time_stamping(&leaf) {
         return Err(TimestampError::NotTimeStamping);
     }
+    names_its_certificate(signer, &leaf)?;
 
     let anchor_itself = pool.roots.iter().any(|r| r.as_ref() == leaf.as_slice());
     let leaf = CertificateDer::from(leaf);
@@ -336,6 +345,51 @@ fn check_signed_attributes(signer: &SignerInfo, hash: Hash, tst_der: &[u8]) -> R
         return Err(bad("message-digest is not the TSTInfo's digest"));
     }
     attrs.to_der().map_err(|e| bad(&e.to_string()))
+}
+
+/// The signed ESS signing-certificate attribute (V2, else v1) must hold the hash of `leaf`,
+/// the certificate the signer identifier names (tspclient-go compares it the same way; the
+/// identifier itself is not signed).
+fn names_its_certificate(signer: &SignerInfo, leaf: &[u8]) -> Result<(), TimestampError> {
+    use cms::cert::x509::der::{Any, Tag, Tagged};
+    let bad = |m: &str| TimestampError::SigningCertificate(m.to_string());
+    let malformed = |e: cms::cert::x509::der::Error| bad(&e.to_string());
+    let attrs = signer.signed_attrs.as_ref().ok_or_else(|| bad("absent"))?;
+    let find = |oid| attrs.iter().find(|a| a.oid == oid).and_then(|a| a.values.get(0));
+    let (value, v2) = match (find(SIGNING_CERTIFICATE_V2), find(SIGNING_CERTIFICATE)) {
+        (Some(v), _) => (v, true),
+        (None, Some(v)) => (v, false),
+        (None, None) => return Err(bad("absent")),
+    };
+    // SigningCertificate(V2) ::= SEQUENCE { certs SEQUENCE OF ESSCertID(v2), policies OPTIONAL }
+    let outer: Vec<Any> = value.decode_as().map_err(malformed)?;
+    let certs: Vec<Any> = outer.first().ok_or_else(|| bad("no certs"))?.decode_as().map_err(malformed)?;
+    let first: Vec<Any> = certs.first().ok_or_else(|| bad("no certificate named"))?.decode_as().map_err(malformed)?;
+    // ESSCertIDv2 ::= SEQUENCE { hashAlgorithm DEFAULT sha256, certHash, issuerSerial OPTIONAL };
+    // ESSCertID ::= SEQUENCE { certHash (SHA-1), issuerSerial OPTIONAL }.
+    let mut fields = first.iter().peekable();
+    let algorithm = match fields.peek() {
+        Some(a) if v2 && a.tag() == Tag::Sequence => {
+            let alg: Vec<Any> = fields.next().expect("peeked").decode_as().map_err(malformed)?;
+            let oid: ObjectIdentifier =
+                alg.first().ok_or_else(|| bad("empty hash algorithm"))?.decode_as().map_err(malformed)?;
+            Some(
+                Hash::of_oid(&oid)
+                    .map_err(|_| bad(&format!("hash algorithm {oid} is not SHA-256, SHA-384 or SHA-512")))?,
+            )
+        }
+        _ if v2 => Some(Hash::Sha256),
+        _ => None,
+    };
+    let hash: OctetString = fields.next().ok_or_else(|| bad("no certificate hash"))?.decode_as().map_err(malformed)?;
+    let expected = match algorithm {
+        Some(h) => h.digest(leaf),
+        None => aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, leaf).as_ref().to_vec(),
+    };
+    if hash.as_bytes() != expected.as_slice() {
+        return Err(bad("the certificate hash is not that of the signer certificate"));
+    }
+    Ok(())
 }
 
 /// Does `sid` name the certificate `der`?
@@ -528,9 +582,9 @@ mod tests {
         assert!(matches!(e, TimestampError::Untrusted { .. }), "{e}");
         // Without the certificate in the token, only the chain's own leaf can have signed; the
         // other authority's leaf has the same issuer name and serial (both made by testpki.sh),
-        // and its key did not make the signature.
+        // and it is not the certificate the signed ESS attribute names (nor did its key sign).
         let e = verify(&read("no-cert.tsr"), &message(), &pool("other-chain.pem")).unwrap_err();
-        assert!(matches!(e, TimestampError::BadSignature(_)), "{e}");
+        assert!(matches!(e, TimestampError::SigningCertificate(_)), "{e}");
         // Without the TSA certificate in the token or the chain, nothing names the signer.
         let e = verify(&read("no-cert.tsr"), &message(), &pool("tsa-root.pem")).unwrap_err();
         assert_eq!(e, TimestampError::NoSignerCertificate);
@@ -566,9 +620,60 @@ mod tests {
             assert!(matches!(e, TimestampError::SignedAttributes(_) | TimestampError::OtherMessage), "{f}: {e}");
             // The signed attributes changed: the signature no longer covers them.
             let e = verify(&flip(&token, &attrs_tail), &message(), chain).unwrap_err();
-            assert!(matches!(e, TimestampError::SignedAttributes(_) | TimestampError::BadSignature(_)), "{f}: {e}");
+            assert!(
+                matches!(
+                    e,
+                    TimestampError::SignedAttributes(_)
+                        | TimestampError::SigningCertificate(_)
+                        | TimestampError::BadSignature(_)
+                ),
+                "{f}: {e}"
+            );
             let e = verify(&flip(&token, &signature[signature.len() - 8..]), &message(), chain).unwrap_err();
             assert!(matches!(e, TimestampError::BadSignature(_)), "{f}: {e}");
+        }
+    }
+
+    fn ess(name: &str) -> Vec<u8> {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/tsa-ess").join(name)).unwrap()
+    }
+
+    /// `token` with its embedded certificates replaced by `pem`'s.
+    fn with_certificate(token: &[u8], pem: &[u8]) -> Vec<u8> {
+        use cms::cert::x509::der::Any;
+        use cms::cert::CertificateChoices;
+        let mut resp = TimeStampResp::from_der(token).unwrap();
+        let mut content = resp.time_stamp_token.take().unwrap();
+        let mut signed: SignedData = content.content.decode_as().unwrap();
+        let der = pem::parse(pem).unwrap().contents().to_vec();
+        let cert = cms::cert::x509::Certificate::from_der(&der).unwrap();
+        signed.certificates = Some(vec![CertificateChoices::Certificate(cert)].try_into().unwrap());
+        content.content = Any::encode_from(&signed).unwrap();
+        resp.time_stamp_token = Some(content);
+        resp.to_der().unwrap()
+    }
+
+    /// The roots and intermediates of the ESS vectors' chain, without its leaf.
+    fn ess_roots() -> Authorities {
+        let chain = String::from_utf8(ess("tsa-chain.pem")).unwrap();
+        let certs = pem::parse_many(&chain).unwrap();
+        Authorities::from_pem(&pem::encode_many(&certs[1..])).unwrap()
+    }
+
+    /// The ESS signing-certificate attribute (V2 and v1) names the certificate the TSA signed
+    /// with; another certificate for the same key, issuer and serial swapped into the token
+    /// keeps the signature valid and is refused only by it. Before, the swap verified.
+    #[test]
+    fn the_signed_signing_certificate_attribute_must_name_the_signer_certificate() {
+        let message = ess("message");
+        for token in ["good.tsr", "v1.tsr"] {
+            verify(&ess(token), &message, &ess_roots()).unwrap_or_else(|e| panic!("{token}: {e}"));
+            let swapped = with_certificate(&ess(token), &ess("reissued.pem"));
+            let e = verify(&swapped, &message, &ess_roots()).unwrap_err();
+            assert!(
+                matches!(&e, TimestampError::SigningCertificate(m) if m.contains("not that of the signer")),
+                "{token}: {e}"
+            );
         }
     }
 
