@@ -129,7 +129,7 @@ sec_timestamps() {
   expect_rejected "timestamps: a cosign 2 signature timestamped by another TSA is rejected" "$C2O:v1" \
     'policy "kyverno:tsa/timestamped"' "timestamp is signed by another certificate than the TSA certificate"
   expect_rejected "timestamps: a cosign 3 bundle timestamped by another TSA is rejected" "$C3O:v1" \
-    'policy "kyverno:tsa/timestamped"' "timestamp's signature does not verify"
+    'policy "kyverno:tsa/timestamped"' "timestamp's signing-certificate attribute"
   expect_rejected "timestamps: a cosign 2 signature whose timestamp was tampered with is rejected" "$C2T:v1" \
     'policy "kyverno:tsa/timestamped"' "timestamp's signed attributes"
   stop_signet
@@ -146,6 +146,6 @@ sec_timestamps() {
   up "$POL"
   expect_runs "timestamps (IVP): a cosign 3 bundle timestamped by the policy's TSA runs" "$C3:v1" "hello from ts-c3"
   expect_rejected "timestamps (IVP): a cosign 3 bundle timestamped by another TSA is rejected" "$C3O:v1" \
-    'policy "kyverno-ivp:tsa"' "not signed with a trusted timestamp" "timestamp's signature does not verify"
+    'policy "kyverno-ivp:tsa"' "not signed with a trusted timestamp" "timestamp's signing-certificate attribute"
   stop_signet
 }
