@@ -194,17 +194,24 @@ YAML
   # With nothing cached and the mirror down, the attestor fails closed naming the mirror.
   printf 'state_dir = "%s"\n' "$WORK/state2" > "$WORK/node2.toml"
   up "$POL" --config "$WORK/node2.toml"
+  wait_for 20 grep -q 'TUF repository not refreshed' "$SIGNET_LOG" \
+    || bad "TUF: the daemon tries the mirror that is down" "$(tail -5 "$SIGNET_LOG")"
   expect_rejected "TUF: nothing verified yet and the mirror down: rejected, naming the repository" "$IMG:v1" \
     'policy "kyverno-ivp:tuf"' "TUF repository http://127.0.0.1:5319"
   stop_signet
   # Entered through another repository's root: the mirror's metadata does not verify.
   python3 -m http.server 5319 --bind 127.0.0.1 --directory "$WORK/repo" > "$WORK/http.log" 2>&1 &
   FAULT_PID=$!
-  wait_for 10 curl -fsS "http://127.0.0.1:5319/1.root.json" -o /dev/null
+  wait_for 10 curl -fsS "http://127.0.0.1:5319/1.root.json" -o /dev/null \
+    || { bad "the TUF mirror serves again" "$(cat "$WORK/http.log")"; return; }
   tuf_policy "$POL/tuf.yaml" "$WORK/other/1.root.json"
   printf 'state_dir = "%s"\n' "$WORK/state3" > "$WORK/node3.toml"
   up "$POL" --config "$WORK/node3.toml"
-  wait_for 20 grep -q 'TUF repository not refreshed' "$SIGNET_LOG"
+  if wait_for 20 grep -q 'TUF repository not refreshed.*Signature threshold' "$SIGNET_LOG"; then
+    ok "TUF: the daemon refuses the repository under another root (signature threshold not met)"
+  else
+    bad "TUF: the daemon refuses the repository under another root (signature threshold not met)" "$(tail -5 "$SIGNET_LOG")"
+  fi
   expect_rejected "TUF: a repository that does not verify under the policy's root is not trusted" "$IMG:v1" \
     'policy "kyverno-ivp:tuf"' "TUF repository http://127.0.0.1:5319"
   stop_signet
@@ -214,7 +221,11 @@ YAML
   sed -i 's/"tlogs"/"TLOGS"/' "$T"
   printf 'state_dir = "%s"\n' "$WORK/state4" > "$WORK/node4.toml"
   up "$POL" --config "$WORK/node4.toml"
-  wait_for 20 grep -q 'TUF repository not refreshed' "$SIGNET_LOG"
+  if wait_for 20 grep -q 'TUF repository not refreshed.*Hash mismatch' "$SIGNET_LOG"; then
+    ok "TUF: the daemon refuses the tampered target (hash mismatch)"
+  else
+    bad "TUF: the daemon refuses the tampered target (hash mismatch)" "$(tail -5 "$SIGNET_LOG")"
+  fi
   expect_rejected "TUF: a tampered trusted_root.json on the mirror is refused" "$IMG:v1" \
     'policy "kyverno-ivp:tuf"' "TUF repository http://127.0.0.1:5319"
   stop_signet

@@ -416,12 +416,18 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
     // An inline trusted root wins over a TUF repository, as Kyverno's resolveTrustedMaterial
     // has it; a repository not fetched yet (nor carried from the last-known-good file) fails
     // this authority closed, naming the mirror.
+    // The inlined copy counts only while the metadata it was verified under is unexpired.
     let tuf = match (trusted_root, a.check.tuf()) {
         (None, Some(t)) => match keys.tuf(&t.repository) {
             Ok(held) => Some(held.trusted_root),
-            Err(e) => match &t.resolved {
-                Some(last) => Some(last.clone()),
-                None => return unavailable(e),
+            Err(e) => match t.resolved.as_ref().map(|r| r.usable(&t.repository.mirror, crate::tuf::now_secs())) {
+                Some(Ok(last)) => Some(last.to_string()),
+                Some(Err(expired))
+                    if matches!(e, KeyUnavailable::Tuf(TufError::NoAccess { .. } | TufError::Pending { .. })) =>
+                {
+                    return unavailable(expired.into())
+                }
+                _ => return unavailable(e),
             },
         },
         _ => None,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{Exclusive, Mode, Namespaces, NoMatchAction};
 use crate::held::Held;
 use crate::kms::{KmsUri, ResolvedKey, UriError};
-use crate::tuf::TufRepo;
+use crate::tuf::{HeldRoot, TufRepo};
 use crate::verify::pubkey::HashAlgorithm;
 
 /// A value of the normal form that is not well formed.
@@ -155,7 +155,7 @@ impl NormalPolicy {
             }
             if let Some(t) = check.tuf_mut() {
                 if let Ok(root) = held.tuf.lookup(&t.repository) {
-                    t.resolved = Some(root.trusted_root);
+                    t.resolved = Some(root);
                 }
             }
         }
@@ -587,7 +587,7 @@ pub struct KeylessCheck {
 pub struct TufRef {
     pub repository: TufRepo,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resolved: Option<String>,
+    pub resolved: Option<HeldRoot>,
 }
 
 /// Exactly one of each pair must be set; the `…RegExp` forms are regular expressions.

@@ -315,7 +315,7 @@ pub struct FakeSignatureSource {
     answers: std::sync::Mutex<FakeAnswers>,
     /// Answers for one repository (`registry/path`); a repository named here answers only
     /// from here.
-    by_repository: std::sync::Mutex<std::collections::HashMap<String, FakeAnswers>>,
+    by_repository: std::sync::Mutex<std::collections::HashMap<(String, String), FakeAnswers>>,
     delay: std::sync::Mutex<Duration>,
     pub calls: std::sync::atomic::AtomicUsize,
 }
@@ -351,7 +351,9 @@ impl FakeSignatureSource {
         answer: Result<Vec<SignatureLayer>, RegistryError>,
     ) {
         let mut by = self.by_repository.lock().unwrap();
-        by.entry(format!("{repository}{tag_prefix}")).or_default().insert((what, digest.to_string()), answer);
+        by.entry((repository.to_string(), tag_prefix.to_string()))
+            .or_default()
+            .insert((what, digest.to_string()), answer);
     }
     /// Make every fetch take this long (to exercise deadlines).
     pub fn set_delay(&self, d: Duration) {
@@ -375,7 +377,7 @@ impl SignatureSource for FakeSignatureSource {
             tokio::time::sleep(delay).await;
         }
         let location = prefixed_artifact_reference(image, digest, what, tag_prefix)?.whole();
-        let repository = format!("{}/{}{tag_prefix}", image.registry(), image.repository());
+        let repository = (format!("{}/{}", image.registry(), image.repository()), tag_prefix.to_string());
         let key = (what, digest.to_string());
         let by_repository = self.by_repository.lock().unwrap();
         let answer = match by_repository.get(&repository) {

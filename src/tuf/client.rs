@@ -36,11 +36,10 @@ pub struct ToughFetcher {
 
 impl ToughFetcher {
     pub fn new(datastore: Option<PathBuf>) -> Result<Self, TufError> {
-        let client = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .build()
-            .map_err(|e| TufError::Fetch { mirror: "(client)".into(), message: e.to_string() })?;
+        let client =
+            reqwest::Client::builder().timeout(TIMEOUT).connect_timeout(TIMEOUT).build().map_err(|e| {
+                TufError::Fetch { mirror: "(none: the TUF HTTP client)".into(), message: e.to_string() }
+            })?;
         Ok(Self { transport: CappedTransport { client }, datastore })
     }
 
@@ -65,15 +64,22 @@ impl ToughFetcher {
 impl Fetcher for ToughFetcher {
     async fn trusted_root(&self, repo: &TufRepo) -> Result<HeldRoot, TufError> {
         let fail = |message: String| TufError::Fetch { mirror: repo.mirror.clone(), message };
-        let root = self.root_bytes(repo).await?;
+        let policy_root = self.root_bytes(repo).await?;
         let base = Url::parse(&format!("{}/", repo.mirror)).map_err(|e| fail(e.to_string()))?;
         let targets = base.join("targets/").map_err(|e| fail(e.to_string()))?;
+        // Each (mirror, root bytes) has its own datastore, so a replaced root file starts
+        // afresh. The walk starts from the newest root verified before (tough keeps it as
+        // root.json there): starting again from the policy's root would forget a key
+        // rotation, and a mirror holding the retired keys could answer 404 for the rotation
+        // and serve metadata they sign.
+        let own = match &self.datastore {
+            Some(dir) => Some(own_datastore(dir, repo, &policy_root).map_err(|e| fail(format!("datastore: {e}")))?),
+            None => None,
+        };
+        let root = own.as_ref().and_then(|d| newer_root(d, &policy_root)).unwrap_or(policy_root);
         let mut loader = RepositoryLoader::new(&root, base, targets).transport(self.transport.clone());
-        if let Some(dir) = &self.datastore {
-            use sha2::Digest;
-            let own = dir.join(hex::encode(&sha2::Sha256::digest(repo.id())[..12]));
-            std::fs::create_dir_all(&own).map_err(|e| fail(format!("datastore {}: {e}", own.display())))?;
-            loader = loader.datastore(own);
+        if let Some(dir) = own {
+            loader = loader.datastore(dir);
         }
         let tuf = loader.load().await.map_err(|e| fail(crate::causes::error_chain(&e)))?;
         let name = TargetName::new(TRUSTED_ROOT_TARGET).expect("a plain file name");
@@ -88,12 +94,51 @@ impl Fetcher for ToughFetcher {
             .map_err(|e| TufError::TrustedRoot { mirror: repo.mirror.clone(), message: e.to_string() })?;
         crate::verify::trust::TrustRoot::parse(text.as_bytes(), TRUSTED_ROOT_TARGET)
             .map_err(|e| TufError::TrustedRoot { mirror: repo.mirror.clone(), message: e.to_string() })?;
+        let expires = [
+            tuf.root().signed.expires,
+            tuf.timestamp().signed.expires,
+            tuf.snapshot().signed.expires,
+            tuf.targets().signed.expires,
+        ]
+        .into_iter()
+        .min()
+        .expect("four roles")
+        .as_second();
         Ok(HeldRoot {
             trusted_root: text,
             targets_version: tuf.targets().signed.version.get(),
+            expires,
             source: repo.mirror.clone(),
         })
     }
+}
+
+/// `<dir>/<digest of mirror and root>`, made 0700 and refused when it is not a directory of
+/// its own (a planted symlink would send tough's writes elsewhere).
+fn own_datastore(dir: &std::path::Path, repo: &TufRepo, root: &[u8]) -> std::io::Result<PathBuf> {
+    use sha2::Digest;
+    use std::os::unix::fs::DirBuilderExt;
+    let mut h = sha2::Sha256::new();
+    h.update(repo.mirror.as_bytes());
+    h.update([0]);
+    h.update(root);
+    let own = dir.join(hex::encode(&h.finalize()[..12]));
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&own)?;
+    for d in [dir, own.as_path()] {
+        let meta = std::fs::symlink_metadata(d)?;
+        if !meta.is_dir() {
+            return Err(std::io::Error::other(format!("{} is not a directory", d.display())));
+        }
+    }
+    Ok(own)
+}
+
+/// The root tough verified last in `dir`, when it is newer than the policy's own.
+fn newer_root(dir: &std::path::Path, policy_root: &[u8]) -> Option<Vec<u8>> {
+    let version =
+        |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).ok()?.pointer("/signed/version")?.as_u64();
+    let held = std::fs::read(dir.join("root.json")).ok()?;
+    (version(&held)? > version(policy_root)?).then_some(held)
 }
 
 /// http(s) and file URLs, each file read whole and capped at [`MAX_FILE`].
@@ -138,13 +183,21 @@ async fn read_file(url: &Url) -> Result<Bytes, TransportError> {
         .map_err(|()| TransportError::new_with_cause(TransportErrorKind::Other, url, "not a local path"))?;
     let url = url.clone();
     tokio::task::spawn_blocking(move || {
-        let file = match std::fs::File::open(&path) {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking, and a regular file only: a FIFO or a device named as a root would
+        // hold the refresh forever.
+        let opened = std::fs::OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK).open(&path);
+        let file = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(TransportError::new(TransportErrorKind::FileNotFound, &url))
             }
             Err(e) => return Err(TransportError::new_with_cause(TransportErrorKind::Other, &url, e)),
         };
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            let message = format!("{} is not a regular file", path.display());
+            return Err(TransportError::new_with_cause(TransportErrorKind::Other, &url, message));
+        }
         let mut out = Vec::new();
         file.take(MAX_FILE as u64 + 1)
             .read_to_end(&mut out)

@@ -68,6 +68,25 @@ pub enum TufError {
     /// Asked for, and fetched off the request path.
     #[error("TUF repository {mirror} is not fetched yet")]
     Pending { mirror: String },
+    /// What was last verified has expired (its earliest role expiry) and no newer copy could
+    /// be fetched: TUF's bound on a freeze, kept through outages as well.
+    #[error("TUF repository {mirror}: the trust root last verified expired at {at} and could not be fetched again")]
+    Expired { mirror: String, at: String },
+    #[error("TUF repository {mirror}: more than {MAX_REPOSITORIES} TUF repositories are named on this node")]
+    TooMany { mirror: String },
+}
+
+/// Most repositories one node fetches and holds (each costs up to a few files of
+/// [`client::MAX_FILE`] and a refresh).
+pub const MAX_REPOSITORIES: usize = 32;
+
+impl TufError {
+    /// Whether the repository itself answered that it serves no usable trust root (signed
+    /// metadata that lists none, or one that does not parse): the held root is dropped then,
+    /// while outages and refused updates keep it until it expires.
+    pub fn is_authoritative(&self) -> bool {
+        matches!(self, TufError::NoTrustedRoot { .. } | TufError::TrustedRoot { .. })
+    }
 }
 
 impl TufRepo {
@@ -117,8 +136,28 @@ pub struct HeldRoot {
     pub trusted_root: String,
     /// The targets metadata version it was listed in.
     pub targets_version: u64,
+    /// When the metadata it was verified under expires (the earliest of root, timestamp,
+    /// snapshot and targets), seconds since the epoch: not used after that.
+    pub expires: i64,
     /// Where it came from (the mirror, or the cache file).
     pub source: String,
+}
+
+impl HeldRoot {
+    /// The trust root text, unless the metadata it came with has expired at `now`.
+    pub fn usable(&self, mirror: &str, now: i64) -> Result<&str, TufError> {
+        if now >= self.expires {
+            let at =
+                jiff::Timestamp::from_second(self.expires).map_or_else(|_| self.expires.to_string(), |t| t.to_string());
+            return Err(TufError::Expired { mirror: mirror.to_string(), at });
+        }
+        Ok(&self.trusted_root)
+    }
+}
+
+/// Seconds since the epoch, now.
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// One verified fetch of a repository's trust root. The seam: tests answer from TUF

@@ -71,7 +71,7 @@ async fn a_repository_signed_by_another_key_does_not_enter_through_this_root() {
     let mut repo = file_repo(&theirs);
     repo.root = file_repo(&ours).root;
     let e = fetch(&repo).await.unwrap_err().to_string();
-    assert!(e.contains("TUF repository file://"), "{e}");
+    assert!(e.contains("TUF repository file://") && e.contains("Signature threshold of 1 not met"), "{e}");
 }
 
 #[tokio::test]
@@ -165,7 +165,12 @@ fn repo() -> TufRepo {
 }
 
 fn held(text: &str) -> HeldRoot {
-    HeldRoot { trusted_root: text.into(), targets_version: 1, source: "https://tuf.example".into() }
+    HeldRoot {
+        trusted_root: text.into(),
+        targets_version: 1,
+        expires: now_secs() + 3600,
+        source: "https://tuf.example".into(),
+    }
 }
 
 fn down() -> TufError {
@@ -217,4 +222,77 @@ async fn fetched_roots_survive_a_restart_without_the_mirror() {
     let ro = Store::new(Some(FakeFetcher::new(vec![Ok(held("v8"))])), Some(cache.clone())).read_only();
     ro.refresh([repo()]).await;
     assert!(!cache.exists());
+}
+
+/// Review finding: the walk starts from the newest root verified before. After a key
+/// rotation, a mirror holding the retired key that hides the rotation (no 2.root.json) and
+/// serves newer metadata it signed, listing another trust root, is refused. Before, every
+/// fetch started again from the policy's root and took the retired key's metadata.
+#[tokio::test]
+async fn a_rotation_is_not_forgotten_when_a_mirror_hides_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = vector("trusted_root.json");
+    let mut r = published(dir.path(), &[(TRUSTED_ROOT_TARGET, root.as_bytes())]).await;
+    let entry = file_repo(&r);
+    // The attacker's copy: the retired key, no rotation, newer versions, its own trust root.
+    let retired = dir.path().join("key.pem");
+    let mut evil = Repo::create(&dir.path().join("evil"), &retired, in_a_year()).await.unwrap();
+    let theirs = root.trim_end().to_string();
+    for _ in 0..3 {
+        evil.publish(&[(TRUSTED_ROOT_TARGET, format!("{theirs} ").as_bytes())], in_a_year()).await.unwrap();
+    }
+    r.rotate(&dir.path().join("new.pem")).await.unwrap();
+    r.publish(&[(TRUSTED_ROOT_TARGET, root.as_bytes())], in_a_year()).await.unwrap();
+    let fetcher = ToughFetcher::new(Some(dir.path().join("datastore"))).unwrap();
+    assert_eq!(fetcher.trusted_root(&entry).await.unwrap().trusted_root, root, "the rotation is followed");
+    std::fs::remove_dir_all(&r.dir).unwrap();
+    copy_dir(&evil.dir, &r.dir);
+    std::fs::remove_file(r.dir.join("1.root.json")).ok();
+    let e = fetcher.trusted_root(&entry).await.unwrap_err().to_string();
+    assert!(e.contains("Signature threshold"), "{e}");
+    // From the policy's root alone (no datastore), the hidden rotation would have worked.
+    assert_ne!(fetch(&entry).await.unwrap().trusted_root, root);
+}
+
+/// Review finding: a held root is not used past the expiry of the metadata it was verified
+/// under, though the mirror is down (a freeze), nor from the last-known-good copy; a
+/// repository whose signed metadata no longer lists a trust root drops the held one.
+#[tokio::test]
+async fn a_held_root_expires_with_its_metadata_and_an_authoritative_refusal_drops_it() {
+    let soon = HeldRoot { expires: now_secs() - 1, ..held("v1") };
+    let f = FakeFetcher::new(vec![Ok(soon.clone()), Err(down())]);
+    let mut s = Store::new(Some(f.clone()), None);
+    s.refresh([repo()]).await;
+    let e = s.lookup(&repo()).unwrap_err();
+    assert!(matches!(e, TufError::Expired { .. }), "{e}");
+    assert!(e.to_string().contains("expired at"), "{e}");
+    s.good_ttl = std::time::Duration::ZERO;
+    assert!(s.refresh(std::iter::empty()).await, "the expiry is news to those who compiled the root");
+    assert!(matches!(s.lookup(&repo()), Err(TufError::Fetch { .. }) | Err(TufError::Expired { .. })));
+    let gone = TufError::NoTrustedRoot { mirror: "https://tuf.example".into() };
+    let f = FakeFetcher::new(vec![Ok(held("v1")), Err(gone)]);
+    let mut s = Store::new(Some(f), None);
+    s.refresh([repo()]).await;
+    s.good_ttl = std::time::Duration::ZERO;
+    assert!(s.refresh(std::iter::empty()).await);
+    assert!(matches!(s.lookup(&repo()), Err(TufError::NoTrustedRoot { .. })));
+}
+
+/// Review finding: a root path that is not a regular file (a FIFO would block the refresh
+/// forever) is refused at once; and a node holds at most MAX_REPOSITORIES repositories.
+#[tokio::test]
+async fn a_root_that_is_not_a_regular_file_is_refused_and_repositories_are_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let r = TufRepo::new(Some("https://tuf.example"), TufRoot::Path(fifo.display().to_string())).unwrap();
+    let e = tokio::time::timeout(std::time::Duration::from_secs(5), fetch(&r)).await.expect("no hang").unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+    let s = Store::new(Some(FakeFetcher::new(vec![Ok(held("v1"))])), None);
+    for i in 0..MAX_REPOSITORIES {
+        let r = TufRepo::new(Some(&format!("https://tuf{i}.example")), TufRoot::Data("e30=".into())).unwrap();
+        assert!(matches!(s.lookup(&r), Err(TufError::Pending { .. })));
+    }
+    let one_more = TufRepo::new(Some("https://tuf-x.example"), TufRoot::Data("e30=".into())).unwrap();
+    assert!(matches!(s.lookup(&one_more), Err(TufError::TooMany { .. })));
 }

@@ -2,10 +2,12 @@
 //!
 //! Policy compiles from what is held ([`Store::lookup`] never does I/O and records what
 //! was asked for); [`Store::refresh`], on the daemon's timer and in `policy check`, fetches
-//! what is missing or due. Any failure (the mirror down, metadata expired or badly signed,
-//! no `trusted_root.json`) keeps the last verified root in use and is logged; with nothing
-//! held, the attestor fails closed with the reason. A freeze or rollback cannot move the
-//! held root backwards: tough refuses both, and the refusal only keeps what was verified.
+//! what is missing or due. An outage or a refused update (metadata expired, badly signed, a
+//! rollback) keeps the last verified root in use, but never past the expiry of the
+//! metadata it was verified under: a frozen mirror fails closed within a refresh of it. A
+//! repository whose signed metadata lists no usable trust root drops the held one. With
+//! nothing held, the attestor fails closed with the reason. Repositories no policy looked
+//! up for [`FORGET_AFTER`] are forgotten, and at most [`super::MAX_REPOSITORIES`] are held.
 //!
 //! Every root fetched is written to a cache file under the state directory, so a node
 //! that boots with the mirror unreachable enforces the roots it had.
@@ -24,6 +26,11 @@ use super::{Fetcher, HeldRoot, TufError, TufRepo};
 const GOOD_TTL: Duration = Duration::from_secs(3600);
 /// A failure is held this long before the mirror is asked again.
 const ERROR_TTL: Duration = Duration::from_secs(30);
+/// One repository's whole fetch (tough's walk: several files, each with its own timeout).
+const FETCH_DEADLINE: Duration = Duration::from_secs(60);
+/// A repository no policy looked up for this long is no longer refreshed or held (local
+/// policy is compiled every poll, cluster policy at least every sync refresh).
+pub const FORGET_AFTER: Duration = Duration::from_secs(3600);
 
 #[derive(Default)]
 struct Entry {
@@ -45,8 +52,8 @@ pub struct Store {
     /// Whether the cache file is written (the daemon) or only read (`policy check`).
     write_cache: bool,
     entries: Mutex<HashMap<String, Entry>>,
-    /// Every repository a policy looked up, so the timer refreshes them.
-    wanted: Mutex<BTreeMap<String, TufRepo>>,
+    /// Every repository a policy looked up, and when last, so the timer refreshes them.
+    wanted: Mutex<BTreeMap<String, (TufRepo, Instant)>>,
     /// One refresh at a time.
     refreshing: tokio::sync::Mutex<()>,
     /// Counts refreshes that changed a held root, so policy recompiles when one arrives.
@@ -102,10 +109,17 @@ impl Store {
     /// The root held for `repo`, without I/O; `Err` says why there is none.
     pub fn lookup(&self, repo: &TufRepo) -> Result<HeldRoot, TufError> {
         let id = repo.id();
-        self.wanted.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), repo.clone());
+        {
+            let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+            if !wanted.contains_key(&id) && wanted.len() >= super::MAX_REPOSITORIES {
+                return Err(TufError::TooMany { mirror: repo.mirror.clone() });
+            }
+            wanted.insert(id.clone(), (repo.clone(), Instant::now()));
+        }
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match entries.get(&id) {
             Some(Entry { good: Some(held), checked, .. }) => {
+                held.usable(&repo.mirror, super::now_secs())?;
                 let mut held = held.clone();
                 if checked.is_none() {
                     if let Some(path) = &self.cache_file {
@@ -125,22 +139,48 @@ impl Store {
     pub async fn refresh(&self, repos: impl IntoIterator<Item = TufRepo>) -> bool {
         let Some(fetcher) = self.fetcher.clone() else { return false };
         let _one = self.refreshing.lock().await;
+        let mut changed = false;
         let due: Vec<(String, TufRepo)> = {
             let mut wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
-            wanted.extend(repos.into_iter().map(|r| (r.id(), r)));
-            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            for r in repos {
+                if wanted.len() < super::MAX_REPOSITORIES || wanted.contains_key(&r.id()) {
+                    wanted.insert(r.id(), (r, Instant::now()));
+                }
+            }
+            wanted.retain(|_, (_, at)| at.elapsed() < FORGET_AFTER);
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            let before = entries.len();
+            entries.retain(|id, _| wanted.contains_key(id));
+            changed |= entries.len() != before;
+            // A held root whose metadata expired is no longer used; those who compiled it
+            // hear of it now, not at their next reload.
+            let now = super::now_secs();
+            for (id, e) in entries.iter_mut() {
+                if let Some(Err(expired)) = e.good.as_ref().map(|g| g.usable(&wanted[id].0.mirror, now).map(|_| ())) {
+                    tracing::error!(tuf = %wanted[id].0.mirror, error = %expired, "TUF trust root expired; its attestors fail closed");
+                    e.good = None;
+                    e.error = Some(expired);
+                    e.checked = None;
+                    changed = true;
+                }
+            }
             wanted
                 .iter()
                 .filter(|(id, _)| match entries.get(*id).and_then(|e| e.checked.map(|c| (c, e.error.is_some()))) {
                     None => true,
                     Some((at, failed)) => at.elapsed() >= if failed { self.error_ttl } else { self.good_ttl },
                 })
-                .map(|(id, r)| (id.clone(), r.clone()))
+                .map(|(id, (r, _))| (id.clone(), r.clone()))
                 .collect()
         };
-        let mut changed = false;
         for (id, repo) in due {
-            let result = fetcher.trusted_root(&repo).await;
+            let result = match tokio::time::timeout(FETCH_DEADLINE, fetcher.trusted_root(&repo)).await {
+                Ok(r) => r,
+                Err(_) => Err(TufError::Fetch {
+                    mirror: repo.mirror.clone(),
+                    message: format!("not fetched within {} s", FETCH_DEADLINE.as_secs()),
+                }),
+            };
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             let entry = entries.entry(id).or_default();
             entry.checked = Some(Instant::now());
@@ -156,9 +196,20 @@ impl Store {
                     entry.error = None;
                 }
                 Err(e) => {
-                    let kept = if entry.good.is_some() { "; the last verified trust root stays in use" } else { "" };
-                    tracing::warn!(tuf = %repo.mirror, error = %e, "TUF repository not refreshed{kept}");
-                    changed |= entry.good.is_none() && entry.error.as_ref() != Some(&e);
+                    let dropped = e.is_authoritative() && entry.good.is_some();
+                    if dropped {
+                        entry.good = None;
+                    }
+                    // Logged when the reason changes, not every retry.
+                    if entry.error.as_ref() != Some(&e) {
+                        let kept = if entry.good.is_some() {
+                            "; the last verified trust root stays in use until it expires"
+                        } else {
+                            ""
+                        };
+                        tracing::warn!(tuf = %repo.mirror, root = %repo.id(), error = %e, "TUF repository not refreshed{kept}");
+                    }
+                    changed |= dropped || (entry.good.is_none() && entry.error.as_ref() != Some(&e));
                     entry.error = Some(e);
                 }
             }

@@ -24,10 +24,35 @@ pub struct Repo {
     /// The signed root.json a client enters through.
     pub root: Vec<u8>,
     version: u64,
+    root_version: u64,
+    expires: jiff::Timestamp,
+}
+
+fn root_for(key: &tough::schema::key::Key, version: u64, expires: jiff::Timestamp) -> Result<Root, Error> {
+    let id = key.key_id()?;
+    let roles = [RoleType::Root, RoleType::Snapshot, RoleType::Targets, RoleType::Timestamp]
+        .into_iter()
+        .map(|r| {
+            (r, RoleKeys { keyids: vec![id.clone()], threshold: NonZeroU64::new(1).unwrap(), _extra: HashMap::new() })
+        })
+        .collect();
+    Ok(Root {
+        spec_version: "1.0.0".into(),
+        consistent_snapshot: true,
+        version: NonZeroU64::new(version).unwrap(),
+        expires,
+        keys: HashMap::from([(id, key.clone())]),
+        roles,
+        _extra: HashMap::new(),
+    })
 }
 
 /// A fresh Ed25519 key as a PKCS#8 DER file (tough reads Ed25519 keys as DER, RSA as PEM).
 pub fn new_key(path: &Path) -> Result<(), Error> {
+    new_key_file(path)
+}
+
+fn new_key_file(path: &Path) -> Result<(), Error> {
     let rng = aws_lc_rs::rand::SystemRandom::new();
     let doc = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|e| format!("key: {e}"))?;
     std::fs::write(path, doc.as_ref())?;
@@ -46,31 +71,7 @@ impl Repo {
             new_key(key)?;
         }
         let source = LocalKeySource { path: key.to_path_buf() };
-        let sign = source.as_sign().await?;
-        let tuf_key = sign.tuf_key();
-        let id = tuf_key.key_id()?;
-        let roles = [RoleType::Root, RoleType::Snapshot, RoleType::Targets, RoleType::Timestamp]
-            .into_iter()
-            .map(|r| {
-                (
-                    r,
-                    RoleKeys {
-                        keyids: vec![id.clone()],
-                        threshold: NonZeroU64::new(1).unwrap(),
-                        _extra: HashMap::new(),
-                    },
-                )
-            })
-            .collect();
-        let root = Root {
-            spec_version: "1.0.0".into(),
-            consistent_snapshot: true,
-            version: NonZeroU64::new(1).unwrap(),
-            expires,
-            keys: HashMap::from([(id, tuf_key)]),
-            roles,
-            _extra: HashMap::new(),
-        };
+        let root = root_for(&source.as_sign().await?.tuf_key(), 1, expires)?;
         let keys: Vec<Box<dyn KeySource>> = vec![Box::new(source)];
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let signed = SignedRole::new(root.clone(), &KeyHolder::Root(root), &keys, &rng).await?;
@@ -82,7 +83,34 @@ impl Repo {
             root: signed.buffer().clone(),
             root_path,
             version: 0,
+            root_version: 1,
+            expires,
         })
+    }
+
+    /// Rotate every role to the key at `new_key` (made if absent): the next root version,
+    /// signed by the old key and the new, as TUF requires; later publishes sign with it.
+    pub async fn rotate(&mut self, new_key: &Path) -> Result<(), Error> {
+        if !new_key.exists() {
+            new_key_file(new_key)?;
+        }
+        let old = LocalKeySource { path: self.key.clone() };
+        let new = LocalKeySource { path: new_key.to_path_buf() };
+        let old_root: Root =
+            serde_json::from_slice::<tough::schema::Signed<Root>>(&std::fs::read(&self.root_path)?)?.signed;
+        self.root_version += 1;
+        let root = root_for(&new.as_sign().await?.tuf_key(), self.root_version, self.expires)?;
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let by_old: Vec<Box<dyn KeySource>> = vec![Box::new(old)];
+        let by_new: Vec<Box<dyn KeySource>> = vec![Box::new(new)];
+        let old_signed = SignedRole::new(root.clone(), &KeyHolder::Root(old_root), &by_old, &rng).await?;
+        let signed = SignedRole::new(root.clone(), &KeyHolder::Root(root), &by_new, &rng)
+            .await?
+            .add_old_signatures(old_signed.signed().signatures.clone())?;
+        signed.write(&self.dir, true).await?;
+        self.root_path = self.dir.join(format!("{}.root.json", self.root_version));
+        self.key = new_key.to_path_buf();
+        Ok(())
     }
 
     /// Publish the next version of targets, snapshot and timestamp with these targets.

@@ -694,6 +694,12 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
         },
     }
     .filter(|t| !t.trim().is_empty());
+    if tuf.is_some() && trusted_root.is_some() {
+        notes.push(format!(
+            "attestor {}: tuf is not used: its inline trustedRoot replaces the TUF one, as in Kyverno",
+            a.name
+        ));
+    }
     let (mut repository, mut tag_prefix) = (None, None);
     if let Some(s) = &c.source {
         repository = s.repository.clone().filter(|r| !r.is_empty());
@@ -720,9 +726,11 @@ fn attestor(a: &Attestor, notes: &mut Vec<String>) -> Result<Check, IvpError> {
             Some(prefix) => check.with_tag_prefix(prefix),
             None => check,
         };
+        // An inline trustedRoot wins (Kyverno's resolveTrustedMaterial): the repository is
+        // then not fetched at all.
         let check = match tuf {
-            Some(repo) => check.with_tuf(repo),
-            None => check,
+            Some(repo) if trusted_root.is_none() => check.with_tuf(repo),
+            _ => check,
         };
         match trusted_root {
             Some(json) => check.with_trusted_root(json),
