@@ -42,6 +42,31 @@ pub fn read_optional(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
     }
 }
 
+/// A versioned JSON state file that is not used (what it held is fetched again).
+#[derive(Debug, thiserror::Error)]
+pub enum StateFileError {
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    #[error(transparent)]
+    Parse(#[from] serde_json::Error),
+    #[error("format {found} is not {expected}")]
+    Format { found: u32, expected: u32 },
+}
+
+/// A JSON file whose `format` field must be `format`; `Ok(None)` when it does not exist.
+pub fn read_versioned<T: serde::de::DeserializeOwned>(path: &Path, format: u32) -> Result<Option<T>, StateFileError> {
+    #[derive(serde::Deserialize)]
+    struct Version {
+        format: u32,
+    }
+    let Some(bytes) = read_optional(path)? else { return Ok(None) };
+    let found = serde_json::from_slice::<Version>(&bytes)?.format;
+    if found != format {
+        return Err(StateFileError::Format { found, expected: format });
+    }
+    Ok(Some(serde_json::from_slice(&bytes)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

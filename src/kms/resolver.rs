@@ -248,24 +248,8 @@ impl Resolver {
     }
 }
 
-/// A KMS key cache file that is not used (the keys are asked for again).
-#[derive(Debug, thiserror::Error)]
-enum CacheError {
-    #[error(transparent)]
-    Read(#[from] std::io::Error),
-    #[error(transparent)]
-    Parse(#[from] serde_json::Error),
-    #[error("format {0} is not 1")]
-    Format(u32),
-}
-
-fn read_cache(path: &Path) -> Result<BTreeMap<String, ResolvedKey>, CacheError> {
-    let Some(bytes) = crate::statefile::read_optional(path)? else { return Ok(BTreeMap::new()) };
-    let file: CacheFile = serde_json::from_slice(&bytes)?;
-    if file.format != 1 {
-        return Err(CacheError::Format(file.format));
-    }
-    Ok(file.keys)
+fn read_cache(path: &Path) -> Result<BTreeMap<String, ResolvedKey>, crate::statefile::StateFileError> {
+    Ok(crate::statefile::read_versioned::<CacheFile>(path, 1)?.map(|f| f.keys).unwrap_or_default())
 }
 
 fn write_atomic(path: &Path, file: &CacheFile) -> std::io::Result<()> {

@@ -13,7 +13,7 @@
 //! that boots with the mirror unreachable enforces the roots it had.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -242,22 +242,6 @@ impl Store {
     }
 }
 
-/// A cache file that is not used (the repositories are fetched again).
-#[derive(Debug, thiserror::Error)]
-enum CacheError {
-    #[error(transparent)]
-    Read(#[from] std::io::Error),
-    #[error(transparent)]
-    Parse(#[from] serde_json::Error),
-    #[error("format {0} is not 1")]
-    Format(u32),
-}
-
-fn read_cache(path: &std::path::Path) -> Result<BTreeMap<String, HeldRoot>, CacheError> {
-    let Some(bytes) = crate::statefile::read_optional(path)? else { return Ok(BTreeMap::new()) };
-    let file: CacheFile = serde_json::from_slice(&bytes)?;
-    if file.format != 1 {
-        return Err(CacheError::Format(file.format));
-    }
-    Ok(file.roots)
+fn read_cache(path: &Path) -> Result<BTreeMap<String, HeldRoot>, crate::statefile::StateFileError> {
+    Ok(crate::statefile::read_versioned::<CacheFile>(path, 1)?.map(|f| f.roots).unwrap_or_default())
 }
