@@ -296,3 +296,36 @@ async fn a_root_that_is_not_a_regular_file_is_refused_and_repositories_are_cappe
     let one_more = TufRepo::new(Some("https://tuf-x.example"), TufRoot::Data("e30=".into())).unwrap();
     assert!(matches!(s.lookup(&one_more), Err(TufError::TooMany { .. })));
 }
+
+/// Review finding: the HTTP side of the transport is capped too. A mirror answering an
+/// endless chunked body for timestamp.json is cut off at MAX_FILE, the memory it costs
+/// bounded by the cap, and the fetch fails naming the mirror.
+#[tokio::test]
+async fn an_endless_http_answer_is_cut_off_at_the_cap() {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut reader = tokio::io::BufReader::new(&mut conn);
+                let mut line = String::new();
+                while tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line).await.unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+                if conn.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("{:x}\r\n{}\r\n", 64 << 10, " ".repeat(64 << 10));
+                while conn.write_all(chunk.as_bytes()).await.is_ok() {}
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let r = published(dir.path(), &[(TRUSTED_ROOT_TARGET, vector("trusted_root.json").as_bytes())]).await;
+    let mut repo = file_repo(&r);
+    repo.mirror = format!("http://{addr}");
+    let e = fetch(&repo).await.unwrap_err().to_string();
+    assert!(e.contains(&format!("TUF file from http://{addr} is over the {MAX_FILE} byte limit")), "{e}");
+}
