@@ -436,11 +436,14 @@ async fn publish(client: &Client, config: &ClusterConfig, state: &mut Watched, t
     fetch_secrets(client, &normal, &mut state.secrets).await;
     let secrets = &state.secrets;
     publish_pull_credentials(&normal, secrets, &config.pull_credentials);
-    // KMS keys and TUF trust roots are asked for here, at sync, never while a container
-    // waits; a provider or mirror that is down costs this sync its bounded retries, then
-    // its failure is held briefly.
+    // KMS keys are asked for here, at sync, never while a container waits; a provider that
+    // is down costs this sync its bounded retries, then its failure is held briefly.
     config.held.kms.refresh(NormalPolicy::kms_uris(&normal)).await;
-    config.held.tuf.refresh(NormalPolicy::tuf_repos(&normal)).await;
+    // TUF repositories are fetched beside the sync, not in it: a walk of several files may
+    // take up to a minute per mirror, and the store's change notice brings the sync back.
+    let tuf = Arc::clone(&config.held.tuf);
+    let repos = NormalPolicy::tuf_repos(&normal);
+    tokio::spawn(async move { tuf.refresh(repos).await });
     let keys = WithHeld { keys: secrets, held: &config.held };
     let mut inlined = Vec::new();
     let mut policies = Vec::new();
