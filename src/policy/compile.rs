@@ -419,9 +419,11 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
     // The inlined copy counts only while the metadata it was verified under is unexpired.
     let tuf = match (trusted_root, a.check.tuf()) {
         (None, Some(t)) => match keys.tuf(&t.repository) {
-            Ok(held) => Some(held.trusted_root),
-            Err(e) => match t.resolved.as_ref().map(|r| r.usable(&t.repository.mirror, crate::tuf::now_secs())) {
-                Some(Ok(last)) => Some(last.to_string()),
+            Ok(held) => Some((held.trusted_root, held.expires)),
+            Err(e) => match t.resolved.as_ref().map(|r| {
+                r.usable(&t.repository.mirror, crate::tuf::now_secs()).map(|json| (json.to_string(), r.expires))
+            }) {
+                Some(Ok(last)) => Some(last),
                 Some(Err(expired))
                     if matches!(e, KeyUnavailable::Tuf(TufError::NoAccess { .. } | TufError::Pending { .. })) =>
                 {
@@ -434,7 +436,8 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
     };
     let parse =
         |json: &str, what: &str| crate::verify::trust::TrustRoot::parse(json.as_bytes(), what).map(std::sync::Arc::new);
-    let trust = match (trusted_root.as_deref(), tuf.as_deref()) {
+    let trust_until = tuf.as_ref().map(|(_, expires)| *expires);
+    let trust = match (trusted_root.as_deref(), tuf.as_ref().map(|(json, _)| json.as_str())) {
         (Some(json), _) => Some(parse(json, "trustedRoot")),
         (None, Some(json)) => Some(parse(json, "the TUF repository's trusted_root.json")),
         (None, None) => None,
@@ -460,6 +463,7 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
         source,
         trust_root_timestamps,
         trust,
+        trust_until,
     })))
 }
 

@@ -76,7 +76,11 @@ impl Fetcher for ToughFetcher {
             Some(dir) => Some(own_datastore(dir, repo, &policy_root).map_err(|e| fail(format!("datastore: {e}")))?),
             None => None,
         };
-        let root = own.as_ref().and_then(|d| newer_root(d, &policy_root)).unwrap_or(policy_root);
+        let held = match &own {
+            Some(d) => newer_root(d, &policy_root).map_err(|e| fail(format!("datastore root.json: {e}")))?,
+            None => None,
+        };
+        let root = held.unwrap_or(policy_root);
         let mut loader = RepositoryLoader::new(&root, base, targets).transport(self.transport.clone());
         if let Some(dir) = own {
             loader = loader.datastore(dir);
@@ -133,12 +137,17 @@ fn own_datastore(dir: &std::path::Path, repo: &TufRepo, root: &[u8]) -> std::io:
     Ok(own)
 }
 
-/// The root tough verified last in `dir`, when it is newer than the policy's own.
-fn newer_root(dir: &std::path::Path, policy_root: &[u8]) -> Option<Vec<u8>> {
+/// The root tough verified last in `dir`, when it is newer than the policy's own. One that is
+/// there but unreadable (a crash between tough's remove and write) is an error, never a quiet
+/// fall back to the policy's root, which would forget a rotation.
+fn newer_root(dir: &std::path::Path, policy_root: &[u8]) -> std::io::Result<Option<Vec<u8>>> {
     let version =
         |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).ok()?.pointer("/signed/version")?.as_u64();
-    let held = std::fs::read(dir.join("root.json")).ok()?;
-    (version(&held)? > version(policy_root)?).then_some(held)
+    let Some(held) = crate::statefile::read_optional(&dir.join("root.json"))? else { return Ok(None) };
+    let held_version = version(&held).ok_or_else(|| std::io::Error::other("not a signed root"))?;
+    let policy_version =
+        version(policy_root).ok_or_else(|| std::io::Error::other("the policy's root is not a signed root"))?;
+    Ok((held_version > policy_version).then_some(held))
 }
 
 /// http(s) and file URLs, each file read whole and capped at [`MAX_FILE`].

@@ -98,6 +98,17 @@ impl TufRepo {
         if !matches!(url.scheme(), "http" | "https" | "file") {
             return Err(bad(format!("scheme {}", url.scheme())));
         }
+        // The root is the trust anchor: fetched in the clear, whoever is on the path would
+        // choose it (and a new root starts a fresh walk).
+        if let TufRoot::Path(p) = &root {
+            if p.starts_with("http://") {
+                return Err(TufError::RootPath {
+                    mirror,
+                    path: p.clone(),
+                    message: "a root is read from a file or over https, never over plain http".into(),
+                });
+            }
+        }
         let repo = TufRepo { mirror, root };
         repo.root_bytes_inline()?;
         Ok(repo)
@@ -180,6 +191,10 @@ mod tests {
         assert_eq!(TufRepo::new(None, data("e30=")).unwrap().mirror, DEFAULT_MIRROR);
         let e = TufRepo::new(Some("ftp://tuf.example"), data("e30=")).unwrap_err().to_string();
         assert!(e.contains("ftp://tuf.example") && e.contains("scheme ftp"), "{e}");
+        let e = TufRepo::new(Some("https://tuf.example"), TufRoot::Path("http://tuf.example/root.json".into()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("never over plain http"), "{e}");
         let e = TufRepo::new(Some("https://tuf.example"), data("not base64!")).unwrap_err().to_string();
         assert!(e.contains("root.data is not base64"), "{e}");
     }

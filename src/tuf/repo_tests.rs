@@ -217,6 +217,12 @@ async fn fetched_roots_survive_a_restart_without_the_mirror() {
     assert!(h.source.contains("cached in"), "{}", h.source);
     booted.refresh(std::iter::empty()).await;
     assert_eq!(booted.lookup(&repo()).unwrap().trusted_root, "v7");
+    // Review finding: the first refresh at boot (before any policy looked the root up) keeps
+    // it, in memory and in the cache file.
+    let again = Store::new(Some(FakeFetcher::new(vec![Err(down())])), Some(cache.clone()));
+    again.refresh(std::iter::empty()).await;
+    let reread = Store::new(None, Some(cache.clone()));
+    assert_eq!(reread.lookup(&repo()).unwrap().trusted_root, "v7");
     // A command-line check reads the cache and never writes it.
     std::fs::remove_file(&cache).unwrap();
     let ro = Store::new(Some(FakeFetcher::new(vec![Ok(held("v8"))])), Some(cache.clone())).read_only();
@@ -252,6 +258,12 @@ async fn a_rotation_is_not_forgotten_when_a_mirror_hides_it() {
     assert!(e.contains("Signature threshold"), "{e}");
     // From the policy's root alone (no datastore), the hidden rotation would have worked.
     assert_ne!(fetch(&entry).await.unwrap().trusted_root, root);
+    // A datastore root.json left unreadable (a crash between tough's remove and write) is an
+    // error, never a quiet walk from the policy's root.
+    let own = std::fs::read_dir(dir.path().join("datastore")).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(own.join("root.json"), b"{\"signed\": tru").unwrap();
+    let e = fetcher.trusted_root(&entry).await.unwrap_err().to_string();
+    assert!(e.contains("datastore root.json"), "{e}");
 }
 
 /// Review finding: a held root is not used past the expiry of the metadata it was verified

@@ -39,11 +39,14 @@ struct Entry {
     checked: Option<Instant>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Default, Serialize, Deserialize)]
 struct CacheFile {
     format: u32,
     /// By [`TufRepo::id`].
     roots: BTreeMap<String, HeldRoot>,
+    /// The repositories they came from, by the same id.
+    #[serde(default)]
+    repositories: BTreeMap<String, TufRepo>,
 }
 
 pub struct Store {
@@ -76,10 +79,16 @@ impl Store {
 
     pub fn new(fetcher: Option<Arc<dyn Fetcher>>, cache_file: Option<PathBuf>) -> Self {
         let mut entries = HashMap::new();
+        // What the cache holds is wanted from boot, so the first refresh (before any policy
+        // looked it up) neither forgets it nor rewrites the cache without it.
+        let mut wanted = BTreeMap::new();
         if let Some(path) = &cache_file {
             match read_cache(path) {
-                Ok(roots) => {
-                    for (id, held) in roots {
+                Ok(file) => {
+                    for (id, held) in file.roots {
+                        if let Some(repo) = file.repositories.get(&id) {
+                            wanted.insert(id.clone(), (repo.clone(), Instant::now()));
+                        }
                         entries.insert(id, Entry { good: Some(held), error: None, checked: None });
                     }
                 }
@@ -91,7 +100,7 @@ impl Store {
             cache_file,
             write_cache: true,
             entries: Mutex::new(entries),
-            wanted: Mutex::new(BTreeMap::new()),
+            wanted: Mutex::new(wanted),
             refreshing: tokio::sync::Mutex::new(()),
             changes: tokio::sync::watch::Sender::new(0),
             good_ttl: GOOD_TTL,
@@ -191,6 +200,8 @@ impl Store {
                             "TUF repository trust root fetched and verified");
                         changed = true;
                     }
+                    // A renewal with the same root moves its expiry: the cache must say so.
+                    changed |= entry.good.as_ref().is_some_and(|g| g.expires != held.expires);
                     changed |= entry.error.is_some() && entry.good.is_none();
                     entry.good = Some(held);
                     entry.error = None;
@@ -235,13 +246,17 @@ impl Store {
             .iter()
             .filter_map(|(id, e)| e.good.clone().map(|h| (id.clone(), h)))
             .collect();
-        let bytes = serde_json::to_vec_pretty(&CacheFile { format: 1, roots }).expect("roots serialise");
+        let repositories = {
+            let wanted = self.wanted.lock().unwrap_or_else(|e| e.into_inner());
+            roots.keys().filter_map(|id| wanted.get(id).map(|(r, _)| (id.clone(), r.clone()))).collect()
+        };
+        let bytes = serde_json::to_vec_pretty(&CacheFile { format: 1, roots, repositories }).expect("roots serialise");
         if let Err(e) = crate::statefile::write_atomic(path, &bytes) {
             tracing::warn!(path = %path.display(), error = %e, "TUF trust-root cache not written");
         }
     }
 }
 
-fn read_cache(path: &Path) -> Result<BTreeMap<String, HeldRoot>, crate::statefile::StateFileError> {
-    Ok(crate::statefile::read_versioned::<CacheFile>(path, 1)?.map(|f| f.roots).unwrap_or_default())
+fn read_cache(path: &Path) -> Result<CacheFile, crate::statefile::StateFileError> {
+    Ok(crate::statefile::read_versioned::<CacheFile>(path, 1)?.unwrap_or_default())
 }

@@ -52,6 +52,9 @@ pub enum LayerFailure {
     Notary(notary::NotaryError),
     #[error("{0}")]
     NotCheckable(String),
+    /// The policy's trust root came from a TUF repository whose metadata has since expired.
+    #[error("signature by {signer}: the policy's TUF trust root expired at {expired} (seconds since the epoch)")]
+    TrustExpired { signer: String, expired: i64 },
 }
 
 fn describe(signer: &Signer) -> String {
@@ -154,6 +157,11 @@ fn signing_key(
         Some(trust) => Context { trust, now: cx.now },
         None => cx,
     };
+    // Checked on every verification, not only when policy compiles: a compiled policy (from
+    // the last-known-good file, or kept between syncs) must not outlive the TUF metadata.
+    if let Some(until) = by.trust_until.filter(|until| cx.now >= *until) {
+        return Err(LayerFailure::TrustExpired { signer: describe(signer), expired: until });
+    }
     let wrong = || LayerFailure::WrongSigner { location: String::new(), count: 0, signer: describe(signer) };
     match signer {
         Signer::Key(k) => {
@@ -1078,6 +1086,7 @@ mod tests {
 
         fn keyless(tsa: Option<Authorities>) -> SignedBy {
             SignedBy {
+                trust_until: None,
                 signer: Signer::Keyless(Keyless {
                     identities: vec![Identity {
                         issuer: Matcher::Exact("https://issuer.example".into()),

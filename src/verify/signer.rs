@@ -66,6 +66,9 @@ pub struct SignedBy {
     pub trust_root_timestamps: bool,
     /// The policy's own trust root, replacing the node's for this signer (CAs, logs, TSAs).
     pub trust: Option<std::sync::Arc<super::trust::TrustRoot>>,
+    /// When `trust` stops counting (seconds since the epoch): the expiry of the TUF metadata
+    /// it was verified under.
+    pub trust_until: Option<i64>,
     /// Where the signatures are kept when not under cosign's own tags in the image's own
     /// repository: what the evaluator fetches for this signer; verification is the same.
     pub source: Option<Attached>,
@@ -102,6 +105,7 @@ impl SignedBy {
             tsa: None,
             trust_root_timestamps: false,
             trust: None,
+            trust_until: None,
             source: None,
         }
     }

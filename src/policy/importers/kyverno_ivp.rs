@@ -1498,6 +1498,11 @@ mod tests {
         assert!(warnings.is_empty(), "{warnings:?}");
         let e = eval_with(&after, &ev, digest, &node);
         assert!(e.allowed, "{e:?}");
+        // Review finding: the compiled policy does not outlive the TUF metadata (here a day):
+        // verified two days on, the same policy refuses, naming the expiry.
+        let matched = after.matching(&ev.reference, "registry.example/team/app", None);
+        let late = evaluate(&matched, &ev, digest, Context { trust: &node, now: Context::now_secs() + 2 * 86400 });
+        assert!(!late.allowed && format!("{late:?}").contains("TUF trust root expired"), "{late:?}");
         // Inlined at that load, the root enforces where nothing fetches (the last-known-good file).
         let mut inlined = normal.clone();
         inlined.inline_held(&held);
