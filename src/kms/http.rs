@@ -197,29 +197,11 @@ pub(crate) mod fake {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::AsyncWriteExt;
-
     use super::*;
 
     /// A key endpoint that answers with an endless chunked body.
     async fn endless_endpoint() -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            let (mut conn, _) = listener.accept().await.unwrap();
-            let mut reader = tokio::io::BufReader::new(&mut conn);
-            let mut line = String::new();
-            while tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line).await.unwrap_or(0) > 2 {
-                line.clear();
-            }
-            let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\n";
-            if conn.write_all(head.as_bytes()).await.is_err() {
-                return;
-            }
-            let chunk = format!("{:x}\r\n{}\r\n", 64 << 10, "k".repeat(64 << 10));
-            while conn.write_all(chunk.as_bytes()).await.is_ok() {}
-        });
-        format!("http://{addr}/v1/keys/k")
+        format!("http://{}/v1/keys/k", crate::testutil::http::endless_server().await)
     }
 
     #[tokio::test]

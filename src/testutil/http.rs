@@ -41,3 +41,29 @@ pub async fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> 
     reader.read_exact(&mut body).await.ok()?;
     Some(Request { method, target, headers, body })
 }
+
+/// A server on loopback that answers every request on every connection with `200` and an
+/// endless chunked body (a hostile endpoint for body caps); its address.
+pub async fn endless_server() -> std::net::SocketAddr {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(&mut conn);
+                let mut line = String::new();
+                while reader.read_line(&mut line).await.unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\n";
+                if conn.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("{:x}\r\n{}\r\n", 64 << 10, "k".repeat(64 << 10));
+                while conn.write_all(chunk.as_bytes()).await.is_ok() {}
+            });
+        }
+    });
+    addr
+}

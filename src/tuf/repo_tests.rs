@@ -314,26 +314,7 @@ async fn a_root_that_is_not_a_regular_file_is_refused_and_repositories_are_cappe
 /// bounded by the cap, and the fetch fails naming the mirror.
 #[tokio::test]
 async fn an_endless_http_answer_is_cut_off_at_the_cap() {
-    use tokio::io::AsyncWriteExt;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut reader = tokio::io::BufReader::new(&mut conn);
-                let mut line = String::new();
-                while tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line).await.unwrap_or(0) > 2 {
-                    line.clear();
-                }
-                let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
-                if conn.write_all(head.as_bytes()).await.is_err() {
-                    return;
-                }
-                let chunk = format!("{:x}\r\n{}\r\n", 64 << 10, " ".repeat(64 << 10));
-                while conn.write_all(chunk.as_bytes()).await.is_ok() {}
-            });
-        }
-    });
+    let addr = crate::testutil::http::endless_server().await;
     let dir = tempfile::tempdir().unwrap();
     let r = published(dir.path(), &[(TRUSTED_ROOT_TARGET, vector("trusted_root.json").as_bytes())]).await;
     let mut repo = file_repo(&r);
