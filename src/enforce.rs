@@ -479,7 +479,12 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
             (site.clone(), evaluate::Elsewhere { signatures, attestations })
         }
     }));
-    let ((signatures, attestations, simple_signing, notary), elsewhere) = tokio::join!(
+    // Artifacts attached as referrers (Kyverno's referrer attestations), by artifact type.
+    let referred = futures::future::join_all(needs.referred.iter().map(|(artifact_type, &payloads)| {
+        let (reference, digest) = (&reference, &digest);
+        async move { (artifact_type.clone(), source.referred(reference, digest, artifact_type, payloads).await) }
+    }));
+    let ((signatures, attestations, simple_signing, notary), elsewhere, referred) = tokio::join!(
         async {
             tokio::join!(
                 fetch(needs.signatures, Artifact::Signatures),
@@ -488,7 +493,8 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
                 fetch(needs.notary, Artifact::Notary),
             )
         },
-        elsewhere
+        elsewhere,
+        referred
     );
     let evidence = evaluate::Evidence {
         reference: reference.whole(),
@@ -499,11 +505,13 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
         simple_signing,
         notary,
         elsewhere: elsewhere.into_iter().collect(),
+        referred: referred.into_iter().collect(),
     };
     let transient = [&evidence.signatures, &evidence.attestations, &evidence.simple_signing, &evidence.notary]
         .into_iter()
         .chain(evidence.elsewhere.values().flat_map(|e| [&e.signatures, &e.attestations]))
-        .any(|e| matches!(e, Some(Err(_))));
+        .any(|e| matches!(e, Some(Err(_))))
+        || evidence.referred.values().any(Result::is_err);
     crate::metrics::metrics().verification(started.elapsed(), transient);
     let cx = verify::Context { trust, now: verify::Context::now_secs() };
     let eval = evaluate::evaluate(&matched, &evidence, &digest, cx);
@@ -983,6 +991,36 @@ mod tests {
         let d = w.enforcer.decide(&in_ns("default"), SECOND).await;
         assert!(!d.allowed() && !d.cached, "{d}");
         assert!(w.enforcer.decide(&in_ns("kube-system"), SECOND).await.cached);
+    }
+
+    /// #19: a referrer attestation's artifacts are fetched for the digest that runs, by
+    /// artifact type, and what they hold is what the verdict says; a registry error there is
+    /// transient, not a verdict. (Verifying notation at the wall clock would outlive the test
+    /// certificates: the verifying path is tested in process with the vectors' time.)
+    #[tokio::test]
+    async fn referrer_attestations_are_fetched_for_the_running_digest() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        w.store.put("reg.io/probe/other:v1", D2);
+        w.store.put("reg.io/probe/broken:v1", D3);
+        let yaml = &format!("apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  matchImageReferences: [{{glob: \"reg.io/probe/*\"}}]\n  attestors:\n  - {}\n  attestations:\n  - {{name: sbom, referrer: {{type: sbom/cyclone-dx}}}}\n  validations:\n  - expression: \"images.containers.all(i, verifyAttestationSignatures(i, attestations.sbom, [attestors.notary]) > 0)\"\n", crate::testutil::vectors::notary_attestor("notary"));
+        let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
+        let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
+        let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
+        let policy = crate::policy::compile::compile(normal, &keys).unwrap().policy;
+        w.policy_tx.send(PolicySet::assemble(vec![policy], NoMatchAction::Deny)).unwrap();
+        let unsigned =
+            crate::registry::ReferredArtifact { digest: D3.into(), subject: Some(D1.into()), ..Default::default() };
+        w.source.set_referred(D1, "sbom/cyclone-dx", Ok(vec![unsigned]));
+        let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
+        assert!(!d.allowed() && d.reason.contains(&format!("{D3}: it has no notation signature")), "{d}");
+        let d = w.enforcer.decide(&claim("reg.io/probe/other:v1"), SECOND).await;
+        assert!(!d.allowed() && d.reason.contains("no artifact of type sbom/cyclone-dx is attached"), "{d}");
+        let down =
+            RegistryError::Request { location: "reg.io/probe/broken".into(), message: "connection refused".into() };
+        w.source.set_referred(D3, "sbom/cyclone-dx", Err(down));
+        let d = w.enforcer.decide(&claim("reg.io/probe/broken:v1"), SECOND).await;
+        assert!(!d.allowed() && d.indeterminate && d.reason.contains("connection refused"), "{d}");
     }
 
     /// #19: a verdict that reads the namespace's labels is not served from the cache after

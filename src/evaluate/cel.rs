@@ -4,8 +4,10 @@
 //! `verifyImageSignatures(image, [attestors…])` counts the attestors whose signature over
 //! the running digest verifies, `verifyAttestationSignatures(image, attestation,
 //! [attestors…])` those whose attestation of that type verifies, and
-//! `extractPayload(image, attestation)` returns the in-toto statement of an attestation
-//! verified earlier in the same evaluation (as Kyverno, it is an error before that). The
+//! `extractPayload(image, attestation)` returns the in-toto statement (or, for a referrer
+//! attestation, the attached artifact's JSON payload) of an attestation verified earlier in
+//! the same evaluation: an error before that. Kyverno reads an unverified referrer's payload
+//! there; the node does not, as it would let whoever can push to the registry decide. The
 //! evidence is verified before the interpreter runs, so the interpreter never waits on the
 //! network and only looks results up; what [`crate::policy::cel`] refused to compile fails
 //! here with its reason. An attestor the node cannot check counts as not verified: the
@@ -26,6 +28,8 @@ use crate::policy::cel::{
 use crate::policy::model::{AttestationKind, CompiledCel};
 use crate::policy::{AuthorityKind, SignedBy};
 use crate::registry::Signatures;
+use crate::verify::referred::verify_referred;
+use crate::verify::signer::Signer;
 use crate::verify::{dsse, verify_attestations, Context};
 
 /// Why a CEL authority did not pass for the image.
@@ -68,6 +72,17 @@ enum StatementError {
     Statement(serde_json::Error),
 }
 
+/// One attestor's verification of one attestation.
+enum Attested {
+    /// Verified: the payload `extractPayload` reads, or why it cannot be read.
+    Verified(Result<serde_json::Value, String>),
+    /// Not verified, and why: the attestor does not count.
+    Refused(String),
+    /// The call itself is an error, as in Kyverno (a notary attestor asked about an in-toto
+    /// attestation).
+    Error(String),
+}
+
 /// What was verified for the image, looked up by the bound functions.
 #[derive(Default)]
 struct Facts {
@@ -77,10 +92,11 @@ struct Facts {
     namespace_labels: Option<Arc<crate::policy::labels::Labels>>,
     /// attestor name → its image signature verified, or why not.
     signatures: BTreeMap<String, Result<(), String>>,
-    /// (attestation, attestor) → the verified statement, or why not.
-    attestations: BTreeMap<(String, String), Result<serde_json::Value, String>>,
-    /// Per evaluation: statements verified so far (`extractPayload` reads these).
-    extracted: Mutex<BTreeMap<String, serde_json::Value>>,
+    /// (attestation, attestor) → what its verification found.
+    attestations: BTreeMap<(String, String), Attested>,
+    /// Per evaluation: payloads verified so far (`extractPayload` reads these), or why a
+    /// verified one cannot be read.
+    extracted: Mutex<BTreeMap<String, Result<serde_json::Value, String>>>,
     /// Per evaluation: some verification returned a non-zero count.
     verified: Mutex<bool>,
     /// Per evaluation: why the attestors asked about did not verify, for the message.
@@ -187,19 +203,51 @@ fn gather(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -
     if c.uses(VERIFY_ATTESTATION_SIGNATURES) {
         for (att, kind) in &c.attestations {
             for (name, attestor) in &c.attestors {
+                let notary = matches!(attestor, AuthorityKind::Signed(by) if matches!(by.signer, Signer::Notary(_)));
                 let result = match kind {
-                    AttestationKind::Referrer(t) => {
-                        Err(format!("OCI referrer attestations ({t}) are not verified on the node"))
-                    }
-                    AttestationKind::InToto(t) => {
-                        statement(attestor, t, evidence, digest, cx).map_err(|e| e.to_string())
-                    }
+                    AttestationKind::Referrer(t) if notary => referrer_attested(attestor, t, evidence, digest, cx),
+                    // Kyverno's cosign verifier reads only in-toto attestations: not counted.
+                    AttestationKind::Referrer(t) => Attested::Refused(format!(
+                        "a cosign attestor does not verify referrer attestations ({t}), only in-toto ones"
+                    )),
+                    AttestationKind::InToto(_) if notary => Attested::Error(
+                        "a notary attestor verifies only OCI 1.1 referrers as attestations, not in-toto ones".into(),
+                    ),
+                    AttestationKind::InToto(t) => match statement(attestor, t, evidence, digest, cx) {
+                        Ok(statement) => Attested::Verified(Ok(statement)),
+                        Err(e) => Attested::Refused(e.to_string()),
+                    },
                 };
                 facts.attestations.insert((att.clone(), name.clone()), result);
             }
         }
     }
     facts
+}
+
+/// The first artifact of `artifact_type` attached to the image that the notary `attestor`
+/// verifies, with its payload.
+fn referrer_attested(
+    attestor: &AuthorityKind,
+    artifact_type: &str,
+    evidence: &Evidence,
+    digest: &str,
+    cx: Context<'_>,
+) -> Attested {
+    let AuthorityKind::Signed(by) = attestor else {
+        return Attested::Refused(StatementError::NotAnAttestor.to_string());
+    };
+    let found = match evidence.referred.get(artifact_type) {
+        None => return Attested::Refused(StatementError::NotFetched.to_string()),
+        Some(Err(e)) => return Attested::Refused(e.to_string()),
+        Some(Ok(found)) => found,
+    };
+    match verify_referred(found, artifact_type, digest, &by.signer, cx) {
+        Ok(v) => {
+            Attested::Verified(v.payload.unwrap_or_else(|| Err(format!("the payload of {} was not fetched", v.digest))))
+        }
+        Err(e) => Attested::Refused(e.to_string()),
+    }
 }
 
 /// The in-toto statement of the first attestation of type `predicate` that `attestor`
@@ -305,10 +353,11 @@ fn context<'a>(c: &CompiledCel, facts: &Arc<Facts>) -> cel::Context<'a> {
                 let key = (attestation.to_string(), name.clone());
                 match f.attestations.get(&key) {
                     None => return Err(ftx.error(format!("attestation not found in policy: {attestation}"))),
-                    Some(Err(why)) => f.refuse(&name, &format!("attestation {attestation}: {why}")),
-                    Some(Ok(statement)) => {
+                    Some(Attested::Error(why)) => return Err(ftx.error(format!("attestor {name}: {why}"))),
+                    Some(Attested::Refused(why)) => f.refuse(&name, &format!("attestation {attestation}: {why}")),
+                    Some(Attested::Verified(payload)) => {
                         count += 1;
-                        f.extracted.lock().unwrap().entry(attestation.to_string()).or_insert_with(|| statement.clone());
+                        f.extracted.lock().unwrap().entry(attestation.to_string()).or_insert_with(|| payload.clone());
                     }
                 }
             }
@@ -320,7 +369,8 @@ fn context<'a>(c: &CompiledCel, facts: &Arc<Facts>) -> cel::Context<'a> {
     ctx.add_function(EXTRACT_PAYLOAD, move |ftx: &FunctionContext, image: Arc<String>, attestation: Arc<String>| {
         f.same_image(ftx, &image)?;
         match f.extracted.lock().unwrap().get(attestation.as_str()) {
-            Some(statement) => Ok(json_value(statement)),
+            Some(Ok(payload)) => Ok(json_value(payload)),
+            Some(Err(why)) => Err(ftx.error(format!("the payload of attestation {attestation}: {why}"))),
             None => Err(ftx.error(format!(
                 "the payload of attestation {attestation} cannot be read before it is verified \
                  (verifyAttestationSignatures)"
@@ -424,6 +474,22 @@ impl ImageExpression {
         ctx.add_variable_from_value("ref", Value::String(Arc::new(image.to_string())));
         !matches!(self.0.program.execute(&ctx), Ok(Value::Bool(false)))
     }
+}
+
+/// The artifact types of the referrer attestations the validations verify, each with
+/// whether their payloads are read.
+pub fn referred(c: &CompiledCel) -> Vec<(&str, bool)> {
+    if !c.uses(VERIFY_ATTESTATION_SIGNATURES) {
+        return Vec::new();
+    }
+    let payloads = c.uses(EXTRACT_PAYLOAD);
+    c.attestations
+        .values()
+        .filter_map(|k| match k {
+            AttestationKind::Referrer(t) => Some((t.as_str(), payloads)),
+            AttestationKind::InToto(_) => None,
+        })
+        .collect()
 }
 
 /// Does an expression need the image's signatures or its attestations fetched?

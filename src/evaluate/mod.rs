@@ -14,7 +14,7 @@ pub mod cel;
 pub mod explain;
 
 use crate::policy::{AuthorityKind, Mode, Policy};
-use crate::registry::{RegistryError, Signatures};
+use crate::registry::{Referred, RegistryError, Signatures};
 use crate::verify::layers::{
     verify_attestations, verify_notary, verify_signatures, verify_simple_signing, LayerFailure,
 };
@@ -39,6 +39,9 @@ pub struct Evidence {
     /// Signatures and attestations for the digest kept in other repositories, by
     /// `registry/path`, for signers whose policy names one.
     pub elsewhere: std::collections::BTreeMap<Attached, Elsewhere>,
+    /// Artifacts attached to the digest as OCI referrers (Kyverno's referrer attestations),
+    /// by artifact type.
+    pub referred: std::collections::BTreeMap<String, Result<Referred, RegistryError>>,
 }
 
 /// What was fetched from one other signature repository.
@@ -79,6 +82,8 @@ pub struct Needs {
     /// Other places to fetch from (another repository, a tag prefix), with (signatures,
     /// attestations).
     pub elsewhere: std::collections::BTreeMap<Attached, (bool, bool)>,
+    /// Artifact types of referrers to fetch, each with whether their payloads are read.
+    pub referred: std::collections::BTreeMap<String, bool>,
 }
 
 impl Needs {
@@ -107,6 +112,12 @@ pub fn needs(policies: &[&Policy]) -> Needs {
             let notary =
                 |k: &AuthorityKind| matches!(k, AuthorityKind::Signed(s) if matches!(s.signer, Signer::Notary(_)));
             n.notary |= signatures && c.attestors.values().any(notary);
+            // Only a notary attestor verifies an artifact attached as a referrer.
+            if c.attestors.values().any(notary) {
+                for (artifact_type, payloads) in cel::referred(c) {
+                    *n.referred.entry(artifact_type.to_string()).or_default() |= payloads;
+                }
+            }
             for k in c.attestors.values().filter(|k| !notary(k)) {
                 let source = match k {
                     AuthorityKind::Signed(s) => s.source.as_ref(),

@@ -836,3 +836,191 @@ async fn a_notation_envelope_is_digest_checked() {
     let e = source.signatures(&image, &image_digest, Artifact::Notary).await.unwrap_err();
     assert!(matches!(e, RegistryError::PayloadDigestMismatch { .. }), "{e:?}");
 }
+
+/// The referrer vectors (testdata/notation-referrer) as a registry without the referrers
+/// API keeps them: the image's fallback tag lists the SBOM (beside another artifact type and
+/// a signature of the image itself), the SBOM's fallback tag lists notation's signature over
+/// it. With the SBOM manifest's digest, and the path of its layer's blob.
+fn sbom_objects() -> (HashMap<String, Reply>, String, String) {
+    use crate::testutil::vectors::{notation_referrer as file, notation_referrer_digest as digest};
+    let (image, sbom) = (digest("image"), digest("sbom"));
+    let (m, sig, jws, payload) =
+        (file("sbom.manifest.json"), file("good-signature.manifest.json"), file("good.jws"), file("sbom.json"));
+    let entry = |t: &str, d: &str, size: usize| serde_json::json!({"mediaType": manifest::OCI_MANIFEST, "artifactType": t, "digest": d, "size": size});
+    let index = |entries: Vec<serde_json::Value>| {
+        serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": entries})
+            .to_string()
+            .into_bytes()
+    };
+    let image_index = index(vec![
+        entry("application/spdx+json", &sha(b"an spdx manifest"), 16),
+        entry(NOTARY_SIGNATURE_ARTIFACT_TYPE, &sha(b"an image signature"), 18),
+        entry("sbom/cyclone-dx", &sbom, m.len()),
+    ]);
+    let sbom_index = index(vec![entry(NOTARY_SIGNATURE_ARTIFACT_TYPE, &sha(sig.as_bytes()), sig.len())]);
+    let blob = format!("blobs/{}", sha(payload.as_bytes()));
+    let objects = HashMap::from([
+        (format!("manifests/{}", image.replace(':', "-")), ok(manifest::OCI_INDEX, &image_index)),
+        (format!("manifests/{sbom}"), ok(manifest::OCI_MANIFEST, m.as_bytes())),
+        (format!("manifests/{}", sbom.replace(':', "-")), ok(manifest::OCI_INDEX, &sbom_index)),
+        (format!("manifests/{}", sha(sig.as_bytes())), ok(manifest::OCI_MANIFEST, sig.as_bytes())),
+        (format!("blobs/{}", sha(jws.as_bytes())), ok(NOTARY_JWS_MEDIA_TYPE, jws.as_bytes())),
+        (blob.clone(), ok("application/vnd.cyclonedx+json", payload.as_bytes())),
+    ]);
+    (objects, sbom, blob)
+}
+
+async fn referred_from(reg: &Server, payloads: bool) -> Result<Referred, RegistryError> {
+    let source = source_for(&[&reg.host], Duration::from_secs(5));
+    let image: Reference = format!("{}/team/app:v1", reg.host).parse().unwrap();
+    let digest = crate::testutil::vectors::notation_referrer_digest("image");
+    source.referred(&image, &digest, "sbom/cyclone-dx", payloads).await
+}
+
+/// Regression (#19): referrer attestations were never fetched. The SBOM comes with its
+/// subject, its payload and notation's signature over it, and what the registry brings
+/// verifies; other artifact types and the image's own signatures are not downloaded.
+#[tokio::test]
+async fn an_sbom_referrer_comes_with_its_notation_signature_and_payload() {
+    use crate::testutil::vectors::{notation_referrer, notation_referrer_digest, notation_referrer_time};
+    let (objects, sbom, blob) = sbom_objects();
+    let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
+    let found = referred_from(&reg, true).await.unwrap();
+    assert_eq!(found.artifacts.len(), 1, "{found:?}");
+    let a = &found.artifacts[0];
+    assert_eq!(a.digest, sbom);
+    assert_eq!(a.subject.as_deref(), Some(notation_referrer_digest("image").as_str()));
+    assert_eq!(a.payload, Some(Ok(notation_referrer("sbom.json").into_bytes())));
+    assert_eq!(a.signatures.layers.len(), 1);
+    assert_eq!(a.signatures.layers[0].payload, notation_referrer("good.jws").into_bytes());
+    assert!(a.signatures.location.ends_with(&sbom.replace(':', "-")), "{}", a.signatures.location);
+    assert_eq!(reg.count(|p| p.contains(&sha(b"an spdx manifest")) || p.contains(&sha(b"an image signature"))), 0);
+    let trust = crate::verify::trust::TrustRoot::empty();
+    let cx = crate::verify::Context { trust: &trust, now: notation_referrer_time() };
+    let signer = crate::verify::signer::Signer::Notary(
+        crate::verify::notary::NotaryTrust::from_pem(&notation_referrer("trusted.crt")).unwrap(),
+    );
+    let image = notation_referrer_digest("image");
+    let v = crate::verify::referred::verify_referred(&found, "sbom/cyclone-dx", &image, &signer, cx).unwrap();
+    assert_eq!(v.payload.unwrap().unwrap()["bomFormat"], "CycloneDX");
+    // Without extractPayload, no payload is downloaded.
+    let reg = Server::start(Duration::ZERO, registry(sbom_objects().0, |_| None)).await;
+    let found = referred_from(&reg, false).await.unwrap();
+    assert_eq!(found.artifacts[0].payload, None);
+    assert_eq!(reg.count(|p| p.ends_with(&blob)), 0, "{:?}", reg.paths());
+}
+
+#[tokio::test]
+async fn an_unsigned_referrer_payload_is_not_downloaded_and_nothing_attached_is_none() {
+    let (mut objects, sbom, blob) = sbom_objects();
+    objects.remove(&format!("manifests/{}", sbom.replace(':', "-")));
+    let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
+    let found = referred_from(&reg, true).await.unwrap();
+    assert_eq!(found.artifacts.len(), 1);
+    assert!(found.artifacts[0].signatures.layers.is_empty() && found.artifacts[0].payload.is_none());
+    assert_eq!(reg.count(|p| p.ends_with(&blob)), 0, "{:?}", reg.paths());
+    // No referrers at all: nothing, not an error.
+    let reg = Server::start(Duration::ZERO, registry(HashMap::new(), |_| None)).await;
+    assert_eq!(referred_from(&reg, true).await.unwrap().artifacts, vec![]);
+}
+
+/// An SBOM manifest over `layers` (each its bytes and media type), attached to the image,
+/// in place of the vectors' own; its signature (made for the vectors' manifest) is kept, as
+/// only fetching is under test here.
+fn sbom_objects_with_layers(layers: &[(&[u8], &str)], sizes: Option<usize>) -> (HashMap<String, Reply>, String) {
+    use crate::testutil::vectors::notation_referrer_digest as digest;
+    let (mut objects, sbom, _) = sbom_objects();
+    let image = digest("image");
+    let descs: Vec<_> = layers
+        .iter()
+        .map(|(b, t)| serde_json::json!({"mediaType": t, "digest": sha(b), "size": sizes.unwrap_or(b.len())}))
+        .collect();
+    let m =
+        serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_MANIFEST, "artifactType": "sbom/cyclone-dx",
+        "config": {"mediaType": manifest::OCI_EMPTY, "digest": sha(b"{}"), "size": 2}, "layers": descs,
+        "subject": {"mediaType": manifest::OCI_MANIFEST, "digest": image, "size": 1}})
+        .to_string()
+        .into_bytes();
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": [
+        {"mediaType": manifest::OCI_MANIFEST, "artifactType": "sbom/cyclone-dx", "digest": sha(&m), "size": m.len()}]})
+    .to_string()
+    .into_bytes();
+    let sig_index = objects.remove(&format!("manifests/{}", sbom.replace(':', "-"))).unwrap();
+    objects.insert(format!("manifests/{}", image.replace(':', "-")), ok(manifest::OCI_INDEX, &index));
+    objects.insert(format!("manifests/{}", sha(&m)), ok(manifest::OCI_MANIFEST, &m));
+    objects.insert(format!("manifests/{}", sha(&m).replace(':', "-")), sig_index);
+    for (b, t) in layers {
+        objects.insert(format!("blobs/{}", sha(b)), ok(t, b));
+    }
+    (objects, sha(&m))
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// What a registry can make the node read through a referrer's payload is bounded: a gzip
+/// payload is decompressed (as Kyverno reads it) only up to the artifact limit, a descriptor
+/// over the limit is not fetched, and only one-layer artifacts are read.
+#[tokio::test]
+async fn referrer_payloads_are_bounded_before_and_after_decompression() {
+    let payload = |layers: &[(&[u8], &str)], sizes: Option<usize>| {
+        let (objects, _) = sbom_objects_with_layers(layers, sizes);
+        async move {
+            let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
+            let found = referred_from(&reg, true).await.unwrap();
+            (found.artifacts[0].payload.clone().unwrap().map_err(|e| e.to_string()), reg.paths())
+        }
+    };
+    let json = br#"{"bomFormat":"CycloneDX"}"#;
+    let (p, _) = payload(&[(&gzip(json), "application/vnd.cyclonedx+json+gzip")], None).await;
+    assert_eq!(p.unwrap(), json.to_vec());
+    // A gzip bomb: 64 KiB on the wire, 64 MiB inflated.
+    let bomb = gzip(&vec![b' '; 64 << 20]);
+    let (p, _) = payload(&[(&bomb, "application/gzip")], None).await;
+    assert!(p.unwrap_err().contains("over the 1048576 byte limit once decompressed"));
+    let big = vec![b' '; (1 << 20) + 1];
+    let (p, paths) = payload(&[(&big, "application/json")], None).await;
+    assert!(p.unwrap_err().contains("over the 1048576 byte limit"));
+    assert!(!paths.iter().any(|p| p.ends_with(&sha(&big))), "not fetched: {paths:?}");
+    let (p, _) = payload(&[(json, "application/json"), (json, "application/json")], None).await;
+    assert!(p.unwrap_err().contains("has 2 layers"));
+    // A blob longer than its descriptor says is cut off there.
+    let (p, _) = payload(&[(json, "application/json")], Some(4)).await;
+    assert!(p.unwrap_err().contains("larger than its descriptor's 4 bytes"));
+}
+
+#[tokio::test]
+async fn referrers_are_capped_deduplicated_and_digest_checked() {
+    let (mut objects, sbom, _) = sbom_objects();
+    let image = crate::testutil::vectors::notation_referrer_digest("image");
+    let fallback = format!("manifests/{}", image.replace(':', "-"));
+    let list = |entries: Vec<String>| {
+        let manifests: Vec<_> = entries
+            .iter()
+            .map(|d| {
+                serde_json::json!({"mediaType": manifest::OCI_MANIFEST,
+            "artifactType": "sbom/cyclone-dx", "digest": d, "size": 10})
+            })
+            .collect();
+        ok(manifest::OCI_INDEX, serde_json::json!({"schemaVersion": 2, "manifests": manifests}).to_string().as_bytes())
+    };
+    objects.insert(fallback.clone(), list(vec![sbom.clone(), sbom.clone(), sbom.clone()]));
+    let reg = Server::start(Duration::ZERO, registry(objects.clone(), |_| None)).await;
+    assert_eq!(referred_from(&reg, false).await.unwrap().artifacts.len(), 1, "one artifact listed thrice");
+    let many: Vec<String> = (0..65).map(|i| sha(format!("artifact {i}").as_bytes())).collect();
+    objects.insert(fallback.clone(), list(many));
+    let reg = Server::start(Duration::ZERO, registry(objects.clone(), |_| None)).await;
+    let e = referred_from(&reg, false).await.unwrap_err();
+    assert!(matches!(e, RegistryError::TooManySignatures { count: 65, limit: 64, .. }), "{e:?}");
+    assert_eq!(reg.paths().len(), 2, "no artifact fetched past the cap: {:?}", reg.paths());
+    // The manifest the registry serves for the SBOM's digest is another one.
+    let (mut objects, sbom, _) = sbom_objects();
+    objects.insert(format!("manifests/{sbom}"), ok(manifest::OCI_MANIFEST, b"{\"schemaVersion\":2}"));
+    let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
+    let e = referred_from(&reg, true).await.unwrap_err();
+    assert!(matches!(e, RegistryError::PayloadDigestMismatch { .. }), "{e:?}");
+}

@@ -72,7 +72,7 @@ pub fn artifact_layers(
 }
 
 /// An untrusted manifest: size first, then parse.
-fn parse_manifest(raw: &[u8], limits: &Limits, location: &str) -> Result<Manifest, RegistryError> {
+pub(super) fn parse_manifest(raw: &[u8], limits: &Limits, location: &str) -> Result<Manifest, RegistryError> {
     if raw.len() > limits.max_manifest_bytes {
         return Err(RegistryError::ManifestTooLarge {
             location: location.to_string(),

@@ -51,6 +51,9 @@ pub struct Manifest {
     /// OCI 1.1 artifact manifests name their kind here (else the config media type does).
     #[serde(default)]
     pub artifact_type: Option<String>,
+    /// OCI 1.1: the manifest this one is attached to.
+    #[serde(default)]
+    pub subject: Option<Descriptor>,
 }
 
 /// An image index: the referrers API's answer and its fallback tag.

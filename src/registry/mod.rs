@@ -11,6 +11,8 @@
 //! the [`SignatureSource`] seam.
 //!
 //! - [`source`]: the OCI fetch behind the seam: hosts in order, tags, referrers, lookaside.
+//! - [`referred`]: artifacts attached as referrers (SBOMs, reports) with their notation
+//!   signatures.
 //! - [`layers`]: manifests read into signature layers (cosign, bundles, notation).
 //! - [`client`]: signet's own OCI distribution client (tokens, pooled connections).
 //! - [`hosts`]: containerd's mirror configuration, so signatures come the way images do.
@@ -29,6 +31,7 @@ pub mod layers;
 pub mod lookaside;
 pub mod manifest;
 pub mod redirect;
+pub mod referred;
 pub mod source;
 
 use std::time::Duration;
@@ -112,6 +115,9 @@ pub struct Limits {
     pub max_process_bytes: usize,
     /// Blobs and referrer manifests in flight at once, per verification.
     pub max_concurrent: usize,
+    /// The payload of an artifact attached as a referrer (an SBOM read by `extractPayload`),
+    /// after decompression.
+    pub max_artifact_bytes: usize,
 }
 
 impl Default for Limits {
@@ -128,6 +134,9 @@ impl Default for Limits {
             max_total_bytes: 4 << 20,
             max_process_bytes: 32 << 20,
             max_concurrent: 8,
+            // SBOMs of ordinary images are tens to hundreds of KiB; the per-verification
+            // total still bounds what several of them hold.
+            max_artifact_bytes: 1 << 20,
         }
     }
 }
@@ -196,12 +205,51 @@ impl SignatureLayer {
 }
 
 /// What was found at the signature location for one image digest.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Signatures {
     /// Where we looked (`registry/repo:sha256-<hex>.sig`), for messages.
     pub location: String,
     /// Empty when the registry says the signature tag does not exist.
     pub layers: Vec<SignatureLayer>,
+}
+
+/// An artifact attached to an image digest as an OCI 1.1 referrer (an SBOM, a scan report),
+/// with the notation signatures attached to it in turn. Nothing in it is trusted yet.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReferredArtifact {
+    /// The referrer manifest's digest: what a signature over the artifact names.
+    pub digest: String,
+    /// The digest the manifest's `subject` names: the image it says it is attached to.
+    pub subject: Option<String>,
+    /// Its one layer's bytes (decompressed), when asked for and it has a signature; or why
+    /// it cannot be read.
+    pub payload: Option<Result<Vec<u8>, PayloadError>>,
+    /// The notation envelopes among the artifact's own referrers.
+    pub signatures: Signatures,
+}
+
+/// Why an attached artifact's payload cannot be read (the artifact may still verify).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("the artifact has {0} layers; only the payload of a one-layer artifact is read")]
+    Layers(usize),
+    #[error("its payload is {size} bytes, over the {limit} byte limit")]
+    TooLarge { size: i64, limit: usize },
+    #[error("its payload is larger than its descriptor's {0} bytes")]
+    LongerThanSaid(i64),
+    #[error("its gzip payload does not decompress: {0}")]
+    Gzip(String),
+    #[error("its payload is over the {0} byte limit once decompressed")]
+    Inflated(usize),
+}
+
+/// The artifacts of one type attached to an image digest, in the order the registry lists
+/// them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Referred {
+    /// Where they were looked up (the referrers fallback tag's name), for messages.
+    pub location: String,
+    pub artifacts: Vec<ReferredArtifact>,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -271,6 +319,17 @@ pub trait SignatureSource: Send + Sync {
         tag_prefix: &str,
     ) -> Result<Signatures, RegistryError>;
 
+    /// The artifacts of `artifact_type` attached to `digest` as OCI referrers in the
+    /// repository of `image`, with their notation signatures; with `payloads`, the payload
+    /// of each that has a signature.
+    async fn referred(
+        &self,
+        image: &Reference,
+        digest: &str,
+        artifact_type: &str,
+        payloads: bool,
+    ) -> Result<Referred, RegistryError>;
+
     /// [`SignatureSource::attached`] under cosign's own tags.
     async fn signatures(&self, image: &Reference, digest: &str, what: Artifact) -> Result<Signatures, RegistryError> {
         self.attached(image, digest, what, "").await
@@ -306,6 +365,8 @@ pub fn prefixed_artifact_reference(
 }
 
 #[cfg(test)]
+type FakeReferred = std::collections::HashMap<(String, String), Result<Vec<ReferredArtifact>, RegistryError>>;
+#[cfg(test)]
 type FakeAnswers = std::collections::HashMap<(Artifact, String), Result<Vec<SignatureLayer>, RegistryError>>;
 
 /// In-memory signature source for tests: canned answers per digest, and a call counter.
@@ -316,6 +377,8 @@ pub struct FakeSignatureSource {
     /// Answers for one repository (`registry/path`); a repository named here answers only
     /// from here.
     by_repository: std::sync::Mutex<std::collections::HashMap<(String, String), FakeAnswers>>,
+    /// Referred artifacts by (digest, artifact type).
+    referred: std::sync::Mutex<FakeReferred>,
     delay: std::sync::Mutex<Duration>,
     pub calls: std::sync::atomic::AtomicUsize,
 }
@@ -355,6 +418,15 @@ impl FakeSignatureSource {
             .or_default()
             .insert((what, digest.to_string()), answer);
     }
+    /// The artifacts of `artifact_type` attached to `digest`.
+    pub fn set_referred(
+        &self,
+        digest: &str,
+        artifact_type: &str,
+        answer: Result<Vec<ReferredArtifact>, RegistryError>,
+    ) {
+        self.referred.lock().unwrap().insert((digest.to_string(), artifact_type.to_string()), answer);
+    }
     /// Make every fetch take this long (to exercise deadlines).
     pub fn set_delay(&self, d: Duration) {
         *self.delay.lock().unwrap() = d;
@@ -388,6 +460,25 @@ impl SignatureSource for FakeSignatureSource {
         }
         .unwrap_or(Ok(Vec::new()));
         answer.map(|layers| Signatures { location, layers })
+    }
+
+    async fn referred(
+        &self,
+        image: &Reference,
+        digest: &str,
+        artifact_type: &str,
+        payloads: bool,
+    ) -> Result<Referred, RegistryError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let location = prefixed_artifact_reference(image, digest, Artifact::Notary, "")?.whole();
+        let key = (digest.to_string(), artifact_type.to_string());
+        let answer = self.referred.lock().unwrap().get(&key).cloned().unwrap_or(Ok(Vec::new()));
+        answer.map(|mut artifacts| {
+            if !payloads {
+                artifacts.iter_mut().for_each(|a| a.payload = None);
+            }
+            Referred { location, artifacts }
+        })
     }
 }
 

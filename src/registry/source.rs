@@ -38,18 +38,58 @@ pub struct Access {
 
 /// How far a fetch got across the hosts, for the message should its deadline pass.
 #[derive(Default)]
-struct Progress {
+pub(super) struct Progress {
     asking: String,
     failed: Vec<String>,
 }
 
+/// What the hosts asked so far said, for a fetch that asks them in containerd's order
+/// until one answers.
+#[derive(Default)]
+pub(super) struct Asked {
+    errors: Vec<String>,
+    absent: Vec<String>,
+}
+
+impl Asked {
+    /// Note a host's answer that was not the one wanted: nothing there, or a request that
+    /// failed (the next host is asked). Any other error is the answer, and ends the fetch.
+    pub(super) fn note<T>(
+        &mut self,
+        host: &str,
+        outcome: Result<Option<T>, RegistryError>,
+        progress: &std::sync::Mutex<Progress>,
+    ) -> Result<(), RegistryError> {
+        match outcome {
+            Ok(_) => self.absent.push(host.to_string()),
+            Err(RegistryError::Request { message, .. }) => {
+                progress.lock().unwrap_or_else(|e| e.into_inner()).failed.push(message.clone());
+                self.errors.push(message)
+            }
+            Err(other) => return Err(other.via(host)),
+        }
+        Ok(())
+    }
+
+    /// Every host asked: `Ok` when each said there is nothing, else why they could not say.
+    pub(super) fn finish(mut self, location: &str) -> Result<(), RegistryError> {
+        if self.errors.is_empty() {
+            return Ok(());
+        }
+        if !self.absent.is_empty() {
+            self.errors.push(format!("not found at {}", self.absent.join(", ")));
+        }
+        Err(RegistryError::Request { location: location.to_string(), message: self.errors.join("; ") })
+    }
+}
+
 /// What a host's referrers hold for one digest: bundle layers, `None` for no list at all.
-type Referred = Result<Option<Vec<SignatureLayer>>, RegistryError>;
+type ReferredLayers = Result<Option<Vec<SignatureLayer>>, RegistryError>;
 /// Host (with the registry it stands in for), repository and digest of a referrers fetch.
 type ReferrersKey = (String, String, String);
 /// Each with the number of fetches holding it.
 type ReferrersInFlight =
-    std::sync::Mutex<std::collections::HashMap<ReferrersKey, (usize, Arc<tokio::sync::OnceCell<Referred>>)>>;
+    std::sync::Mutex<std::collections::HashMap<ReferrersKey, (usize, Arc<tokio::sync::OnceCell<ReferredLayers>>)>>;
 
 /// One fetch's hold on a shared referrers answer; the last to let go removes it, also when
 /// its fetch is cancelled (the deadline), so entries never outlive their fetches.
@@ -59,7 +99,7 @@ struct InFlight<'a> {
 }
 
 impl<'a> InFlight<'a> {
-    fn join(map: &'a ReferrersInFlight, key: ReferrersKey) -> (Self, Arc<tokio::sync::OnceCell<Referred>>) {
+    fn join(map: &'a ReferrersInFlight, key: ReferrersKey) -> (Self, Arc<tokio::sync::OnceCell<ReferredLayers>>) {
         let mut held = map.lock().unwrap_or_else(|e| e.into_inner());
         let entry = held.entry(key.clone()).or_default();
         entry.0 += 1;
@@ -83,15 +123,15 @@ impl Drop for InFlight<'_> {
 /// Signature fetches from registries, their mirrors and lookaside stores. One per process:
 /// its [`client::Client`] keeps the connection pools and the token cache across verifications.
 pub struct OciSignatureSource {
-    client: client::Client,
+    pub(super) client: client::Client,
     /// Referrers fetches under way, shared by the fetches that want them (see
     /// [`Self::shared_referrers`]).
     referrers_in_flight: ReferrersInFlight,
-    mirrors: hosts::Mirrors,
+    pub(super) mirrors: hosts::Mirrors,
     lookaside: lookaside::Lookaside,
-    limits: Limits,
+    pub(super) limits: Limits,
     timeout: Duration,
-    pool: body::Pool,
+    pub(super) pool: body::Pool,
 }
 
 const SIGNATURE_ACCEPT: &str =
@@ -139,33 +179,61 @@ impl OciSignatureSource {
     ) -> Result<Signatures, RegistryError> {
         let registry = sig_ref.registry();
         let tag = sig_ref.tag().unwrap_or_default();
-        let (mut errors, mut absent) = (Vec::new(), Vec::new());
+        let mut asked = Asked::default();
         for endpoint in self.mirrors.endpoints(registry) {
-            let repo = Repository {
-                host: &endpoint.host,
-                plain_http: endpoint.plain_http || self.client.is_plain_http(&endpoint.host),
-                tls: &endpoint.tls,
-                name: sig_ref.repository(),
-                ns: (endpoint.host != registry).then_some(registry),
-            };
-            endpoint.host.clone_into(&mut progress.lock().unwrap_or_else(|e| e.into_inner()).asking);
+            let repo = self.repository(&endpoint, sig_ref.repository(), registry, progress);
             match self.fetch_endpoint(&repo, tag, digest, location, what, budget).await {
                 Ok(Some(found)) => return Ok(found),
-                Ok(None) => absent.push(endpoint.host),
-                Err(RegistryError::Request { message, .. }) => {
-                    progress.lock().unwrap_or_else(|e| e.into_inner()).failed.push(message.clone());
-                    errors.push(message)
-                }
-                Err(other) => return Err(other.via(&endpoint.host)),
+                outcome => asked.note(&endpoint.host, outcome, progress)?,
             }
         }
-        if errors.is_empty() {
-            return Ok(Signatures { location: location.to_string(), layers: Vec::new() });
+        asked.finish(location)?;
+        Ok(Signatures { location: location.to_string(), layers: Vec::new() })
+    }
+
+    /// One of containerd's endpoints for `registry` as the repository `name` there; the
+    /// endpoint is the one now being asked.
+    pub(super) fn repository<'a>(
+        &self,
+        endpoint: &'a hosts::Endpoint,
+        name: &'a str,
+        registry: &'a str,
+        progress: &std::sync::Mutex<Progress>,
+    ) -> Repository<'a> {
+        endpoint.host.clone_into(&mut progress.lock().unwrap_or_else(|e| e.into_inner()).asking);
+        Repository {
+            host: &endpoint.host,
+            plain_http: endpoint.plain_http || self.client.is_plain_http(&endpoint.host),
+            tls: &endpoint.tls,
+            name,
+            ns: (endpoint.host != registry).then_some(registry),
         }
-        if !absent.is_empty() {
-            errors.push(format!("not found at {}", absent.join(", ")));
+    }
+
+    /// `fetch` within the source's deadline; past it, the error names the host still being
+    /// asked and why the ones before it failed (a slow mirror uses up the deadline before the
+    /// registry is reached).
+    pub(super) async fn within_deadline<T>(
+        &self,
+        location: &str,
+        progress: &std::sync::Mutex<Progress>,
+        fetch: impl std::future::Future<Output = Result<T, RegistryError>>,
+    ) -> Result<T, RegistryError> {
+        match tokio::time::timeout(self.timeout, fetch).await {
+            Ok(r) => r,
+            Err(_) => {
+                let p = progress.lock().unwrap_or_else(|e| e.into_inner());
+                let mut location = location.to_string();
+                if !p.asking.is_empty() {
+                    location.push_str(&format!(" (asking {}", p.asking));
+                    for f in &p.failed {
+                        location.push_str(&format!("; {f}"));
+                    }
+                    location.push(')');
+                }
+                Err(RegistryError::Timeout { location, timeout: self.timeout })
+            }
         }
-        Err(RegistryError::Request { location: location.to_string(), message: errors.join("; ") })
     }
 
     /// Tag-schema artifacts and OCI 1.1 referrer bundles from one host. cosign 2 writes the
@@ -235,7 +303,7 @@ impl OciSignatureSource {
         digest: &str,
         location: &str,
         budget: &Budget,
-    ) -> Referred {
+    ) -> ReferredLayers {
         // A mirror serves several registries (`?ns=`): the registry is part of the key.
         let host = format!("{}?ns={}", repo.host, repo.ns.unwrap_or_default());
         let key = (host, repo.name.to_string(), digest.to_string());
@@ -265,24 +333,41 @@ impl OciSignatureSource {
         answer
     }
 
-    /// The bundles attached to `digest` as OCI 1.1 referrers on one host: the referrers API's
-    /// list when it has one; its 404 says the registry keeps referrers under the fallback tag
-    /// instead (OCI distribution 1.1). Both are asked at once.
-    async fn referrers(&self, repo: &Repository<'_>, digest: &str, location: &str, budget: &Budget) -> Referred {
+    /// The bundles attached to `digest` as OCI 1.1 referrers on one host (see
+    /// [`Self::referrers_index`]).
+    pub(super) async fn referrers(
+        &self,
+        repo: &Repository<'_>,
+        digest: &str,
+        location: &str,
+        budget: &Budget,
+    ) -> ReferredLayers {
+        match self.referrers_index(repo, digest, location, budget).await? {
+            Some(raw) => self.referred_layers(repo, &raw, location, budget).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The list of what is attached to `digest` on one host: the referrers API's list when it
+    /// has one; its 404 says the registry keeps referrers under the fallback tag instead (OCI
+    /// distribution 1.1). Both are asked at once. `None`: neither is there.
+    pub(super) async fn referrers_index(
+        &self,
+        repo: &Repository<'_>,
+        digest: &str,
+        location: &str,
+        budget: &Budget,
+    ) -> Result<Option<Bytes>, RegistryError> {
         let max = self.limits.max_manifest_bytes;
         let paths = [format!("referrers/{digest}"), format!("manifests/{}", digest.replace(':', "-"))];
         let (api, fallback) = tokio::join!(
             self.client.get(repo, &paths[0], manifest::OCI_INDEX, max, budget),
             self.client.get(repo, &paths[1], manifest::OCI_INDEX, max, budget),
         );
-        let index = match api {
-            Ok(Some(list)) => Some(list),
-            Ok(None) => fallback.map_err(|e| RegistryError::fetch(location, e))?,
-            Err(e) => return Err(RegistryError::fetch(location, e)),
-        };
-        match index {
-            Some(raw) => self.referred_layers(repo, &raw, location, budget).await.map(Some),
-            None => Ok(None),
+        match api {
+            Ok(Some(list)) => Ok(Some(list)),
+            Ok(None) => fallback.map_err(|e| RegistryError::fetch(location, e)),
+            Err(e) => Err(RegistryError::fetch(location, e)),
         }
     }
 
@@ -380,7 +465,7 @@ impl OciSignatureSource {
 
     /// A blob by its descriptor, no larger than the descriptor says (and the payload limit),
     /// checked against its digest. The descriptor's `urls` are never followed.
-    async fn fetch_blob(
+    pub(super) async fn fetch_blob(
         &self,
         repo: &Repository<'_>,
         desc: &Descriptor,
@@ -473,15 +558,15 @@ impl OciSignatureSource {
     }
 }
 
-fn sha256(data: &[u8]) -> String {
+pub(super) fn sha256(data: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(data)))
 }
 
-fn malformed(location: &str, message: &str) -> RegistryError {
+pub(super) fn malformed(location: &str, message: &str) -> RegistryError {
     RegistryError::Malformed { location: location.to_string(), message: message.to_string() }
 }
 
-fn missing(location: &str, repo: &Repository<'_>, digest: &str) -> RegistryError {
+pub(super) fn missing(location: &str, repo: &Repository<'_>, digest: &str) -> RegistryError {
     RegistryError::Request {
         location: location.to_string(),
         message: format!("{} lists {digest} in {} but answers 404 for it", repo.host, repo.name),
@@ -490,6 +575,16 @@ fn missing(location: &str, repo: &Repository<'_>, digest: &str) -> RegistryError
 
 #[async_trait]
 impl SignatureSource for OciSignatureSource {
+    async fn referred(
+        &self,
+        image: &Reference,
+        digest: &str,
+        artifact_type: &str,
+        payloads: bool,
+    ) -> Result<super::Referred, RegistryError> {
+        self.fetch_referred(image, digest, artifact_type, payloads).await
+    }
+
     async fn attached(
         &self,
         image: &Reference,
@@ -508,22 +603,6 @@ impl SignatureSource for OciSignatureSource {
         let location = sig_ref.whole();
         let progress = std::sync::Mutex::new(Progress::default());
         let fetch = self.fetch_via_hosts(&sig_ref, digest, &location, what, &budget, &progress);
-        match tokio::time::timeout(self.timeout, fetch).await {
-            Ok(r) => r,
-            Err(_) => {
-                // Name the host still being asked, and why the ones before it failed (a slow
-                // mirror uses up the deadline before the registry is reached).
-                let p = progress.into_inner().unwrap_or_else(|e| e.into_inner());
-                let mut location = location;
-                if !p.asking.is_empty() {
-                    location.push_str(&format!(" (asking {}", p.asking));
-                    for f in &p.failed {
-                        location.push_str(&format!("; {f}"));
-                    }
-                    location.push(')');
-                }
-                Err(RegistryError::Timeout { location, timeout: self.timeout })
-            }
-        }
+        self.within_deadline(&location, &progress, fetch).await
     }
 }

@@ -39,8 +39,12 @@ pub fn notation_digest(which: &str) -> String {
 /// Inside the notation vectors' one-day certificate validity: one minute after good.jws was
 /// signed, in seconds since the epoch.
 pub fn notation_signing_time_plus_a_minute() -> i64 {
+    signing_time_plus_a_minute(&notation("good.jws"))
+}
+
+fn signing_time_plus_a_minute(jws: &str) -> i64 {
     use base64::Engine;
-    let env: serde_json::Value = serde_json::from_str(&notation("good.jws")).unwrap();
+    let env: serde_json::Value = serde_json::from_str(jws).unwrap();
     let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(env["protected"].as_str().unwrap()).unwrap();
     let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
     let t = header["io.cncf.notary.signingTime"].as_str().unwrap();
@@ -50,4 +54,45 @@ pub fn notation_signing_time_plus_a_minute() -> i64 {
     let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
     let days = 365 * y + y / 4 - y / 100 + y / 400 + (153 * m + 2) / 5 + d - 719_469;
     days * 86_400 + n(11..13) * 3600 + n(14..16) * 60 + n(17..19) + 60
+}
+
+/// A file of `testdata/notation-referrer` (an SBOM attached to an image, signed by notation).
+pub fn notation_referrer(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/notation-referrer").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The digest of the referrer vectors' `image`, `other-image`, `sbom` or `elsewhere`.
+pub fn notation_referrer_digest(which: &str) -> String {
+    notation_referrer("digests").lines().find_map(|l| l.strip_prefix(&format!("{which} "))).unwrap().to_string()
+}
+
+/// Inside the referrer vectors' certificate validity.
+pub fn notation_referrer_time() -> i64 {
+    signing_time_plus_a_minute(&notation_referrer("good.jws"))
+}
+
+/// The referrer vectors as the registry brings them: the artifact `which` (`sbom` or
+/// `elsewhere`) with its manifest's subject, the SBOM as payload, and these envelopes.
+pub fn referred_artifact(which: &str, envelopes: &[&str]) -> crate::registry::ReferredArtifact {
+    let manifest: serde_json::Value =
+        serde_json::from_str(&notation_referrer(&format!("{which}.manifest.json"))).unwrap();
+    let layers = envelopes
+        .iter()
+        .map(|e| crate::registry::SignatureLayer {
+            payload: notation_referrer(e).into_bytes(),
+            form: crate::registry::Form::Notary,
+            ..Default::default()
+        })
+        .collect();
+    let digest = notation_referrer_digest(which);
+    crate::registry::ReferredArtifact {
+        subject: manifest["subject"]["digest"].as_str().map(str::to_string),
+        payload: Some(Ok(notation_referrer("sbom.json").into_bytes())),
+        signatures: crate::registry::Signatures {
+            location: format!("reg.io/app:{}", digest.replace(':', "-")),
+            layers,
+        },
+        digest,
+    }
 }

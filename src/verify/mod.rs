@@ -22,6 +22,7 @@
 //! - [`dsse`]: attestations (DSSE envelopes, in-toto statements).
 //! - [`gpg`]: Red Hat simple signing (OpenPGP) from lookaside stores.
 //! - [`notary`]: Notary Project (notation) JWS signatures from OCI referrers.
+//! - [`referred`]: artifacts attached to the image (SBOMs) under notation signatures.
 //! - [`pubkey`]: public keys with the scheme they verify under (digest, RSA padding).
 
 pub mod certificate;
@@ -31,6 +32,7 @@ pub mod keyless;
 pub mod layers;
 pub mod notary;
 pub mod pubkey;
+pub mod referred;
 pub mod sct;
 pub mod signer;
 pub mod timestamp;

@@ -17,6 +17,8 @@ use serde_json::Value;
 
 use super::normal::{Check, KeyCheck, KeyRef, NormalAuthority, NormalPolicy};
 
+#[cfg(test)]
+mod ivp_referrer_tests;
 pub mod kyverno;
 pub mod kyverno_ivp;
 pub mod portieris;
