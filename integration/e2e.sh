@@ -18,7 +18,7 @@ set -uo pipefail   # (no -e: a failing check is counted and reported, not fatal)
 
 SECTIONS_ALL="enforce restart key2 warn config policy-reload registry-down faults no-plugin languages
   keyless referrers bundle-sign cosign3 timestamps notation gpg mirror sigrepo tls namespaces image-volume by-id
-  policy-cli cluster preinstalled kms ivp tuf"
+  policy-cli cluster preinstalled kms ivp tuf sbom"
 if [ "${1:-}" = --list ]; then echo $SECTIONS_ALL; exit 0; fi
 SECTIONS=${E2E_SECTIONS:-$SECTIONS_ALL}
 RUNTIMES=${E2E_RUNTIMES:-1.7 2.x}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's own e2e world on one Debian 12 machine (root, no systemd needed, cgroup v1 or
-# v2): a local registry with byte-reproducible images signed by real cosign 2 and 3, skopeo
-# and notation, an RFC 3161 timestamp authority (integration/tsa.py), and two real containerd
+# v2): a local registry with byte-reproducible images signed by real cosign 2 and 3, skopeo,
+# notation and oras, an RFC 3161 timestamp authority (integration/tsa.py), and two real containerd
 # runtimes with NRI that the suite runs against in turn.
 #
 #   bash integration/world.sh up [RUNTIME...]   packages, registry, images, signatures, the
@@ -78,6 +78,7 @@ packages() {
   case "$(pkg_version containerd)" in 1.7.*) ;; *) need=1 ;; esac
   case "$(pkg_version cosign)" in 2.*) ;; *) need=1 ;; esac
   case "$(pkg_version notation)" in 1.*) ;; *) need=1 ;; esac
+  case "$(pkg_version oras)" in 1.*) ;; *) need=1 ;; esac
   for p in docker-registry runc skopeo busybox-static python3-venv curl protobuf-compiler gpg openssl; do
     [ -n "$(pkg_version $p)" ] || need=1
   done
@@ -87,7 +88,7 @@ packages() {
     local policy=0
     if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; policy=1; fi
     apt-get install -y -q --no-install-recommends \
-      containerd/trixie cosign/trixie docker-registry/trixie notation/sid \
+      containerd/trixie cosign/trixie docker-registry/trixie notation/sid oras/trixie \
       runc skopeo busybox-static python3-venv curl protobuf-compiler gpg openssl
     [ $policy = 0 ] || rm -f /usr/sbin/policy-rc.d
   fi

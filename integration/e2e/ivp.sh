@@ -230,3 +230,100 @@ YAML
     'policy "kyverno-ivp:tuf"' "TUF repository http://127.0.0.1:5319"
   stop_signet
 }
+
+# e2e section "sbom": Kyverno's referrer attestations. Real oras attaches a CycloneDX SBOM to a
+# notation-signed image (`oras attach --artifact-type sbom/cyclone-dx`), real notation signs the
+# SBOM, and the node enforces Kyverno's own sample validations (verifyAttestationSignatures and
+# `extractPayload(...).bomFormat == 'CycloneDX'`). The world's registry has no referrers API: oras
+# and notation keep the fallback tag, which whoever can push also writes.
+sec_sbom() {
+  local R=$REGISTRY/probe/sbom D_S D_U D_X D_M
+  # sbom_image NAME TAG: a new image in probe/sbom under TAG, notation-signed; prints its digest.
+  sbom_image() {
+    python3 "$REPO/integration/mkimage.py" "$WORK/oci-$1" "$1" --entrypoint null \
+      --cmd "[\"/bin/sh\",\"-c\",\"echo hello from $1 $RUN_ID; sleep 2147483647\"]" >/dev/null
+    skopeo copy -q --dest-tls-verify=false "oci:$WORK/oci-$1:latest" "docker://$R:$2"
+    local d; d=$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$R:$2")
+    notation sign --insecure-registry --key signet-world "$R@$d" >> "$WORK/notation.log" 2>&1
+    echo "$d"
+  }
+  # attach DIGEST FILE [sign]: oras attaches FILE as a CycloneDX SBOM; prints the SBOM's digest.
+  attach() {
+    local a
+    a=$(cd "$WORK" && oras attach --plain-http --artifact-type sbom/cyclone-dx --format json "$R@$1" \
+      "$2:application/vnd.cyclonedx+json" 2>>"$WORK/oras.log" | python3 -c 'import json,sys; print(json.load(sys.stdin)["digest"])')
+    [ -z "${3:-}" ] || notation sign --insecure-registry --key signet-world "$R@$a" >> "$WORK/notation.log" 2>&1
+    echo "$a"
+  }
+  printf '{"bomFormat":"CycloneDX","specVersion":"1.5","version":1}\n' > "$WORK/cyclonedx.json"
+  printf '{"bomFormat":"SPDX","spdxVersion":"SPDX-2.3"}\n' > "$WORK/spdx.json"
+  D_S=$(sbom_image sbom-signed signed); D_U=$(sbom_image sbom-unsigned unsigned)
+  D_X=$(sbom_image sbom-spdx spdx); D_M=$(sbom_image sbom-moved moved)
+  local A_S A_U A_X
+  A_S=$(attach "$D_S" cyclonedx.json sign); A_U=$(attach "$D_U" cyclonedx.json); A_X=$(attach "$D_X" spdx.json sign)
+  if [ -n "$A_S" ] && [ -n "$A_U" ] && [ -n "$A_X" ] \
+      && oras discover --plain-http "$R@$A_S" 2>>"$WORK/oras.log" | grep -q 'application/vnd.cncf.notary.signature'; then
+    ok "oras $(oras version | awk '/^Version/ {print $2}') attached the SBOMs and notation signed them"
+  else
+    bad "oras attached the SBOMs and notation signed them" "$(cat "$WORK/oras.log" "$WORK/notation.log")"; return
+  fi
+  # The signed SBOM of sbom-signed listed among sbom-moved's referrers too, by a registry writer
+  # (the fallback tag is an ordinary tag): its signature verifies, its subject is the other image.
+  python3 - "$REGISTRY" probe/sbom "$D_M" "$D_S" "$A_S" <<'PY' || bad "the SBOM is listed for another image" ""
+import json, sys, urllib.request
+reg, repo, victim, source, sbom = sys.argv[1:6]
+def index(d):
+    req = urllib.request.Request(f"http://{reg}/v2/{repo}/manifests/{d.replace(':', '-')}",
+                                 headers={"Accept": "application/vnd.oci.image.index.v1+json"})
+    return json.load(urllib.request.urlopen(req))
+entry = next(m for m in index(source)["manifests"] if m["digest"] == sbom)
+moved = index(victim)
+moved["manifests"].append(entry)
+urllib.request.urlopen(urllib.request.Request(
+    f"http://{reg}/v2/{repo}/manifests/{victim.replace(':', '-')}", data=json.dumps(moved).encode(), method="PUT",
+    headers={"Content-Type": "application/vnd.oci.image.index.v1+json"}))
+PY
+  local IVP=$WORK/policy; rm -rf "$IVP"; mkdir -p "$IVP"
+  # Kyverno's sample (test/cli/test-image-validating-policy/sample-policy), with the world's cert.
+  cat > "$IVP/ivp.yaml" <<YAML
+apiVersion: policies.kyverno.io/v1
+kind: ImageValidatingPolicy
+metadata: {name: sbom}
+spec:
+  validationActions: [Deny]
+  validationConfigurations: {verifyDigest: false}
+  matchImageReferences:
+    - glob: "$REGISTRY/probe/*"
+  attestors:
+    - name: notary
+      notary:
+        certs:
+          value: |
+$(sed 's/^/            /' "$NOTATION_CONFIG/localkeys/signet-world.crt")
+  attestations:
+    - name: sbom
+      referrer:
+        type: sbom/cyclone-dx
+  validations:
+    - expression: >-
+        images.containers.map(image, verifyImageSignatures(image, [attestors.notary])).all(e, e > 0)
+      message: failed to verify image with notary cert
+    - expression: >-
+        images.containers.map(image, verifyAttestationSignatures(image, attestations.sbom ,[attestors.notary])).all(e, e > 0)
+      message: failed to verify attestation with notary cer
+    - expression: >-
+        images.containers.map(image, extractPayload(image, attestations.sbom).bomFormat == 'CycloneDX').all(e, e)
+      message: sbom is not a cyclone dx sbom
+YAML
+  up "$IVP"
+  expect_runs "SBOM: a notation-signed image with a notation-signed CycloneDX SBOM runs" "$R:signed" "hello from sbom-signed"
+  expect_rejected "SBOM: the SBOM attached but not signed is rejected" "$R:unsigned" 'policy "kyverno-ivp:sbom"' \
+    "failed to verify attestation with notary cer" "it has no notation signature"
+  expect_rejected "SBOM: a signed SBOM that is not CycloneDX is rejected by the payload check" "$R:spdx" \
+    'policy "kyverno-ivp:sbom"' "sbom is not a cyclone dx sbom"
+  expect_rejected "SBOM: another image's signed SBOM listed for this one is rejected (its subject)" "$R:moved" \
+    'policy "kyverno-ivp:sbom"' "failed to verify attestation with notary cer" "not to the image"
+  expect_rejected "SBOM: an image with no SBOM is rejected" "$IMG_UNSIGNED" 'policy "kyverno-ivp:sbom"' \
+    "failed to verify image with notary cert"
+  stop_signet
+}
