@@ -257,6 +257,19 @@ fn describe(c: &CelCheck) -> Vec<String> {
             out.push(format!("attestor {} never verifies: {why}", a.name));
         }
     }
+    for a in &c.attestations {
+        match (&a.intoto, &a.referrer) {
+            (Some(t), _) => out.push(format!(
+                "attestation {}: in-toto statements of predicate type {t} about the digest, verified by cosign attestors (a notary attestor asked about it is an error)",
+                a.name
+            )),
+            (_, Some(t)) => out.push(format!(
+                "attestation {}: artifacts of type {t} attached to the image as OCI referrers, verified by notary attestors (a notation signature over the artifact, whose manifest must name the image as subject; cosign attestors do not count); extractPayload reads the verified one's JSON",
+                a.name
+            )),
+            (None, None) => {}
+        }
+    }
     if c.require_verified {
         out.push("the image must pass a signature or attestation check (validationConfigurations.required)".into());
     }
@@ -387,6 +400,22 @@ spec:
         );
         let text = explain(&l, NoMatchAction::Deny, "reg.io/notation/app:v1", None).unwrap().to_string();
         assert!(text.contains("Notary (notation) signature among the image's OCI referrers, chain to inline certificates; the signing"), "{text}");
+        // An IVP's referrer attestation says how the node verifies it (it said nothing before).
+        let d = tempfile::tempdir().unwrap();
+        let ivp = format!(
+            "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: s}}\nspec:\n  \
+             matchImageReferences: [{{glob: \"reg.io/*\"}}]\n  attestors:\n  - {}\n  attestations:\n  - {{name: sbom, \
+             referrer: {{type: sbom/cyclone-dx}}}}\n  validations:\n  - expression: \"images.containers.all(i, \
+             verifyAttestationSignatures(i, attestations.sbom, [attestors.notary]) > 0)\"\n",
+            crate::testutil::vectors::notary_attestor("notary")
+        );
+        std::fs::write(d.path().join("p.yaml"), ivp).unwrap();
+        let text =
+            explain(&load_dir(d.path()).unwrap(), NoMatchAction::Deny, "reg.io/app:v1", None).unwrap().to_string();
+        assert!(
+            text.contains("attestation sbom: artifacts of type sbom/cyclone-dx attached to the image as OCI referrers, verified by notary attestors"),
+            "{text}"
+        );
         // `policy check` refuses the file, naming the policy and why.
         let d = doc(rule("astray", "", &v("leaf-email.pem"), Some(&v("other-root.pem"))));
         let err = load_dir(d.path()).err().unwrap().to_string();
