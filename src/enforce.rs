@@ -1009,8 +1009,12 @@ mod tests {
         let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
         let policy = crate::policy::compile::compile(normal, &keys).unwrap().policy;
         w.policy_tx.send(PolicySet::assemble(vec![policy], NoMatchAction::Deny)).unwrap();
-        let unsigned =
-            crate::registry::ReferredArtifact { digest: D3.into(), subject: Some(D1.into()), ..Default::default() };
+        let unsigned = crate::registry::ReferredArtifact {
+            digest: D3.into(),
+            artifact_type: Some("sbom/cyclone-dx".into()),
+            subject: Some(D1.into()),
+            ..Default::default()
+        };
         w.source.set_referred(D1, "sbom/cyclone-dx", Ok(vec![unsigned]));
         let d = w.enforcer.decide(&claim("reg.io/probe/app:v1"), SECOND).await;
         assert!(!d.allowed() && d.reason.contains(&format!("{D3}: it has no notation signature")), "{d}");

@@ -238,7 +238,7 @@ fn referrer_attested(
         return Attested::Refused(StatementError::NotAnAttestor.to_string());
     };
     let found = match evidence.referred.get(artifact_type) {
-        None => return Attested::Refused(StatementError::NotFetched.to_string()),
+        None => return Attested::Refused(format!("referrers of type {artifact_type} were not fetched")),
         Some(Err(e)) => return Attested::Refused(e.to_string()),
         Some(Ok(found)) => found,
     };
@@ -357,7 +357,9 @@ fn context<'a>(c: &CompiledCel, facts: &Arc<Facts>) -> cel::Context<'a> {
                     Some(Attested::Refused(why)) => f.refuse(&name, &format!("attestation {attestation}: {why}")),
                     Some(Attested::Verified(payload)) => {
                         count += 1;
-                        f.extracted.lock().unwrap().entry(attestation.to_string()).or_insert_with(|| payload.clone());
+                        // The latest verification is what extractPayload reads, as in Kyverno
+                        // (its image data keeps the last verified referrer of each type).
+                        f.extracted.lock().unwrap().insert(attestation.to_string(), payload.clone());
                     }
                 }
             }

@@ -1015,12 +1015,99 @@ async fn referrers_are_capped_deduplicated_and_digest_checked() {
     objects.insert(fallback.clone(), list(many));
     let reg = Server::start(Duration::ZERO, registry(objects.clone(), |_| None)).await;
     let e = referred_from(&reg, false).await.unwrap_err();
-    assert!(matches!(e, RegistryError::TooManySignatures { count: 65, limit: 64, .. }), "{e:?}");
+    assert!(matches!(e, RegistryError::TooManyReferrers { count: 65, limit: 64, .. }), "{e:?}");
+    assert!(e.to_string().contains("list 65 artifacts of type sbom/cyclone-dx, over the limit of 64"), "{e}");
     assert_eq!(reg.paths().len(), 2, "no artifact fetched past the cap: {:?}", reg.paths());
     // The manifest the registry serves for the SBOM's digest is another one.
     let (mut objects, sbom, _) = sbom_objects();
     objects.insert(format!("manifests/{sbom}"), ok(manifest::OCI_MANIFEST, b"{\"schemaVersion\":2}"));
     let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
     let e = referred_from(&reg, true).await.unwrap_err();
-    assert!(matches!(e, RegistryError::PayloadDigestMismatch { .. }), "{e:?}");
+    assert!(matches!(e, RegistryError::ContentDigestMismatch { .. }), "{e:?}");
+}
+
+/// The referrers API, where the registry has one, answers for the image and for the SBOM;
+/// the type the SBOM's own (signed) manifest says is what is kept.
+#[tokio::test]
+async fn an_sbom_referrer_is_found_through_the_referrers_api() {
+    let (mut objects, sbom, _) = sbom_objects();
+    let image = crate::testutil::vectors::notation_referrer_digest("image");
+    for d in [&image, &sbom] {
+        let listed = objects.remove(&format!("manifests/{}", d.replace(':', "-"))).unwrap();
+        objects.insert(format!("referrers/{d}"), listed);
+    }
+    let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
+    let found = referred_from(&reg, true).await.unwrap();
+    assert_eq!(found.artifacts.len(), 1, "{:?}", reg.paths());
+    assert_eq!(found.artifacts[0].artifact_type.as_deref(), Some("sbom/cyclone-dx"));
+    assert_eq!(found.artifacts[0].signatures.layers.len(), 1);
+    assert!(found.artifacts[0].payload.as_ref().unwrap().is_ok());
+}
+
+/// Review findings: a hostile list multiplied the requests (each artifact's signatures
+/// fetched 8 at a time beside 8 artifacts at a time, 64 of them each); and an over-budget
+/// payload failed the whole fetch, so one large unverified artifact listed first refused an
+/// image whose verified SBOM came after it.
+#[tokio::test]
+async fn referrer_signatures_are_capped_and_an_over_budget_payload_is_that_artifacts_alone() {
+    let (mut objects, sbom, blob) = sbom_objects();
+    let sig_index = format!("manifests/{}", sbom.replace(':', "-"));
+    let Some(Reply::Full { body, .. }) = objects.get(&sig_index) else { unreachable!() };
+    let mut listed: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let entry = listed["manifests"][0].clone();
+    let copies: Vec<_> = (0..40).map(|_| entry.clone()).collect();
+    listed["manifests"] = serde_json::Value::Array(copies);
+    objects.insert(sig_index, ok(manifest::OCI_INDEX, listed.to_string().as_bytes()));
+    let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
+    let found = referred_from(&reg, false).await.unwrap();
+    assert_eq!(found.artifacts[0].signatures.layers.len(), super::referred::MAX_SIGNATURE_ATTEMPTS);
+    let signature_fetches = reg.count(|p| p.contains("/manifests/sha256:") && !p.ends_with(&sbom));
+    assert_eq!(signature_fetches, super::referred::MAX_SIGNATURE_ATTEMPTS, "{:?}", reg.paths());
+
+    // A budget with room for the first artifact's payload only: the second's is unreadable,
+    // the fetch (and the first) stands.
+    let (mut objects, _, _) = sbom_objects();
+    let image = crate::testutil::vectors::notation_referrer_digest("image");
+    let fallback = format!("manifests/{}", image.replace(':', "-"));
+    let (second, second_sbom) = {
+        let (o, d) = sbom_objects_with_layers(&[(&vec![b' '; 600 << 10], "application/json")], None);
+        (o, d)
+    };
+    for (k, v) in second {
+        objects.entry(k).or_insert(v);
+    }
+    let Some(Reply::Full { body, .. }) = objects.get(&fallback) else { unreachable!() };
+    let mut listed: serde_json::Value = serde_json::from_slice(body).unwrap();
+    let second_entry = serde_json::json!({"mediaType": manifest::OCI_MANIFEST, "artifactType": "sbom/cyclone-dx",
+        "digest": second_sbom, "size": 1});
+    listed["manifests"].as_array_mut().unwrap().push(second_entry);
+    objects.insert(fallback, ok(manifest::OCI_INDEX, listed.to_string().as_bytes()));
+    let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
+    let access = Access { insecure: vec![reg.host.clone()], ..Default::default() };
+    let limits = Limits { max_total_bytes: 600 << 10, max_concurrent: 1, ..Limits::default() };
+    let source = OciSignatureSource::new(access, limits, Duration::from_secs(5));
+    let at: Reference = format!("{}/team/app:v1", reg.host).parse().unwrap();
+    let found = source.referred(&at, &image, "sbom/cyclone-dx", true).await.unwrap();
+    assert_eq!(found.artifacts.len(), 2, "{found:?}");
+    assert!(found.artifacts[0].payload.as_ref().unwrap().is_ok());
+    let e = found.artifacts[1].payload.clone().unwrap().unwrap_err();
+    assert!(matches!(e, PayloadError::Budget(_)), "{e}");
+    assert!(reg.count(|p| p.ends_with(&blob)) == 1);
+}
+
+/// Review finding: only the first gzip member was read and bytes after it ignored; Go's
+/// reader (Kyverno's) reads every member and refuses trailing garbage.
+#[tokio::test]
+async fn referrer_gzip_payloads_are_read_whole_as_go_reads_them() {
+    let payload = |bytes: Vec<u8>| async move {
+        let (objects, _) = sbom_objects_with_layers(&[(&bytes, "application/gzip")], None);
+        let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
+        referred_from(&reg, true).await.unwrap().artifacts[0].payload.clone().unwrap()
+    };
+    let mut two = gzip(br#"{"bomFormat":"#);
+    two.extend(gzip(br#""CycloneDX"}"#));
+    assert_eq!(payload(two).await.unwrap(), br#"{"bomFormat":"CycloneDX"}"#.to_vec());
+    let mut trailing = gzip(br#"{"bomFormat":"CycloneDX"}"#);
+    trailing.extend(b"garbage after the member");
+    assert!(matches!(payload(trailing).await, Err(PayloadError::Gzip(_))));
 }

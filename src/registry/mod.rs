@@ -219,6 +219,8 @@ pub struct Signatures {
 pub struct ReferredArtifact {
     /// The referrer manifest's digest: what a signature over the artifact names.
     pub digest: String,
+    /// The type its manifest says it is (`artifactType`, else the config's media type).
+    pub artifact_type: Option<String>,
     /// The digest the manifest's `subject` names: the image it says it is attached to.
     pub subject: Option<String>,
     /// Its one layer's bytes (decompressed), when asked for and it has a signature; or why
@@ -241,6 +243,10 @@ pub enum PayloadError {
     Gzip(String),
     #[error("its payload is over the {0} byte limit once decompressed")]
     Inflated(usize),
+    #[error(
+        "its payload would take the fetch past its {0} byte budget (the artifacts listed before it hold the rest)"
+    )]
+    Budget(usize),
 }
 
 /// The artifacts of one type attached to an image digest, in the order the registry lists
@@ -264,10 +270,14 @@ pub enum RegistryError {
     Malformed { location: String, message: String },
     #[error("signature manifest {location} lists {count} signatures, over the limit of {limit}")]
     TooManySignatures { location: String, count: usize, limit: usize },
+    #[error("the referrers at {location} list {count} artifacts of type {artifact_type}, over the limit of {limit}")]
+    TooManyReferrers { location: String, artifact_type: String, count: usize, limit: usize },
     #[error("signature payload {digest} in {location} is over the {limit} byte limit")]
     PayloadTooLarge { location: String, digest: String, limit: usize },
     #[error("signature payload in {location} does not match its digest {digest}")]
     PayloadDigestMismatch { location: String, digest: String },
+    #[error("the content the registry serves for {digest} (for {location}) does not match that digest")]
+    ContentDigestMismatch { location: String, digest: String },
     #[error("image reference {0:?} cannot name a signature location")]
     BadReference(String),
     /// The registry broke a bound (an oversized or endless body): hostile or broken, so the
@@ -284,8 +294,10 @@ impl RegistryError {
             ManifestTooLarge { location, .. }
             | Malformed { location, .. }
             | TooManySignatures { location, .. }
+            | TooManyReferrers { location, .. }
             | PayloadTooLarge { location, .. }
             | PayloadDigestMismatch { location, .. }
+            | ContentDigestMismatch { location, .. }
             | Refused { location, .. }
                 if !location.contains(host) =>
             {

@@ -6,12 +6,18 @@
 //! (the API, else the fallback tag), the entries of the artifact type asked for, each entry's
 //! manifest checked against its digest, the notation envelopes among that manifest's own
 //! referrers, and, when the policy reads it and a signature is there to verify, its one
-//! layer. Bounded as every signature fetch is: at most `max_signatures` artifacts, manifests
-//! under `max_manifest_bytes`, a payload under `max_artifact_bytes` also after
-//! decompression, all of it within the verification's byte budget and deadline.
+//! layer. Bounded as every signature fetch is: at most `max_signatures` artifacts of the type,
+//! the first [`MAX_SIGNATURE_ATTEMPTS`] notation signatures of each (notation-go's Kyverno
+//! setting), artifacts `max_concurrent` at a time and each one's requests in turn, manifests
+//! under `max_manifest_bytes`, a payload under `max_artifact_bytes` also after decompression,
+//! all within a byte budget of its own (one per artifact type) and the deadline. A payload
+//! the budget has no room for is unreadable, not a failed fetch: the artifacts before it may
+//! be unsigned or another signer's, and an image whose verified artifact is readable still
+//! passes.
 //!
-//! Nothing is trusted here. That an artifact names the image as its subject and that a
-//! signature names the artifact are the verifier's checks ([`crate::verify::referred`]).
+//! Nothing is trusted here. That an artifact's signed manifest names the image as its
+//! subject and the type asked for, and that a signature names the artifact, are the
+//! verifier's checks ([`crate::verify::referred`]).
 
 use std::io::Read;
 
@@ -23,11 +29,15 @@ use super::manifest::{Descriptor, Index, Manifest, OCI_MANIFEST};
 use super::source::{malformed, missing, sha256, Asked, OciSignatureSource, Progress};
 use super::{
     prefixed_artifact_reference, Artifact, Form, PayloadError, Referred, ReferredArtifact, RegistryError, Signatures,
+    NOTARY_SIGNATURE_ARTIFACT_TYPE,
 };
 use crate::body::{self, Budget};
 use crate::reference::Reference;
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// notation signatures tried per artifact, as Kyverno's notation verifier does
+/// (`MaxSignatureAttempts`).
+pub const MAX_SIGNATURE_ATTEMPTS: usize = 10;
 
 impl OciSignatureSource {
     /// [`super::SignatureSource::referred`] from the registry and its mirrors.
@@ -85,8 +95,9 @@ impl OciSignatureSource {
             return Ok(None);
         }
         if entries.len() > self.limits.max_signatures {
-            return Err(RegistryError::TooManySignatures {
+            return Err(RegistryError::TooManyReferrers {
                 location: location.to_string(),
+                artifact_type: artifact_type.to_string(),
                 count: entries.len(),
                 limit: self.limits.max_signatures,
             });
@@ -118,7 +129,7 @@ impl OciSignatureSource {
             .map_err(|e| RegistryError::fetch(location, e))?
             .ok_or_else(|| missing(location, repo, &entry.digest))?;
         if sha256(&raw) != entry.digest {
-            return Err(RegistryError::PayloadDigestMismatch {
+            return Err(RegistryError::ContentDigestMismatch {
                 location: location.to_string(),
                 digest: entry.digest.clone(),
             });
@@ -129,20 +140,32 @@ impl OciSignatureSource {
             Some((repository, _)) => format!("{repository}:{}", entry.digest.replace(':', "-")),
             None => location.to_string(),
         };
-        let layers: Vec<_> = self
-            .referrers(repo, &entry.digest, &own, budget)
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|l| l.form == Form::Notary)
-            .collect();
+        // Its notation signatures, one after the other: the artifacts are already fetched
+        // `max_concurrent` at a time, and a hostile list must not multiply that.
+        let mut layers = Vec::new();
+        if let Some(raw) = self.referrers_index(repo, &entry.digest, &own, budget).await? {
+            let index: Index = serde_json::from_slice(&raw).map_err(|e| malformed(&own, &e.to_string()))?;
+            let signatures = index
+                .manifests
+                .into_iter()
+                .filter(|d| d.artifact_type.as_deref() == Some(NOTARY_SIGNATURE_ARTIFACT_TYPE))
+                .take(MAX_SIGNATURE_ATTEMPTS);
+            for signature in signatures {
+                let found = self.referrer_layers(repo, signature, &own, budget).await?;
+                layers.extend(found.into_iter().filter(|l| l.form == Form::Notary));
+            }
+        }
         // An unsigned artifact can never be the one read: its payload is not downloaded.
         let payload = match payloads && !layers.is_empty() {
             true => Some(self.artifact_payload(repo, &manifest, &own, budget).await?),
             false => None,
         };
+        // What the signed manifest says it is (OCI 1.1: its artifactType, else its config's
+        // media type), not what the unsigned list says.
+        let artifact_type = manifest.artifact_type.clone().or(Some(manifest.config.media_type.clone()));
         Ok(ReferredArtifact {
             digest: entry.digest,
+            artifact_type: artifact_type.filter(|t| !t.is_empty()),
             subject: manifest.subject.map(|s| s.digest),
             payload,
             signatures: Signatures { location: own, layers },
@@ -176,10 +199,13 @@ impl OciSignatureSource {
                 Err(FetchError::Body(body::BodyError::TooLarge { .. })) => {
                     return Ok(Err(PayloadError::LongerThanSaid(layer.size)))
                 }
+                Err(FetchError::Body(body::BodyError::OverBudget { .. })) => {
+                    return Ok(Err(PayloadError::Budget(budget.total())))
+                }
                 Err(e) => return Err(RegistryError::fetch(location, e)),
             };
         if sha256(&blob) != layer.digest {
-            return Err(RegistryError::PayloadDigestMismatch {
+            return Err(RegistryError::ContentDigestMismatch {
                 location: location.to_string(),
                 digest: layer.digest.clone(),
             });
@@ -187,20 +213,23 @@ impl OciSignatureSource {
         if !blob.starts_with(&GZIP_MAGIC) {
             return Ok(Ok(blob.to_vec()));
         }
-        let mut out = Vec::new();
-        let read = flate2::read::GzDecoder::new(&blob[..]).take(limit as u64 + 1).read_to_end(&mut out);
-        match read {
-            Err(e) => Ok(Err(PayloadError::Gzip(e.to_string()))),
-            Ok(n) if n > limit => Ok(Err(PayloadError::Inflated(limit))),
-            // What decompression made is memory the verification holds.
-            Ok(n) if !budget.charge(n).await => Err(RegistryError::Refused {
-                location: location.to_string(),
-                message: format!(
-                    "the decompressed payload would take the verification past its {} byte budget",
-                    budget.total()
-                ),
-            }),
-            Ok(_) => Ok(Ok(out)),
+        // Every member, as Go's reader (Kyverno's) reads them; bytes after the last one are
+        // an error there and here. What inflation makes is charged as it is made.
+        let mut decoder = flate2::read::MultiGzDecoder::new(&blob[..]);
+        let (mut out, mut chunk) = (Vec::new(), vec![0u8; 64 << 10]);
+        loop {
+            let n = match decoder.read(&mut chunk) {
+                Ok(0) => return Ok(Ok(out)),
+                Ok(n) => n,
+                Err(e) => return Ok(Err(PayloadError::Gzip(e.to_string()))),
+            };
+            if out.len() + n > limit {
+                return Ok(Err(PayloadError::Inflated(limit)));
+            }
+            if !budget.charge(n).await {
+                return Ok(Err(PayloadError::Budget(budget.total())));
+            }
+            out.extend_from_slice(&chunk[..n]);
         }
     }
 }

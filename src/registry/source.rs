@@ -424,43 +424,53 @@ impl OciSignatureSource {
             });
         }
         let per_entry: Vec<Vec<SignatureLayer>> = futures::stream::iter(entries)
-            .map(|entry| async move {
-                if !entry.has_valid_digest() {
-                    return Err(malformed(location, &format!("referrer digest {:?} is not sha256", entry.digest)));
-                }
-                let raw = self
-                    .client
-                    .get(
-                        repo,
-                        &format!("manifests/{}", entry.digest),
-                        manifest::OCI_MANIFEST,
-                        self.limits.max_manifest_bytes,
-                        budget,
-                    )
-                    .await
-                    .map_err(|e| RegistryError::fetch(location, e))?
-                    .ok_or_else(|| missing(location, repo, &entry.digest))?;
-                if sha256(&raw) != entry.digest {
-                    return Err(RegistryError::PayloadDigestMismatch {
-                        location: location.to_string(),
-                        digest: entry.digest.clone(),
-                    });
-                }
-                let mut layers = Vec::new();
-                for desc in bundle_layers(&raw, &self.limits, location)? {
-                    let payload = self.fetch_blob(repo, &desc, location, budget).await?;
-                    layers.extend(bundle_attestation(&payload));
-                }
-                for desc in notary_layers(&raw, &self.limits, location)? {
-                    let payload = self.fetch_blob(repo, &desc, location, budget).await?;
-                    layers.push(SignatureLayer { payload: payload.to_vec(), form: Form::Notary, ..Default::default() });
-                }
-                Ok(layers)
-            })
+            .map(|entry| self.referrer_layers(repo, entry, location, budget))
             .buffered(self.limits.max_concurrent.max(1))
             .try_collect()
             .await?;
         Ok(per_entry.into_iter().flatten().collect())
+    }
+
+    /// One referrer listed in an index: its manifest (checked against the entry's digest),
+    /// then the sigstore bundle or notation envelope it carries.
+    pub(super) async fn referrer_layers(
+        &self,
+        repo: &Repository<'_>,
+        entry: Descriptor,
+        location: &str,
+        budget: &Budget,
+    ) -> Result<Vec<SignatureLayer>, RegistryError> {
+        if !entry.has_valid_digest() {
+            return Err(malformed(location, &format!("referrer digest {:?} is not sha256", entry.digest)));
+        }
+        let raw = self
+            .client
+            .get(
+                repo,
+                &format!("manifests/{}", entry.digest),
+                manifest::OCI_MANIFEST,
+                self.limits.max_manifest_bytes,
+                budget,
+            )
+            .await
+            .map_err(|e| RegistryError::fetch(location, e))?
+            .ok_or_else(|| missing(location, repo, &entry.digest))?;
+        if sha256(&raw) != entry.digest {
+            return Err(RegistryError::PayloadDigestMismatch {
+                location: location.to_string(),
+                digest: entry.digest.clone(),
+            });
+        }
+        let mut layers = Vec::new();
+        for desc in bundle_layers(&raw, &self.limits, location)? {
+            let payload = self.fetch_blob(repo, &desc, location, budget).await?;
+            layers.extend(bundle_attestation(&payload));
+        }
+        for desc in notary_layers(&raw, &self.limits, location)? {
+            let payload = self.fetch_blob(repo, &desc, location, budget).await?;
+            layers.push(SignatureLayer { payload: payload.to_vec(), form: Form::Notary, ..Default::default() });
+        }
+        Ok(layers)
     }
 
     /// A blob by its descriptor, no larger than the descriptor says (and the payload limit),

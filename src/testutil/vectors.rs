@@ -87,6 +87,7 @@ pub fn referred_artifact(which: &str, envelopes: &[&str]) -> crate::registry::Re
         .collect();
     let digest = notation_referrer_digest(which);
     crate::registry::ReferredArtifact {
+        artifact_type: manifest["artifactType"].as_str().map(str::to_string),
         subject: manifest["subject"]["digest"].as_str().map(str::to_string),
         payload: Some(Ok(notation_referrer("sbom.json").into_bytes())),
         signatures: crate::registry::Signatures {

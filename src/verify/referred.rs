@@ -2,14 +2,16 @@
 //! attestor): which artifact attached to the image counts, and what `extractPayload` reads.
 //!
 //! The first artifact, in the registry's order, whose manifest names the image's digest as
-//! its `subject` and that carries a notation signature naming the artifact's own digest and
-//! chaining to the attestor's certificates ([`super::verify_notary`], as for an image). Its
-//! payload is read as JSON. Kyverno also accepts an artifact that names no subject or
-//! another one, since the referrers API lists by subject; but the fallback tag that
-//! registries without that API use is written by clients, so a registry or anyone who can
-//! push could list a signed artifact of another image there. The subject is inside the
-//! signed manifest, so checking it binds the signature to this image.
+//! its `subject` and the attestation's type as its own, and that carries a notation
+//! signature naming the artifact's own digest and chaining to the attestor's certificates
+//! ([`super::verify_notary`], as for an image). Its payload is read as JSON. Kyverno takes
+//! the subject and the type from the referrers list, which the referrers API builds from the
+//! manifests; but the fallback tag that registries without that API use is written by
+//! clients, so a registry or anyone who can push could list there a signed artifact of
+//! another image, or of another type under this one. Both are inside the signed manifest, so
+//! checking them binds the signature to this image and this attestation.
 
+use super::notary::NotaryError;
 use super::{verify_notary, Context, LayerFailure};
 use crate::registry::Referred;
 use crate::verify::signer::Signer;
@@ -48,8 +50,16 @@ pub fn verify_referred(
     }
     let mut refused = Vec::new();
     for artifact in &found.artifacts {
-        let why = match artifact.subject.as_deref() {
-            Some(s) if s == image_digest => match verify_notary(&artifact.signatures, &artifact.digest, signer, cx) {
+        let why = if artifact.subject.as_deref() != Some(image_digest) {
+            match &artifact.subject {
+                Some(other) => format!("its manifest is attached to {other}, not to the image"),
+                None => "its manifest names no subject, so nothing binds it to the image".to_string(),
+            }
+        } else if artifact.artifact_type.as_deref() != Some(artifact_type) {
+            let said = artifact.artifact_type.as_deref().unwrap_or("none");
+            format!("its manifest says its type is {said}, not {artifact_type}")
+        } else {
+            match verify_notary(&artifact.signatures, &artifact.digest, signer, cx) {
                 Ok(()) => {
                     let payload = artifact.payload.as_ref().map(|p| {
                         p.as_ref().map_err(ToString::to_string).and_then(|bytes| {
@@ -59,10 +69,12 @@ pub fn verify_referred(
                     return Ok(VerifiedArtifact { digest: artifact.digest.clone(), payload });
                 }
                 Err(LayerFailure::NoNotarySignatures { .. }) => "it has no notation signature".to_string(),
+                // The notary verifier speaks of images; here the target is the artifact.
+                Err(LayerFailure::Notary(NotaryError::WrongDigest { signed, .. })) => {
+                    format!("its notation signature is for {signed}, not for this artifact")
+                }
                 Err(e) => e.to_string(),
-            },
-            Some(other) => format!("its manifest is attached to {other}, not to the image"),
-            None => "its manifest names no subject, so nothing binds it to the image".to_string(),
+            }
         };
         refused.push(format!("{}: {why}", artifact.digest));
     }
@@ -102,10 +114,21 @@ mod tests {
         let v = check(vec![referred_artifact("sbom", &["good.jws"])], "trusted.crt").unwrap();
         assert_eq!(v.digest, notation_referrer_digest("sbom"));
         assert_eq!(v.payload.unwrap().unwrap()["bomFormat"], "CycloneDX");
-        // Among artifacts that do not verify, in the registry's order, the first that does.
-        let unsigned = referred_artifact("sbom", &[]);
-        let v = check(vec![unsigned, referred_artifact("sbom", &["untrusted.jws", "good.jws"])], "trusted.crt");
-        assert!(v.is_ok(), "{v:?}");
+        // Among artifacts that do not verify, in the registry's order, the first that does:
+        // its digest and its payload, never another's.
+        let mut unsigned = referred_artifact("elsewhere", &[]);
+        unsigned.subject = Some(notation_referrer_digest("image"));
+        unsigned.payload = Some(Ok(br#"{"bomFormat":"unsigned"}"#.to_vec()));
+        let mut untrusted = referred_artifact("sbom", &["untrusted.jws"]);
+        untrusted.payload = Some(Ok(br#"{"bomFormat":"untrusted"}"#.to_vec()));
+        let good = referred_artifact("sbom", &["elsewhere.jws", "good.jws"]);
+        let v = check(vec![unsigned.clone(), untrusted, good], "trusted.crt").unwrap();
+        assert_eq!(v.digest, notation_referrer_digest("sbom"));
+        assert_eq!(v.payload.unwrap().unwrap()["bomFormat"], "CycloneDX");
+        let mut later = referred_artifact("sbom", &["good.jws"]);
+        later.payload = Some(Ok(br#"{"bomFormat":"later"}"#.to_vec()));
+        let v = check(vec![referred_artifact("sbom", &["good.jws"]), later], "trusted.crt").unwrap();
+        assert_eq!(v.payload.unwrap().unwrap()["bomFormat"], "CycloneDX", "the first that verifies");
         // The other certificate verifies its own signer only.
         assert!(check(vec![referred_artifact("sbom", &["untrusted.jws"])], "other.crt").is_ok());
     }
@@ -120,7 +143,9 @@ mod tests {
         refused(vec![referred_artifact("sbom", &[])], "it has no notation signature");
         refused(vec![referred_artifact("sbom", &["untrusted.jws"])], "notary signing certificate is not trusted");
         // A signature over another artifact does not sign this one.
-        refused(vec![referred_artifact("sbom", &["elsewhere.jws"])], "not for the image");
+        let e = check(vec![referred_artifact("sbom", &["elsewhere.jws"])], "trusted.crt").unwrap_err().to_string();
+        let other = notation_referrer_digest("elsewhere");
+        assert!(e.contains(&format!("its notation signature is for {other}, not for this artifact")), "{e}");
         let mut no_subject = referred_artifact("sbom", &["good.jws"]);
         no_subject.subject = None;
         refused(vec![no_subject], "names no subject");
@@ -135,6 +160,22 @@ mod tests {
         let moved = referred_artifact("elsewhere", &["elsewhere.jws"]);
         assert_eq!(moved.subject.as_deref(), Some(notation_referrer_digest("other-image").as_str()));
         refused(vec![moved], "is attached to sha256:");
+    }
+
+    /// Review finding: the type was read only from the unsigned list. A signed artifact of
+    /// another type (the same signer's SPDX document, say) listed under this type counted.
+    #[test]
+    fn a_signed_artifact_of_another_type_does_not_count_for_this_one() {
+        let mut relabelled = referred_artifact("sbom", &["good.jws"]);
+        assert_eq!(relabelled.artifact_type.as_deref(), Some("sbom/cyclone-dx"));
+        let found = Referred { location: "reg.io/app:sha256-x".into(), artifacts: vec![relabelled.clone()] };
+        let trust = TrustRoot::empty();
+        let cx = Context { trust: &trust, now: notation_referrer_time() };
+        let image = notation_referrer_digest("image");
+        let e = verify_referred(&found, "vuln/scan", &image, &signer("trusted.crt"), cx).unwrap_err();
+        assert!(e.to_string().contains("its manifest says its type is sbom/cyclone-dx, not vuln/scan"), "{e}");
+        relabelled.artifact_type = None;
+        refused(vec![relabelled], "its manifest says its type is none");
     }
 
     #[test]

@@ -127,7 +127,7 @@ fn kyverno_sample_refuses_an_sbom_that_does_not_verify_or_is_not_cyclonedx() {
     // Not fetched at all (the evidence lacks it): refused, never passed.
     let mut ev = evidence(vec![referred_artifact("sbom", &["good.jws"])]);
     ev.referred.clear();
-    refused(&s, &ev, &[why, "attestations were not fetched"]);
+    refused(&s, &ev, &[why, "referrers of type sbom/cyclone-dx were not fetched"]);
     // The policy trusting the other certificate takes that signer's SBOM, not this one's.
     let other = set(&sample(
         "other.crt",
@@ -185,4 +185,51 @@ fn referrers_are_fetched_only_for_a_notary_attestor_and_payloads_only_when_read(
     let matched = s.matching("reg.io/app:1", "reg.io/app", None);
     assert_eq!(needs(&matched).referred, [(SBOM.to_string(), false)].into());
     assert!(eval(&s, &evidence(vec![referred_artifact("sbom", &["good.jws"])])).allowed);
+}
+
+/// Review finding: `extractPayload` read the first verification's payload. A validation
+/// verifying the SBOM under the dev signer, then one verifying it under the release signer
+/// and reading it, read dev's; Kyverno reads the latest verified (release's).
+#[test]
+fn extract_payload_reads_the_latest_verification() {
+    let dev = format!(
+        "  - name: dev\n    notary:\n      certs:\n        value: |-\n{}",
+        indent(&notation_referrer("other.crt"), 10)
+    );
+    let validations = "  - expression: images.containers.all(i, verifyAttestationSignatures(i, attestations.sbom, \
+                       [attestors.dev]) > 0)\n  - expression: >-\n      images.containers.all(i, \
+                       verifyAttestationSignatures(i, attestations.sbom, [attestors.notary]) > 0 && extractPayload(i, \
+                       attestations.sbom).approved)\n    message: not approved by release\n";
+    let doc = sample("trusted.crt", &dev, validations);
+    let s = set(&doc);
+    let mut by_dev = referred_artifact("sbom", &["untrusted.jws"]);
+    by_dev.payload = Some(Ok(br#"{"approved":true}"#.to_vec()));
+    let mut by_release = referred_artifact("sbom", &["good.jws"]);
+    by_release.payload = Some(Ok(br#"{"approved":false}"#.to_vec()));
+    refused(&s, &evidence(vec![by_dev.clone(), by_release.clone()]), &["not approved by release"]);
+    by_release.payload = Some(Ok(br#"{"approved":true}"#.to_vec()));
+    by_dev.payload = Some(Ok(br#"{"approved":false}"#.to_vec()));
+    assert!(eval(&s, &evidence(vec![by_dev, by_release])).allowed);
+}
+
+/// Review finding: nothing showed that only a notary attestor makes referrers be fetched.
+#[test]
+fn cosign_attestors_alone_fetch_no_referrers() {
+    let k = crate::testutil::TestSigner::new(1);
+    let doc = format!(
+        "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: c}}\nspec:\n  \
+         matchImageReferences: [{{glob: \"reg.io/*\"}}]\n  attestors:\n  - name: cosign\n    cosign:\n      \
+         ctlog: {{insecureIgnoreTlog: true}}\n      key:\n        data: |\n{}  attestations:\n  - name: sbom\n    \
+         referrer: {{type: {SBOM}}}\n  validations:\n  - expression: images.containers.all(i, \
+         verifyAttestationSignatures(i, attestations.sbom, [attestors.cosign]) > 0)\n",
+        indent(&k.public_pem(), 10)
+    );
+    let s = set(&doc);
+    let matched = s.matching("reg.io/app:1", "reg.io/app", None);
+    assert!(needs(&matched).referred.is_empty(), "{:?}", needs(&matched));
+    refused(
+        &s,
+        &evidence(vec![referred_artifact("sbom", &["good.jws"])]),
+        &["a cosign attestor does not verify referrer attestations"],
+    );
 }
