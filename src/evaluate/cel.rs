@@ -6,8 +6,10 @@
 //! [attestors…])` those whose attestation of that type verifies, and
 //! `extractPayload(image, attestation)` returns the in-toto statement (or, for a referrer
 //! attestation, the attached artifact's JSON payload) of an attestation verified earlier in
-//! the same evaluation: an error before that. Kyverno reads an unverified referrer's payload
-//! there; the node does not, as it would let whoever can push to the registry decide. The
+//! the same evaluation: an error before that, and an error when verifications by several
+//! attestors found different payloads. Kyverno reads an unverified referrer's payload
+//! there, and of several the latest verified; the node does neither, as the first would let
+//! whoever can push to the registry decide and the second depends on evaluation order. The
 //! evidence is verified before the interpreter runs, so the interpreter never waits on the
 //! network and only looks results up; what [`crate::policy::cel`] refused to compile fails
 //! here with its reason. An attestor the node cannot check counts as not verified: the
@@ -357,9 +359,7 @@ fn context<'a>(c: &CompiledCel, facts: &Arc<Facts>) -> cel::Context<'a> {
                     Some(Attested::Refused(why)) => f.refuse(&name, &format!("attestation {attestation}: {why}")),
                     Some(Attested::Verified(payload)) => {
                         count += 1;
-                        // The latest verification is what extractPayload reads, as in Kyverno
-                        // (its image data keeps the last verified referrer of each type).
-                        f.extracted.lock().unwrap().insert(attestation.to_string(), payload.clone());
+                        f.extracted_one(&attestation, payload);
                     }
                 }
             }
@@ -391,6 +391,25 @@ impl Facts {
                 "only the image being created ({}) can be checked on the node, not {image}",
                 self.reference
             )))
+        }
+    }
+
+    /// Note a verified payload for `extractPayload`. Kyverno reads the latest verified, in
+    /// the order its lazy variables and its validations happen to run; the node evaluates
+    /// variables eagerly, so "latest" would not be the same one. Two verifications of one
+    /// attestation that disagree make it unreadable instead: the node never picks between
+    /// them.
+    fn extracted_one(&self, attestation: &str, payload: &Result<serde_json::Value, String>) {
+        let mut extracted = self.extracted.lock().unwrap();
+        match extracted.get(attestation) {
+            None => {
+                extracted.insert(attestation.to_string(), payload.clone());
+            }
+            Some(same) if same == payload => {}
+            Some(_) => {
+                let why = "it was verified by attestors with different payloads, and the node does not pick one";
+                extracted.insert(attestation.to_string(), Err(why.to_string()));
+            }
         }
     }
 

@@ -187,29 +187,49 @@ fn referrers_are_fetched_only_for_a_notary_attestor_and_payloads_only_when_read(
     assert!(eval(&s, &evidence(vec![referred_artifact("sbom", &["good.jws"])])).allowed);
 }
 
-/// Review finding: `extractPayload` read the first verification's payload. A validation
-/// verifying the SBOM under the dev signer, then one verifying it under the release signer
-/// and reading it, read dev's; Kyverno reads the latest verified (release's).
+/// Review findings: `extractPayload` read the first verification's payload, so a
+/// validation verifying the SBOM under the dev signer, then one verifying it under the
+/// release signer and reading it, read dev's; and read the latest instead, a variable never
+/// used (Kyverno evaluates variables only when used; the node evaluates them all first)
+/// verifying dev's after release's made it read dev's. Verified payloads that disagree now
+/// make `extractPayload` an error, whichever order they came in.
 #[test]
-fn extract_payload_reads_the_latest_verification() {
+fn extract_payload_refuses_verified_payloads_that_disagree() {
     let dev = format!(
         "  - name: dev\n    notary:\n      certs:\n        value: |-\n{}",
         indent(&notation_referrer("other.crt"), 10)
     );
-    let validations = "  - expression: images.containers.all(i, verifyAttestationSignatures(i, attestations.sbom, \
-                       [attestors.dev]) > 0)\n  - expression: >-\n      images.containers.all(i, \
-                       verifyAttestationSignatures(i, attestations.sbom, [attestors.notary]) > 0 && extractPayload(i, \
-                       attestations.sbom).approved)\n    message: not approved by release\n";
-    let doc = sample("trusted.crt", &dev, validations);
-    let s = set(&doc);
-    let mut by_dev = referred_artifact("sbom", &["untrusted.jws"]);
-    by_dev.payload = Some(Ok(br#"{"approved":true}"#.to_vec()));
-    let mut by_release = referred_artifact("sbom", &["good.jws"]);
-    by_release.payload = Some(Ok(br#"{"approved":false}"#.to_vec()));
-    refused(&s, &evidence(vec![by_dev.clone(), by_release.clone()]), &["not approved by release"]);
-    by_release.payload = Some(Ok(br#"{"approved":true}"#.to_vec()));
-    by_dev.payload = Some(Ok(br#"{"approved":false}"#.to_vec()));
-    assert!(eval(&s, &evidence(vec![by_dev, by_release])).allowed);
+    let release_reads = "  - expression: >-\n      images.containers.all(i, verifyAttestationSignatures(i, \
+                         attestations.sbom, [attestors.notary]) > 0 && extractPayload(i, attestations.sbom).approved)\n    \
+                         message: not approved by release\n";
+    let dev_first = format!(
+        "  - expression: images.containers.all(i, verifyAttestationSignatures(i, attestations.sbom, \
+         [attestors.dev]) > 0)\n{release_reads}"
+    );
+    // The reviewer's case: `release` verifies and is used; `dev`, evaluated after it, is not.
+    let gated = "  - expression: >-\n      variables.release && images.containers.all(i, extractPayload(i, \
+                 attestations.sbom).approved)\n    message: not approved by release\n";
+    let unused_variable = sample("trusted.crt", &dev, gated).replace(
+        "  validations:\n",
+        "  variables:\n  - name: release\n    expression: verifyAttestationSignatures('reg.io/app:1', \
+         attestations.sbom, [attestors.notary]) > 0\n  - name: dev\n    expression: \
+         verifyAttestationSignatures('reg.io/app:1', attestations.sbom, [attestors.dev]) > 0\n  validations:\n",
+    );
+    let by = |cert: &str, approved: bool| {
+        let mut a = referred_artifact("sbom", &[cert]);
+        a.payload = Some(Ok(format!(r#"{{"approved":{approved}}}"#).into_bytes()));
+        a
+    };
+    for doc in [sample("trusted.crt", &dev, &dev_first), unused_variable] {
+        let s = set(&doc);
+        for (dev_approves, release_approves) in [(true, false), (false, true)] {
+            let ev = evidence(vec![by("untrusted.jws", dev_approves), by("good.jws", release_approves)]);
+            refused(&s, &ev, &["verified by attestors with different payloads"]);
+        }
+        // The same payload under both: read.
+        let ev = evidence(vec![by("untrusted.jws", true), by("good.jws", true)]);
+        assert!(eval(&s, &ev).allowed, "{doc}");
+    }
 }
 
 /// Review finding: nothing showed that only a notary attestor makes referrers be fetched.
