@@ -2,7 +2,9 @@
 # make-vectors.sh and the e2e suite. Everything is made in the current directory:
 #
 #   pki_ca ISSUER EMAIL URI   root.pem -> inter.pem -> leaf-email.pem / leaf-uri.pem (Fulcio-shaped:
-#                             code signing, SAN, OIDC issuer in 1.3.6.1.4.1.57264.1.1 and .1.8) for
+#                             code signing, SAN, OIDC issuer in 1.3.6.1.4.1.57264.1.1 and .1.8) /
+#                             leaf-github.pem (leaf-uri.pem's, with Fulcio's GitHub workflow
+#                             extensions .1.2 to .1.6 holding $PKI_GH_TRIGGER, _SHA, _NAME, _REPO, _REF) for
 #                             cosign's key pair leaf.key/leaf.pub; chain.pem = inter + root;
 #                             other-root.pem (unrelated); a test Rekor log rekor.key/rekor.pub;
 #                             trusted_root.json naming the CA and the log.
@@ -34,6 +36,9 @@
 # There is no Rekor or Fulcio here; these are made with openssl and cosign (COSIGN_PASSWORD set).
 
 PKI_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PKI_GH_TRIGGER=push PKI_GH_SHA=0123456789abcdef0123456789abcdef01234567 PKI_GH_NAME=release
+PKI_GH_REPO=example/app PKI_GH_REF=refs/heads/main
+pki_hex() { printf %s "$1" | od -v -An -tx1 | tr -d ' \n'; }
 
 pki_ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
 
@@ -67,6 +72,19 @@ subjectAltName=critical,URI:$uri
 authorityKeyIdentifier=keyid
 1.3.6.1.4.1.57264.1.1=DER:$ihex
 1.3.6.1.4.1.57264.1.8=ASN1:UTF8String:$issuer
+[github]
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=codeSigning
+subjectAltName=critical,URI:$uri
+authorityKeyIdentifier=keyid
+1.3.6.1.4.1.57264.1.1=DER:$ihex
+1.3.6.1.4.1.57264.1.2=DER:$(pki_hex "$PKI_GH_TRIGGER")
+1.3.6.1.4.1.57264.1.3=DER:$(pki_hex "$PKI_GH_SHA")
+1.3.6.1.4.1.57264.1.4=DER:$(pki_hex "$PKI_GH_NAME")
+1.3.6.1.4.1.57264.1.5=DER:$(pki_hex "$PKI_GH_REPO")
+1.3.6.1.4.1.57264.1.6=DER:$(pki_hex "$PKI_GH_REF")
+1.3.6.1.4.1.57264.1.8=ASN1:UTF8String:$issuer
 J
   pki_ec root.key; pki_ec inter.key; pki_ec csr.key; pki_ec other-root.key; pki_ec rekor.key; pki_ec ctlog.key
   openssl pkey -in rekor.key -pubout -out rekor.pub
@@ -84,7 +102,7 @@ J
     -extfile ext.cnf -extensions inter -out inter.pem 2>/dev/null
   openssl req -new -key csr.key -subj "/" -out leaf.csr 2>/dev/null
   local kind
-  for kind in email uri; do
+  for kind in email uri github; do
     openssl x509 -req -in leaf.csr -CA inter.pem -CAkey inter.key -days 36500 -set_serial "1$RANDOM" \
       -force_pubkey leaf.pub -extfile ext.cnf -extensions "$kind" -out "leaf-$kind.pem" 2>/dev/null
   done

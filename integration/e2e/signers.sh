@@ -129,6 +129,52 @@ YAML
   expect_rejected "Kyverno certificates: with certChain, an SCT is required by default" "$REGISTRY/probe/keyless:v1" \
     'policy "kyverno:pinned/certificate"' "SCT"
   stop_signet
+
+  # Kyverno keyless additionalExtensions: a certificate with Fulcio's GitHub workflow extensions
+  # (testpki's leaf-github.pem: trigger push, repository example/app, ref refs/heads/main).
+  local GH_DIGEST; GH_DIGEST=$(new_image github-ext "$RUN_ID")
+  cosign sign --key "$PKI/leaf.key" --certificate "$PKI/leaf-github.pem" --certificate-chain "$PKI/chain.pem" \
+    "${COSIGN_REG_FLAGS[@]}" --tlog-upload=false -y "$REGISTRY/probe/github-ext@$GH_DIGEST" >/dev/null 2>&1
+  local EXT=$WORK/e2e-extensions; rm -rf "$EXT"; mkdir -p "$EXT"
+  gh_policy() {  # REF: a ClusterPolicy requiring the workflow repository and REF
+    cat > "$EXT/cpol.yaml" <<YAML
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: workflow}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: github
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["$REGISTRY/probe/github-ext:*", "$REGISTRY/probe/keyless:*"]
+          attestors:
+            - entries:
+                - keyless:
+                    issuer: "$ISSUER"
+                    subject: "https://github.com/example/*"
+                    additionalExtensions:
+                      githubWorkflowRepository: example/app
+                      githubWorkflowRef: "$1"
+                      githubWorkflowTrigger: push
+                    roots: |
+$(sed 's/^/                      /' "$PKI/root.pem")
+                    rekor: {ignoreTlog: true}
+                    ctlog: {ignoreSCT: true}
+YAML
+  }
+  gh_policy refs/heads/main
+  up "$EXT"
+  expect_runs "Kyverno keyless additionalExtensions: the workflow's repository, ref and trigger match" \
+    "$REGISTRY/probe/github-ext:v1" "hello from github-ext"
+  expect_rejected "Kyverno keyless additionalExtensions: a certificate without the extensions is rejected" \
+    "$REGISTRY/probe/keyless:v1" 'policy "kyverno:workflow/github"' "githubWorkflowRepository none"
+  stop_signet
+  gh_policy "refs/heads/release*"
+  up "$EXT"
+  expect_rejected "Kyverno keyless additionalExtensions: another ref is rejected, naming the certificate's" \
+    "$REGISTRY/probe/github-ext:v1" 'policy "kyverno:workflow/github"' 'githubWorkflowRef "refs/heads/main"'
+  stop_signet
 }
 
 sec_referrers() {

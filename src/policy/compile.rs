@@ -150,9 +150,15 @@ impl Pattern {
 
 impl NormalIdentity {
     pub fn compile(&self) -> Result<Identity, MatcherError> {
+        let extensions = self
+            .extensions
+            .iter()
+            .map(|(oid, re)| Ok((oid.clone(), Matcher::from_fields(None, Some(re), &format!("extension {oid}"))?)))
+            .collect::<Result<_, MatcherError>>()?;
         Ok(Identity {
             issuer: Matcher::from_fields(self.issuer.as_deref(), self.issuer_reg_exp.as_deref(), "issuer")?,
             subject: Matcher::from_fields(self.subject.as_deref(), self.subject_reg_exp.as_deref(), "subject")?,
+            extensions,
         })
     }
 }

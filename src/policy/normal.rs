@@ -602,6 +602,10 @@ pub struct NormalIdentity {
     pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_reg_exp: Option<String>,
+    /// Fulcio extensions the certificate must carry, by dotted OID, each a regular
+    /// expression its value must match (Kyverno `additionalExtensions`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extensions: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,9 @@
 //! A certificate counts only if (1) it chains to a trusted CA, for code signing, and was
 //! valid at the moment the signature was logged (or now, when no log entry is required),
 //! (2) its OIDC issuer and subject match one of the policy's identities, exact or by regular
-//! expression, and (3) its key verifies the signature. An identity field the node cannot
+//! expression, as do the Fulcio extensions the identity names (Kyverno's
+//! `additionalExtensions`: GitHub workflow trigger, SHA, name, repository, ref), and (3) its
+//! key verifies the signature. An identity field the node cannot
 //! evaluate is an error at load time, never a field that is skipped.
 
 use rustls_pki_types::{CertificateDer, UnixTime};
@@ -21,6 +23,17 @@ use super::trust::CaPool;
 const ISSUER_V2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.8");
 /// OIDC issuer, raw string (deprecated, still emitted).
 const ISSUER_V1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.57264.1.1");
+/// Fulcio's first extensions (1.3.6.1.4.1.57264.1.1 to .1.6: the OIDC issuer and the GitHub
+/// workflow trigger, SHA, name, repository and ref), raw strings, with the names cosign and
+/// Kyverno give them.
+pub const FULCIO_V1_EXTENSIONS: [(&str, &str); 6] = [
+    ("1.3.6.1.4.1.57264.1.1", "oidcIssuer"),
+    ("1.3.6.1.4.1.57264.1.2", "githubWorkflowTrigger"),
+    ("1.3.6.1.4.1.57264.1.3", "githubWorkflowSha"),
+    ("1.3.6.1.4.1.57264.1.4", "githubWorkflowName"),
+    ("1.3.6.1.4.1.57264.1.5", "githubWorkflowRepository"),
+    ("1.3.6.1.4.1.57264.1.6", "githubWorkflowRef"),
+];
 /// id-kp-codeSigning (1.3.6.1.5.5.7.3.3), the value bytes webpki compares.
 const CODE_SIGNING: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x03];
 
@@ -85,11 +98,14 @@ impl PartialEq for Matcher {
     }
 }
 
-/// One trusted signer identity: both parts must match.
+/// One trusted signer identity: every part must match.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Identity {
     pub issuer: Matcher,
     pub subject: Matcher,
+    /// Fulcio extensions by dotted OID (one of [`FULCIO_V1_EXTENSIONS`]), each of which the
+    /// certificate must carry with a matching value.
+    pub extensions: Vec<(String, Matcher)>,
 }
 
 /// What a trusted certificate says about its holder.
@@ -98,11 +114,20 @@ pub struct CertIdentity {
     pub issuer: Option<String>,
     /// Email addresses and URIs from the subject alternative names.
     pub subjects: Vec<String>,
+    /// The [`FULCIO_V1_EXTENSIONS`] it carries, by dotted OID, as raw strings.
+    pub extensions: std::collections::BTreeMap<String, String>,
 }
 
 impl CertIdentity {
-    fn describe(&self) -> String {
-        format!("subject {:?} from issuer {:?}", self.subjects, self.issuer.as_deref().unwrap_or(""))
+    /// What it says, with the extensions `asked` (the identities' OIDs) by name.
+    fn describe(&self, asked: &[&str]) -> String {
+        let mut text = format!("subject {:?} from issuer {:?}", self.subjects, self.issuer.as_deref().unwrap_or(""));
+        for oid in asked {
+            let name = FULCIO_V1_EXTENSIONS.iter().find(|(o, _)| o == oid).map_or(*oid, |(_, n)| n);
+            let value = self.extensions.get(*oid).map_or("none".to_string(), |v| format!("{v:?}"));
+            text.push_str(&format!(", {name} {value}"));
+        }
+        text
     }
 
     /// With no identities configured any holder is accepted: the CA is the policy.
@@ -111,11 +136,16 @@ impl CertIdentity {
             || identities.iter().any(|id| {
                 self.issuer.as_deref().is_some_and(|i| id.issuer.matches(i))
                     && self.subjects.iter().any(|s| id.subject.matches(s))
+                    && id.extensions.iter().all(|(oid, m)| self.extensions.get(oid).is_some_and(|v| m.matches(v)))
             });
         if ok {
             Ok(())
         } else {
-            Err(CertError::Identity { found: self.describe() })
+            let mut asked: Vec<&str> =
+                identities.iter().flat_map(|id| id.extensions.iter().map(|(oid, _)| oid.as_str())).collect();
+            asked.sort();
+            asked.dedup();
+            Err(CertError::Identity { found: self.describe(&asked) })
         }
     }
 }
@@ -175,6 +205,7 @@ pub fn verify_certificate(
 fn identity(cert: &x509_cert::Certificate) -> Result<CertIdentity, CertError> {
     let mut subjects = Vec::new();
     let (mut v1, mut v2) = (None, None);
+    let mut extensions = std::collections::BTreeMap::new();
     for ext in cert.tbs_certificate().extensions().map(|e| e.as_slice()).unwrap_or_default() {
         let value = ext.extn_value.as_bytes();
         if ext.extn_id == SubjectAltName::OID {
@@ -193,8 +224,13 @@ fn identity(cert: &x509_cert::Certificate) -> Result<CertIdentity, CertError> {
         } else if ext.extn_id == ISSUER_V1 {
             v1 = Some(String::from_utf8_lossy(value).into_owned());
         }
+        let oid = ext.extn_id.to_string();
+        if FULCIO_V1_EXTENSIONS.iter().any(|(o, _)| *o == oid) {
+            // Raw bytes, as cosign reads them (`string(ext.Value)`).
+            extensions.insert(oid, String::from_utf8_lossy(value).into_owned());
+        }
     }
-    Ok(CertIdentity { issuer: v2.or(v1), subjects })
+    Ok(CertIdentity { issuer: v2.or(v1), subjects, extensions })
 }
 
 use x509_cert::der::oid::AssociatedOid as _;
@@ -226,6 +262,54 @@ mod tests {
         assert_eq!(uri.identity.subjects, [URI]);
     }
 
+    fn github(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/keyless-github").join(name);
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    /// Kyverno `additionalExtensions` (ClusterPolicy keyless): the certificate's Fulcio
+    /// GitHub workflow extensions are read and each one an identity names must match; one
+    /// the certificate lacks or that differs fails, and the refusal shows what it holds.
+    #[test]
+    fn fulcio_github_extensions_are_read_and_matched() {
+        let leaf = verify_certificate(
+            &github("leaf.pem"),
+            Some(&github("chain.pem")),
+            &CaPool::from_pem(&github("root.pem")).unwrap(),
+            now(),
+        )
+        .unwrap();
+        let oid = |name: &str| FULCIO_V1_EXTENSIONS.iter().find(|(_, n)| *n == name).unwrap().0.to_string();
+        for line in github("extensions").lines() {
+            let (name, value) = line.split_once(' ').unwrap();
+            assert_eq!(leaf.identity.extensions.get(&oid(name)).map(String::as_str), Some(value), "{name}");
+        }
+        assert_eq!(leaf.identity.extensions[&oid("oidcIssuer")], "https://token.actions.githubusercontent.com");
+        let exact = |name: &str, v: &str| {
+            (oid(name), Matcher::Regex(regex::Regex::new(&format!("^{}$", regex::escape(v))).unwrap()))
+        };
+        let id = |extensions: Vec<(String, Matcher)>| Identity {
+            issuer: Matcher::Exact("https://token.actions.githubusercontent.com".into()),
+            subject: Matcher::Regex(regex::Regex::new("^https://github.com/example/app/").unwrap()),
+            extensions,
+        };
+        let ok = id(vec![exact("githubWorkflowRepository", "example/app"), exact("githubWorkflowTrigger", "push")]);
+        assert!(leaf.identity.check(&[ok]).is_ok());
+        let e = leaf.identity.check(&[id(vec![exact("githubWorkflowRef", "refs/heads/release")])]).unwrap_err();
+        assert!(e.to_string().contains(r#"githubWorkflowRef "refs/heads/main""#), "{e}");
+        // A certificate without the extension (the plain URI leaf) does not match it.
+        let plain =
+            verify_certificate(&vector("leaf-uri.pem"), Some(&vector("chain.pem")), &pool("root.pem"), now()).unwrap();
+        let e = plain
+            .identity
+            .check(&[Identity {
+                issuer: Matcher::Exact(ISSUER.into()),
+                ..id(vec![exact("githubWorkflowRepository", "example/app")])
+            }])
+            .unwrap_err();
+        assert!(e.to_string().contains("githubWorkflowRepository none"), "{e}");
+    }
+
     #[test]
     fn untrusted_or_expired_certificates_fail() {
         let leaf = vector("leaf-email.pem");
@@ -241,10 +325,12 @@ mod tests {
 
     #[test]
     fn identities_match_exactly_or_by_regexp_and_both_parts_count() {
-        let id = CertIdentity { issuer: Some(ISSUER.into()), subjects: vec![URI.into()] };
+        let id =
+            CertIdentity { issuer: Some(ISSUER.into()), subjects: vec![URI.into()], extensions: Default::default() };
         let m = |i: Option<&str>, ir: Option<&str>, s: Option<&str>, sr: Option<&str>| Identity {
             issuer: Matcher::from_fields(i, ir, "issuer").unwrap(),
             subject: Matcher::from_fields(s, sr, "subject").unwrap(),
+            extensions: vec![],
         };
         assert!(id.check(&[m(Some(ISSUER), None, Some(URI), None)]).is_ok());
         assert!(id

@@ -621,7 +621,7 @@ mod tests {
 
         fn keyless(subject: Matcher, ca: Option<&str>, sct: bool) -> Signer {
             Signer::Keyless(Keyless {
-                identities: vec![Identity { issuer: Matcher::Exact(ISSUER.into()), subject }],
+                identities: vec![Identity { issuer: Matcher::Exact(ISSUER.into()), subject, extensions: vec![] }],
                 ca: ca.map(|c| CaPool::from_pem(&vector(c)).unwrap()),
                 sct,
                 sct_logs: vec![],
@@ -1091,6 +1091,7 @@ mod tests {
                     identities: vec![Identity {
                         issuer: Matcher::Exact("https://issuer.example".into()),
                         subject: Matcher::Exact("builder@example.com".into()),
+                        extensions: vec![],
                     }],
                     ca: Some(CaPool::from_pem(&text("short-ca.pem")).unwrap()),
                     sct: false,

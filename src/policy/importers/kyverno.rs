@@ -38,7 +38,7 @@ use crate::policy::normal::{
     CertificateCheck, Check, KeyCheck, KeyRef, KeylessCheck, KmsKey, NormalAuthority, NormalIdentity, NormalPolicy,
     NormalRequirement, NotaryCheck, Pattern, SecretName, StaticAction,
 };
-use crate::verify::keyless::MatcherError;
+use crate::verify::keyless::{MatcherError, FULCIO_V1_EXTENSIONS};
 use crate::verify::pubkey::{HashAlgorithm, HashAlgorithmError};
 
 const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
@@ -680,9 +680,15 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
         let why = format!("keyless field {:?} is a Kyverno variable, not resolved on the node", v.trim());
         return Ok(NormalAuthority::new(label, Check::Unsupported(why)));
     }
-    if k.additional_extensions.as_ref().is_some_and(|e| !e.is_empty()) {
-        let why = "keyless.additionalExtensions (certificate extension checks) are not applied on the node";
-        return Ok(NormalAuthority::new(label, Check::Unsupported(why.into())));
+    // Fulcio's GitHub workflow extensions, by cosign's name or by OID, each value a wildcard
+    // as Kyverno matches it; a key Kyverno does not know fails every signature there.
+    let mut extensions = BTreeMap::new();
+    for (key, value) in k.additional_extensions.iter().flatten() {
+        let Some((oid, _)) = FULCIO_V1_EXTENSIONS.iter().find(|(oid, name)| key == oid || key == name) else {
+            let why = format!("keyless.additionalExtensions: {key:?} is not a certificate extension Kyverno checks");
+            return Ok(NormalAuthority::new(label, Check::Unsupported(why)));
+        };
+        extensions.insert(oid.to_string(), wildcard_regex(value));
     }
     // Kyverno matches `subject` and `issuer` as wildcards (`*`, `?`); carried over as
     // anchored regular expressions so nothing wider than the wildcard passes.
@@ -692,7 +698,7 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
     };
     let (issuer, issuer_reg_exp) = split(&k.issuer, &k.issuer_reg_exp);
     let (subject, subject_reg_exp) = split(&k.subject, &k.subject_reg_exp);
-    let identity = NormalIdentity { issuer, issuer_reg_exp, subject, subject_reg_exp };
+    let identity = NormalIdentity { issuer, issuer_reg_exp, subject, subject_reg_exp, extensions };
     identity.compile().map_err(KyvernoError::Identity)?;
     let (rekor, rekor_keys) = tlog(k.rekor.as_ref());
     Ok(NormalAuthority::new(
@@ -817,7 +823,7 @@ fn pull_secrets(vi: &VerifyImage, notes: &mut Vec<String>) -> Vec<SecretName> {
         .collect()
 }
 
-fn wildcard_regex(w: &str) -> String {
+pub(super) fn wildcard_regex(w: &str) -> String {
     let body: String = w
         .chars()
         .map(|c| match c {
@@ -1138,6 +1144,36 @@ mod tests {
         );
         let p = import(&policy("kyverno.io/v1", &rule)).unwrap();
         assert!(matches!(&p.policies[0].requirements[0].authorities[0].check, Check::Unsupported(_)));
+    }
+
+    /// `keyless.additionalExtensions` imported to extension checks on the identity (by
+    /// cosign's name or OID; values are Kyverno wildcards). Before, the attestor failed closed
+    /// ("not applied on the node"); a key Kyverno does not know still does.
+    #[test]
+    fn keyless_additional_extensions_are_checked() {
+        let keyless = |ext: &str| {
+            VERIFY.replace(
+                "{keys: {kms: \"awskms:///arn:aws:kms:us-east-1:111122223333:key/k\"}}",
+                &format!("{{keyless: {{subject: \"https://github.com/*\", issuer: \"https://i\", additionalExtensions: {ext}}}}}"),
+            )
+        };
+        let p = import(&policy(
+            "kyverno.io/v1",
+            &keyless("{githubWorkflowRepository: \"example/*\", 1.3.6.1.4.1.57264.1.2: push}"),
+        ))
+        .unwrap();
+        let Check::Keyless(k) = &p.policies[0].requirements[0].authorities[0].check else { panic!("{p:?}") };
+        let want: BTreeMap<String, String> = [
+            ("1.3.6.1.4.1.57264.1.2".to_string(), "^push$".to_string()),
+            ("1.3.6.1.4.1.57264.1.5".to_string(), "^example/.*$".to_string()),
+        ]
+        .into();
+        assert_eq!(k.identities[0].extensions, want);
+        let id = k.identities[0].compile().unwrap();
+        assert_eq!(id.extensions.len(), 2);
+        let p = import(&policy("kyverno.io/v1", &keyless("{buildSignerUri: x}"))).unwrap();
+        let Check::Unsupported(why) = &p.policies[0].requirements[0].authorities[0].check else { panic!("{p:?}") };
+        assert!(why.contains("\"buildSignerUri\" is not a certificate extension Kyverno checks"), "{why}");
     }
 
     /// Kyverno refuses tag-only references under `verifyDigest` when it does not pin them

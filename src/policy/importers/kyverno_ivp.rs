@@ -796,8 +796,19 @@ fn attestor_check(c: &Cosign) -> Result<Check, IvpError> {
         return certificate(cert, rekor, rekor_keys, ignore_sct, ct_log_keys(ctlog), tsa_cert_chain);
     }
     let k = c.keyless.as_ref().expect("counted above");
-    if !k.additional_extensions.is_empty() {
-        return unsupported("keyless.additionalExtensions (certificate extension checks) are not applied on the node");
+    // Kyverno's own IVP verifier does not read additionalExtensions; the node checks them as
+    // Kyverno's ClusterPolicy does (each a wildcard over the named Fulcio extension), since a
+    // policy naming them means them. Only refusing more than Kyverno.
+    let mut extensions = BTreeMap::new();
+    for (key, value) in &k.additional_extensions {
+        let (Some((oid, _)), Value::String(value)) =
+            (crate::verify::keyless::FULCIO_V1_EXTENSIONS.iter().find(|(oid, name)| key == oid || key == name), value)
+        else {
+            return unsupported(&format!(
+                "keyless.additionalExtensions: {key:?} is not a certificate extension with a string value the node checks"
+            ));
+        };
+        extensions.insert(oid.to_string(), super::kyverno::wildcard_regex(value));
     }
     let mut identities = Vec::new();
     for (i, id) in k.identities.iter().enumerate() {
@@ -809,6 +820,7 @@ fn attestor_check(c: &Cosign) -> Result<Check, IvpError> {
             issuer_reg_exp: id.issuer_reg_exp.clone(),
             subject: id.subject.clone(),
             subject_reg_exp: id.subject_reg_exp.clone(),
+            extensions: extensions.clone(),
         };
         if let Err(e) = n.compile() {
             return unsupported(&format!("keyless.identities[{i}]: {e}"));
@@ -1960,5 +1972,26 @@ mod tests {
         // Kyverno's default needs a Rekor entry: with no log key on the node, refused.
         let (s, _) = set(&certificate_policy(&cert_value("cert", "leaf-email.pem"), ""));
         assert!(!eval_with(&s, &ev(vec![signed]), digest, &trust).allowed);
+    }
+
+    /// `keyless.additionalExtensions`: before, the attestor failed closed; Kyverno's IVP
+    /// verifier ignores them; the node checks them, as Kyverno's ClusterPolicy does.
+    #[test]
+    fn keyless_additional_extensions_become_identity_checks() {
+        let doc = "apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {name: k}\nspec:\n  \
+                   matchImageReferences: [{glob: \"reg.io/*\"}]\n  attestors:\n  - name: ci\n    cosign:\n      keyless:\n        \
+                   identities: [{issuer: i, subject: s}, {issuer: j, subject: t}]\n        additionalExtensions: \
+                   {githubWorkflowRef: refs/heads/main}\n  validations:\n  - expression: images.containers.all(i, \
+                   verifyImageSignatures(i, [attestors.ci]) > 0)\n";
+        let imported = super::super::import(&parse_documents(Path::new("t.yaml"), doc).unwrap()[0]).unwrap();
+        let Check::Cel(c) = &imported.policies[0].requirements[0].authorities[0].check else { panic!() };
+        let Check::Keyless(k) = &c.attestors[0].check else { panic!("{:?}", c.attestors[0].check) };
+        for id in &k.identities {
+            assert_eq!(id.extensions.get("1.3.6.1.4.1.57264.1.6").map(String::as_str), Some("^refs/heads/main$"));
+        }
+        let odd = doc.replace("githubWorkflowRef: refs/heads/main", "sourceRepositoryUri: x");
+        let imported = super::super::import(&parse_documents(Path::new("t.yaml"), &odd).unwrap()[0]).unwrap();
+        let Check::Cel(c) = &imported.policies[0].requirements[0].authorities[0].check else { panic!() };
+        assert!(matches!(&c.attestors[0].check, Check::Unsupported(why) if why.contains("sourceRepositoryUri")));
     }
 }

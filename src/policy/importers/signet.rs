@@ -169,6 +169,7 @@ fn authority_check(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, A
                 issuer_reg_exp: id.issuer_reg_exp.clone(),
                 subject: id.subject.clone(),
                 subject_reg_exp: id.subject_reg_exp.clone(),
+                extensions: Default::default(),
             })
             .collect();
         // Checked here so a bad regexp is reported against the object that holds it.
