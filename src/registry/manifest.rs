@@ -59,5 +59,54 @@ pub struct Manifest {
 /// An image index: the referrers API's answer and its fallback tag.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Index {
+    /// Without their annotations: nothing reads them, and a list of a MiB full of small
+    /// annotation maps would take ten times that once parsed.
+    #[serde(deserialize_with = "entries")]
     pub manifests: Vec<Descriptor>,
+}
+
+/// An index entry as read: a descriptor, its annotations skipped unparsed.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    size: i64,
+    #[serde(default)]
+    artifact_type: Option<String>,
+}
+
+fn entries<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Descriptor>, D::Error> {
+    let read: Vec<Entry> = Vec::deserialize(d)?;
+    Ok(read
+        .into_iter()
+        .map(|e| Descriptor {
+            media_type: e.media_type,
+            digest: e.digest,
+            size: e.size,
+            annotations: None,
+            artifact_type: e.artifact_type,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Second review: index entries' annotations were parsed into maps nothing reads.
+    #[test]
+    fn index_entries_keep_no_annotations() {
+        let raw = r#"{"manifests":[{"mediaType":"m","digest":"sha256:x","size":1,"artifactType":"t",
+            "annotations":{"a":"1","b":"2"}}]}"#;
+        let index: Index = serde_json::from_str(raw).unwrap();
+        assert_eq!(index.manifests[0].annotations, None);
+        assert_eq!(index.manifests[0].artifact_type.as_deref(), Some("t"));
+        // A manifest's layers keep theirs (cosign's signature is one).
+        let m = r#"{"schemaVersion":2,"config":{"digest":"sha256:c","size":1},
+            "layers":[{"digest":"sha256:l","size":1,"annotations":{"a":"1"}}]}"#;
+        let m: Manifest = serde_json::from_str(m).unwrap();
+        assert_eq!(m.layers[0].annotations.as_ref().unwrap()["a"], "1");
+    }
 }
