@@ -20,14 +20,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export NOTATION_CONFIG=$work/config NOTATION_EXPERIMENTAL=1
 notation() { command notation "$@" 2>/dev/null; }
+. "$repo/integration/notation-layout.sh"
 notation cert generate-test signet-trusted >/dev/null
 notation cert generate-test signet-other >/dev/null
-
-# image NAME: a reproducible one-layer image in its own layout; prints its manifest digest.
-image() {
-  python3 "$repo/integration/mkimage.py" "$work/$1" "$1" --entrypoint null --cmd '["/bin/true"]' >/dev/null
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$work/$1/index.json"
-}
 
 # attach LAYOUT SUBJECT-DIGEST FILE: write the SBOM artifact manifest into the layout (and its
 # index), as oras attach does; prints the manifest's digest.
@@ -58,32 +53,6 @@ index["manifests"].append(desc)
 json.dump(index, open(os.path.join(layout, "index.json"), "w"))
 print(desc["digest"])
 PY
-}
-
-# sign LAYOUT DIGEST KEY: sign, then print the new signature manifest's digest.
-sign() {
-  local before
-  before=$(python3 -c 'import json,sys; print(" ".join(m["digest"] for m in json.load(open(sys.argv[1]))["manifests"]))' "$1/index.json")
-  notation sign --oci-layout "$1@$2" --key "$3" >/dev/null
-  python3 - "$1/index.json" "$before" <<'PY'
-import json, sys
-old = set(sys.argv[2].split())
-new = [m["digest"] for m in json.load(open(sys.argv[1]))["manifests"] if m["digest"] not in old]
-assert len(new) == 1, new
-print(new[0])
-PY
-}
-
-blob() { cat "$1/blobs/sha256/${2#sha256:}"; }
-
-# verify LAYOUT DIGEST CERT-NAME: notation itself must accept the signature.
-verify() {
-  cat > "$NOTATION_CONFIG/trustpolicy.json" <<J
-{"version": "1.0", "trustPolicies": [{"name": "vectors", "registryScopes": ["*"],
-  "signatureVerification": {"level": "strict"}, "trustStores": ["ca:$3"], "trustedIdentities": ["*"]}]}
-J
-  notation verify --oci-layout --scope local/vectors "$1@$2" >/dev/null || {
-    echo "notation does not verify $1@$2 with $3" >&2; exit 1; }
 }
 
 cat > "$work/sbom.json" <<'J'

@@ -22,6 +22,7 @@ work=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 export NOTATION_CONFIG=$work/config NOTATION_EXPERIMENTAL=1
 notation() { command notation "$@" 2>/dev/null; }
+. "$repo/integration/notation-layout.sh"
 
 notation cert generate-test signet-trusted >/dev/null
 notation cert generate-test signet-other >/dev/null
@@ -51,43 +52,8 @@ tsa_pid=$!
 trap 'kill $tsa_pid 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
 for _ in $(seq 100); do (echo > /dev/tcp/127.0.0.1/$TSA_PORT) 2>/dev/null && break; sleep 0.05; done
 
-# image NAME: a reproducible one-layer image in its own layout; prints its manifest digest.
-image() {
-  python3 "$repo/integration/mkimage.py" "$work/$1" "$1" --entrypoint null --cmd '["/bin/true"]' >/dev/null
-  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["manifests"][0]["digest"])' "$work/$1/index.json"
-}
-
-# sign LAYOUT DIGEST KEY [FORMAT [TIMESTAMPED]]: sign (jws, or cose; with a timestamp from the
-# test TSA if TIMESTAMPED), then print the new signature manifest's digest.
-sign() {
-  local before stamp=()
-  [ -z "${5:-}" ] || stamp=(--timestamp-url "http://127.0.0.1:$TSA_PORT" --timestamp-root-cert "$work/tsa/tsa-root.pem")
-  before=$(python3 -c 'import json,sys; print(" ".join(m["digest"] for m in json.load(open(sys.argv[1]))["manifests"]))' "$1/index.json")
-  notation sign --oci-layout "$1@$2" --key "$3" --signature-format "${4:-jws}" "${stamp[@]}" >/dev/null
-  python3 - "$1/index.json" "$before" <<'PY'
-import json, sys
-old = set(sys.argv[2].split())
-new = [m["digest"] for m in json.load(open(sys.argv[1]))["manifests"] if m["digest"] not in old]
-assert len(new) == 1, new
-print(new[0])
-PY
-}
-
-blob() { cat "$1/blobs/sha256/${2#sha256:}"; }
-
-# verify LAYOUT DIGEST CERT-NAME [TSA]: notation itself must accept the signature (with TSA,
-# the timestamp too, under the test TSA's root).
-verify() {
-  local stores="\"ca:$3\""
-  [ -z "${4:-}" ] || stores="$stores, \"tsa:signet-tsa\""
-  cat > "$NOTATION_CONFIG/trustpolicy.json" <<J
-{"version": "1.0", "trustPolicies": [{"name": "vectors", "registryScopes": ["*"],
-  "signatureVerification": {"level": "strict"},
-  "trustStores": [$stores], "trustedIdentities": ["*"]}]}
-J
-  notation verify --oci-layout --scope local/vectors "$1@$2" >/dev/null || {
-    echo "notation does not verify $1@$2 with $3" >&2; exit 1; }
-}
+# stamp: notation sign's arguments for a timestamp from the test TSA.
+stamp() { echo --timestamp-url "http://127.0.0.1:$TSA_PORT" --timestamp-root-cert "$work/tsa/tsa-root.pem"; }
 
 # (other files here are made by make-notary-ku-vector.py and by hand: README.md)
 mkdir -p "$out"
@@ -97,9 +63,9 @@ s_good=$(sign "$work/app" "$d_app" signet-trusted)
 s_other=$(sign "$work/app" "$d_app" signet-other)
 s_elsewhere=$(sign "$work/other-image" "$d_other_image" signet-trusted)
 # The same three in notation's other envelope format, COSE_Sign1 (application/cose).
-c_good=$(sign "$work/app" "$d_app" signet-trusted cose)
-c_other=$(sign "$work/app" "$d_app" signet-other cose)
-c_elsewhere=$(sign "$work/other-image" "$d_other_image" signet-trusted cose)
+c_good=$(sign "$work/app" "$d_app" signet-trusted --signature-format cose)
+c_other=$(sign "$work/app" "$d_app" signet-other --signature-format cose)
+c_elsewhere=$(sign "$work/other-image" "$d_other_image" signet-trusted --signature-format cose)
 verify "$work/app" "$d_app" signet-trusted
 verify "$work/app" "$d_app" signet-other
 verify "$work/other-image" "$d_other_image" signet-trusted
@@ -113,9 +79,9 @@ index["manifests"] = [m for m in index["manifests"] if m["digest"] == sys.argv[2
 json.dump(index, open(sys.argv[1], "w"))
 PY
 notation cert add --type tsa --store signet-tsa "$work/tsa/tsa-root.pem" >/dev/null
-t_good=$(sign "$work/app-tsa" "$d_app" signet-trusted jws stamped)
-t_cose=$(sign "$work/app-tsa" "$d_app" signet-trusted cose stamped)
-verify "$work/app-tsa" "$d_app" signet-trusted tsa
+t_good=$(sign "$work/app-tsa" "$d_app" signet-trusted $(stamp))
+t_cose=$(sign "$work/app-tsa" "$d_app" signet-trusted --signature-format cose $(stamp))
+verify "$work/app-tsa" "$d_app" signet-trusted signet-tsa
 
 blob "$work/app" "$d_app" > "$out/image-manifest.json"
 for v in "good|$work/app|$s_good|jws" "untrusted|$work/app|$s_other|jws" \
