@@ -44,7 +44,7 @@ pki_ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "
 
 pki_ca() {
   local issuer=$1 email=$2 uri=$3 ihex
-  ihex=$(printf %s "$issuer" | od -An -tx1 | tr -d ' \n')
+  ihex=$(pki_hex "$issuer")
   cat > ext.cnf <<J
 [root]
 basicConstraints=critical,CA:TRUE

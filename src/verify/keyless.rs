@@ -206,6 +206,7 @@ fn identity(cert: &x509_cert::Certificate) -> Result<CertIdentity, CertError> {
     let mut subjects = Vec::new();
     let (mut v1, mut v2) = (None, None);
     let mut extensions = std::collections::BTreeMap::new();
+    let mut unreadable = std::collections::BTreeSet::new();
     for ext in cert.tbs_certificate().extensions().map(|e| e.as_slice()).unwrap_or_default() {
         let value = ext.extn_value.as_bytes();
         if ext.extn_id == SubjectAltName::OID {
@@ -226,10 +227,18 @@ fn identity(cert: &x509_cert::Certificate) -> Result<CertIdentity, CertError> {
         }
         let oid = ext.extn_id.to_string();
         if FULCIO_V1_EXTENSIONS.iter().any(|(o, _)| *o == oid) {
-            // Raw bytes, as cosign reads them (`string(ext.Value)`).
-            extensions.insert(oid, String::from_utf8_lossy(value).into_owned());
+            // Raw bytes, as cosign reads them (`string(ext.Value)`). Bytes that are not UTF-8,
+            // or an extension given twice (which Go's parser refuses), count as absent: no
+            // pattern matches what Kyverno would not read.
+            match std::str::from_utf8(value) {
+                Ok(text) if extensions.insert(oid.clone(), text.to_string()).is_none() => {}
+                _ => {
+                    unreadable.insert(oid);
+                }
+            }
         }
     }
+    extensions.retain(|oid, _| !unreadable.contains(oid));
     Ok(CertIdentity { issuer: v2.or(v1), subjects, extensions })
 }
 

@@ -688,7 +688,16 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
             let why = format!("keyless.additionalExtensions: {key:?} is not a certificate extension Kyverno checks");
             return Ok(NormalAuthority::new(label, Check::Unsupported(why)));
         };
-        extensions.insert(oid.to_string(), wildcard_regex(value));
+        if value.contains("{{") {
+            let why =
+                format!("keyless.additionalExtensions.{key} {value:?} is a Kyverno variable, not resolved on the node");
+            return Ok(NormalAuthority::new(label, Check::Unsupported(why)));
+        }
+        // By name and by OID at once: Kyverno requires both; one pattern per OID here.
+        if extensions.insert(oid.to_string(), wildcard_regex(value)).is_some() {
+            let why = format!("keyless.additionalExtensions names {oid} twice (by name and by OID)");
+            return Ok(NormalAuthority::new(label, Check::Unsupported(why)));
+        }
     }
     // Kyverno matches `subject` and `issuer` as wildcards (`*`, `?`); carried over as
     // anchored regular expressions so nothing wider than the wildcard passes.
@@ -1171,9 +1180,19 @@ mod tests {
         assert_eq!(k.identities[0].extensions, want);
         let id = k.identities[0].compile().unwrap();
         assert_eq!(id.extensions.len(), 2);
-        let p = import(&policy("kyverno.io/v1", &keyless("{buildSignerUri: x}"))).unwrap();
-        let Check::Unsupported(why) = &p.policies[0].requirements[0].authorities[0].check else { panic!("{p:?}") };
-        assert!(why.contains("\"buildSignerUri\" is not a certificate extension Kyverno checks"), "{why}");
+        let refused = |ext: &str, why: &str| {
+            let p = import(&policy("kyverno.io/v1", &keyless(ext))).unwrap();
+            let Check::Unsupported(w) = &p.policies[0].requirements[0].authorities[0].check else { panic!("{p:?}") };
+            assert!(w.contains(why), "{w}");
+        };
+        refused("{buildSignerUri: x}", "\"buildSignerUri\" is not a certificate extension Kyverno checks");
+        // Review findings: the same OID by name and by OID kept one of the two patterns
+        // (Kyverno requires both); a variable was compared literally.
+        refused(
+            "{githubWorkflowRef: \"*\", 1.3.6.1.4.1.57264.1.6: refs/heads/main}",
+            "names 1.3.6.1.4.1.57264.1.6 twice",
+        );
+        refused("{githubWorkflowRef: \"{{ request.object.ref }}\"}", "is a Kyverno variable");
     }
 
     /// Kyverno refuses tag-only references under `verifyDigest` when it does not pin them

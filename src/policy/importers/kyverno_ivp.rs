@@ -808,7 +808,9 @@ fn attestor_check(c: &Cosign) -> Result<Check, IvpError> {
                 "keyless.additionalExtensions: {key:?} is not a certificate extension with a string value the node checks"
             ));
         };
-        extensions.insert(oid.to_string(), super::kyverno::wildcard_regex(value));
+        if extensions.insert(oid.to_string(), super::kyverno::wildcard_regex(value)).is_some() {
+            return unsupported(&format!("keyless.additionalExtensions names {oid} twice (by name and by OID)"));
+        }
     }
     let mut identities = Vec::new();
     for (i, id) in k.identities.iter().enumerate() {
