@@ -31,7 +31,6 @@ use crate::policy::model::{AttestationKind, CompiledCel};
 use crate::policy::{AuthorityKind, SignedBy};
 use crate::registry::Signatures;
 use crate::verify::referred::verify_referred;
-use crate::verify::signer::Signer;
 use crate::verify::{dsse, verify_attestations, Context};
 
 /// Why a CEL authority did not pass for the image.
@@ -205,7 +204,7 @@ fn gather(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -
     if c.uses(VERIFY_ATTESTATION_SIGNATURES) {
         for (att, kind) in &c.attestations {
             for (name, attestor) in &c.attestors {
-                let notary = matches!(attestor, AuthorityKind::Signed(by) if matches!(by.signer, Signer::Notary(_)));
+                let notary = attestor.is_notary();
                 let result = match kind {
                     AttestationKind::Referrer(t) if notary => referrer_attested(attestor, t, evidence, digest, cx),
                     // Kyverno's cosign verifier reads only in-toto attestations: not counted.

@@ -108,17 +108,16 @@ pub fn needs(policies: &[&Policy]) -> Needs {
     for a in policies.iter().flat_map(|p| p.authorities()) {
         if let AuthorityKind::Cel(c) = &a.kind {
             let (signatures, attestations) = cel::needs(c);
+            let has_notary = c.attestors.values().any(AuthorityKind::is_notary);
             // A notary attestor's image signatures are its referrers, not cosign's.
-            let notary =
-                |k: &AuthorityKind| matches!(k, AuthorityKind::Signed(s) if matches!(s.signer, Signer::Notary(_)));
-            n.notary |= signatures && c.attestors.values().any(notary);
+            n.notary |= signatures && has_notary;
             // Only a notary attestor verifies an artifact attached as a referrer.
-            if c.attestors.values().any(notary) {
+            if has_notary {
                 for (artifact_type, payloads) in cel::referred(c) {
                     *n.referred.entry(artifact_type.to_string()).or_default() |= payloads;
                 }
             }
-            for k in c.attestors.values().filter(|k| !notary(k)) {
+            for k in c.attestors.values().filter(|k| !k.is_notary()) {
                 let source = match k {
                     AuthorityKind::Signed(s) => s.source.as_ref(),
                     _ => None,

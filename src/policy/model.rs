@@ -94,6 +94,11 @@ impl AuthorityKind {
     pub fn key(key: TrustedKey) -> Self {
         AuthorityKind::Signed(Box::new(SignedBy::new(Signer::Key(key), Tlog::Ignore)))
     }
+
+    /// A Notary Project (notation) signer: its signatures and attestations are OCI referrers.
+    pub fn is_notary(&self) -> bool {
+        matches!(self, AuthorityKind::Signed(s) if matches!(s.signer, Signer::Notary(_)))
+    }
 }
 
 /// At least `count` of `authorities` must be satisfied.
