@@ -479,10 +479,17 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
             (site.clone(), evaluate::Elsewhere { signatures, attestations })
         }
     }));
-    // Artifacts attached as referrers (Kyverno's referrer attestations), by artifact type.
+    // Artifacts attached as referrers (Kyverno's referrer attestations), by artifact type;
+    // a payload only for an artifact a policy's signer verifies.
+    let cx = verify::Context { trust, now: verify::Context::now_secs() };
     let referred = futures::future::join_all(needs.referred.iter().map(|(artifact_type, &payloads)| {
-        let (reference, digest) = (&reference, &digest);
-        async move { (artifact_type.clone(), source.referred(reference, digest, artifact_type, payloads).await) }
+        let (reference, digest, matched) = (&reference, &digest, &matched);
+        async move {
+            let verified =
+                |a: &crate::registry::ReferredArtifact| evaluate::payload_wanted(matched, artifact_type, a, digest, cx);
+            let filter = payloads.then_some(&verified as crate::registry::PayloadFilter<'_>);
+            (artifact_type.clone(), source.referred(reference, digest, artifact_type, filter).await)
+        }
     }));
     let ((signatures, attestations, simple_signing, notary), elsewhere, referred) = tokio::join!(
         async {

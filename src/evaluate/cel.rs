@@ -55,8 +55,6 @@ pub enum CelFailure {
 /// Why an attestation's statement is not available to `extractPayload`.
 #[derive(Debug, thiserror::Error)]
 enum StatementError {
-    #[error("{0}")]
-    Attestor(String),
     #[error("this attestor does not verify attestations")]
     NotAnAttestor,
     #[error("attestations were not fetched")]
@@ -206,6 +204,11 @@ fn gather(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -
             for (name, attestor) in &c.attestors {
                 let notary = attestor.is_notary();
                 let result = match kind {
+                    // Whatever its kind, an attestor the node cannot check verifies nothing.
+                    _ if !matches!(attestor, AuthorityKind::Signed(_)) => Attested::Refused(match attestor {
+                        AuthorityKind::Unsupported(why) => why.clone(),
+                        _ => StatementError::NotAnAttestor.to_string(),
+                    }),
                     AttestationKind::Referrer(t) if notary => referrer_attested(attestor, t, evidence, digest, cx),
                     // Kyverno's cosign verifier reads only in-toto attestations: not counted.
                     AttestationKind::Referrer(t) => Attested::Refused(format!(
@@ -261,10 +264,7 @@ fn statement(
     cx: Context<'_>,
 ) -> Result<serde_json::Value, StatementError> {
     let AuthorityKind::Signed(by) = attestor else {
-        return Err(match attestor {
-            AuthorityKind::Unsupported(why) => StatementError::Attestor(why.clone()),
-            _ => StatementError::NotAnAttestor,
-        });
+        return Err(StatementError::NotAnAttestor);
     };
     let by = SignedBy { attestations: vec![predicate.to_string()], ..(**by).clone() };
     let sigs = match evidence.for_signer(by.source.as_ref(), true) {

@@ -14,7 +14,7 @@ pub mod cel;
 pub mod explain;
 
 use crate::policy::{AuthorityKind, Mode, Policy};
-use crate::registry::{Referred, RegistryError, Signatures};
+use crate::registry::{Referred, ReferredArtifact, RegistryError, Signatures};
 use crate::verify::layers::{
     verify_attestations, verify_notary, verify_signatures, verify_simple_signing, LayerFailure,
 };
@@ -103,6 +103,28 @@ impl Needs {
     }
 }
 
+/// Does a notary attestor of `policies` verify `artifact` for a referrer attestation of
+/// `artifact_type` whose payload `extractPayload` reads? Only those payloads are downloaded
+/// ([`crate::registry::PayloadFilter`]).
+pub fn payload_wanted(
+    policies: &[&Policy],
+    artifact_type: &str,
+    artifact: &ReferredArtifact,
+    digest: &str,
+    cx: Context<'_>,
+) -> bool {
+    policies.iter().flat_map(|p| p.authorities()).any(|a| {
+        let AuthorityKind::Cel(c) = &a.kind else { return false };
+        cel::referred(c).contains(&(artifact_type, true))
+            && c.attestors.values().any(|k| match k {
+                AuthorityKind::Signed(by) if k.is_notary() => {
+                    crate::verify::referred::verifies(artifact, artifact_type, digest, &by.signer, cx)
+                }
+                _ => false,
+            })
+    })
+}
+
 pub fn needs(policies: &[&Policy]) -> Needs {
     let mut n = Needs::default();
     for a in policies.iter().flat_map(|p| p.authorities()) {
@@ -117,12 +139,12 @@ pub fn needs(policies: &[&Policy]) -> Needs {
                     *n.referred.entry(artifact_type.to_string()).or_default() |= payloads;
                 }
             }
+            // Cosign attestors' signatures; one that can never pass (unsupported, a key that
+            // could not be had) needs nothing fetched.
             for k in c.attestors.values().filter(|k| !k.is_notary()) {
-                let source = match k {
-                    AuthorityKind::Signed(s) => s.source.as_ref(),
-                    _ => None,
-                };
-                n.add(source, signatures, attestations);
+                if let AuthorityKind::Signed(s) = k {
+                    n.add(s.source.as_ref(), signatures, attestations);
+                }
             }
         }
         if let AuthorityKind::Signed(s) = &a.kind {

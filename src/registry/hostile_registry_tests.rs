@@ -870,11 +870,17 @@ fn sbom_objects() -> (HashMap<String, Reply>, String, String) {
     (objects, sbom, blob)
 }
 
+/// With `payloads`, the payload of every artifact that lists a signature (the fetching, not
+/// the choice of which, is under test here).
 async fn referred_from(reg: &Server, payloads: bool) -> Result<Referred, RegistryError> {
     let source = source_for(&[&reg.host], Duration::from_secs(5));
     let image: Reference = format!("{}/team/app:v1", reg.host).parse().unwrap();
     let digest = crate::testutil::vectors::notation_referrer_digest("image");
-    source.referred(&image, &digest, "sbom/cyclone-dx", payloads).await
+    source.referred(&image, &digest, "sbom/cyclone-dx", payloads.then_some(&any_artifact)).await
+}
+
+fn any_artifact(_: &ReferredArtifact) -> bool {
+    true
 }
 
 /// Regression (#19): referrer attestations were never fetched. The SBOM comes with its
@@ -1087,7 +1093,7 @@ async fn referrer_signatures_are_capped_and_an_over_budget_payload_is_that_artif
     let limits = Limits { max_total_bytes: 600 << 10, max_concurrent: 1, ..Limits::default() };
     let source = OciSignatureSource::new(access, limits, Duration::from_secs(5));
     let at: Reference = format!("{}/team/app:v1", reg.host).parse().unwrap();
-    let found = source.referred(&at, &image, "sbom/cyclone-dx", true).await.unwrap();
+    let found = source.referred(&at, &image, "sbom/cyclone-dx", Some(&any_artifact)).await.unwrap();
     assert_eq!(found.artifacts.len(), 2, "{found:?}");
     assert!(found.artifacts[0].payload.as_ref().unwrap().is_ok());
     let e = found.artifacts[1].payload.clone().unwrap().unwrap_err();
@@ -1110,4 +1116,55 @@ async fn referrer_gzip_payloads_are_read_whole_as_go_reads_them() {
     let mut trailing = gzip(br#"{"bomFormat":"CycloneDX"}"#);
     trailing.extend(b"garbage after the member");
     assert!(matches!(payload(trailing).await, Err(PayloadError::Gzip(_))));
+}
+
+/// Regression (#19, left open by the referrer work): every artifact with something in its
+/// signature list had its payload downloaded before any signature was verified: here three
+/// payloads of almost 1 MiB that verify for no one were read into a 2 MiB budget (the third
+/// cut off by it) before the trusted SBOM. Whoever can push could so use up the budget the
+/// trusted artifact's payload needs, and deny a properly signed image. Now a payload is read
+/// only for an artifact the policy's signer verifies.
+#[tokio::test]
+async fn payloads_no_trusted_signer_verified_are_not_downloaded() {
+    use crate::testutil::vectors::{notation_referrer, notation_referrer_digest, notation_referrer_time};
+    let (mut objects, sbom, blob) = sbom_objects();
+    let image = notation_referrer_digest("image");
+    let fallback = format!("manifests/{}", image.replace(':', "-"));
+    // Three artifacts of the type, attached to the image, each listing a signature (one
+    // over another artifact), each with a payload just under the 1 MiB artifact limit.
+    let mut listed = Vec::new();
+    let mut junk_blobs = Vec::new();
+    for i in 0..3u8 {
+        let payload = vec![b'a' + i; (1 << 20) - 1024];
+        junk_blobs.push(format!("blobs/{}", sha(&payload)));
+        let (junk, digest) = sbom_objects_with_layers(&[(&payload, "application/json")], None);
+        for (k, v) in junk {
+            objects.entry(k).or_insert(v);
+        }
+        listed.push(serde_json::json!({"mediaType": manifest::OCI_MANIFEST, "artifactType": "sbom/cyclone-dx",
+            "digest": digest, "size": 1}));
+    }
+    let m = notation_referrer("sbom.manifest.json");
+    listed.push(serde_json::json!({"mediaType": manifest::OCI_MANIFEST, "artifactType": "sbom/cyclone-dx",
+        "digest": sbom, "size": m.len()}));
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": listed});
+    objects.insert(fallback, ok(manifest::OCI_INDEX, index.to_string().as_bytes()));
+    let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
+    let access = Access { insecure: vec![reg.host.clone()], ..Default::default() };
+    let limits = Limits { max_total_bytes: 2 << 20, max_concurrent: 1, ..Limits::default() };
+    let source = OciSignatureSource::new(access, limits, Duration::from_secs(5));
+    let at: Reference = format!("{}/team/app:v1", reg.host).parse().unwrap();
+    let trust = crate::verify::trust::TrustRoot::empty();
+    let cx = crate::verify::Context { trust: &trust, now: notation_referrer_time() };
+    let signer = crate::verify::signer::Signer::Notary(
+        crate::verify::notary::NotaryTrust::from_pem(&notation_referrer("trusted.crt")).unwrap(),
+    );
+    let verified = |a: &ReferredArtifact| crate::verify::referred::verifies(a, "sbom/cyclone-dx", &image, &signer, cx);
+    let found = source.referred(&at, &image, "sbom/cyclone-dx", Some(&verified)).await.unwrap();
+    assert_eq!(found.artifacts.len(), 4, "{:?}", reg.paths());
+    let v = crate::verify::referred::verify_referred(&found, "sbom/cyclone-dx", &image, &signer, cx).unwrap();
+    assert_eq!(v.digest, sbom);
+    assert_eq!(v.payload.unwrap().unwrap()["bomFormat"], "CycloneDX");
+    assert_eq!(reg.count(|p| junk_blobs.iter().any(|b| p.ends_with(b))), 0, "{:?}", reg.paths());
+    assert_eq!(reg.count(|p| p.ends_with(&blob)), 1);
 }

@@ -223,12 +223,19 @@ pub struct ReferredArtifact {
     pub artifact_type: Option<String>,
     /// The digest the manifest's `subject` names: the image it says it is attached to.
     pub subject: Option<String>,
-    /// Its one layer's bytes (decompressed), when asked for and it has a signature; or why
-    /// it cannot be read.
+    /// Its one layer's bytes (decompressed), when asked for and the filter accepted it; or
+    /// why it cannot be read.
     pub payload: Option<Result<Vec<u8>, PayloadError>>,
     /// The notation envelopes among the artifact's own referrers.
     pub signatures: Signatures,
 }
+
+/// Asked of each attached artifact that lists a signature, its manifest read and its
+/// signatures fetched, before its payload is downloaded: `true` for one a policy's signer
+/// verifies. An artifact signed by no one trusted (which whoever can push may list, as many
+/// as the cap allows) then costs no download, and cannot use up the verification's budget
+/// before the one that counts.
+pub type PayloadFilter<'a> = &'a (dyn Fn(&ReferredArtifact) -> bool + Send + Sync);
 
 /// Why an attached artifact's payload cannot be read (the artifact may still verify).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -333,13 +340,13 @@ pub trait SignatureSource: Send + Sync {
 
     /// The artifacts of `artifact_type` attached to `digest` as OCI referrers in the
     /// repository of `image`, with their notation signatures; with `payloads`, the payload
-    /// of each that has a signature.
+    /// of each that it accepts.
     async fn referred(
         &self,
         image: &Reference,
         digest: &str,
         artifact_type: &str,
-        payloads: bool,
+        payloads: Option<PayloadFilter<'_>>,
     ) -> Result<Referred, RegistryError>;
 
     /// [`SignatureSource::attached`] under cosign's own tags.
@@ -393,6 +400,8 @@ pub struct FakeSignatureSource {
     referred: std::sync::Mutex<FakeReferred>,
     delay: std::sync::Mutex<Duration>,
     pub calls: std::sync::atomic::AtomicUsize,
+    /// The referred artifacts whose payloads were handed out, in order.
+    pub payloads_read: std::sync::Mutex<Vec<String>>,
 }
 
 #[cfg(test)]
@@ -479,15 +488,22 @@ impl SignatureSource for FakeSignatureSource {
         image: &Reference,
         digest: &str,
         artifact_type: &str,
-        payloads: bool,
+        payloads: Option<PayloadFilter<'_>>,
     ) -> Result<Referred, RegistryError> {
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let location = prefixed_artifact_reference(image, digest, Artifact::Notary, "")?.whole();
         let key = (digest.to_string(), artifact_type.to_string());
         let answer = self.referred.lock().unwrap().get(&key).cloned().unwrap_or(Ok(Vec::new()));
         answer.map(|mut artifacts| {
-            if !payloads {
-                artifacts.iter_mut().for_each(|a| a.payload = None);
+            // As the registry source: a payload only where a signature is listed and the
+            // filter accepts the artifact without it.
+            for a in &mut artifacts {
+                let payload = a.payload.take();
+                let wanted = payloads.is_some_and(|f| !a.signatures.layers.is_empty() && f(a));
+                if wanted {
+                    self.payloads_read.lock().unwrap().push(a.digest.clone());
+                    a.payload = payload;
+                }
             }
             Referred { location, artifacts }
         })

@@ -5,8 +5,8 @@
 //! For one image digest, on the first of containerd's hosts that has any: the referrers list
 //! (the API, else the fallback tag), the entries of the artifact type asked for, each entry's
 //! manifest checked against its digest, the notation envelopes among that manifest's own
-//! referrers, and, when the policy reads it and a signature is there to verify, its one
-//! layer. Bounded as every signature fetch is: at most `max_signatures` artifacts of the type,
+//! referrers, and, when the policy reads it and the caller's filter accepts the artifact
+//! (a policy's signer verifies it: [`super::PayloadFilter`]), its one layer. Bounded as every signature fetch is: at most `max_signatures` artifacts of the type,
 //! the first [`MAX_SIGNATURE_ATTEMPTS`] notation signatures of each (notation-go's Kyverno
 //! setting), artifacts `max_concurrent` at a time and each one's requests in turn, manifests
 //! under `max_manifest_bytes`, a payload under `max_artifact_bytes` also after decompression,
@@ -28,8 +28,8 @@ use super::layers::parse_manifest;
 use super::manifest::{Descriptor, Index, Manifest, OCI_MANIFEST};
 use super::source::{malformed, missing, sha256, Asked, OciSignatureSource, Progress};
 use super::{
-    prefixed_artifact_reference, Artifact, Form, PayloadError, Referred, ReferredArtifact, RegistryError, Signatures,
-    NOTARY_SIGNATURE_ARTIFACT_TYPE,
+    prefixed_artifact_reference, Artifact, Form, PayloadError, PayloadFilter, Referred, ReferredArtifact,
+    RegistryError, Signatures, NOTARY_SIGNATURE_ARTIFACT_TYPE,
 };
 use crate::body::{self, Budget};
 use crate::reference::Reference;
@@ -46,7 +46,7 @@ impl OciSignatureSource {
         image: &Reference,
         digest: &str,
         artifact_type: &str,
-        payloads: bool,
+        payloads: Option<PayloadFilter<'_>>,
     ) -> Result<Referred, RegistryError> {
         let budget = Budget::in_pool(self.limits.max_total_bytes, &self.pool);
         // The digest's referrers fallback tag names where they are (and checks the digest).
@@ -75,7 +75,7 @@ impl OciSignatureSource {
         digest: &str,
         artifact_type: &str,
         location: &str,
-        payloads: bool,
+        payloads: Option<PayloadFilter<'_>>,
         budget: &Budget,
     ) -> Result<Option<Vec<ReferredArtifact>>, RegistryError> {
         let Some(raw) = self.referrers_index(repo, digest, location, budget).await? else {
@@ -116,7 +116,7 @@ impl OciSignatureSource {
         repo: &Repository<'_>,
         entry: Descriptor,
         location: &str,
-        payloads: bool,
+        payloads: Option<PayloadFilter<'_>>,
         budget: &Budget,
     ) -> Result<ReferredArtifact, RegistryError> {
         if !entry.has_valid_digest() {
@@ -155,21 +155,24 @@ impl OciSignatureSource {
                 layers.extend(found.into_iter().filter(|l| l.form == Form::Notary));
             }
         }
-        // An unsigned artifact can never be the one read: its payload is not downloaded.
-        let payload = match payloads && !layers.is_empty() {
-            true => Some(self.artifact_payload(repo, &manifest, &own, budget).await?),
-            false => None,
-        };
         // What the signed manifest says it is (OCI 1.1: its artifactType, else its config's
         // media type), not what the unsigned list says.
         let artifact_type = manifest.artifact_type.clone().or(Some(manifest.config.media_type.clone()));
-        Ok(ReferredArtifact {
+        let mut artifact = ReferredArtifact {
             digest: entry.digest,
             artifact_type: artifact_type.filter(|t| !t.is_empty()),
-            subject: manifest.subject.map(|s| s.digest),
-            payload,
+            subject: manifest.subject.as_ref().map(|s| s.digest.clone()),
+            payload: None,
             signatures: Signatures { location: own, layers },
-        })
+        };
+        // An artifact no signature over which verifies can never be the one read: its
+        // payload is not downloaded.
+        let wanted = payloads.is_some_and(|verified| !artifact.signatures.layers.is_empty() && verified(&artifact));
+        if wanted {
+            let location = artifact.signatures.location.clone();
+            artifact.payload = Some(self.artifact_payload(repo, &manifest, &location, budget).await?);
+        }
+        Ok(artifact)
     }
 
     /// The artifact's one layer, as Kyverno reads it (gzip is undone). What makes it

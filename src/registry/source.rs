@@ -590,7 +590,7 @@ impl SignatureSource for OciSignatureSource {
         image: &Reference,
         digest: &str,
         artifact_type: &str,
-        payloads: bool,
+        payloads: Option<super::PayloadFilter<'_>>,
     ) -> Result<super::Referred, RegistryError> {
         self.fetch_referred(image, digest, artifact_type, payloads).await
     }

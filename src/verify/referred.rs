@@ -13,7 +13,7 @@
 
 use super::notary::NotaryError;
 use super::{verify_notary, Context, LayerFailure};
-use crate::registry::Referred;
+use crate::registry::{Referred, ReferredArtifact};
 use crate::verify::signer::Signer;
 
 /// Why no artifact of the type counts.
@@ -50,35 +50,73 @@ pub fn verify_referred(
     }
     let mut refused = Vec::new();
     for artifact in &found.artifacts {
-        let why = if artifact.subject.as_deref() != Some(image_digest) {
-            match &artifact.subject {
-                Some(other) => format!("its manifest is attached to {other}, not to the image"),
-                None => "its manifest names no subject, so nothing binds it to the image".to_string(),
+        match check(artifact, artifact_type, image_digest, signer, cx) {
+            Ok(()) => {
+                let payload = artifact.payload.as_ref().map(|p| {
+                    p.as_ref().map_err(ToString::to_string).and_then(|bytes| {
+                        serde_json::from_slice(bytes).map_err(|e| format!("its payload is not JSON: {e}"))
+                    })
+                });
+                return Ok(VerifiedArtifact { digest: artifact.digest.clone(), payload });
             }
-        } else if artifact.artifact_type.as_deref() != Some(artifact_type) {
-            let said = artifact.artifact_type.as_deref().unwrap_or("none");
-            format!("its manifest says its type is {said}, not {artifact_type}")
-        } else {
-            match verify_notary(&artifact.signatures, &artifact.digest, signer, cx) {
-                Ok(()) => {
-                    let payload = artifact.payload.as_ref().map(|p| {
-                        p.as_ref().map_err(ToString::to_string).and_then(|bytes| {
-                            serde_json::from_slice(bytes).map_err(|e| format!("its payload is not JSON: {e}"))
-                        })
-                    });
-                    return Ok(VerifiedArtifact { digest: artifact.digest.clone(), payload });
-                }
-                Err(LayerFailure::NoNotarySignatures { .. }) => "it has no notation signature".to_string(),
-                // The notary verifier speaks of images; here the target is the artifact.
-                Err(LayerFailure::Notary(NotaryError::WrongDigest { signed, .. })) => {
-                    format!("its notation signature is for {signed}, not for this artifact")
-                }
-                Err(e) => e.to_string(),
-            }
-        };
-        refused.push(format!("{}: {why}", artifact.digest));
+            Err(why) => refused.push(format!("{}: {why}", artifact.digest)),
+        }
     }
     Err(ReferredFailure::Refused { artifact_type: artifact_type.to_string(), refused })
+}
+
+/// Does `signer` count `artifact` for the image? What the fetch asks before it downloads
+/// the artifact's payload (its payload plays no part).
+pub fn verifies(
+    artifact: &ReferredArtifact,
+    artifact_type: &str,
+    image_digest: &str,
+    signer: &Signer,
+    cx: Context<'_>,
+) -> bool {
+    check(artifact, artifact_type, image_digest, signer, cx).is_ok()
+}
+
+/// Why a signer does not count one artifact as its attestation for the image.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("its manifest is attached to {0}, not to the image")]
+    OtherSubject(String),
+    #[error("its manifest names no subject, so nothing binds it to the image")]
+    NoSubject,
+    #[error("its manifest says its type is {said}, not {wanted}")]
+    OtherType { said: String, wanted: String },
+    #[error("it has no notation signature")]
+    Unsigned,
+    // The notary verifier speaks of images; here the target is the artifact.
+    #[error("its notation signature is for {0}, not for this artifact")]
+    SignedOther(String),
+    #[error(transparent)]
+    Signature(LayerFailure),
+}
+
+fn check(
+    artifact: &ReferredArtifact,
+    artifact_type: &str,
+    image_digest: &str,
+    signer: &Signer,
+    cx: Context<'_>,
+) -> Result<(), Refusal> {
+    if artifact.subject.as_deref() != Some(image_digest) {
+        return Err(match &artifact.subject {
+            Some(other) => Refusal::OtherSubject(other.clone()),
+            None => Refusal::NoSubject,
+        });
+    }
+    if artifact.artifact_type.as_deref() != Some(artifact_type) {
+        let said = artifact.artifact_type.as_deref().unwrap_or("none").to_string();
+        return Err(Refusal::OtherType { said, wanted: artifact_type.to_string() });
+    }
+    verify_notary(&artifact.signatures, &artifact.digest, signer, cx).map_err(|e| match e {
+        LayerFailure::NoNotarySignatures { .. } => Refusal::Unsigned,
+        LayerFailure::Notary(NotaryError::WrongDigest { signed, .. }) => Refusal::SignedOther(signed),
+        e => Refusal::Signature(e),
+    })
 }
 
 #[cfg(test)]

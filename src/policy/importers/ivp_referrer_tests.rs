@@ -253,3 +253,60 @@ fn cosign_attestors_alone_fetch_no_referrers() {
         &["a cosign attestor does not verify referrer attestations"],
     );
 }
+
+/// What the fetch asks before it downloads a payload (#19, left open by the referrer work:
+/// every listed-as-signed artifact's payload was downloaded): only an artifact the policy's
+/// notary attestor verifies, for the image, for a referrer attestation whose payload is read.
+#[test]
+fn only_payloads_a_policy_signer_verifies_are_wanted() {
+    use crate::evaluate::payload_wanted;
+    let trust = TrustRoot::empty();
+    let cx = Context { trust: &trust, now: notation_referrer_time() };
+    let image = notation_referrer_digest("image");
+    let wanted = |s: &PolicySet, a: &crate::registry::ReferredArtifact| {
+        let matched = s.matching("reg.io/app:1", "reg.io/app", None);
+        payload_wanted(&matched, SBOM, a, &image, cx)
+    };
+    let s = set(&sample("trusted.crt", "", KYVERNO_SAMPLE));
+    assert!(wanted(&s, &referred_artifact("sbom", &["good.jws"])));
+    for refused in [
+        referred_artifact("sbom", &["untrusted.jws"]),
+        referred_artifact("sbom", &[]),
+        referred_artifact("elsewhere", &["elsewhere.jws"]),
+    ] {
+        assert!(!wanted(&s, &refused), "{refused:?}");
+    }
+    // The trusted signer's SBOM, read by no validation, or of another type: not wanted.
+    let matched = s.matching("reg.io/app:1", "reg.io/app", None);
+    assert!(!payload_wanted(&matched, "application/spdx+json", &referred_artifact("sbom", &["good.jws"]), &image, cx));
+    let verify_only = KYVERNO_SAMPLE.split("  - expression").nth(2).map(|v| format!("  - expression{v}")).unwrap();
+    let s = set(&sample("trusted.crt", "", &verify_only));
+    assert!(!wanted(&s, &referred_artifact("sbom", &["good.jws"])));
+}
+
+/// Review finding (#19): a notary attestor the node cannot check (its certificates an
+/// expression) was taken for a cosign one: the image's cosign signatures and attestations
+/// were fetched for it, and a referrer attestation it was asked about was refused as "a
+/// cosign attestor does not verify referrer attestations" instead of with its own reason.
+/// An attestor that never passes needs nothing fetched and says why it cannot.
+#[test]
+fn an_attestor_the_node_cannot_check_fetches_nothing_and_says_why() {
+    let inline = format!("certs:\n        value: |-\n{}", indent(&notation_referrer("trusted.crt"), 10));
+    let doc =
+        sample("trusted.crt", "", KYVERNO_SAMPLE).replace(&inline, "certs:\n        expression: variables.certs\n");
+    let mut policies = Vec::new();
+    for d in parse_documents(Path::new("t.yaml"), &doc).unwrap() {
+        for p in super::import(&d).unwrap().policies {
+            let c = compile(&p, &FilesOnly(Path::new("/"))).unwrap();
+            assert!(c.warnings.iter().any(|w| w.contains("not a string literal")), "{:?}", c.warnings);
+            policies.push(c.policy);
+        }
+    }
+    let s = PolicySet::assemble(policies, NoMatchAction::Deny);
+    let matched = s.matching("reg.io/app:1", "reg.io/app", None);
+    assert_eq!(needs(&matched), crate::evaluate::Needs::default());
+    let e = eval(&s, &evidence(vec![referred_artifact("sbom", &["good.jws"])]));
+    assert!(!e.allowed);
+    let why = &e.failures[0];
+    assert!(why.contains("not a string literal") && !why.contains("cosign"), "{why}");
+}
