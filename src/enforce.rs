@@ -479,9 +479,11 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
             (site.clone(), evaluate::Elsewhere { signatures, attestations })
         }
     }));
+    // One clock for the whole verification: the payload filter below must accept what the
+    // evaluation will verify, or a verified artifact would come without its payload.
+    let cx = verify::Context { trust, now: verify::Context::now_secs() };
     // Artifacts attached as referrers (Kyverno's referrer attestations), by artifact type;
     // a payload only for an artifact a policy's signer verifies.
-    let cx = verify::Context { trust, now: verify::Context::now_secs() };
     let referred = futures::future::join_all(needs.referred.iter().map(|(artifact_type, &payloads)| {
         let (reference, digest, matched) = (&reference, &digest, &matched);
         async move {
@@ -520,7 +522,6 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
         .any(|e| matches!(e, Some(Err(_))))
         || evidence.referred.values().any(Result::is_err);
     crate::metrics::metrics().verification(started.elapsed(), transient);
-    let cx = verify::Context { trust, now: verify::Context::now_secs() };
     let eval = evaluate::evaluate(&matched, &evidence, &digest, cx);
     let reason = if eval.failures.is_empty() { eval.satisfied.join("; ") } else { eval.failures.join("; ") };
     Verdict { allowed: eval.allowed, warned: eval.warned, reason, transient }

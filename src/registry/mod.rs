@@ -233,8 +233,8 @@ pub struct ReferredArtifact {
 /// Asked of each attached artifact that lists a signature, its manifest read and its
 /// signatures fetched, before its payload is downloaded: `true` for one a policy's signer
 /// verifies. An artifact signed by no one trusted (which whoever can push may list, as many
-/// as the cap allows) then costs no download, and cannot use up the verification's budget
-/// before the one that counts.
+/// as the cap allows) then costs no payload download: payloads, the largest part, cannot
+/// use up the verification's budget before the one that counts.
 pub type PayloadFilter<'a> = &'a (dyn Fn(&ReferredArtifact) -> bool + Send + Sync);
 
 /// Why an attached artifact's payload cannot be read (the artifact may still verify).
@@ -400,8 +400,6 @@ pub struct FakeSignatureSource {
     referred: std::sync::Mutex<FakeReferred>,
     delay: std::sync::Mutex<Duration>,
     pub calls: std::sync::atomic::AtomicUsize,
-    /// The referred artifacts whose payloads were handed out, in order.
-    pub payloads_read: std::sync::Mutex<Vec<String>>,
 }
 
 #[cfg(test)]
@@ -501,7 +499,6 @@ impl SignatureSource for FakeSignatureSource {
                 let payload = a.payload.take();
                 let wanted = payloads.is_some_and(|f| !a.signatures.layers.is_empty() && f(a));
                 if wanted {
-                    self.payloads_read.lock().unwrap().push(a.digest.clone());
                     a.payload = payload;
                 }
             }

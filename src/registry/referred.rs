@@ -5,15 +5,17 @@
 //! For one image digest, on the first of containerd's hosts that has any: the referrers list
 //! (the API, else the fallback tag), the entries of the artifact type asked for, each entry's
 //! manifest checked against its digest, the notation envelopes among that manifest's own
-//! referrers, and, when the policy reads it and the caller's filter accepts the artifact
-//! (a policy's signer verifies it: [`super::PayloadFilter`]), its one layer. Bounded as every signature fetch is: at most `max_signatures` artifacts of the type,
-//! the first [`MAX_SIGNATURE_ATTEMPTS`] notation signatures of each (notation-go's Kyverno
-//! setting), artifacts `max_concurrent` at a time and each one's requests in turn, manifests
-//! under `max_manifest_bytes`, a payload under `max_artifact_bytes` also after decompression,
-//! all within a byte budget of its own (one per artifact type) and the deadline. A payload
-//! the budget has no room for is unreadable, not a failed fetch: the artifacts before it may
-//! be unsigned or another signer's, and an image whose verified artifact is readable still
-//! passes.
+//! referrers, and, when the policy reads it and the caller's filter accepts the artifact (a
+//! policy's signer verifies it: [`super::PayloadFilter`]), its one layer. Bounded as every
+//! signature fetch is: at most `max_signatures` artifacts of the type, the first
+//! [`MAX_SIGNATURE_ATTEMPTS`] notation signatures of each (notation-go's Kyverno setting),
+//! artifacts `max_concurrent` at a time and each one's requests in turn, manifests under
+//! `max_manifest_bytes`, a payload under `max_artifact_bytes` also after decompression, all
+//! within a byte budget of its own (one per artifact type) and the deadline. A payload the
+//! budget has no room for is unreadable, not a failed fetch: the artifacts before it may be
+//! another trusted signer's, and an image whose verified artifact is readable still passes.
+//! The manifests and signatures of artifacts no one trusted signed still count against the
+//! budget (and past it fail the fetch): the registry's list decides which those are.
 //!
 //! Nothing is trusted here. That an artifact's signed manifest names the image as its
 //! subject and the type asked for, and that a signature names the artifact, are the

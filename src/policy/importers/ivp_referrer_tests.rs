@@ -276,9 +276,12 @@ fn only_payloads_a_policy_signer_verifies_are_wanted() {
     ] {
         assert!(!wanted(&s, &refused), "{refused:?}");
     }
-    // The trusted signer's SBOM, read by no validation, or of another type: not wanted.
+    // The trusted signer's artifact, of a type no attestation names, or read by no
+    // validation: not wanted.
     let matched = s.matching("reg.io/app:1", "reg.io/app", None);
-    assert!(!payload_wanted(&matched, "application/spdx+json", &referred_artifact("sbom", &["good.jws"]), &image, cx));
+    let mut spdx = referred_artifact("sbom", &["good.jws"]);
+    spdx.artifact_type = Some("application/spdx+json".into());
+    assert!(!payload_wanted(&matched, "application/spdx+json", &spdx, &image, cx));
     let verify_only = KYVERNO_SAMPLE.split("  - expression").nth(2).map(|v| format!("  - expression{v}")).unwrap();
     let s = set(&sample("trusted.crt", "", &verify_only));
     assert!(!wanted(&s, &referred_artifact("sbom", &["good.jws"])));
@@ -291,9 +294,10 @@ fn only_payloads_a_policy_signer_verifies_are_wanted() {
 /// An attestor that never passes needs nothing fetched and says why it cannot.
 #[test]
 fn an_attestor_the_node_cannot_check_fetches_nothing_and_says_why() {
+    // Only the attestation's validation, so that its refusal is the one said.
+    let verify_only = KYVERNO_SAMPLE.split("  - expression").nth(2).map(|v| format!("  - expression{v}")).unwrap();
     let inline = format!("certs:\n        value: |-\n{}", indent(&notation_referrer("trusted.crt"), 10));
-    let doc =
-        sample("trusted.crt", "", KYVERNO_SAMPLE).replace(&inline, "certs:\n        expression: variables.certs\n");
+    let doc = sample("trusted.crt", "", &verify_only).replace(&inline, "certs:\n        expression: variables.certs\n");
     let mut policies = Vec::new();
     for d in parse_documents(Path::new("t.yaml"), &doc).unwrap() {
         for p in super::import(&d).unwrap().policies {
@@ -308,5 +312,6 @@ fn an_attestor_the_node_cannot_check_fetches_nothing_and_says_why() {
     let e = eval(&s, &evidence(vec![referred_artifact("sbom", &["good.jws"])]));
     assert!(!e.allowed);
     let why = &e.failures[0];
+    assert!(why.contains("failed to verify attestation with notary cer"), "{why}");
     assert!(why.contains("not a string literal") && !why.contains("cosign"), "{why}");
 }
