@@ -326,4 +326,37 @@ YAML
   expect_rejected "SBOM: an image with no SBOM is rejected" "$IMG_UNSIGNED" 'policy "kyverno-ivp:sbom"' \
     "failed to verify image with notary cert"
   stop_signet
+  # The same SBOMs under Kyverno's older form: a ClusterPolicy `type: Notary` attestation (no
+  # conditions: any notation-signed JSON object of the type, the first one listed).
+  rm -f "$IVP/ivp.yaml"
+  cat > "$IVP/cpol.yaml" <<YAML
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: sbom}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: notary
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["$R:*"]
+          type: Notary
+          attestations:
+            - type: sbom/cyclone-dx
+              attestors:
+                - entries:
+                    - certificates:
+                        cert: |
+$(sed 's/^/                          /' "$NOTATION_CONFIG/localkeys/signet-world.crt")
+YAML
+  up "$IVP"
+  expect_runs "SBOM (ClusterPolicy type: Notary): an image with a notation-signed SBOM runs" "$R:signed" \
+    "hello from sbom-signed"
+  expect_runs "SBOM (ClusterPolicy type: Notary): without conditions, a signed SPDX document of the type counts" \
+    "$R:spdx" "hello from sbom-spdx"
+  expect_rejected "SBOM (ClusterPolicy type: Notary): the unsigned SBOM is rejected" "$R:unsigned" \
+    'policy "kyverno:sbom/notary"' "it has no notation signature"
+  expect_rejected "SBOM (ClusterPolicy type: Notary): another image's signed SBOM listed for this one is rejected" \
+    "$R:moved" 'policy "kyverno:sbom/notary"' "not to the image"
+  stop_signet
 }

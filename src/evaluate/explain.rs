@@ -199,9 +199,17 @@ impl fmt::Display for Explanation {
                                 }
                                 KeyRef::Kms(k) => format!("KMS key {} (not a certificate: fails closed)", k.uri),
                             };
+                            let over = match n.attestations.as_slice() {
+                                [] => "among the image's OCI referrers".to_string(),
+                                types => format!(
+                                    "over the first artifact of type {} among the image's OCI referrers (its manifest \
+                                     naming the image and that type, its one layer a JSON object)",
+                                    types.join(", ")
+                                ),
+                            };
                             format!(
-                                "Notary (notation) signature among the image's OCI referrers, chain to {certs}; the \
-                                 signing certificate must be valid now (timestamps not used)"
+                                "Notary (notation) signature {over}, chain to {certs}; the signing certificate must \
+                                 be valid now (timestamps not used)"
                             )
                         }
                         Check::Static(s) => format!("static {}", serde_json::to_string(s).unwrap_or_default()),
@@ -400,6 +408,18 @@ spec:
         );
         let text = explain(&l, NoMatchAction::Deny, "reg.io/notation/app:v1", None).unwrap().to_string();
         assert!(text.contains("Notary (notation) signature among the image's OCI referrers, chain to inline certificates; the signing"), "{text}");
+        // The same rule's entries as an attestation's attestors.
+        let notation =
+            rule("notation", "      type: Notary\n", &crate::testutil::vectors::notation("trusted.crt"), None);
+        let (head, entries) = notation.split_once("      attestors:\n").unwrap();
+        let entries: String = entries.lines().map(|l| format!("  {l}\n")).collect();
+        let attested =
+            format!("{head}      attestations:\n      - type: sbom/cyclone-dx\n        attestors:\n{entries}");
+        let d = doc(attested);
+        let text = explain(&load_dir(d.path()).unwrap(), NoMatchAction::Deny, "reg.io/notation/app:v1", None)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("Notary (notation) signature over the first artifact of type sbom/cyclone-dx among the image's OCI referrers"), "{text}");
         // An IVP's referrer attestation says how the node verifies it (it said nothing before).
         let d = tempfile::tempdir().unwrap();
         let ivp = format!(

@@ -13,7 +13,7 @@
 pub mod cel;
 pub mod explain;
 
-use crate::policy::{AuthorityKind, Mode, Policy};
+use crate::policy::{AuthorityKind, Mode, Policy, SignedBy};
 use crate::registry::{Referred, ReferredArtifact, RegistryError, Signatures};
 use crate::verify::layers::{
     verify_attestations, verify_notary, verify_signatures, verify_simple_signing, LayerFailure,
@@ -113,15 +113,20 @@ pub fn payload_wanted(
     digest: &str,
     cx: Context<'_>,
 ) -> bool {
-    policies.iter().flat_map(|p| p.authorities()).any(|a| {
-        let AuthorityKind::Cel(c) = &a.kind else { return false };
-        cel::referred(c).contains(&(artifact_type, true))
-            && c.attestors.values().any(|k| match k {
-                AuthorityKind::Signed(by) if k.is_notary() => {
-                    crate::verify::referred::verifies(artifact, artifact_type, digest, &by.signer, cx)
-                }
-                _ => false,
-            })
+    let verifies = |by: &SignedBy| crate::verify::referred::verifies(artifact, artifact_type, digest, &by.signer, cx);
+    policies.iter().flat_map(|p| p.authorities()).any(|a| match &a.kind {
+        AuthorityKind::Cel(c) => {
+            cel::referred(c).contains(&(artifact_type, true))
+                && c.attestors.values().any(|k| match k {
+                    AuthorityKind::Signed(by) if k.is_notary() => verifies(by),
+                    _ => false,
+                })
+        }
+        // A ClusterPolicy notary attestation reads every payload it verifies.
+        AuthorityKind::Signed(by) if a.kind.is_notary() => {
+            by.attestations.iter().any(|t| t == artifact_type) && verifies(by)
+        }
+        _ => false,
     })
 }
 
@@ -149,7 +154,12 @@ pub fn needs(policies: &[&Policy]) -> Needs {
         }
         if let AuthorityKind::Signed(s) = &a.kind {
             if matches!(s.signer, Signer::Notary(_)) {
-                n.notary = true;
+                // Its attestations are referrers of their types, read whole; its image
+                // signature, referrers of the image.
+                for artifact_type in &s.attestations {
+                    n.referred.insert(artifact_type.clone(), true);
+                }
+                n.notary |= s.attestations.is_empty();
             } else if matches!(s.signer, Signer::Gpg(_)) {
                 n.simple_signing = true;
             } else {
@@ -217,8 +227,10 @@ pub enum AuthorityFailure {
     Unsupported(String),
     #[error("attestations signed with OpenPGP keys are not supported")]
     GpgAttestations,
-    #[error("notation attestations are not verified on the node, only notation image signatures")]
-    NotaryAttestations,
+    #[error(transparent)]
+    Referred(#[from] crate::verify::referred::ReferredFailure),
+    #[error("referrers of type {0} were not fetched")]
+    ReferrersNotFetched(String),
     #[error("signatures were not fetched")]
     NotFetched,
     /// The fetch failed: said as such, never as "unsigned".
@@ -319,10 +331,18 @@ pub(crate) fn check_authority(
             Ok(verify_simple_signing(sigs, &evidence.reference, digest, &by.signer, GPG_CONTENT_LIMIT)?)
         }
         AuthorityKind::Signed(by) if matches!(by.signer, Signer::Notary(_)) => {
-            if !by.attestations.is_empty() {
-                return Err(AuthorityFailure::NotaryAttestations);
+            if by.attestations.is_empty() {
+                return Ok(verify_notary(fetched(&evidence.notary)?, digest, &by.signer, cx)?);
             }
-            Ok(verify_notary(fetched(&evidence.notary)?, digest, &by.signer, cx)?)
+            for artifact_type in &by.attestations {
+                let found = match evidence.referred.get(artifact_type) {
+                    None => return Err(AuthorityFailure::ReferrersNotFetched(artifact_type.clone())),
+                    Some(Err(e)) => return Err(AuthorityFailure::Registry(e.clone())),
+                    Some(Ok(found)) => found,
+                };
+                crate::verify::referred::verify_first(found, artifact_type, digest, &by.signer, cx)?;
+            }
+            Ok(())
         }
         AuthorityKind::Signed(by) if by.attestations.is_empty() => {
             Ok(verify_signatures(fetched(evidence.for_signer(by.source.as_ref(), false))?, digest, by, cx)?)
@@ -478,8 +498,14 @@ mod tests {
         let e = evaluate(&[&p], &Evidence::default(), &digest, cx);
         assert!(!e.allowed && e.failures[0].contains("signatures were not fetched"), "{e:?}");
         let attests = policy("notary", Mode::Enforce, vec![by(vec!["https://slsa.dev/provenance/v1".into()])]);
+        // Its attestations are referrers of that type, not the image's notation signatures.
+        let provenance = "https://slsa.dev/provenance/v1".to_string();
+        assert_eq!(needs(&[&attests]), Needs { referred: [(provenance, true)].into(), ..Default::default() });
         let e = evaluate(&[&attests], &ev, &digest, cx);
-        assert!(!e.allowed && e.failures[0].contains("notation attestations are not verified"), "{e:?}");
+        assert!(
+            !e.allowed && e.failures[0].contains("referrers of type https://slsa.dev/provenance/v1 were not fetched"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -368,7 +368,8 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
             let mut trust = NotaryTrust::from_pem(&pem)?;
             trust.tsa =
                 n.tsa_certs.as_deref().map(Authorities::anchors_from_pem).transpose().map_err(AuthorityError::Tsa)?;
-            let by = SignedBy::new(Signer::Notary(trust), Tlog::Ignore);
+            let by =
+                SignedBy { attestations: n.attestations.clone(), ..SignedBy::new(Signer::Notary(trust), Tlog::Ignore) };
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
         Check::Certificate(c) => {

@@ -519,6 +519,12 @@ pub struct NotaryCheck {
     /// that proves instead of now (notation's `verifyTimestamp: always`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsa_certs: Option<String>,
+    /// OCI 1.1 referrer artifact types (Kyverno ClusterPolicy `type: Notary` attestations):
+    /// the first artifact of each type attached to the image must be signed by these
+    /// certificates' holder, with a JSON object as its one layer. The image's own signature
+    /// is then not asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -23,6 +23,8 @@ pub enum ReferredFailure {
     None { artifact_type: String, location: String },
     #[error("no artifact of type {artifact_type} verifies: {}", .refused.join("; "))]
     Refused { artifact_type: String, refused: Vec<String> },
+    #[error("the first artifact of type {artifact_type} attached to the image, {digest}, does not count: {why}")]
+    First { artifact_type: String, digest: String, why: String },
 }
 
 /// The artifact that counted.
@@ -63,6 +65,39 @@ pub fn verify_referred(
         }
     }
     Err(ReferredFailure::Refused { artifact_type: artifact_type.to_string(), refused })
+}
+
+/// Kyverno ClusterPolicy `type: Notary` attestations: the first artifact of `found`, in the
+/// registry's order, must be one `signer` verifies, and its payload a JSON object (Kyverno's
+/// notary verifier stops at the first of the type, and reads its one layer into a map).
+pub fn verify_first(
+    found: &Referred,
+    artifact_type: &str,
+    image_digest: &str,
+    signer: &Signer,
+    cx: Context<'_>,
+) -> Result<(), ReferredFailure> {
+    let Some(first) = found.artifacts.first() else {
+        return Err(ReferredFailure::None {
+            artifact_type: artifact_type.to_string(),
+            location: found.location.clone(),
+        });
+    };
+    let refuse = |why: String| ReferredFailure::First {
+        artifact_type: artifact_type.to_string(),
+        digest: first.digest.clone(),
+        why,
+    };
+    check(first, artifact_type, image_digest, signer, cx).map_err(|e| refuse(e.to_string()))?;
+    match &first.payload {
+        None => Err(refuse("its payload was not fetched".into())),
+        Some(Err(e)) => Err(refuse(e.to_string())),
+        Some(Ok(bytes)) => match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(serde_json::Value::Object(_)) => Ok(()),
+            Ok(_) => Err(refuse("its payload is not a JSON object".into())),
+            Err(e) => Err(refuse(format!("its payload is not JSON: {e}"))),
+        },
+    }
 }
 
 /// Does `signer` count `artifact` for the image? What the fetch asks before it downloads

@@ -11,8 +11,9 @@
 //! `--certificate [--certificate-chain]` ([`Check::Certificate`]; an SCT is required with a
 //! chain unless `ctlog.ignoreSCT`). `type: Notary` entries verify notation signatures with
 //! their certificates as the trust store ([`Check::Notary`]). `attestations` become
-//! requirements checked with their own attestors; attestation `conditions` are not
-//! evaluated and fail closed, as do Notary attestations.
+//! requirements checked with their own attestors (for `type: Notary`, the first OCI 1.1
+//! referrer of the attestation's type, notation-signed, as Kyverno's notary verifier reads
+//! it); attestation `conditions` are not evaluated and fail closed.
 //!
 //! A rule whose `match` kinds are neither Pod nor a pod controller checks no pod container
 //! and is left out; Kyverno refuses wildcard kinds and `admission: false` with verifyImages,
@@ -538,10 +539,6 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
         if !att.conditions.is_empty() {
             requirements
                 .push(unsupported(format!("conditions on attestations of type {ty} are not evaluated on the node")));
-        } else if engine == Engine::Notary {
-            requirements.push(unsupported(format!(
-                "Notary attestations (referrers of type {ty}) are not verified on the node"
-            )));
         } else if att.attestors.is_empty() {
             requirements.push(unsupported(format!("attestation of type {ty} names no attestors to verify it with")));
         } else {
@@ -603,6 +600,7 @@ fn attestor_requirements(
                     Check::Key(k) => k.attestations = vec![ty.to_string()],
                     Check::Keyless(k) => k.attestations = vec![ty.to_string()],
                     Check::Certificate(c) => c.attestations = vec![ty.to_string()],
+                    Check::Notary(n) => n.attestations = vec![ty.to_string()],
                     _ => {}
                 }
             }
@@ -810,7 +808,7 @@ fn notary_authority(label: &str, c: &Certificates) -> Result<NormalAuthority, Ky
     }
     Ok(NormalAuthority::new(
         label,
-        Check::Notary(NotaryCheck { certs: KeyRef::Pem(parts.join("\n")), tsa_certs: None }),
+        Check::Notary(NotaryCheck { certs: KeyRef::Pem(parts.join("\n")), tsa_certs: None, attestations: Vec::new() }),
     ))
 }
 
@@ -1807,6 +1805,81 @@ mod tests {
             assert!(eval(&chain_only, &["untrusted.jws"]).allowed);
         }
 
+        /// A `type: Notary` rule's attestation of `sbom/cyclone-dx` by `cert`'s holder, with
+        /// `more` YAML in the attestation.
+        fn notary_attestation_rule(cert: &str, more: &str) -> String {
+            format!(
+                "    verifyImages:\n    - imageReferences: [\"reg.io/*\"]\n      type: Notary\n      attestations:\n      - type: sbom/cyclone-dx\n{more}        attestors:\n        - entries:\n{}",
+                indent(&certificates(Some(&crate::testutil::vectors::notation_referrer(cert)), None, ""), 10)
+            )
+        }
+
+        fn eval_referred(yaml: &str, artifacts: Vec<crate::registry::ReferredArtifact>) -> Evaluation {
+            use crate::testutil::vectors::{notation_referrer_digest, notation_referrer_time};
+            let p = import(yaml).unwrap_or_else(|e| panic!("{e:?}"));
+            let compiled = compile(&p.policies[0], &FilesOnly(std::path::Path::new("/"))).unwrap();
+            assert!(compiled.warnings.is_empty(), "{:?}", compiled.warnings);
+            let n = crate::evaluate::needs(&[&compiled.policy]);
+            assert_eq!(n.referred, [("sbom/cyclone-dx".to_string(), true)].into(), "{n:?}");
+            assert!(!n.notary && !n.signatures && !n.attestations, "only the referrers are fetched: {n:?}");
+            let found = crate::registry::Referred { location: "reg.io/app:sha256-x".into(), artifacts };
+            let ev = Evidence {
+                reference: "reg.io/app:1".into(),
+                referred: [("sbom/cyclone-dx".to_string(), Ok(found))].into(),
+                ..Default::default()
+            };
+            let trust = TrustRoot::empty();
+            let cx = Context { trust: &trust, now: notation_referrer_time() };
+            evaluate(&[&compiled.policy], &ev, &notation_referrer_digest("image"), cx)
+        }
+
+        /// Regression (#19): Kyverno ClusterPolicy `type: Notary` attestations failed closed
+        /// on every image ("Notary attestations ... are not verified on the node"). As
+        /// Kyverno's notary verifier: the first referrer of the type must be signed by the
+        /// entry's certificates (notation, the first 10 signatures tried) and its one layer
+        /// must be a JSON object; an unsigned or foreign one listed first refuses, as there.
+        #[test]
+        fn a_notary_rules_attestation_is_the_first_referrer_of_its_type_signed_and_json() {
+            use crate::testutil::vectors::referred_artifact;
+            let rule = policy("kyverno.io/v1", &notary_attestation_rule("trusted.crt", ""));
+            let e = eval_referred(&rule, vec![referred_artifact("sbom", &["good.jws"])]);
+            assert!(e.allowed, "{e:?}");
+            let refused = |artifacts: Vec<crate::registry::ReferredArtifact>, why: &str| {
+                let e = eval_referred(&rule, artifacts);
+                assert!(!e.allowed, "admitted: {e:?}");
+                assert!(e.failures.join("; ").contains(why), "{why:?} not in {e:?}");
+            };
+            refused(vec![], "no artifact of type sbom/cyclone-dx is attached");
+            refused(vec![referred_artifact("sbom", &["untrusted.jws"])], "not trusted");
+            refused(vec![referred_artifact("sbom", &[])], "it has no notation signature");
+            refused(vec![referred_artifact("elsewhere", &["elsewhere.jws"])], "not to the image");
+            // Kyverno verifies the first of the type and stops there: a signed one after an
+            // unsigned one does not count.
+            refused(
+                vec![referred_artifact("sbom", &[]), referred_artifact("sbom", &["good.jws"])],
+                "it has no notation signature",
+            );
+            // Its payload must be a JSON object, as Kyverno reads it into a map.
+            let mut list = referred_artifact("sbom", &["good.jws"]);
+            list.payload = Some(Ok(b"[1, 2]".to_vec()));
+            refused(vec![list], "not a JSON object");
+            let mut unreadable = referred_artifact("sbom", &["good.jws"]);
+            unreadable.payload = Some(Err(crate::registry::PayloadError::Layers(2)));
+            refused(vec![unreadable], "the artifact has 2 layers");
+            // The fetch downloads the payload of the artifact the rule's signer verifies only.
+            let compiled = compile(&import(&rule).unwrap().policies[0], &FilesOnly(std::path::Path::new("/"))).unwrap();
+            let trust = TrustRoot::empty();
+            let cx = Context { trust: &trust, now: crate::testutil::vectors::notation_referrer_time() };
+            let image = crate::testutil::vectors::notation_referrer_digest("image");
+            let wanted = |a| crate::evaluate::payload_wanted(&[&compiled.policy], "sbom/cyclone-dx", &a, &image, cx);
+            assert!(wanted(referred_artifact("sbom", &["good.jws"])));
+            assert!(!wanted(referred_artifact("sbom", &["untrusted.jws"])));
+            // Another signer's rule takes that signer's SBOM.
+            let other = policy("kyverno.io/v1", &notary_attestation_rule("other.crt", ""));
+            assert!(eval_referred(&other, vec![referred_artifact("sbom", &["untrusted.jws"])]).allowed);
+            assert!(!eval_referred(&other, vec![referred_artifact("sbom", &["good.jws"])]).allowed);
+        }
+
         #[test]
         fn what_a_notary_rule_cannot_check_fails_closed() {
             let unsupported = |yaml: String| match only_check(&yaml) {
@@ -1819,13 +1892,13 @@ mod tests {
             assert!(why.contains("variable"), "{why}");
             let err = import(&notary_policy("- certificates: {}\n", "")).unwrap_err();
             assert!(err[0].contains("certificates needs cert"), "{err:?}");
-            // Attestations: notation-signed referrers are not verified on the node.
-            let rule = format!(
-                "    verifyImages:\n    - imageReferences: [\"registry.example/*\"]\n      type: Notary\n      attestations:\n      - type: sbom/cyclone-dx\n        attestors:\n        - entries:\n{}",
-                indent(&certificates(Some(&notation("trusted.crt")), None, ""), 10)
+            // Attestation conditions are not evaluated on the node.
+            let rule = notary_attestation_rule(
+                "trusted.crt",
+                "        conditions:\n        - all: [{key: a, operator: Equals, value: a}]\n",
             );
             let why = unsupported(policy("kyverno.io/v1", &rule));
-            assert!(why.contains("Notary attestations"), "{why}");
+            assert!(why.contains("conditions on attestations"), "{why}");
             // Other types still fail closed.
             let why = unsupported(with_entry(
                 &certificates(Some(&notation("trusted.crt")), None, ""),

@@ -973,7 +973,7 @@ fn notary(n: &Notary) -> Result<Check, IvpError> {
         Some(Ok(pem)) => Some(pem).filter(|p| !p.trim().is_empty()),
         Some(Err(unsupported)) => return Ok(unsupported),
     };
-    Ok(Check::Notary(NotaryCheck { certs: KeyRef::Pem(pem), tsa_certs }))
+    Ok(Check::Notary(NotaryCheck { certs: KeyRef::Pem(pem), tsa_certs, attestations: Vec::new() }))
 }
 
 /// Kyverno's semantics end to end: import, compile, match, evaluate against real
@@ -1243,7 +1243,10 @@ mod tests {
         let literal =
             format!("      certs:\n        expression: {}\n", serde_json::to_string(&format!("{pem:?}")).unwrap());
         let i = doc(&literal, "").unwrap();
-        assert_eq!(attestor(&i), Check::Notary(NotaryCheck { certs: KeyRef::Pem(pem), tsa_certs: None }));
+        assert_eq!(
+            attestor(&i),
+            Check::Notary(NotaryCheck { certs: KeyRef::Pem(pem), tsa_certs: None, attestations: Vec::new() })
+        );
         let i = doc("      certs: {expression: variables.certs}\n", "").unwrap();
         assert!(matches!(attestor(&i), Check::Unsupported(why) if why.contains("not a string literal")));
         // No certificates, or both forms: the policy is refused, naming the field.
