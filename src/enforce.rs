@@ -487,8 +487,9 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
     let referred = futures::future::join_all(needs.referred.iter().map(|(artifact_type, &payloads)| {
         let (reference, digest, matched) = (&reference, &digest, &matched);
         async move {
-            let verified =
-                |a: &crate::registry::ReferredArtifact| evaluate::payload_wanted(matched, artifact_type, a, digest, cx);
+            let verified = |position, a: &crate::registry::ReferredArtifact| {
+                evaluate::payload_wanted(matched, artifact_type, position, a, digest, cx)
+            };
             let filter = payloads.then_some(&verified as crate::registry::PayloadFilter<'_>);
             (artifact_type.clone(), source.referred(reference, digest, artifact_type, filter).await)
         }

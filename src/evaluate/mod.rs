@@ -103,12 +103,13 @@ impl Needs {
     }
 }
 
-/// Does a notary attestor of `policies` verify `artifact` for a referrer attestation of
-/// `artifact_type` whose payload `extractPayload` reads? Only those payloads are downloaded
-/// ([`crate::registry::PayloadFilter`]).
+/// Does a notary attestor of `policies` verify `artifact`, at `position` among those of its
+/// type, for a referrer attestation of `artifact_type` whose payload is read? Only those
+/// payloads are downloaded ([`crate::registry::PayloadFilter`]).
 pub fn payload_wanted(
     policies: &[&Policy],
     artifact_type: &str,
+    position: usize,
     artifact: &ReferredArtifact,
     digest: &str,
     cx: Context<'_>,
@@ -122,9 +123,10 @@ pub fn payload_wanted(
                     _ => false,
                 })
         }
-        // A ClusterPolicy notary attestation reads every payload it verifies.
+        // A ClusterPolicy notary attestation reads the first artifact of its type only: later
+        // ones' payloads would only take budget from it.
         AuthorityKind::Signed(by) if a.kind.is_notary() => {
-            by.attestations.iter().any(|t| t == artifact_type) && verifies(by)
+            position == 0 && by.attestations.iter().any(|t| t == artifact_type) && verifies(by)
         }
         _ => false,
     })

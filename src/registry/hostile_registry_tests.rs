@@ -879,7 +879,7 @@ async fn referred_from(reg: &Server, payloads: bool) -> Result<Referred, Registr
     source.referred(&image, &digest, "sbom/cyclone-dx", payloads.then_some(&any_artifact)).await
 }
 
-fn any_artifact(_: &ReferredArtifact) -> bool {
+fn any_artifact(_: usize, _: &ReferredArtifact) -> bool {
     true
 }
 
@@ -1159,7 +1159,8 @@ async fn payloads_no_trusted_signer_verified_are_not_downloaded() {
     let signer = crate::verify::signer::Signer::Notary(
         crate::verify::notary::NotaryTrust::from_pem(&notation_referrer("trusted.crt")).unwrap(),
     );
-    let verified = |a: &ReferredArtifact| crate::verify::referred::verifies(a, "sbom/cyclone-dx", &image, &signer, cx);
+    let verified =
+        |_, a: &ReferredArtifact| crate::verify::referred::verifies(a, "sbom/cyclone-dx", &image, &signer, cx);
     let found = source.referred(&at, &image, "sbom/cyclone-dx", Some(&verified)).await.unwrap();
     assert_eq!(found.artifacts.len(), 4, "{:?}", reg.paths());
     let v = crate::verify::referred::verify_referred(&found, "sbom/cyclone-dx", &image, &signer, cx).unwrap();

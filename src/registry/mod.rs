@@ -231,11 +231,12 @@ pub struct ReferredArtifact {
 }
 
 /// Asked of each attached artifact that lists a signature, its manifest read and its
-/// signatures fetched, before its payload is downloaded: `true` for one a policy's signer
-/// verifies. An artifact signed by no one trusted (which whoever can push may list, as many
+/// signatures fetched, before its payload is downloaded, with its position among the
+/// artifacts of its type in the registry's list (0: the first): `true` for one a policy's
+/// signer verifies and reads. An artifact signed by no one trusted (which whoever can push may list, as many
 /// as the cap allows) then costs no payload download: payloads, the largest part, cannot
 /// use up the verification's budget before the one that counts.
-pub type PayloadFilter<'a> = &'a (dyn Fn(&ReferredArtifact) -> bool + Send + Sync);
+pub type PayloadFilter<'a> = &'a (dyn Fn(usize, &ReferredArtifact) -> bool + Send + Sync);
 
 /// Why an attached artifact's payload cannot be read (the artifact may still verify).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -495,9 +496,9 @@ impl SignatureSource for FakeSignatureSource {
         answer.map(|mut artifacts| {
             // As the registry source: a payload only where a signature is listed and the
             // filter accepts the artifact without it.
-            for a in &mut artifacts {
+            for (position, a) in artifacts.iter_mut().enumerate() {
                 let payload = a.payload.take();
-                let wanted = payloads.is_some_and(|f| !a.signatures.layers.is_empty() && f(a));
+                let wanted = payloads.is_some_and(|f| !a.signatures.layers.is_empty() && f(position, a));
                 if wanted {
                     a.payload = payload;
                 }

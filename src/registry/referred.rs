@@ -104,18 +104,20 @@ impl OciSignatureSource {
                 limit: self.limits.max_signatures,
             });
         }
-        let artifacts = futures::stream::iter(entries)
-            .map(|entry| self.artifact(repo, entry, location, payloads, budget))
+        let artifacts = futures::stream::iter(entries.into_iter().enumerate())
+            .map(|(position, entry)| self.artifact(repo, position, entry, location, payloads, budget))
             .buffered(self.limits.max_concurrent.max(1))
             .try_collect()
             .await?;
         Ok(Some(artifacts))
     }
 
-    /// One listed artifact: its manifest, its notation signatures, and maybe its payload.
+    /// One listed artifact (at `position` among those of its type): its manifest, its
+    /// notation signatures, and maybe its payload.
     async fn artifact(
         &self,
         repo: &Repository<'_>,
+        position: usize,
         entry: Descriptor,
         location: &str,
         payloads: Option<PayloadFilter<'_>>,
@@ -169,7 +171,8 @@ impl OciSignatureSource {
         };
         // An artifact no signature over which verifies can never be the one read: its
         // payload is not downloaded.
-        let wanted = payloads.is_some_and(|verified| !artifact.signatures.layers.is_empty() && verified(&artifact));
+        let wanted =
+            payloads.is_some_and(|verified| !artifact.signatures.layers.is_empty() && verified(position, &artifact));
         if wanted {
             let location = artifact.signatures.location.clone();
             artifact.payload = Some(self.artifact_payload(repo, &manifest, &location, budget).await?);

@@ -265,7 +265,8 @@ fn only_payloads_a_policy_signer_verifies_are_wanted() {
     let image = notation_referrer_digest("image");
     let wanted = |s: &PolicySet, a: &crate::registry::ReferredArtifact| {
         let matched = s.matching("reg.io/app:1", "reg.io/app", None);
-        payload_wanted(&matched, SBOM, a, &image, cx)
+        // An IVP reads the first verified artifact, wherever it is listed.
+        payload_wanted(&matched, SBOM, 3, a, &image, cx)
     };
     let s = set(&sample("trusted.crt", "", KYVERNO_SAMPLE));
     assert!(wanted(&s, &referred_artifact("sbom", &["good.jws"])));
@@ -281,7 +282,7 @@ fn only_payloads_a_policy_signer_verifies_are_wanted() {
     let matched = s.matching("reg.io/app:1", "reg.io/app", None);
     let mut spdx = referred_artifact("sbom", &["good.jws"]);
     spdx.artifact_type = Some("application/spdx+json".into());
-    assert!(!payload_wanted(&matched, "application/spdx+json", &spdx, &image, cx));
+    assert!(!payload_wanted(&matched, "application/spdx+json", 0, &spdx, &image, cx));
     let verify_only = KYVERNO_SAMPLE.split("  - expression").nth(2).map(|v| format!("  - expression{v}")).unwrap();
     let s = set(&sample("trusted.crt", "", &verify_only));
     assert!(!wanted(&s, &referred_artifact("sbom", &["good.jws"])));

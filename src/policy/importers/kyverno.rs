@@ -530,7 +530,9 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
             Some(n) => format!("attestations[{a}]({n})"),
             None => format!("attestations[{a}]"),
         };
-        let Some(ty) = att.predicate_type.as_ref().or(att.type_.as_ref()) else {
+        // `type`, else the deprecated `predicateType`, as Kyverno reads them.
+        let nonempty = |t: &&String| !t.is_empty();
+        let Some(ty) = att.type_.as_ref().filter(nonempty).or(att.predicate_type.as_ref().filter(nonempty)) else {
             errors.push(format!("{field}.{label}: predicateType is required"));
             continue;
         };
@@ -654,14 +656,16 @@ fn entry_checks(label: &str, e: &Entry, engine: &Engine) -> Result<Vec<NormalAut
     if e.annotations.as_ref().is_some_and(|a| !a.is_empty()) {
         return unsupported("required signature annotations are not checked on the node yet".into());
     }
-    if let Some(k) = &e.keyless {
-        return keyless_authority(label, k).map(|a| vec![a]);
-    }
+    // Before keyless: Kyverno's notary verifier reads only certificates (a keyless entry there
+    // never passes), and keyless would otherwise check cosign signatures for a Notary rule.
     if *engine == Engine::Notary {
         return match &e.certificates {
             Some(c) => notary_authority(label, c).map(|a| vec![a]),
             None => unsupported("a Notary attestor names its certificates (certificates.cert, certChain)".into()),
         };
+    }
+    if let Some(k) = &e.keyless {
+        return keyless_authority(label, k).map(|a| vec![a]);
     }
     if let Some(c) = &e.certificates {
         return certificate_authority(label, c, entry_hash).map(|a| vec![a]);
@@ -1543,6 +1547,17 @@ mod tests {
         );
         let Check::Certificate(c) = only_check(&policy("kyverno.io/v1", &rule)) else { panic!() };
         assert_eq!(c.attestations, ["https://slsa.dev/provenance/v1"]);
+        // Review finding: with both, `predicateType` was read; Kyverno reads `type` and falls
+        // back to the deprecated `predicateType` only when `type` is empty.
+        let both = rule.replace(
+            "      - type: https://slsa.dev/provenance/v1\n",
+            "      - type: https://slsa.dev/provenance/v1\n        predicateType: https://example.com/other\n",
+        );
+        let Check::Certificate(c) = only_check(&policy("kyverno.io/v1", &both)) else { panic!() };
+        assert_eq!(c.attestations, ["https://slsa.dev/provenance/v1"]);
+        let deprecated = rule.replace("      - type: https", "      - type: \"\"\n        predicateType: https");
+        let Check::Certificate(c) = only_check(&policy("kyverno.io/v1", &deprecated)) else { panic!() };
+        assert_eq!(c.attestations, ["https://slsa.dev/provenance/v1"]);
     }
 
     /// End to end with the cosign vectors: import, compile, evaluate.
@@ -1866,14 +1881,20 @@ mod tests {
             let mut unreadable = referred_artifact("sbom", &["good.jws"]);
             unreadable.payload = Some(Err(crate::registry::PayloadError::Layers(2)));
             refused(vec![unreadable], "the artifact has 2 layers");
+            let mut not_fetched = referred_artifact("sbom", &["good.jws"]);
+            not_fetched.payload = None;
+            refused(vec![not_fetched], "its payload was not fetched");
             // The fetch downloads the payload of the artifact the rule's signer verifies only.
             let compiled = compile(&import(&rule).unwrap().policies[0], &FilesOnly(std::path::Path::new("/"))).unwrap();
             let trust = TrustRoot::empty();
             let cx = Context { trust: &trust, now: crate::testutil::vectors::notation_referrer_time() };
             let image = crate::testutil::vectors::notation_referrer_digest("image");
-            let wanted = |a| crate::evaluate::payload_wanted(&[&compiled.policy], "sbom/cyclone-dx", &a, &image, cx);
-            assert!(wanted(referred_artifact("sbom", &["good.jws"])));
-            assert!(!wanted(referred_artifact("sbom", &["untrusted.jws"])));
+            let wanted =
+                |i, a| crate::evaluate::payload_wanted(&[&compiled.policy], "sbom/cyclone-dx", i, &a, &image, cx);
+            assert!(wanted(0, referred_artifact("sbom", &["good.jws"])));
+            assert!(!wanted(0, referred_artifact("sbom", &["untrusted.jws"])));
+            // Only the first is read: a later one's payload would only take budget from it.
+            assert!(!wanted(1, referred_artifact("sbom", &["good.jws"])));
             // Another signer's rule takes that signer's SBOM.
             let other = policy("kyverno.io/v1", &notary_attestation_rule("other.crt", ""));
             assert!(eval_referred(&other, vec![referred_artifact("sbom", &["untrusted.jws"])]).allowed);
@@ -1892,6 +1913,18 @@ mod tests {
             assert!(why.contains("variable"), "{why}");
             let err = import(&notary_policy("- certificates: {}\n", "")).unwrap_err();
             assert!(err[0].contains("certificates needs cert"), "{err:?}");
+            // Review finding: a keyless entry in a Notary rule was a cosign keyless check, so a
+            // cosign attestation of the type passed it; Kyverno's notary verifier reads only
+            // certificates there and never passes it.
+            let keyless =
+                "        attestors:\n        - entries:\n          - keyless: {subject: a@b.c, issuer: https://x}\n";
+            let rule =
+                notary_attestation_rule("trusted.crt", "").split("        attestors:").next().unwrap().to_string()
+                    + keyless;
+            let why = unsupported(policy("kyverno.io/v1", &rule));
+            assert!(why.contains("names its certificates"), "{why}");
+            let rule = notary_policy("- keyless: {subject: a@b.c, issuer: https://x}\n", "");
+            assert!(unsupported(rule).contains("names its certificates"));
             // Attestation conditions are not evaluated on the node.
             let rule = notary_attestation_rule(
                 "trusted.crt",
