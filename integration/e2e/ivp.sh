@@ -261,11 +261,16 @@ sec_sbom() {
   D_X=$(sbom_image sbom-spdx spdx); D_M=$(sbom_image sbom-moved moved)
   local A_S A_U A_X
   A_S=$(attach "$D_S" cyclonedx.json sign); A_U=$(attach "$D_U" cyclonedx.json); A_X=$(attach "$D_X" spdx.json sign)
+  # (discover's output kept whole: `| grep -q` under pipefail fails when grep's early exit
+  # breaks oras's pipe, as it did once in CI)
   if [ -n "$A_S" ] && [ -n "$A_U" ] && [ -n "$A_X" ] \
-      && oras discover --plain-http "$R@$A_S" 2>>"$WORK/oras.log" | grep -q 'application/vnd.cncf.notary.signature'; then
+      && oras discover --plain-http "$R@$A_S" > "$WORK/discover.txt" 2>>"$WORK/oras.log" \
+      && grep -q 'application/vnd.cncf.notary.signature' "$WORK/discover.txt"; then
     ok "oras $(oras version | awk '/^Version/ {print $2}') attached the SBOMs and notation signed them"
   else
-    bad "oras attached the SBOMs and notation signed them" "$(cat "$WORK/oras.log" "$WORK/notation.log")"; return
+    bad "oras attached the SBOMs and notation signed them" \
+      "SBOMs: ${A_S:-none} ${A_U:-none} ${A_X:-none}; discover: $(cat "$WORK/discover.txt" 2>/dev/null) $(cat "$WORK/oras.log" "$WORK/notation.log")"
+    return
   fi
   # The signed SBOM of sbom-signed listed among sbom-moved's referrers too, by a registry writer
   # (the fallback tag is an ordinary tag): its signature verifies, its subject is the other image.
