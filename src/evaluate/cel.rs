@@ -241,10 +241,9 @@ fn referrer_attested(
     let AuthorityKind::Signed(by) = attestor else {
         return Attested::Refused(StatementError::NotAnAttestor.to_string());
     };
-    let found = match evidence.referred.get(artifact_type) {
-        None => return Attested::Refused(format!("referrers of type {artifact_type} were not fetched")),
-        Some(Err(e)) => return Attested::Refused(e.to_string()),
-        Some(Ok(found)) => found,
+    let found = match evidence.referred_of(artifact_type) {
+        Err(e) => return Attested::Refused(e.to_string()),
+        Ok(found) => found,
     };
     match verify_referred(found, artifact_type, digest, &by.signer, cx) {
         Ok(v) => {

@@ -52,6 +52,15 @@ pub struct Elsewhere {
 }
 
 impl Evidence {
+    /// The artifacts of `artifact_type` attached to the image, or why they are not here.
+    pub(crate) fn referred_of(&self, artifact_type: &str) -> Result<&Referred, AuthorityFailure> {
+        match self.referred.get(artifact_type) {
+            None => Err(AuthorityFailure::ReferrersNotFetched(artifact_type.to_string())),
+            Some(Err(e)) => Err(AuthorityFailure::Registry(e.clone())),
+            Some(Ok(found)) => Ok(found),
+        }
+    }
+
     /// The image signatures (or, with `attestations`, the attestations) a signer reads: from
     /// its own signature repository when its policy names one, else the image's.
     pub fn for_signer(
@@ -103,9 +112,50 @@ impl Needs {
     }
 }
 
-/// Does a notary attestor of `policies` verify `artifact`, at `position` among those of its
+/// A notary signer that verifies artifacts attached as referrers: what to fetch for it
+/// ([`needs`]) and whose payloads to download ([`payload_wanted`]) both come from here.
+struct ReferrerReader<'a> {
+    artifact_type: &'a str,
+    /// Its payload is read (`extractPayload`, a ClusterPolicy attestation).
+    payload: bool,
+    /// Only the first artifact of the type counts (Kyverno ClusterPolicy); else the first
+    /// the signer verifies (ImageValidatingPolicy).
+    first_only: bool,
+    by: &'a SignedBy,
+}
+
+fn referrer_readers<'a>(policies: &'a [&'a Policy]) -> impl Iterator<Item = ReferrerReader<'a>> + 'a {
+    policies.iter().flat_map(|p| p.authorities()).flat_map(|a| {
+        let mut readers = Vec::new();
+        match &a.kind {
+            // Only a notary attestor verifies an artifact attached as a referrer.
+            AuthorityKind::Cel(c) => {
+                for (artifact_type, payload) in cel::referred(c) {
+                    for k in c.attestors.values() {
+                        if let AuthorityKind::Signed(by) = k {
+                            if k.is_notary() {
+                                readers.push(ReferrerReader { artifact_type, payload, first_only: false, by });
+                            }
+                        }
+                    }
+                }
+            }
+            // A ClusterPolicy notary attestation reads the first artifact of its type whole.
+            AuthorityKind::Signed(by) if a.kind.is_notary() => {
+                for artifact_type in &by.attestations {
+                    readers.push(ReferrerReader { artifact_type, payload: true, first_only: true, by });
+                }
+            }
+            _ => {}
+        }
+        readers
+    })
+}
+
+/// Does a notary signer of `policies` verify `artifact`, at `position` among those of its
 /// type, for a referrer attestation of `artifact_type` whose payload is read? Only those
-/// payloads are downloaded ([`crate::registry::PayloadFilter`]).
+/// payloads are downloaded ([`crate::registry::PayloadFilter`]); a later artifact where only
+/// the first counts would only take budget from it.
 pub fn payload_wanted(
     policies: &[&Policy],
     artifact_type: &str,
@@ -114,21 +164,11 @@ pub fn payload_wanted(
     digest: &str,
     cx: Context<'_>,
 ) -> bool {
-    let verifies = |by: &SignedBy| crate::verify::referred::verifies(artifact, artifact_type, digest, &by.signer, cx);
-    policies.iter().flat_map(|p| p.authorities()).any(|a| match &a.kind {
-        AuthorityKind::Cel(c) => {
-            cel::referred(c).contains(&(artifact_type, true))
-                && c.attestors.values().any(|k| match k {
-                    AuthorityKind::Signed(by) if k.is_notary() => verifies(by),
-                    _ => false,
-                })
-        }
-        // A ClusterPolicy notary attestation reads the first artifact of its type only: later
-        // ones' payloads would only take budget from it.
-        AuthorityKind::Signed(by) if a.kind.is_notary() => {
-            position == 0 && by.attestations.iter().any(|t| t == artifact_type) && verifies(by)
-        }
-        _ => false,
+    referrer_readers(policies).any(|r| {
+        r.artifact_type == artifact_type
+            && r.payload
+            && (position == 0 || !r.first_only)
+            && crate::verify::referred::verifies(artifact, artifact_type, digest, &r.by.signer, cx)
     })
 }
 
@@ -140,12 +180,6 @@ pub fn needs(policies: &[&Policy]) -> Needs {
             let has_notary = c.attestors.values().any(AuthorityKind::is_notary);
             // A notary attestor's image signatures are its referrers, not cosign's.
             n.notary |= signatures && has_notary;
-            // Only a notary attestor verifies an artifact attached as a referrer.
-            if has_notary {
-                for (artifact_type, payloads) in cel::referred(c) {
-                    *n.referred.entry(artifact_type.to_string()).or_default() |= payloads;
-                }
-            }
             // Cosign attestors' signatures; one that can never pass (unsupported, a key that
             // could not be had) needs nothing fetched.
             for k in c.attestors.values().filter(|k| !k.is_notary()) {
@@ -156,11 +190,8 @@ pub fn needs(policies: &[&Policy]) -> Needs {
         }
         if let AuthorityKind::Signed(s) = &a.kind {
             if matches!(s.signer, Signer::Notary(_)) {
-                // Its attestations are referrers of their types, read whole; its image
+                // Its attestations are referrers of their types (below); its image
                 // signature, referrers of the image.
-                for artifact_type in &s.attestations {
-                    n.referred.insert(artifact_type.clone(), true);
-                }
                 n.notary |= s.attestations.is_empty();
             } else if matches!(s.signer, Signer::Gpg(_)) {
                 n.simple_signing = true;
@@ -169,6 +200,9 @@ pub fn needs(policies: &[&Policy]) -> Needs {
                 n.add(s.source.as_ref(), !attestations, attestations);
             }
         }
+    }
+    for r in referrer_readers(policies) {
+        *n.referred.entry(r.artifact_type.to_string()).or_default() |= r.payload;
     }
     n
 }
@@ -337,11 +371,7 @@ pub(crate) fn check_authority(
                 return Ok(verify_notary(fetched(&evidence.notary)?, digest, &by.signer, cx)?);
             }
             for artifact_type in &by.attestations {
-                let found = match evidence.referred.get(artifact_type) {
-                    None => return Err(AuthorityFailure::ReferrersNotFetched(artifact_type.clone())),
-                    Some(Err(e)) => return Err(AuthorityFailure::Registry(e.clone())),
-                    Some(Ok(found)) => found,
-                };
+                let found = evidence.referred_of(artifact_type)?;
                 crate::verify::referred::verify_first(found, artifact_type, digest, &by.signer, cx)?;
             }
             Ok(())

@@ -879,6 +879,15 @@ async fn referred_from(reg: &Server, payloads: bool) -> Result<Referred, Registr
     source.referred(&image, &digest, "sbom/cyclone-dx", payloads.then_some(&any_artifact)).await
 }
 
+/// A source for `reg` fetching one artifact at a time (in the list's order) within a budget
+/// of `max_total_bytes`, and the image it is asked about.
+fn one_at_a_time(reg: &Server, max_total_bytes: usize) -> (OciSignatureSource, Reference) {
+    let access = Access { insecure: vec![reg.host.clone()], ..Default::default() };
+    let limits = Limits { max_total_bytes, max_concurrent: 1, ..Limits::default() };
+    let at = format!("{}/team/app:v1", reg.host).parse().unwrap();
+    (OciSignatureSource::new(access, limits, Duration::from_secs(5)), at)
+}
+
 fn any_artifact(_: usize, _: &ReferredArtifact) -> bool {
     true
 }
@@ -1089,10 +1098,7 @@ async fn referrer_signatures_are_capped_and_an_over_budget_payload_is_that_artif
     listed["manifests"].as_array_mut().unwrap().push(second_entry);
     objects.insert(fallback, ok(manifest::OCI_INDEX, listed.to_string().as_bytes()));
     let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
-    let access = Access { insecure: vec![reg.host.clone()], ..Default::default() };
-    let limits = Limits { max_total_bytes: 600 << 10, max_concurrent: 1, ..Limits::default() };
-    let source = OciSignatureSource::new(access, limits, Duration::from_secs(5));
-    let at: Reference = format!("{}/team/app:v1", reg.host).parse().unwrap();
+    let (source, at) = one_at_a_time(&reg, 600 << 10);
     let found = source.referred(&at, &image, "sbom/cyclone-dx", Some(&any_artifact)).await.unwrap();
     assert_eq!(found.artifacts.len(), 2, "{found:?}");
     assert!(found.artifacts[0].payload.as_ref().unwrap().is_ok());
@@ -1150,10 +1156,7 @@ async fn payloads_no_trusted_signer_verified_are_not_downloaded() {
     let index = serde_json::json!({"schemaVersion": 2, "mediaType": manifest::OCI_INDEX, "manifests": listed});
     objects.insert(fallback, ok(manifest::OCI_INDEX, index.to_string().as_bytes()));
     let reg = Server::start(Duration::ZERO, registry(objects, |_| None)).await;
-    let access = Access { insecure: vec![reg.host.clone()], ..Default::default() };
-    let limits = Limits { max_total_bytes: 2 << 20, max_concurrent: 1, ..Limits::default() };
-    let source = OciSignatureSource::new(access, limits, Duration::from_secs(5));
-    let at: Reference = format!("{}/team/app:v1", reg.host).parse().unwrap();
+    let (source, at) = one_at_a_time(&reg, 2 << 20);
     let trust = crate::verify::trust::TrustRoot::empty();
     let cx = crate::verify::Context { trust: &trust, now: notation_referrer_time() };
     let signer = crate::verify::signer::Signer::Notary(
