@@ -32,6 +32,8 @@
 //!   the last-known-good file.
 //! - [`statefile`]: atomic 0600 files under the state directory (caches, last known good).
 //! - [`cache`]: bounded TTL cache with singleflight and background completion.
+//! - [`conditions`]: Kyverno's conditions language (`{{ JMESPath }}` variables, its
+//!   operators and functions), judged over a verified attestation's predicate; pure.
 //! - [`decision`]: the shared vocabulary — an image claim and the decision for it.
 //! - [`encoding`]: base64 as Sigstore material spells it, for registry and verify alike.
 //! - [`body`]: HTTP answers read capped and streamed, drawing on a memory budget, and
@@ -49,6 +51,7 @@ pub mod body;
 pub mod cache;
 pub mod causes;
 pub mod cli;
+pub mod conditions;
 pub mod config;
 pub mod daemon;
 pub mod decision;
