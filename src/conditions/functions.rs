@@ -28,9 +28,32 @@ pub const KYVERNO: &[&str] = &[
 
 /// JMESPath's own functions (jmespath.rs registers these).
 pub const STANDARD: &[&str] = &[
-    "abs", "avg", "ceil", "contains", "ends_with", "floor", "join", "keys", "length", "map", "max", "max_by", "merge",
-    "min", "min_by", "not_null", "reverse", "sort", "sort_by", "starts_with", "sum", "to_array", "to_number",
-    "to_string", "type", "values",
+    "abs",
+    "avg",
+    "ceil",
+    "contains",
+    "ends_with",
+    "floor",
+    "join",
+    "keys",
+    "length",
+    "map",
+    "max",
+    "max_by",
+    "merge",
+    "min",
+    "min_by",
+    "not_null",
+    "reverse",
+    "sort",
+    "sort_by",
+    "starts_with",
+    "sum",
+    "to_array",
+    "to_number",
+    "to_string",
+    "type",
+    "values",
 ];
 
 fn fail(ctx: &Context<'_>, function: &str, why: impl std::fmt::Display) -> JmespathError {

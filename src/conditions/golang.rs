@@ -133,7 +133,11 @@ pub fn go_json(value: &serde_json::Value) -> String {
                 // Go: exponent form with at least one exponent digit (`1e-7`, `1e+21`).
                 let e = format!("{f:e}");
                 let (m, x) = e.split_once('e').unwrap_or((&e, "0"));
-                if x.starts_with('-') { format!("{m}e{x}") } else { format!("{m}e+{x}") }
+                if x.starts_with('-') {
+                    format!("{m}e{x}")
+                } else {
+                    format!("{m}e+{x}")
+                }
             } else {
                 format!("{f}")
             }
@@ -149,8 +153,10 @@ pub fn go_json(value: &serde_json::Value) -> String {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            let body: Vec<String> =
-                keys.iter().map(|k| format!("{}:{}", go_json(&Value::String((*k).clone())), go_json(&map[*k]))).collect();
+            let body: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{}:{}", go_json(&Value::String((*k).clone())), go_json(&map[*k])))
+                .collect();
             format!("{{{}}}", body.join(","))
         }
     }
@@ -167,7 +173,9 @@ pub fn parse_float(text: &str) -> Option<f64> {
     let t = text.strip_prefix(['+', '-']).unwrap_or(text);
     let lower = t.to_ascii_lowercase();
     let special = matches!(lower.as_str(), "inf" | "infinity" | "nan");
-    if !special && (t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))) {
+    if !special
+        && (t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-')))
+    {
         return None;
     }
     text.parse().ok()

@@ -136,9 +136,8 @@ impl Conditions {
     /// `now` (seconds since the epoch) for the time functions.
     pub fn judge(&self, statement: &Value, now: i64) -> Result<Verdict, ConditionError> {
         let predicate = statement.get("predicate").filter(|p| p.is_object()).ok_or(ConditionError::NotAnObject)?;
-        let root: jmespath::Rcvar = Arc::new(
-            jmespath::Variable::from_serializable(predicate).map_err(|_| ConditionError::NotAnObject)?,
-        );
+        let root: jmespath::Rcvar =
+            Arc::new(jmespath::Variable::from_serializable(predicate).map_err(|_| ConditionError::NotAnObject)?);
         let runtime = functions::runtime(now);
         let mut passed = Vec::new();
         for set in &self.sets {
@@ -218,8 +217,8 @@ impl Condition {
 
     fn holds(&self, root: &jmespath::Rcvar, runtime: &jmespath::Runtime) -> Result<bool, ConditionError> {
         let at = || self.at.clone();
-        let key =
-            variables::substitute(&self.key, root, runtime).map_err(|source| ConditionError::Variable { at: at(), source })?;
+        let key = variables::substitute(&self.key, root, runtime)
+            .map_err(|source| ConditionError::Variable { at: at(), source })?;
         let value = variables::substitute(&self.value, root, runtime)
             .map_err(|source| ConditionError::Variable { at: at(), source })?;
         self.operator.holds(&key, &value).map_err(|source| ConditionError::Operator { at: at(), source })

@@ -51,7 +51,11 @@ impl Operator {
             "greaterthanorequals" => Operator::GreaterThanOrEquals,
             "lessthan" => Operator::LessThan,
             "lessthanorequals" => Operator::LessThanOrEquals,
-            "in" | "notin" | "durationgreaterthanorequals" | "durationgreaterthan" | "durationlessthanorequals"
+            "in"
+            | "notin"
+            | "durationgreaterthanorequals"
+            | "durationgreaterthan"
+            | "durationlessthanorequals"
             | "durationlessthan" => return Err(OperatorError::Deprecated(text.to_string())),
             _ => return Err(OperatorError::Unknown(text.to_string())),
         })
@@ -62,10 +66,9 @@ impl Operator {
         match self {
             Operator::Equals => Ok(equals(key, value)),
             Operator::NotEquals => Ok(not_equals(key, value)),
-            Operator::GreaterThan
-            | Operator::GreaterThanOrEquals
-            | Operator::LessThan
-            | Operator::LessThanOrEquals => Ok(numeric(self, key, value)),
+            Operator::GreaterThan | Operator::GreaterThanOrEquals | Operator::LessThan | Operator::LessThanOrEquals => {
+                Ok(numeric(self, key, value))
+            }
             Operator::AnyIn | Operator::AllIn | Operator::AnyNotIn | Operator::AllNotIn => within(self, key, value),
         }
     }
@@ -248,7 +251,9 @@ fn within(op: Operator, key: &Value, value: &Value) -> Result<bool, OperatorErro
         Value::Array(items) => {
             let keys = items.iter().map(sprint).collect::<Option<Vec<_>>>().ok_or(OperatorError::Composite("a key"))?;
             let values = match value {
-                Value::Array(vs) => vs.iter().map(sprint).collect::<Option<Vec<_>>>().ok_or(OperatorError::Composite("a value"))?,
+                Value::Array(vs) => {
+                    vs.iter().map(sprint).collect::<Option<Vec<_>>>().ok_or(OperatorError::Composite("a value"))?
+                }
                 Value::Number(_) | Value::Bool(_) if matches!(op, Operator::AnyIn | Operator::AnyNotIn) => {
                     vec![sprint(value).unwrap_or_default()]
                 }
@@ -281,7 +286,8 @@ fn within(op: Operator, key: &Value, value: &Value) -> Result<bool, OperatorErro
             };
             let exists = match value {
                 Value::Array(vs) => {
-                    let values = vs.iter().map(sprint).collect::<Option<Vec<_>>>().ok_or(OperatorError::Composite("a value"))?;
+                    let values =
+                        vs.iter().map(sprint).collect::<Option<Vec<_>>>().ok_or(OperatorError::Composite("a value"))?;
                     values.iter().any(|v| either_way(v, &k))
                 }
                 Value::String(v) => {

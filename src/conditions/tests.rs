@@ -26,7 +26,10 @@ fn slsa_build_type_and_builder_regex() {
         "buildDefinition": {"buildType": "https://slsa-framework.github.io/github-actions-buildtypes/workflow/v1"},
         "runDetails": {"builder": {"id": "https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_container_slsa3.yml@refs/tags/v1.9.0"}}
     }));
-    assert_eq!(c.judge(&good, NOW).unwrap(), Verdict { holds: true, message: "wrong build type; wrong builder".into() });
+    assert_eq!(
+        c.judge(&good, NOW).unwrap(),
+        Verdict { holds: true, message: "wrong build type; wrong builder".into() }
+    );
     let mut other = good.clone();
     other["predicate"]["runDetails"]["builder"]["id"] = json!("https://github.com/evil/gen.yml@refs/tags/v1.9.0");
     assert_eq!(c.judge(&other, NOW).unwrap(), Verdict { holds: false, message: "wrong builder".into() });

@@ -49,10 +49,7 @@ pub enum VariableError {
 
 /// The variables of `text` as Kyverno finds them: (prefix character, the `{{ … }}` text).
 fn find(text: &str) -> Vec<(String, String)> {
-    VARIABLE
-        .captures_iter(text)
-        .map(|c| (c.get(1).map_or("", |m| m.as_str()).to_string(), c[2].to_string()))
-        .collect()
+    VARIABLE.captures_iter(text).map(|c| (c.get(1).map_or("", |m| m.as_str()).to_string(), c[2].to_string())).collect()
 }
 
 /// The query a `{{ … }}` stands for, and whether it is shallow (`{{- … }}`).
@@ -168,11 +165,14 @@ pub fn search(query: &str, root: &Rcvar, runtime: &Runtime) -> Result<Value, Var
 }
 
 /// The field Kyverno's JMESPath would report missing along `node`'s path, if any.
-fn missing(node: &Ast, data: &Rcvar, query: &str, cx: &mut Context<'_>) -> Result<Option<String>, jmespath::JmespathError> {
+fn missing(
+    node: &Ast,
+    data: &Rcvar,
+    query: &str,
+    cx: &mut Context<'_>,
+) -> Result<Option<String>, jmespath::JmespathError> {
     match node {
-        Ast::Field { name, .. } => {
-            Ok(data.as_object().filter(|o| !o.contains_key(name)).map(|_| name.clone()))
-        }
+        Ast::Field { name, .. } => Ok(data.as_object().filter(|o| !o.contains_key(name)).map(|_| name.clone())),
         // A pipe parses as a subexpression too; Kyverno's fork forgives a missing field there.
         Ast::Subexpr { offset, .. } if query.as_bytes().get(*offset) == Some(&b'|') => Ok(None),
         Ast::Subexpr { lhs, rhs, .. } => {
