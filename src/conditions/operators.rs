@@ -297,7 +297,7 @@ fn within(op: Operator, key: &Value, value: &Value) -> Result<bool, OperatorErro
                         return Err(OperatorError::Range(v.clone()));
                     } else {
                         match string_list(v) {
-                            Some(list) => list.iter().any(|x| *x == k),
+                            Some(list) => list.contains(&k),
                             None => return Ok(false),
                         }
                     }

@@ -221,6 +221,15 @@ impl fmt::Display for Explanation {
                         }
                     };
                     writeln!(f, "      authority {}: {what}", a.name)?;
+                    if !a.check.conditions().is_empty() {
+                        // Conditions that cannot be evaluated fail the authority closed when
+                        // read, so any shown here are evaluated on the node.
+                        let written = serde_json::to_string(a.check.conditions()).unwrap_or_default();
+                        writeln!(
+                            f,
+                            "        every statement attested must satisfy (evaluated on the node): {written}"
+                        )?;
+                    }
                 }
             }
         }

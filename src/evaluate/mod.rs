@@ -13,6 +13,7 @@
 pub mod cel;
 pub mod explain;
 
+use crate::conditions::Conditions;
 use crate::policy::{AuthorityKind, Mode, Policy, SignedBy};
 use crate::registry::{Referred, ReferredArtifact, RegistryError, Signatures};
 use crate::verify::layers::{
@@ -277,6 +278,10 @@ pub enum AuthorityFailure {
     /// A CEL validation that failed or could not be evaluated, in its own words.
     #[error(transparent)]
     Cel(cel::CelFailure),
+    /// A verified attestation whose statement fails the policy's conditions, or on which
+    /// they cannot be judged (a missing field, a bad time).
+    #[error("attestation {attested}: {why}")]
+    Conditions { attested: String, why: String },
 }
 
 /// Why a policy does not pass.
@@ -372,7 +377,14 @@ pub(crate) fn check_authority(
             }
             for artifact_type in &by.attestations {
                 let found = evidence.referred_of(artifact_type)?;
-                crate::verify::referred::verify_first(found, artifact_type, digest, &by.signer, cx)?;
+                let payload = crate::verify::referred::verify_first(found, artifact_type, digest, &by.signer, cx)?;
+                if let Some(c) = &by.conditions {
+                    // Kyverno's notary statement: the artifact's type, its payload the predicate
+                    // (unless the referrer manifest spells a `predicate` of its own, which the
+                    // node does not read).
+                    let statement = serde_json::json!({"type": artifact_type, "predicate": payload});
+                    judge(c, &statement, artifact_type, cx.now)?;
+                }
             }
             Ok(())
         }
@@ -380,8 +392,28 @@ pub(crate) fn check_authority(
             Ok(verify_signatures(fetched(evidence.for_signer(by.source.as_ref(), false))?, digest, by, cx)?)
         }
         AuthorityKind::Signed(by) => {
-            Ok(verify_attestations(fetched(evidence.for_signer(by.source.as_ref(), true))?, digest, by, cx)?)
+            let atts = fetched(evidence.for_signer(by.source.as_ref(), true))?;
+            let Some(c) = &by.conditions else {
+                return Ok(verify_attestations(atts, digest, by, cx)?);
+            };
+            for predicate in &by.attestations {
+                for statement in crate::verify::layers::verified_statements(atts, digest, predicate, by, cx)? {
+                    judge(c, &statement, predicate, cx.now)?;
+                }
+            }
+            Ok(())
         }
+    }
+}
+
+/// Kyverno ClusterPolicy attestation conditions over one verified statement of `attested`.
+fn judge(c: &Conditions, statement: &serde_json::Value, attested: &str, now: i64) -> Result<(), AuthorityFailure> {
+    let fail = |why: String| AuthorityFailure::Conditions { attested: attested.to_string(), why };
+    match c.judge(statement, now) {
+        Ok(v) if v.holds => Ok(()),
+        Ok(v) if v.message.is_empty() => Err(fail("the conditions do not hold".into())),
+        Ok(v) => Err(fail(format!("the conditions do not hold: {}", v.message))),
+        Err(e) => Err(fail(e.to_string())),
     }
 }
 
@@ -401,6 +433,54 @@ mod tests {
         let authorities =
             kinds.into_iter().enumerate().map(|(i, kind)| Authority { name: format!("a{i}"), kind }).collect();
         Policy::any_of(name, vec![ImageGlob::new("reg.io/**").unwrap()], authorities, Mode::Enforce).with_mode(mode)
+    }
+
+    /// Regression: Kyverno ClusterPolicy attestation conditions failed closed on every
+    /// image. As Kyverno judges them: every statement of the type the attestor signed
+    /// must satisfy them (one failing refuses, even beside one that holds); statements
+    /// by others, of other types, or about other digests are not judged.
+    #[test]
+    fn every_attested_statement_by_the_signer_must_satisfy_the_conditions() {
+        let (a, b) = (TestSigner::new(1), TestSigner::new(2));
+        let slsa = "https://slsa.dev/provenance/v1";
+        let written: Vec<serde_json::Value> = serde_yaml::from_str(
+            "- all:\n  - {key: '{{ buildDefinition.buildType }}', operator: Equals, value: 'https://example.com/*', message: untrusted build}\n",
+        )
+        .unwrap();
+        let by = SignedBy {
+            attestations: vec![slsa.into()],
+            conditions: Some(Conditions::parse(&written).unwrap()),
+            ..SignedBy::new(Signer::Key(a.trusted()), crate::verify::signer::Tlog::Ignore)
+        };
+        let p = policy("slsa", Mode::Enforce, vec![AuthorityKind::Signed(Box::new(by))]);
+        let build = |t: &str| serde_json::json!({"buildDefinition": {"buildType": t}});
+        let judged = |layers: Vec<crate::registry::SignatureLayer>| {
+            let ev = Evidence { attestations: Some(Ok(sigs(layers))), ..Default::default() };
+            evaluate(&[&p], &ev, D1, cx())
+        };
+        let good = a.attest(D1, slsa, build("https://example.com/v1"));
+        let bad = a.attest(D1, slsa, build("https://evil.example/v1"));
+        assert!(judged(vec![good.clone()]).allowed);
+        let e = judged(vec![good.clone(), bad.clone()]);
+        assert!(!e.allowed, "one failing statement refuses: {e:?}");
+        assert!(
+            e.failures[0].contains(&format!("attestation {slsa}: the conditions do not hold: untrusted build")),
+            "{e:?}"
+        );
+        // Not judged: another signer's, another type's, another digest's.
+        let others = vec![
+            good.clone(),
+            b.attest(D1, slsa, build("https://evil.example/v1")),
+            a.attest(D1, "https://spdx.dev/Document", build("https://evil.example/v1")),
+            a.attest(crate::testutil::verify::D2, slsa, build("x")),
+        ];
+        assert!(judged(others).allowed);
+        // None by the signer is the usual failure, not a condition's.
+        let e = judged(vec![b.attest(D1, slsa, build("https://example.com/v1"))]);
+        assert!(!e.allowed && !e.failures[0].contains("conditions"), "{e:?}");
+        // A statement lacking the field fails closed, naming it.
+        let e = judged(vec![a.attest(D1, slsa, serde_json::json!({"other": 1}))]);
+        assert!(!e.allowed && e.failures[0].contains("\"buildDefinition\" not found"), "{e:?}");
     }
 
     #[test]

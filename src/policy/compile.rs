@@ -103,6 +103,8 @@ pub enum AuthorityError {
     NotaryCerts(#[from] NotaryCertsError),
     #[error(transparent)]
     Certificate(#[from] CertificateError),
+    #[error("attestation conditions: {0}")]
+    Conditions(crate::conditions::ConditionError),
 }
 
 /// Why a key a policy names is not available on this node: its authority fails closed.
@@ -368,8 +370,11 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
             let mut trust = NotaryTrust::from_pem(&pem)?;
             trust.tsa =
                 n.tsa_certs.as_deref().map(Authorities::anchors_from_pem).transpose().map_err(AuthorityError::Tsa)?;
-            let by =
-                SignedBy { attestations: n.attestations.clone(), ..SignedBy::new(Signer::Notary(trust), Tlog::Ignore) };
+            let by = SignedBy {
+                attestations: n.attestations.clone(),
+                conditions: conditions(&n.conditions)?,
+                ..SignedBy::new(Signer::Notary(trust), Tlog::Ignore)
+            };
             return Ok(AuthorityKind::Signed(Box::new(by)));
         }
         Check::Certificate(c) => {
@@ -466,12 +471,23 @@ fn compile_authority(a: &NormalAuthority, keys: &dyn KeySource) -> Result<Author
         signer,
         tlog,
         attestations: attestations.clone(),
+        conditions: conditions(a.check.conditions())?,
         tsa,
         source,
         trust_root_timestamps,
         trust,
         trust_until,
     })))
+}
+
+/// Attestation conditions as written, read; none when there are none.
+fn conditions(
+    written: &[serde_json::Value],
+) -> Result<Option<std::sync::Arc<crate::conditions::Conditions>>, AuthorityError> {
+    if written.is_empty() {
+        return Ok(None);
+    }
+    crate::conditions::Conditions::parse(written).map(Some).map_err(AuthorityError::Conditions)
 }
 
 /// A signature repository as `registry/path`, normalised as image names are (so that
@@ -719,6 +735,7 @@ mod tests {
         let check = |chain: Option<&str>, rekor: Option<&str>| CertificateCheck {
             tag_prefix: None,
             tuf: None,
+            conditions: Vec::new(),
             certificate: vector("leaf-email.pem"),
             chain: chain.map(vector),
             rekor: rekor.map(String::from),

@@ -356,6 +356,17 @@ impl Check {
         }
     }
 
+    /// The attestation conditions a check carries (Kyverno ClusterPolicy), as written.
+    pub(crate) fn conditions(&self) -> &[serde_json::Value] {
+        match self {
+            Check::Key(k) => &k.conditions,
+            Check::Keyless(k) => &k.conditions,
+            Check::Certificate(c) => &c.conditions,
+            Check::Notary(n) => &n.conditions,
+            _ => &[],
+        }
+    }
+
     pub(crate) fn tuf(&self) -> Option<&TufRef> {
         match self {
             Check::Key(k) => k.tuf.as_ref(),
@@ -409,6 +420,10 @@ pub struct KeyCheck {
     /// Predicate types that must be attested by this key (instead of an image signature).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<String>,
+    /// Kyverno ClusterPolicy attestation `conditions` (as written) every attested statement
+    /// of `attestations`' one type must satisfy ([`crate::conditions`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<serde_json::Value>,
     /// The digest signatures are made over (policy-controller `key.hashAlgorithm`); unset,
     /// the key type's (or the KMS key's) own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -441,6 +456,7 @@ impl KeyCheck {
             rekor,
             rekor_keys: Vec::new(),
             attestations: Vec::new(),
+            conditions: Vec::new(),
             hash_algorithm: None,
             tsa_cert_chain: None,
             repository: None,
@@ -483,6 +499,10 @@ pub struct CertificateCheck {
     pub trust_root_cas: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<String>,
+    /// Kyverno ClusterPolicy attestation `conditions` (as written) every attested statement
+    /// of `attestations`' one type must satisfy ([`crate::conditions`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsa_cert_chain: Option<String>,
     /// The repository signatures and attestations are kept in instead of the image's own
@@ -525,6 +545,10 @@ pub struct NotaryCheck {
     /// is then not asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<String>,
+    /// Kyverno ClusterPolicy attestation `conditions` (as written) every attested statement
+    /// of `attestations`' one type must satisfy ([`crate::conditions`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<serde_json::Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -565,6 +589,10 @@ pub struct KeylessCheck {
     pub ct_log_keys: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<String>,
+    /// Kyverno ClusterPolicy attestation `conditions` (as written) every attested statement
+    /// of `attestations`' one type must satisfy ([`crate::conditions`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tsa_cert_chain: Option<String>,
     /// The repository signatures and attestations are kept in instead of the image's own

@@ -30,6 +30,31 @@ impl TestSigner {
             ..Default::default()
         }
     }
+    /// A DSSE envelope (as cosign attaches attestations) of an in-toto statement about
+    /// `digest` with `predicate` of `predicate_type`, signed.
+    pub fn attest(&self, digest: &str, predicate_type: &str, predicate: serde_json::Value) -> SignatureLayer {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let (alg, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+        let statement = serde_json::json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "reg.io/app", "digest": {alg: hex}}],
+            "predicateType": predicate_type,
+            "predicate": predicate,
+        });
+        let body = serde_json::to_vec(&statement).unwrap();
+        let payload_type = crate::verify::dsse::IN_TOTO_PAYLOAD_TYPE;
+        let sig: DerSignature = self.key.sign(&crate::verify::dsse::pae(payload_type, &body));
+        let envelope = serde_json::json!({
+            "payloadType": payload_type,
+            "payload": b64.encode(&body),
+            "signatures": [{"keyid": "", "sig": b64.encode(sig.as_bytes())}],
+        });
+        SignatureLayer {
+            payload: serde_json::to_vec(&envelope).unwrap(),
+            form: crate::registry::Form::Envelope,
+            ..Default::default()
+        }
+    }
     /// A cosign simple-signing payload for `digest`, signed.
     pub fn sign_digest(&self, repo: &str, digest: &str) -> SignatureLayer {
         self.sign_raw(payload(repo, digest, "cosign container image signature").as_bytes())

@@ -54,7 +54,7 @@ struct Subject {
 }
 
 /// DSSE v1 pre-authentication encoding: what the envelope signature covers.
-fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
+pub(crate) fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
     let mut out = format!("DSSEv1 {} {} {} ", payload_type.len(), payload_type, body.len()).into_bytes();
     out.extend_from_slice(body);
     out

@@ -125,6 +125,17 @@ fn first_good(
     signer: &Signer,
     check: impl Fn(&SignatureLayer) -> Result<(), LayerFailure>,
 ) -> Result<(), LayerFailure> {
+    good_layers(sigs, signer, check, false).map(drop)
+}
+
+/// The layers `check` passes (only the first unless `every`), else the gravest failure: no
+/// layers at all, else none by the signer, else what was wrong with the closest.
+fn good_layers<'a>(
+    sigs: &'a Signatures,
+    signer: &Signer,
+    check: impl Fn(&SignatureLayer) -> Result<(), LayerFailure>,
+    every: bool,
+) -> Result<Vec<&'a SignatureLayer>, LayerFailure> {
     let mut worst = if sigs.layers.is_empty() {
         LayerFailure::NoSignatures { location: sigs.location.clone() }
     } else {
@@ -134,13 +145,19 @@ fn first_good(
             signer: describe(signer),
         }
     };
+    let mut good = Vec::new();
     for layer in &sigs.layers {
         match check(layer) {
-            Ok(()) => return Ok(()),
+            Ok(()) if !every => return Ok(vec![layer]),
+            Ok(()) => good.push(layer),
             Err(f) => worst = worst.max(f),
         }
     }
-    Err(worst)
+    if good.is_empty() {
+        Err(worst)
+    } else {
+        Ok(good)
+    }
 }
 
 /// The key that made `layer` under `signer`, with the signing time a log entry proved.
@@ -459,16 +476,42 @@ pub fn verify_attestations(
     cx: Context<'_>,
 ) -> Result<(), LayerFailure> {
     for predicate in &by.attestations {
-        first_good(atts, &by.signer, |layer| check_envelope(layer, digest, predicate, by, cx)).map_err(
-            |f| match f {
-                LayerFailure::NoSignatures { location } => {
-                    LayerFailure::NoSignatures { location: format!("{location} (attestation {predicate})") }
-                }
-                other => other,
-            },
-        )?;
+        first_good(atts, &by.signer, |layer| check_envelope(layer, digest, predicate, by, cx))
+            .map_err(|f| of_type(f, predicate))?;
     }
     Ok(())
+}
+
+/// "No attestations" says which type was looked for.
+fn of_type(f: LayerFailure, predicate: &str) -> LayerFailure {
+    match f {
+        LayerFailure::NoSignatures { location } => {
+            LayerFailure::NoSignatures { location: format!("{location} (attestation {predicate})") }
+        }
+        other => other,
+    }
+}
+
+/// The in-toto statements of type `predicate` about `digest` that `by.signer` made, every
+/// one of them (Kyverno judges conditions on each): the layers [`verify_attestations`]
+/// would count, opened. None counting is the failure it would give.
+pub fn verified_statements(
+    atts: &Signatures,
+    digest: &str,
+    predicate: &str,
+    by: &SignedBy,
+    cx: Context<'_>,
+) -> Result<Vec<serde_json::Value>, LayerFailure> {
+    let good = good_layers(atts, &by.signer, |layer| check_envelope(layer, digest, predicate, by, cx), true)
+        .map_err(|f| of_type(f, predicate))?;
+    good.into_iter()
+        .map(|layer| {
+            // check_envelope has read the body as a statement, so this only fails on a bug.
+            let opened = dsse::open(&layer.payload).map_err(LayerFailure::Attestation)?;
+            serde_json::from_slice(&opened.body)
+                .map_err(|e| LayerFailure::Attestation(dsse::AttestationError::Malformed(format!("statement: {e}"))))
+        })
+        .collect()
 }
 
 /// Is `layer` a DSSE envelope signed by `by.signer` whose statement is of `predicate` type
@@ -1086,6 +1129,7 @@ mod tests {
 
         fn keyless(tsa: Option<Authorities>) -> SignedBy {
             SignedBy {
+                conditions: None,
                 trust_until: None,
                 signer: Signer::Keyless(Keyless {
                     identities: vec![Identity {

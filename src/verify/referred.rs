@@ -69,14 +69,15 @@ pub fn verify_referred(
 
 /// Kyverno ClusterPolicy `type: Notary` attestations: the first artifact of `found`, in the
 /// registry's order, must be one `signer` verifies, and its payload a JSON object (Kyverno's
-/// notary verifier stops at the first of the type, and reads its one layer into a map).
+/// notary verifier stops at the first of the type, and reads its one layer into a map),
+/// which is returned for the attestation's conditions.
 pub fn verify_first(
     found: &Referred,
     artifact_type: &str,
     image_digest: &str,
     signer: &Signer,
     cx: Context<'_>,
-) -> Result<(), ReferredFailure> {
+) -> Result<serde_json::Value, ReferredFailure> {
     let Some(first) = found.artifacts.first() else {
         return Err(ReferredFailure::None {
             artifact_type: artifact_type.to_string(),
@@ -93,7 +94,7 @@ pub fn verify_first(
         None => Err(refuse("its payload was not fetched".into())),
         Some(Err(e)) => Err(refuse(e.to_string())),
         Some(Ok(bytes)) => match serde_json::from_slice::<serde_json::Value>(bytes) {
-            Ok(serde_json::Value::Object(_)) => Ok(()),
+            Ok(payload @ serde_json::Value::Object(_)) => Ok(payload),
             Ok(_) => Err(refuse("its payload is not a JSON object".into())),
             Err(e) => Err(refuse(format!("its payload is not JSON: {e}"))),
         },

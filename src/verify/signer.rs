@@ -55,6 +55,9 @@ pub struct SignedBy {
     /// Predicate types that must each be attested by the signer. When set, attestations
     /// are checked instead of image signatures (as in policy-controller).
     pub attestations: Vec<String>,
+    /// Kyverno ClusterPolicy attestation conditions: with them, every statement of the
+    /// (one) attested type the signer made must satisfy them, not only one.
+    pub conditions: Option<std::sync::Arc<crate::conditions::Conditions>>,
     /// Timestamp authorities whose RFC 3161 timestamps count (cosign's `UseSignedTimestamps`
     /// with a TSA chain): a layer's timestamp must then verify under them, a sigstore bundle
     /// must carry one, and certificates are also checked at the time it proves. `None`:
@@ -102,6 +105,7 @@ impl SignedBy {
             signer,
             tlog,
             attestations: Vec::new(),
+            conditions: None,
             tsa: None,
             trust_root_timestamps: false,
             trust: None,

@@ -13,7 +13,10 @@
 //! their certificates as the trust store ([`Check::Notary`]). `attestations` become
 //! requirements checked with their own attestors (for `type: Notary`, the first OCI 1.1
 //! referrer of the attestation's type, notation-signed, as Kyverno's notary verifier reads
-//! it); attestation `conditions` are not evaluated and fail closed.
+//! it). Attestation `conditions` are read into [`Conditions`] and judged on the node over
+//! every statement the attestation's attestors verified; a condition the node cannot
+//! evaluate (an unknown or deprecated operator, an unknown function, an admission-request
+//! variable) makes that attestor set an authority that never passes, naming the condition.
 //!
 //! A rule whose `match` kinds are neither Pod nor a pod controller checks no pod container
 //! and is left out; Kyverno refuses wildcard kinds and `admission: false` with verifyImages,
@@ -26,6 +29,7 @@
 //! alternatives of their own names and selector.
 //!
 //! [`ImageGlob::kyverno`]: crate::policy::matching::ImageGlob::kyverno
+//! [`Conditions`]: crate::conditions::Conditions
 
 use std::collections::BTreeMap;
 
@@ -538,10 +542,16 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
         };
         let unsupported =
             |why: String| NormalRequirement::any_of(vec![NormalAuthority::new(label.clone(), Check::Unsupported(why))]);
-        if !att.conditions.is_empty() {
-            requirements
-                .push(unsupported(format!("conditions on attestations of type {ty} are not evaluated on the node")));
-        } else if att.attestors.is_empty() {
+        // Conditions are read now so that what the node cannot evaluate fails this
+        // attestation closed, naming it; the authorities carry them as written.
+        let conditions = match crate::conditions::Conditions::parse(&att.conditions) {
+            Ok(_) => att.conditions.as_slice(),
+            Err(e) => {
+                requirements.push(unsupported(format!("conditions on attestations of type {ty}: {e}")));
+                continue;
+            }
+        };
+        if att.attestors.is_empty() {
             requirements.push(unsupported(format!("attestation of type {ty} names no attestors to verify it with")));
         } else {
             let field = format!("{field}.{label}");
@@ -549,7 +559,7 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
                 &att.attestors,
                 &field,
                 &engine,
-                Some(ty),
+                Some((ty, conditions)),
                 repository,
                 &mut requirements,
                 &mut errors,
@@ -573,12 +583,13 @@ enum Engine {
     Unsupported(String),
 }
 
-/// One requirement per attestor set; with `attestation`, its entries must attest that type.
+/// One requirement per attestor set; with `attestation`, its entries must attest that type
+/// (every statement of it satisfying the conditions).
 fn attestor_requirements(
     sets: &[AttestorSet],
     field: &str,
     engine: &Engine,
-    attestation: Option<&str>,
+    attestation: Option<(&str, &[Value])>,
     repository: Option<&str>,
     requirements: &mut Vec<NormalRequirement>,
     errors: &mut Vec<String>,
@@ -596,15 +607,17 @@ fn attestor_requirements(
             errors.push(format!("{field}.attestors[{s}]: no entries"));
             continue;
         }
-        if let Some(ty) = attestation {
+        if let Some((ty, conditions)) = attestation {
             for a in &mut authorities {
-                match &mut a.check {
-                    Check::Key(k) => k.attestations = vec![ty.to_string()],
-                    Check::Keyless(k) => k.attestations = vec![ty.to_string()],
-                    Check::Certificate(c) => c.attestations = vec![ty.to_string()],
-                    Check::Notary(n) => n.attestations = vec![ty.to_string()],
-                    _ => {}
-                }
+                let (types, with) = match &mut a.check {
+                    Check::Key(k) => (&mut k.attestations, &mut k.conditions),
+                    Check::Keyless(k) => (&mut k.attestations, &mut k.conditions),
+                    Check::Certificate(c) => (&mut c.attestations, &mut c.conditions),
+                    Check::Notary(n) => (&mut n.attestations, &mut n.conditions),
+                    _ => continue,
+                };
+                *types = vec![ty.to_string()];
+                *with = conditions.to_vec();
             }
         }
         let count = set.count.unwrap_or(authorities.len());
@@ -717,6 +730,7 @@ fn keyless_authority(label: &str, k: &Keyless) -> Result<NormalAuthority, Kyvern
         Check::Keyless(KeylessCheck {
             tag_prefix: None,
             tuf: None,
+            conditions: Vec::new(),
             identities: vec![identity],
             ca: k.roots.clone().map(KeyRef::Pem),
             rekor,
@@ -761,6 +775,7 @@ fn certificate_authority(
         (Some(cert), chain) => Check::Certificate(CertificateCheck {
             tag_prefix: None,
             tuf: None,
+            conditions: Vec::new(),
             certificate: super::certificate_text(cert),
             chain: chain.map(String::from),
             rekor,
@@ -780,6 +795,7 @@ fn certificate_authority(
         (None, Some(chain)) => Check::Keyless(KeylessCheck {
             tag_prefix: None,
             tuf: None,
+            conditions: Vec::new(),
             identities: Vec::new(),
             ca: Some(KeyRef::Pem(chain.to_string())),
             rekor,
@@ -812,7 +828,12 @@ fn notary_authority(label: &str, c: &Certificates) -> Result<NormalAuthority, Ky
     }
     Ok(NormalAuthority::new(
         label,
-        Check::Notary(NotaryCheck { certs: KeyRef::Pem(parts.join("\n")), tsa_certs: None, attestations: Vec::new() }),
+        Check::Notary(NotaryCheck {
+            certs: KeyRef::Pem(parts.join("\n")),
+            tsa_certs: None,
+            attestations: Vec::new(),
+            conditions: Vec::new(),
+        }),
     ))
 }
 
@@ -1479,6 +1500,7 @@ mod tests {
         let want = CertificateCheck {
             tag_prefix: None,
             tuf: None,
+            conditions: Vec::new(),
             certificate: leaf.clone(),
             chain: None,
             rekor: Some(PUBLIC_REKOR.into()),
@@ -1901,6 +1923,42 @@ mod tests {
             assert!(!eval_referred(&other, vec![referred_artifact("sbom", &["good.jws"])]).allowed);
         }
 
+        /// Regression: a ClusterPolicy attestation with `conditions` failed closed on every
+        /// image ("conditions on attestations of type ... are not evaluated on the node"). As
+        /// Kyverno: the verified artifact's payload is the predicate the conditions read.
+        #[test]
+        fn a_notary_attestations_conditions_read_the_verified_payload() {
+            use crate::testutil::vectors::referred_artifact;
+            let with = |conditions: &str| {
+                policy(
+                    "kyverno.io/v1",
+                    &notary_attestation_rule("trusted.crt", &format!("        conditions:\n{conditions}")),
+                )
+            };
+            let good = vec![referred_artifact("sbom", &["good.jws"])];
+            let format =
+                with("        - all:\n          - {key: '{{ bomFormat }}', operator: Equals, value: CycloneDX}\n");
+            let e = eval_referred(&format, good.clone());
+            assert!(e.allowed, "{e:?}");
+            let busybox = with(
+                "        - all:\n          - key: \"{{ components[?name=='busybox'].version | [0] }}\"\n            operator: GreaterThanOrEquals\n            value: '1.37.0'\n            message: busybox is too old\n",
+            );
+            let e = eval_referred(&busybox, good.clone());
+            assert!(!e.allowed, "{e:?}");
+            let why = e.failures.join("; ");
+            assert!(
+                why.contains("attestation sbom/cyclone-dx: the conditions do not hold: busybox is too old"),
+                "{why}"
+            );
+            let missing =
+                with("        - all:\n          - {key: '{{ metadata.timestamp }}', operator: Equals, value: x}\n");
+            let e = eval_referred(&missing, good.clone());
+            assert!(!e.allowed && e.failures.join("; ").contains("\"timestamp\" not found"), "{e:?}");
+            // An unsigned artifact is refused before its payload is read.
+            let e = eval_referred(&format, vec![referred_artifact("sbom", &["untrusted.jws"])]);
+            assert!(!e.allowed && e.failures.join("; ").contains("not trusted"), "{e:?}");
+        }
+
         #[test]
         fn what_a_notary_rule_cannot_check_fails_closed() {
             let unsupported = |yaml: String| match only_check(&yaml) {
@@ -1925,13 +1983,14 @@ mod tests {
             assert!(why.contains("names its certificates"), "{why}");
             let rule = notary_policy("- keyless: {subject: a@b.c, issuer: https://x}\n", "");
             assert!(unsupported(rule).contains("names its certificates"));
-            // Attestation conditions are not evaluated on the node.
+            // Attestation conditions the node cannot evaluate fail closed, naming what.
             let rule = notary_attestation_rule(
                 "trusted.crt",
-                "        conditions:\n        - all: [{key: a, operator: Equals, value: a}]\n",
+                "        conditions:\n        - all: [{key: \"{{ lookup(a, 'b') }}\", operator: Equals, value: a}]\n",
             );
             let why = unsupported(policy("kyverno.io/v1", &rule));
-            assert!(why.contains("conditions on attestations"), "{why}");
+            assert!(why.contains("conditions on attestations of type sbom/cyclone-dx"), "{why}");
+            assert!(why.contains("conditions[0].all[0]: function \"lookup\""), "{why}");
             // Other types still fail closed.
             let why = unsupported(with_entry(
                 &certificates(Some(&notation("trusted.crt")), None, ""),

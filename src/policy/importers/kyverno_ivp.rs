@@ -835,6 +835,7 @@ fn attestor_check(c: &Cosign) -> Result<Check, IvpError> {
     Ok(Check::Keyless(KeylessCheck {
         tag_prefix: None,
         tuf: None,
+        conditions: Vec::new(),
         identities,
         ca: k.roots.clone().map(KeyRef::Pem),
         rekor,
@@ -884,6 +885,7 @@ fn certificate(
         (Some(leaf), chain) => Check::Certificate(CertificateCheck {
             tag_prefix: None,
             tuf: None,
+            conditions: Vec::new(),
             certificate: super::certificate_text(&leaf),
             // Kyverno gives cosign its Sigstore trusted root unless the log is ignored, and
             // cosign checks a certificate against that rather than the chain.
@@ -904,6 +906,7 @@ fn certificate(
         (None, Some(chain)) => Check::Keyless(KeylessCheck {
             tag_prefix: None,
             tuf: None,
+            conditions: Vec::new(),
             identities: Vec::new(),
             ca: Some(KeyRef::Pem(chain)),
             rekor,
@@ -973,7 +976,12 @@ fn notary(n: &Notary) -> Result<Check, IvpError> {
         Some(Ok(pem)) => Some(pem).filter(|p| !p.trim().is_empty()),
         Some(Err(unsupported)) => return Ok(unsupported),
     };
-    Ok(Check::Notary(NotaryCheck { certs: KeyRef::Pem(pem), tsa_certs, attestations: Vec::new() }))
+    Ok(Check::Notary(NotaryCheck {
+        certs: KeyRef::Pem(pem),
+        tsa_certs,
+        attestations: Vec::new(),
+        conditions: Vec::new(),
+    }))
 }
 
 /// Kyverno's semantics end to end: import, compile, match, evaluate against real
@@ -1245,7 +1253,12 @@ mod tests {
         let i = doc(&literal, "").unwrap();
         assert_eq!(
             attestor(&i),
-            Check::Notary(NotaryCheck { certs: KeyRef::Pem(pem), tsa_certs: None, attestations: Vec::new() })
+            Check::Notary(NotaryCheck {
+                certs: KeyRef::Pem(pem),
+                tsa_certs: None,
+                attestations: Vec::new(),
+                conditions: Vec::new(),
+            })
         );
         let i = doc("      certs: {expression: variables.certs}\n", "").unwrap();
         assert!(matches!(attestor(&i), Check::Unsupported(why) if why.contains("not a string literal")));
@@ -1898,6 +1911,7 @@ mod tests {
         let want = CertificateCheck {
             tag_prefix: None,
             tuf: None,
+            conditions: Vec::new(),
             certificate: leaf.clone(),
             chain: None,
             rekor: Some(super::PUBLIC_REKOR.into()),

@@ -182,6 +182,7 @@ fn authority_check(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, A
         return Ok(Check::Keyless(KeylessCheck {
             tag_prefix: None,
             tuf: None,
+            conditions: Vec::new(),
             identities,
             ca,
             rekor,
@@ -206,6 +207,7 @@ fn authority_check(a: &AuthoritySpec, secret_namespace: &str) -> Result<Check, A
         Ok(key) => Ok(Check::Key(KeyCheck {
             tag_prefix: None,
             tuf: None,
+            conditions: Vec::new(),
             key,
             rekor,
             rekor_keys: Vec::new(),
