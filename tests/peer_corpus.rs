@@ -381,3 +381,65 @@ fn the_peers_own_tests_agree_with_signet() {
     println!("files: {fa}/{fnum} agree, rows: {ra}/{rnum} agree ({} listed deliberate differences)", listed.len());
     assert!(problems.is_empty(), "{} problem(s):\n{}", problems.len(), problems.join("\n"));
 }
+
+/// Every `conditions` list under a ClusterPolicy attestation in the corpus, with where it is.
+fn attestation_conditions(dir: &Path) -> Vec<(String, Vec<Value>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if !matches!(p.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&p) else { continue };
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                // serde_yaml's document iterator yields a syntax error again and again.
+                let Ok(v) = <Value as serde::Deserialize>::deserialize(doc) else { break };
+                let rules = v.pointer("/spec/rules").and_then(Value::as_array).cloned().unwrap_or_default();
+                for (r, rule) in rules.iter().enumerate() {
+                    let vis = rule.get("verifyImages").and_then(Value::as_array).cloned().unwrap_or_default();
+                    for (i, vi) in vis.iter().enumerate() {
+                        let atts = vi.get("attestations").and_then(Value::as_array).cloned().unwrap_or_default();
+                        for (a, att) in atts.iter().enumerate() {
+                            if let Some(list) = att.get("conditions").and_then(Value::as_array) {
+                                let at = format!(
+                                    "{}: rules[{r}].verifyImages[{i}].attestations[{a}]",
+                                    p.strip_prefix(dir).unwrap_or(&p).display()
+                                );
+                                out.push((at, list.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// The attestation conditions the peers write (Kyverno's conformance tests and its policy
+/// library: SLSA build types and builders, scan ages with `time_since`, CycloneDX
+/// components and licences, VEX statements) are all read as conditions the node evaluates;
+/// each one that is not fails here naming it. Before they were read, every one failed closed.
+#[test]
+fn the_peers_attestation_conditions_are_evaluated_on_the_node() {
+    let Some(dir) = corpus() else {
+        println!("peer corpus not found at ../shared/peer-corpus: nothing to read");
+        return;
+    };
+    let found = attestation_conditions(&dir);
+    assert!(found.len() >= 15, "the corpus holds at least 15 attestations with conditions, found {}", found.len());
+    let refused: Vec<String> = found
+        .iter()
+        .filter_map(|(at, list)| signet::conditions::Conditions::parse(list).err().map(|e| format!("{at}: {e}")))
+        .collect();
+    println!("{} attestation condition lists, {} refused", found.len(), refused.len());
+    assert!(refused.is_empty(), "conditions the node does not evaluate:\n{}", refused.join("\n"));
+}
