@@ -104,7 +104,7 @@ pub fn runtime(now: i64) -> Runtime {
         vec![Str, Any],
         Box::new(|args, ctx| {
             let subject = string_or_number(ctx, "regex_match", &args[1])?;
-            let re = regex::RegexBuilder::new(text(args, 0))
+            let re = regex::RegexBuilder::new(&re2_classes(text(args, 0)))
                 .size_limit(1 << 20)
                 .build()
                 .map_err(|e| fail(ctx, "regex_match", e))?;
@@ -188,4 +188,34 @@ pub fn runtime(now: i64) -> Runtime {
         );
     }
     rt
+}
+
+/// Go's RE2 Perl classes are ASCII (`\d` is `[0-9]`), Rust's are Unicode (`\d` also takes
+/// `١`): spelled out here, so a pattern matches what it matches in Kyverno. Escapes other
+/// than these are kept as written.
+fn re2_classes(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('d') => out.push_str("[0-9]"),
+            Some('D') => out.push_str("[^0-9]"),
+            Some('w') => out.push_str("[0-9A-Za-z_]"),
+            Some('W') => out.push_str("[^0-9A-Za-z_]"),
+            Some('s') => out.push_str("[\\t\\n\\f\\r ]"),
+            Some('S') => out.push_str("[^\\t\\n\\f\\r ]"),
+            Some('b') => out.push_str("(?-u:\\b)"),
+            Some('B') => out.push_str("(?-u:\\B)"),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
 }

@@ -46,7 +46,7 @@ pub enum ConditionError {
     },
     #[error("{at}: function {function:?} is not evaluated on the node")]
     Function { at: String, function: String },
-    #[error("{at}: {field:?} is the admission request's, which the node does not see")]
+    #[error("{at}: {field:?} is read from the admission request or the rule context, which the node does not have")]
     Admission { at: String, field: String },
     #[error("the statement's predicate is not a JSON object")]
     NotAnObject,
@@ -80,7 +80,8 @@ struct Condition {
     key: Value,
     operator: Operator,
     value: Value,
-    message: String,
+    /// A string, which may hold variables.
+    message: Value,
 }
 
 #[derive(Debug, PartialEq)]
@@ -113,6 +114,14 @@ impl Conditions {
     /// evaluate (unknown or deprecated operators and functions, `@`, references, request
     /// fields) with the place it is written.
     pub fn parse(list: &[Value]) -> Result<Arc<Self>, ConditionError> {
+        Self::parse_beside(list, &[])
+    }
+
+    /// [`Conditions::parse`] for conditions written beside a rule `context` defining
+    /// `context` names: Kyverno would read those from the context, which the node does not
+    /// build, so a query reading one from its root is refused rather than read from the
+    /// signed statement (where whoever signs could supply it).
+    pub fn parse_beside(list: &[Value], context: &[&str]) -> Result<Arc<Self>, ConditionError> {
         let mut sets = Vec::new();
         for (i, raw) in list.iter().enumerate() {
             let at = format!("conditions[{i}]");
@@ -121,7 +130,7 @@ impl Conditions {
             let read = |which: &str, list: Vec<RawCondition>| {
                 list.into_iter()
                     .enumerate()
-                    .map(|(j, c)| Condition::read(format!("{at}.{which}[{j}]"), c))
+                    .map(|(j, c)| Condition::read(format!("{at}.{which}[{j}]"), c, context))
                     .collect::<Result<Vec<_>, _>>()
             };
             sets.push(Set {
@@ -146,21 +155,23 @@ impl Conditions {
             if let Some(any) = &set.any {
                 holds = false;
                 for c in any {
-                    if c.holds(&root, &runtime)? {
+                    let (held, message) = c.holds(&root, &runtime)?;
+                    if held {
                         holds = true;
-                        passed.push(c.message.clone());
+                        passed.push(message);
                         break;
                     }
-                    failed.push(c.message.clone());
+                    failed.push(message);
                 }
             }
             for c in &set.all {
-                if !c.holds(&root, &runtime)? {
+                let (held, message) = c.holds(&root, &runtime)?;
+                if !held {
                     holds = false;
-                    failed.push(c.message.clone());
+                    failed.push(message);
                     break;
                 }
-                passed.push(c.message.clone());
+                passed.push(message);
             }
             if !holds {
                 return Ok(Verdict { holds, message: join(&failed) });
@@ -175,7 +186,7 @@ fn join(messages: &[String]) -> String {
 }
 
 /// Check every string in a key or value for what the node cannot substitute.
-fn check_text(at: &str, v: &Value) -> Result<(), ConditionError> {
+fn check_text(at: &str, v: &Value, reserved: &[&str]) -> Result<(), ConditionError> {
     match v {
         Value::String(s) => {
             if let Some(text) = variables::unsupported(s) {
@@ -194,34 +205,48 @@ fn check_text(at: &str, v: &Value) -> Result<(), ConditionError> {
                 {
                     return Err(ConditionError::Function { at: at.to_string(), function: f });
                 }
-                if let Some(root) = variables::root_field(&ast).filter(|r| ADMISSION.contains(r)) {
+                let mut roots = Vec::new();
+                variables::root_fields(&ast, true, &mut roots);
+                if let Some(root) = roots.into_iter().find(|r| ADMISSION.contains(r) || reserved.contains(r)) {
                     return Err(ConditionError::Admission { at: at.to_string(), field: root.to_string() });
                 }
             }
             Ok(())
         }
-        Value::Array(items) => items.iter().try_for_each(|i| check_text(at, i)),
-        Value::Object(map) => map.values().try_for_each(|i| check_text(at, i)),
+        Value::Array(items) => items.iter().try_for_each(|i| check_text(at, i, reserved)),
+        Value::Object(map) => map.values().try_for_each(|i| check_text(at, i, reserved)),
         _ => Ok(()),
     }
 }
 
 impl Condition {
-    fn read(at: String, c: RawCondition) -> Result<Self, ConditionError> {
+    fn read(at: String, c: RawCondition, reserved: &[&str]) -> Result<Self, ConditionError> {
         let operator =
             Operator::parse(&c.operator).map_err(|source| ConditionError::Operator { at: at.clone(), source })?;
-        check_text(&at, &c.key)?;
-        check_text(&at, &c.value)?;
-        Ok(Self { at, key: c.key, operator, value: c.value, message: c.message })
+        check_text(&at, &c.key, reserved)?;
+        check_text(&at, &c.value, reserved)?;
+        let message = Value::String(c.message);
+        check_text(&at, &message, reserved)?;
+        Ok(Self { at, key: c.key, operator, value: c.value, message })
     }
 
-    fn holds(&self, root: &jmespath::Rcvar, runtime: &jmespath::Runtime) -> Result<bool, ConditionError> {
+    /// Whether the condition holds, and its message. Kyverno substitutes the whole condition,
+    /// its message too, before judging it: a message variable that cannot be substituted
+    /// is an error however the operator would have answered.
+    fn holds(&self, root: &jmespath::Rcvar, runtime: &jmespath::Runtime) -> Result<(bool, String), ConditionError> {
         let at = || self.at.clone();
-        let key = variables::substitute(&self.key, root, runtime)
-            .map_err(|source| ConditionError::Variable { at: at(), source })?;
-        let value = variables::substitute(&self.value, root, runtime)
-            .map_err(|source| ConditionError::Variable { at: at(), source })?;
-        self.operator.holds(&key, &value).map_err(|source| ConditionError::Operator { at: at(), source })
+        let substitute = |v: &Value| {
+            variables::substitute(v, root, runtime).map_err(|source| ConditionError::Variable { at: at(), source })
+        };
+        let key = substitute(&self.key)?;
+        let value = substitute(&self.value)?;
+        let message = match substitute(&self.message)? {
+            Value::String(s) => s,
+            other => golang::go_json(&other),
+        };
+        let holds =
+            self.operator.holds(&key, &value).map_err(|source| ConditionError::Operator { at: at(), source })?;
+        Ok((holds, message))
     }
 }
 

@@ -190,15 +190,21 @@ fn numeric(op: Operator, key: &Value, value: &Value) -> bool {
             if let Some(kf) = parse_float(k) {
                 return numeric_float(op, kf, key, value);
             }
-            if let Ok(kv) = semver::Version::parse(k) {
+            if let Ok(mut kv) = semver::Version::parse(k) {
                 return match value.as_str().map(semver::Version::parse) {
-                    Some(Ok(vv)) => match op {
-                        Operator::GreaterThan => kv > vv,
-                        Operator::GreaterThanOrEquals => kv >= vv,
-                        Operator::LessThan => kv < vv,
-                        Operator::LessThanOrEquals => kv <= vv,
-                        _ => false,
-                    },
+                    Some(Ok(mut vv)) => {
+                        // blang/semver, as semver 2.0.0 says, ignores build metadata in the
+                        // order; Rust's semver does not.
+                        kv.build = semver::BuildMetadata::EMPTY;
+                        vv.build = semver::BuildMetadata::EMPTY;
+                        match op {
+                            Operator::GreaterThan => kv > vv,
+                            Operator::GreaterThanOrEquals => kv >= vv,
+                            Operator::LessThan => kv < vv,
+                            Operator::LessThanOrEquals => kv <= vv,
+                            _ => false,
+                        }
+                    }
                     _ => false,
                 };
             }

@@ -121,3 +121,80 @@ fn what_the_node_cannot_evaluate_is_refused_when_read_naming_it() {
     let e = refused("- all:\n  - {key: a, operator: Equals, value: x, extra: 1}\n");
     assert!(e.contains("conditions[0]") && e.contains("extra"), "{e}");
 }
+
+/// Regression (review): only a query's first field was checked, so a comparison reading the
+/// admission request (null on the node, so `!= 'prod'` always true) passed every image.
+#[test]
+fn the_admission_request_is_refused_wherever_a_query_reads_it() {
+    for key in [
+        "{{ request.object.metadata.namespace != 'prod' }}",
+        "{{ to_upper(request.namespace) }}",
+        "{{ [images.containers, buildType] }}",
+        "{{ !serviceAccountName }}",
+    ] {
+        let yaml = format!("- any:\n  - {{key: \"{key}\", operator: Equals, value: true}}\n");
+        let e = conditions(&yaml).unwrap_err();
+        assert!(matches!(e, ConditionError::Admission { .. }), "{key}: {e}");
+    }
+    // A field of that name inside the predicate is the predicate's.
+    let c = conditions("- all:\n  - {key: \"{{ invocation.request }}\", operator: Equals, value: r}\n").unwrap();
+    assert!(c.judge(&statement(json!({"invocation": {"request": "r"}})), NOW).unwrap().holds);
+}
+
+/// Regression (review): a variable defined by the rule's `context` was read from the signed
+/// predicate, where whoever signs can write it.
+#[test]
+fn rule_context_names_are_not_read_from_the_predicate() {
+    let list: Vec<Value> = serde_yaml::from_str(
+        "- all:\n  - {key: \"{{ buildDefinition.buildType }}\", operator: AnyIn, value: \"{{ allowedBuilders }}\"}\n",
+    )
+    .unwrap();
+    let e = Conditions::parse_beside(&list, &["allowedBuilders"]).unwrap_err();
+    assert!(
+        e.to_string().contains("\"allowedBuilders\" is read from the admission request or the rule context"),
+        "{e}"
+    );
+    assert!(Conditions::parse_beside(&list, &["other"]).is_ok());
+}
+
+/// Regression (review): Kyverno substitutes a condition's message too; a message variable
+/// that is missing is an error, and one that is there is substituted.
+#[test]
+fn a_message_is_substituted_and_a_missing_message_variable_denies() {
+    let c =
+        conditions("- all:\n  - {key: \"{{ a }}\", operator: Equals, value: y, message: \"a is {{ a }}, not y\"}\n")
+            .unwrap();
+    assert_eq!(c.judge(&statement(json!({"a": "x"})), NOW).unwrap().message, "a is x, not y");
+    let c = conditions("- all:\n  - {key: \"{{ a }}\", operator: Equals, value: x, message: \"{{ b.c }}\"}\n").unwrap();
+    assert!(matches!(c.judge(&statement(json!({"a": "x"})), NOW), Err(ConditionError::Variable { .. })));
+    let e = conditions("- all:\n  - {key: a, operator: Equals, value: a, message: \"{{ request.x }}\"}\n").unwrap_err();
+    assert!(matches!(e, ConditionError::Admission { .. }), "{e}");
+}
+
+/// Regression (review): Rust's `\d`, `\w`, `\s`, `\b` are Unicode, Go's RE2 ones ASCII.
+#[test]
+fn regex_match_classes_are_ascii_as_in_go() {
+    let c = conditions(
+        "- all:\n  - {key: \"{{ regex_match('^v\\\\d+\\\\.\\\\d+$', version) }}\", operator: Equals, value: true}\n",
+    )
+    .unwrap();
+    assert!(c.judge(&statement(json!({"version": "v12.3"})), NOW).unwrap().holds);
+    assert!(!c.judge(&statement(json!({"version": "v١٢.٣"})), NOW).unwrap().holds, "Arabic-Indic digits are not \\d");
+    let c = conditions(
+        "- all:\n  - {key: \"{{ regex_match('^[\\\\w-]+\\\\b\\\\s[^\\\\d]$', name) }}\", operator: Equals, value: true}\n",
+    )
+    .unwrap();
+    assert!(c.judge(&statement(json!({"name": "ab-c x"})), NOW).unwrap().holds);
+    assert!(!c.judge(&statement(json!({"name": "ábc x"})), NOW).unwrap().holds, "á is not \\w");
+    assert!(!c.judge(&statement(json!({"name": "abc\u{2003}x"})), NOW).unwrap().holds, "an em space is not \\s");
+}
+
+/// Regression (review): Rust's semver orders by build metadata; blang/semver does not.
+#[test]
+fn semver_build_metadata_does_not_order() {
+    let c = conditions("- all:\n  - {key: \"{{ v }}\", operator: GreaterThan, value: 1.37.0}\n").unwrap();
+    assert!(!c.judge(&statement(json!({"v": "1.37.0+x"})), NOW).unwrap().holds);
+    assert!(c.judge(&statement(json!({"v": "1.37.1+x"})), NOW).unwrap().holds);
+    let c = conditions("- all:\n  - {key: \"{{ v }}\", operator: LessThanOrEquals, value: 1.37.0}\n").unwrap();
+    assert!(c.judge(&statement(json!({"v": "1.37.0+zzz"})), NOW).unwrap().holds);
+}

@@ -108,6 +108,14 @@ pub fn substitute(value: &Value, root: &Rcvar, runtime: &Runtime) -> Result<Valu
     })
 }
 
+/// At most 200 characters of attacker-written text in a denial or a log line.
+fn clipped(text: &str) -> String {
+    match text.char_indices().nth(200) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
 fn carries_braces(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains("{{"),
@@ -131,7 +139,7 @@ fn substitute_string(text: &str, root: &Rcvar, runtime: &Runtime) -> Result<Valu
             }
             let found = search(&query, root, runtime)?;
             if carries_braces(&found) {
-                let value = go_json(&found);
+                let value = clipped(&go_json(&found));
                 return Err(VariableError::Injection { variable: query, value });
             }
             // Kyverno compares the match without its prefix character to the string.
@@ -142,9 +150,18 @@ fn substitute_string(text: &str, root: &Rcvar, runtime: &Runtime) -> Result<Valu
                 Value::String(s) => s.clone(),
                 other => go_json(other),
             };
-            value = value.replacen(&format!("{prefix}{var}"), &format!("{prefix}{inserted}"), 1);
-            if !shallow && !find(&value).is_empty() && inserted.contains(['\'', '"', '`', '\\', '{', '}']) {
-                return Err(VariableError::Injection { variable: query, value: inserted });
+            let written = format!("{prefix}{var}");
+            let start = value.find(&written).map_or(0, |p| p + prefix.len());
+            value = value.replacen(&written, &format!("{prefix}{inserted}"), 1);
+            // Text that lands inside a variable still to be substituted is read as part of
+            // that query: quotes or braces there would change the expression. Beside it, the
+            // text is only text.
+            let inside = |r: std::ops::Range<usize>| r.start < start + inserted.len() && start < r.end;
+            if !shallow
+                && inserted.contains(['\'', '"', '`', '\\', '{', '}'])
+                && VARIABLE.captures_iter(&value).filter_map(|c| c.get(2)).any(|m| inside(m.range()))
+            {
+                return Err(VariableError::Injection { variable: query, value: clipped(&inserted) });
             }
         }
         vars = if shallow { Vec::new() } else { find(&value) };
@@ -222,13 +239,33 @@ pub fn walk(node: &Ast, functions: &mut Vec<String>) {
     }
 }
 
-/// The first field a query reads from the root (`request` in `request.object.x`).
-pub fn root_field(node: &Ast) -> Option<&str> {
+/// Every field a query reads from the root, as opposed to from a value it derived
+/// (`request` and `a` in `request.x != a.y`, not `x` or `y`); `at_root` says whether `node`
+/// is evaluated against the root.
+pub fn root_fields<'a>(node: &'a Ast, at_root: bool, out: &mut Vec<&'a str>) {
     match node {
-        Ast::Field { name, .. } => Some(name),
-        Ast::Subexpr { lhs, .. } | Ast::Projection { lhs, .. } => root_field(lhs),
-        Ast::Flatten { node, .. } => root_field(node),
-        _ => None,
+        Ast::Field { name, .. } if at_root => out.push(name),
+        Ast::Subexpr { lhs, rhs, .. } | Ast::Projection { lhs, rhs, .. } => {
+            root_fields(lhs, at_root, out);
+            root_fields(rhs, false, out);
+        }
+        Ast::Comparison { lhs, rhs, .. } | Ast::And { lhs, rhs, .. } | Ast::Or { lhs, rhs, .. } => {
+            root_fields(lhs, at_root, out);
+            root_fields(rhs, at_root, out);
+        }
+        Ast::Condition { predicate, then, .. } => {
+            root_fields(predicate, false, out);
+            root_fields(then, false, out);
+        }
+        Ast::Function { args, .. } => args.iter().for_each(|a| root_fields(a, at_root, out)),
+        // An expression reference is applied to elements of a value, never to the root.
+        Ast::Expref { ast, .. } => root_fields(ast, false, out),
+        Ast::Flatten { node, .. } | Ast::Not { node, .. } | Ast::ObjectValues { node, .. } => {
+            root_fields(node, at_root, out)
+        }
+        Ast::MultiList { elements, .. } => elements.iter().for_each(|a| root_fields(a, at_root, out)),
+        Ast::MultiHash { elements, .. } => elements.iter().for_each(|kv| root_fields(&kv.value, at_root, out)),
+        Ast::Field { .. } | Ast::Identity { .. } | Ast::Index { .. } | Ast::Literal { .. } | Ast::Slice { .. } => {}
     }
 }
 
@@ -293,5 +330,36 @@ mod tests {
         assert!(matches!(sub("x {{ braces }}", data.clone()), Err(VariableError::Injection { .. })));
         assert_eq!(sub("{{ regex_match('^github.com/org$', '{{ ok }}') }}", data.clone()), Ok(json!(true)));
         assert!(matches!(sub("{{ @ }}", data), Err(VariableError::Unsupported(_))));
+    }
+
+    /// Regression (review): a quote substituted beside a variable still to come, not inside
+    /// it, was refused as an injection; Kyverno substitutes it as text.
+    #[test]
+    fn text_substituted_beside_a_later_variable_is_only_text() {
+        let data = json!({"a": "O'Brien", "b": "x", "q": "'", "long": "'".repeat(5000)});
+        assert_eq!(sub("{{ a }}/{{ b }}", data.clone()), Ok(json!("O'Brien/x")));
+        let r = sub("{{ to_upper('{{ q }}') }}", data.clone());
+        assert!(matches!(r, Err(VariableError::Injection { .. })), "{r:?}");
+        let Err(VariableError::Injection { value, .. }) = sub("{{ to_upper('{{ long }}') }}", data) else {
+            panic!("a quote inside a later query is an injection")
+        };
+        assert!(value.chars().count() <= 201, "the value is clipped in messages");
+    }
+
+    /// Regression (review): only a query's first field was checked for admission roots, so
+    /// `request.x != 'prod'` under a comparison, a function or a multi-select slipped by.
+    #[test]
+    fn every_field_read_from_the_root_is_listed() {
+        let fields = |q: &str| {
+            let ast = jmespath::parse(q).unwrap();
+            let mut out = Vec::new();
+            root_fields(&ast, true, &mut out);
+            out.into_iter().map(str::to_string).collect::<Vec<_>>()
+        };
+        assert_eq!(fields("request.object.metadata.namespace != 'prod'"), ["request"]);
+        assert_eq!(fields("to_upper(images.x) || [a, b.c]"), ["images", "a", "b"]);
+        assert_eq!(fields("list[?name == request].v | [0].w"), ["list"]);
+        assert_eq!(fields("!x && {k: y}.k"), ["x", "y"]);
+        assert_eq!(fields("map(&name, items)"), ["items"]);
     }
 }

@@ -228,6 +228,9 @@ pub struct ReferredArtifact {
     pub payload: Option<Result<Vec<u8>, PayloadError>>,
     /// The notation envelopes among the artifact's own referrers.
     pub signatures: Signatures,
+    /// The signed manifest spells a top-level `predicate` or `type` of its own: Kyverno's
+    /// notary verifier reads those in place of the payload and the artifact type.
+    pub spells_statement: bool,
 }
 
 /// Asked of each attached artifact that lists a signature, its manifest read and its

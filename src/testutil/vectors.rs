@@ -94,6 +94,7 @@ pub fn referred_artifact(which: &str, envelopes: &[&str]) -> crate::registry::Re
             location: format!("reg.io/app:{}", digest.replace(':', "-")),
             layers,
         },
+        spells_statement: manifest.get("predicate").is_some() || manifest.get("type").is_some(),
         digest,
     }
 }

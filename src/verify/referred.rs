@@ -90,6 +90,13 @@ pub fn verify_first(
         why,
     };
     check(first, artifact_type, image_digest, signer, cx).map_err(|e| refuse(e.to_string()))?;
+    if first.spells_statement {
+        // Kyverno would judge the manifest's own `predicate` and `type` instead of the
+        // payload; rather than guess which one an admission would have read, none counts.
+        return Err(refuse(
+            "its manifest spells a `predicate` or `type` of its own, which the node does not read".into(),
+        ));
+    }
     match &first.payload {
         None => Err(refuse("its payload was not fetched".into())),
         Some(Err(e)) => Err(refuse(e.to_string())),

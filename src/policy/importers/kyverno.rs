@@ -78,6 +78,15 @@ struct Rule {
     exclude: Option<Filter>,
     #[serde(default)]
     verify_images: Vec<VerifyImage>,
+    /// Only the names: the node builds no context, and conditions must not read them.
+    #[serde(default)]
+    context: Vec<ContextEntry>,
+}
+
+#[derive(Deserialize)]
+struct ContextEntry {
+    #[serde(default)]
+    name: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -367,7 +376,8 @@ impl Object<'_> {
     ) -> Result<Vec<NormalPolicy>, Vec<String>> {
         let field = format!("spec.rules[{}].verifyImages[{v}]", rule.name);
         let name = self.policy_name(rule, v);
-        let (images, exclude_images, requirements) = verify_image(vi, &field, notes)?;
+        let context: Vec<&str> = rule.context.iter().map(|c| c.name.as_str()).collect();
+        let (images, exclude_images, requirements) = verify_image(vi, &field, &context, notes)?;
         let mode = match vi.failure_action.as_deref() {
             Some(a) => mode_of(Some(a)).map_err(|e| vec![format!("{field}.failureAction: {e}")])?,
             None => self.mode,
@@ -471,7 +481,12 @@ fn pins_digest(vi: &VerifyImage) -> bool {
     flag("verifyDigest", true) && !flag("mutateDigest", true)
 }
 
-fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Result<Translated, Vec<String>> {
+fn verify_image(
+    vi: &VerifyImage,
+    field: &str,
+    context: &[&str],
+    notes: &mut Vec<String>,
+) -> Result<Translated, Vec<String>> {
     let mut errors = Vec::new();
     for key in vi.other.keys() {
         if !matches!(
@@ -544,7 +559,7 @@ fn verify_image(vi: &VerifyImage, field: &str, notes: &mut Vec<String>) -> Resul
             |why: String| NormalRequirement::any_of(vec![NormalAuthority::new(label.clone(), Check::Unsupported(why))]);
         // Conditions are read now so that what the node cannot evaluate fails this
         // attestation closed, naming it; the authorities carry them as written.
-        let conditions = match crate::conditions::Conditions::parse(&att.conditions) {
+        let conditions = match crate::conditions::Conditions::parse_beside(&att.conditions, context) {
             Ok(_) => att.conditions.as_slice(),
             Err(e) => {
                 requirements.push(unsupported(format!("conditions on attestations of type {ty}: {e}")));
@@ -1957,6 +1972,11 @@ mod tests {
             // An unsigned artifact is refused before its payload is read.
             let e = eval_referred(&format, vec![referred_artifact("sbom", &["untrusted.jws"])]);
             assert!(!e.allowed && e.failures.join("; ").contains("not trusted"), "{e:?}");
+            // Regression (review): a manifest spelling its own `predicate` (which Kyverno
+            // would judge instead of the payload) had its payload judged; now it fails closed.
+            let spelled = vec![crate::registry::ReferredArtifact { spells_statement: true, ..good[0].clone() }];
+            let e = eval_referred(&format, spelled);
+            assert!(!e.allowed && e.failures.join("; ").contains("spells a `predicate` or `type`"), "{e:?}");
         }
 
         #[test]
@@ -1991,6 +2011,17 @@ mod tests {
             let why = unsupported(policy("kyverno.io/v1", &rule));
             assert!(why.contains("conditions on attestations of type sbom/cyclone-dx"), "{why}");
             assert!(why.contains("conditions[0].all[0]: function \"lookup\""), "{why}");
+            // Regression (review): a rule `context` variable was read from the signed
+            // predicate; the node builds no context, so conditions reading one fail closed.
+            let rule = notary_attestation_rule(
+                "trusted.crt",
+                "        conditions:\n        - all: [{key: \"{{ bomFormat }}\", operator: AnyIn, value: \"{{ allowed }}\"}]\n",
+            );
+            let why = unsupported(policy(
+                "kyverno.io/v1",
+                &format!("    context:\n    - name: allowed\n      variable: {{value: [CycloneDX]}}\n{rule}"),
+            ));
+            assert!(why.contains("\"allowed\" is read from the admission request or the rule context"), "{why}");
             // Other types still fail closed.
             let why = unsupported(with_entry(
                 &certificates(Some(&notation("trusted.crt")), None, ""),
