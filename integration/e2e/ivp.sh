@@ -364,4 +364,42 @@ YAML
   expect_rejected "SBOM (ClusterPolicy type: Notary): another image's signed SBOM listed for this one is rejected" \
     "$R:moved" 'policy "kyverno:sbom/notary"' "not to the image"
   stop_signet
+  # With conditions, judged on the node over the verified SBOM (the payload is the variables'
+  # root, as in Kyverno): CycloneDX holds, the signed SPDX document does not.
+  cat > "$IVP/cpol.yaml" <<YAML
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: sbom}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: cyclonedx
+      match: {any: [{resources: {kinds: [Pod]}}]}
+      verifyImages:
+        - imageReferences: ["$R:*"]
+          type: Notary
+          attestations:
+            - type: sbom/cyclone-dx
+              attestors:
+                - entries:
+                    - certificates:
+                        cert: |
+$(sed 's/^/                          /' "$NOTATION_CONFIG/localkeys/signet-world.crt")
+              conditions:
+                - all:
+                    - key: "{{ bomFormat }}"
+                      operator: Equals
+                      value: CycloneDX
+                      message: the SBOM is not CycloneDX
+                    - key: "{{ to_number(specVersion) }}"
+                      operator: GreaterThanOrEquals
+                      value: 1.4
+                      message: CycloneDX before 1.4
+YAML
+  up "$IVP"
+  expect_runs "SBOM (ClusterPolicy conditions): a signed CycloneDX 1.5 SBOM satisfies the conditions and runs" \
+    "$R:signed" "hello from sbom-signed"
+  expect_rejected "SBOM (ClusterPolicy conditions): a signed SPDX document fails the conditions, named" "$R:spdx" \
+    'policy "kyverno:sbom/cyclonedx"' "the conditions do not hold: the SBOM is not CycloneDX"
+  stop_signet
 }
