@@ -333,15 +333,17 @@ YAML
   stop_signet
   # The same SBOMs under Kyverno's older form: a ClusterPolicy `type: Notary` attestation (no
   # conditions: any notation-signed JSON object of the type, the first one listed).
-  rm -f "$IVP/ivp.yaml"
-  cat > "$IVP/cpol.yaml" <<YAML
+  # notary_cpol RULE [CONDITIONS]: that ClusterPolicy, its rule named RULE, with CONDITIONS
+  # (YAML at the attestation's indent) when given.
+  notary_cpol() {
+    cat > "$IVP/cpol.yaml" <<YAML
 apiVersion: kyverno.io/v1
 kind: ClusterPolicy
 metadata: {name: sbom}
 spec:
   validationFailureAction: Enforce
   rules:
-    - name: notary
+    - name: $1
       match: {any: [{resources: {kinds: [Pod]}}]}
       verifyImages:
         - imageReferences: ["$R:*"]
@@ -353,7 +355,11 @@ spec:
                     - certificates:
                         cert: |
 $(sed 's/^/                          /' "$NOTATION_CONFIG/localkeys/signet-world.crt")
+${2:-}
 YAML
+  }
+  rm -f "$IVP/ivp.yaml"
+  notary_cpol notary
   up "$IVP"
   expect_runs "SBOM (ClusterPolicy type: Notary): an image with a notation-signed SBOM runs" "$R:signed" \
     "hello from sbom-signed"
@@ -366,26 +372,7 @@ YAML
   stop_signet
   # With conditions, judged on the node over the verified SBOM (the payload is the variables'
   # root, as in Kyverno): CycloneDX holds, the signed SPDX document does not.
-  cat > "$IVP/cpol.yaml" <<YAML
-apiVersion: kyverno.io/v1
-kind: ClusterPolicy
-metadata: {name: sbom}
-spec:
-  validationFailureAction: Enforce
-  rules:
-    - name: cyclonedx
-      match: {any: [{resources: {kinds: [Pod]}}]}
-      verifyImages:
-        - imageReferences: ["$R:*"]
-          type: Notary
-          attestations:
-            - type: sbom/cyclone-dx
-              attestors:
-                - entries:
-                    - certificates:
-                        cert: |
-$(sed 's/^/                          /' "$NOTATION_CONFIG/localkeys/signet-world.crt")
-              conditions:
+  notary_cpol cyclonedx '              conditions:
                 - all:
                     - key: "{{ bomFormat }}"
                       operator: Equals
@@ -394,8 +381,7 @@ $(sed 's/^/                          /' "$NOTATION_CONFIG/localkeys/signet-world
                     - key: "{{ to_number(specVersion) }}"
                       operator: GreaterThanOrEquals
                       value: 1.4
-                      message: CycloneDX before 1.4
-YAML
+                      message: CycloneDX before 1.4'
   up "$IVP"
   expect_runs "SBOM (ClusterPolicy conditions): a signed CycloneDX 1.5 SBOM satisfies the conditions and runs" \
     "$R:signed" "hello from sbom-signed"
