@@ -197,13 +197,7 @@ fn numeric(op: Operator, key: &Value, value: &Value) -> bool {
                         // order; Rust's semver does not.
                         kv.build = semver::BuildMetadata::EMPTY;
                         vv.build = semver::BuildMetadata::EMPTY;
-                        match op {
-                            Operator::GreaterThan => kv > vv,
-                            Operator::GreaterThanOrEquals => kv >= vv,
-                            Operator::LessThan => kv < vv,
-                            Operator::LessThanOrEquals => kv <= vv,
-                            _ => false,
-                        }
+                        compare(op, kv.cmp(&vv) as i8 as f64, 0.0)
                     }
                     _ => false,
                 };

@@ -54,6 +54,20 @@ pub struct Manifest {
     /// OCI 1.1: the manifest this one is attached to.
     #[serde(default)]
     pub subject: Option<Descriptor>,
+    /// A top-level `predicate` and `type`, which Kyverno's notary verifier reads as the
+    /// statement in place of the payload and the artifact type; only whether they are there
+    /// matters.
+    #[serde(default)]
+    predicate: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "type")]
+    type_: Option<serde::de::IgnoredAny>,
+}
+
+impl Manifest {
+    /// Does it spell a `predicate` or `type` of its own?
+    pub fn spells_statement(&self) -> bool {
+        self.predicate.is_some() || self.type_.is_some()
+    }
 }
 
 /// An image index: the referrers API's answer and its fallback tag.
@@ -108,5 +122,16 @@ mod tests {
             "layers":[{"digest":"sha256:l","size":1,"annotations":{"a":"1"}}]}"#;
         let m: Manifest = serde_json::from_str(m).unwrap();
         assert_eq!(m.layers[0].annotations.as_ref().unwrap()["a"], "1");
+    }
+
+    #[test]
+    fn a_manifest_spelling_its_own_statement_is_noticed() {
+        let spells = |extra: &str| {
+            let raw = format!(r#"{{"schemaVersion":2,"config":{{"digest":"sha256:c","size":1}},"layers":[]{extra}}}"#);
+            serde_json::from_str::<Manifest>(&raw).unwrap().spells_statement()
+        };
+        assert!(!spells(r#","artifactType":"sbom/cyclone-dx""#));
+        assert!(spells(r#","predicate":{"bomFormat":"CycloneDX"}"#));
+        assert!(spells(r#","type":"other""#));
     }
 }
