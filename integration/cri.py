@@ -37,7 +37,7 @@ def clients():
     return api_grpc.RuntimeServiceStub(channel), api_grpc.ImageServiceStub(channel)
 
 
-def sandbox_config(name):
+def sandbox_config(name, labels=(), annotations=()):
     uid = uuid.uuid4().hex[:12]
     logs = os.path.join(STATE, "pods", f"{name}-{uid}")
     os.makedirs(logs, exist_ok=True)
@@ -45,7 +45,7 @@ def sandbox_config(name):
     # No hostname: a host-network pod shares the host's UTS namespace, where runc cannot set one.
     return api.PodSandboxConfig(
         metadata=api.PodSandboxMetadata(name=name, uid=uid, namespace=POD_NAMESPACE, attempt=0),
-        log_directory=logs, labels={"app": "probe"},
+        log_directory=logs, labels={"app": "probe", **dict(labels)}, annotations=dict(annotations),
         linux=api.LinuxPodSandboxConfig(cgroup_parent=f"/probe-pods/pod{uid}",
                                         security_context=api.LinuxSandboxSecurityContext(namespace_options=ns)),
     ), logs
@@ -65,7 +65,7 @@ def run(args):
     name = args.name or "probe-" + args.image.rsplit("/", 1)[-1].replace(":", "-").replace("@", "-")[:40]
     pulled = timed("pull", img.PullImage, api.PullImageRequest(image=api.ImageSpec(image=args.image)))
     print(f"pulled {args.image} -> {pulled.image_ref}")
-    pod_cfg, logs = sandbox_config(name)
+    pod_cfg, logs = sandbox_config(name, args.label, args.annotation)
     pod = timed("runp", rt.RunPodSandbox, api.RunPodSandboxRequest(config=pod_cfg)).pod_sandbox_id
     print(f"pod {pod}")
     # kubelet passes the image ID from PullImage and the user's reference beside it.
@@ -148,6 +148,9 @@ def main():
     p.add_argument("--claim", default=None, help="with --by-id: the user_specified_image to send")
     p.add_argument("--seccomp-default", action="store_true")
     p.add_argument("--image-volume", action="append", default=[])
+    # The pod's own labels and annotations (beside app=probe), as kubelet passes a pod's.
+    p.add_argument("--label", action="append", default=[], type=lambda kv: tuple(kv.split("=", 1)))
+    p.add_argument("--annotation", action="append", default=[], type=lambda kv: tuple(kv.split("=", 1)))
     sub.add_parser("pull").add_argument("image")
     for c in ("images", "ps", "pods", "version", "status", "cleanup"):
         sub.add_parser(c)

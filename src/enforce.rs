@@ -14,7 +14,7 @@ use crate::reference::{Reference, ReferenceError};
 use tokio::sync::watch;
 
 use crate::cache::{Cache, Lookup};
-use crate::decision::{Decision, ImageClaim, Outcome};
+use crate::decision::{Decision, ImageClaim, Outcome, PodMetadata};
 use crate::evaluate;
 use crate::imagestore::{ImageStore, StoreError};
 use crate::policy::{Mode, NoMatchAction, PolicySet};
@@ -70,11 +70,13 @@ struct CacheKey {
     /// collide): namespaces can select different ones for the same image, while pods in
     /// namespaces with the same policies still share one verification.
     matched: Vec<String>,
-    /// The pod's namespace, only when a matched policy's verdict depends on it (CEL reading
-    /// `object.metadata.namespace`); otherwise namespaces share verdicts.
+    /// The pod's namespace, only when a matched policy's verdict depends on the request
+    /// (CEL reading `object.metadata.namespace`, say); otherwise namespaces share verdicts.
     namespace: Option<String>,
     /// With it, the namespace's labels as the snapshot knows them (CEL may read them).
     namespace_labels: Option<Arc<crate::policy::labels::Labels>>,
+    /// With it, the pod's labels and annotations, by [`PodMetadata::fingerprint`].
+    pod: Option<[u8; 32]>,
 }
 
 /// Tunables of the pipeline.
@@ -227,6 +229,7 @@ impl Enforcer {
             digest: digest.to_string(),
             namespace: claim.namespace.clone().filter(|n| !n.is_empty()),
             namespace_labels: None,
+            pod: claim.pod.clone(),
         };
         target.namespace_labels = policy.namespace_labels.get(target.namespace.as_deref()).cloned();
         d.image = target.full.clone();
@@ -238,15 +241,16 @@ impl Enforcer {
         if matched.is_empty() {
             return self.no_match(d, policy.no_match);
         }
-        let depends_on_namespace = matched.iter().any(|(p, _)| p.depends_on_namespace());
+        let depends_on_request = matched.iter().any(|(p, _)| p.depends_on_request());
         let key = CacheKey {
             reference: target.full.clone(),
             digest: target.digest.clone(),
             policy_hash: policy.hash.clone(),
             trust_version: self.trust.version.clone(),
             matched: matched.iter().map(|(_, id)| id.to_string()).collect(),
-            namespace: target.namespace.clone().filter(|_| depends_on_namespace),
-            namespace_labels: target.namespace_labels.clone().filter(|_| depends_on_namespace),
+            namespace: target.namespace.clone().filter(|_| depends_on_request),
+            namespace_labels: target.namespace_labels.clone().filter(|_| depends_on_request),
+            pod: target.pod.as_deref().map(PodMetadata::fingerprint).filter(|_| depends_on_request),
         };
         let budget = deadline.saturating_duration_since(Instant::now());
         let lookup = self.verdict(key, target, policy, budget).await;
@@ -435,12 +439,13 @@ struct Target {
     namespace: Option<String>,
     /// The namespace's labels, when the cluster sync knows them.
     namespace_labels: Option<Arc<crate::policy::labels::Labels>>,
+    pod: Option<Arc<PodMetadata>>,
 }
 
 /// Fetch what the matching policies need and evaluate them. Runs detached from the request
 /// (it outlives a late one), so it matches again on its own snapshot.
 async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: &TrustRoot, target: Target) -> Verdict {
-    let Target { reference, full, repository, digest, namespace, namespace_labels } = target;
+    let Target { reference, full, repository, digest, namespace, namespace_labels, pod } = target;
     let matched = policy.matching(&full, &repository, namespace.as_deref());
     let started = Instant::now();
     let needs = evaluate::needs(&matched);
@@ -510,6 +515,7 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
         reference: reference.whole(),
         namespace,
         namespace_labels,
+        pod,
         signatures,
         attestations,
         simple_signing,
@@ -1034,6 +1040,33 @@ mod tests {
         w.source.set_referred(D3, "sbom/cyclone-dx", Err(down));
         let d = w.enforcer.decide(&claim("reg.io/probe/broken:v1"), SECOND).await;
         assert!(!d.allowed() && d.indeterminate && d.reason.contains("connection refused"), "{d}");
+    }
+
+    /// #19: a verdict that reads the pod's labels (CEL `object.metadata.labels`, an object
+    /// selector) is not served to a pod with other labels from the cache.
+    #[tokio::test]
+    async fn pod_label_dependent_verdicts_are_cached_per_pod_metadata() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        let yaml = &format!("apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  matchImageReferences: [{{glob: \"reg.io/probe/*\"}}]\n  matchConditions:\n  - {{name: n, expression: \"object.metadata.labels.tier != 'exempt'\"}}\n  attestors:\n  - {}\n  validations:\n  - expression: \"false\"\n", crate::testutil::vectors::notary_attestor("none"));
+        let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
+        let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
+        let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
+        let policy = crate::policy::compile::compile(normal, &keys).unwrap().policy;
+        w.policy_tx.send(PolicySet::assemble(vec![policy], NoMatchAction::Deny)).unwrap();
+        let with = |tier: &str, note: &str| {
+            let pod = PodMetadata {
+                labels: [("tier".to_string(), tier.to_string())].into(),
+                annotations: [("note".to_string(), note.to_string())].into(),
+            };
+            ImageClaim { namespace: Some("default".into()), pod: Some(Arc::new(pod)), ..claim("reg.io/probe/app:v1") }
+        };
+        assert!(w.enforcer.decide(&with("exempt", "a"), SECOND).await.allowed());
+        let d = w.enforcer.decide(&with("web", "a"), SECOND).await;
+        assert!(!d.allowed() && !d.cached, "{d}");
+        assert!(w.enforcer.decide(&with("exempt", "a"), SECOND).await.cached);
+        let other_annotations = w.enforcer.decide(&with("exempt", "b"), SECOND).await;
+        assert!(other_annotations.allowed() && !other_annotations.cached, "annotations are part of the key");
     }
 
     /// #19: a verdict that reads the namespace's labels is not served from the cache after

@@ -113,6 +113,42 @@ sec_ivp() {
     'policy "kyverno-ivp:not-probe"'
   stop_signet
 
+  # The pod's own labels, which NRI carries: an objectSelector selects by them, and a match
+  # condition reads them (object.metadata.labels); an annotation satisfies a validation.
+  ivp_policy "$POL/ivp.yaml" opted-in "$COSIGN_PUB" "    objectSelector:
+      matchLabels: {signet.test/verify: \"true\"}"
+  up "$POL" --no-match allow
+  CRI_RUN_ARGS=(--label signet.test/verify=true)
+  expect_rejected "IVP objectSelector: a pod with the selected label is checked" "$IMG_UNSIGNED" \
+    'policy "kyverno-ivp:opted-in"' "failed the image signature verification"
+  CRI_RUN_ARGS=(--label signet.test/verify=false)
+  expect_runs "IVP objectSelector: a pod without the selected label is left alone" "$IMG_UNSIGNED"
+  CRI_RUN_ARGS=()
+  stop_signet
+  ivp_policy "$POL/ivp.yaml" waivers "$COSIGN_PUB"
+  sed -i "s/^  validations:$/  matchConditions:\n    - {name: not-batch, expression: \"object.metadata.labels.tier != 'batch'\"}\n  validations:/" "$POL/ivp.yaml"
+  printf '%s\n' "    - expression: \"object.metadata.annotations['signet.test/waiver'] == 'granted'\"" \
+    "      message: the pod has no waiver" >> "$POL/ivp.yaml"
+  C=$("$SIGNET" policy check "$POL/ivp.yaml" 2>&1); rc=$?
+  if [ $rc = 0 ] && grep -q '0 part(s) fail closed' <<<"$C"; then
+    ok "policy check: pod labels and annotations are evaluated on the node"
+  else
+    bad "policy check: pod labels and annotations are evaluated on the node" "rc=$rc $C"
+  fi
+  up "$POL"
+  CRI_RUN_ARGS=(--label tier=batch)
+  expect_runs "IVP matchConditions on a pod label: false for the pod, not applied" "$IMG_UNSIGNED"
+  CRI_RUN_ARGS=(--label tier=web --annotation signet.test/waiver=granted)
+  expect_runs "IVP validation on a pod annotation: signed with the waiver, runs" "$IMG_SIGNED"
+  CRI_RUN_ARGS=(--label tier=web --annotation signet.test/waiver=refused)
+  expect_rejected "IVP validation on a pod annotation: signed without the waiver, rejected with its message" \
+    "$IMG_SIGNED" 'policy "kyverno-ivp:waivers"' "the pod has no waiver"
+  CRI_RUN_ARGS=(--label tier=web --annotation signet.test/waiver=granted)
+  expect_rejected "IVP matchConditions on a pod label: true, the unsigned image is rejected" "$IMG_UNSIGNED" \
+    "failed the image signature verification"
+  CRI_RUN_ARGS=()
+  stop_signet
+
   # The namespaced kind governs its own namespace.
   ivp_policy "$POL/ivp.yaml" team "$COSIGN_PUB"
   sed -i 's/^kind: ImageValidatingPolicy$/kind: NamespacedImageValidatingPolicy/; s/^metadata: {name: team}$/metadata: {name: team, namespace: probe}/' "$POL/ivp.yaml"

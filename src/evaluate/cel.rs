@@ -24,7 +24,7 @@ use cel::{ExecutionError, FunctionContext, Value};
 
 use super::{check_authority, Evidence};
 use crate::policy::cel::{
-    CelError, ImageExpression, EXTRACT_PAYLOAD, NAMESPACE_LABELS_PATH, NAMESPACE_PATHS, VERIFY_ATTESTATION_SIGNATURES,
+    CelError, ImageExpression, RequestFact, EXTRACT_PAYLOAD, REQUEST_PATHS, VERIFY_ATTESTATION_SIGNATURES,
     VERIFY_IMAGE_SIGNATURES,
 };
 use crate::policy::model::{AttestationKind, CompiledCel};
@@ -89,6 +89,8 @@ struct Facts {
     namespace: Option<String>,
     /// The namespace's labels, when the cluster has told them.
     namespace_labels: Option<Arc<crate::policy::labels::Labels>>,
+    /// The pod's labels and annotations, when the runtime told them.
+    pod: Option<Arc<crate::decision::PodMetadata>>,
     /// attestor name → its image signature verified, or why not.
     signatures: BTreeMap<String, Result<(), String>>,
     /// (attestation, attestor) → what its verification found.
@@ -108,12 +110,19 @@ pub fn check(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>
     if c.require_digest && !reference.contains('@') {
         return Err(CelFailure::NoDigest { reference });
     }
-    // Conditions come first and read nothing verified (compilation saw to that): an image
-    // they leave alone costs no verification.
+    // The object selector and the conditions come first and read nothing verified
+    // (compilation saw to that): a pod they leave alone costs no verification. Where the
+    // pod's labels are unknown the selector selects, as Kyverno's would for some pod.
+    if let (Some(selector), Some(pod)) = (&c.object_selector, &evidence.pod) {
+        if !selector.matches(&pod.labels) {
+            return Ok(());
+        }
+    }
     let bare = Arc::new(Facts {
         reference: evidence.reference.clone(),
         namespace: evidence.namespace.clone(),
         namespace_labels: evidence.namespace_labels.clone(),
+        pod: evidence.pod.clone(),
         ..Default::default()
     });
     let conditions = context(c, &bare);
@@ -190,6 +199,7 @@ fn gather(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -
         reference: evidence.reference.clone(),
         namespace: evidence.namespace.clone(),
         namespace_labels: evidence.namespace_labels.clone(),
+        pod: evidence.pod.clone(),
         ..Default::default()
     };
     if c.uses(VERIFY_IMAGE_SIGNATURES) {
@@ -311,23 +321,10 @@ fn context<'a>(c: &CompiledCel, facts: &Arc<Facts>) -> cel::Context<'a> {
         map(c.attestations.keys().map(|n| (n.clone(), Value::String(Arc::new(n.clone()))))),
     );
     ctx.add_variable_from_value("variables", map(Vec::new()));
-    // Only the namespace's name and labels are bound (compilation allows no other path);
-    // with the namespace or its labels unknown, reading them is an error, which fails closed.
-    if let Some(ns) = &facts.namespace {
-        let name = || Value::String(Arc::new(ns.clone()));
-        for (root, first, second) in NAMESPACE_PATHS {
-            let mut inner = vec![(second.unwrap_or(first).to_string(), name())];
-            let (labels_root, labels_first, labels_last) = NAMESPACE_LABELS_PATH;
-            if let (true, Some(labels)) = (*root == labels_root && *first == labels_first, &facts.namespace_labels) {
-                let labels = labels.iter().map(|(k, v)| (k.clone(), Value::String(Arc::new(v.clone()))));
-                inner.push((labels_last.to_string(), map(labels)));
-            }
-            let value = match second {
-                None => map(inner),
-                Some(_) => map([(first.to_string(), map(inner))]),
-            };
-            ctx.add_variable_from_value(*root, value);
-        }
+    // Only what the node knows of the request is bound (compilation allows no other path);
+    // where it is unknown, reading it is an error, which fails closed.
+    for (root, value) in facts.request() {
+        ctx.add_variable_from_value(root, json_value(&value));
     }
 
     let f = Arc::clone(facts);
@@ -381,6 +378,37 @@ fn context<'a>(c: &CompiledCel, facts: &Arc<Facts>) -> cel::Context<'a> {
 }
 
 impl Facts {
+    /// What the node knows of the request, as one JSON tree per root of
+    /// [`REQUEST_PATHS`]. A pod's labels or annotations are absent when it has none, as in
+    /// the API's JSON (`omitempty`), so reading them is the same error as in Kyverno.
+    fn request(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::Value as Json;
+        let strings = |m: &BTreeMap<String, String>| {
+            Json::Object(m.iter().map(|(k, v)| (k.clone(), Json::String(v.clone()))).collect())
+        };
+        let mut roots = serde_json::Map::new();
+        for (path, fact) in REQUEST_PATHS {
+            let value = match fact {
+                RequestFact::Namespace => self.namespace.clone().map(Json::String),
+                RequestFact::NamespaceLabels => self.namespace_labels.as_deref().map(strings),
+                RequestFact::PodLabels => {
+                    self.pod.as_ref().filter(|p| !p.labels.is_empty()).map(|p| strings(&p.labels))
+                }
+                RequestFact::PodAnnotations => {
+                    self.pod.as_ref().filter(|p| !p.annotations.is_empty()).map(|p| strings(&p.annotations))
+                }
+            };
+            let (Some(value), Some((last, parents))) = (value, path.split_last()) else { continue };
+            let mut at = &mut roots;
+            for part in parents {
+                let node = at.entry(part.to_string()).or_insert_with(|| Json::Object(Default::default()));
+                at = node.as_object_mut().expect("the paths only nest objects");
+            }
+            at.insert(last.to_string(), value);
+        }
+        roots
+    }
+
     fn same_image(&self, ftx: &FunctionContext, image: &str) -> Result<(), ExecutionError> {
         if image == self.reference {
             Ok(())

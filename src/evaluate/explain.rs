@@ -257,6 +257,13 @@ fn describe(c: &CelCheck) -> Vec<String> {
             Err(e) => out.push(format!("fails closed: {e}")),
         }
     }
+    if let Some(selector) = &compiled.object_selector {
+        let selector = serde_json::to_string(selector).unwrap_or_default();
+        out.push(format!(
+            "matchConstraints.objectSelector evaluated on the node over the pod's labels (a pod it does not select \
+             is left alone; where the labels are unknown it selects): {selector}"
+        ));
+    }
     for m in &compiled.match_conditions {
         match m {
             Ok(e) => out.push(format!("{} evaluated on the node: {}", e.field, e.source.trim())),

@@ -31,6 +31,8 @@ pub struct Evidence {
     pub namespace: Option<String>,
     /// The namespace's labels, when the cluster has told them (CEL's `namespaceObject`).
     pub namespace_labels: Option<std::sync::Arc<crate::policy::labels::Labels>>,
+    /// The pod's labels and annotations, when the runtime told them (CEL's `object.metadata`).
+    pub pod: Option<std::sync::Arc<crate::decision::PodMetadata>>,
     pub signatures: Option<Result<Signatures, RegistryError>>,
     pub attestations: Option<Result<Signatures, RegistryError>>,
     /// GPG simple-signing signatures from the lookaside store.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use ttrpc::r#async::TtrpcContext;
 
-use crate::decision::{Decision, ImageClaim, Outcome};
+use crate::decision::{Decision, ImageClaim, Outcome, PodMetadata};
 use crate::enforce::Enforcer;
 use crate::sync::events::{Denial, DenialEvents};
 use nri::api::{
@@ -115,7 +115,7 @@ const IMAGE_VOLUMES_DIR: &str = "/io.containerd.grpc.v1.cri/image-volumes/";
 /// whose path does not parse still yields a claim, without a digest, which is denied.
 pub fn volume_claims(req: &CreateContainerRequest) -> Vec<ImageClaim> {
     let Some(container) = req.container.as_ref() else { return Vec::new() };
-    let namespace = req.pod.as_ref().map(|p| p.namespace.clone()).filter(|n| !n.is_empty());
+    let (namespace, pod) = pod_facts(req.pod.as_ref());
     container
         .mounts
         .iter()
@@ -133,6 +133,7 @@ pub fn volume_claims(req: &CreateContainerRequest) -> Vec<ImageClaim> {
                 name: format!("image volume at {}", m.destination),
                 digest,
                 namespace: namespace.clone(),
+                pod: pod.clone(),
                 volume: Some(m.destination.clone()),
                 container: None,
             })
@@ -143,9 +144,16 @@ pub fn volume_claims(req: &CreateContainerRequest) -> Vec<ImageClaim> {
 /// What the request says about the image (see [`container_claim`]).
 pub fn image_claim(req: &CreateContainerRequest) -> ImageClaim {
     let mut claim = req.container.as_ref().map(container_claim).unwrap_or_default();
-    claim.namespace = req.pod.as_ref().map(|p| p.namespace.clone()).filter(|n| !n.is_empty());
+    (claim.namespace, claim.pod) = pod_facts(req.pod.as_ref());
     claim.container = req.container.as_ref().map(|c| c.id.clone());
     claim
+}
+
+/// The pod's namespace (`None` when empty) and its metadata, as a claim carries them.
+fn pod_facts(pod: Option<&PodSandbox>) -> (Option<String>, Option<Arc<PodMetadata>>) {
+    let Some(pod) = pod else { return (None, None) };
+    let namespace = Some(pod.namespace.clone()).filter(|n| !n.is_empty());
+    (namespace, Some(Arc::new(PodMetadata::from_sandbox(&pod.labels, &pod.annotations))))
 }
 
 /// A container's image: the runtime's image field when present (NRI >= v0.12), otherwise
@@ -170,7 +178,7 @@ fn prewarm(enforcer: Arc<Enforcer>, pods: &[PodSandbox], containers: Vec<Contain
     for c in &containers {
         let pod = pods.iter().find(|p| p.id == c.pod_sandbox_id);
         let mut claim = container_claim(c);
-        claim.namespace = pod.map(|p| p.namespace.clone()).filter(|n| !n.is_empty());
+        (claim.namespace, claim.pod) = pod_facts(pod);
         let req = CreateContainerRequest {
             pod: pod.cloned().into(),
             container: Some(c.clone()).into(),
@@ -181,6 +189,7 @@ fn prewarm(enforcer: Arc<Enforcer>, pods: &[PodSandbox], containers: Vec<Contain
                 k.name == claim.name
                     && k.digest == claim.digest
                     && k.namespace == claim.namespace
+                    && k.pod == claim.pod
                     && k.volume == claim.volume
             });
             if !claim.name.is_empty() && !seen {
@@ -329,6 +338,25 @@ mod tests {
         req.container = Some(c).into();
         let claim = image_claim(&req);
         assert_eq!((claim.name.as_str(), claim.digest.as_deref()), ("reg.io/a:v2", Some("sha256:00")));
+    }
+
+    #[test]
+    fn claims_carry_the_pods_namespace_and_metadata() {
+        let mut pod = PodSandbox { namespace: "team".into(), ..Default::default() };
+        pod.labels.insert("app".into(), "web".into());
+        pod.labels.insert("io.kubernetes.pod.uid".into(), "u".into());
+        pod.annotations.insert("example.com/waiver".into(), "granted".into());
+        let req = CreateContainerRequest {
+            pod: Some(pod).into(),
+            container: Some(Container::default()).into(),
+            ..Default::default()
+        };
+        let claim = image_claim(&req);
+        assert_eq!(claim.namespace.as_deref(), Some("team"));
+        let meta = claim.pod.expect("the pod's metadata");
+        assert_eq!(meta.labels, [("app".to_string(), "web".to_string())].into());
+        assert_eq!(meta.annotations, [("example.com/waiver".to_string(), "granted".to_string())].into());
+        assert!(image_claim(&CreateContainerRequest::default()).pod.is_none(), "no pod, nothing known");
     }
 
     #[test]

@@ -13,11 +13,14 @@
 //!   combined only by `&&`, or by `||` with a side that does not use `images`: a pod passes
 //!   in Kyverno only if every image passes, and each container's image is checked when it
 //!   is created (`X || ∀i P(i)` holds for the pod exactly when `X || P(i)` holds for each);
-//! - of `object`, `namespaceObject` and `request` only the namespace's name
-//!   (`object.metadata.namespace`, `namespaceObject.metadata.name`, `request.namespace`)
-//!   and its labels (`namespaceObject.metadata.labels`, from the cluster sync; reading them
-//!   where they are not known is an error, which fails closed): NRI carries nothing else
-//!   of the admission request;
+//! - of `object`, `namespaceObject` and `request` only what NRI and the cluster sync tell
+//!   ([`REQUEST_PATHS`]): the namespace's name (`object.metadata.namespace`,
+//!   `namespaceObject.metadata.name`, `request.namespace`), its labels
+//!   (`namespaceObject.metadata.labels`, from the cluster sync) and, where the policy's
+//!   object is the pod, the pod's `object.metadata.labels` and `.annotations` (the
+//!   sandbox's, which kubelet copies from the pod; for a pod controller Kyverno's autogen
+//!   reads its pod template's, which become the pod's). Reading one where it is not known
+//!   is an error, which fails closed;
 //! - only functions the node implements ([`FUNCTIONS`]);
 //! - bounded size, nesting and comprehension depth, so evaluation stays inside the request
 //!   budget (CEL has no loops besides comprehensions over finite lists).
@@ -84,16 +87,38 @@ pub const VERIFY_IMAGE_SIGNATURES: &str = "verifyImageSignatures";
 pub const VERIFY_ATTESTATION_SIGNATURES: &str = "verifyAttestationSignatures";
 pub const EXTRACT_PAYLOAD: &str = "extractPayload";
 
-/// Admission data the node does not have, but for [`NAMESPACE_PATHS`].
+/// Admission data the node does not have, but for [`REQUEST_PATHS`].
 const UNKNOWN_ON_NODE: &[&str] = &["object", "oldObject", "namespaceObject", "request"];
-/// What the node knows of the admission request: the namespace's name, by these paths.
-pub const NAMESPACE_PATHS: &[(&str, &str, Option<&str>)] = &[
-    ("object", "metadata", Some("namespace")),
-    ("namespaceObject", "metadata", Some("name")),
-    ("request", "namespace", None),
+
+/// One thing the node knows of the admission request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestFact {
+    /// The namespace's name.
+    Namespace,
+    /// The namespace's labels, where the cluster sync has told them.
+    NamespaceLabels,
+    /// The pod's labels, where the policy's object is the pod.
+    PodLabels,
+    /// The pod's annotations, where the policy's object is the pod.
+    PodAnnotations,
+}
+
+impl RequestFact {
+    fn of_pod(self) -> bool {
+        matches!(self, RequestFact::PodLabels | RequestFact::PodAnnotations)
+    }
+}
+
+/// The paths by which CEL reads what the node knows of the request; nothing else of
+/// `object`, `namespaceObject` or `request` is bound.
+pub const REQUEST_PATHS: &[(&[&str], RequestFact)] = &[
+    (&["object", "metadata", "namespace"], RequestFact::Namespace),
+    (&["namespaceObject", "metadata", "name"], RequestFact::Namespace),
+    (&["request", "namespace"], RequestFact::Namespace),
+    (&["namespaceObject", "metadata", "labels"], RequestFact::NamespaceLabels),
+    (&["object", "metadata", "labels"], RequestFact::PodLabels),
+    (&["object", "metadata", "annotations"], RequestFact::PodAnnotations),
 ];
-/// The namespace's labels, bound only where the cluster has told them.
-pub const NAMESPACE_LABELS_PATH: (&str, &str, &str) = ("namespaceObject", "metadata", "labels");
 
 /// Why an expression is not evaluated on the node.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +131,11 @@ pub enum CelError {
     TooComplex { field: String, what: &'static str },
     #[error("{field}: {name} is not known on the node (NRI does not carry it)")]
     UnknownData { field: String, name: String },
+    #[error(
+        "{field}: {path} is not known on the node: the policy's object is not the pod (its \
+         matchConstraints.resourceRules name no pods), and the node sees only pods"
+    )]
+    ObjectNotPod { field: String, path: String },
     #[error("{field}: function {name} is not available on the node")]
     UnknownFunction { field: String, name: String },
     #[error("{field}: {name} is not defined by the policy")]
@@ -145,12 +175,15 @@ pub fn image_expression(field: &str, source: &str) -> Result<ImageExpression, Ce
     Ok(ImageExpression(e))
 }
 
-/// The names a policy defines, which its expressions may read.
+/// The names a policy defines, which its expressions may read, and what its `object` is.
 #[derive(Clone, Debug, Default)]
 pub struct Names<'a> {
     pub attestors: BTreeSet<&'a str>,
     pub attestations: BTreeSet<&'a str>,
     pub variables: BTreeSet<&'a str>,
+    /// The policy's object is the pod (its resource rules name pods, or none are given):
+    /// `object.metadata.labels` and `.annotations` are the pod's.
+    pub object_is_pod: bool,
 }
 
 impl<'a> Names<'a> {
@@ -159,6 +192,7 @@ impl<'a> Names<'a> {
             attestors: self.attestors.clone(),
             attestations: self.attestations.clone(),
             variables: self.variables.clone(),
+            object_is_pod: self.object_is_pod,
             ..Default::default()
         }
     }
@@ -166,10 +200,10 @@ impl<'a> Names<'a> {
 
 /// Compile a match condition. Kyverno evaluates conditions before binding attestors,
 /// attestations, variables and images: reading them is an error there, so it may not
-/// narrow here.
-pub fn condition(field: &str, source: &str) -> Result<Expression, CelError> {
+/// narrow here. Of `names` only what the object is counts.
+pub fn condition(field: &str, source: &str, names: &Names<'_>) -> Result<Expression, CelError> {
     let e = parse(field, source)?;
-    check(field, e.program.expression(), &Scope::default(), 0)?;
+    check(field, e.program.expression(), &Scope { object_is_pod: names.object_is_pod, ..Default::default() }, 0)?;
     Ok(e)
 }
 
@@ -188,10 +222,11 @@ pub fn validation(field: &str, source: &str, names: &Names<'_>) -> Result<Expres
 }
 
 impl Expression {
-    /// Does it read the namespace (its name or labels)? Then verdicts differ by namespace.
-    pub fn reads_namespace(&self) -> bool {
+    /// Does it read the request (the namespace, its labels, the pod's metadata)? Then
+    /// verdicts differ by pod.
+    pub fn reads_request(&self) -> bool {
         let r = self.program.references();
-        NAMESPACE_PATHS.iter().any(|(root, _, _)| r.has_variable(root))
+        REQUEST_PATHS.iter().any(|(path, _)| r.has_variable(path[0]))
     }
 }
 
@@ -297,6 +332,7 @@ struct Scope<'a> {
     attestors: BTreeSet<&'a str>,
     attestations: BTreeSet<&'a str>,
     variables: BTreeSet<&'a str>,
+    object_is_pod: bool,
     /// Comprehension variables in scope.
     bound: Vec<String>,
 }
@@ -327,8 +363,12 @@ fn check(field: &str, e: &IdedExpr, scope: &Scope<'_>, depth: usize) -> Result<(
             }
         }
         Expr::Select(s) => {
-            if is_namespace_path(e, scope) {
-                return Ok(());
+            if let Some((fact, path)) = request_path(e, scope) {
+                return if fact.of_pod() && !scope.object_is_pod {
+                    Err(CelError::ObjectNotPod { field: f(), path })
+                } else {
+                    Ok(())
+                };
             }
             if let Expr::Ident(root) = &s.operand.expr {
                 if !scope.bound.iter().any(|b| b == root) {
@@ -385,26 +425,24 @@ fn check(field: &str, e: &IdedExpr, scope: &Scope<'_>, depth: usize) -> Result<(
     }
 }
 
-/// `object.metadata.namespace`, `namespaceObject.metadata.name`, `request.namespace` or
-/// `namespaceObject.metadata.labels`, read (not tested with `has()`), with the root not
-/// shadowed.
-fn is_namespace_path(e: &IdedExpr, scope: &Scope<'_>) -> bool {
-    fn select(e: &IdedExpr) -> Option<(&IdedExpr, &str)> {
-        match &e.expr {
-            Expr::Select(s) if !s.test => Some((s.operand.as_ref(), s.field.as_str())),
-            _ => None,
+/// The fact `e` reads, and its path, when it is one of [`REQUEST_PATHS`] read (not tested
+/// with `has()`) with the root not shadowed.
+fn request_path(e: &IdedExpr, scope: &Scope<'_>) -> Option<(RequestFact, String)> {
+    let mut fields = Vec::new();
+    let mut at = e;
+    let root = loop {
+        match &at.expr {
+            Expr::Select(s) if !s.test => {
+                fields.push(s.field.as_str());
+                at = s.operand.as_ref();
+            }
+            Expr::Ident(n) if !scope.bound.iter().any(|b| b == n) => break n.as_str(),
+            _ => return None,
         }
-    }
-    let root = |e: &IdedExpr, want: &str| matches!(&e.expr, Expr::Ident(n) if n == want && !scope.bound.iter().any(|b| b == n));
-    let Some((inner, last)) = select(e) else { return false };
-    let (labels_root, labels_first, labels_last) = NAMESPACE_LABELS_PATH;
-    if last == labels_last && select(inner).is_some_and(|(o, f)| f == labels_first && root(o, labels_root)) {
-        return true;
-    }
-    NAMESPACE_PATHS.iter().any(|(r, first, second)| match second {
-        None => last == *first && root(inner, r),
-        Some(second) => last == *second && select(inner).is_some_and(|(o, f)| f == *first && root(o, r)),
-    })
+    };
+    fields.push(root);
+    fields.reverse();
+    REQUEST_PATHS.iter().find(|(path, _)| *path == fields.as_slice()).map(|(path, fact)| (*fact, path.join(".")))
 }
 
 fn comprehension(field: &str, c: &ComprehensionExpr, scope: &Scope<'_>, depth: usize) -> Result<(), CelError> {
@@ -721,7 +759,12 @@ mod tests {
     }
 
     #[test]
-    fn only_the_namespace_name_is_read_from_the_request() {
+    fn only_what_the_node_knows_is_read_from_the_request() {
+        let on = |object_is_pod: bool, src: &str| {
+            let scope = Scope { object_is_pod, ..Default::default() };
+            let e = parse("validations[0]", src)?;
+            validation_shape("validations[0]", e.program.expression(), &scope)
+        };
         for ok in [
             "object.metadata.namespace == 'a'",
             "namespaceObject.metadata.name == 'a'",
@@ -731,19 +774,40 @@ mod tests {
             "has(namespaceObject.metadata.labels.team)",
             "'team' in namespaceObject.metadata.labels",
         ] {
-            validation(ok).unwrap();
+            on(false, ok).unwrap();
+            on(true, ok).unwrap();
+        }
+        // The pod's own labels and annotations, where the policy's object is the pod.
+        for pod in [
+            "object.metadata.labels.team == 'a'",
+            "object.metadata.labels['app.kubernetes.io/name'] == 'a'",
+            "has(object.metadata.labels.team)",
+            "'team' in object.metadata.labels",
+            "object.metadata.annotations['x/y'] == 'a'",
+            "object.metadata.labels.exists(k, k.startsWith('x'))",
+        ] {
+            on(true, pod).unwrap();
+            let e = on(false, pod).unwrap_err();
+            assert!(
+                matches!(&e, CelError::ObjectNotPod { path, .. } if path.starts_with("object.metadata.")),
+                "{pod}: {e}"
+            );
+            assert!(e.to_string().contains("the policy's object is not the pod"), "{e}");
         }
         for refused in [
             "has(object.metadata.namespace)",
             "has(namespaceObject.metadata.labels)",
+            "has(object.metadata.labels)",
+            "object.metadata.name == 'a'",
             "namespaceObject.metadata.annotations.team == 'a'",
             "namespaceObject.spec == {}",
-            "object.metadata.labels.team == 'a'",
             "object.metadata == {}",
+            "object.spec.containers.size() == 1",
             "request.userInfo.username == 'a'",
+            "oldObject.metadata.labels.team == 'a'",
             "oldObject.metadata.namespace == 'a'",
         ] {
-            assert!(matches!(validation(refused), Err(CelError::UnknownData { .. })), "{refused}");
+            assert!(matches!(on(true, refused), Err(CelError::UnknownData { .. })), "{refused}");
         }
         // A comprehension variable named like a root is just a variable.
         validation("[{'metadata': {'labels': 1}}].all(object, object.metadata.labels == 1)").unwrap();

@@ -613,11 +613,12 @@ pub fn compile_cel(
         attestors: attestors.keys().map(String::as_str).collect(),
         attestations: attestations.keys().map(String::as_str).collect(),
         variables: c.variables.iter().map(|v| v.name.as_str()).collect(),
+        object_is_pod: c.object_is_pod,
     };
     let match_conditions: Vec<Result<Expression, CelError>> = c
         .match_conditions
         .iter()
-        .map(|m| cel::condition(&format!("matchConditions[{}]", m.name), &m.expression))
+        .map(|m| cel::condition(&format!("matchConditions[{}]", m.name), &m.expression, &names))
         .collect();
     let variables: Vec<(String, Result<Expression, CelError>)> = c
         .variables
@@ -644,14 +645,17 @@ pub fn compile_cel(
     if c.validations.is_empty() {
         return Err(CelCompileError::NoValidations);
     }
-    let uses_namespace = match_conditions.iter().filter_map(|m| m.as_ref().ok()).any(Expression::reads_namespace)
-        || variables.iter().filter_map(|(_, v)| v.as_ref().ok()).any(Expression::reads_namespace)
+    let object_selector = c.object_selector.clone().filter(|s| !s.is_empty());
+    let reads_request = object_selector.is_some()
+        || match_conditions.iter().filter_map(|m| m.as_ref().ok()).any(Expression::reads_request)
+        || variables.iter().filter_map(|(_, v)| v.as_ref().ok()).any(Expression::reads_request)
         || validations.iter().any(|v| {
-            v.check.as_ref().is_ok_and(Expression::reads_namespace)
-                || v.message_expression.as_ref().is_some_and(Expression::reads_namespace)
+            v.check.as_ref().is_ok_and(Expression::reads_request)
+                || v.message_expression.as_ref().is_some_and(Expression::reads_request)
         });
     Ok(CompiledCel {
-        uses_namespace,
+        reads_request,
+        object_selector,
         attestors,
         attestations,
         match_conditions,

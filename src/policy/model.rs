@@ -289,9 +289,10 @@ impl Policy {
         Some(exclusive.rank + quality)
     }
 
-    /// Does a verdict under this policy depend on the pod's namespace (beyond matching)?
-    pub fn depends_on_namespace(&self) -> bool {
-        self.authorities().any(|a| matches!(&a.kind, AuthorityKind::Cel(c) if c.uses_namespace))
+    /// Does a verdict under this policy depend on the request (the pod's namespace, its
+    /// labels, the pod's own metadata) beyond matching?
+    pub fn depends_on_request(&self) -> bool {
+        self.authorities().any(|a| matches!(&a.kind, AuthorityKind::Cel(c) if c.reads_request))
     }
 
     pub fn authorities(&self) -> impl Iterator<Item = &Authority> {
@@ -459,8 +460,12 @@ pub struct CompiledCel {
     pub validations: Vec<Validation>,
     pub require_verified: bool,
     pub require_digest: bool,
-    /// Some expression reads the namespace: verdicts differ by namespace.
-    pub uses_namespace: bool,
+    /// Over the pod's labels: a pod it does not select is left alone (where the labels are
+    /// unknown it selects).
+    pub object_selector: Option<LabelSelector>,
+    /// Some expression reads the request (namespace, pod metadata), or an object selector
+    /// reads the pod's labels: verdicts differ by pod.
+    pub reads_request: bool,
 }
 
 impl CompiledCel {

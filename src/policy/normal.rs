@@ -701,6 +701,14 @@ pub struct CelCheck {
     /// `verifyDigest` without `mutateDigest`: the pod must name the image by digest.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_digest: bool,
+    /// The policy's object is the pod (Kyverno `matchConstraints.resourceRules` name pods,
+    /// or none are given): `object.metadata.labels` and `.annotations` are the pod's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub object_is_pod: bool,
+    /// Kyverno `matchConstraints.objectSelector`, over the pod's labels: a pod it does not
+    /// select is left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_selector: Option<super::labels::LabelSelector>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,9 +14,11 @@
 //! Admission filters the node cannot see are widened, never narrowed: `namespaceSelector`
 //! narrows by its `kubernetes.io/metadata.name` requirements (the namespace name is always
 //! known) and by the namespace's labels where the cluster sync knows them; with the labels
-//! unknown the selector selects ([`crate::policy::labels`]). `objectSelector`,
-//! `resourceRules` and `excludeResourceRules` are not applied. Failures are always
-//! failures (`failurePolicy: Ignore` admits on errors in Kyverno; not on the node).
+//! unknown the selector selects ([`crate::policy::labels`]). Where the policy's object is
+//! the pod (its `resourceRules` name pods, or none are given), `objectSelector` selects by
+//! the pod's labels as NRI carries them; otherwise it, `resourceRules` and
+//! `excludeResourceRules` are not applied. Failures are always failures
+//! (`failurePolicy: Ignore` admits on errors in Kyverno; not on the node).
 
 use std::collections::BTreeMap;
 
@@ -43,7 +45,9 @@ enum IvpError {
     #[error("{0:?} is not one of Deny, Audit, Warn")]
     Action(String),
     #[error("spec.matchConstraints.namespaceSelector: {0}")]
-    NamespaceSelector(#[from] labels::LabelError),
+    NamespaceSelector(#[source] labels::LabelError),
+    #[error("spec.matchConstraints.objectSelector: {0}")]
+    ObjectSelector(#[source] labels::LabelError),
     #[error("exactly one of cosign or notary")]
     Engine,
     #[error("cosign needs exactly one of key, keyless or certificate")]
@@ -412,6 +416,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
     let images = image_patterns(&spec.match_image_references, &mut errors, &mut notes);
     let mut namespaces = Namespaces::default();
     let mut selects_none = false;
+    let (mut object_is_pod, mut pod_selector) = (true, None);
     if let Some(mc) = &spec.match_constraints {
         if let Some(sel) = &mc.namespace_selector {
             match namespace_selector(sel, &mut notes) {
@@ -420,17 +425,32 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
                 Err(e) => errors.push(e.to_string()),
             }
         }
-        if mc.object_selector.as_ref().is_some_and(|s| !s.match_labels.is_empty() || !s.match_expressions.is_empty()) {
-            notes.push("spec.matchConstraints.objectSelector is not applied on the node: every pod is checked".into());
-        }
         if !mc.exclude_resource_rules.is_empty() {
             notes.push("spec.matchConstraints.excludeResourceRules are not applied on the node".into());
         }
         let pods = mc.resource_rules.iter().any(|r| r.resources.iter().any(|x| x == "pods" || x == "*"));
         if !mc.resource_rules.is_empty() && !pods {
+            object_is_pod = false;
             notes.push(
                 "spec.matchConstraints.resourceRules do not name pods: the node checks pods' containers anyway".into(),
             );
+        }
+        if let Some(sel) =
+            mc.object_selector.as_ref().filter(|s| !s.match_labels.is_empty() || !s.match_expressions.is_empty())
+        {
+            // Kyverno selects the object by its own labels; only a pod's are known here.
+            if object_is_pod {
+                match label_selector(sel) {
+                    Ok(sel) => pod_selector = Some(sel),
+                    Err(e) => errors.push(IvpError::ObjectSelector(e).to_string()),
+                }
+            } else {
+                notes.push(
+                    "spec.matchConstraints.objectSelector selects by the labels of an object that is not the pod: \
+                     not applied on the node, every pod is checked"
+                        .into(),
+                );
+            }
         }
         let _ = &mc.match_policy;
     }
@@ -514,6 +534,8 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
             .collect(),
         require_verified: required,
         require_digest: verify_digest && !mutate_digest,
+        object_is_pod,
+        object_selector: pod_selector,
     };
     let name = match &own_namespace {
         Some(ns) => format!("kyverno-ivp:{ns}/{}", meta.name),
@@ -576,10 +598,15 @@ fn image_patterns(refs: &[MatchImageReference], errors: &mut Vec<String>, notes:
 /// The namespaces a selector covers: narrowed by name where it names them (the name is
 /// always known), and the whole selector kept for the namespace's labels (unknown labels
 /// select). `Ok(None)` when it selects no namespace at all.
-fn namespace_selector(sel: &LabelSelector, notes: &mut Vec<String>) -> Result<Option<Namespaces>, IvpError> {
+/// A selector of the policy, validated as the API server validates it.
+fn label_selector(sel: &LabelSelector) -> Result<labels::LabelSelector, labels::LabelError> {
     let expressions: Vec<(String, String, Vec<String>)> =
         sel.match_expressions.iter().map(|r| (r.key.clone(), r.operator.clone(), r.values.clone())).collect();
-    let selector = labels::LabelSelector::parse(&sel.match_labels, &expressions)?;
+    labels::LabelSelector::parse(&sel.match_labels, &expressions)
+}
+
+fn namespace_selector(sel: &LabelSelector, notes: &mut Vec<String>) -> Result<Option<Namespaces>, IvpError> {
+    let selector = label_selector(sel).map_err(IvpError::NamespaceSelector)?;
     let mut include: Option<Vec<String>> = None;
     let mut exclude = Vec::new();
     let mut by_labels = false;
@@ -1741,8 +1768,8 @@ mod tests {
         let (s, _) = set(&key_policy(&k, "  matchConditions:\n  - {name: never, expression: \"1 == 2\"}\n", SIGNED));
         assert!(eval(&s, &evidence("reg.io/app:1", vec![], vec![])).allowed);
         // One the node cannot evaluate is taken as true: the validations apply.
-        let on_labels = "  matchConditions:\n  - {name: prod, expression: \"has(object.metadata.labels.prod)\"}\n";
-        let (s, warnings) = set(&key_policy(&k, on_labels, SIGNED));
+        let on_spec = "  matchConditions:\n  - {name: prod, expression: \"has(object.spec.hostNetwork)\"}\n";
+        let (s, warnings) = set(&key_policy(&k, on_spec, SIGNED));
         assert!(warnings.iter().any(|w| w.contains("object is not known on the node")), "{warnings:?}");
         assert!(!eval(&s, &evidence("reg.io/app:1", vec![], vec![])).allowed);
         // Glob syntax wildcards cannot express covers every image.
@@ -1809,7 +1836,8 @@ mod tests {
         let k = TestSigner::new(1);
         let v = format!("{SIGNED}  - expression: request.userInfo.username != 'intruder'\n");
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("ivp.yaml"), key_policy(&k, "", &v)).unwrap();
+        let selected = "  matchConstraints:\n    objectSelector: {matchLabels: {verify: 'true'}}\n";
+        std::fs::write(d.path().join("ivp.yaml"), key_policy(&k, selected, &v)).unwrap();
         let loaded = crate::policy::local::load_dir(d.path()).unwrap();
         assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
         assert!(loaded.warnings[0].contains("validations[1]: request is not known on the node"));
@@ -1819,6 +1847,11 @@ mod tests {
         assert!(text.contains("validations[0] evaluated on the node: images.containers.map("), "{text}");
         assert!(text.contains("fails closed: validations[1]: request is not known on the node"), "{text}");
         assert!(text.contains("the image must pass a signature or attestation check"), "{text}");
+        assert!(
+            text.contains("matchConstraints.objectSelector evaluated on the node over the pod's labels")
+                && text.contains(r#"{"matchLabels":{"verify":"true"}}"#),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1828,7 +1861,7 @@ mod tests {
             "  matchConditions:\n  - {name: not-system, expression: \"object.metadata.namespace != 'kube-system'\"}\n";
         let (s, warnings) = set(&key_policy(&k, skip_system, SIGNED));
         assert!(warnings.is_empty(), "{warnings:?}");
-        assert!(s.policies[0].depends_on_namespace());
+        assert!(s.policies[0].depends_on_request());
         let in_ns =
             |ns: Option<&str>| Evidence { namespace: ns.map(String::from), ..evidence("reg.io/app:1", vec![], vec![]) };
         assert!(eval(&s, &in_ns(Some("kube-system"))).allowed, "the condition is false: not applied");
@@ -1851,7 +1884,110 @@ mod tests {
         assert!(eval(&s, &in_ns(Some("dev"))).allowed);
         assert!(!eval(&s, &in_ns(Some("prod"))).allowed);
         let (s, _) = set(&key_policy(&k, "", SIGNED));
-        assert!(!s.policies[0].depends_on_namespace(), "verdicts are shared across namespaces");
+        assert!(!s.policies[0].depends_on_request(), "verdicts are shared across namespaces");
+    }
+
+    fn on_pod(labels: &[(&str, &str)], annotations: &[(&str, &str)], ev: Evidence) -> Evidence {
+        let map = |m: &[(&str, &str)]| m.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let pod = crate::decision::PodMetadata { labels: map(labels), annotations: map(annotations) };
+        Evidence { namespace: Some("default".into()), pod: Some(Arc::new(pod)), ..ev }
+    }
+
+    /// #19: `object.metadata.labels` and `.annotations` are the pod's, as NRI carries them,
+    /// where the policy's object is the pod; they failed closed before.
+    #[test]
+    fn the_pods_labels_and_annotations_reach_cel() {
+        let k = TestSigner::new(1);
+        let verified_only =
+            "  matchConditions:\n  - {name: opted-in, expression: \"object.metadata.labels.verify == 'true'\"}\n";
+        let (s, warnings) = set(&key_policy(&k, verified_only, SIGNED));
+        assert!(warnings.is_empty(), "evaluated on the node: {warnings:?}");
+        assert!(s.policies[0].depends_on_request(), "verdicts differ by pod");
+        let unsigned = || evidence("reg.io/app:1", vec![], vec![]);
+        assert!(eval(&s, &on_pod(&[("verify", "false")], &[], unsigned())).allowed, "the condition is false");
+        let e = eval(&s, &on_pod(&[("verify", "true")], &[], unsigned()));
+        assert!(!e.allowed && e.failures[0].contains("failed the image signature verification"), "{e:?}");
+        assert!(
+            eval(&s, &on_pod(&[("verify", "true")], &[], evidence("reg.io/app:1", signed_by(&[&k]), vec![]))).allowed
+        );
+        // A pod without labels has none in the API's JSON: reading one is an error there too.
+        let e = eval(&s, &on_pod(&[], &[], unsigned()));
+        assert!(!e.allowed && e.failures[0].contains("matchConditions[opted-in]"), "{e:?}");
+        // With no pod (`signet verify`), the condition cannot be false.
+        assert!(!eval(&s, &unsigned()).allowed);
+
+        let waiver = "  - expression: \"object.metadata.annotations['example.com/waiver'] == 'granted' || \
+                      images.containers.all(i, verifyImageSignatures(i, [attestors.cosign]) > 0)\"\n";
+        let (s, warnings) = set(&key_policy(&k, "  validationConfigurations: {required: false}\n", waiver));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let waived = on_pod(&[], &[("example.com/waiver", "granted")], unsigned());
+        assert!(eval(&s, &waived).allowed, "the annotation satisfies the validation");
+        assert!(!eval(&s, &on_pod(&[], &[("example.com/waiver", "no")], unsigned())).allowed);
+        assert!(
+            !eval(&s, &on_pod(&[("example.com/waiver", "granted")], &[], unsigned())).allowed,
+            "labels are not annotations"
+        );
+    }
+
+    /// For a policy whose object is not the pod, `object.metadata.labels` are that object's,
+    /// which the node never sees: they fail closed, naming why.
+    #[test]
+    fn object_metadata_fails_closed_when_the_object_is_not_the_pod() {
+        let k = TestSigner::new(1);
+        let deployments = "  matchConstraints:\n    resourceRules:\n    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}\n  \
+                           matchConditions:\n  - {name: opted-in, expression: \"object.metadata.labels.verify == 'true'\"}\n";
+        let (s, warnings) = set(&key_policy(&k, deployments, SIGNED));
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w
+                    .contains("object.metadata.labels is not known on the node: the policy's object is not the pod")),
+            "{warnings:?}"
+        );
+        assert!(
+            !eval(&s, &on_pod(&[("verify", "false")], &[], evidence("reg.io/app:1", vec![], vec![]))).allowed,
+            "not narrowed"
+        );
+    }
+
+    /// #19: `matchConstraints.objectSelector` selects by the pod's labels; it was not applied.
+    #[test]
+    fn the_object_selector_selects_by_the_pods_labels() {
+        let k = TestSigner::new(1);
+        let selector = |rules: &str| {
+            format!("  matchConstraints:\n{rules}    objectSelector:\n      matchLabels: {{verify: 'true'}}\n      matchExpressions:\n      - {{key: tier, operator: NotIn, values: [test]}}\n")
+        };
+        let pods =
+            "    resourceRules:\n    - {apiGroups: [''], apiVersions: [v1], operations: [CREATE], resources: [pods]}\n";
+        for rules in ["", pods] {
+            let (s, warnings) = set(&key_policy(&k, &selector(rules), SIGNED));
+            assert!(warnings.is_empty(), "{warnings:?}");
+            assert!(s.policies[0].depends_on_request(), "verdicts differ by pod labels");
+            let unsigned = || evidence("reg.io/app:1", vec![], vec![]);
+            assert!(!eval(&s, &on_pod(&[("verify", "true")], &[], unsigned())).allowed, "selected");
+            assert!(!eval(&s, &on_pod(&[("verify", "true"), ("tier", "prod")], &[], unsigned())).allowed, "selected");
+            assert!(
+                eval(&s, &on_pod(&[("verify", "true"), ("tier", "test")], &[], unsigned())).allowed,
+                "not selected"
+            );
+            assert!(eval(&s, &on_pod(&[], &[], unsigned())).allowed, "not selected");
+            assert!(!eval(&s, &unsigned()).allowed, "labels unknown: selected");
+        }
+        // A selector over another object's labels is not applied: every pod is checked.
+        let deployments = "    resourceRules:\n    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}\n";
+        let yaml = key_policy(&k, &selector(deployments), SIGNED);
+        let notes = super::super::import(&parse_documents(Path::new("t.yaml"), &yaml).unwrap()[0]).unwrap().notes;
+        assert!(
+            notes.iter().any(|n| n.contains("objectSelector selects by the labels of an object that is not the pod")),
+            "{notes:?}"
+        );
+        let (s, _) = set(&yaml);
+        assert!(!eval(&s, &on_pod(&[], &[], evidence("reg.io/app:1", vec![], vec![]))).allowed);
+        // A selector the API server would refuse is refused.
+        let bad = "  matchConstraints:\n    objectSelector:\n      matchExpressions:\n      - {key: tier, operator: In, values: []}\n";
+        let doc = parse_documents(Path::new("t.yaml"), &key_policy(&k, bad, SIGNED)).unwrap().remove(0);
+        let errors = super::super::import(&doc).expect_err("refused");
+        assert!(errors.iter().any(|e| e.contains("spec.matchConstraints.objectSelector: ")), "{errors:?}");
     }
 
     #[test]
@@ -1861,7 +1997,7 @@ mod tests {
             "  matchConditions:\n  - {name: prod, expression: \"namespaceObject.metadata.labels.env == 'prod'\"}\n";
         let (s, warnings) = set(&key_policy(&k, prod_only, SIGNED));
         assert!(warnings.is_empty(), "{warnings:?}");
-        assert!(s.policies[0].depends_on_namespace());
+        assert!(s.policies[0].depends_on_request());
         let labelled = |ns: &str, labels: Option<&[(&str, &str)]>| Evidence {
             namespace: Some(ns.into()),
             namespace_labels: labels.map(|l| Arc::new(l.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())),
