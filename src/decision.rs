@@ -31,14 +31,27 @@ impl ImageClaim {
     }
 }
 
-/// Labels kubelet adds to every pod sandbox it asks the runtime for; the pod object the
-/// API server admitted does not carry them.
-pub const KUBELET_SANDBOX_LABELS: [&str; 3] =
-    ["io.kubernetes.pod.name", "io.kubernetes.pod.namespace", "io.kubernetes.pod.uid"];
+/// Sandbox labels the pod object the API server admitted does not carry: the three kubelet
+/// adds to every sandbox it asks for, and the one containerd adds to the sandbox container
+/// (NRI's pod labels are the sandbox config's merged with that container's).
+pub const RUNTIME_SANDBOX_LABELS: [&str; 4] =
+    ["io.kubernetes.pod.name", "io.kubernetes.pod.namespace", "io.kubernetes.pod.uid", "io.cri-containerd.kind"];
+
+/// Prefix of the annotations containerd writes into the sandbox's OCI spec (sandbox id,
+/// name, namespace, uid, log directory, container type, resources), which NRI merges into
+/// the pod's annotations.
+pub const CONTAINERD_ANNOTATION_PREFIX: &str = "io.kubernetes.cri.";
+
+/// Annotations kubelet adds to its own copy of every pod (when it first saw it, and from
+/// where), which it passes to the sandbox: an API pod's object does not carry them.
+const KUBELET_SEEN: &str = "kubernetes.io/config.seen";
+const KUBELET_SOURCE: &str = "kubernetes.io/config.source";
 
 /// The pod's metadata as the runtime was told it: what Kyverno reads as the pod object's
 /// `metadata.labels` and `metadata.annotations`. Whoever creates the sandbox chooses them,
-/// as with the namespace (a caller of the CRI directly chooses both).
+/// as with the namespace (a caller of the CRI directly chooses both). What the runtime adds
+/// is removed, but for the labels of the sandbox (pause) image, which containerd merges in
+/// and which only the node's configuration chooses (`registry.k8s.io/pause` has none).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PodMetadata {
     pub labels: BTreeMap<String, String>,
@@ -46,18 +59,26 @@ pub struct PodMetadata {
 }
 
 impl PodMetadata {
-    /// From the sandbox's labels and annotations, without the labels kubelet adds.
+    /// From the sandbox's labels and annotations as NRI reports them, without what kubelet
+    /// and containerd add.
     pub fn from_sandbox<'a>(
         labels: impl IntoIterator<Item = (&'a String, &'a String)>,
         annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
     ) -> Self {
+        let added_annotation = |k: &str, v: &str| {
+            k.starts_with(CONTAINERD_ANNOTATION_PREFIX) || k == KUBELET_SEEN || (k == KUBELET_SOURCE && v == "api")
+        };
         Self {
             labels: labels
                 .into_iter()
-                .filter(|(k, _)| !KUBELET_SANDBOX_LABELS.contains(&k.as_str()))
+                .filter(|(k, _)| !RUNTIME_SANDBOX_LABELS.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            annotations: annotations.into_iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            annotations: annotations
+                .into_iter()
+                .filter(|(k, v)| !added_annotation(k, v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 
@@ -190,20 +211,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_labels_kubelet_adds_are_not_the_pods() {
-        let labels: BTreeMap<String, String> = [
+    fn what_kubelet_and_containerd_add_is_not_the_pods() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        // As NRI reported a kubelet pod's sandbox on containerd 1.7 and 2.x.
+        let labels = map(&[
             ("app", "web"),
             ("io.kubernetes.pod.name", "web-0"),
             ("io.kubernetes.pod.namespace", "default"),
             ("io.kubernetes.pod.uid", "u"),
+            ("io.cri-containerd.kind", "sandbox"),
             ("io.kubernetes.pod.other", "kept"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .into();
-        let annotations: BTreeMap<String, String> = [("io.kubernetes.pod.name".to_string(), "x".to_string())].into();
+        ]);
+        let annotations = map(&[
+            ("example.com/owner", "team-a"),
+            ("io.kubernetes.cri.container-type", "sandbox"),
+            ("io.kubernetes.cri.sandbox-id", "8024d5"),
+            ("io.kubernetes.cri.sandbox-name", "web-0"),
+            ("kubernetes.io/config.seen", "2026-12-03T11:22:28.80Z"),
+            ("kubernetes.io/config.source", "api"),
+        ]);
         let pod = PodMetadata::from_sandbox(&labels, &annotations);
-        assert_eq!(pod.labels.keys().collect::<Vec<_>>(), ["app", "io.kubernetes.pod.other"]);
-        assert_eq!(pod.annotations, annotations, "annotations are the pod's as they are");
+        assert_eq!(pod.labels, map(&[("app", "web"), ("io.kubernetes.pod.other", "kept")]));
+        assert_eq!(pod.annotations, map(&[("example.com/owner", "team-a")]));
+        // A static pod's source stays: its mirror pod in the API carries it.
+        let pod = PodMetadata::from_sandbox(&labels, &map(&[("kubernetes.io/config.source", "file")]));
+        assert_eq!(pod.annotations, map(&[("kubernetes.io/config.source", "file")]));
     }
 
     #[test]

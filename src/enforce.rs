@@ -236,7 +236,9 @@ impl Enforcer {
         d.digest = Some(target.digest.clone());
         d.indeterminate = false;
 
-        let matched = policy.matching_with_identity(&target.full, &target.repository, target.namespace.as_deref());
+        let pod_labels = target.pod.as_deref().map(|p| &p.labels);
+        let matched =
+            policy.matching_for_pod(&target.full, &target.repository, target.namespace.as_deref(), pod_labels);
         d.policies = matched.iter().map(|(p, _)| p.name.clone()).collect();
         if matched.is_empty() {
             return self.no_match(d, policy.no_match);
@@ -250,7 +252,7 @@ impl Enforcer {
             matched: matched.iter().map(|(_, id)| id.to_string()).collect(),
             namespace: target.namespace.clone().filter(|_| depends_on_request),
             namespace_labels: target.namespace_labels.clone().filter(|_| depends_on_request),
-            pod: target.pod.as_deref().map(PodMetadata::fingerprint).filter(|_| depends_on_request),
+            pod: target.pod.as_deref().filter(|_| depends_on_request).map(PodMetadata::fingerprint),
         };
         let budget = deadline.saturating_duration_since(Instant::now());
         let lookup = self.verdict(key, target, policy, budget).await;
@@ -283,11 +285,7 @@ impl Enforcer {
         let trust = Arc::clone(&self.trust);
         let lookup = self
             .cache
-            .get_or_compute(
-                key,
-                budget,
-                move || async move { verify_target(&*source, &snapshot, &trust, target).await },
-            )
+            .get_or_compute(key, budget, move || async move { verify_target(&*source, snapshot, trust, target).await })
             .await;
         crate::metrics::metrics().cache_lookup(match &lookup {
             Lookup::Ready { cached: true, .. } => "hit",
@@ -442,11 +440,28 @@ struct Target {
     pod: Option<Arc<PodMetadata>>,
 }
 
+/// The policies of `policy` that cover the image (`full`, `repository`) for a pod in
+/// `namespace` with this metadata.
+fn matching<'a>(
+    policy: &'a PolicySet,
+    (full, repository, namespace, pod): &(String, String, Option<String>, Option<Arc<PodMetadata>>),
+) -> Vec<&'a crate::policy::Policy> {
+    let pod_labels = pod.as_deref().map(|p| &p.labels);
+    policy.matching_for_pod(full, repository, namespace.as_deref(), pod_labels).into_iter().map(|(p, _)| p).collect()
+}
+
 /// Fetch what the matching policies need and evaluate them. Runs detached from the request
 /// (it outlives a late one), so it matches again on its own snapshot.
-async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: &TrustRoot, target: Target) -> Verdict {
+async fn verify_target(
+    source: &dyn SignatureSource,
+    snapshot: Arc<PolicySet>,
+    trust_root: Arc<TrustRoot>,
+    target: Target,
+) -> Verdict {
+    let (policy, trust) = (&*snapshot, &*trust_root);
     let Target { reference, full, repository, digest, namespace, namespace_labels, pod } = target;
-    let matched = policy.matching(&full, &repository, namespace.as_deref());
+    let place = (full.clone(), repository.clone(), namespace.clone(), pod.clone());
+    let matched = matching(policy, &place);
     let started = Instant::now();
     let needs = evaluate::needs(&matched);
     let fetch = |needed: bool, what| {
@@ -529,7 +544,27 @@ async fn verify_target(source: &dyn SignatureSource, policy: &PolicySet, trust: 
         .any(|e| matches!(e, Some(Err(_))))
         || evidence.referred.values().any(Result::is_err);
     crate::metrics::metrics().verification(started.elapsed(), transient);
-    let eval = evaluate::evaluate(&matched, &evidence, &digest, cx);
+    // The evaluation (signature checks, CEL over the pod's metadata and signed payloads) is
+    // CPU work: off the runtime's workers, so the NRI handler answers within its budget
+    // however long it takes.
+    let now = cx.now;
+    drop(matched);
+    let evaluated = tokio::task::spawn_blocking(move || {
+        let matched = matching(&snapshot, &place);
+        evaluate::evaluate(&matched, &evidence, &digest, verify::Context { trust: &trust_root, now })
+    })
+    .await;
+    let eval = match evaluated {
+        Ok(eval) => eval,
+        Err(e) => {
+            return Verdict {
+                allowed: false,
+                warned: false,
+                reason: format!("the evaluation of {full} failed: {e}"),
+                transient: true,
+            };
+        }
+    };
     let reason = if eval.failures.is_empty() { eval.satisfied.join("; ") } else { eval.failures.join("; ") };
     Verdict { allowed: eval.allowed, warned: eval.warned, reason, transient }
 }
@@ -1067,6 +1102,38 @@ mod tests {
         assert!(w.enforcer.decide(&with("exempt", "a"), SECOND).await.cached);
         let other_annotations = w.enforcer.decide(&with("exempt", "b"), SECOND).await;
         assert!(other_annotations.allowed() && !other_annotations.cached, "annotations are part of the key");
+    }
+
+    /// #19: a ClusterPolicy rule for Pods with a `selector` applies to the pods whose own
+    /// labels it selects, read from the claim on the request path and again by the detached
+    /// verification.
+    #[tokio::test]
+    async fn a_pod_selector_decides_which_pods_a_rule_covers() {
+        let w = world(EnforcerConfig::default());
+        w.store.put("reg.io/probe/app:v1", D1);
+        let yaml = format!(
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: p}}\nspec:\n  validationFailureAction: Enforce\n  rules:\n  - name: r\n    \
+             match: {{any: [{{resources: {{kinds: [Pod], selector: {{matchLabels: {{verify: 'true'}}}}}}}}]}}\n    \
+             verifyImages:\n    - imageReferences: ['reg.io/probe/*']\n      attestors:\n      - entries:\n        \
+             - keys: {{publicKeys: {:?}, rekor: {{ignoreTlog: true}}, ctlog: {{ignoreSCT: true}}}}\n",
+            crate::testutil::TEST_PUB
+        );
+        let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), &yaml).unwrap()[0];
+        let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
+        let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
+        let policy = crate::policy::compile::compile(normal, &keys).unwrap().policy;
+        w.policy_tx.send(PolicySet::assemble(vec![policy], NoMatchAction::Allow)).unwrap();
+        let labelled = |verify: Option<&str>| {
+            let pod = verify.map(|v| {
+                Arc::new(PodMetadata { labels: [("verify".to_string(), v.to_string())].into(), ..Default::default() })
+            });
+            ImageClaim { namespace: Some("default".into()), pod, ..claim("reg.io/probe/app:v1") }
+        };
+        let d = w.enforcer.decide(&labelled(Some("true")), SECOND).await;
+        assert!(!d.allowed() && d.policies.len() == 1, "selected, and unsigned: {d}");
+        let d = w.enforcer.decide(&labelled(Some("false")), SECOND).await;
+        assert!(d.allowed() && d.policies.is_empty(), "not selected: the no-match action: {d}");
+        assert!(!w.enforcer.decide(&labelled(None), SECOND).await.allowed(), "labels unknown: selected");
     }
 
     /// #19: a verdict that reads the namespace's labels is not served from the cache after

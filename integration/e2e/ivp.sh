@@ -149,6 +149,36 @@ sec_ivp() {
   CRI_RUN_ARGS=()
   stop_signet
 
+  # A Kyverno ClusterPolicy match entry for Pods with a selector reads the same labels.
+  rm -f "$POL/ivp.yaml"
+  cat > "$POL/cpol.yaml" <<YAML
+apiVersion: kyverno.io/v1
+kind: ClusterPolicy
+metadata: {name: opted-in}
+spec:
+  validationFailureAction: Enforce
+  rules:
+    - name: signed
+      match: {any: [{resources: {kinds: [Pod], selector: {matchLabels: {signet.test/verify: "true"}}}}]}
+      verifyImages:
+        - imageReferences: ["$REGISTRY/probe/*"]
+          attestors:
+            - entries:
+                - keys:
+                    rekor: {ignoreTlog: true}
+                    publicKeys: |-
+$(sed 's/^/                      /' "$COSIGN_PUB")
+YAML
+  up "$POL" --no-match allow
+  CRI_RUN_ARGS=(--label signet.test/verify=true)
+  expect_rejected "ClusterPolicy Pod selector: a pod with the selected label is checked" "$IMG_UNSIGNED" \
+    'policy "kyverno:opted-in/signed"'
+  expect_runs "ClusterPolicy Pod selector: the signed image runs in a selected pod" "$IMG_SIGNED"
+  CRI_RUN_ARGS=()
+  expect_runs "ClusterPolicy Pod selector: a pod without the label is left alone" "$IMG_UNSIGNED"
+  stop_signet
+  rm -f "$POL/cpol.yaml"
+
   # The namespaced kind governs its own namespace.
   ivp_policy "$POL/ivp.yaml" team "$COSIGN_PUB"
   sed -i 's/^kind: ImageValidatingPolicy$/kind: NamespacedImageValidatingPolicy/; s/^metadata: {name: team}$/metadata: {name: team, namespace: probe}/' "$POL/ivp.yaml"

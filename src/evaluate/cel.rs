@@ -104,6 +104,36 @@ struct Facts {
     refused: Mutex<BTreeMap<String, String>>,
 }
 
+/// Most entries of the pod's labels or annotations bound in CEL. The interpreter copies a
+/// comprehension's accumulated list at every step, so `filter`/`map` over a map cost the
+/// square of its size; the pod's creator chooses the size, and the API caps only the
+/// annotations' bytes. Pods carry a few dozen.
+pub const MAX_POD_METADATA_ENTRIES: usize = 256;
+/// Most bytes (keys and values) of the pod's labels or annotations bound in CEL: the API
+/// server's own cap on a pod's annotations.
+pub const MAX_POD_METADATA_BYTES: usize = 256 << 10;
+
+/// Pod metadata too large to bind.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{entries} entries, {bytes} bytes, over the cap of {MAX_POD_METADATA_ENTRIES} entries and \
+     {MAX_POD_METADATA_BYTES} bytes"
+)]
+struct OverCap {
+    entries: usize,
+    bytes: usize,
+}
+
+/// Whether the map is small enough to bind, or why not.
+fn within_cap(m: &BTreeMap<String, String>) -> Result<(), OverCap> {
+    let bytes: usize = m.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if m.len() > MAX_POD_METADATA_ENTRIES || bytes > MAX_POD_METADATA_BYTES {
+        Err(OverCap { entries: m.len(), bytes })
+    } else {
+        Ok(())
+    }
+}
+
 /// Evaluate one compiled CEL authority. `Ok` carries a note when the policy did not apply.
 pub fn check(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>) -> Result<(), CelFailure> {
     let reference = evidence.reference.clone();
@@ -133,7 +163,10 @@ pub fn check(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>
             Ok(Value::Bool(false)) => return Ok(()),
             Ok(Value::Bool(true)) => {}
             Ok(other) => return Err(CelFailure::NotBool { field: m.field.clone(), value: format!("{other:?}") }),
-            Err(err) => return Err(CelFailure::Failed { field: m.field.clone(), message: describe(&err) }),
+            Err(err) => {
+                let message = format!("{}{}", describe(&err), bare.unbound());
+                return Err(CelFailure::Failed { field: m.field.clone(), message });
+            }
         }
     }
     let facts = Arc::new(gather(c, evidence, digest, cx));
@@ -174,7 +207,7 @@ pub fn check(c: &CompiledCel, evidence: &Evidence, digest: &str, cx: Context<'_>
             }
             Ok(other) => return Err(CelFailure::NotBool { field: e.field.clone(), value: format!("{other:?}") }),
             Err(err) => {
-                let mut message = describe(&err);
+                let mut message = format!("{}{}", describe(&err), facts.unbound());
                 if !variable_errors.is_empty() {
                     message.push_str(&format!(" (variables not evaluated: {})", variable_errors.join("; ")));
                 }
@@ -386,17 +419,14 @@ impl Facts {
         let strings = |m: &BTreeMap<String, String>| {
             Json::Object(m.iter().map(|(k, v)| (k.clone(), Json::String(v.clone()))).collect())
         };
+        let pod = |m: &BTreeMap<String, String>| (!m.is_empty() && within_cap(m).is_ok()).then(|| strings(m));
         let mut roots = serde_json::Map::new();
         for (path, fact) in REQUEST_PATHS {
             let value = match fact {
                 RequestFact::Namespace => self.namespace.clone().map(Json::String),
                 RequestFact::NamespaceLabels => self.namespace_labels.as_deref().map(strings),
-                RequestFact::PodLabels => {
-                    self.pod.as_ref().filter(|p| !p.labels.is_empty()).map(|p| strings(&p.labels))
-                }
-                RequestFact::PodAnnotations => {
-                    self.pod.as_ref().filter(|p| !p.annotations.is_empty()).map(|p| strings(&p.annotations))
-                }
+                RequestFact::PodLabels => self.pod.as_ref().and_then(|p| pod(&p.labels)),
+                RequestFact::PodAnnotations => self.pod.as_ref().and_then(|p| pod(&p.annotations)),
             };
             let (Some(value), Some((last, parents))) = (value, path.split_last()) else { continue };
             let mut at = &mut roots;
@@ -407,6 +437,18 @@ impl Facts {
             at.insert(last.to_string(), value);
         }
         roots
+    }
+
+    /// ` (the pod's labels are not known on the node: …)` for pod metadata over the cap,
+    /// or nothing: said beside an expression that failed, which may have read them.
+    fn unbound(&self) -> String {
+        let Some(pod) = &self.pod else { return String::new() };
+        [("labels", &pod.labels), ("annotations", &pod.annotations)]
+            .into_iter()
+            .filter_map(|(what, m)| {
+                within_cap(m).err().map(|why| format!(" (the pod's {what} are not known on the node: {why})"))
+            })
+            .collect()
     }
 
     fn same_image(&self, ftx: &FunctionContext, image: &str) -> Result<(), ExecutionError> {

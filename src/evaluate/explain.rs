@@ -35,6 +35,9 @@ pub struct Matched {
     /// policy therefore applies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<String>,
+    /// Set when the policy selects pods by their own labels, which explain does not know.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<String>,
 }
 
 /// Explain `image` in `namespace` against loaded policies.
@@ -76,6 +79,11 @@ pub fn explain(
             namespace_selector: n.namespaces.has_selector().then_some(()).and_then(|_| {
                 let why = set.namespace_labels.why_unknown(namespace)?;
                 Some(format!("namespaceSelector not evaluated ({why}): the policy applies"))
+            }),
+            pod_selector: n.namespaces.has_pod_selector().then(|| {
+                "selector over the pod's labels not evaluated (explain knows no pod; on the node the runtime \
+                 reports them): the policy applies"
+                    .to_string()
             }),
         })
         .collect();
@@ -121,7 +129,7 @@ impl fmt::Display for Explanation {
         }
         for p in &self.policies {
             writeln!(f, "  policy {} ({}, {})", p.name, p.mode, p.origin)?;
-            if let Some(why) = &p.namespace_selector {
+            for why in p.namespace_selector.iter().chain(&p.pod_selector) {
                 writeln!(f, "    {why}")?;
             }
             for (i, r) in p.requirements.iter().enumerate() {

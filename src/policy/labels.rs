@@ -31,6 +31,11 @@ pub enum LabelError {
     Values { index: usize, key: String, operator: &'static str },
     #[error("not a label selector: {0}")]
     Shape(String),
+    #[error(
+        "matchLabels ({key}): wildcards are not label syntax (Kyverno has expanded them against the object's labels \
+         in some versions and not in others), so the node does not narrow by them"
+    )]
+    Wildcard { key: String },
 }
 
 /// A selector as the Kubernetes API writes it.
@@ -93,6 +98,11 @@ pub struct LabelSelector {
 impl LabelSelector {
     /// Build from a policy's text, refusing what the API server would refuse.
     pub fn parse(match_labels: &Labels, expressions: &[(String, String, Vec<String>)]) -> Result<Self, LabelError> {
+        // Taken literally, `app: web-*` would select no pod where Kyverno's expansion selects
+        // `app: web-1`: narrower on the node than at admission.
+        if let Some((key, _)) = match_labels.iter().find(|(k, v)| k.contains(['*', '?']) || v.contains(['*', '?'])) {
+            return Err(LabelError::Wildcard { key: key.clone() });
+        }
         let mut match_expressions = Vec::new();
         for (index, (key, operator, values)) in expressions.iter().enumerate() {
             let op = match operator.as_str() {
@@ -252,6 +262,18 @@ mod tests {
         assert!(e.to_string().contains("needs at least one value"), "{e}");
         let e = LabelSelector::parse(&Labels::new(), &[expr("team", "Exists", &["a"])]).unwrap_err();
         assert!(e.to_string().contains("takes no values"), "{e}");
+    }
+
+    /// A wildcard in matchLabels, taken literally, would select no object where Kyverno's
+    /// expansion selects some: it is refused, and callers do not narrow by the selector.
+    #[test]
+    fn wildcards_in_match_labels_are_refused() {
+        for (k, v) in [("app", "web-*"), ("app", "w?b"), ("team-*", "a")] {
+            let labels: Labels = [(k.to_string(), v.to_string())].into();
+            let e = LabelSelector::parse(&labels, &[]).unwrap_err();
+            assert!(matches!(&e, LabelError::Wildcard { key } if key == k), "{e}");
+            assert!(e.to_string().contains("does not narrow by them"), "{e}");
+        }
     }
 
     #[test]

@@ -134,23 +134,43 @@ pub struct Namespaces {
 }
 
 /// One alternative of [`Namespaces::any`], or one condition of [`Namespaces::all`]: these
-/// names (all when empty) and this selector.
+/// names (all when empty), this namespace selector and this selector of the pod's own labels.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NamespaceTerm {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
+    /// Over the pod's labels (Kyverno `resources.selector` of an entry for Pods only), where
+    /// the runtime told them; unknown labels select.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<LabelSelector>,
 }
 
 impl NamespaceTerm {
-    fn covers(&self, namespace: Option<&str>, labels: Option<&Labels>) -> bool {
-        let by_name = match namespace {
+    fn covers(&self, at: &PodPlace<'_>) -> bool {
+        let by_name = match at.namespace {
             None => self.include.is_empty(),
             Some(ns) => self.include.is_empty() || self.include.iter().any(|n| n == ns),
         };
-        by_name && self.selector.as_ref().is_none_or(|s| labels.is_none_or(|l| s.matches(l)))
+        by_name
+            && self.selector.as_ref().is_none_or(|s| at.namespace_labels.is_none_or(|l| s.matches(l)))
+            && self.pods.as_ref().is_none_or(|s| at.pod_labels.is_none_or(|l| s.matches(l)))
     }
+
+    /// Does it narrow at all? One that does not covers every pod.
+    pub fn narrows(&self) -> bool {
+        !self.include.is_empty() || self.selector.is_some() || self.pods.is_some()
+    }
+}
+
+/// Where a pod is, as far as matching reads it: its namespace, the namespace's labels and
+/// its own labels, each when known.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PodPlace<'a> {
+    pub namespace: Option<&'a str>,
+    pub namespace_labels: Option<&'a Labels>,
+    pub pod_labels: Option<&'a Labels>,
 }
 
 impl Namespaces {
@@ -167,6 +187,11 @@ impl Namespaces {
         self.selector.is_some() || self.any.iter().chain(&self.all).any(|t| t.selector.is_some())
     }
 
+    /// Whether any part selects by the pod's own labels.
+    pub fn has_pod_selector(&self) -> bool {
+        self.any.iter().chain(&self.all).any(|t| t.pods.is_some())
+    }
+
     /// Covered with the namespace's labels unknown.
     pub fn covers(&self, namespace: Option<&str>) -> bool {
         self.covers_with(namespace, None)
@@ -174,6 +199,12 @@ impl Namespaces {
 
     /// Covered, with the namespace's labels when the cluster has told them.
     pub fn covers_with(&self, namespace: Option<&str>, labels: Option<&Labels>) -> bool {
+        self.covers_at(&PodPlace { namespace, namespace_labels: labels, pod_labels: None })
+    }
+
+    /// Covered, with what is known of the pod's place.
+    pub fn covers_at(&self, at: &PodPlace<'_>) -> bool {
+        let (namespace, labels) = (at.namespace, at.namespace_labels);
         let by_name = match namespace {
             None => self.include.is_empty(),
             Some(ns) => {
@@ -183,8 +214,8 @@ impl Namespaces {
         };
         by_name
             && self.selector.as_ref().is_none_or(|s| labels.is_none_or(|l| s.matches(l)))
-            && (self.any.is_empty() || self.any.iter().any(|t| t.covers(namespace, labels)))
-            && self.all.iter().all(|t| t.covers(namespace, labels))
+            && (self.any.is_empty() || self.any.iter().any(|t| t.covers(at)))
+            && self.all.iter().all(|t| t.covers(at))
     }
 }
 
@@ -264,7 +295,12 @@ impl Policy {
 
     /// [`Policy::matches`] with the namespace's labels, when known.
     pub fn matches_with(&self, full: &str, repository: &str, namespace: Option<&str>, labels: Option<&Labels>) -> bool {
-        self.namespaces.covers_with(namespace, labels)
+        self.matches_at(full, repository, &PodPlace { namespace, namespace_labels: labels, pod_labels: None })
+    }
+
+    /// [`Policy::matches`] with what is known of the pod's place.
+    pub fn matches_at(&self, full: &str, repository: &str, at: &PodPlace<'_>) -> bool {
+        self.namespaces.covers_at(at)
             && (self.images.iter().any(|g| g.matches(full, repository))
                 || self.image_expressions.iter().any(|e| e.selects(full, repository)))
             && !self.exclude_images.iter().any(|g| g.excludes(full, repository))
@@ -272,17 +308,9 @@ impl Policy {
 
     /// This policy's rank in its exclusive group for one spelling of the image: the
     /// group's base rank plus the best pattern's match quality; `None` if it does not apply.
-    fn rank_for(
-        &self,
-        full: &str,
-        repository: &str,
-        (namespace, labels): (Option<&str>, Option<&Labels>),
-        spelling: &str,
-    ) -> Option<u64> {
+    fn rank_for(&self, full: &str, repository: &str, at: &PodPlace<'_>, spelling: &str) -> Option<u64> {
         let exclusive = self.exclusive.as_ref()?;
-        if !self.namespaces.covers_with(namespace, labels)
-            || self.exclude_images.iter().any(|g| g.excludes(full, repository))
-        {
+        if !self.namespaces.covers_at(at) || self.exclude_images.iter().any(|g| g.excludes(full, repository)) {
             return None;
         }
         let quality = self.images.iter().filter_map(|g| g.quality(full, repository, spelling)).max()?;
@@ -400,16 +428,29 @@ impl PolicySet {
         repository: &str,
         namespace: Option<&str>,
     ) -> Vec<(&'a Policy, &'a str)> {
+        self.matching_for_pod(full, repository, namespace, None)
+    }
+
+    /// [`PolicySet::matching_with_identity`] for a pod whose own labels are known
+    /// (`pod_labels`), which Kyverno's Pod-only `resources.selector` reads.
+    pub fn matching_for_pod<'a>(
+        &'a self,
+        full: &str,
+        repository: &str,
+        namespace: Option<&str>,
+        pod_labels: Option<&Labels>,
+    ) -> Vec<(&'a Policy, &'a str)> {
         let labels = self.namespace_labels.get(namespace).map(|l| l.as_ref());
+        let at = PodPlace { namespace, namespace_labels: labels, pod_labels };
         let has_exclusive = self.policies.iter().any(|p| p.exclusive.is_some());
         let spellings = if has_exclusive { super::spelling::pod_spellings(full) } else { Vec::new() };
         let mut keep = vec![false; self.policies.len()];
         for (i, p) in self.policies.iter().enumerate() {
-            keep[i] = p.exclusive.is_none() && p.matches_with(full, repository, namespace, labels);
+            keep[i] = p.exclusive.is_none() && p.matches_at(full, repository, &at);
         }
         for spelling in &spellings {
             let ranks: Vec<Option<u64>> =
-                self.policies.iter().map(|p| p.rank_for(full, repository, (namespace, labels), spelling)).collect();
+                self.policies.iter().map(|p| p.rank_for(full, repository, &at, spelling)).collect();
             let mut top: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
             for (p, rank) in self.policies.iter().zip(&ranks) {
                 if let (Some(e), Some(r)) = (&p.exclusive, rank) {

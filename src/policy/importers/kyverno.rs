@@ -999,22 +999,12 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
         // no selector (or has no resources) covers every namespace, and so does the rule.
         let entries: Vec<Option<&BTreeMap<String, Value>>> =
             m.any.iter().map(|e| e.resources.as_ref()).chain(m.resources.as_ref().map(Some)).collect();
-        let mut selector_of = |r: &BTreeMap<String, Value>| match LabelSelector::from_value(r.get("namespaceSelector")?)
-        {
-            Ok(sel) if sel.is_empty() => None,
-            Ok(sel) => Some(sel),
-            Err(e) => {
-                notes.push(format!(
-                    "rule {}: match namespaceSelector: {e}; that match entry applies to every namespace",
-                    rule.name
-                ));
-                None
-            }
-        };
-        let selectors: Vec<Option<LabelSelector>> = entries.iter().map(|r| r.and_then(&mut selector_of)).collect();
-        // `all`: each entry must match, so each narrows by its plain names and its selector.
-        // What else an entry asks (object names, labels, subjects, wildcard names) is not
-        // evaluated on the node: the rule then applies where Kyverno's might not, never less.
+        let selectors: Vec<EntrySelectors> =
+            entries.iter().map(|r| r.map(|r| entry_selectors(r, &rule.name, notes)).unwrap_or_default()).collect();
+        // `all`: each entry must match, so each narrows by its plain names and its selectors.
+        // What else an entry asks (object names, other objects' labels, subjects, wildcard
+        // names) is not evaluated on the node: the rule then applies where Kyverno's might
+        // not, never less.
         let mut widened = false;
         for e in &m.all {
             let Some(r) = e.resources.as_ref() else {
@@ -1028,42 +1018,55 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
                 widened = true;
                 Vec::new()
             };
+            let EntrySelectors { namespaces: selector, pods } = entry_selectors(r, &rule.name, notes);
             widened |= !e.other.is_empty()
-                || r.keys().any(|k| !matches!(k.as_str(), "namespaces" | "namespaceSelector" | "kinds"));
-            let term = NamespaceTerm { include, selector: selector_of(r) };
-            if !term.include.is_empty() || term.selector.is_some() {
+                || r.keys().any(|k| match k.as_str() {
+                    "namespaces" | "namespaceSelector" | "kinds" => false,
+                    "selector" => pods.is_none(),
+                    _ => true,
+                });
+            let term = NamespaceTerm { include, selector, pods };
+            if term.narrows() {
                 out.all.push(term);
             }
         }
-        if selectors.iter().any(Option::is_some) || out.all.iter().any(|t| t.selector.is_some()) {
+        if selectors.iter().any(|s| s.namespaces.is_some()) || out.all.iter().any(|t| t.selector.is_some()) {
             notes.push(format!(
                 "rule {}: namespaceSelector reads namespace labels from the cluster; where they are not known \
                  (local files, a namespace not seen yet) the rule applies",
                 rule.name
             ));
         }
-        if widened {
+        if selectors.iter().any(|s| s.pods.is_some()) || out.all.iter().any(|t| t.pods.is_some()) {
             notes.push(format!(
-                "rule {}: match.all conditions other than namespaces and namespaceSelector are not applied on the \
-                 node (the rule applies wherever those allow)",
+                "rule {}: selector reads the pod's labels as the runtime reports them (kubelet copies them from the \
+                 pod); where they are not known the rule applies",
                 rule.name
             ));
         }
-        if selectors.iter().any(Option::is_some) {
-            if let [only] = &selectors[..] {
-                out.selector = only.clone();
+        if widened {
+            notes.push(format!(
+                "rule {}: match.all conditions other than namespaces, namespaceSelector and a Pod's selector are not \
+                 applied on the node (the rule applies wherever those allow)",
+                rule.name
+            ));
+        }
+        let by_pods = selectors.iter().any(|s| s.pods.is_some());
+        if by_pods || selectors.iter().any(|s| s.namespaces.is_some()) {
+            if let ([only], false) = (&selectors[..], by_pods) {
+                out.selector = only.namespaces.clone();
             } else {
                 let terms: Vec<NamespaceTerm> = entries
                     .iter()
                     .zip(selectors)
-                    .map(|(r, selector)| {
+                    .map(|(r, EntrySelectors { namespaces: selector, pods })| {
                         let include = r.map(names).unwrap_or_default();
                         // A wildcard is not evaluated: that entry covers every name.
                         let include = if include.iter().all(is_plain) { include } else { Vec::new() };
-                        NamespaceTerm { include, selector }
+                        NamespaceTerm { include, selector, pods }
                     })
                     .collect();
-                if terms.iter().all(|t| !t.include.is_empty() || t.selector.is_some()) {
+                if terms.iter().all(NamespaceTerm::narrows) {
                     out.include.clear();
                     out.any = terms;
                 }
@@ -1074,6 +1077,45 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
         out.exclude = exclusion(x, &rule.name, notes);
     }
     out
+}
+
+/// A match entry's selectors the node applies: its `namespaceSelector`, and its `selector`
+/// where the entry is for Pods only.
+#[derive(Default)]
+struct EntrySelectors {
+    namespaces: Option<LabelSelector>,
+    pods: Option<LabelSelector>,
+}
+
+/// Kyverno generates no rules for pod controllers from a rule whose match or exclude has a
+/// `selector`, so an entry for Pods only selects by the pod's own labels, which the sandbox
+/// carries. A selector of other kinds reads those objects' labels, which the node never
+/// sees: not applied. One Kubernetes would refuse, or with wildcards, narrows nothing.
+fn entry_selectors(r: &BTreeMap<String, Value>, rule: &str, notes: &mut Vec<String>) -> EntrySelectors {
+    let mut parse = |field: &str| match LabelSelector::from_value(r.get(field)?) {
+        Ok(sel) if sel.is_empty() => None,
+        Ok(sel) => Some(sel),
+        Err(e) => {
+            notes.push(format!("rule {rule}: match {field}: {e}; that match entry is not narrowed by it"));
+            None
+        }
+    };
+    let namespaces = parse("namespaceSelector");
+    let pods_only = r.get("kinds").and_then(Value::as_array).is_some_and(|kinds| {
+        !kinds.is_empty() && kinds.iter().all(|k| k.as_str().is_some_and(|k| k.rsplit('/').next() == Some("Pod")))
+    });
+    let pods = match (r.contains_key("selector"), pods_only) {
+        (false, _) => None,
+        (true, true) => parse("selector"),
+        (true, false) => {
+            notes.push(format!(
+                "rule {rule}: a match selector for kinds other than Pod reads those objects' labels, which the node \
+                 does not see: not applied"
+            ));
+            None
+        }
+    };
+    EntrySelectors { namespaces, pods }
 }
 
 /// The namespaces a rule's `exclude` takes out, as far as the node can tell. Kyverno excludes
@@ -1132,6 +1174,7 @@ fn exclusion(x: &Filter, rule: &str, notes: &mut Vec<String>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::labels::Labels;
 
     fn import(yaml: &str) -> Result<Imported, Vec<String>> {
         super::super::import(&serde_yaml::from_str::<Value>(yaml).unwrap())
@@ -1255,6 +1298,72 @@ mod tests {
 
     fn rule(yaml: &str) -> Rule {
         serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn pod_at<'a>(namespace: &'a str, pod_labels: Option<&'a Labels>) -> crate::policy::model::PodPlace<'a> {
+        crate::policy::model::PodPlace { namespace: Some(namespace), namespace_labels: None, pod_labels }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// #19: a match entry for Pods with a `selector` (Kyverno then generates no controller
+    /// rules) selects by the pod's own labels; it was not applied, so every pod was checked.
+    #[test]
+    fn a_pod_selector_selects_by_the_pods_labels() {
+        let mut notes = Vec::new();
+        let r =
+            rule("name: r\nmatch: {any: [{resources: {kinds: [Pod], selector: {matchLabels: {verify: 'true'}}}}]}\n");
+        let ns = namespaces(&r, &mut notes);
+        assert!(ns.has_pod_selector());
+        assert!(notes.iter().any(|n| n.contains("selector reads the pod's labels")), "{notes:?}");
+        let (yes, no) = (labels(&[("verify", "true")]), labels(&[("verify", "no")]));
+        assert!(ns.covers_at(&pod_at("a", Some(&yes))));
+        assert!(!ns.covers_at(&pod_at("a", Some(&no))), "not selected");
+        assert!(!ns.covers_at(&pod_at("a", Some(&Labels::new()))), "no labels: not selected");
+        assert!(ns.covers_at(&pod_at("a", None)), "labels unknown: the rule applies");
+        // Alternatives: labelled pods anywhere, or any pod in prod.
+        let r = rule("name: r\nmatch: {any: [{resources: {kinds: [v1/Pod], selector: {matchLabels: {verify: 'true'}}}}, {resources: {kinds: [Pod], namespaces: [prod]}}]}\n");
+        let ns = namespaces(&r, &mut notes);
+        assert!(ns.covers_at(&pod_at("prod", Some(&no))));
+        assert!(ns.covers_at(&pod_at("dev", Some(&yes))));
+        assert!(!ns.covers_at(&pod_at("dev", Some(&no))));
+        // match.all: each entry must hold.
+        let r = rule("name: r\nmatch: {all: [{resources: {kinds: [Pod], namespaces: [prod], selector: {matchLabels: {verify: 'true'}}}}]}\n");
+        let ns = namespaces(&r, &mut notes);
+        assert!(ns.covers_at(&pod_at("prod", Some(&yes))));
+        assert!(!ns.covers_at(&pod_at("prod", Some(&no))));
+        assert!(!ns.covers_at(&pod_at("dev", Some(&yes))));
+    }
+
+    /// What the node cannot read the way Kyverno does narrows nothing: a selector of other
+    /// kinds (their labels are not the pod's), or with wildcards.
+    #[test]
+    fn selectors_the_node_cannot_read_as_kyverno_does_narrow_nothing() {
+        let none = labels(&[]);
+        for (entry, why) in [
+            ("{kinds: [Deployment], selector: {matchLabels: {verify: 'true'}}}", "kinds other than Pod"),
+            ("{kinds: [Pod, Deployment], selector: {matchLabels: {verify: 'true'}}}", "kinds other than Pod"),
+            ("{selector: {matchLabels: {verify: 'true'}}}", "kinds other than Pod"),
+            ("{kinds: [Pod], selector: {matchLabels: {app: 'web-*'}}}", "wildcards are not label syntax"),
+            ("{kinds: [Pod], namespaceSelector: {matchLabels: {env: 'prod-*'}}}", "wildcards are not label syntax"),
+        ] {
+            let mut notes = Vec::new();
+            let ns = namespaces(&rule(&format!("name: r\nmatch: {{any: [{{resources: {entry}}}]}}\n")), &mut notes);
+            assert!(ns.covers_at(&pod_at("a", Some(&none))), "{entry}: the rule applies");
+            assert!(notes.iter().any(|n| n.contains(why)), "{entry}: {notes:?}");
+            let mut notes = Vec::new();
+            let ns = namespaces(&rule(&format!("name: r\nmatch: {{all: [{{resources: {entry}}}]}}\n")), &mut notes);
+            assert!(ns.covers_at(&pod_at("a", Some(&none))), "{entry} under all: the rule applies");
+        }
+        // A wildcard namespaceSelector was taken literally before: `env: prod-*` selected no
+        // namespace where Kyverno's expansion selects `env: prod-1`.
+        use crate::policy::labels::NamespaceLabels;
+        let mut notes = Vec::new();
+        let ns = namespaces(&rule("name: r\nmatch: {any: [{resources: {kinds: [Pod], namespaceSelector: {matchLabels: {env: 'prod-*'}}}}]}\n"), &mut notes);
+        let known = NamespaceLabels::listed([("p1".to_string(), labels(&[("env", "prod-1")]))]);
+        assert!(ns.covers_with(Some("p1"), known.get(Some("p1")).map(|l| l.as_ref())));
     }
 
     #[test]

@@ -150,7 +150,20 @@ struct LabelRequirement {
 #[serde(rename_all = "camelCase")]
 struct ResourceRule {
     #[serde(default)]
+    api_groups: Vec<String>,
+    #[serde(default)]
+    api_versions: Vec<String>,
+    #[serde(default)]
     resources: Vec<String>,
+}
+
+impl ResourceRule {
+    /// Does it cover core `v1` pods? (`apps`' `*` are Deployments and the like, whose own
+    /// labels are not the pods'.)
+    fn covers_pods(&self) -> bool {
+        let has = |list: &[String], want: &str| list.iter().any(|x| x == want || x == "*");
+        has(&self.api_groups, "") && has(&self.api_versions, "v1") && has(&self.resources, "pods")
+    }
 }
 
 #[derive(Deserialize)]
@@ -428,7 +441,7 @@ pub fn import(meta: &Meta, spec: Value) -> Result<Imported, Vec<String>> {
         if !mc.exclude_resource_rules.is_empty() {
             notes.push("spec.matchConstraints.excludeResourceRules are not applied on the node".into());
         }
-        let pods = mc.resource_rules.iter().any(|r| r.resources.iter().any(|x| x == "pods" || x == "*"));
+        let pods = mc.resource_rules.iter().any(ResourceRule::covers_pods);
         if !mc.resource_rules.is_empty() && !pods {
             object_is_pod = false;
             notes.push(
@@ -1929,6 +1942,29 @@ mod tests {
         );
     }
 
+    /// The pod's creator chooses how many labels it has, and CEL's comprehensions cost the
+    /// square of that: over the cap they are not bound, so what reads them fails closed,
+    /// naming the cap; an object selector still reads them (in linear time).
+    #[test]
+    fn pod_metadata_over_the_cap_is_not_bound() {
+        let k = TestSigner::new(1);
+        let any_team = "  matchConditions:\n  - {name: teams, expression: \"object.metadata.labels.exists(l, l.startsWith('team'))\"}\n";
+        let (s, _) = set(&key_policy(&k, any_team, SIGNED));
+        let many: Vec<(String, String)> = (0..300).map(|i| (format!("k{i}"), "v".to_string())).collect();
+        let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let e = eval(&s, &on_pod(&many, &[], evidence("reg.io/app:1", signed_by(&[&k]), vec![])));
+        assert!(!e.allowed, "signed, but the condition cannot be evaluated: {e:?}");
+        assert!(e.failures[0].contains("the pod's labels are not known on the node: 300 entries"), "{e:?}");
+        let few = &many[..crate::evaluate::cel::MAX_POD_METADATA_ENTRIES];
+        assert!(eval(&s, &on_pod(few, &[], evidence("reg.io/app:1", vec![], vec![]))).allowed, "no team label");
+        let big = "x".repeat(crate::evaluate::cel::MAX_POD_METADATA_BYTES);
+        let e = eval(&s, &on_pod(&[("team", &big)], &[], evidence("reg.io/app:1", signed_by(&[&k]), vec![])));
+        assert!(!e.allowed && e.failures[0].contains("bytes, over the cap"), "{e:?}");
+        let selected = "  matchConstraints:\n    objectSelector: {matchLabels: {verify: 'true'}}\n";
+        let (s, _) = set(&key_policy(&k, selected, SIGNED));
+        assert!(eval(&s, &on_pod(&many, &[], evidence("reg.io/app:1", vec![], vec![]))).allowed, "not selected");
+    }
+
     /// For a policy whose object is not the pod, `object.metadata.labels` are that object's,
     /// which the node never sees: they fail closed, naming why.
     #[test]
@@ -1973,7 +2009,14 @@ mod tests {
             assert!(eval(&s, &on_pod(&[], &[], unsigned())).allowed, "not selected");
             assert!(!eval(&s, &unsigned()).allowed, "labels unknown: selected");
         }
-        // A selector over another object's labels is not applied: every pod is checked.
+        // A selector over another object's labels is not applied: every pod is checked. All
+        // of `apps`' resources are Deployments and the like, not pods.
+        let apps_any = "    resourceRules:\n    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: ['*']}\n";
+        let (s, _) = set(&key_policy(&k, &selector(apps_any), SIGNED));
+        assert!(!eval(&s, &on_pod(&[], &[], evidence("reg.io/app:1", vec![], vec![]))).allowed, "not narrowed");
+        let any = "    resourceRules:\n    - {apiGroups: ['*'], apiVersions: ['*'], operations: [CREATE], resources: ['*']}\n";
+        let (s, _) = set(&key_policy(&k, &selector(any), SIGNED));
+        assert!(eval(&s, &on_pod(&[], &[], evidence("reg.io/app:1", vec![], vec![]))).allowed, "pods are among them");
         let deployments = "    resourceRules:\n    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}\n";
         let yaml = key_policy(&k, &selector(deployments), SIGNED);
         let notes = super::super::import(&parse_documents(Path::new("t.yaml"), &yaml).unwrap()[0]).unwrap().notes;
