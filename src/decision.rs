@@ -37,10 +37,22 @@ impl ImageClaim {
 pub const RUNTIME_SANDBOX_LABELS: [&str; 4] =
     ["io.kubernetes.pod.name", "io.kubernetes.pod.namespace", "io.kubernetes.pod.uid", "io.cri-containerd.kind"];
 
-/// Prefix of the annotations containerd writes into the sandbox's OCI spec (sandbox id,
-/// name, namespace, uid, log directory, container type, resources), which NRI merges into
-/// the pod's annotations.
-pub const CONTAINERD_ANNOTATION_PREFIX: &str = "io.kubernetes.cri.";
+/// The annotations containerd writes into the sandbox's OCI spec, which NRI merges into the
+/// pod's annotations (containerd overwrites a pod's own value for these). Others under the
+/// same prefix are the pod's (`io.kubernetes.cri.untrusted-workload` is one users set).
+pub const CONTAINERD_SANDBOX_ANNOTATIONS: [&str; 11] = [
+    "io.kubernetes.cri.container-type",
+    "io.kubernetes.cri.sandbox-id",
+    "io.kubernetes.cri.sandbox-name",
+    "io.kubernetes.cri.sandbox-namespace",
+    "io.kubernetes.cri.sandbox-uid",
+    "io.kubernetes.cri.sandbox-log-directory",
+    "io.kubernetes.cri.podsandbox.image-name",
+    "io.kubernetes.cri.sandbox-cpu-period",
+    "io.kubernetes.cri.sandbox-cpu-quota",
+    "io.kubernetes.cri.sandbox-cpu-shares",
+    "io.kubernetes.cri.sandbox-memory",
+];
 
 /// Annotations kubelet adds to its own copy of every pod (when it first saw it, and from
 /// where), which it passes to the sandbox: an API pod's object does not carry them.
@@ -66,7 +78,7 @@ impl PodMetadata {
         annotations: impl IntoIterator<Item = (&'a String, &'a String)>,
     ) -> Self {
         let added_annotation = |k: &str, v: &str| {
-            k.starts_with(CONTAINERD_ANNOTATION_PREFIX) || k == KUBELET_SEEN || (k == KUBELET_SOURCE && v == "api")
+            CONTAINERD_SANDBOX_ANNOTATIONS.contains(&k) || k == KUBELET_SEEN || (k == KUBELET_SOURCE && v == "api")
         };
         Self {
             labels: labels
@@ -235,6 +247,9 @@ mod tests {
         let pod = PodMetadata::from_sandbox(&labels, &annotations);
         assert_eq!(pod.labels, map(&[("app", "web"), ("io.kubernetes.pod.other", "kept")]));
         assert_eq!(pod.annotations, map(&[("example.com/owner", "team-a")]));
+        // Under containerd's prefix, what containerd does not write is the pod's.
+        let own = map(&[("io.kubernetes.cri.untrusted-workload", "true")]);
+        assert_eq!(PodMetadata::from_sandbox(&labels, &own).annotations, own);
         // A static pod's source stays: its mirror pod in the API carries it.
         let pod = PodMetadata::from_sandbox(&labels, &map(&[("kubernetes.io/config.source", "file")]));
         assert_eq!(pod.annotations, map(&[("kubernetes.io/config.source", "file")]));

@@ -115,6 +115,10 @@ pub struct Enforcer {
     trust: Arc<TrustRoot>,
     /// Layer chains of the images checked, to tie each to the container's rootfs.
     chains: Chains,
+    /// Evaluations running at once (one per core): whoever creates pods with metadata of
+    /// their own makes each a verification of its own, which must queue, not pile threads
+    /// onto the cores the runtime needs.
+    evaluations: Arc<tokio::sync::Semaphore>,
 }
 
 impl Enforcer {
@@ -143,6 +147,9 @@ impl Enforcer {
             warn_mode,
             trust: config.trust,
             chains: Chains::default(),
+            evaluations: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            )),
         }
     }
 
@@ -283,9 +290,12 @@ impl Enforcer {
         let source = Arc::clone(&self.source);
         let snapshot = Arc::clone(policy);
         let trust = Arc::clone(&self.trust);
+        let evaluations = Arc::clone(&self.evaluations);
         let lookup = self
             .cache
-            .get_or_compute(key, budget, move || async move { verify_target(&*source, snapshot, trust, target).await })
+            .get_or_compute(key, budget, move || async move {
+                verify_target(&*source, snapshot, trust, evaluations, target).await
+            })
             .await;
         crate::metrics::metrics().cache_lookup(match &lookup {
             Lookup::Ready { cached: true, .. } => "hit",
@@ -456,6 +466,7 @@ async fn verify_target(
     source: &dyn SignatureSource,
     snapshot: Arc<PolicySet>,
     trust_root: Arc<TrustRoot>,
+    evaluations: Arc<tokio::sync::Semaphore>,
     target: Target,
 ) -> Verdict {
     let (policy, trust) = (&*snapshot, &*trust_root);
@@ -549,7 +560,9 @@ async fn verify_target(
     // however long it takes.
     let now = cx.now;
     drop(matched);
+    let permit = evaluations.acquire_owned().await.expect("the evaluation semaphore is never closed");
     let evaluated = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let matched = matching(&snapshot, &place);
         evaluate::evaluate(&matched, &evidence, &digest, verify::Context { trust: &trust_root, now })
     })

@@ -976,6 +976,24 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
     };
     let mut out = Namespaces::default();
     if let Some(m) = &rule.match_ {
+        // Kyverno's engine reads `any` if given, else `all`, else `resources` (its validation
+        // refuses them together, but a local file may hold them): what it ignores must not
+        // narrow here. `resources` beside `any` is kept as one more alternative, which only
+        // widens.
+        let (all_entries, resources) = match (m.any.is_empty(), m.all.is_empty()) {
+            (true, false) => (&m.all[..], None),
+            (false, false) => {
+                notes.push(format!("rule {}: match.all beside match.any is ignored, as Kyverno ignores it", rule.name));
+                (&[][..], m.resources.as_ref())
+            }
+            _ => (&m.all[..], m.resources.as_ref()),
+        };
+        if m.resources.is_some() && resources.is_none() {
+            notes.push(format!(
+                "rule {}: match.resources beside match.all is ignored, as Kyverno ignores it",
+                rule.name
+            ));
+        }
         // `any`: the rule covers the union; only if every entry names namespaces is it narrower.
         // An entry without `resources` (say, only `subjects`) covers every namespace, so it
         // counts as an empty list: no narrowing.
@@ -983,7 +1001,7 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
             .any
             .iter()
             .map(|e| e.resources.as_ref().map(names).unwrap_or_default())
-            .chain(m.resources.as_ref().map(names))
+            .chain(resources.map(names))
             .collect();
         if !lists.is_empty() && lists.iter().all(|l| !l.is_empty()) {
             let all: Vec<String> = lists.into_iter().flatten().collect();
@@ -998,7 +1016,7 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
         // alternative of its own names and selector; one that names no namespaces and has
         // no selector (or has no resources) covers every namespace, and so does the rule.
         let entries: Vec<Option<&BTreeMap<String, Value>>> =
-            m.any.iter().map(|e| e.resources.as_ref()).chain(m.resources.as_ref().map(Some)).collect();
+            m.any.iter().map(|e| e.resources.as_ref()).chain(resources.map(Some)).collect();
         let selectors: Vec<EntrySelectors> =
             entries.iter().map(|r| r.map(|r| entry_selectors(r, &rule.name, notes)).unwrap_or_default()).collect();
         // `all`: each entry must match, so each narrows by its plain names and its selectors.
@@ -1006,7 +1024,7 @@ fn namespaces(rule: &Rule, notes: &mut Vec<String>) -> Namespaces {
         // names) is not evaluated on the node: the rule then applies where Kyverno's might
         // not, never less.
         let mut widened = false;
-        for e in &m.all {
+        for e in all_entries {
             let Some(r) = e.resources.as_ref() else {
                 widened = true;
                 continue;
@@ -1335,6 +1353,23 @@ mod tests {
         assert!(ns.covers_at(&pod_at("prod", Some(&yes))));
         assert!(!ns.covers_at(&pod_at("prod", Some(&no))));
         assert!(!ns.covers_at(&pod_at("dev", Some(&yes))));
+    }
+
+    /// Kyverno's engine reads `any`, else `all`, else `resources`: what it ignores in a
+    /// combination its validation refuses (a local file may hold one) must not narrow.
+    #[test]
+    fn what_kyverno_ignores_in_a_match_does_not_narrow() {
+        let mut notes = Vec::new();
+        let r = rule("name: r\nmatch: {any: [{resources: {kinds: [Pod]}}], all: [{resources: {kinds: [Pod], selector: {matchLabels: {verify: 'true'}}}}]}\n");
+        let ns = namespaces(&r, &mut notes);
+        assert!(ns.covers_at(&pod_at("a", Some(&labels(&[])))), "all is ignored beside any");
+        assert!(notes.iter().any(|n| n.contains("match.all beside match.any is ignored")), "{notes:?}");
+        let r = rule(
+            "name: r\nmatch: {all: [{resources: {kinds: [Pod]}}], resources: {kinds: [Pod], namespaces: [prod]}}\n",
+        );
+        let ns = namespaces(&r, &mut notes);
+        assert!(ns.covers_at(&pod_at("dev", None)), "resources is ignored beside all");
+        assert!(notes.iter().any(|n| n.contains("match.resources beside match.all is ignored")), "{notes:?}");
     }
 
     /// What the node cannot read the way Kyverno does narrows nothing: a selector of other
