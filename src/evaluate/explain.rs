@@ -396,6 +396,29 @@ spec:
         );
     }
 
+    /// A rule that selects pods by their own labels says explain does not know them, and
+    /// that it applies.
+    #[test]
+    fn an_unevaluated_pod_selector_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        let cpol = format!(
+            "apiVersion: kyverno.io/v1\nkind: ClusterPolicy\nmetadata: {{name: p}}\nspec:\n  rules:\n  - name: r\n    \
+             match: {{any: [{{resources: {{kinds: [Pod], selector: {{matchLabels: {{verify: 'true'}}}}}}}}]}}\n    \
+             verifyImages:\n    - imageReferences: ['reg.io/*']\n      attestors:\n      - entries:\n        \
+             - keys: {{publicKeys: {:?}}}\n",
+            crate::testutil::TEST_PUB
+        );
+        std::fs::write(d.path().join("p.yaml"), cpol).unwrap();
+        let l = load_dir(d.path()).unwrap();
+        let x = explain(&l, NoMatchAction::Deny, "reg.io/app:v1", Some("dev")).unwrap();
+        assert_eq!(x.matched, ["kyverno:p/r"]);
+        let text = x.to_string();
+        assert!(
+            text.contains("selector over the pod's labels not evaluated") && text.contains("the policy applies"),
+            "{text}"
+        );
+    }
+
     /// #19: certificate attestors and ClusterPolicy Notary rules are shown for what they
     /// check; a certificate that does not chain to its chain refuses the file.
     #[test]
