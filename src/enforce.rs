@@ -653,6 +653,14 @@ mod tests {
         World { store, source, signer, policy_tx, enforcer }
     }
 
+    /// The one policy a policy file's first document holds, compiled with local keys only.
+    fn compiled(yaml: &str) -> crate::policy::Policy {
+        let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
+        let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
+        let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
+        crate::policy::compile::compile(normal, &keys).unwrap().policy
+    }
+
     fn claim(name: &str) -> ImageClaim {
         ImageClaim::named(name)
     }
@@ -1044,10 +1052,7 @@ mod tests {
         let w = world(EnforcerConfig::default());
         w.store.put("reg.io/probe/app:v1", D1);
         let yaml = &format!("apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  matchImageReferences: [{{glob: \"reg.io/probe/*\"}}]\n  matchConditions:\n  - {{name: n, expression: \"object.metadata.namespace != 'kube-system'\"}}\n  attestors:\n  - {}\n  validations:\n  - expression: \"false\"\n", crate::testutil::vectors::notary_attestor("none"));
-        let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
-        let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
-        let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
-        let policy = crate::policy::compile::compile(normal, &keys).unwrap().policy;
+        let policy = compiled(yaml);
         w.policy_tx.send(PolicySet::assemble(vec![policy], NoMatchAction::Deny)).unwrap();
         let in_ns = |ns: &str| ImageClaim { namespace: Some(ns.into()), ..claim("reg.io/probe/app:v1") };
         assert!(w.enforcer.decide(&in_ns("kube-system"), SECOND).await.allowed());
@@ -1067,10 +1072,7 @@ mod tests {
         w.store.put("reg.io/probe/other:v1", D2);
         w.store.put("reg.io/probe/broken:v1", D3);
         let yaml = &format!("apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  matchImageReferences: [{{glob: \"reg.io/probe/*\"}}]\n  attestors:\n  - {}\n  attestations:\n  - {{name: sbom, referrer: {{type: sbom/cyclone-dx}}}}\n  validations:\n  - expression: \"images.containers.all(i, verifyAttestationSignatures(i, attestations.sbom, [attestors.notary]) > 0)\"\n", crate::testutil::vectors::notary_attestor("notary"));
-        let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
-        let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
-        let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
-        let policy = crate::policy::compile::compile(normal, &keys).unwrap().policy;
+        let policy = compiled(yaml);
         w.policy_tx.send(PolicySet::assemble(vec![policy], NoMatchAction::Deny)).unwrap();
         let unsigned = crate::registry::ReferredArtifact {
             digest: D3.into(),
@@ -1097,10 +1099,7 @@ mod tests {
         let w = world(EnforcerConfig::default());
         w.store.put("reg.io/probe/app:v1", D1);
         let yaml = &format!("apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  matchImageReferences: [{{glob: \"reg.io/probe/*\"}}]\n  matchConditions:\n  - {{name: n, expression: \"object.metadata.labels.tier != 'exempt'\"}}\n  attestors:\n  - {}\n  validations:\n  - expression: \"false\"\n", crate::testutil::vectors::notary_attestor("none"));
-        let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
-        let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
-        let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
-        let policy = crate::policy::compile::compile(normal, &keys).unwrap().policy;
+        let policy = compiled(yaml);
         w.policy_tx.send(PolicySet::assemble(vec![policy], NoMatchAction::Deny)).unwrap();
         let with = |tier: &str, note: &str| {
             let pod = PodMetadata {
@@ -1131,10 +1130,7 @@ mod tests {
              - keys: {{publicKeys: {:?}, rekor: {{ignoreTlog: true}}, ctlog: {{ignoreSCT: true}}}}\n",
             crate::testutil::TEST_PUB
         );
-        let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), &yaml).unwrap()[0];
-        let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
-        let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
-        let policy = crate::policy::compile::compile(normal, &keys).unwrap().policy;
+        let policy = compiled(&yaml);
         w.policy_tx.send(PolicySet::assemble(vec![policy], NoMatchAction::Allow)).unwrap();
         let labelled = |verify: Option<&str>| {
             let pod = verify.map(|v| {
@@ -1157,10 +1153,7 @@ mod tests {
         let w = world(EnforcerConfig::default());
         w.store.put("reg.io/probe/app:v1", D1);
         let yaml = &format!("apiVersion: policies.kyverno.io/v1\nkind: ImageValidatingPolicy\nmetadata: {{name: p}}\nspec:\n  matchImageReferences: [{{glob: \"reg.io/probe/*\"}}]\n  matchConditions:\n  - {{name: n, expression: \"namespaceObject.metadata.labels.env == 'prod'\"}}\n  attestors:\n  - {}\n  validations:\n  - expression: \"false\"\n", crate::testutil::vectors::notary_attestor("none"));
-        let doc = &crate::policy::file::parse_documents(std::path::Path::new("p.yaml"), yaml).unwrap()[0];
-        let normal = &crate::policy::importers::import(doc).unwrap().policies[0];
-        let keys = crate::policy::compile::FilesOnly(std::path::Path::new("/"));
-        let policy = crate::policy::compile::compile(normal, &keys).unwrap().policy;
+        let policy = compiled(yaml);
         let set = PolicySet::assemble(vec![policy], NoMatchAction::Deny);
         let labelled = |env: &str| {
             Arc::new(NamespaceLabels::listed([("team".to_string(), [("env".to_string(), env.to_string())].into())]))

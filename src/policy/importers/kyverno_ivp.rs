@@ -1048,6 +1048,11 @@ mod tests {
 
     const D: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
+    /// The first document of `yaml`, imported.
+    fn import_first(yaml: &str) -> Result<super::Imported, Vec<String>> {
+        super::super::import(&parse_documents(Path::new("t.yaml"), yaml).unwrap()[0])
+    }
+
     fn set(yaml: &str) -> (Arc<PolicySet>, Vec<String>) {
         let mut policies = Vec::new();
         let mut warnings = Vec::new();
@@ -1172,7 +1177,7 @@ mod tests {
     #[test]
     fn a_notary_attestor_imports_to_a_notary_check() {
         let doc = notary_policy(&inline_certs("trusted.crt"), "");
-        let imported = super::super::import(&parse_documents(Path::new("t.yaml"), &doc).unwrap()[0]).unwrap();
+        let imported = import_first(&doc).unwrap();
         let Check::Cel(c) = &imported.policies[0].requirements[0].authorities[0].check else { panic!() };
         let Check::Notary(n) = &c.attestors[0].check else { panic!("{:?}", c.attestors[0].check) };
         assert_eq!(n.certs, KeyRef::Pem(notation("trusted.crt")));
@@ -1240,7 +1245,7 @@ mod tests {
     fn notary_certs_and_timestamps() {
         let doc = |certs: &str, extra: &str| {
             let doc = notary_policy(certs, extra);
-            super::super::import(&parse_documents(Path::new("t.yaml"), &doc).unwrap()[0])
+            import_first(&doc)
         };
         let attestor = |i: &crate::policy::importers::Imported| {
             let Check::Cel(c) = &i.policies[0].requirements[0].authorities[0].check else { panic!() };
@@ -2019,7 +2024,7 @@ mod tests {
         assert!(eval(&s, &on_pod(&[], &[], evidence("reg.io/app:1", vec![], vec![]))).allowed, "pods are among them");
         let deployments = "    resourceRules:\n    - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE], resources: [deployments]}\n";
         let yaml = key_policy(&k, &selector(deployments), SIGNED);
-        let notes = super::super::import(&parse_documents(Path::new("t.yaml"), &yaml).unwrap()[0]).unwrap().notes;
+        let notes = import_first(&yaml).unwrap().notes;
         assert!(
             notes.iter().any(|n| n.contains("objectSelector selects by the labels of an object that is not the pod")),
             "{notes:?}"
@@ -2028,8 +2033,7 @@ mod tests {
         assert!(!eval(&s, &on_pod(&[], &[], evidence("reg.io/app:1", vec![], vec![]))).allowed);
         // A selector the API server would refuse is refused.
         let bad = "  matchConstraints:\n    objectSelector:\n      matchExpressions:\n      - {key: tier, operator: In, values: []}\n";
-        let doc = parse_documents(Path::new("t.yaml"), &key_policy(&k, bad, SIGNED)).unwrap().remove(0);
-        let errors = super::super::import(&doc).expect_err("refused");
+        let errors = import_first(&key_policy(&k, bad, SIGNED)).expect_err("refused");
         assert!(errors.iter().any(|e| e.contains("spec.matchConstraints.objectSelector: ")), "{errors:?}");
     }
 
@@ -2075,7 +2079,7 @@ mod tests {
     const NO_TLOG: &str = "      ctlog: {insecureIgnoreTlog: true, insecureIgnoreSCT: true}\n";
 
     fn pinned(doc: &str) -> Check {
-        let imported = super::super::import(&parse_documents(Path::new("t.yaml"), doc).unwrap()[0]).unwrap();
+        let imported = import_first(doc).unwrap();
         let Check::Cel(c) = &imported.policies[0].requirements[0].authorities[0].check else { panic!() };
         c.attestors[0].check.clone()
     }
@@ -2129,10 +2133,10 @@ mod tests {
         );
         // Neither, or both forms of one field: refused, naming the field.
         let doc = certificate_policy("        cert: {value: \"\"}\n", "");
-        let e = super::super::import(&parse_documents(Path::new("t.yaml"), &doc).unwrap()[0]).unwrap_err();
+        let e = import_first(&doc).unwrap_err();
         assert!(e.iter().any(|e| e.contains("certificate needs cert, certChain or both")), "{e:?}");
         let doc = certificate_policy("        certChain: {value: x, expression: \"'x'\"}\n", "");
-        let e = super::super::import(&parse_documents(Path::new("t.yaml"), &doc).unwrap()[0]).unwrap_err();
+        let e = import_first(&doc).unwrap_err();
         assert!(
             e.iter().any(|e| e.contains("certificate.certChain needs exactly one of value or expression")),
             "{e:?}"
@@ -2163,7 +2167,7 @@ mod tests {
         // A certificate not chaining to its chain's root does not compile.
         let bad = format!("{}{}", cert_value("cert", "leaf-email.pem"), cert_value("certChain", "other-root.pem"));
         let doc = certificate_policy(&bad, NO_TLOG);
-        let imported = super::super::import(&parse_documents(Path::new("t.yaml"), &doc).unwrap()[0]).unwrap();
+        let imported = import_first(&doc).unwrap();
         let err = compile(&imported.policies[0], &FilesOnly(Path::new("/"))).err().unwrap();
         let err = err.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
         assert!(err.contains("does not chain to the root of its certificate chain"), "{err}");
@@ -2181,14 +2185,14 @@ mod tests {
                    identities: [{issuer: i, subject: s}, {issuer: j, subject: t}]\n        additionalExtensions: \
                    {githubWorkflowRef: refs/heads/main}\n  validations:\n  - expression: images.containers.all(i, \
                    verifyImageSignatures(i, [attestors.ci]) > 0)\n";
-        let imported = super::super::import(&parse_documents(Path::new("t.yaml"), doc).unwrap()[0]).unwrap();
+        let imported = import_first(doc).unwrap();
         let Check::Cel(c) = &imported.policies[0].requirements[0].authorities[0].check else { panic!() };
         let Check::Keyless(k) = &c.attestors[0].check else { panic!("{:?}", c.attestors[0].check) };
         for id in &k.identities {
             assert_eq!(id.extensions.get("1.3.6.1.4.1.57264.1.6").map(String::as_str), Some("^refs/heads/main$"));
         }
         let odd = doc.replace("githubWorkflowRef: refs/heads/main", "sourceRepositoryUri: x");
-        let imported = super::super::import(&parse_documents(Path::new("t.yaml"), &odd).unwrap()[0]).unwrap();
+        let imported = import_first(&odd).unwrap();
         let Check::Cel(c) = &imported.policies[0].requirements[0].authorities[0].check else { panic!() };
         assert!(matches!(&c.attestors[0].check, Check::Unsupported(why) if why.contains("sourceRepositoryUri")));
     }
